@@ -1,0 +1,80 @@
+# Flagstaff. `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+VAR := var
+CHROMIUM := /usr/bin/chromium
+PG_URL ?= postgresql://root@127.0.0.1:5432/flagstaff
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test test-embedded test-services lint format bench chromium services clean
+
+$(STAMP): pyproject.toml client/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
+	touch $(STAMP)
+
+$(VAR)/secret_key:
+	mkdir -p $(VAR)
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+	chmod 600 $@
+
+## run: install, migrate and start web + worker + beat on SQLite and a file broker
+run: $(STAMP) $(VAR)/secret_key
+	export SECRET_KEY_FILE=$(CURDIR)/$(VAR)/secret_key; \
+	$(BIN)/python manage.py migrate --no-input && \
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
+	$(BIN)/python manage.py ensure_admin && \
+	exec $(BIN)/python manage.py serve
+
+## chromium: Debian's Chromium for the browser tests (never a browser download)
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+## services: start the local PostgreSQL and Redis if they are down
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; \
+	  echo "PostgreSQL or Redis did not come up" >&2; exit 1
+
+## test: the whole suite on the embedded default, then on PostgreSQL + Redis + a real worker
+test: $(STAMP) chromium
+	$(MAKE) --no-print-directory test-embedded
+	@if [ "$$CI" = "true" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \
+	  $(MAKE) --no-print-directory test-services; \
+	else \
+	  echo "PostgreSQL/Redis not reachable: skipped the services pass (CI runs it)"; \
+	fi
+
+test-embedded: $(STAMP)
+	@echo "== test suite: embedded default (SQLite, file broker) =="
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(BIN)/pytest
+
+test-services: $(STAMP) services
+	@echo "== test suite: PostgreSQL + Redis + Celery worker =="
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) CELERY_BROKER_URL=$(REDIS_TEST_URL) \
+	  FLAGSTAFF_REQUIRE_SERVICES=1 $(BIN)/pytest
+
+## lint: formatting, lint rules, types and migrations
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: run every benchmark under bench/ (each prints its figures)
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(VAR) .pytest_cache .mypy_cache .ruff_cache

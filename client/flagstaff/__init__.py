@@ -1,0 +1,1 @@
+"""Flagstaff client: local resolution of Claude configs and Messages API request rendering."""

@@ -1,0 +1,50 @@
+"""Forms of the core app; the audit filter serves the audit page and the audit API alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+
+from controlplane.models import AuditEntry
+
+
+class AuditFilterForm(forms.Form):
+    since = forms.DateTimeField(required=False, help_text="ISO 8601, e.g. 2026-11-01T00:00:00Z")
+    until = forms.DateTimeField(required=False)
+    actor = forms.CharField(required=False, max_length=200)
+    flag = forms.CharField(required=False, max_length=100)
+    environment = forms.CharField(required=False, max_length=100)
+    action = forms.CharField(required=False, max_length=64, help_text="Exact action or a prefix ending in '.'")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Must be after 'since'.")
+        return cleaned
+
+    def apply(self, entries: QuerySet[AuditEntry]) -> QuerySet[AuditEntry]:
+        data = self.cleaned_data
+        if data.get("since"):
+            entries = entries.filter(created_at__gte=data["since"])
+        if data.get("until"):
+            entries = entries.filter(created_at__lt=data["until"])
+        if data.get("actor"):
+            entries = entries.filter(actor_name__icontains=data["actor"])
+        if data.get("flag"):
+            entries = entries.filter(flag_key=data["flag"])
+        if data.get("environment"):
+            entries = entries.filter(environment_key=data["environment"])
+        action = data.get("action")
+        if action:
+            entries = entries.filter(action__startswith=action) if action.endswith(".") else entries.filter(action=action)
+        return entries
+
+    def error_list(self) -> list[dict[str, str]]:
+        return [
+            {"path": field, "message": str(message)}
+            for field, messages in self.errors.items()
+            for message in messages
+        ]

@@ -1,0 +1,393 @@
+"""REST API of the flags app: thin views over flags.services and flags.lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Max, Prefetch, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.auth import actor_for_request
+from controlplane.errors import InvalidInput
+from controlplane.serializers import ReasonSerializer, StrictSerializer
+from flags import services
+from flags.diff import diff_configs
+from flags.lookups import get_environment, get_flag, get_version
+from flags.models import (
+    ClaudeModel,
+    ConfigVersion,
+    Environment,
+    Flag,
+    FlagQuerySet,
+    FlagState,
+    ModelPrice,
+    Surface,
+)
+from flags.validation import CONFIG_SCHEMA
+
+
+class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
+    class Meta:
+        model = Environment
+        fields = ["key", "name", "revision", "created_at"]
+
+
+class EnvironmentCreateSerializer(StrictSerializer):
+    key = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class EnvironmentsView(ListAPIView[Environment]):
+    serializer_class = EnvironmentSerializer
+    queryset = Environment.objects.by_key()
+
+    @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
+    def post(self, request: Request) -> Response:
+        data = _validated(EnvironmentCreateSerializer, request)
+        environment = services.create_environment(
+            key=data["key"], name=data["name"], actor=actor_for_request(request)
+        )
+        return Response(EnvironmentSerializer(environment).data, status=status.HTTP_201_CREATED)
+
+
+def _validated(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class FlagStateSerializer(serializers.ModelSerializer[FlagState]):
+    environment = serializers.CharField(source="environment.key")
+    revision = serializers.IntegerField(source="environment.revision")
+    serving_version = serializers.IntegerField(source="serving_version.number", allow_null=True, default=None)
+
+    class Meta:
+        model = FlagState
+        fields = ["environment", "enabled", "serving_version", "revision", "updated_at"]
+
+
+class FlagSerializer(serializers.ModelSerializer[Flag]):
+    archived = serializers.BooleanField(source="is_archived")
+    environments = FlagStateSerializer(source="states", many=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flag
+        fields = [
+            "key",
+            "name",
+            "description",
+            "surface",
+            "owner",
+            "stickiness",
+            "archived",
+            "created_at",
+            "archived_at",
+            "latest_version",
+            "environments",
+        ]
+
+    def get_latest_version(self, flag: Flag) -> int | None:
+        latest: int | None = getattr(flag, "latest_version_number", None)
+        return latest
+
+
+def _flags_with_states() -> FlagQuerySet:
+    states = FlagState.objects.select_related("environment", "serving_version").order_by("environment__key")
+    return Flag.objects.annotate(latest_version_number=Max("versions__number")).prefetch_related(
+        Prefetch("states", queryset=states)
+    )
+
+
+class FlagCreateSerializer(StrictSerializer):
+    key = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    surface = serializers.ChoiceField(choices=Surface.choices)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    owner = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    stickiness = serializers.CharField(max_length=100, required=False, default="targetingKey")
+
+
+class FlagUpdateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    surface = serializers.ChoiceField(choices=Surface.choices, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    owner = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    stickiness = serializers.CharField(max_length=100, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class FlagsView(ListAPIView[Flag]):
+    serializer_class = FlagSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, description="Match key, name or owner"),
+            OpenApiParameter("archived", bool, description="Include archived flags"),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Flag]:
+        flags = _flags_with_states().search(self.request.query_params.get("search", "").strip())
+        if self.request.query_params.get("archived", "").lower() not in {"1", "true", "yes"}:
+            flags = flags.active()
+        return flags
+
+    @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
+    def post(self, request: Request) -> Response:
+        data = _validated(FlagCreateSerializer, request)
+        flag = services.create_flag(actor=actor_for_request(request), **data)
+        return Response(FlagSerializer(_flags_with_states().get(pk=flag.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class FlagDetailView(APIView):
+    @extend_schema(responses=FlagSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        return Response(FlagSerializer(_flags_with_states().get(pk=flag.pk)).data)
+
+    @extend_schema(request=FlagUpdateSerializer, responses=FlagSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        data = _validated(FlagUpdateSerializer, request)
+        reason = data.pop("reason")
+        services.update_flag(flag=flag, changes=data, actor=actor_for_request(request), reason=reason)
+        return Response(FlagSerializer(_flags_with_states().get(pk=flag.pk)).data)
+
+
+class FlagArchiveView(APIView):
+    @extend_schema(request=ReasonSerializer, responses=FlagSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        data = _validated(ReasonSerializer, request)
+        services.archive_flag(flag=flag, actor=actor_for_request(request), reason=data["reason"])
+        return Response(FlagSerializer(_flags_with_states().get(pk=flag.pk)).data)
+
+
+class IssueSerializer(serializers.Serializer[Any]):
+    path = serializers.CharField()
+    message = serializers.CharField()
+    code = serializers.CharField()
+
+
+class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
+    flag = serializers.CharField(source="flag.key")
+    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)
+    author = serializers.CharField(source="author_name")
+    warnings = IssueSerializer(many=True)
+
+    class Meta:
+        model = ConfigVersion
+        fields = [
+            "flag",
+            "number",
+            "variant",
+            "content_hash",
+            "parent",
+            "author",
+            "message",
+            "warnings",
+            "created_at",
+            "content",
+        ]
+
+
+class VersionCreateSerializer(StrictSerializer):
+    content = serializers.JSONField()
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class ContentSerializer(StrictSerializer):
+    content = serializers.JSONField()
+
+
+class ValidationResultSerializer(serializers.Serializer[Any]):
+    ok = serializers.BooleanField()
+    errors = IssueSerializer(many=True)
+    warnings = IssueSerializer(many=True)
+
+
+class VersionsView(ListAPIView[ConfigVersion]):
+    serializer_class = VersionSerializer
+
+    def get_queryset(self) -> QuerySet[ConfigVersion]:
+        flag = get_flag(self.kwargs["key"])
+        return ConfigVersion.objects.for_flag(flag).select_related("flag", "parent")
+
+    @extend_schema(request=VersionCreateSerializer, responses={201: VersionSerializer})
+    def post(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        data = _validated(VersionCreateSerializer, request)
+        created = services.create_version(
+            flag=flag,
+            content=data["content"],
+            message=data["message"],
+            parent_number=data["parent"],
+            actor=actor_for_request(request),
+        )
+        return Response(VersionSerializer(created.version).data, status=status.HTTP_201_CREATED)
+
+
+class VersionDetailView(APIView):
+    @extend_schema(responses=VersionSerializer)
+    def get(self, request: Request, key: str, number: int) -> Response:
+        return Response(VersionSerializer(get_version(get_flag(key), number)).data)
+
+
+class ValidateView(APIView):
+    """Dry run: validate content for this flag without saving anything."""
+
+    required_scopes = {"POST": "read"}
+
+    @extend_schema(request=ContentSerializer, responses=ValidationResultSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        data = _validated(ContentSerializer, request)
+        result = services.validate_content(flag=flag, content=data["content"])
+        return Response(
+            {
+                "ok": result.ok,
+                "errors": [issue.as_dict() for issue in result.errors],
+                "warnings": [issue.as_dict() for issue in result.warnings],
+            }
+        )
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        raise InvalidInput(f"The '{name}' query parameter is required.", errors=[{"path": name, "message": "Required."}])
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"The '{name}' query parameter must be a version number.",
+            errors=[{"path": name, "message": "Must be a whole number."}],
+        ) from None
+    if value < 1:
+        raise InvalidInput(f"'{name}' must be 1 or more.", errors=[{"path": name, "message": "Must be 1 or more."}])
+    return value
+
+
+class DiffView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", int, required=True, description="Version number to compare from"),
+            OpenApiParameter("to", int, required=True, description="Version number to compare to"),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        old = get_version(flag, _int_param(request, "from"))
+        new = get_version(flag, _int_param(request, "to"))
+        diff = diff_configs(old.content, new.content)
+        return Response({"flag": flag.key, "from": old.number, "to": new.number, **diff.as_dict()})
+
+
+class PublishSerializer(StrictSerializer):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class EnvironmentFlagView(APIView):
+    environment_url_kwarg = "env"
+
+
+class PublishView(EnvironmentFlagView):
+    @extend_schema(request=PublishSerializer, responses=FlagStateSerializer)
+    def post(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(PublishSerializer, request)
+        state = services.publish_version(
+            flag=flag,
+            environment=environment,
+            number=data["version"],
+            actor=actor_for_request(request),
+            reason=data["reason"],
+        )
+        return Response(FlagStateSerializer(_fresh_state(state)).data)
+
+
+def _fresh_state(state: FlagState) -> FlagState:
+    return FlagState.objects.select_related("environment", "serving_version").get(pk=state.pk)
+
+
+class EnableView(EnvironmentFlagView):
+    enabled = True
+
+    @extend_schema(request=ReasonSerializer, responses=FlagStateSerializer)
+    def post(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(ReasonSerializer, request)
+        state = services.set_flag_enabled(
+            flag=flag,
+            environment=environment,
+            enabled=self.enabled,
+            actor=actor_for_request(request),
+            reason=data["reason"],
+        )
+        return Response(FlagStateSerializer(_fresh_state(state)).data)
+
+
+class DisableView(EnableView):
+    enabled = False
+
+
+class PriceSerializer(serializers.ModelSerializer[ModelPrice]):
+    class Meta:
+        model = ModelPrice
+        fields = ["token_type", "tier", "context", "usd_per_mtok", "effective_from"]
+
+
+class ModelSerializer(serializers.ModelSerializer[ClaudeModel]):
+    id = serializers.CharField(source="model_id")
+    prices = PriceSerializer(many=True)
+    days_to_retirement = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ClaudeModel
+        fields = [
+            "id",
+            "display_name",
+            "line",
+            "lifecycle",
+            "deprecated_at",
+            "retires_at",
+            "days_to_retirement",
+            "replacement",
+            "max_tokens",
+            "context_window",
+            "capabilities",
+            "source",
+            "synced_at",
+            "prices",
+        ]
+
+    def get_days_to_retirement(self, model: ClaudeModel) -> int | None:
+        if model.retires_at is None:
+            return None
+        return (model.retires_at - timezone.now().date()).days
+
+
+class ModelsView(ListAPIView[ClaudeModel]):
+    serializer_class = ModelSerializer
+    queryset = ClaudeModel.objects.with_prices()
+    pagination_class = None
+
+
+class ConfigSchemaView(APIView):
+    """The JSON Schema of config content."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response(CONFIG_SCHEMA)

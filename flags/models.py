@@ -1,0 +1,213 @@
+"""Environments, flags, immutable config versions, per-environment flag state, model catalog."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+KEY_VALIDATOR = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$",
+    "Use 1-100 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+)
+
+
+class EnvironmentQuerySet(models.QuerySet["Environment"]):
+    def by_key(self) -> EnvironmentQuerySet:
+        return self.order_by("key")
+
+
+class Environment(models.Model):
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    revision = models.BigIntegerField(
+        default=0, help_text="Bumped in the same transaction as every change that can alter resolution"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = EnvironmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.CheckConstraint(condition=Q(revision__gte=0), name="environment_revision_gte_0")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Surface(models.TextChoices):
+    CHAT = "chat", "Chat"
+    TYPING_ASSIST = "typing_assist", "Typing assist"
+    AGENT = "agent", "Agent"
+    BATCH = "batch", "Batch"
+
+
+class FlagQuerySet(models.QuerySet["Flag"]):
+    def active(self) -> FlagQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+    def search(self, text: str) -> FlagQuerySet:
+        if not text:
+            return self
+        return self.filter(Q(key__icontains=text) | Q(name__icontains=text) | Q(owner__icontains=text))
+
+
+class Flag(models.Model):
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    surface = models.CharField(max_length=16, choices=Surface.choices)
+    owner = models.CharField(max_length=200, blank=True)
+    stickiness = models.CharField(
+        max_length=100, default="targetingKey", help_text="Context attribute that keeps a unit in its split"
+    )
+    budgets = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FlagQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+
+class ConfigVersionQuerySet(models.QuerySet["ConfigVersion"]):
+    def for_flag(self, flag: Flag) -> ConfigVersionQuerySet:
+        return self.filter(flag=flag).order_by("-number")
+
+
+class ConfigVersion(models.Model):
+    """One immutable, numbered config of a flag. Rows are inserted and never updated."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    content = models.JSONField()
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the canonical JSON content")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    author_name = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ConfigVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["flag", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["flag", "number"], name="config_version_unique_number"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="config_version_number_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id and self.flag.key} v{self.number}"
+
+    @property
+    def variant(self) -> str:
+        return f"v{self.number}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValidationError("Config versions are immutable; create a new version instead.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class FlagStateQuerySet(models.QuerySet["FlagState"]):
+    def for_environment(self, environment: Environment) -> FlagStateQuerySet:
+        return self.filter(environment=environment)
+
+
+class FlagState(models.Model):
+    """What a flag serves in one environment."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="states")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="flag_states")
+    serving_version = models.ForeignKey(
+        ConfigVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    enabled = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = FlagStateQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["flag", "environment"], name="flag_state_unique_per_environment"),
+            models.CheckConstraint(
+                condition=Q(enabled=False) | Q(serving_version__isnull=False),
+                name="flag_state_enabled_needs_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id and self.flag.key} @ {self.environment_id and self.environment.key}"
+
+
+class Lifecycle(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DEPRECATED = "deprecated", "Deprecated"
+    RETIRED = "retired", "Retired"
+
+
+class ClaudeModelQuerySet(models.QuerySet["ClaudeModel"]):
+    def with_prices(self) -> ClaudeModelQuerySet:
+        return self.prefetch_related("prices")
+
+
+class ClaudeModel(models.Model):
+    """A model of the catalog: lifecycle, limits and capabilities, refreshed from the Models API."""
+
+    model_id = models.CharField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    line = models.CharField(max_length=32, blank=True)
+    lifecycle = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.ACTIVE)
+    deprecated_at = models.DateField(null=True, blank=True)
+    retires_at = models.DateField(null=True, blank=True)
+    replacement = models.CharField(max_length=100, blank=True)
+    aliases = models.JSONField(default=list, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    capabilities = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=16, default="seed", help_text="seed or models_api")
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ClaudeModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["line", "model_id"]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+
+class ModelPrice(models.Model):
+    """USD per million tokens of one token type, from a date on."""
+
+    model = models.ForeignKey(ClaudeModel, on_delete=models.CASCADE, related_name="prices")
+    token_type = models.CharField(max_length=32)
+    tier = models.CharField(max_length=16, default="standard")
+    context = models.CharField(max_length=32, blank=True, default="")
+    usd_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    effective_from = models.DateField()
+
+    class Meta:
+        ordering = ["model", "token_type", "tier", "context", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "token_type", "tier", "context", "effective_from"],
+                name="model_price_unique_effective",
+            ),
+            models.CheckConstraint(condition=Q(usd_per_mtok__gte=0), name="model_price_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.token_type} {self.usd_per_mtok} from {self.effective_from}"
