@@ -10,7 +10,7 @@ from controlplane.models import ApiToken, AuditEntry, UserRole
 from controlplane.services import revoke_api_token
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -99,7 +99,10 @@ class AuditExportView(APIView):
     required_scopes = {"GET": Scope.AUDIT}
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=True), *AUDIT_FILTER_PARAMETERS],
+        parameters=[
+            OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=True),
+            *AUDIT_FILTER_PARAMETERS,
+        ],
         responses={200: str},
     )
     def get(self, request: Request) -> StreamingHttpResponse:

@@ -25,7 +25,9 @@ urlpatterns = [
         name="publish",
     ),
     path("flags/<slug:key>/environments/<slug:env>/enable/", flags_api.EnableView.as_view(), name="enable"),
-    path("flags/<slug:key>/environments/<slug:env>/disable/", flags_api.DisableView.as_view(), name="disable"),
+    path(
+        "flags/<slug:key>/environments/<slug:env>/disable/", flags_api.DisableView.as_view(), name="disable"
+    ),
     path("audit/", core_api.AuditListView.as_view(), name="audit"),
     path("audit/export/", core_api.AuditExportView.as_view(), name="audit-export"),
     path("audit/verify/", core_api.AuditVerifyView.as_view(), name="audit-verify"),

@@ -186,7 +186,10 @@ def verify_chain(batch_size: int = 2000) -> ChainStatus:
     head = AuditChainHead.objects.first()
     if head is not None and (head.last_hash != prev_hash or head.entry_count != checked):
         return ChainStatus(
-            False, checked, None, f"the chain head expects {head.entry_count} entries; entries are missing at the end"
+            False,
+            checked,
+            None,
+            f"the chain head expects {head.entry_count} entries; entries are missing at the end",
         )
     return ChainStatus(True, checked)
 

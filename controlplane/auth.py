@@ -100,21 +100,24 @@ class HasScope(permissions.BasePermission):
             return False
         required = required_scope(request, view)
         if required not in request_scopes(request):
-            self.message = f"This action needs the '{required}' scope, which your role or token does not have."
+            self.message = (
+                f"This action needs the '{required}' scope, which your role or token does not have."
+            )
             return False
         token = request.auth if isinstance(request.auth, ApiToken) else None
-        if token is None or token.environment_id is None:
+        if token is None or token.environment is None:
             return True
+        bound_to = token.environment.key
         env_kwarg = getattr(view, "environment_url_kwarg", None)
         if env_kwarg and env_kwarg in view.kwargs:
-            if view.kwargs[env_kwarg] != token.environment.key:
-                self.message = f"This token is bound to environment '{token.environment.key}'."
+            if view.kwargs[env_kwarg] != bound_to:
+                self.message = f"This token is bound to environment '{bound_to}'."
                 return False
             return True
         if request.method not in permissions.SAFE_METHODS:
             self.message = (
-                f"This token is bound to environment '{token.environment.key}' and cannot make changes "
-                "that span environments."
+                f"This token is bound to environment '{bound_to}' "
+                "and cannot make changes that span environments."
             )
             return False
         return True

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 class DomainError(Exception):
     """A request the domain refuses. Subclasses fix the HTTP status and a stable code."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
     def __init__(

@@ -16,7 +16,9 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=200)
     flag = forms.CharField(required=False, max_length=100)
     environment = forms.CharField(required=False, max_length=100)
-    action = forms.CharField(required=False, max_length=64, help_text="Exact action or a prefix ending in '.'")
+    action = forms.CharField(
+        required=False, max_length=64, help_text="Exact action or a prefix ending in '.'"
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -39,7 +41,11 @@ class AuditFilterForm(forms.Form):
             entries = entries.filter(environment_key=data["environment"])
         action = data.get("action")
         if action:
-            entries = entries.filter(action__startswith=action) if action.endswith(".") else entries.filter(action=action)
+            entries = (
+                entries.filter(action__startswith=action)
+                if action.endswith(".")
+                else entries.filter(action=action)
+            )
         return entries
 
     def error_list(self) -> list[dict[str, str]]:

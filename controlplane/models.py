@@ -150,9 +150,7 @@ class AuditChainHead(models.Model):
     entry_count = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.CheckConstraint(condition=Q(singleton=True), name="audit_head_singleton")
-        ]
+        constraints = [models.CheckConstraint(condition=Q(singleton=True), name="audit_head_singleton")]
 
     def __str__(self) -> str:
         return f"audit head ({self.entry_count} entries)"

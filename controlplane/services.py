@@ -56,7 +56,11 @@ def create_api_token(
         actor=actor,
         action="token.created",
         target=token,
-        changes={"name": token.name, "scopes": scope_list, "environment": environment.key if environment else None},
+        changes={
+            "name": token.name,
+            "scopes": scope_list,
+            "environment": environment.key if environment else None,
+        },
         environment_key=environment.key if environment else "",
     )
     return IssuedToken(token=token, secret=secret)
@@ -68,7 +72,9 @@ def revoke_api_token(*, token: ApiToken, actor: Actor, reason: str = "") -> ApiT
     if not updated:
         raise Conflict(f"Token '{token.name}' is already revoked.", code="already_revoked")
     token.refresh_from_db()
-    audit.record(actor=actor, action="token.revoked", target=token, changes={"name": token.name}, reason=reason)
+    audit.record(
+        actor=actor, action="token.revoked", target=token, changes={"name": token.name}, reason=reason
+    )
     return token
 
 
@@ -111,5 +117,10 @@ def ensure_admin(*, email: str, password: str | None) -> BootstrapResult:
         return BootstrapResult(email=email, password=None, created=False)
     chosen = password or secrets.token_urlsafe(12)
     user = user_model.objects.create_superuser(username=email, email=email, password=chosen)
-    audit.record(actor=Actor.system("bootstrap"), action="user.created", target=user, changes={"user": email, "role": Role.ADMIN})
+    audit.record(
+        actor=Actor.system("bootstrap"),
+        action="user.created",
+        target=user,
+        changes={"user": email, "role": Role.ADMIN},
+    )
     return BootstrapResult(email=email, password=None if password else chosen, created=True)

@@ -3,7 +3,7 @@
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "fs_"
+TOKEN_PREFIX = "fs_"  # noqa: S105 - a public prefix, not a secret
 
 
 def generate_secret() -> str:

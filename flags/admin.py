@@ -29,16 +29,13 @@ class FlagStateAdmin(ReadOnlyAdmin):
     list_display = ["flag", "environment", "enabled", "serving_version", "updated_at"]
 
 
-class ModelPriceInline(admin.TabularInline):  # type: ignore[type-arg]
+class ModelPriceInline(admin.TabularInline[ModelPrice, ClaudeModel]):
     model = ModelPrice
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
+    max_num = 0
+    readonly_fields = ["token_type", "tier", "context", "usd_per_mtok", "effective_from"]
 
 
 @admin.register(ClaudeModel)

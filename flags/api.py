@@ -145,7 +145,9 @@ class FlagsView(ListAPIView[Flag]):
     def post(self, request: Request) -> Response:
         data = _validated(FlagCreateSerializer, request)
         flag = services.create_flag(actor=actor_for_request(request), **data)
-        return Response(FlagSerializer(_flags_with_states().get(pk=flag.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            FlagSerializer(_flags_with_states().get(pk=flag.pk)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class FlagDetailView(APIView):
@@ -180,7 +182,9 @@ class IssueSerializer(serializers.Serializer[Any]):
 
 class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
     flag = serializers.CharField(source="flag.key")
-    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)
+    # Declared fields shadow Serializer/Field attributes only in the type stubs; DRF's metaclass
+    # moves them into _declared_fields.
+    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)  # type: ignore[assignment]
     author = serializers.CharField(source="author_name")
     warnings = IssueSerializer(many=True)
 
@@ -203,7 +207,7 @@ class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
 class VersionCreateSerializer(StrictSerializer):
     content = serializers.JSONField()
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-    parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)  # type: ignore[assignment]
 
 
 class ContentSerializer(StrictSerializer):
@@ -212,7 +216,7 @@ class ContentSerializer(StrictSerializer):
 
 class ValidationResultSerializer(serializers.Serializer[Any]):
     ok = serializers.BooleanField()
-    errors = IssueSerializer(many=True)
+    errors = IssueSerializer(many=True)  # type: ignore[assignment]
     warnings = IssueSerializer(many=True)
 
 
@@ -265,7 +269,9 @@ class ValidateView(APIView):
 def _int_param(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
-        raise InvalidInput(f"The '{name}' query parameter is required.", errors=[{"path": name, "message": "Required."}])
+        raise InvalidInput(
+            f"The '{name}' query parameter is required.", errors=[{"path": name, "message": "Required."}]
+        )
     try:
         value = int(raw)
     except ValueError:
@@ -274,7 +280,9 @@ def _int_param(request: Request, name: str) -> int:
             errors=[{"path": name, "message": "Must be a whole number."}],
         ) from None
     if value < 1:
-        raise InvalidInput(f"'{name}' must be 1 or more.", errors=[{"path": name, "message": "Must be 1 or more."}])
+        raise InvalidInput(
+            f"'{name}' must be 1 or more.", errors=[{"path": name, "message": "Must be 1 or more."}]
+        )
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -30,7 +32,9 @@ class Environment(models.Model):
 
     class Meta:
         ordering = ["key"]
-        constraints = [models.CheckConstraint(condition=Q(revision__gte=0), name="environment_revision_gte_0")]
+        constraints = [
+            models.CheckConstraint(condition=Q(revision__gte=0), name="environment_revision_gte_0")
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -111,14 +115,14 @@ class ConfigVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.flag_id and self.flag.key} v{self.number}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValidationError("Config versions are immutable; create a new version instead.")
+        super().save(*args, **kwargs)
+
     @property
     def variant(self) -> str:
         return f"v{self.number}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise ValidationError("Config versions are immutable; create a new version instead.")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class FlagStateQuerySet(models.QuerySet["FlagState"]):

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import logging
-
-import anthropic
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from flagstaff.canonical import canonical_json, content_hash
 
 from controlplane import audit
+from controlplane.anthropic_client import make_client
 from controlplane.audit import Actor, AuditTarget
 from controlplane.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
-from controlplane.anthropic_client import make_client
 from flags.catalog import current_catalog, fetch_models, store_models
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Surface
 from flags.validation import ModelInfo, ValidationResult, validate_config
+from flagstaff.canonical import canonical_json, content_hash
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +132,9 @@ def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason:
     flag.save(update_fields=list(diff))
     if "stickiness" in diff or "surface" in diff:
         _bump_revisions(FlagState.objects.filter(flag=flag).values_list("environment_id", flat=True))
-    audit.record(actor=actor, action="flag.updated", target=flag, changes=diff, reason=reason, flag_key=flag.key)
+    audit.record(
+        actor=actor, action="flag.updated", target=flag, changes=diff, reason=reason, flag_key=flag.key
+    )
     return flag
 
 
@@ -163,7 +164,9 @@ def archive_flag(*, flag: Flag, actor: Actor, reason: str = "") -> Flag:
 def validate_content(*, flag: Flag, content: object) -> ValidationResult:
     """Dry-run validation of config content for a flag; nothing is saved."""
     _check_size(content)
-    return validate_config(content, catalog=current_catalog(), surface=flag.surface, today=timezone.now().date())
+    return validate_config(
+        content, catalog=current_catalog(), surface=flag.surface, today=timezone.now().date()
+    )
 
 
 def _check_size(content: object) -> None:
@@ -349,4 +352,3 @@ def refresh_model_catalog(*, actor: Actor) -> dict[str, list[str]]:
     except anthropic.APIConnectionError as exc:
         raise ModelsApiFailed(f"The Models API could not be reached: {exc}") from exc
     return sync_model_catalog(models=models, source="models_api", actor=actor)
-

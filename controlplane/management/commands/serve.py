@@ -40,7 +40,8 @@ class Command(BaseCommand):
                 "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
         }  # fmt: skip
-        processes = {name: subprocess.Popen(argv) for name, argv in commands.items()}
+        # Fixed argv lists built from our own interpreter path; no shell, no user input.
+        processes = {name: subprocess.Popen(argv) for name, argv in commands.items()}  # noqa: S603
         stopping = False
 
         def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -12,5 +12,8 @@ class Command(BaseCommand):
         status = verify_chain()
         if not status.ok:
             where = f"entry #{status.first_broken_id}" if status.first_broken_id else "the end of the chain"
-            raise CommandError(f"Audit chain broken at {where}: {status.problem} ({status.checked} entries verified before it)")
+            raise CommandError(
+                f"Audit chain broken at {where}: {status.problem} "
+                f"({status.checked} entries verified before it)"
+            )
         self.stdout.write(self.style.SUCCESS(f"Audit chain intact: {status.checked} entries verified."))

@@ -13,7 +13,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            changes = refresh_model_catalog(actor=Actor.system("manage.py sync_models").with_source(Source.CLI))
+            changes = refresh_model_catalog(
+                actor=Actor.system("manage.py sync_models").with_source(Source.CLI)
+            )
         except DomainError as exc:
             raise CommandError(exc.detail) from exc
         for kind in ("added", "changed", "repriced"):
