@@ -6,133 +6,279 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ClaudeModel',
+            name="ClaudeModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_id', models.CharField(max_length=100, unique=True)),
-                ('display_name', models.CharField(max_length=200)),
-                ('line', models.CharField(blank=True, max_length=32)),
-                ('lifecycle', models.CharField(choices=[('active', 'Active'), ('deprecated', 'Deprecated'), ('retired', 'Retired')], default='active', max_length=16)),
-                ('deprecated_at', models.DateField(blank=True, null=True)),
-                ('retires_at', models.DateField(blank=True, null=True)),
-                ('replacement', models.CharField(blank=True, max_length=100)),
-                ('aliases', models.JSONField(blank=True, default=list)),
-                ('max_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('context_window', models.PositiveIntegerField(blank=True, null=True)),
-                ('capabilities', models.JSONField(blank=True, default=dict)),
-                ('source', models.CharField(default='seed', help_text='seed or models_api', max_length=16)),
-                ('synced_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_id", models.CharField(max_length=100, unique=True)),
+                ("display_name", models.CharField(max_length=200)),
+                ("line", models.CharField(blank=True, max_length=32)),
+                (
+                    "lifecycle",
+                    models.CharField(
+                        choices=[("active", "Active"), ("deprecated", "Deprecated"), ("retired", "Retired")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("deprecated_at", models.DateField(blank=True, null=True)),
+                ("retires_at", models.DateField(blank=True, null=True)),
+                ("replacement", models.CharField(blank=True, max_length=100)),
+                ("aliases", models.JSONField(blank=True, default=list)),
+                ("max_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("context_window", models.PositiveIntegerField(blank=True, null=True)),
+                ("capabilities", models.JSONField(blank=True, default=dict)),
+                ("source", models.CharField(default="seed", help_text="seed or models_api", max_length=16)),
+                ("synced_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['line', 'model_id'],
+                "ordering": ["line", "model_id"],
             },
         ),
         migrations.CreateModel(
-            name='Flag',
+            name="Flag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$', 'Use 1-100 lowercase letters, digits and hyphens, starting and ending with a letter or digit.')])),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('surface', models.CharField(choices=[('chat', 'Chat'), ('typing_assist', 'Typing assist'), ('agent', 'Agent'), ('batch', 'Batch')], max_length=16)),
-                ('owner', models.CharField(blank=True, max_length=200)),
-                ('stickiness', models.CharField(default='targetingKey', help_text='Context attribute that keeps a unit in its split', max_length=100)),
-                ('budgets', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=100,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$",
+                                "Use 1-100 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "surface",
+                    models.CharField(
+                        choices=[
+                            ("chat", "Chat"),
+                            ("typing_assist", "Typing assist"),
+                            ("agent", "Agent"),
+                            ("batch", "Batch"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("owner", models.CharField(blank=True, max_length=200)),
+                (
+                    "stickiness",
+                    models.CharField(
+                        default="targetingKey",
+                        help_text="Context attribute that keeps a unit in its split",
+                        max_length=100,
+                    ),
+                ),
+                ("budgets", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['key'],
+                "ordering": ["key"],
             },
         ),
         migrations.CreateModel(
-            name='Environment',
+            name="Environment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$', 'Use 1-100 lowercase letters, digits and hyphens, starting and ending with a letter or digit.')])),
-                ('name', models.CharField(max_length=200)),
-                ('revision', models.BigIntegerField(default=0, help_text='Bumped in the same transaction as every change that can alter resolution')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=100,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$",
+                                "Use 1-100 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "revision",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Bumped in the same transaction as every change that can alter resolution",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['key'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('revision__gte', 0)), name='environment_revision_gte_0')],
+                "ordering": ["key"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("revision__gte", 0)), name="environment_revision_gte_0"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ConfigVersion',
+            name="ConfigVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('content', models.JSONField()),
-                ('content_hash', models.CharField(help_text='SHA-256 of the canonical JSON content', max_length=64)),
-                ('author_name', models.CharField(max_length=200)),
-                ('message', models.TextField(blank=True)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='flags.configversion')),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='flags.flag')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("content", models.JSONField()),
+                (
+                    "content_hash",
+                    models.CharField(help_text="SHA-256 of the canonical JSON content", max_length=64),
+                ),
+                ("author_name", models.CharField(max_length=200)),
+                ("message", models.TextField(blank=True)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="flags.configversion",
+                    ),
+                ),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="versions", to="flags.flag"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['flag', '-number'],
+                "ordering": ["flag", "-number"],
             },
         ),
         migrations.CreateModel(
-            name='FlagState',
+            name="FlagState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('enabled', models.BooleanField(default=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='flag_states', to='flags.environment')),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='states', to='flags.flag')),
-                ('serving_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='flags.configversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="flag_states",
+                        to="flags.environment",
+                    ),
+                ),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="states", to="flags.flag"
+                    ),
+                ),
+                (
+                    "serving_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="flags.configversion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ModelPrice',
+            name="ModelPrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_type', models.CharField(max_length=32)),
-                ('tier', models.CharField(default='standard', max_length=16)),
-                ('context', models.CharField(blank=True, default='', max_length=32)),
-                ('usd_per_mtok', models.DecimalField(decimal_places=6, max_digits=12)),
-                ('effective_from', models.DateField()),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='flags.claudemodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token_type", models.CharField(max_length=32)),
+                ("tier", models.CharField(default="standard", max_length=16)),
+                ("context", models.CharField(blank=True, default="", max_length=32)),
+                ("usd_per_mtok", models.DecimalField(decimal_places=6, max_digits=12)),
+                ("effective_from", models.DateField()),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="prices",
+                        to="flags.claudemodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', 'token_type', 'tier', 'context', 'effective_from'],
+                "ordering": ["model", "token_type", "tier", "context", "effective_from"],
             },
         ),
         migrations.AddConstraint(
-            model_name='configversion',
-            constraint=models.UniqueConstraint(fields=('flag', 'number'), name='config_version_unique_number'),
+            model_name="configversion",
+            constraint=models.UniqueConstraint(
+                fields=("flag", "number"), name="config_version_unique_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='configversion',
-            constraint=models.CheckConstraint(condition=models.Q(('number__gte', 1)), name='config_version_number_gte_1'),
+            model_name="configversion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("number__gte", 1)), name="config_version_number_gte_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='flagstate',
-            constraint=models.UniqueConstraint(fields=('flag', 'environment'), name='flag_state_unique_per_environment'),
+            model_name="flagstate",
+            constraint=models.UniqueConstraint(
+                fields=("flag", "environment"), name="flag_state_unique_per_environment"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='flagstate',
-            constraint=models.CheckConstraint(condition=models.Q(('enabled', False), ('serving_version__isnull', False), _connector='OR'), name='flag_state_enabled_needs_version'),
+            model_name="flagstate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("enabled", False), ("serving_version__isnull", False), _connector="OR"),
+                name="flag_state_enabled_needs_version",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelprice',
-            constraint=models.UniqueConstraint(fields=('model', 'token_type', 'tier', 'context', 'effective_from'), name='model_price_unique_effective'),
+            model_name="modelprice",
+            constraint=models.UniqueConstraint(
+                fields=("model", "token_type", "tier", "context", "effective_from"),
+                name="model_price_unique_effective",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelprice',
-            constraint=models.CheckConstraint(condition=models.Q(('usd_per_mtok__gte', 0)), name='model_price_non_negative'),
+            model_name="modelprice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("usd_per_mtok__gte", 0)), name="model_price_non_negative"
+            ),
         ),
     ]
