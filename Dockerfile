@@ -1,0 +1,24 @@
+# One image for web, worker and beat; docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FLAGSTAFF_VAR_DIR=/app/var
+WORKDIR /app
+
+COPY pyproject.toml ./
+COPY client ./client
+COPY controlplane ./controlplane
+COPY flags ./flags
+COPY telemetry ./telemetry
+COPY evals ./evals
+COPY rollouts ./rollouts
+COPY templates ./templates
+COPY static ./static
+COPY manage.py ./
+
+RUN pip install --no-cache-dir ./client . \
+    && useradd --create-home flagstaff \
+    && mkdir -p /app/var && chown flagstaff /app/var
+USER flagstaff
+
+EXPOSE 8000
+CMD ["gunicorn", "controlplane.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4"]
