@@ -139,6 +139,12 @@ class FlagState(models.Model):
         ConfigVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     enabled = models.BooleanField(default=False)
+    rules = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Targeting rules in priority order, in the engine's shape: "
+        "[{constraints, segments, version, description}]",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = FlagStateQuerySet.as_manager()
@@ -215,3 +221,63 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.token_type} {self.usd_per_mtok} from {self.effective_from}"
+
+
+class Segment(models.Model):
+    """A reusable, named list of constraints that targeting rules refer to by key."""
+
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    constraints = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SplitQuerySet(models.QuerySet["Split"]):
+    def active(self) -> SplitQuerySet:
+        return self.filter(cleared_at__isnull=True)
+
+
+class Split(models.Model):
+    """A weighted split of one flag in one environment: candidate vs the serving version.
+
+    The seed is drawn once, at creation, and kept for life: changing the weight never moves a
+    unit to another bucket, and a new candidate means a new split with a new seed.
+    """
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="splits")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="splits")
+    candidate = models.ForeignKey(ConfigVersion, on_delete=models.PROTECT, related_name="+")
+    weight = models.PositiveIntegerField(help_text="Basis points of units served the candidate (100 = 1 %)")
+    seed = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SplitQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"],
+                condition=Q(cleared_at__isnull=True),
+                name="split_one_active_per_flag_environment",
+            ),
+            models.CheckConstraint(condition=Q(weight__lte=10000), name="split_weight_lte_10000"),
+        ]
+
+    def __str__(self) -> str:
+        return self.split_id
+
+    @property
+    def split_id(self) -> str:
+        """The id resolutions and flag_state tokens carry (no ':', which separates token fields)."""
+        return f"split-{self.pk}"
