@@ -1,0 +1,1 @@
+"""Telemetry REST API, one module per concern."""

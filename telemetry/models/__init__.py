@@ -1,0 +1,1 @@
+"""Telemetry models; each concern in its own module, all registered here."""

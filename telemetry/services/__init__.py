@@ -1,0 +1,1 @@
+"""Telemetry writes, one module per concern (ingest, budgets, usage sync)."""
