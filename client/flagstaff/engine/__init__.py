@@ -1,0 +1,53 @@
+"""The evaluation engine: bucketing, constraint matching and flag resolution.
+
+The one implementation of these rules; the server imports it. client/README.md ("Engine")
+specifies the algorithm and the JSON shapes.
+"""
+
+from flagstaff.engine.bucketing import BUCKETS, bucket
+from flagstaff.engine.constraints import (
+    OPERATORS,
+    Constraint,
+    Context,
+    compile_constraint,
+    compile_constraints,
+)
+from flagstaff.engine.resolve import (
+    DEFAULT_STICKINESS,
+    Arm,
+    Experiment,
+    FlagDefinition,
+    Reason,
+    Resolution,
+    Rollout,
+    Rule,
+    compile_segments,
+    flag_from_dict,
+    resolve,
+    unit_of,
+)
+from flagstaff.engine.validation import ConstraintError, DefinitionError
+
+__all__ = [
+    "BUCKETS",
+    "DEFAULT_STICKINESS",
+    "OPERATORS",
+    "Arm",
+    "Constraint",
+    "ConstraintError",
+    "Context",
+    "DefinitionError",
+    "Experiment",
+    "FlagDefinition",
+    "Reason",
+    "Resolution",
+    "Rollout",
+    "Rule",
+    "bucket",
+    "compile_constraint",
+    "compile_constraints",
+    "compile_segments",
+    "flag_from_dict",
+    "resolve",
+    "unit_of",
+]
