@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flagstaff.engine.regex_dialect import RegexDialectError, compile_regex
+from flagstaff.engine.regex_dialect import Pattern, RegexDialectError, compile_regex
 from flagstaff.engine.semver import semver_key
 from flagstaff.engine.validation import (
     ConstraintError,
@@ -333,7 +333,7 @@ def _compare(read: Callable[[object], object], compare: Comparison, target: obje
     return test
 
 
-def _regex(pattern: re.Pattern[str]) -> Predicate:
+def _regex(pattern: Pattern) -> Predicate:
     def test(value: object) -> bool:
         text = as_text(value)
         return text is not None and pattern.search(text) is not None
