@@ -10,7 +10,7 @@ Unleash's evaluator reads them as intersection, difference and symmetric differe
 
 from typing import Protocol
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 
 class RegexDialectError(ValueError):
