@@ -12,6 +12,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -95,8 +96,22 @@ EXPORT_FORMATS = {
 }
 
 
+class ExportNegotiation(BaseContentNegotiation):
+    """The export answers CSV or JSON Lines as `format` asks (errors in JSON), whatever Accept says.
+
+    Default negotiation would refuse `Accept: text/csv` with 406, as no DRF renderer produces it.
+    """
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0]
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class AuditExportView(APIView):
     required_scopes = {"GET": Scope.AUDIT}
+    content_negotiation_class = ExportNegotiation
 
     @extend_schema(
         parameters=[

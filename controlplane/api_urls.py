@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane import api as core_api
 from flags import api as flags_api
+from flags import serving_api
+from telemetry.api import budgets as budgets_api
+from telemetry.api import calls as telemetry_calls_api
 
 app_name = "api"
 
@@ -28,6 +31,37 @@ urlpatterns = [
     path(
         "flags/<slug:key>/environments/<slug:env>/disable/", flags_api.DisableView.as_view(), name="disable"
     ),
+    path("segments/", flags_api.SegmentsView.as_view(), name="segments"),
+    path("segments/<slug:key>/", flags_api.SegmentDetailView.as_view(), name="segment"),
+    path("flags/<slug:key>/environments/<slug:env>/rules/", flags_api.RulesView.as_view(), name="rules"),
+    path(
+        "flags/<slug:key>/environments/<slug:env>/rules/<int:index>/",
+        flags_api.RuleDetailView.as_view(),
+        name="rule",
+    ),
+    path(
+        "flags/<slug:key>/environments/<slug:env>/rules/<int:index>/move/",
+        flags_api.RuleMoveView.as_view(),
+        name="rule-move",
+    ),
+    path("flags/<slug:key>/environments/<slug:env>/split/", flags_api.SplitView.as_view(), name="split"),
+    path("flags/<slug:key>/environments/<slug:env>/try/", flags_api.TryView.as_view(), name="try"),
+    path("environments/<slug:env>/snapshot", serving_api.SnapshotView.as_view(), name="environment-snapshot"),
+    path("environments/<slug:env>/stream", serving_api.StreamView.as_view(), name="environment-stream"),
+    path("resolve", serving_api.ResolveView.as_view(), name="resolve"),
+    path("resolve/bulk", serving_api.BulkResolveView.as_view(), name="resolve-bulk"),
+    path("flags/<slug:key>/budgets/", budgets_api.FlagBudgetsView.as_view(), name="flag-budgets"),
+    path("incidents/", budgets_api.IncidentsView.as_view(), name="incidents"),
+    path("incidents/<int:pk>/", budgets_api.IncidentDetailView.as_view(), name="incident"),
+    path("incidents/<int:pk>/resolve/", budgets_api.IncidentResolveView.as_view(), name="incident-resolve"),
+    path("webhooks/", budgets_api.WebhooksView.as_view(), name="webhooks"),
+    path("webhooks/<int:pk>/", budgets_api.WebhookDetailView.as_view(), name="webhook"),
+    path(
+        "webhooks/<int:pk>/deliveries/",
+        budgets_api.WebhookDeliveriesView.as_view(),
+        name="webhook-deliveries",
+    ),
+    path("telemetry/calls", telemetry_calls_api.CallsView.as_view(), name="telemetry-calls"),
     path("audit/", core_api.AuditListView.as_view(), name="audit"),
     path("audit/export/", core_api.AuditExportView.as_view(), name="audit-export"),
     path("audit/verify/", core_api.AuditVerifyView.as_view(), name="audit-verify"),

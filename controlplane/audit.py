@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -70,7 +72,24 @@ class Actor:
 
 def _canonical(value: Any) -> Any:
     """Round-trip through JSON so hashing sees exactly what the database stores."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _as_jsonb_returns(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+
+
+def _as_jsonb_returns(value: Any) -> Any:
+    """Write numbers as PostgreSQL's jsonb gives them back, so a reread row hashes the same.
+
+    jsonb keeps numbers as decimals: 1e+16 returns as the integer 10000000000000000 and -0.0
+    as 0.0. Every float from 1e16 up is integral, and its repr is the decimal jsonb stores.
+    """
+    if isinstance(value, float):
+        if value == 0:
+            return 0.0
+        return int(Decimal(repr(value))) if math.isfinite(value) and abs(value) >= 1e16 else value
+    if isinstance(value, dict):
+        return {key: _as_jsonb_returns(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_jsonb_returns(item) for item in value]
+    return value
 
 
 def entry_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
@@ -184,6 +203,10 @@ def verify_chain(batch_size: int = 2000) -> ChainStatus:
         prev_hash = entry.entry_hash
         checked += 1
     head = AuditChainHead.objects.first()
+    if head is None and checked:
+        return ChainStatus(
+            False, checked, None, "the chain head is missing, so a truncated tail cannot be ruled out"
+        )
     if head is not None and (head.last_hash != prev_hash or head.entry_count != checked):
         return ChainStatus(
             False,

@@ -38,7 +38,7 @@ class TokenPrincipal:
         return f"token:{self.token.name}"
 
 
-def _secret_from_headers(request: Request) -> str | None:
+def secret_from_headers(request: Request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header:
         scheme, _, value = header.partition(" ")
@@ -53,7 +53,7 @@ def _secret_from_headers(request: Request) -> str | None:
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[TokenPrincipal, ApiToken] | None:
-        secret = _secret_from_headers(request)
+        secret = secret_from_headers(request)
         if secret is None:
             return None
         try:
@@ -114,7 +114,8 @@ class HasScope(permissions.BasePermission):
                 self.message = f"This token is bound to environment '{bound_to}'."
                 return False
             return True
-        if request.method not in permissions.SAFE_METHODS:
+        # A POST that needs only the read scope (a dry-run validation) changes nothing: it is a read.
+        if request.method not in permissions.SAFE_METHODS and required != Scope.READ:
             self.message = (
                 f"This token is bound to environment '{bound_to}' "
                 "and cannot make changes that span environments."

@@ -6,7 +6,11 @@ from controlplane.roles import role_for_user
 
 NAVIGATION = (
     ("Flags", "flags:list"),
+    ("Segments", "flags:segments"),
     ("Models", "flags:models"),
+    ("Telemetry", "telemetry:overview"),
+    ("Incidents", "incidents:list"),
+    ("Usage & cost", "usage:status"),
     ("Audit", "core:audit"),
     ("Tokens", "core:tokens"),
     ("API docs", "api:docs"),

@@ -84,6 +84,8 @@ def set_user_role(*, user: AbstractUser, role: str, actor: Actor) -> UserRole:
         raise InvalidInput(f"Unknown role '{role}'.", errors=[{"path": "role", "message": "Unknown role."}])
     assignment, _ = UserRole.objects.select_for_update().get_or_create(user=user)
     before = assignment.role
+    if before == role:
+        return assignment
     assignment.role = role
     assignment.save(update_fields=["role"])
     audit.record(
@@ -104,7 +106,7 @@ class BootstrapResult:
 
 @transaction.atomic
 def ensure_admin(*, email: str, password: str | None) -> BootstrapResult:
-    """Create the first administrator if there is none; safe to call on every start.
+    """Create the administrator account `email` if it is missing; safe to call on every start.
 
     Without a password one is generated and returned, to be shown exactly once.
     """
@@ -114,6 +116,12 @@ def ensure_admin(*, email: str, password: str | None) -> BootstrapResult:
         if password and not existing.check_password(password):
             existing.set_password(password)
             existing.save(update_fields=["password"])
+            audit.record(
+                actor=Actor.system("bootstrap"),
+                action="user.password_reset",
+                target=existing,
+                changes={"user": email},
+            )
         return BootstrapResult(email=email, password=None, created=False)
     chosen = password or secrets.token_urlsafe(12)
     user = user_model.objects.create_superuser(username=email, email=email, password=chosen)

@@ -40,6 +40,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -116,6 +126,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "controlplane.context_processors.navigation",
+                "telemetry.context_processors.open_incidents",
             ],
         },
     },
@@ -123,7 +134,9 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'flagstaff.sqlite3'}")
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a connection that died with its server (a restart) is replaced before a
+    # request uses it, instead of failing that request.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -160,9 +173,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Broadcast (pidbox) exchanges; kombu's default is ./control under the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
@@ -173,15 +189,90 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Refresh the model catalog (lifecycle, retirement dates) from the Models API every 6 hours.
     "sync-models": {"task": "flags.tasks.sync_models", "schedule": 6 * 60 * 60},
+    # Delete call records and samples past their retention, in batches, every hour (rollups stay).
+    "telemetry-retention": {"task": "telemetry.tasks.apply_retention", "schedule": 60 * 60},
+    # Judge every enabled flag and environment against its latency and cost budgets each minute,
+    # opening and resolving incidents.
+    "check-budgets": {"task": "telemetry.tasks_budgets.check_budgets", "schedule": 60},
+    # Send webhook deliveries that are due (first tries whose nudge was lost, retries after backoff).
+    "sweep-webhook-deliveries": {"task": "telemetry.tasks_budgets.sweep_webhook_deliveries", "schedule": 30},
+    # Fetch at most one page of the Usage & Cost Admin API per minute (the API's sustained pace).
+    "sync-admin-reports": {"task": "telemetry.tasks_usage.sync_admin_reports", "schedule": 60},
 }
+# Task modules that autodiscovery (which imports only `<app>.tasks`) does not find.
+CELERY_IMPORTS = ("telemetry.tasks_budgets", "telemetry.tasks_usage")
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 ANTHROPIC_TIMEOUT_SECONDS = env_int("ANTHROPIC_TIMEOUT_SECONDS", 30)
+# An organisation Admin API key (sk-ant-admin01-...) for the Usage & Cost Admin API sync; unset
+# turns the sync off and the usage page says so.
+ANTHROPIC_ADMIN_API_KEY = env_secret("ANTHROPIC_ADMIN_API_KEY")
 
 FLAGSTAFF_MAX_CONFIG_BYTES = env_int("FLAGSTAFF_MAX_CONFIG_BYTES", 1024 * 1024)
 # Request bodies above this are refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLAGSTAFF_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
+
+# Serving (docs/serving.md). Without a listening Redis, a process checks an environment's
+# revision at most this often; with Redis it also re-checks every RECHECK seconds, in case an
+# announcement was lost.
+FLAGSTAFF_REVISION_CHECK_SECONDS = env_float("FLAGSTAFF_REVISION_CHECK_SECONDS", 1.0)
+FLAGSTAFF_REVISION_RECHECK_SECONDS = env_float("FLAGSTAFF_REVISION_RECHECK_SECONDS", 30.0)
+# Serving endpoints remember a token this long, so they answer without the database (and a
+# revoked token keeps working on them for at most this long).
+FLAGSTAFF_TOKEN_CACHE_SECONDS = env_float("FLAGSTAFF_TOKEN_CACHE_SECONDS", 10.0)
+FLAGSTAFF_MAX_CONTEXT_BYTES = env_int("FLAGSTAFF_MAX_CONTEXT_BYTES", 64 * 1024)
+# Per token and second, across processes through the cache; 0 turns the limit off.
+FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND = env_int("FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND", 10000)
+FLAGSTAFF_STREAM_KEEPALIVE_SECONDS = env_float("FLAGSTAFF_STREAM_KEEPALIVE_SECONDS", 15.0)
+# A change stream holds a web thread: it ends after this long and the client reconnects.
+FLAGSTAFF_STREAM_MAX_SECONDS = env_float("FLAGSTAFF_STREAM_MAX_SECONDS", 300.0)
+
+# Telemetry ingest (POST /api/v1/telemetry/calls). Larger batches or bodies are refused with 413;
+# the body limit applies to the decoded JSON, so a gzip body cannot expand past it.
+FLAGSTAFF_TELEMETRY_MAX_RECORDS = env_int("FLAGSTAFF_TELEMETRY_MAX_RECORDS", 1000)
+FLAGSTAFF_TELEMETRY_MAX_BODY_BYTES = env_int("FLAGSTAFF_TELEMETRY_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# A record timestamped further ahead than this is refused (clock skew beyond it is a bug).
+FLAGSTAFF_TELEMETRY_MAX_FUTURE_SECONDS = env_int("FLAGSTAFF_TELEMETRY_MAX_FUTURE_SECONDS", 300)
+# User ids are stored as an HMAC-SHA256 under SECRET_KEY; this keeps the raw id as well.
+FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID = env_bool("FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID", False)
+# Raw call records and samples are deleted after these many days; rollups are kept.
+FLAGSTAFF_TELEMETRY_RETENTION_DAYS = env_int("FLAGSTAFF_TELEMETRY_RETENTION_DAYS", 30)
+FLAGSTAFF_SAMPLE_RETENTION_DAYS = env_int("FLAGSTAFF_SAMPLE_RETENTION_DAYS", 14)
+FLAGSTAFF_TELEMETRY_RETENTION_BATCH = env_int("FLAGSTAFF_TELEMETRY_RETENTION_BATCH", 5000)
+# A sample ({input, output}) larger than this, as JSON, is dropped; its call is still stored.
+FLAGSTAFF_SAMPLE_MAX_BYTES = env_int("FLAGSTAFF_SAMPLE_MAX_BYTES", 64 * 1024)
+# Each process re-reads the price table from the model catalog at most this often.
+FLAGSTAFF_PRICE_CACHE_SECONDS = env_int("FLAGSTAFF_PRICE_CACHE_SECONDS", 60)
+
+# Budgets and incidents. The check judges latency p95 over the last WINDOW minutes of rollups,
+# and only with at least MIN_CALLS observations of a metric in that window.
+FLAGSTAFF_BUDGET_WINDOW_MINUTES = env_int("FLAGSTAFF_BUDGET_WINDOW_MINUTES", 15)
+FLAGSTAFF_BUDGET_MIN_CALLS = env_int("FLAGSTAFF_BUDGET_MIN_CALLS", 20)
+# Webhooks: per-request timeout, attempts before a delivery fails for good, and the waits
+# between attempts (the last repeats).
+FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS = env_int("FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS", 10)
+FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS = env_int("FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS", 6)
+try:
+    FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS = [
+        int(value)
+        for value in env_list("FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS", ["60", "300", "1800", "7200", "21600"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured("FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS must be comma-separated integers") from exc
+if not FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS or min(FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS) < 0:
+    raise ImproperlyConfigured(
+        "FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS needs one or more waits of 0 seconds or more"
+    )
+# Webhook URLs must be https; plain http to 127.0.0.1 only when this is on (tests, local demos).
+FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK", DEBUG)
+
+# Usage & Cost Admin API sync: at most one request per interval across all report streams (the
+# API asks for about one a minute sustained; tests use 0), and how far back the first pass reaches.
+FLAGSTAFF_ADMIN_SYNC_MIN_INTERVAL_SECONDS = env_int("FLAGSTAFF_ADMIN_SYNC_MIN_INTERVAL_SECONDS", 60)
+FLAGSTAFF_ADMIN_SYNC_BACKFILL_DAYS = env_int("FLAGSTAFF_ADMIN_SYNC_BACKFILL_DAYS", 7)
+# Reconciliation flags a day and model whose gap to the cost report is above this percentage.
+FLAGSTAFF_RECONCILIATION_THRESHOLD_PERCENT = env_float("FLAGSTAFF_RECONCILIATION_THRESHOLD_PERCENT", 5.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -208,7 +299,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["controlplane.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.NestingSafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "controlplane.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

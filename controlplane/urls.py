@@ -3,15 +3,22 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from controlplane import views
+from flags import ofrep
 
 urlpatterns = [
     path("", include("flags.urls")),
     path("", include("controlplane.ui_urls")),
+    path("", include("telemetry.urls")),
+    path("", include("telemetry.urls_incidents")),
+    path("", include("telemetry.urls_usage")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api_urls")),
+    # OFREP 0.3.0; the provider posts to these paths without a trailing slash.
+    path("ofrep/v1/evaluate/flags", ofrep.EvaluateFlagsView.as_view(), name="ofrep-evaluate-flags"),
+    path("ofrep/v1/evaluate/flags/<str:key>", ofrep.EvaluateFlagView.as_view(), name="ofrep-evaluate-flag"),
 ]
 
 handler404 = "controlplane.views.not_found"

@@ -1,12 +1,51 @@
-"""Core pages: health, error handlers (JSON under /api/), and the audit and token pages."""
+"""Core pages: health, error handlers (JSON under /api/), and the audit and token pages.
+
+Also the helpers every HTML view uses: the scope check, service errors shown on forms, and
+rendering a page or, for htmx, just the block the request targets.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import json
+from typing import Any
 
+from django import forms
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template import Engine
+from django.template.context import make_context
+from django.template.loader import render_to_string
+from django.template.loader_tags import BlockNode
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from controlplane.audit import Actor, verify_chain
+from controlplane.errors import DomainError, NotFound
+from controlplane.forms import AuditFilterForm
 from controlplane.health import database_ok
+from controlplane.models import ApiToken, AuditEntry, Scope, Source
+from controlplane.roles import scopes_for_user
+from controlplane.services import create_api_token, revoke_api_token
+
+AUDIT_PAGE_SIZE = 50
+
+SCOPE_REFUSALS: dict[str, str] = {
+    Scope.WRITE: "Changing flags, versions and environments needs the Editor or Admin role.",
+    Scope.AUDIT: "The audit log is open to the Auditor and Admin roles.",
+    Scope.ADMIN: "Managing API tokens needs the Admin role.",
+}
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 @require_GET
@@ -22,7 +61,9 @@ def _wants_json(request: HttpRequest) -> bool:
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"code": "not_found", "detail": "No such endpoint."}, status=404)
-    return render(request, "404.html", status=404)
+    # Only the domain's own messages are shown: a resolver's 404 would list the URL patterns.
+    detail = exception.detail if isinstance(exception, NotFound) else ""
+    return render(request, "404.html", {"detail": detail}, status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -30,4 +71,141 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"code": "server_error", "detail": "Something went wrong on our side."}, status=500
         )
-    return render(request, "500.html", status=500)
+    # Rendered without the request: context processors read the session and roles from the
+    # database, which may be the very thing that failed.
+    return HttpResponseServerError(render_to_string("500.html"))
+
+
+def require_scope(request: HttpRequest, scope: str) -> None:
+    if scope not in scopes_for_user(request.user):
+        raise PermissionDenied(SCOPE_REFUSALS.get(scope, f"This needs the '{scope}' scope."))
+
+
+def ui_actor(request: HttpRequest) -> Actor:
+    return Actor.for_user(request.user, source=Source.UI)
+
+
+def add_domain_error(form: forms.Form, error: DomainError) -> None:
+    """Show a service's refusal on the form: at the fields it names, else above the form."""
+    for issue in error.errors:
+        path, message = issue.get("path", ""), issue["message"]
+        if path in form.fields:
+            form.add_error(path, message)
+        else:
+            form.add_error(None, f"{path}: {message}" if path else message)
+    if not error.errors:
+        on_key = error.code == "duplicate_key" and "key" in form.fields
+        form.add_error("key" if on_key else None, error.detail)
+
+
+def render_page(request: HtmxHttpRequest, template_name: str, context: dict[str, Any]) -> HttpResponse:
+    """Render the page, or for htmx only the block named like the element the request targets."""
+    target = request.htmx.target if request.htmx else None
+    response = None
+    if target:
+        template = Engine.get_default().get_template(template_name)
+        blocks = template.nodelist.get_nodes_by_type(BlockNode)
+        block = next((node for node in blocks if isinstance(node, BlockNode) and node.name == target), None)
+        if block is not None:
+            block_context = make_context(context, request)
+            with block_context.bind_template(template):
+                response = HttpResponse(block.nodelist.render(block_context))
+    if response is None:
+        response = render(request, template_name, context)
+    # The same URL answers with a page or a fragment: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _change(field: str, before: Any = "", after: Any = "") -> dict[str, Any]:
+    return {"field": field, "before": _shown(before), "after": _shown(after), "diff": True}
+
+
+def change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Lay an entry's changes out as rows of field, before and after (or a plain value)."""
+    rows = []
+    for field, value in changes.items():
+        if field in ("before", "after") and isinstance(value, dict):
+            # A creation or a removal: the whole object on one side.
+            rows += [_change(name, **{field: item}) for name, item in value.items()]
+        elif isinstance(value, dict) and value.keys() == {"before", "after"}:
+            rows.append(_change(field, value["before"], value["after"]))
+        else:
+            rows.append({"field": field, "value": _shown(value), "diff": False})
+    return rows
+
+
+@login_required
+def audit(request: HtmxHttpRequest) -> HttpResponse:
+    require_scope(request, Scope.AUDIT)
+    form = AuditFilterForm(request.GET)
+    entries = form.apply(AuditEntry.objects.all()) if form.is_valid() else AuditEntry.objects.none()
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "entries": [(entry, change_rows(entry.changes)) for entry in page],
+        # A callable, so the template walks the chain only when it renders the status box,
+        # never for a partial refresh of the results.
+        "chain_status": verify_chain,
+    }
+    return render_page(request, "controlplane/audit.html", context)
+
+
+def _environments() -> QuerySet[Model]:
+    # Tokens refer to flags.Environment by name, as the model does: the core app does not
+    # import the flags app, which sits above it.
+    return apps.get_model("flags", "Environment")._default_manager.order_by("key")
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(
+        # Token listings show scope names, so each label names its scope where it differs.
+        choices=[
+            (scope, label if label.lower() == scope else f"{label} ({scope})")
+            for scope, label in Scope.choices
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    environment = forms.ModelChoiceField(
+        queryset=_environments(),
+        required=False,
+        to_field_name="key",
+        empty_label="Every environment",
+        help_text="Bind the token to one environment, or leave it acting on all.",
+    )
+
+
+@never_cache
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    require_scope(request, Scope.ADMIN)
+    form = ApiTokenForm(request.POST or None)
+    if form.is_valid():
+        try:
+            issued = create_api_token(actor=ui_actor(request), **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            return render(request, "controlplane/token_created.html", {"issued": issued}, status=201)
+    token_list = ApiToken.objects.select_related("environment", "created_by")
+    return render(request, "controlplane/tokens.html", {"form": form, "tokens": token_list})
+
+
+@require_POST
+@login_required
+def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
+    require_scope(request, Scope.ADMIN)
+    token = get_object_or_404(ApiToken, pk=pk)
+    try:
+        revoke_api_token(token=token, actor=ui_actor(request))
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"Token '{token.name}' is revoked; requests with it now fail.")
+    return redirect("core:tokens")

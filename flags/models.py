@@ -52,9 +52,22 @@ class FlagQuerySet(models.QuerySet["Flag"]):
         return self.filter(archived_at__isnull=True)
 
     def search(self, text: str) -> FlagQuerySet:
+        # PostgreSQL refuses NUL in a query parameter; no key, name or owner can contain one anyway.
+        text = text.replace("\x00", "")
         if not text:
             return self
         return self.filter(Q(key__icontains=text) | Q(name__icontains=text) | Q(owner__icontains=text))
+
+    def with_states(self) -> FlagQuerySet:
+        """Annotate `latest_version_number` and prefetch the states, ordered by environment key."""
+        states = FlagState.objects.select_related("environment", "serving_version")
+        states = states.order_by("environment__key")
+        # The aggregate drops Meta.ordering on PostgreSQL, so order explicitly for stable pages.
+        return (
+            self.annotate(latest_version_number=models.Max("versions__number"))
+            .prefetch_related(models.Prefetch("states", queryset=states))
+            .order_by("key")
+        )
 
 
 class Flag(models.Model):

@@ -31,7 +31,8 @@ SQLITE_BACKWARD = "DROP TRIGGER IF EXISTS audit_entry_no_update;"
 def forward(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD)
+        # No parameters: the function body's '%' is PL/pgSQL formatting, not a placeholder.
+        schema_editor.execute(PG_FORWARD, params=None)
     elif vendor == "sqlite":
         schema_editor.execute(SQLITE_FORWARD)
 

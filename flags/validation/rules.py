@@ -39,6 +39,7 @@ def validate_config(
         raise ValueError(f"Unknown surface {surface!r}; expected one of {sorted(SURFACES)}.")
     checker = _Checker(catalog=catalog, today=today)
     checker.errors.extend(_api_key_issues(content, []))
+    checker.errors.extend(_null_character_issues(content, []))
     if isinstance(content, dict):
         checker.check(content, prefix="", surface=surface)
     return ValidationResult(errors=schema_issues(content) + checker.errors, warnings=checker.warnings)
@@ -55,6 +56,21 @@ def _api_key_issues(value: object, segments: list[str | int]) -> Iterator[Issue]
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _api_key_issues(item, [*segments, index])
+
+
+def _null_character_issues(value: object, segments: list[str | int]) -> Iterator[Issue]:
+    """PostgreSQL cannot store U+0000 in jsonb, so a config holding one could never be saved."""
+    message = "Text must not contain the null character (U+0000)."
+    if isinstance(value, str) and "\x00" in value:
+        yield Issue(format_path(segments), message, "null_character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                yield Issue(format_path([*segments, str(key)]), message, "null_character")
+            yield from _null_character_issues(item, [*segments, str(key)])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _null_character_issues(item, [*segments, index])
 
 
 class _Checker:

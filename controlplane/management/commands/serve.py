@@ -25,6 +25,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
         parser.add_argument("--web-workers", type=int, default=2)
+        # Each open change stream (SSE) holds one thread of a gthread worker until it ends.
+        parser.add_argument("--web-threads", type=int, default=32)
 
     def handle(self, *args: Any, **options: Any) -> None:
         python = sys.executable
@@ -32,7 +34,8 @@ class Command(BaseCommand):
             "web": [
                 python, "-m", "gunicorn", "controlplane.wsgi:application",
                 "--bind", options["bind"], "--workers", str(options["web_workers"]),
-                "--threads", "4", "--access-logfile", "-",
+                "--worker-class", "gthread", "--threads", str(options["web_threads"]),
+                "--access-logfile", "-",
             ],
             "worker": [
                 python, "-m", "celery", "-A", "controlplane", "worker", "--beat",

@@ -100,11 +100,13 @@ def find_model(models: list[JSON], model_id: str) -> JSON:
     return model
 
 
-def list_models(models: list[JSON], query: Query) -> JSON:
+def list_models(models: list[JSON], query: Query, *, page_size: int | None = None) -> JSON:
     lifecycles = query.get("lifecycle[]", ["active", "deprecated"])
     if unknown := set(lifecycles) - set(LIFECYCLES):
         raise ApiError(400, f"lifecycle: unknown stage(s) {sorted(unknown)}")
     limit = int_param(query, "limit", default=20, maximum=1000)
+    if page_size is not None:
+        limit = min(limit, page_size)
     listed = [m for m in models if m["lifecycle"] in lifecycles]
     ids = [m["id"] for m in listed]
     after_id, before_id = one(query, "after_id"), one(query, "before_id")

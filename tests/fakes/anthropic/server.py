@@ -34,6 +34,7 @@ class FakeAnthropic:
             self.api_keys = {DEFAULT_API_KEY}
             self.admin_keys = {DEFAULT_ADMIN_KEY}
             self.models = models.default_models()
+            self.models_page_size: int | None = None  # caps GET /v1/models pages below `limit`
             self.usage_buckets: list[JSON] = []
             self.cost_buckets: list[JSON] = []
             self.reply: str | None = None  # None echoes the last user message
@@ -120,7 +121,7 @@ class FakeAnthropic:
             case "POST", "/v1/messages":
                 return self._create_message(request, version)
             case "GET", "/v1/models":
-                return models.list_models(self.models, request.query)
+                return models.list_models(self.models, request.query, page_size=self.models_page_size)
             case "GET", path if path.startswith("/v1/models/"):
                 return models.find_model(self.models, path.removeprefix("/v1/models/"))
             case "GET", "/v1/organizations/usage_report/messages":

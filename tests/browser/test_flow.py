@@ -1,0 +1,116 @@
+"""The product owner's path through the UI in a real browser: Debian's Chromium via Playwright."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from controlplane.models import Role
+from flags.models import ConfigVersion
+from tests.factories import VALID_CONTENT, make_user
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "correct horse battery staple"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Playwright's sync API keeps an event loop on this thread; the tests' own ORM calls are
+    synchronous all the same, so Django's guard against ORM calls from async code is lifted here."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def write_config(page: Page, content: dict[str, object]) -> None:
+    """Replace the editor's text and release a key, as typing would, so live validation runs."""
+    editor = page.locator("textarea[name=content]")
+    editor.fill(json.dumps(content, indent=2))
+    editor.press("End")
+
+
+def test_flow__two_versions_with_a_model_swap__diff_highlights_the_swap(live_server, page):
+    make_user(role=Role.EDITOR, username="owner@example.com", password=PASSWORD)
+    validation = page.locator("#validation")
+
+    page.goto(f"{live_server.url}/flags/")
+    page.fill("input[name=username]", "owner@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+    expect(page.locator("h1")).to_have_text("Flags")
+
+    page.fill("#new-flag input[name=key]", "support-chat")
+    page.fill("#new-flag input[name=name]", "Support chat")
+    page.select_option("#new-flag select[name=surface]", "chat")
+    page.click("#new-flag button:has-text('Create flag')")
+    page.click("text=Write the first version")
+
+    write_config(page, {**VALID_CONTENT, "system": "Answer briefly."})
+    expect(validation).to_contain_text("Valid")
+    page.fill("input[name=message]", "First config")
+    page.click("button:has-text('Save version')")
+    expect(page.locator("h1")).to_contain_text("v1")
+
+    page.click("text=New version from this")
+    write_config(page, {**VALID_CONTENT, "model": "claude-opus-5-55", "system": "Answer briefly."})
+    expect(validation.locator("code.path", has_text="model")).to_be_visible()
+    write_config(page, {**VALID_CONTENT, "model": "claude-opus-5-5", "system": "Answer briefly."})
+    expect(validation).to_contain_text("Valid")
+    page.fill("input[name=message]", "Opus for harder questions")
+    page.click("button:has-text('Save version')")
+    expect(page.locator("h1")).to_contain_text("v2")
+
+    page.click("text=Compare with v1")
+    swap = page.locator("#model-swap")
+    expect(swap).to_be_visible()
+    expect(swap.locator(".model-old .model-id")).to_have_text("claude-sonnet-5-5")
+    expect(swap.locator(".model-new .model-id")).to_have_text("claude-opus-5-5")
+    expect(page.locator(".kind-model_swap")).to_have_text("Model swap")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "diff.png"), full_page=True)
+
+    assert list(ConfigVersion.objects.order_by("number").values_list("content__model", flat=True)) == [
+        "claude-sonnet-5-5",
+        "claude-opus-5-5",
+    ]
+
+
+def test_flow__live_search__replaces_only_the_results(live_server, page):
+    make_user(role=Role.VIEWER, username="reader@example.com", password=PASSWORD)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "reader@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+
+    page.fill("input[name=q]", "no-such-flag")
+
+    expect(page.locator("#flag_results")).to_contain_text("No flags match")
+    expect(page).to_have_url(f"{live_server.url}/flags/?q=no-such-flag")
+    expect(page.locator("input[name=q]")).to_be_focused()

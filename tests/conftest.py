@@ -1,0 +1,77 @@
+"""Personas shared by the test suite; objects are built by the plain functions in tests/factories.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from controlplane.models import Role
+from controlplane.services import IssuedToken
+from flags.snapshots import reset_store
+from tests.factories import client_for, make_token, make_user
+
+pytest_plugins = ["tests.fakes.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing() -> Iterator[None]:
+    """PBKDF2 at production strength costs ~0.3 s a hash; tests only need hashing to work."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _empty_snapshot_store() -> Iterator[None]:
+    """No test is served a snapshot an earlier test compiled for an environment of the same key."""
+    reset_store()
+    yield
+    reset_store()
+
+
+@pytest.fixture
+def editor(db: None) -> User:
+    """The flag owner: authors versions and publishes them."""
+    return make_user(role=Role.EDITOR, username="editor")
+
+
+@pytest.fixture
+def approver(db: None) -> User:
+    return make_user(role=Role.APPROVER, username="approver")
+
+
+@pytest.fixture
+def auditor(db: None) -> User:
+    return make_user(role=Role.AUDITOR, username="auditor")
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    """A signed-in user without a role row, which makes them a Viewer."""
+    return make_user(role=None, username="viewer")
+
+
+@pytest.fixture
+def admin(db: None) -> User:
+    return make_user(role=Role.ADMIN, username="admin")
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    """The outsider without credentials."""
+    return client_for(None)
+
+
+@pytest.fixture
+def outsider_token(db: None) -> IssuedToken:
+    """The outsider with a credential: a token whose only scope is unrelated (telemetry)."""
+    return make_token(scopes=["telemetry"], name="outsider")
+
+
+@pytest.fixture
+def service_token(db: None) -> IssuedToken:
+    """An automation credential (a deploy pipeline) that reads and writes flags."""
+    return make_token(scopes=["read", "write"], name="deploy-pipeline")
