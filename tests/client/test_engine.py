@@ -539,3 +539,9 @@ def test_regex__negated_posix_class__matches_as_in_re2():
 
     assert constraint.matches({"f": "123"}) is True
     assert constraint.matches({"f": "12a"}) is False
+
+
+def test_regex__lone_surrogate_in_context__does_not_match():
+    constraint = compile_constraint({"contextName": "f", "operator": "REGEX", "value": "x"})
+
+    assert constraint.matches({"f": "\ud800x"}) is False

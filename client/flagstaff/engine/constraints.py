@@ -336,7 +336,13 @@ def _compare(read: Callable[[object], object], compare: Comparison, target: obje
 def _regex(pattern: Pattern) -> Predicate:
     def test(value: object) -> bool:
         text = as_text(value)
-        return text is not None and pattern.search(text) is not None
+        if text is None:
+            return False
+        try:
+            return pattern.search(text) is not None
+        except UnicodeEncodeError:
+            # RE2 matches UTF-8; a lone surrogate has no UTF-8 form, so the value is unreadable.
+            return False
 
     return test
 

@@ -1,0 +1,80 @@
+"""A flag's definition in one environment, in the engine's JSON shape (docs/serving.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flags.models import ConfigVersion, Flag, FlagState, Split
+
+
+def flag_definition(
+    *,
+    flag: Flag,
+    state: FlagState,
+    split: Split | None,
+    version_hashes: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """The engine's flag dict plus `surface` and `versions` {"<number>": content hash}.
+
+    `state.serving_version` and `split.candidate` should be loaded with select_related.
+    `version_hashes` (number -> content hash) saves a query when the caller has them, as
+    the snapshot compiler does for every flag at once; missing numbers are looked up.
+    """
+    serving = state.serving_version
+    rules = [
+        {
+            "constraints": list(rule.get("constraints") or []),
+            "segments": list(rule.get("segments") or []),
+            "version": rule.get("version"),
+        }
+        for rule in state.rules
+        if isinstance(rule, dict)
+    ]
+    rollout = None
+    if split is not None:
+        rollout = {
+            "id": split.split_id,
+            "seed": split.seed,
+            "candidate": split.candidate.number,
+            "weight": split.weight,
+        }
+    hashes: dict[int, str] = {}
+    if serving is not None:
+        hashes[serving.number] = serving.content_hash
+    if split is not None:
+        hashes[split.candidate.number] = split.candidate.content_hash
+    wanted = {rule["version"] for rule in rules if isinstance(rule["version"], int)} - set(hashes)
+    known = version_hashes or {}
+    hashes.update({number: known[number] for number in wanted if number in known})
+    missing = wanted - set(hashes)
+    if missing:
+        found = ConfigVersion.objects.filter(flag=flag, number__in=missing).values_list(
+            "number", "content_hash"
+        )
+        hashes.update(found)
+    return {
+        "key": flag.key,
+        "enabled": state.enabled,
+        "version": serving.number if serving is not None else None,
+        "stickiness": flag.stickiness,
+        "surface": flag.surface,
+        "rules": rules,
+        "rollout": rollout,
+        "experiment": None,
+        "versions": {str(number): hashes[number] for number in sorted(hashes)},
+    }
+
+
+def states_using_segment(key: str) -> list[FlagState]:
+    """The flag states whose rules refer to a segment (rules are JSON: filtered here, not in SQL)."""
+    states = FlagState.objects.select_related("flag", "environment").order_by("flag__key", "environment__key")
+    return [
+        state
+        for state in states
+        if any(key in (rule.get("segments") or []) for rule in state.rules if isinstance(rule, dict))
+    ]
+
+
+def usage_list(states: Sequence[FlagState]) -> list[dict[str, str]]:
+    return [{"flag": state.flag.key, "environment": state.environment.key} for state in states]

@@ -1,0 +1,308 @@
+"""OFREP 0.3.0 (OpenFeature Remote Evaluation Protocol): single and bulk evaluation.
+
+The protocol has no notion of an environment, so it comes from the token: OFREP accepts only
+tokens bound to one environment (with the `resolve` scope); any other token gets 403 with an
+explanation. Flag values are the config content objects; reasons are OpenFeature's names;
+`variant` is always present (`v7`, or `disabled` for a disabled flag, which carries no value so
+that the caller's default applies); `metadata` carries the flag_state token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.auth import request_scopes
+from controlplane.errors import DomainError
+from controlplane.models import ApiToken, Scope
+from flags.serving_api import (
+    BodyError,
+    CachedTokenAuthentication,
+    ContextError,
+    bound_environment,
+    check_units,
+    current_snapshot,
+    etag_matches,
+    read_body,
+    read_context,
+    stream_ticket,
+)
+from flags.snapshots import Served, ServedFlag, Snapshot, UnservableFlag, UnusableContext, redis_link
+from flagstaff.engine import unit_of
+
+logger = logging.getLogger(__name__)
+
+DISABLED_VARIANT = "disabled"
+EVENT_STREAM_INACTIVITY_SECONDS = 120
+
+
+class OfrepError(DomainError):
+    """An error in OFREP's shape: `{key?, errorCode, errorDetails}`."""
+
+    def __init__(self, status: int, error_code: str, details: str, *, key: str | None = None) -> None:
+        super().__init__(details, code=error_code)
+        self.status_code = status
+        self.key = key
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"errorCode": self.code, "errorDetails": self.detail}
+        if self.key is not None:
+            body = {"key": self.key, **body}
+        return body
+
+
+class RateLimited(OfrepError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(429, "GENERAL", f"Too many evaluations for this token; retry after {retry_after} s.")
+        self.retry_after = retry_after
+
+
+class OfrepPermission(permissions.BasePermission):
+    message = "Your token does not allow OFREP evaluation."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        if Scope.RESOLVE not in request_scopes(request):
+            self.message = "OFREP evaluation needs a token with the 'resolve' scope."
+            return False
+        if bound_environment(request) is None:
+            self.message = (
+                "OFREP evaluation needs a token bound to one environment: the protocol does not name "
+                "an environment, so the token does. Issue a resolve token for the environment to read."
+            )
+            return False
+        return True
+
+
+class OfrepView(APIView):
+    authentication_classes = [CachedTokenAuthentication]
+    permission_classes = [OfrepPermission]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        assert isinstance(request.auth, ApiToken)
+        retry_after = _rate_limited(request.auth)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if not isinstance(exc, OfrepError) and isinstance(response.data, dict) and "detail" in response.data:
+            # Framework errors (401, 403, 413, 503): OFREP wants `errorDetails`, and a code on 400.
+            body: dict[str, Any] = {"errorDetails": str(response.data["detail"])}
+            if response.status_code == 400:
+                body = {"errorCode": "GENERAL", **body}
+            response.data = body
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+
+    def environment(self, request: Request) -> str:
+        environment = bound_environment(request)
+        assert environment is not None  # OfrepPermission
+        return environment
+
+
+def _rate_limited(token: ApiToken) -> int | None:
+    """Seconds to wait when the token is over its per-second budget, else None.
+
+    A fixed one-second window counted in the shared cache, so the budget holds across
+    processes. The limit fails open: no cache, no limit, rather than no flags.
+    """
+    limit = settings.FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND
+    if limit <= 0:
+        return None
+    link = redis_link()
+    if link is not None and link.down:
+        return None
+    now = time.time()
+    key = f"flagstaff:ofrep-rate:{token.pk}:{int(now)}"
+    try:
+        count = 1 if cache.add(key, 1, timeout=2) else cache.incr(key)
+    except ValueError:  # the window's key expired between add and incr
+        count = 1
+    except (redis.RedisError, OSError) as exc:
+        logger.debug("rate limit not applied: cache unreachable", extra={"error": str(exc)})
+        return None
+    if count <= limit:
+        return None
+    return max(1, math.ceil(int(now) + 1 - now))
+
+
+def _body_and_context(request: Request, *, key: str | None = None) -> dict[str, Any]:
+    try:
+        data, size = read_body(request)
+        context = read_context(data, size)
+        check_units(context, [])
+    except BodyError as error:
+        raise OfrepError(400, "PARSE_ERROR", str(error), key=key) from None
+    except ContextError as error:
+        raise OfrepError(400, "INVALID_CONTEXT", error.message, key=key) from None
+    return context
+
+
+def evaluation(served: Served) -> dict[str, Any]:
+    """evaluationSuccess; a disabled flag has no `value`, so the caller's default applies."""
+    resolution = served.resolution
+    metadata = {"flag_state": served.flag_state, **served.metadata()}
+    body: dict[str, Any] = {
+        "key": served.flag.key,
+        "reason": resolution.reason,
+        "variant": resolution.variant or DISABLED_VARIANT,
+        # OFREP metadata values are strings, numbers or booleans: absent rather than null.
+        "metadata": {name: value for name, value in metadata.items() if value is not None},
+    }
+    if served.version is not None:
+        body["value"] = served.version.content
+    return body
+
+
+def evaluate(snapshot: Snapshot, flag: ServedFlag, context: dict[str, Any]) -> dict[str, Any]:
+    """One flag's evaluationSuccess; raises OfrepError for the flag's evaluationFailure."""
+    try:
+        check_units(context, [flag])
+        served = snapshot.resolve(flag.key, context)
+    except ContextError as error:
+        raise OfrepError(400, "INVALID_CONTEXT", error.message, key=flag.key) from None
+    except UnusableContext as error:
+        raise OfrepError(400, "INVALID_CONTEXT", str(error), key=flag.key) from None
+    except UnservableFlag as error:
+        raise OfrepError(500, "GENERAL", str(error), key=flag.key) from None
+    if flag.has_split and served.resolution.reason == "DEFAULT" and _unit_missing(flag, context):
+        raise OfrepError(400, "TARGETING_KEY_MISSING", _missing_unit(flag), key=flag.key)
+    return evaluation(served)
+
+
+def _unit_missing(flag: ServedFlag, context: dict[str, Any]) -> bool:
+    # DEFAULT in a split means the unit was not bucketed; only a missing unit is the caller's to fix.
+    return unit_of(context, flag.stickiness) is None
+
+
+def _missing_unit(flag: ServedFlag) -> str:
+    if flag.stickiness == "targetingKey":
+        return f"Flag '{flag.key}' splits traffic by targeting key; set the context's targetingKey."
+    return f"Flag '{flag.key}' splits traffic by '{flag.stickiness}'; set it in the context."
+
+
+def bulk_etag(snapshot: Snapshot, context: dict[str, Any]) -> str:
+    """Revision and context together: a new context never gets another context's answers."""
+    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    digest = hashlib.sha256(f"{snapshot.environment}\n{snapshot.revision}\n{canonical}".encode())
+    return f'"{digest.hexdigest()[:40]}"'
+
+
+_REQUEST = inline_serializer(
+    "OfrepEvaluationRequest",
+    {"context": serializers.JSONField(required=False, help_text="targetingKey, ...")},
+)
+_SUCCESS = inline_serializer(
+    "OfrepEvaluationSuccess",
+    {
+        "key": serializers.CharField(),
+        "value": serializers.JSONField(required=False, help_text="The config content; absent when disabled"),
+        "reason": serializers.CharField(),
+        "variant": serializers.CharField(),
+        "metadata": serializers.DictField(),
+    },
+)
+_FAILURE = inline_serializer(
+    "OfrepEvaluationFailure",
+    {
+        "key": serializers.CharField(),
+        "errorCode": serializers.CharField(),
+        "errorDetails": serializers.CharField(),
+    },
+)
+
+
+class EvaluateFlagView(OfrepView):
+    @extend_schema(
+        summary="OFREP: evaluate one flag",
+        request=_REQUEST,
+        responses={
+            200: _SUCCESS,
+            400: _FAILURE,
+            404: _FAILURE,
+            429: OpenApiResponse(description="Retry-After"),
+        },
+    )
+    def post(self, request: Request, key: str) -> Response:
+        context = _body_and_context(request, key=key)
+        snapshot = current_snapshot(self.environment(request))
+        flag = snapshot.flags.get(key)
+        if flag is None:
+            raise OfrepError(
+                404,
+                "FLAG_NOT_FOUND",
+                f"No flag '{key}' is served in environment '{snapshot.environment}'.",
+                key=key,
+            )
+        return Response(evaluate(snapshot, flag, context))
+
+
+class EvaluateFlagsView(OfrepView):
+    @extend_schema(
+        summary="OFREP: evaluate every flag of the token's environment",
+        request=_REQUEST,
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
+        responses={
+            200: inline_serializer(
+                "OfrepBulkEvaluation",
+                {
+                    "flags": serializers.ListField(child=serializers.DictField()),
+                    "metadata": serializers.DictField(),
+                    "eventStreams": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            304: OpenApiResponse(description="Unchanged for this context"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        context = _body_and_context(request)
+        environment = self.environment(request)
+        snapshot = current_snapshot(environment)
+        etag = bulk_etag(snapshot, context)
+        if etag_matches(request.headers.get("If-None-Match"), etag):
+            response = Response(status=304)
+        else:
+            flags = []
+            for key in sorted(snapshot.flags):
+                try:
+                    flags.append(evaluate(snapshot, snapshot.flags[key], context))
+                except OfrepError as error:
+                    flags.append(error.as_dict())
+            response = Response(
+                {
+                    "flags": flags,
+                    "metadata": {"environment": snapshot.environment, "revision": snapshot.revision},
+                    "eventStreams": [self.event_stream(request, environment)],
+                }
+            )
+        response["ETag"] = etag
+        return response
+
+    @staticmethod
+    def event_stream(request: Request, environment: str) -> dict[str, Any]:
+        assert isinstance(request.auth, ApiToken)
+        path = reverse("api:environment-stream", kwargs={"env": environment})
+        ticket = stream_ticket(request.auth, environment)
+        return {
+            "type": "sse",
+            "url": request.build_absolute_uri(f"{path}?format=ofrep&ticket={ticket}"),
+            "inactivityDelaySec": EVENT_STREAM_INACTIVITY_SECONDS,
+        }

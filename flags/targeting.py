@@ -1,0 +1,135 @@
+"""Reads behind the targeting pages and API: what a context gets, and the split's control band.
+
+`try_context` evaluates with the engine on the flag's definition built from the database as it
+is now (`flags.definitions.flag_definition`), so an edit shows at once, before any snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+
+from controlplane.errors import Conflict, InvalidInput, TooLarge
+from flags.definitions import flag_definition
+from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
+from flagstaff.engine import DefinitionError, Resolution, compile_segments, flag_from_dict, resolve, unit_of
+from flagstaff.engine.resolve import CONTROL_BAND_MAX_WEIGHT
+
+
+def control_band(weight: int) -> tuple[int, int] | None:
+    """The buckets of a split's control arm, [weight, 2 * weight), when the weight leaves room."""
+    return (weight, 2 * weight) if weight <= CONTROL_BAND_MAX_WEIGHT else None
+
+
+def check_context(context: object) -> dict[str, Any]:
+    """A context is a JSON object of at most FLAGSTAFF_MAX_CONTEXT_BYTES once serialized."""
+    if not isinstance(context, dict):
+        raise InvalidInput(
+            "The context must be a JSON object.",
+            code="invalid_context",
+            errors=[{"path": "context", "message": "must be a JSON object"}],
+        )
+    limit = settings.FLAGSTAFF_MAX_CONTEXT_BYTES
+    try:
+        # surrogatepass: a lone surrogate is measured, not refused; the engine decides about it.
+        size = len(json.dumps(context, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except RecursionError:
+        size = limit + 1
+    if size > limit:
+        raise TooLarge(f"The context is larger than {limit:,} bytes.", code="context_too_large")
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class TriedContext:
+    """What one context gets from a flag in an environment, and why."""
+
+    flag: str
+    environment: str
+    revision: int
+    version: int | None
+    variant: str | None
+    reason: str
+    arm: str | None
+    split_id: str | None
+    rule_index: int | None
+    rule: dict[str, Any] | None
+    bucket: int | None
+    unit: str | None
+    content: dict[str, Any] | None
+    """A summary of the served version: model, max_tokens and content hash."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def try_context(*, flag: Flag, environment: Environment, context: object) -> TriedContext:
+    """Resolve `context` with the engine on the flag's current definition; nothing is saved."""
+    context = check_context(context)
+    state = (
+        FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
+    )
+    resolution = _resolution(flag, environment, state, context)
+    rule = state.rules[resolution.rule_index] if state and resolution.rule_index is not None else None
+    return TriedContext(
+        flag=flag.key,
+        environment=environment.key,
+        revision=environment.revision,
+        version=resolution.value_version,
+        variant=resolution.variant,
+        reason=resolution.reason,
+        arm=resolution.arm,
+        split_id=resolution.split_id,
+        rule_index=resolution.rule_index,
+        rule=rule,
+        bucket=resolution.bucket,
+        unit=_printable(unit_of(context, flag.stickiness)),
+        content=_content_summary(flag, resolution.value_version),
+    )
+
+
+def _resolution(
+    flag: Flag, environment: Environment, state: FlagState | None, context: dict[str, Any]
+) -> Resolution:
+    if state is None or flag.is_archived:
+        return Resolution(None, "DISABLED", None)
+    split = (
+        Split.objects.active().select_related("candidate").filter(flag=flag, environment=environment).first()
+    )
+    definition = flag_definition(flag=flag, state=state, split=split)
+    keys = {key for rule in definition["rules"] for key in rule["segments"]}
+    segments = {
+        key: {"constraints": c}
+        for key, c in Segment.objects.filter(key__in=keys).values_list("key", "constraints")
+    }
+    try:
+        # Lenient, as clients compile snapshots: rules saved under older checks still evaluate.
+        compiled = flag_from_dict(definition, segments=compile_segments(segments, strict=False), strict=False)
+    except DefinitionError as error:
+        raise Conflict(
+            f"The targeting of '{flag.key}' in '{environment.key}' cannot be evaluated: {error}",
+            code="definition_invalid",
+        ) from None
+    return resolve(compiled, context)
+
+
+def _printable(text: str | None) -> str | None:
+    """The text, with a lone surrogate (which no response can encode) shown as '?'."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _content_summary(flag: Flag, number: int | None) -> dict[str, Any] | None:
+    if number is None:
+        return None
+    version = ConfigVersion.objects.filter(flag=flag, number=number).only("content", "content_hash").first()
+    if version is None:
+        return None
+    content = version.content if isinstance(version.content, dict) else {}
+    return {
+        "model": content.get("model"),
+        "max_tokens": content.get("max_tokens"),
+        "content_hash": version.content_hash,
+    }

@@ -1,0 +1,96 @@
+"""Builders and fixtures shared by the serving tests (snapshots, resolve, OFREP, stream)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from controlplane.audit import Actor
+from controlplane.services import IssuedToken
+from flags import services
+from flags.models import ConfigVersion, Environment, Flag, Split
+from flags.snapshots import reset_store
+from flagstaff.engine import bucket
+from tests.factories import VALID_CONTENT, make_flag, make_token, make_version
+
+ACTOR = Actor.system("tests")
+V2_CONTENT: dict[str, Any] = {**VALID_CONTENT, "max_tokens": 2048}
+V3_CONTENT: dict[str, Any] = {**VALID_CONTENT, "max_tokens": 512}
+
+
+@pytest.fixture
+def fresh_store() -> Iterator[None]:
+    """Each test starts with an empty process store that checks the revision on every read.
+
+    Tests run inside one transaction whose on-commit announcements never fire, so the store
+    must notice writes by checking; the tests of caching build their own stores.
+    """
+    reset_store()
+    with override_settings(FLAGSTAFF_REVISION_CHECK_SECONDS=0, FLAGSTAFF_REVISION_RECHECK_SECONDS=0):
+        yield
+    reset_store()
+
+
+@dataclass
+class Served:
+    environment: Environment
+    flag: Flag
+    v1: ConfigVersion
+    v2: ConfigVersion
+    v3: ConfigVersion
+
+
+def served_flag(environment: Environment, *, enabled: bool = True, **flag_fields: Any) -> Served:
+    """A flag with v1 published (and enabled) in `environment`, and unpublished v2 and v3."""
+    flag = make_flag(**flag_fields)
+    v1 = make_version(flag=flag)
+    v2 = make_version(flag=flag, content=dict(V2_CONTENT))
+    v3 = make_version(flag=flag, content=dict(V3_CONTENT))
+    services.publish_version(flag=flag, environment=environment, number=1, actor=ACTOR)
+    if enabled:
+        services.set_flag_enabled(flag=flag, environment=environment, enabled=True, actor=ACTOR)
+    return Served(environment, flag, v1, v2, v3)
+
+
+def add_rule(served: Served, *, version: int = 3, constraints: Any = None, segments: Any = None) -> None:
+    services.add_rule(
+        flag=served.flag,
+        environment=served.environment,
+        constraints=constraints if constraints is not None else [],
+        segments=segments or [],
+        version=version,
+        description="",
+        actor=ACTOR,
+    )
+
+
+def plan_is(value: str) -> list[dict[str, Any]]:
+    return [{"contextName": "plan", "operator": "IN", "values": [value]}]
+
+
+def set_split(served: Served, *, weight: int = 1000, candidate: int = 2) -> Split:
+    return services.set_split(
+        flag=served.flag, environment=served.environment, candidate=candidate, weight=weight, actor=ACTOR
+    )
+
+
+def unit_in(split: Split, *, low: int, high: int) -> str:
+    """A unit whose bucket in the split is in [low, high)."""
+    for index in range(100_000):
+        unit = f"user-{index}"
+        if low <= bucket(split.seed, unit) < high:
+            return unit
+    raise AssertionError("no unit found in the band")
+
+
+def resolve_token(environment: Environment | None = None, **overrides: Any) -> IssuedToken:
+    return make_token(scopes=["resolve"], environment=environment, **overrides)
+
+
+def redis_configured() -> bool:
+    return bool(settings.REDIS_URL)
