@@ -1,0 +1,573 @@
+"""`Flagstaff`: resolves flags locally from an environment's snapshot, kept fresh in the background.
+
+One daemon thread follows the environment's change stream (SSE) and re-fetches the snapshot
+(`If-None-Match`) when a newer revision is announced; when the stream fails it polls the
+snapshot with its ETag, backing off exponentially with jitter, and tries the stream again.
+`resolve` reads one immutable `Snapshot` that the thread swaps in whole, so it takes no lock,
+and it never raises because the control plane is unreachable: it serves the last snapshot
+(reason STALE) or the caller's default (reason ERROR). client/README.md, "Client".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from flagstaff import _http
+from flagstaff.engine import resolve as resolve_flag
+from flagstaff.flag_state import FlagState
+from flagstaff.render import RenderedRequest, RenderError, render_request
+from flagstaff.snapshot import CompiledFlag, Snapshot, SnapshotError
+from flagstaff.telemetry import TelemetrySender
+
+if TYPE_CHECKING:
+    import anthropic
+
+    from flagstaff.messages import Messages
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_PATH = "/api/v1/environments/{env}/snapshot"
+STREAM_PATH = "/api/v1/environments/{env}/stream"
+STALE_AFTER_POLL_INTERVALS = 3
+STREAM_RETRY_BASE, STREAM_RETRY_CAP = 0.5, 60.0
+POLL_RETRY_BASE = 0.5
+CATCH_UP_ATTEMPTS = 3
+
+Reason = Literal["DISABLED", "TARGETING_MATCH", "SPLIT", "STATIC", "DEFAULT", "STALE", "ERROR"]
+# OpenFeature error codes.
+FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+PROVIDER_NOT_READY = "PROVIDER_NOT_READY"
+PARSE_ERROR = "PARSE_ERROR"
+INVALID_CONTEXT = "INVALID_CONTEXT"
+GENERAL = "GENERAL"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConfig:
+    """What one flag resolved to for one context, and where it came from."""
+
+    flag: str
+    version: int | None
+    """The served config version; None when the content is the caller's default (or absent)."""
+    variant: str | None
+    reason: Reason
+    """The engine's reason; STALE when the snapshot could not be kept fresh; ERROR."""
+    evaluation_reason: Reason | None = None
+    """The engine's reason even when `reason` is STALE; None for ERROR."""
+    arm: str | None = None
+    split_id: str | None = None
+    environment: str | None = None
+    revision: int | None = None
+    content_hash: str | None = None
+    surface: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    shared_content: Mapping[str, Any] | None = field(default=None, repr=False)
+    """The snapshot's own content object, shared between resolutions: never mutate it."""
+
+    @property
+    def content(self) -> dict[str, Any] | None:
+        """The config content (a fresh copy on each access), or None."""
+        return None if self.shared_content is None else copy.deepcopy(dict(self.shared_content))
+
+    @property
+    def flag_state(self) -> str | None:
+        """The encoded `flag_state` token to log with the call; None for ERROR resolutions."""
+        if self.reason == "ERROR" or self.environment is None or self.revision is None:
+            return None
+        return FlagState(
+            self.environment, self.flag, self.version, self.arm, self.split_id, self.revision
+        ).encode()
+
+    @property
+    def is_beta(self) -> bool:
+        """Whether the request must go to `client.beta.messages.create`."""
+        if self.shared_content is None:
+            return False
+        try:
+            # Secrets only fill MCP tokens; whether a request is beta never depends on them.
+            return render_request(self.shared_content, secrets=lambda name: "unused").beta
+        except RenderError:
+            return False
+
+    def render(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        secrets: Callable[[str], str] | None = None,
+    ) -> RenderedRequest:
+        """Render the content (flagstaff.render); raises RenderError when there is none."""
+        if self.shared_content is None:
+            raise RenderError(f"flag {self.flag!r} resolved to no config ({self.reason})")
+        return render_request(self.shared_content, messages=messages, secrets=secrets)
+
+    def request_kwargs(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        secrets: Callable[[str], str] | None = None,
+    ) -> dict[str, Any]:
+        """Keyword arguments for `messages.create` (or `beta.messages.create` when `is_beta`)."""
+        return self.render(messages=messages, secrets=secrets).kwargs
+
+
+class FlagUnavailable(LookupError):
+    """The flag served no config (disabled, unknown, no snapshot) and no `default=` was given."""
+
+    def __init__(self, resolved: ResolvedConfig) -> None:
+        detail = resolved.error_message or resolved.reason
+        super().__init__(
+            f"flag {resolved.flag!r} has no config to call with ({detail}); pass default={{...}}"
+        )
+        self.resolved = resolved
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    snapshot: Snapshot | None
+    confirmed_at: float | None
+    """time.monotonic() when the server last confirmed the snapshot current (None: never)."""
+    refresh_failed: bool
+
+
+class Flagstaff:
+    """A local resolver for one environment; see the module docstring."""
+
+    telemetry: TelemetrySender | None
+    _cache_path: str | None
+    _thread: threading.Thread | None
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        environment: str,
+        cache_path: str | os.PathLike[str] | None = None,
+        refresh: Literal["stream", "poll"] = "stream",
+        poll_interval: float = 30.0,
+        stale_after: float | None = None,
+        timeout: float = 5.0,
+        default_configs: Mapping[str, Mapping[str, Any]] | None = None,
+        anthropic_client: anthropic.Anthropic | None = None,
+        telemetry: bool | TelemetrySender = False,
+        sample_rates: Mapping[str, float] | None = None,
+    ) -> None:
+        """Load `cache_path` if it holds this environment, fetch once (at most `timeout` s),
+        then refresh in a daemon thread. Never raises because the server is unreachable.
+
+        `stale_after` (default 3 * `poll_interval`): how long a snapshot the server has not
+        confirmed stays fresh. `telemetry=True` sends call records to the same server.
+        """
+        if refresh not in ("stream", "poll"):
+            raise ValueError("refresh must be 'stream' or 'poll'")
+        if poll_interval <= 0 or timeout <= 0:
+            raise ValueError("poll_interval and timeout must be positive")
+        self._endpoint = _http.Endpoint.parse(url)
+        self._setup(
+            environment=environment,
+            default_configs=default_configs,
+            anthropic_client=anthropic_client,
+            sample_rates=sample_rates,
+        )
+        self._cache_path = None if cache_path is None else os.fspath(cache_path)
+        self._refresh = refresh
+        self._poll_interval = poll_interval
+        self._stale_after = stale_after or STALE_AFTER_POLL_INTERVALS * poll_interval
+        self._timeout = timeout
+        self._auth = {"Authorization": f"Bearer {token}"}
+        if telemetry is True:
+            self.telemetry = TelemetrySender(url, token, timeout=timeout)
+            self._owns_telemetry = True
+        elif telemetry is not False:
+            self.telemetry = telemetry
+        if self._cache_path is not None:
+            self._bootstrap(self._cache_path)
+        self._fetch()
+        self._thread = threading.Thread(
+            target=self._run, name=f"flagstaff-refresh-{environment}", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        default_configs: Mapping[str, Mapping[str, Any]] | None = None,
+        anthropic_client: anthropic.Anthropic | None = None,
+        telemetry: TelemetrySender | None = None,
+        sample_rates: Mapping[str, float] | None = None,
+    ) -> Self:
+        """Resolve offline from a snapshot file; never refreshed, never STALE.
+
+        Raises OSError or SnapshotError when the file cannot be read: the caller asked for it.
+        """
+        snapshot = Snapshot.load(path)
+        self = cls.__new__(cls)
+        self._setup(
+            environment=snapshot.environment,
+            default_configs=default_configs,
+            anthropic_client=anthropic_client,
+            sample_rates=sample_rates,
+        )
+        self._offline = True
+        self.telemetry = telemetry
+        self._install(snapshot, persist=False)
+        return self
+
+    def _setup(
+        self,
+        *,
+        environment: str,
+        default_configs: Mapping[str, Mapping[str, Any]] | None,
+        anthropic_client: anthropic.Anthropic | None,
+        sample_rates: Mapping[str, float] | None,
+    ) -> None:
+        self.environment = environment
+        self.anthropic_client = anthropic_client
+        self.sample_rates: Mapping[str, float] = dict(sample_rates or {})
+        self.telemetry = None
+        self._owns_telemetry = False
+        self._default_configs = {key: dict(value) for key, value in (default_configs or {}).items()}
+        self._offline = False
+        self._state = _State(None, None, refresh_failed=False)
+        self._changed = threading.Condition()
+        self._stopped = threading.Event()
+        self._stream_lock = threading.Lock()
+        self._stream: _http.EventStream | None = None
+        self._thread = None
+        self._messages: Messages | None = None
+        self._cache_path = None
+
+    # Reading ---------------------------------------------------------------------------------
+
+    def resolve(
+        self,
+        flag: str,
+        context: Mapping[str, object] | None = None,
+        *,
+        default: Mapping[str, Any] | None = None,
+    ) -> ResolvedConfig:
+        """Resolve `flag` for `context`. Never raises; `default` (else the constructor's
+        `default_configs[flag]`) is the content when the flag serves nothing or cannot resolve.
+        """
+        state = self._state  # one read: the snapshot and its freshness belong together
+        if default is None:
+            default = self._default_configs.get(flag)
+        snapshot = state.snapshot
+        if snapshot is None:
+            return _error(
+                flag, default, PROVIDER_NOT_READY, "no snapshot yet: the control plane was not reached"
+            )
+        compiled = snapshot.flags.get(flag)
+        if compiled is None:
+            return _error(flag, default, FLAG_NOT_FOUND, f"flag {flag!r} is not in {snapshot.environment}")
+        if compiled.definition is None:
+            return _error(flag, default, PARSE_ERROR, compiled.error or "flag does not compile")
+        if context is None:
+            context = {}
+        elif not isinstance(context, Mapping):
+            return _error(flag, default, INVALID_CONTEXT, "context must be a mapping")
+        try:
+            resolution = resolve_flag(compiled.definition, context)
+        except Exception as error:  # resolve must never raise into the caller
+            logger.exception("resolving %s failed", flag)
+            return _error(flag, default, GENERAL, f"resolution failed: {error!r}")
+        content_hash, content = None, default
+        if resolution.value_version is not None:
+            served = compiled.contents.get(resolution.value_version)
+            if served is None:
+                message = f"version {resolution.value_version} of {flag!r} has no content in the snapshot"
+                return _error(flag, default, PARSE_ERROR, message)
+            content_hash, content = served
+        reason: Reason = resolution.reason
+        if not self._offline and _is_stale(state, self._stale_after):
+            reason = "STALE"
+        return ResolvedConfig(
+            flag=flag,
+            version=resolution.value_version,
+            variant=resolution.variant,
+            reason=reason,
+            evaluation_reason=resolution.reason,
+            arm=resolution.arm,
+            split_id=resolution.split_id,
+            environment=snapshot.environment,
+            revision=snapshot.revision,
+            content_hash=content_hash,
+            surface=compiled.surface,
+            shared_content=content,
+        )
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The snapshot being served (None before any was loaded)."""
+        return self._state.snapshot
+
+    @property
+    def revision(self) -> int | None:
+        snapshot = self._state.snapshot
+        return None if snapshot is None else snapshot.revision
+
+    @property
+    def stale(self) -> bool:
+        """True when resolutions are served with reason STALE."""
+        return not self._offline and _is_stale(self._state, self._stale_after)
+
+    def wait_for_revision(self, revision: int, timeout: float) -> bool:
+        """Block until the served snapshot's revision is at least `revision`; False on timeout."""
+
+        def reached() -> bool:
+            held = self.revision
+            return held is not None and held >= revision
+
+        with self._changed:
+            return self._changed.wait_for(reached, timeout)
+
+    @property
+    def messages(self) -> Messages:
+        """`fs.messages.create(flag=..., ...)`: Claude calls with resolved configs and telemetry."""
+        if self._messages is None:
+            if self.anthropic_client is None:
+                raise RuntimeError("pass anthropic_client=anthropic.Anthropic(...) to use fs.messages")
+            from flagstaff.messages import Messages
+
+            self._messages = Messages(self, self.anthropic_client)
+        return self._messages
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop refreshing, and flush and stop the telemetry sender this client created."""
+        self._stopped.set()
+        with self._stream_lock:
+            stream = self._stream
+        if stream is not None:
+            stream.abort()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._owns_telemetry and self.telemetry is not None:
+            self.telemetry.close(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Refreshing (the daemon thread) ----------------------------------------------------------
+
+    def _bootstrap(self, path: str) -> None:
+        try:
+            snapshot = Snapshot.load(path)
+        except FileNotFoundError:
+            return
+        except (OSError, SnapshotError) as error:
+            logger.warning("ignoring snapshot cache %s: %s", path, error)
+            return
+        if snapshot.environment != self.environment:
+            logger.warning("ignoring snapshot cache %s: it holds %s", path, snapshot.environment)
+            return
+        # Not confirmed by the server: served as STALE until a refresh succeeds.
+        self._state = _State(snapshot, None, refresh_failed=False)
+        self._notify()
+
+    def _run(self) -> None:
+        stream_failures = 0
+        while not self._stopped.is_set():
+            try:
+                if self._refresh == "poll":
+                    # The constructor has just fetched: wait before the first poll.
+                    first = self._poll_interval if not self._state.refresh_failed else POLL_RETRY_BASE
+                    self._poll_until(math.inf, first_delay=first)
+                    continue
+                healthy, retry_hint = self._follow_stream()
+                stream_failures = 0 if healthy else stream_failures + 1
+                delay = _http.backoff_delay(stream_failures, base=STREAM_RETRY_BASE, cap=STREAM_RETRY_CAP)
+                if stream_failures:
+                    self._poll_until(time.monotonic() + delay)
+                else:
+                    # A stream that ended normally (the server's time limit, a restart): come
+                    # back after the delay the server asked for, if any.
+                    self._stopped.wait(max(delay, min(retry_hint or 0.0, STREAM_RETRY_CAP)))
+            except Exception:
+                # A bug here must not end refreshing for the life of the process.
+                logger.exception("snapshot refresh failed unexpectedly")
+                self._stopped.wait(self._poll_interval)
+
+    def _poll_until(self, deadline: float, *, first_delay: float = 0.0) -> None:
+        failures = 0
+        self._stopped.wait(min(first_delay, max(0.0, deadline - time.monotonic())))
+        while not self._stopped.is_set() and time.monotonic() < deadline:
+            if self._fetch():
+                failures, delay = 0, self._poll_interval
+            else:
+                base = min(POLL_RETRY_BASE, self._poll_interval)
+                delay = _http.backoff_delay(failures, base=base, cap=self._poll_interval)
+                failures += 1
+            self._stopped.wait(max(0.0, min(delay, deadline - time.monotonic())))
+
+    def _follow_stream(self) -> tuple[bool, float | None]:
+        """Read the change stream until it ends.
+
+        Returns whether it was up and delivered something, and the server's `retry:` delay.
+        """
+        headers = dict(self._auth)
+        if (snapshot := self._state.snapshot) is not None:
+            headers["Last-Event-ID"] = str(snapshot.revision)
+        path = self._endpoint.path(STREAM_PATH, env=self.environment)
+        stream = _http.EventStream(self._endpoint, path, headers=headers, connect_timeout=self._timeout)
+        with self._stream_lock:
+            if self._stopped.is_set():
+                return False, None
+            self._stream = stream
+        healthy = False
+        try:
+            status = stream.open(read_timeout=self._stale_after)
+            if status != 200:
+                logger.warning("change stream of %s answered %s; polling instead", self.environment, status)
+                return False, None
+            self._fetch()  # whatever changed while disconnected
+            announced, attempted, retry_at = -1, -2, 0.0
+            for event in stream.events():
+                healthy = True
+                if event is not None and event.event == "revision":
+                    announced = max(announced, _announced_revision(event) or -1)
+                held = self.revision
+                if held is not None and announced <= held:
+                    self._confirm()
+                elif announced > attempted or time.monotonic() >= retry_at:
+                    # A newer revision: fetch it, retrying a few times in case the server that
+                    # answers has not seen it yet; until then the snapshot is not confirmed, and
+                    # keep-alives retry at most once a poll interval.
+                    attempted = announced
+                    self._catch_up(announced)
+                    retry_at = time.monotonic() + self._poll_interval
+        except _http.TRANSPORT_ERRORS as error:
+            if not self._stopped.is_set():
+                logger.info("change stream of %s ended: %r", self.environment, error)
+        finally:
+            with self._stream_lock:
+                self._stream = None
+            stream.close()
+        return healthy, stream.retry
+
+    def _catch_up(self, revision: int) -> None:
+        for attempt in range(CATCH_UP_ATTEMPTS):
+            if not self._fetch() or (self.revision or -1) >= revision:
+                return
+            self._stopped.wait(_http.backoff_delay(attempt, base=0.1, cap=1.0))
+
+    def _fetch(self) -> bool:
+        """Fetch the snapshot (conditionally when one is held); True when the server answered."""
+        held = self._state.snapshot
+        headers = {**self._auth, "Accept": "application/json", "Accept-Encoding": "gzip"}
+        if held is not None and held.etag is not None:
+            headers["If-None-Match"] = held.etag
+        path = self._endpoint.path(SNAPSHOT_PATH, env=self.environment)
+        try:
+            response = _http.request(self._endpoint, "GET", path, headers=headers, timeout=self._timeout)
+        except _http.TRANSPORT_ERRORS as error:
+            return self._fail(f"snapshot fetch failed: {error!r}")
+        if response.status == 304 and held is not None:
+            self._confirm()
+            return True
+        if response.status != 200:
+            return self._fail(f"snapshot fetch answered {response.status}")
+        try:
+            snapshot = Snapshot.parse(response.body, etag=response.headers.get("etag"))
+        except SnapshotError as error:
+            return self._fail(f"unusable snapshot: {error}")
+        if snapshot.environment != self.environment:
+            return self._fail(f"the server sent a snapshot of {snapshot.environment!r}")
+        self._install(snapshot, persist=self._cache_path is not None)
+        return True
+
+    def _install(self, snapshot: Snapshot, *, persist: bool) -> None:
+        previous = self._state.snapshot
+        self._state = _State(snapshot, time.monotonic(), refresh_failed=False)
+        self._notify()
+        if previous is None or previous.revision != snapshot.revision:
+            logger.info("serving %s revision %s", snapshot.environment, snapshot.revision)
+        if persist and self._cache_path is not None:
+            try:
+                snapshot.save(self._cache_path)
+            except OSError as error:
+                logger.warning("could not write snapshot cache %s: %s", self._cache_path, error)
+
+    def _confirm(self) -> None:
+        state = self._state
+        if state.refresh_failed:
+            logger.info("control plane reachable again for %s", self.environment)
+        self._state = _State(state.snapshot, time.monotonic(), refresh_failed=False)
+
+    def _fail(self, message: str) -> bool:
+        state = self._state
+        if not state.refresh_failed:
+            logger.warning("%s (%s); serving the last snapshot", message, self.environment)
+        self._state = _State(state.snapshot, state.confirmed_at, refresh_failed=True)
+        return False
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _is_stale(state: _State, stale_after: float) -> bool:
+    if state.refresh_failed or state.confirmed_at is None:
+        return True
+    return time.monotonic() - state.confirmed_at > stale_after
+
+
+def _announced_revision(event: _http.ServerSentEvent) -> int | None:
+    """The revision an event announces: its id, else `{"revision": N}` in its data."""
+    for candidate in (event.id, event.data):
+        if candidate is None:
+            continue
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            value = value.get("revision")
+        if type(value) is int:
+            return value
+    return None
+
+
+def _error(flag: str, default: Mapping[str, Any] | None, code: str, message: str) -> ResolvedConfig:
+    return ResolvedConfig(
+        flag=flag,
+        version=None,
+        variant=None,
+        reason="ERROR",
+        error_code=code,
+        error_message=message,
+        shared_content=default,
+    )
+
+
+__all__ = [
+    "FLAG_NOT_FOUND",
+    "GENERAL",
+    "INVALID_CONTEXT",
+    "PARSE_ERROR",
+    "PROVIDER_NOT_READY",
+    "CompiledFlag",
+    "FlagUnavailable",
+    "Flagstaff",
+    "Reason",
+    "ResolvedConfig",
+]
