@@ -1,0 +1,555 @@
+"""Ingest a batch of call records: validate, attribute, price, store once, roll up.
+
+The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch: one query
+each for the environments, flags and versions its flag_state tokens name, one insert of the
+new calls, and one upsert per rollup table, all in one transaction, so a batch is stored
+whole or not at all (its invalid records aside, which are reported and never stored).
+
+Idempotency: `request_id` is unique in the database, and only the records the database really
+inserted count into the rollups, so a record sent twice, even by two requests at the same
+moment, is counted once. How the insert learns which rows it stored:
+- PostgreSQL: the rows not stored yet go in by one COPY; if it completes, it inserted every
+  one of them (the unique index would have refused any other). If a concurrent batch stored
+  one of them meanwhile, the COPY fails whole, is undone to its savepoint, and the rows go in
+  by `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id` instead (which
+  waits for the concurrent insert and then skips it).
+- SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
+  DO NOTHING RETURNING request_id (SQLite >= 3.35) reports the inserted rows.
+Rows go in request_id order, so concurrent batches lock shared keys in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+from flags.models import ConfigVersion, Environment, Flag
+from flagstaff.flag_state import FlagState, FlagStateError
+from telemetry.models import CallRecord, Sample
+from telemetry.prices import cached_price_table
+from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_record
+from telemetry.services.rollups import RollupBatch
+
+logger = logging.getLogger(__name__)
+
+# Column order of a stored call; the staging table and the COPY rows follow it.
+CALL_COLUMNS = (
+    ("request_id", "text"),
+    ("timestamp", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("model", "text"),
+    ("stop_reason", "text"),
+    ("stop_reason_known", "bool"),
+    ("input_tokens", "int8"),
+    ("output_tokens", "int8"),
+    ("cache_write_5m_tokens", "int8"),
+    ("cache_write_1h_tokens", "int8"),
+    ("cache_read_tokens", "int8"),
+    ("web_search_requests", "int4"),
+    ("web_fetch_requests", "int4"),
+    ("server_tool_use", "jsonb"),
+    ("iterations", "jsonb"),
+    ("service_tier", "text"),
+    ("inference_geo", "text"),
+    ("latency_ms", "int4"),
+    ("ttft_ms", "int4"),
+    ("flag_state", "text"),
+    ("environment_id", "int8"),
+    ("flag_id", "int8"),
+    ("version", "int4"),
+    ("arm", "text"),
+    ("split_id", "text"),
+    ("revision", "int8"),
+    ("attributed", "bool"),
+    ("user_hash", "text"),
+    ("user_id", "text"),
+    ("session_id", "text"),
+    ("surface", "text"),
+    ("error_type", "text"),
+    ("error_status", "int4"),
+    ("cost_micro_usd", "int8"),
+)
+COLUMN_NAMES = tuple(name for name, _ in CALL_COLUMNS)
+COLUMN_TYPES = tuple(kind for _, kind in CALL_COLUMNS)
+STAGE_TABLE = "telemetry_ingest_stage"
+_NO_JSON: tuple[str | None, str | None] = (None, None)
+_NUL_ESCAPE = b"\\u0000"  # PostgreSQL's jsonb refuses it; one such record must not fail a batch
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    environment_id: int | None
+    flag_id: int | None
+    version: int | None
+    arm: str
+    split_id: str
+    revision: int | None
+    attributed: bool
+    environment_key: str | None
+
+
+UNATTRIBUTED = Attribution(None, None, None, "", "", None, False, None)
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    unattributed: int = 0
+    unknown_cost: int = 0
+    samples_stored: int = 0
+    samples_dropped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "unattributed": self.unattributed,
+            "unknown_cost": self.unknown_cost,
+            "samples_stored": self.samples_stored,
+            "samples_dropped": self.samples_dropped,
+        }
+
+
+def ingest_calls(
+    *,
+    records: Sequence[Any],
+    bound_environment: str | None = None,
+    received_at: datetime | None = None,
+) -> IngestResult:
+    """Store the valid, new records of a batch and add them to the rollups.
+
+    `bound_environment` is the key of the environment the sender's token is bound to: then
+    a record must carry a flag_state naming that environment, or it is rejected.
+    """
+    now = received_at or timezone.now()
+    latest = now + timedelta(seconds=settings.FLAGSTAFF_TELEMETRY_MAX_FUTURE_SECONDS)
+    result = IngestResult()
+    rejected: dict[int, list[dict[str, str]]] = {}
+    calls: list[CallInput] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(records):
+        parsed = parse_record(raw, index, now=now, latest=latest)
+        if isinstance(parsed, list):
+            rejected[index] = parsed
+        elif parsed.request_id in seen:
+            result.duplicate += 1  # the same call twice in one batch: stored once
+        else:
+            seen.add(parsed.request_id)
+            calls.append(parsed)
+
+    attributions = _attribute({call.flag_state for call in calls if call.flag_state})
+    if bound_environment is not None:
+        calls = _only_environment(calls, attributions, bound_environment, rejected)
+
+    prices = cached_price_table()
+    store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
+    user_hashes: dict[str, str] = {}
+    user_hash_of = _user_hasher()
+    rows: list[tuple[Any, ...]] = []
+    kept: list[tuple[CallInput, Attribution, int | None]] = []
+    samples: dict[str, tuple[bytes, Any, Any]] = {}
+    for call in calls:
+        attribution = attributions.get(call.flag_state, UNATTRIBUTED) if call.flag_state else UNATTRIBUTED
+        json_columns = _NO_JSON
+        if call.server_tool_use is not None or call.iterations is not None:
+            encoded = _json_columns(call, rejected)
+            if encoded is None:
+                continue
+            json_columns = encoded
+        cost = prices.cost(
+            call.model,
+            call.timestamp.date(),
+            call.service_tier,
+            call.inference_geo,
+            call.input_tokens,
+            call.output_tokens,
+            call.cache_write_5m_tokens,
+            call.cache_write_1h_tokens,
+            call.cache_read_tokens,
+        )
+        user_hash = ""
+        if call.user_id:
+            user_hash = user_hashes.get(call.user_id) or user_hashes.setdefault(
+                call.user_id, user_hash_of(call.user_id)
+            )
+        if call.sample is not None:
+            sample = _sample(call.sample)
+            if sample is None:
+                result.samples_dropped += 1
+            else:
+                samples[call.request_id] = sample
+        rows.append(
+            (
+                call.request_id,
+                call.timestamp,
+                now,
+                call.model,
+                call.stop_reason,
+                call.stop_reason_known,
+                call.input_tokens,
+                call.output_tokens,
+                call.cache_write_5m_tokens,
+                call.cache_write_1h_tokens,
+                call.cache_read_tokens,
+                call.web_search_requests,
+                call.web_fetch_requests,
+                json_columns[0],
+                json_columns[1],
+                call.service_tier,
+                call.inference_geo,
+                call.latency_ms,
+                call.ttft_ms,
+                call.flag_state,
+                attribution.environment_id,
+                attribution.flag_id,
+                attribution.version,
+                attribution.arm,
+                attribution.split_id,
+                attribution.revision,
+                attribution.attributed,
+                user_hash,
+                call.user_id if store_raw_user else "",
+                call.session_id,
+                call.surface,
+                call.error_type,
+                call.error_status,
+                cost,
+            )
+        )
+        kept.append((call, attribution, cost))
+
+    # Outermost (as in a request), the staging table empties itself at commit.
+    nested = connection.in_atomic_block
+    with transaction.atomic():
+        inserted = _insert_calls(rows, empty_stage=nested)
+        rollups = RollupBatch()
+        for call, attribution, cost in kept:
+            if call.request_id not in inserted:
+                result.duplicate += 1
+                continue
+            result.accepted += 1
+            if not attribution.attributed:
+                result.unattributed += 1
+            if cost is None:
+                result.unknown_cost += 1
+            rollups.add(
+                call,
+                environment_id=attribution.environment_id,
+                # Unattributed calls roll up under no flag, whatever part of the token resolved.
+                flag_id=attribution.flag_id if attribution.attributed else None,
+                version=attribution.version if attribution.attributed else None,
+                arm=attribution.arm if attribution.attributed else "",
+                cost_micro_usd=cost,
+            )
+        rollups.write()
+        # A duplicate's sample was stored with the first send (or dropped then).
+        result.samples_stored = _store_samples(samples, inserted, now)
+
+    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
+    logger.info(
+        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
+        result.accepted,
+        result.duplicate,
+        len(result.rejected),
+        result.unattributed,
+    )
+    return result
+
+
+def _user_hasher() -> Callable[[str], str]:
+    """HMAC-SHA256 under SECRET_KEY; the keyed state is computed once per batch and copied."""
+    keyed = hmac.new(settings.SECRET_KEY.encode(), digestmod=hashlib.sha256)
+
+    def user_hash(user_id: str) -> str:
+        digest = keyed.copy()
+        digest.update(user_id.encode())
+        return digest.hexdigest()
+
+    return user_hash
+
+
+def _json_columns(
+    call: CallInput, rejected: dict[int, list[dict[str, str]]]
+) -> tuple[str | None, str | None] | None:
+    """server_tool_use and iterations as JSON text, or None (record rejected) when unstorable."""
+    texts: list[str | None] = []
+    for value, path in (
+        (call.server_tool_use, "usage.server_tool_use"),
+        (call.iterations, "usage.iterations"),
+    ):
+        if value is None:
+            texts.append(None)
+            continue
+        encoded = orjson.dumps(value)
+        if _NUL_ESCAPE in encoded:
+            rejected[call.index] = [{"path": f"records[{call.index}].{path}", "message": NUL_MESSAGE}]
+            return None
+        texts.append(encoded.decode())
+    return texts[0], texts[1]
+
+
+def _sample(sample: dict[str, Any]) -> tuple[bytes, Any, Any] | None:
+    """The sample to store, or None when it is over FLAGSTAFF_SAMPLE_MAX_BYTES or unstorable."""
+    encoded = orjson.dumps(sample)
+    if len(encoded) > settings.FLAGSTAFF_SAMPLE_MAX_BYTES or _NUL_ESCAPE in encoded:
+        return None
+    return encoded, sample.get("input"), sample.get("output")
+
+
+def _attribute(tokens: set[str]) -> dict[str, Attribution]:
+    """Resolve each distinct flag_state token of the batch, with one query for them all.
+
+    A token that does not decode, or whose numbers do not fit the columns, resolves to
+    nothing (its calls are kept unattributed).
+    """
+    decoded: dict[str, FlagState] = {}
+    for token in tokens:
+        try:
+            state = FlagState.decode(token)
+        except FlagStateError:
+            continue
+        if (state.version is None or 0 < state.version <= MAX_INT32) and 0 <= state.revision < 2**63:
+            decoded[token] = state
+    if not decoded:
+        return {}
+    environments, flags, versions = _lookup(
+        {state.environment for state in decoded.values()},
+        {state.flag for state in decoded.values()},
+        {state.version for state in decoded.values() if state.version is not None},
+    )
+    resolved = {}
+    for token, state in decoded.items():
+        environment_id = environments.get(state.environment)
+        flag_id = flags.get(state.flag)
+        known_version = state.version is None or (flag_id, state.version) in versions
+        resolved[token] = Attribution(
+            environment_id=environment_id,
+            flag_id=flag_id,
+            version=state.version,
+            arm=(state.arm or "")[:32],
+            split_id=(state.split_id or "")[:64],
+            revision=state.revision,
+            attributed=environment_id is not None and flag_id is not None and known_version,
+            environment_key=state.environment,
+        )
+    return resolved
+
+
+def _lookup(
+    environment_keys: set[str], flag_keys: set[str], numbers: set[int]
+) -> tuple[dict[str, int], dict[str, int], set[tuple[int, int]]]:
+    """Ids of the named environments and flags, and which (flag id, version number) exist.
+
+    Raw SQL: three ORM querysets cost more CPU to build than the database spends answering.
+    """
+    quote = connection.ops.quote_name
+    tables = {model: quote(model._meta.db_table) for model in (Environment, Flag, ConfigVersion)}
+
+    def placeholders(values: set[Any]) -> str:
+        return ", ".join(["%s"] * len(values))
+
+    # Identifiers are the models' table names; every value is a parameter.
+    environment_sql = f"SELECT 'e', key, id, 0 FROM {tables[Environment]} WHERE key IN "  # noqa: S608
+    flag_sql = f"SELECT 'f', key, id, 0 FROM {tables[Flag]} WHERE key IN "  # noqa: S608
+    version_sql = (
+        f"SELECT 'v', f.key, v.flag_id, v.number FROM {tables[ConfigVersion]} v "  # noqa: S608
+        f"JOIN {tables[Flag]} f ON f.id = v.flag_id WHERE f.key IN "
+    )
+    parts = [
+        f"{environment_sql}({placeholders(environment_keys)})",
+        f"{flag_sql}({placeholders(flag_keys)})",
+    ]
+    params: list[Any] = [*environment_keys, *flag_keys]
+    if numbers:
+        parts.append(f"{version_sql}({placeholders(flag_keys)}) AND v.number IN ({placeholders(numbers)})")
+        params += [*flag_keys, *numbers]
+    environments: dict[str, int] = {}
+    flags: dict[str, int] = {}
+    versions: set[tuple[int, int]] = set()
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for kind, key, ident, number in cursor.fetchall():
+            if kind == "e":
+                environments[key] = ident
+            elif kind == "f":
+                flags[key] = ident
+            else:
+                versions.add((ident, number))
+    return environments, flags, versions
+
+
+def _only_environment(
+    calls: list[CallInput],
+    attributions: dict[str, Attribution],
+    environment: str,
+    rejected: dict[int, list[dict[str, str]]],
+) -> list[CallInput]:
+    """Keep the calls whose flag_state names `environment`; reject the others."""
+    kept = []
+    for call in calls:
+        attribution = attributions.get(call.flag_state) if call.flag_state else None
+        if attribution is not None and attribution.environment_key == environment:
+            kept.append(call)
+            continue
+        if not call.flag_state:
+            message = f"Is required: this token is bound to environment '{environment}'."
+        elif attribution is None:
+            message = f"Is not a valid flag_state; this token is bound to environment '{environment}'."
+        else:
+            message = (
+                f"Names environment '{attribution.environment_key}'; this token is bound to '{environment}'."
+            )
+        rejected[call.index] = [{"path": f"records[{call.index}].flag_state", "message": message}]
+    return kept
+
+
+def _insert_calls(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+    """Insert the rows whose request_id is new; the request ids the database really inserted."""
+    if not rows:
+        return set()
+    rows.sort(key=lambda row: row[0])  # one lock order for concurrent batches
+    if connection.vendor == "postgresql":
+        return _insert_postgresql(rows, empty_stage=empty_stage)
+    return _insert_portable(rows)
+
+
+class _JsonTextDumper(Dumper):
+    """Binary jsonb from JSON text already encoded (jsonb's binary format is version 1 + text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+    """COPY the rows that are not stored yet straight into the table; on a unique violation (a
+    concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
+
+    COPY inserts many rows per page and WAL record, about twice as fast as INSERT ... ON
+    CONFLICT, which inserts row by row. Either way the unique index decides: a COPY that
+    completes inserted every row it carried; one that meets a stored (or concurrently
+    inserted, then committed) request_id fails whole and is undone to its savepoint.
+    """
+    quote = connection.ops.quote_name
+    table = quote(CallRecord._meta.db_table)
+    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
+    with psycopg.Cursor(raw) as cursor:
+        stored = _stored_request_ids(cursor, [row[0] for row in rows])
+        fresh = [row for row in rows if row[0] not in stored]
+        if not fresh:
+            return set()
+        cursor.adapters.register_dumper(None, _JsonTextDumper)
+        try:
+            with (
+                transaction.atomic(),
+                cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(COLUMN_TYPES)
+                for row in fresh:
+                    copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            logger.info("telemetry batch met a concurrent duplicate; inserting with ON CONFLICT")
+            return _insert_staged(cursor, fresh, empty_stage=empty_stage)
+    return {row[0] for row in fresh}
+
+
+def _stored_request_ids(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[str]:
+    table = connection.ops.quote_name(CallRecord._meta.db_table)
+    cursor.execute(
+        f"SELECT request_id FROM {table} WHERE request_id = ANY(%s)",  # noqa: S608 - a constant name
+        [request_ids],
+        binary=True,
+    )
+    return {request_id for (request_id,) in cursor.fetchall()}
+
+
+def _insert_staged(
+    cursor: psycopg.Cursor[Any], rows: list[tuple[Any, ...]], *, empty_stage: bool
+) -> set[str]:
+    """COPY into a per-session temporary table, then INSERT ... ON CONFLICT DO NOTHING
+    RETURNING, in request_id order: the database reports the rows it really inserted, and a
+    row another transaction is inserting is waited for, then skipped."""
+    quote = connection.ops.quote_name
+    table = quote(CallRecord._meta.db_table)
+    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
+    stage_columns = ", ".join(f"{quote(name)} {kind}" for name, kind in CALL_COLUMNS)
+    # One per session, emptied at every commit (and below when an outer transaction holds the
+    # commit back). Needs session-level pooling, not a transaction-pooling proxy.
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ({stage_columns}) ON COMMIT DELETE ROWS")
+    with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(COLUMN_TYPES)
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} ORDER BY request_id "  # noqa: S608 - constant names
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    )
+    inserted = {request_id for (request_id,) in cursor.fetchall()}
+    if empty_stage:
+        cursor.execute(f"DELETE FROM {STAGE_TABLE}")  # noqa: S608 - a constant name
+    return inserted
+
+
+def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
+    quote = connection.ops.quote_name
+    adapt = connection.ops.adapt_datetimefield_value
+    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
+    placeholder = "(" + ", ".join(["%s"] * len(COLUMN_NAMES)) + ")"
+    table = quote(CallRecord._meta.db_table)
+    per_statement = 30_000 // len(COLUMN_NAMES)
+    returned: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params: list[Any] = []
+            for row in chunk:
+                params.extend((row[0], adapt(row[1]), adapt(row[2])))
+                params.extend(row[3:])
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - values are parameters
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                params,
+            )
+            returned.update(request_id for (request_id,) in cursor.fetchall())
+    return returned
+
+
+def _store_samples(samples: dict[str, tuple[bytes, Any, Any]], inserted: set[str], now: datetime) -> int:
+    wanted = [request_id for request_id in samples if request_id in inserted]
+    if not wanted:
+        return 0
+    ids = dict(CallRecord.objects.filter(request_id__in=wanted).values_list("request_id", "id"))
+    Sample.objects.bulk_create(
+        Sample(
+            call_id=ids[request_id],
+            input=samples[request_id][1],
+            output=samples[request_id][2],
+            size_bytes=len(samples[request_id][0]),
+            created_at=now,
+        )
+        for request_id in wanted
+    )
+    return len(wanted)

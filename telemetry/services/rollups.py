@@ -1,0 +1,270 @@
+"""Per-minute rollups: aggregate a batch of calls in Python, then add it in SQL.
+
+Concurrent ingests add to the same rows, so nothing is read and written back: every counter is
+incremented by `INSERT ... ON CONFLICT (key) DO UPDATE SET c = c + excluded.c`, one statement
+per table and batch, which PostgreSQL and SQLite (>= 3.35, for RETURNING) both run as written.
+Rows are sent in key order, so that two transactions lock shared rows in the same order and
+cannot deadlock on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from telemetry.histograms import bucket_of
+from telemetry.models import Rollup, RollupCount, RollupHistogram
+from telemetry.records import CallInput
+
+STOP_COLUMNS = {
+    "end_turn": "stop_end_turn",
+    "max_tokens": "stop_max_tokens",
+    "stop_sequence": "stop_stop_sequence",
+    "tool_use": "stop_tool_use",
+    "pause_turn": "stop_pause_turn",
+    "refusal": "stop_refusal",
+    "model_context_window_exceeded": "stop_model_context_window_exceeded",
+}
+# Columns as (name, PostgreSQL type); PostgreSQL receives each column as one typed array.
+ROLLUP_KEY = (
+    ("bucket", "timestamptz"),
+    ("environment_id", "int8"),
+    ("flag_id", "int8"),
+    ("version", "int4"),
+    ("arm", "text"),
+    ("model", "text"),
+)
+# Must match the expressions of the rollup_unique_key index exactly, or ON CONFLICT finds no index.
+ROLLUP_CONFLICT = (
+    "bucket",
+    "(COALESCE(environment_id, 0))",
+    "(COALESCE(flag_id, 0))",
+    "(COALESCE(version, 0))",
+    "arm",
+    "model",
+)
+ROLLUP_COUNTERS = (
+    "calls",
+    "errors",
+    *STOP_COLUMNS.values(),
+    "stop_other",
+    "stop_none",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "cost_micro_usd",
+    "cost_unknown_calls",
+)
+HISTOGRAM_KEY = (("rollup_id", "int8"), ("metric", "text"), ("bucket", "int2"))
+COUNT_KEY = (("rollup_id", "int8"), ("kind", "text"), ("key", "text"))
+_LATENCY = RollupHistogram.Metric.LATENCY.value
+_TTFT = RollupHistogram.Metric.TTFT.value
+_ERROR_TYPE = RollupCount.Kind.ERROR_TYPE.value
+_STOP_REASON = RollupCount.Kind.STOP_REASON.value
+_STOP_INDEX = {reason: 2 + position for position, reason in enumerate(STOP_COLUMNS)}
+_STOP_OTHER = 2 + len(STOP_COLUMNS)
+_STOP_NONE = _STOP_OTHER + 1
+_TOKENS = _STOP_NONE + 1
+_TOKENS_OUT, _TOKENS_5M, _TOKENS_1H, _TOKENS_READ = _TOKENS + 1, _TOKENS + 2, _TOKENS + 3, _TOKENS + 4
+_COST = _TOKENS + 5
+_COST_UNKNOWN = _COST + 1
+# Stay below SQLite's 32,766 bound parameters per statement.
+MAX_PARAMETERS = 30_000
+
+RollupKey = tuple[datetime, int | None, int | None, int | None, str, str]
+
+
+def upsert_increments(
+    *,
+    table: str,
+    key_columns: Sequence[tuple[str, str]],
+    conflict_target: Sequence[str],
+    counters: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert rows (keys then counters), adding the counters to a row that already has the key.
+
+    The one upsert statement of the telemetry app: `INSERT ... ON CONFLICT (key) DO UPDATE SET
+    c = table.c + excluded.c`, the same on PostgreSQL and SQLite. Only the row source differs:
+    on PostgreSQL one typed array per column (`SELECT * FROM unnest(...)`), so the statement
+    text is the same whatever the row count and is prepared once per connection; on SQLite a
+    VALUES list.
+    """
+    if not rows:
+        return []
+    quote = connection.ops.quote_name
+    names = [name for name, _ in key_columns] + list(counters)
+    updates = ", ".join(f"{quote(c)} = {quote(table)}.{quote(c)} + excluded.{quote(c)}" for c in counters)
+    tail = f" RETURNING {', '.join(quote(c) for c in returning)}" if returning else ""
+    # Identifiers and types come from this app's constants; every value is a parameter.
+    head = f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in names)}) "
+    conflict = f" ON CONFLICT ({', '.join(conflict_target)}) DO UPDATE SET {updates}{tail}"
+    if connection.vendor == "postgresql":
+        types = [kind for _, kind in key_columns] + ["int8"] * len(counters)
+        source = "SELECT * FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"  # noqa: S608
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return execute_binary(head + source + conflict, columns, fetch=bool(returning))
+    placeholders = "(" + ", ".join(["%s"] * len(names)) + ")"
+    per_statement = max(1, MAX_PARAMETERS // len(names))
+    returned: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = head + "VALUES " + ", ".join([placeholders] * len(chunk)) + conflict
+            cursor.execute(sql, [value for row in chunk for value in row])
+            if returning:
+                returned.extend(cursor.fetchall())
+    return returned
+
+
+def execute_binary(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
+    """Run one statement on PostgreSQL with server-side, binary parameters (in the current
+    transaction). Django's cursors interpolate parameters into the SQL text on the client,
+    which for thousands of array elements costs more than the statement itself."""
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall() if fetch else []
+
+
+def _sort_key(key: RollupKey) -> tuple[Any, ...]:
+    bucket, environment_id, flag_id, version, arm, model = key
+    return (bucket, environment_id or 0, flag_id or 0, version or 0, arm, model)
+
+
+class _Group:
+    """What one rollup key gathers from a batch."""
+
+    __slots__ = ("counters", "counts", "histogram")
+
+    def __init__(self) -> None:
+        self.counters = [0] * len(ROLLUP_COUNTERS)
+        self.histogram: dict[tuple[str, int], int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+
+
+class RollupBatch:
+    """The increments one batch of new calls makes to the rollups."""
+
+    def __init__(self) -> None:
+        self.groups: dict[RollupKey, _Group] = {}
+        self._buckets: dict[int, int] = {}  # latency in ms -> histogram bucket, for this batch
+
+    def _bucket(self, value_ms: int) -> int:
+        bucket = self._buckets.get(value_ms)
+        if bucket is None:
+            bucket = self._buckets[value_ms] = bucket_of(value_ms)
+        return bucket
+
+    def add(
+        self,
+        call: CallInput,
+        *,
+        environment_id: int | None,
+        flag_id: int | None,
+        version: int | None,
+        arm: str,
+        cost_micro_usd: int | None,
+    ) -> None:
+        minute = call.timestamp.replace(second=0, microsecond=0)  # timestamps are in UTC
+        key: RollupKey = (minute, environment_id, flag_id, version, arm, call.model)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Group()
+        counters = group.counters
+        counters[0] += 1
+        if call.error_type:
+            counters[1] += 1
+            count_key = (_ERROR_TYPE, call.error_type)
+            group.counts[count_key] = group.counts.get(count_key, 0) + 1
+        stop_reason = call.stop_reason
+        if not stop_reason:
+            counters[_STOP_NONE] += 1
+        elif stop_reason in _STOP_INDEX:
+            counters[_STOP_INDEX[stop_reason]] += 1
+        else:
+            counters[_STOP_OTHER] += 1
+            count_key = (_STOP_REASON, stop_reason)
+            group.counts[count_key] = group.counts.get(count_key, 0) + 1
+        counters[_TOKENS] += call.input_tokens
+        counters[_TOKENS_OUT] += call.output_tokens
+        counters[_TOKENS_5M] += call.cache_write_5m_tokens
+        counters[_TOKENS_1H] += call.cache_write_1h_tokens
+        counters[_TOKENS_READ] += call.cache_read_tokens
+        if cost_micro_usd is None:
+            counters[_COST_UNKNOWN] += 1
+        else:
+            counters[_COST] += cost_micro_usd
+        histogram = group.histogram
+        if call.latency_ms is not None:
+            slot = (_LATENCY, self._bucket(call.latency_ms))
+            histogram[slot] = histogram.get(slot, 0) + 1
+        if call.ttft_ms is not None:
+            slot = (_TTFT, self._bucket(call.ttft_ms))
+            histogram[slot] = histogram.get(slot, 0) + 1
+
+    def write(self) -> None:
+        """Add the batch to the rollup tables (three statements at most)."""
+        if not self.groups:
+            return
+        keys = sorted(self.groups, key=_sort_key)
+        adapt = connection.ops.adapt_datetimefield_value
+        returned = upsert_increments(
+            table=Rollup._meta.db_table,
+            key_columns=ROLLUP_KEY,
+            conflict_target=ROLLUP_CONFLICT,
+            counters=ROLLUP_COUNTERS,
+            rows=[(adapt(key[0]), *key[1:], *self.groups[key].counters) for key in keys],
+            returning=("id", *(name for name, _ in ROLLUP_KEY)),
+        )
+        ids = {(_as_utc(row[1]), *row[2:]): row[0] for row in returned}
+        _write_children(
+            table=RollupHistogram._meta.db_table,
+            key_columns=HISTOGRAM_KEY,
+            items=(
+                (ids[key], metric, bucket, n)
+                for key, group in self.groups.items()
+                for (metric, bucket), n in group.histogram.items()
+            ),
+        )
+        _write_children(
+            table=RollupCount._meta.db_table,
+            key_columns=COUNT_KEY,
+            items=(
+                (ids[key], kind, value, n)
+                for key, group in self.groups.items()
+                for (kind, value), n in group.counts.items()
+            ),
+        )
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """A bucket as RETURNING gives it back (aware, naive UTC or text by backend), made aware."""
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    if moment is None:
+        raise ValueError(f"not a datetime: {value!r}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _write_children(
+    *, table: str, key_columns: Sequence[tuple[str, str]], items: Iterable[tuple[Any, ...]]
+) -> None:
+    rows = sorted(items)
+    upsert_increments(
+        table=table,
+        key_columns=key_columns,
+        conflict_target=[name for name, _ in key_columns],
+        counters=("n",),
+        rows=rows,
+    )

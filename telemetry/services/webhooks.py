@@ -1,0 +1,309 @@
+"""Webhooks: managing receivers, queueing events as delivery rows, and sending them signed.
+
+Every delivery is a row (the due work and its log). A sender claims a row by a conditional
+UPDATE, sends it outside any transaction, and records the outcome with a second conditional
+UPDATE; failures are retried on a backoff schedule until the attempts run out. A receiver
+verifies `X-Flagstaff-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed by the
+secret>` and de-duplicates on `X-Flagstaff-Delivery` (a retry re-sends the same body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane import audit
+from controlplane.audit import Actor
+from controlplane.errors import Conflict, InvalidInput
+from telemetry.models.incidents import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Flagstaff-Signature"
+DELIVERY_HEADER = "X-Flagstaff-Delivery"
+EVENT_HEADER = "X-Flagstaff-Event"
+TIMESTAMP_HEADER = "X-Flagstaff-Timestamp"
+USER_AGENT = "Flagstaff-Webhooks/1"
+MAX_ERROR_CHARS = 500
+SWEEP_BATCH = 100
+
+
+# Receivers
+
+
+def _check_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    loopback_http = (
+        parts.scheme == "http"
+        and parts.hostname == "127.0.0.1"
+        and settings.FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK
+    )
+    problem = ""
+    if parts.scheme != "https" and not loopback_http:
+        problem = "Webhook URLs must use https (http only to 127.0.0.1 when allowed for tests)."
+    elif not parts.hostname:
+        problem = "The URL has no host."
+    elif parts.username or parts.password:
+        problem = "Put credentials in the secret, not in the URL."
+    elif len(url) > 500:
+        problem = "At most 500 characters."
+    if problem:
+        raise InvalidInput(problem, errors=[{"path": "url", "message": problem}])
+    return url
+
+
+def _check_events(events: Iterable[str]) -> list[str]:
+    chosen = sorted(set(events))
+    unknown = [event for event in chosen if event not in WebhookEvent.values]
+    if not chosen or unknown:
+        message = f"Choose one or more of: {', '.join(WebhookEvent.values)}."
+        raise InvalidInput(message, errors=[{"path": "events", "message": message}])
+    return chosen
+
+
+def _fields(webhook: Webhook) -> dict[str, Any]:
+    return {"name": webhook.name, "url": webhook.url, "events": webhook.events, "active": webhook.active}
+
+
+@transaction.atomic
+def create_webhook(*, name: str, url: str, events: Sequence[str], actor: Actor, secret: str = "") -> Webhook:
+    """Register a receiver; without a secret one is generated. The caller shows it once."""
+    if not name.strip():
+        raise InvalidInput("A webhook needs a name.", errors=[{"path": "name", "message": "Required."}])
+    secret = secret.strip() or secrets.token_urlsafe(32)
+    if len(secret) < 16 or len(secret) > 200:
+        raise InvalidInput(
+            "The secret must be 16 to 200 characters.",
+            errors=[{"path": "secret", "message": "16 to 200 characters."}],
+        )
+    webhook = Webhook.objects.create(
+        name=name.strip()[:100],
+        url=_check_url(url),
+        secret=secret,
+        events=_check_events(events),
+        created_by_name=actor.name,
+    )
+    # The secret never goes into the audit log.
+    audit.record(actor=actor, action="webhook.created", target=webhook, changes={"after": _fields(webhook)})
+    return webhook
+
+
+@transaction.atomic
+def update_webhook(
+    *, webhook: Webhook, changes: Mapping[str, Any], actor: Actor, reason: str = ""
+) -> Webhook:
+    """Change name, url, events or active; reactivating clears `deactivated_at`."""
+    webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
+    before = _fields(webhook)
+    if "name" in changes:
+        if not str(changes["name"]).strip():
+            raise InvalidInput("A webhook needs a name.", errors=[{"path": "name", "message": "Required."}])
+        webhook.name = str(changes["name"]).strip()[:100]
+    if "url" in changes:
+        webhook.url = _check_url(str(changes["url"]))
+    if "events" in changes:
+        webhook.events = _check_events(changes["events"])
+    if "active" in changes and bool(changes["active"]) != webhook.active:
+        webhook.active = bool(changes["active"])
+        webhook.deactivated_at = None if webhook.active else timezone.now()
+    after = _fields(webhook)
+    diff = {key: {"before": before[key], "after": after[key]} for key in after if before[key] != after[key]}
+    if not diff:
+        return webhook
+    webhook.save()
+    action = "webhook.updated"
+    if set(diff) == {"active"}:
+        action = "webhook.activated" if webhook.active else "webhook.deactivated"
+    audit.record(actor=actor, action=action, target=webhook, changes=diff, reason=reason)
+    return webhook
+
+
+def deactivate_webhook(*, webhook: Webhook, actor: Actor, reason: str = "") -> Webhook:
+    """Stop sending to a receiver; its pending deliveries fail at their next attempt."""
+    if not webhook.active:
+        raise Conflict(f"Webhook '{webhook.name}' is already inactive.", code="already_inactive")
+    return update_webhook(webhook=webhook, changes={"active": False}, actor=actor, reason=reason)
+
+
+# Queueing
+
+
+def enqueue_event(*, event: str, payload: Mapping[str, Any]) -> list[WebhookDelivery]:
+    """Queue `event` for every active webhook subscribed to it, in the caller's transaction.
+
+    The rows are the work: the sweep sends them even if the nudge sent on commit is lost.
+    """
+    now = timezone.now()
+    payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    # One insert per receiver: there are a handful, and each id is needed for the nudge.
+    deliveries = [
+        WebhookDelivery.objects.create(
+            webhook=webhook, event=event, payload=payload, next_attempt_at=now, created_at=now
+        )
+        for webhook in Webhook.objects.active()
+        if webhook.receives(event)
+    ]
+    if deliveries:
+        ids = [delivery.pk for delivery in deliveries]
+
+        def nudge() -> None:
+            from telemetry.tasks_budgets import deliver_webhook
+
+            for delivery_id in ids:
+                deliver_webhook.delay(delivery_id)
+
+        # robust: a broker outage must not fail the caller; the sweep sends the rows anyway.
+        transaction.on_commit(nudge, robust=True)
+    return deliveries
+
+
+# Sending
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The value of the signature header for `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, secret: str, header: str) -> bool:
+    """What a receiver does (and what the tests check): constant-time comparison."""
+    return hmac.compare_digest(sign(body, secret), header)
+
+
+def delivery_body(delivery: WebhookDelivery) -> bytes:
+    """The exact bytes posted; the same on every attempt, so the signature is stable."""
+    document = {
+        "id": delivery.pk,
+        "event": delivery.event,
+        "created_at": delivery.created_at,
+        "data": delivery.payload,
+    }
+    return json.dumps(document, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")).encode()
+
+
+def backoff_after(attempt: int) -> timedelta:
+    """Wait before the retry that follows `attempt` (1-based): 1 min, 5 min, 30 min, 2 h, 6 h..."""
+    schedule = settings.FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS
+    return timedelta(seconds=schedule[min(attempt, len(schedule)) - 1])
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not an instruction: the signed body goes only to the stored URL."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects())
+
+
+def _post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str]:
+    """POST and return (status, error text); status None when no HTTP answer came back."""
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - the URL is checked to be https (or loopback http) on save
+    try:
+        with _opener.open(request, timeout=settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code, f"HTTP {error.code} {error.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return None, f"{type(error).__name__}: {reason}"
+    if 200 <= status < 300:
+        return status, ""
+    return status, f"HTTP {status}"
+
+
+def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
+    """Take the row for one attempt; None when it is not due or another sender took it."""
+    row = (
+        WebhookDelivery.objects.filter(pk=delivery_id).values("attempts", "state", "next_attempt_at").first()
+    )
+    if row is None or row["state"] != DeliveryState.PENDING:
+        return None
+    if row["next_attempt_at"] is None or row["next_attempt_at"] > now:
+        return None
+    lease = timedelta(seconds=settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS + 60)
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, state=DeliveryState.PENDING, attempts=row["attempts"], next_attempt_at__lte=now
+    ).update(attempts=F("attempts") + 1, next_attempt_at=now + lease, last_attempt_at=now)
+    if claimed != 1:
+        return None
+    return WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
+
+
+def attempt_delivery(*, delivery_id: int) -> str | None:
+    """Make one attempt at a due delivery; returns its new state, or None if not ours to send.
+
+    Idempotent per attempt: the claim only succeeds while the row is pending, due and still at
+    the attempt count this sender read.
+    """
+    now = timezone.now()
+    delivery = _claim(delivery_id, now)
+    if delivery is None:
+        return None
+    attempt = delivery.attempts
+    webhook = delivery.webhook
+    if not webhook.receives(delivery.event):
+        status: int | None = None
+        error = "The webhook was deactivated or unsubscribed from this event."
+        final = True
+    else:
+        body = delivery_body(delivery)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            EVENT_HEADER: delivery.event,
+            DELIVERY_HEADER: str(delivery.pk),
+            TIMESTAMP_HEADER: str(int(now.timestamp())),
+            SIGNATURE_HEADER: sign(body, webhook.secret),
+        }
+        status, error = _post(webhook.url, body, headers)
+        final = attempt >= settings.FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS
+    finished = timezone.now()
+    fields: dict[str, Any] = {"last_status": status, "last_error": error[:MAX_ERROR_CHARS]}
+    if not error:
+        fields |= {"state": DeliveryState.DELIVERED, "delivered_at": finished, "next_attempt_at": None}
+    elif final:
+        fields |= {"state": DeliveryState.FAILED, "next_attempt_at": None}
+    else:
+        fields |= {"next_attempt_at": finished + backoff_after(attempt)}
+    # Guarded by the attempt we claimed: a sender whose lease ran out cannot overwrite a newer try.
+    WebhookDelivery.objects.filter(pk=delivery.pk, attempts=attempt, state=DeliveryState.PENDING).update(
+        **fields
+    )
+    log = logger.info if not error else logger.warning
+    log(
+        "webhook delivery %s attempt %s to webhook %s: %s",
+        delivery.pk,
+        attempt,
+        webhook.pk,
+        fields.get("state", "retry scheduled") if error else "delivered",
+        extra={"delivery_id": delivery.pk, "webhook_id": webhook.pk, "status": status},
+    )
+    return str(fields.get("state", DeliveryState.PENDING))
+
+
+def deliver_due(*, limit: int = SWEEP_BATCH) -> int:
+    """Attempt every due delivery (oldest first, at most `limit`); returns how many were attempted."""
+    due = list(
+        WebhookDelivery.objects.due(timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(attempt_delivery(delivery_id=delivery_id) is not None for delivery_id in due)

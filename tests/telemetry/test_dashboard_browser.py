@@ -1,0 +1,72 @@
+"""The flag's telemetry dashboard in a real browser: charts drawn, time range refreshed in place."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from controlplane.models import Role
+from telemetry.services.ingest import ingest_calls
+from tests.factories import make_environment, make_flag, make_user, make_version
+from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "correct horse battery staple"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": 1000})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live_server, page):
+    seed_prices()
+    environment = make_environment(key="production")
+    flag = make_flag(key="support-chat", surface="chat")
+    baseline, canary = make_version(flag=flag), make_version(flag=flag)
+    now = timezone.now()
+    records = [
+        make_record(
+            timestamp=at(now - timedelta(minutes=i % 50, days=i % 3)),
+            flag_state=flag_state_for(
+                environment, canary if i % 4 == 0 else baseline, arm="canary" if i % 4 == 0 else None
+            ),
+            ttft_ms=300 + (i % 7) * 250,
+            latency_ms=1500 + (i % 11) * 300,
+            stop_reason="max_tokens" if i % 10 == 0 else "end_turn",
+        )
+        for i in range(120)
+    ]
+    ingest_calls(records=records)
+    make_user(role=Role.VIEWER, username="reader@example.com", password=PASSWORD)
+
+    page.goto(f"{live_server.url}/login/?next=/telemetry/flags/support-chat/")
+    page.fill("input[name=username]", "reader@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+
+    expect(page.locator("h1")).to_contain_text("support-chat")
+    page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length === 3")
+    page.select_option("select[name=range]", "7d")
+    expect(page).to_have_url(f"{live_server.url}/telemetry/flags/support-chat/?range=7d&environment=")
+    page.wait_for_function("() => Object.keys(Chart.instances).length === 3")
+    expect(page.locator("table").first).to_contain_text("120")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "telemetry-flag.png"), full_page=True)

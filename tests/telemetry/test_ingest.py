@@ -1,0 +1,480 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from django.db import connection, connections
+from django.test import override_settings
+
+from telemetry import histograms
+from telemetry.models import CallRecord, Rollup, RollupCount, RollupHistogram, Sample
+from telemetry.services import ingest as ingest_service
+from telemetry.services import rollups as rollups_service
+from telemetry.services.ingest import ingest_calls
+from tests.factories import make_environment, make_version
+from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
+
+NOW = datetime(2026, 11, 25, 12, 30, 15, tzinfo=UTC)
+CACHE = "records[0].usage.cache_creation"
+TOOLS = "records[0].usage.server_tool_use"
+
+
+@pytest.fixture
+def prices(db):
+    seed_prices()
+
+
+@pytest.fixture
+def served(db):
+    """An environment and a version of a flag, as a resolution would name them."""
+    environment = make_environment(key="production")
+    version = make_version()
+    return environment, version
+
+
+def test_ingest_calls__valid_batch__stores_every_record(prices):
+    records = [make_record(timestamp=at(NOW)) for _ in range(3)]
+
+    result = ingest_calls(records=records, received_at=NOW)
+
+    assert result.accepted == 3
+    assert CallRecord.objects.count() == 3
+
+
+def test_ingest_calls__stored_record__keeps_usage_and_timing(prices):
+    record = make_record(
+        timestamp=at(NOW),
+        usage={
+            "input_tokens": 10,
+            "output_tokens": 20,
+            "cache_creation_input_tokens": 7,
+            "cache_read_input_tokens": 30,
+            "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
+            "server_tool_use": {
+                "web_search_requests": 2,
+                "web_fetch_requests": 1,
+                "code_execution_requests": 5,
+            },
+            "service_tier": "priority",
+            "inference_geo": "global",
+        },
+        session_id="sess-1",
+        surface="chat",
+    )
+
+    ingest_calls(records=[record], received_at=NOW)
+
+    stored = CallRecord.objects.get()
+    assert (stored.input_tokens, stored.output_tokens, stored.cache_read_tokens) == (10, 20, 30)
+    assert (stored.cache_write_5m_tokens, stored.cache_write_1h_tokens) == (3, 4)
+    assert (stored.web_search_requests, stored.web_fetch_requests) == (2, 1)
+    assert stored.server_tool_use == {"code_execution_requests": 5}
+    assert (stored.service_tier, stored.inference_geo) == ("priority", "global")
+    assert (stored.latency_ms, stored.ttft_ms) == (850, 210)
+    assert (stored.session_id, stored.surface, stored.received_at) == ("sess-1", "chat", NOW)
+
+
+def test_ingest_calls__cache_total_without_split__counts_as_5m_writes(prices):
+    record = make_record(usage={"input_tokens": 1, "cache_creation_input_tokens": 500})
+
+    ingest_calls(records=[record], received_at=NOW)
+
+    stored = CallRecord.objects.get()
+    assert (stored.cache_write_5m_tokens, stored.cache_write_1h_tokens) == (500, 0)
+
+
+def test_ingest_calls__known_model__stores_cost_in_micro_usd(prices):
+    # Sonnet 5.5 on 2026-11-25: 1000 x $2 + 200 x $10 + 3000 x $0.10 per MTok = 4300 micro-USD.
+    ingest_calls(records=[make_record(timestamp=at(NOW))], received_at=NOW)
+
+    assert CallRecord.objects.get().cost_micro_usd == 4300
+
+
+def test_ingest_calls__unknown_model__stores_null_cost_and_counts_it(prices):
+    result = ingest_calls(records=[make_record(model="claude-unknown-9")], received_at=NOW)
+
+    assert result.unknown_cost == 1
+    assert CallRecord.objects.get().cost_micro_usd is None
+    assert Rollup.objects.get().cost_unknown_calls == 1
+
+
+def test_ingest_calls__same_request_id_sent_again__acknowledged_as_duplicate(prices):
+    record = make_record(timestamp=at(NOW))
+    ingest_calls(records=[record], received_at=NOW)
+
+    result = ingest_calls(records=[record, make_record(timestamp=at(NOW))], received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (1, 1)
+    assert CallRecord.objects.count() == 2
+
+
+def test_ingest_calls__same_request_id_sent_again__counted_once_in_rollups(prices):
+    record = make_record(timestamp=at(NOW))
+    ingest_calls(records=[record], received_at=NOW)
+
+    ingest_calls(records=[record], received_at=NOW)
+
+    rollup = Rollup.objects.get()
+    assert (rollup.calls, rollup.input_tokens, rollup.cost_micro_usd) == (1, 1000, 4300)
+    assert sum(RollupHistogram.objects.filter(metric="latency").values_list("n", flat=True)) == 1
+
+
+def test_ingest_calls__request_id_twice_in_one_batch__stored_once(prices):
+    record = make_record(timestamp=at(NOW))
+
+    result = ingest_calls(records=[record, dict(record)], received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (1, 1)
+    assert Rollup.objects.get().calls == 1
+
+
+def test_ingest_calls__invalid_records__rejected_with_paths_and_valid_ones_stored(prices):
+    records = [
+        make_record(),
+        make_record(usage={"input_tokens": 5, "output_tokens": -1}),
+        {"model": "claude-sonnet-5-5"},
+        "not an object",
+    ]
+
+    result = ingest_calls(records=records, received_at=NOW)
+
+    assert result.accepted == 1
+    assert result.rejected == [
+        {
+            "index": 1,
+            "errors": [{"path": "records[1].usage.output_tokens", "message": "Must not be negative."}],
+        },
+        {
+            "index": 2,
+            "errors": [{"path": "records[2].request_id", "message": "Is required: the API's request id."}],
+        },
+        {"index": 3, "errors": [{"path": "records[3]", "message": "Must be an object."}]},
+    ]
+    assert CallRecord.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({"model": ""}, "records[0].model"),
+        ({"usage": {"input_tokens": 1.5}}, "records[0].usage.input_tokens"),
+        ({"usage": {"input_tokens": True}}, "records[0].usage.input_tokens"),
+        ({"usage": {"cache_creation": {"ephemeral_1h_input_tokens": -3}}}, f"{CACHE}.ephemeral_1h_input_tokens"),  # noqa: E501
+        ({"usage": {"server_tool_use": {"web_search_requests": "2"}}}, f"{TOOLS}.web_search_requests"),
+        ({"usage": []}, "records[0].usage"),
+        ({"timestamp": "yesterday"}, "records[0].timestamp"),
+        ({"latency_ms": -1}, "records[0].latency_ms"),
+        ({"ttft_ms": "fast"}, "records[0].ttft_ms"),
+        ({"error": {"status": 529}}, "records[0].error.type"),
+        ({"error": {"type": "overloaded_error", "status": "bad"}}, "records[0].error.status"),
+        ({"stop_reason": 7}, "records[0].stop_reason"),
+        ({"request_id": "r" * 201}, "records[0].request_id"),
+        ({"session_id": "nul\x00byte"}, "records[0].session_id"),
+        ({"usage": {"iterations": [{"type": "message", "note": "a\x00b"}]}}, "records[0].usage.iterations"),
+    ],
+)  # fmt: skip
+def test_ingest_calls__bad_field__rejected_at_its_path(prices, overrides, path):
+    result = ingest_calls(records=[make_record(**overrides)], received_at=NOW)
+
+    assert result.accepted == 0
+    assert [error["path"] for error in result.rejected[0]["errors"]] == [path]
+
+
+def test_ingest_calls__timestamp_far_in_the_future__rejected(prices):
+    record = make_record(timestamp=at(NOW + timedelta(minutes=6)))
+
+    result = ingest_calls(records=[record], received_at=NOW)
+
+    assert result.rejected[0]["errors"][0]["path"] == "records[0].timestamp"
+
+
+def test_ingest_calls__timestamp_slightly_ahead__accepted(prices):
+    record = make_record(timestamp=at(NOW + timedelta(minutes=4)))
+
+    result = ingest_calls(records=[record], received_at=NOW)
+
+    assert result.accepted == 1
+
+
+def test_ingest_calls__no_timestamp__uses_the_time_of_receipt(prices):
+    ingest_calls(records=[make_record()], received_at=NOW)
+
+    assert CallRecord.objects.get().timestamp == NOW
+
+
+def test_ingest_calls__timestamp_with_offset__stored_in_utc_minute_bucket(prices):
+    ingest_calls(records=[make_record(timestamp="2026-11-25T14:30:59+02:00")], received_at=NOW)
+
+    assert Rollup.objects.get().bucket == datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+
+
+def test_ingest_calls__unknown_stop_reason__stored_and_flagged(prices):
+    ingest_calls(records=[make_record(stop_reason="brand_new_reason")], received_at=NOW)
+
+    stored = CallRecord.objects.get()
+    assert (stored.stop_reason, stored.stop_reason_known) == ("brand_new_reason", False)
+
+
+def test_ingest_calls__unknown_stop_reason__counted_as_other_in_rollup(prices):
+    ingest_calls(records=[make_record(stop_reason="brand_new_reason")], received_at=NOW)
+
+    assert Rollup.objects.get().stop_other == 1
+    assert RollupCount.objects.get(kind="stop_reason").key == "brand_new_reason"
+
+
+def test_ingest_calls__known_stop_reasons__counted_in_their_columns(prices):
+    records = [
+        make_record(stop_reason=reason) for reason in ("end_turn", "end_turn", "max_tokens", "refusal")
+    ]
+
+    ingest_calls(records=records, received_at=NOW)
+
+    rollup = Rollup.objects.get()
+    assert (rollup.stop_end_turn, rollup.stop_max_tokens, rollup.stop_refusal) == (2, 1, 1)
+
+
+def test_ingest_calls__failed_calls__counted_by_error_type(prices):
+    errors = [
+        {"type": "overloaded_error", "status": 529},
+        {"type": "overloaded_error", "status": 529},
+        {"type": "rate_limit_error", "status": 429},
+    ]
+    records = [make_record(error=error, stop_reason=None, usage=None) for error in errors]
+
+    ingest_calls(records=[*records, make_record()], received_at=NOW)
+
+    rollup = Rollup.objects.get()
+    assert (rollup.calls, rollup.errors, rollup.stop_none) == (4, 3, 3)
+    assert dict(RollupCount.objects.filter(kind="error_type").values_list("key", "n")) == {
+        "overloaded_error": 2,
+        "rate_limit_error": 1,
+    }
+
+
+def test_ingest_calls__flag_state__attributes_environment_flag_version_and_arm(prices, served):
+    environment, version = served
+    token = flag_state_for(environment, version, arm="canary", split_id="split-7")
+
+    result = ingest_calls(records=[make_record(flag_state=token)], received_at=NOW)
+
+    stored = CallRecord.objects.get()
+    assert result.unattributed == 0
+    assert (stored.environment_id, stored.flag_id, stored.version) == (
+        environment.pk,
+        version.flag_id,
+        version.number,
+    )
+    assert (stored.arm, stored.split_id, stored.revision, stored.attributed) == ("canary", "split-7", 0, True)
+
+
+def test_ingest_calls__attributed_calls__rolled_up_per_version_and_arm(prices, served):
+    environment, version = served
+    records = [
+        make_record(timestamp=at(NOW), flag_state=flag_state_for(environment, version, arm="canary")),
+        make_record(timestamp=at(NOW), flag_state=flag_state_for(environment, version, arm="canary")),
+        make_record(timestamp=at(NOW), flag_state=flag_state_for(environment, version, arm="control")),
+    ]
+
+    ingest_calls(records=records, received_at=NOW)
+
+    counts = dict(
+        Rollup.objects.filter(flag_id=version.flag_id, version=version.number).values_list("arm", "calls")
+    )
+    assert counts == {"canary": 2, "control": 1}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "fs1:production:no-such-flag:1:-:-:0",
+        "fs1:nowhere:{flag}:1:-:-:0",
+        "fs1:production:{flag}:99:-:-:0",
+        "fs1:production:{flag}:-3:-:-:0",
+        "fs1:production:{flag}:99999999999:-:-:0",
+        "fs1:production:{flag}:1:-:-:99999999999999999999",
+    ],
+)
+def test_ingest_calls__unresolvable_flag_state__kept_unattributed_and_counted(prices, served, token):
+    _, version = served
+
+    result = ingest_calls(
+        records=[make_record(flag_state=token.format(flag=version.flag.key))], received_at=NOW
+    )
+
+    assert (result.accepted, result.unattributed) == (1, 1)
+    assert CallRecord.objects.get().attributed is False
+    assert Rollup.objects.get().flag_id is None
+
+
+def test_ingest_calls__unattributed_calls__share_one_rollup_row(prices):
+    records = [make_record(timestamp=at(NOW)) for _ in range(2)]
+    ingest_calls(records=records[:1], received_at=NOW)
+
+    ingest_calls(records=records[1:], received_at=NOW)
+
+    assert Rollup.objects.get().calls == 2
+
+
+def test_ingest_calls__calls_in_two_minutes__two_rollup_rows(prices):
+    records = [make_record(timestamp=at(NOW)), make_record(timestamp=at(NOW + timedelta(minutes=1)))]
+
+    ingest_calls(records=records, received_at=NOW + timedelta(minutes=2))
+
+    assert Rollup.objects.count() == 2
+
+
+def test_ingest_calls__rollup__sums_tokens_and_cost(prices):
+    ingest_calls(records=[make_record(timestamp=at(NOW)) for _ in range(2)], received_at=NOW)
+
+    rollup = Rollup.objects.get()
+    assert (rollup.input_tokens, rollup.output_tokens, rollup.cache_read_tokens) == (2000, 400, 6000)
+    assert rollup.cost_micro_usd == 8600
+
+
+def test_ingest_calls__latencies__give_percentiles_within_the_bucket_width(prices):
+    records = [make_record(timestamp=at(NOW), latency_ms=ms, ttft_ms=ms // 10) for ms in range(100, 1100)]
+
+    ingest_calls(records=records, received_at=NOW)
+
+    counts = dict(RollupHistogram.objects.filter(metric="latency").values_list("bucket", "n"))
+    p95 = histograms.percentiles(counts, (0.95,))[0.95]
+    assert p95 is not None
+    assert abs(p95 - 1049) / 1049 < 0.05
+
+
+def test_ingest_calls__bound_environment__rejects_records_of_other_environments(prices, served):
+    environment, version = served
+    other = make_environment(key="staging")
+    records = [
+        make_record(flag_state=flag_state_for(environment, version)),
+        make_record(flag_state=flag_state_for(other, version)),
+        make_record(),
+        make_record(flag_state="garbage"),
+    ]
+
+    result = ingest_calls(records=records, bound_environment="production", received_at=NOW)
+
+    assert result.accepted == 1
+    assert [rejection["index"] for rejection in result.rejected] == [1, 2, 3]
+    assert {rejection["errors"][0]["path"] for rejection in result.rejected} == {
+        "records[1].flag_state",
+        "records[2].flag_state",
+        "records[3].flag_state",
+    }
+
+
+def test_ingest_calls__user_id__stored_as_hmac_only(prices):
+    ingest_calls(records=[make_record(user_id="user-42")], received_at=NOW)
+
+    stored = CallRecord.objects.get()
+    assert len(stored.user_hash) == 64
+    assert "user-42" not in stored.user_hash
+    assert stored.user_id == ""
+
+
+def test_ingest_calls__same_user__same_hash_across_batches(prices):
+    ingest_calls(records=[make_record(user_id="user-42")], received_at=NOW)
+    ingest_calls(records=[make_record(user_id="user-42")], received_at=NOW)
+
+    assert CallRecord.objects.values("user_hash").distinct().count() == 1
+
+
+@override_settings(FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID=True)
+def test_ingest_calls__raw_user_ids_configured__stores_the_raw_id(prices):
+    ingest_calls(records=[make_record(user_id="user-42")], received_at=NOW)
+
+    assert CallRecord.objects.get().user_id == "user-42"
+
+
+def test_ingest_calls__sample__stored_apart_from_the_call(prices):
+    sample = {"input": [{"role": "user", "content": "hi"}], "output": [{"type": "text", "text": "hello"}]}
+
+    result = ingest_calls(records=[make_record(sample=sample)], received_at=NOW)
+
+    stored = Sample.objects.get()
+    assert result.samples_stored == 1
+    assert (stored.input, stored.output, stored.call) == (
+        sample["input"],
+        sample["output"],
+        CallRecord.objects.get(),
+    )
+
+
+@override_settings(FLAGSTAFF_SAMPLE_MAX_BYTES=100)
+def test_ingest_calls__sample_over_the_size_cap__dropped_and_call_kept(prices):
+    result = ingest_calls(records=[make_record(sample={"input": "x" * 200, "output": "y"})], received_at=NOW)
+
+    assert (result.accepted, result.samples_dropped) == (1, 1)
+    assert not Sample.objects.exists()
+
+
+def test_ingest_calls__duplicate_with_sample__stores_the_sample_once(prices):
+    record = make_record(sample={"input": "a", "output": "b"})
+    ingest_calls(records=[record], received_at=NOW)
+
+    ingest_calls(records=[record], received_at=NOW)
+
+    assert Sample.objects.count() == 1
+
+
+def test_ingest_calls__rollup_write_fails__nothing_is_stored(prices):
+    with (
+        mock.patch.object(rollups_service.RollupBatch, "write", side_effect=RuntimeError("boom")),
+        pytest.raises(RuntimeError),
+    ):
+        ingest_calls(records=[make_record(), make_record()], received_at=NOW)
+
+    assert not CallRecord.objects.exists()
+
+
+def test_ingest_calls__empty_batch__stores_nothing(prices):
+    result = ingest_calls(records=[], received_at=NOW)
+
+    assert result.as_dict()["accepted"] == 0
+    assert not Rollup.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
+def test_ingest_calls__row_stored_after_the_duplicate_check__copy_falls_back_to_on_conflict(prices):
+    stored = make_record(timestamp=at(NOW))
+    ingest_calls(records=[stored], received_at=NOW)
+
+    # As if a concurrent batch committed `stored` between the check and the COPY.
+    with mock.patch.object(ingest_service, "_stored_request_ids", return_value=set()):
+        result = ingest_calls(records=[stored, make_record(timestamp=at(NOW))], received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (1, 1)
+    assert (CallRecord.objects.count(), Rollup.objects.get().calls) == (2, 2)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_ingest_calls__concurrent_overlapping_batches__rollups_count_each_record_once():
+    seed_prices()
+    records = [make_record(timestamp=at(NOW), latency_ms=100 + i) for i in range(600)]
+    batches = [records[0:400], records[200:600], records[100:500], list(reversed(records[0:600]))]
+    results = []
+    barrier = threading.Barrier(len(batches))
+
+    def send(batch):
+        try:
+            barrier.wait()
+            results.append(ingest_calls(records=batch, received_at=NOW))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    rollup = Rollup.objects.get()
+    assert sum(result.accepted for result in results) == 600
+    assert sum(result.accepted + result.duplicate for result in results) == sum(len(b) for b in batches)
+    assert (rollup.calls, rollup.input_tokens) == (600, 600 * 1000)
+    assert sum(RollupHistogram.objects.filter(metric="latency").values_list("n", flat=True)) == 600
+    assert CallRecord.objects.count() == 600
