@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
+from django.apps import apps
+from django.db.models import Model, QuerySet
 
-from controlplane.models import AuditEntry
+from controlplane.models import AuditEntry, Scope
 
 
 class AuditFilterForm(forms.Form):
@@ -54,3 +55,28 @@ class AuditFilterForm(forms.Form):
             for field, messages in self.errors.items()
             for message in messages
         ]
+
+
+def _environments() -> QuerySet[Model]:
+    # Tokens refer to flags.Environment by name, as the model does: the core app does not
+    # import the flags app, which sits above it.
+    return apps.get_model("flags", "Environment")._default_manager.order_by("key")
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(
+        # Token listings show scope names, so each label names its scope where it differs.
+        choices=[
+            (scope, label if label.lower() == scope else f"{label} ({scope})")
+            for scope, label in Scope.choices
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    environment = forms.ModelChoiceField(
+        queryset=_environments(),
+        required=False,
+        to_field_name="key",
+        empty_label="Every environment",
+        help_text="Bind the token to one environment, or leave it acting on all.",
+    )

@@ -10,12 +10,10 @@ import json
 from typing import Any
 
 from django import forms
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import Engine
@@ -29,7 +27,7 @@ from django_htmx.middleware import HtmxDetails
 
 from controlplane.audit import Actor, verify_chain
 from controlplane.errors import DomainError, NotFound
-from controlplane.forms import AuditFilterForm
+from controlplane.forms import ApiTokenForm, AuditFilterForm
 from controlplane.health import database_ok
 from controlplane.models import ApiToken, AuditEntry, Scope, Source
 from controlplane.roles import scopes_for_user
@@ -154,31 +152,6 @@ def audit(request: HtmxHttpRequest) -> HttpResponse:
         "chain_status": verify_chain,
     }
     return render_page(request, "controlplane/audit.html", context)
-
-
-def _environments() -> QuerySet[Model]:
-    # Tokens refer to flags.Environment by name, as the model does: the core app does not
-    # import the flags app, which sits above it.
-    return apps.get_model("flags", "Environment")._default_manager.order_by("key")
-
-
-class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    scopes = forms.MultipleChoiceField(
-        # Token listings show scope names, so each label names its scope where it differs.
-        choices=[
-            (scope, label if label.lower() == scope else f"{label} ({scope})")
-            for scope, label in Scope.choices
-        ],
-        widget=forms.CheckboxSelectMultiple,
-    )
-    environment = forms.ModelChoiceField(
-        queryset=_environments(),
-        required=False,
-        to_field_name="key",
-        empty_label="Every environment",
-        help_text="Bind the token to one environment, or leave it acting on all.",
-    )
 
 
 @never_cache

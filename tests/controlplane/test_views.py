@@ -70,10 +70,24 @@ def test_base__signed_in__shows_navigation_role_and_csrf_header(editor):
     response = logged_in(editor).get(reverse("flags:list"))
 
     body = response.content.decode()
-    for url_name in ("flags:list", "flags:models", "core:audit", "core:tokens", "api:docs"):
+    for url_name in ("flags:list", "flags:models", "api:docs"):
         assert f'href="{reverse(url_name)}"' in body
     assert 'hx-headers=\'{"X-CSRFToken": "' in body
     assert '<span class="badge badge-role">editor</span>' in body
+
+
+def test_base__editor__navigation_hides_pages_the_role_cannot_open(editor):
+    body = logged_in(editor).get(reverse("flags:list")).content.decode()
+
+    assert f'href="{reverse("core:audit")}"' not in body
+    assert f'href="{reverse("core:tokens")}"' not in body
+
+
+def test_base__admin__navigation_shows_audit_and_tokens(admin):
+    body = logged_in(admin).get(reverse("flags:list")).content.decode()
+
+    assert f'href="{reverse("core:audit")}"' in body
+    assert f'href="{reverse("core:tokens")}"' in body
 
 
 # audit
