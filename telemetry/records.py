@@ -29,7 +29,9 @@ KNOWN_STOP_REASONS = frozenset(
         "model_context_window_exceeded",
     }
 )
-MAX_TOKENS = 2**53  # far above any call, and sums of many stay inside a 64-bit column
+# A billion tokens per field is a thousand times any context window, and keeps every sum a
+# rollup can reach (and its cost in micro-USD) far inside a 64-bit column.
+MAX_TOKENS = 10**9
 MAX_INT32 = 2**31 - 1
 NAMED_SERVER_TOOLS = ("web_search_requests", "web_fetch_requests")
 
@@ -154,7 +156,11 @@ def _timestamp(value: Any, errors: Errors, index: int, now: datetime, latest: da
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # the documented default for a time without an offset
     elif moment.utcoffset():
-        moment = moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+            errors.append({"path": _at(index, "timestamp"), "message": "Is out of range."})
+            return now
     if moment > latest:
         errors.append(
             {

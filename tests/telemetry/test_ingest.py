@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from telemetry import histograms
 from telemetry.models import CallRecord, Rollup, RollupCount, RollupHistogram, Sample
-from telemetry.services import ingest as ingest_service
+from telemetry.services import call_store
 from telemetry.services import rollups as rollups_service
 from telemetry.services.ingest import ingest_calls
 from tests.factories import make_environment, make_version
@@ -165,6 +165,8 @@ def test_ingest_calls__invalid_records__rejected_with_paths_and_valid_ones_store
         ({"usage": {"server_tool_use": {"web_search_requests": "2"}}}, f"{TOOLS}.web_search_requests"),
         ({"usage": []}, "records[0].usage"),
         ({"timestamp": "yesterday"}, "records[0].timestamp"),
+        ({"timestamp": "0001-01-01T00:00:00+01:00"}, "records[0].timestamp"),
+        ({"usage": {"output_tokens": 10**9 + 1}}, "records[0].usage.output_tokens"),
         ({"latency_ms": -1}, "records[0].latency_ms"),
         ({"ttft_ms": "fast"}, "records[0].ttft_ms"),
         ({"error": {"status": 529}}, "records[0].error.type"),
@@ -443,7 +445,7 @@ def test_ingest_calls__row_stored_after_the_duplicate_check__copy_falls_back_to_
     ingest_calls(records=[stored], received_at=NOW)
 
     # As if a concurrent batch committed `stored` between the check and the COPY.
-    with mock.patch.object(ingest_service, "_stored_request_ids", return_value=set()):
+    with mock.patch.object(call_store, "_stored_request_ids", return_value=set()):
         result = ingest_calls(records=[stored, make_record(timestamp=at(NOW))], received_at=NOW)
 
     assert (result.accepted, result.duplicate) == (1, 1)

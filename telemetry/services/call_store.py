@@ -1,0 +1,192 @@
+"""Storing call rows exactly once, and learning which ones the database really inserted.
+
+- PostgreSQL: the rows not stored yet go in by one COPY; if it completes, it inserted every
+  one of them (the unique index on request_id would have refused any other). If a concurrent
+  batch stored one of them meanwhile, the COPY fails whole, is undone to its savepoint, and
+  the rows go in by `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id`
+  instead, which waits for the concurrent insert and then skips it. COPY inserts many rows
+  per page and WAL record, about twice as fast as INSERT ... ON CONFLICT row by row.
+- SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
+  DO NOTHING RETURNING request_id (SQLite >= 3.35) reports the inserted rows.
+Rows go in request_id order, so concurrent batches lock shared keys in the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import psycopg
+from django.db import connection, transaction
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+from telemetry.models import CallRecord
+
+logger = logging.getLogger(__name__)
+
+# Column order of a stored call; the staging table and the COPY rows follow it.
+CALL_COLUMNS = (
+    ("request_id", "text"),
+    ("timestamp", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("model", "text"),
+    ("stop_reason", "text"),
+    ("stop_reason_known", "bool"),
+    ("input_tokens", "int8"),
+    ("output_tokens", "int8"),
+    ("cache_write_5m_tokens", "int8"),
+    ("cache_write_1h_tokens", "int8"),
+    ("cache_read_tokens", "int8"),
+    ("web_search_requests", "int4"),
+    ("web_fetch_requests", "int4"),
+    ("server_tool_use", "jsonb"),
+    ("iterations", "jsonb"),
+    ("service_tier", "text"),
+    ("inference_geo", "text"),
+    ("latency_ms", "int4"),
+    ("ttft_ms", "int4"),
+    ("flag_state", "text"),
+    ("environment_id", "int8"),
+    ("flag_id", "int8"),
+    ("version", "int4"),
+    ("arm", "text"),
+    ("split_id", "text"),
+    ("revision", "int8"),
+    ("attributed", "bool"),
+    ("user_hash", "text"),
+    ("user_id", "text"),
+    ("session_id", "text"),
+    ("surface", "text"),
+    ("error_type", "text"),
+    ("error_status", "int4"),
+    ("cost_micro_usd", "int8"),
+)
+COLUMN_NAMES = tuple(name for name, _ in CALL_COLUMNS)
+COLUMN_TYPES = tuple(kind for _, kind in CALL_COLUMNS)
+STAGE_TABLE = "telemetry_ingest_stage"
+
+
+def insert_new_calls(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+    """Insert the rows whose request_id is new; the request ids the database really inserted.
+
+    Rows are tuples in CALL_COLUMNS order, JSON columns as JSON text. `empty_stage`: the
+    caller's transaction will not commit right after (an outer atomic block), so the staging
+    table, which empties itself at commit, is emptied by hand.
+    """
+    if not rows:
+        return set()
+    rows.sort(key=lambda row: row[0])  # one lock order for concurrent batches
+    if connection.vendor == "postgresql":
+        return _insert_postgresql(rows, empty_stage=empty_stage)
+    return _insert_portable(rows)
+
+
+class _JsonTextDumper(Dumper):
+    """Binary jsonb from JSON text already encoded (jsonb's binary format is version 1 + text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+    """COPY the rows that are not stored yet straight into the table; on a unique violation (a
+    concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
+
+    COPY inserts many rows per page and WAL record, about twice as fast as INSERT ... ON
+    CONFLICT, which inserts row by row. Either way the unique index decides: a COPY that
+    completes inserted every row it carried; one that meets a stored (or concurrently
+    inserted, then committed) request_id fails whole and is undone to its savepoint.
+    """
+    quote = connection.ops.quote_name
+    table = quote(CallRecord._meta.db_table)
+    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
+    with psycopg.Cursor(raw) as cursor:
+        stored = _stored_request_ids(cursor, [row[0] for row in rows])
+        fresh = [row for row in rows if row[0] not in stored]
+        if not fresh:
+            return set()
+        cursor.adapters.register_dumper(None, _JsonTextDumper)
+        try:
+            with (
+                transaction.atomic(),
+                cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(COLUMN_TYPES)
+                for row in fresh:
+                    copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            logger.info("telemetry batch met a concurrent duplicate; inserting with ON CONFLICT")
+            return _insert_staged(cursor, fresh, empty_stage=empty_stage)
+    return {row[0] for row in fresh}
+
+
+def _stored_request_ids(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[str]:
+    table = connection.ops.quote_name(CallRecord._meta.db_table)
+    # The ids travel as one JSON text: adapting a list of 1,000 strings to an array costs more.
+    cursor.execute(
+        f"SELECT request_id FROM {table} "  # noqa: S608 - a constant name
+        "WHERE request_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
+        [orjson.dumps(request_ids).decode()],
+    )
+    return {request_id for (request_id,) in cursor.fetchall()}
+
+
+def _insert_staged(
+    cursor: psycopg.Cursor[Any], rows: list[tuple[Any, ...]], *, empty_stage: bool
+) -> set[str]:
+    """COPY into a per-session temporary table, then INSERT ... ON CONFLICT DO NOTHING
+    RETURNING, in request_id order: the database reports the rows it really inserted, and a
+    row another transaction is inserting is waited for, then skipped."""
+    quote = connection.ops.quote_name
+    table = quote(CallRecord._meta.db_table)
+    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
+    stage_columns = ", ".join(f"{quote(name)} {kind}" for name, kind in CALL_COLUMNS)
+    # One per session, emptied at every commit (and below when an outer transaction holds the
+    # commit back). Needs session-level pooling, not a transaction-pooling proxy.
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ({stage_columns}) ON COMMIT DELETE ROWS")
+    with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(COLUMN_TYPES)
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} ORDER BY request_id "  # noqa: S608 - constant names
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    )
+    inserted = {request_id for (request_id,) in cursor.fetchall()}
+    if empty_stage:
+        cursor.execute(f"DELETE FROM {STAGE_TABLE}")  # noqa: S608 - a constant name
+    return inserted
+
+
+def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
+    quote = connection.ops.quote_name
+    adapt = connection.ops.adapt_datetimefield_value
+    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
+    placeholder = "(" + ", ".join(["%s"] * len(COLUMN_NAMES)) + ")"
+    table = quote(CallRecord._meta.db_table)
+    per_statement = 30_000 // len(COLUMN_NAMES)
+    returned: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params: list[Any] = []
+            for row in chunk:
+                params.extend((row[0], adapt(row[1]), adapt(row[2])))
+                params.extend(row[3:])
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - values are parameters
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                params,
+            )
+            returned.update(request_id for (request_id,) in cursor.fetchall())
+    return returned
