@@ -1,52 +1,20 @@
 """Targeting in a real browser: add a rule, try a context, set a 10 % split, see it on the flag page."""
 
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from controlplane.audit import Actor
 from controlplane.models import Role
 from flags import services
 from flags.models import FlagState, Split
+from tests.browser.support import ARTIFACTS, PASSWORD
 from tests.factories import VALID_CONTENT, make_environment, make_flag, make_user, make_version
 
-# Same set-up as tests/browser/test_flow.py: the sync API keeps an event loop on this thread.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "correct horse battery staple"
 SYSTEM = Actor.system("tests")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    yield context.new_page()
-    context.close()
 
 
 def support_chat_serving_v1() -> None:

@@ -1,39 +1,18 @@
 """The flag's telemetry dashboard in a real browser: charts drawn, time range refreshed in place."""
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from controlplane.models import Role
 from telemetry.services.ingest import ingest_calls
+from tests.browser.support import ARTIFACTS, PASSWORD
 from tests.factories import make_environment, make_flag, make_user, make_version
 from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "correct horse battery staple"
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 1000})
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live_server, page):
