@@ -109,7 +109,7 @@ def test_client_calls__streamed_through_the_fake_api__dashboard_shows_cost_cache
         for u in usages
     )
     assert total.cache_hit_ratio == pytest.approx(second.cache_read_input_tokens / prompt_tokens)
-    slowest_ttft = max(record.ttft_ms for record in records)
+    slowest_ttft = max(record.ttft_ms or 0 for record in records)
     assert total.p95_ms["ttft"] == pytest.approx(slowest_ttft, rel=0.05)
 
     viewer = make_user(role=Role.VIEWER, username="reader")
