@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench` runs bench/bench_*.py); helpers and bench-only Django modules."""

@@ -1,0 +1,313 @@
+"""Resolve over HTTP: `POST /api/v1/resolve` and OFREP single vs a trivial Django JSON view.
+
+Starts the production-style setup on this machine: a PostgreSQL database of its own
+(`flagstaff_bench_resolve` on the local server, created, migrated and dropped here), Redis
+db 13 (flushed at start and end), and gunicorn (gthread, DEBUG off) with the bench settings
+(bench/settings.py: the project's URLs, then `/bench/trivial`, a view answering
+`{"ok": true}` through the same middleware). Seeds an environment, a flag with three rules and
+a 10 % split, and a `resolve` token bound to the environment.
+
+Then, with wrk (installed with apt-get when missing) at the same number of keep-alive
+connections for the same duration each, after a warm-up, in interleaved rounds (default 3 x 4 s
+per endpoint):
+
+- `POST /bench/trivial` (the baseline, same body);
+- `POST /api/v1/resolve` `{"flag", "context"}`;
+- `POST /ofrep/v1/evaluate/flags/{key}` `{"context"}`;
+
+each request with another `targetingKey` (the contexts match no rule, so every one reaches the
+split). Prints req/s, p50 and p99 latency, the ratios to the trivial view and the core count.
+Falls back to a Python load generator (threads, http.client keep-alive) when wrk cannot be had.
+
+Targets (issue 3, item 11b): resolve and OFREP >= 70 % of the trivial view's throughput, with
+p99 <= 20 ms at that load.
+
+    .venv/bin/python bench/bench_resolve_http.py [--duration S] [--rounds N] [--connections N]
+        [--workers N] [--threads N] [--python-client] [--no-ofrep-rate-limit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._services import FLAG_KEY, Setup
+
+TARGET_RATIO = 0.70
+TARGET_P99_MS = 20.0
+
+# The body is rebuilt per request with a fresh targetingKey; `done` prints one JSON line.
+WRK_SCRIPT = """
+local counter = 0
+local prefix = os.getenv("BENCH_BODY_PREFIX")
+local suffix = os.getenv("BENCH_BODY_SUFFIX")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+function setup(thread)
+  thread:set("tid", math.random(1, 1000000))
+end
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, prefix .. tid .. "-" .. counter .. suffix)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"status_errors": %d, "socket_errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def combine(results: list[Result]) -> Result:
+    """Rounds together: total requests over total time, the median p50, the worst p99."""
+    return Result(
+        requests=sum(r.requests for r in results),
+        seconds=sum(r.seconds for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+    )
+
+
+def ensure_wrk() -> str | None:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: installing the Debian package with apt-get", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-qq", "wrk"]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+            subprocess.run(install, env=env, capture_output=True)
+        return shutil.which("wrk")
+    return None
+
+
+def body_parts(path: str) -> tuple[str, str]:
+    """The JSON body around the targetingKey: prefix + unique id + suffix."""
+    context_tail = '", "plan": "pro", "email": "someone@other.org", "appVersion": "2.3.1"}'
+    if path.startswith("/ofrep/"):
+        return '{"context": {"targetingKey": "user-', context_tail + "}"
+    if path == "/api/v1/resolve":
+        return f'{{"flag": "{FLAG_KEY}", "context": {{"targetingKey": "user-', context_tail + "}"
+    return '{"context": {"targetingKey": "user-', context_tail + "}"
+
+
+def run_wrk(wrk: str, script: str, setup: Setup, path: str, connections: int, seconds: float) -> Result:
+    prefix, suffix = body_parts(path)
+    env = {**os.environ, "BENCH_TOKEN": setup.tokens["resolve"], "BENCH_BODY_PREFIX": prefix}
+    env["BENCH_BODY_SUFFIX"] = suffix
+    argv = [
+        wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
+        "-s", script, f"{setup.url}{path}",
+    ]  # fmt: skip
+    output = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    data = json.loads(line[len("BENCH ") :])
+    return Result(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=data["status_errors"] + data["socket_errors"],
+    )
+
+
+def run_python(setup: Setup, path: str, connections: int, seconds: float) -> Result:
+    """Fallback load generator: one thread per keep-alive connection (the GIL limits it)."""
+    prefix, suffix = body_parts(path)
+    headers = {"Authorization": f"Bearer {setup.tokens['resolve']}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", setup.port, timeout=10)
+        mine: list[float] = []
+        count = 0
+        while time.perf_counter() < stop_at:
+            count += 1
+            body = f"{prefix}{number}-{count}{suffix}"
+            began = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", setup.port, timeout=10)
+                ok = False
+            mine.append(time.perf_counter() - began)
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return Result(
+        requests=len(latencies),
+        seconds=elapsed,
+        p50_ms=latencies[len(latencies) // 2] * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
+        errors=errors[0],
+    )
+
+
+def check_answers(setup: Setup) -> None:
+    """The endpoints answer what the benchmark claims before it is timed."""
+    context = {"targetingKey": "user-check", "plan": "pro", "email": "a@other.org", "appVersion": "2.3.1"}
+    status, answer = setup.request("POST", "/api/v1/resolve", {"flag": FLAG_KEY, "context": context})
+    assert status == 200, (status, answer)
+    assert answer["reason"] == "SPLIT", answer
+    status, answer = setup.request("POST", f"/ofrep/v1/evaluate/flags/{FLAG_KEY}", {"context": context})
+    assert status == 200, (status, answer)
+    assert answer["reason"] == "SPLIT", answer
+    status, answer = setup.request("POST", "/bench/trivial", {"context": context})
+    assert status == 200, (status, answer)
+    assert answer == {"ok": True}, answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per endpoint and round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the endpoints")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per endpoint")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--python-client", action="store_true", help="use the Python load generator")
+    parser.add_argument(
+        "--no-ofrep-rate-limit",
+        action="store_true",
+        help="diagnostic: run the server with FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND=0",
+    )
+    parser.add_argument("--database", default="flagstaff_bench_resolve")
+    parser.add_argument("--redis-db", type=int, default=13)
+    args = parser.parse_args()
+
+    wrk = None if args.python_client else ensure_wrk()
+    generator = "wrk 1 thread" if wrk else "python threads + http.client (wrk unavailable)"
+    extra_env = {"FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND": "0"} if args.no_ofrep_rate_limit else {}
+    setup = Setup(
+        database=args.database,
+        redis_db=args.redis_db,
+        workers=args.workers,
+        threads=args.threads,
+        extra_env=extra_env,
+    )
+    warm_connections = max(args.connections, 4 * args.workers * args.threads)
+    tmp = tempfile.mkdtemp(prefix="flagstaff-bench-wrk-")
+    script = str(Path(tmp) / "post.lua")
+    Path(script).write_text(WRK_SCRIPT)
+    load_before = os.getloadavg()
+    try:
+        setup.start()
+        check_answers(setup)
+        endpoints = {
+            "trivial view": "/bench/trivial",
+            "resolve": "/api/v1/resolve",
+            "OFREP single": f"/ofrep/v1/evaluate/flags/{FLAG_KEY}",
+        }
+        for path in endpoints.values():
+            # Warm-up with more connections than measured, so that every worker process has
+            # served the endpoint (token cached, snapshot loaded) before the clock starts.
+            if wrk:
+                run_wrk(wrk, script, setup, path, warm_connections, args.warmup)
+            else:
+                run_python(setup, path, warm_connections, args.warmup)
+        # Interleaved rounds: on a shared machine the available CPU drifts, and a drift should
+        # hit the three endpoints alike rather than whichever happened to run at the time.
+        rounds: dict[str, list[Result]] = {name: [] for name in endpoints}
+        for _ in range(args.rounds):
+            for name, path in endpoints.items():
+                if wrk:
+                    rounds[name].append(run_wrk(wrk, script, setup, path, args.connections, args.duration))
+                else:
+                    rounds[name].append(run_python(setup, path, args.connections, args.duration))
+        results = {name: combine(measured) for name, measured in rounds.items()}
+    finally:
+        setup.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    load_after = os.getloadavg()
+
+    print(
+        f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} gthread threads"
+        f"  load: {generator}, {args.connections} keep-alive connections, {args.rounds} interleaved rounds"
+        f" x {args.duration:g} s per endpoint after {args.warmup:g} s warm-up"
+    )
+    print(
+        f"PostgreSQL database {args.database} + Redis db {args.redis_db}; load average before"
+        f" {load_before[0]:.2f}, after {load_after[0]:.2f}"
+        + ("; OFREP rate limit OFF (diagnostic)" if args.no_ofrep_rate_limit else "")
+    )
+    print()
+    trivial = results["trivial view"]
+    print("p50: median of the rounds' p50; p99: the worst round's p99")
+    print(f"{'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs trivial':>12}")
+    for name, result in results.items():
+        print(
+            f"{name:<16}{result.rate:>10,.0f}{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.errors:>8}"
+            f"{result.rate / trivial.rate:>12.1%}"
+        )
+    print()
+    failed = False
+    for name in ("resolve", "OFREP single"):
+        result = results[name]
+        ratio = result.rate / trivial.rate
+        print(
+            f"target: {name} >= {TARGET_RATIO:.0%} of trivial throughput: {ratio:.1%}"
+            f" {'met' if ratio >= TARGET_RATIO else 'NOT met'};"
+            f" p99 <= {TARGET_P99_MS:g} ms: {result.p99_ms:.2f} ms"
+            f" {'met' if result.p99_ms <= TARGET_P99_MS else 'NOT met'}"
+        )
+        failed = failed or result.errors > 0
+    if failed or trivial.errors:
+        raise SystemExit("some requests failed (see the errors column)")
+
+
+if __name__ == "__main__":
+    main()
