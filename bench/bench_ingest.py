@@ -25,6 +25,7 @@ import io
 import os
 import queue
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -379,6 +380,7 @@ def main() -> None:
             server.wait(timeout=30)
         if not args.keep:
             recreate_database(args.database, drop_only=True)
+        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
