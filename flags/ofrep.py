@@ -41,7 +41,15 @@ from flags.serving_api import (
     read_context,
     stream_ticket,
 )
-from flags.snapshots import Served, ServedFlag, Snapshot, UnservableFlag, UnusableContext, redis_link
+from flags.snapshots import (
+    RedisLink,
+    Served,
+    ServedFlag,
+    Snapshot,
+    UnservableFlag,
+    UnusableContext,
+    redis_link,
+)
 from flagstaff.engine import unit_of
 
 logger = logging.getLogger(__name__)
@@ -118,6 +126,21 @@ class OfrepView(APIView):
         return environment
 
 
+def _count_in_window(link: RedisLink | None, key: str) -> int:
+    """Count one call in the window's counter: with Redis one pipelined round trip on the
+    process's open connection (INCR + EXPIRE), else the in-process cache."""
+    if link is not None:
+        pipeline = link.client.pipeline(transaction=False)
+        pipeline.incr(key)
+        pipeline.expire(key, 2)
+        count, _ = pipeline.execute()
+        return int(count)
+    try:
+        return 1 if cache.add(key, 1, timeout=2) else cache.incr(key)
+    except ValueError:  # the window's key expired between add and incr
+        return 1
+
+
 def _rate_limited(token: ApiToken) -> int | None:
     """Seconds to wait when the token is over its per-second budget, else None.
 
@@ -133,9 +156,7 @@ def _rate_limited(token: ApiToken) -> int | None:
     now = time.time()
     key = f"flagstaff:ofrep-rate:{token.pk}:{int(now)}"
     try:
-        count = 1 if cache.add(key, 1, timeout=2) else cache.incr(key)
-    except ValueError:  # the window's key expired between add and incr
-        count = 1
+        count = _count_in_window(link, key)
     except (redis.RedisError, OSError) as exc:
         logger.debug("rate limit not applied: cache unreachable", extra={"error": str(exc)})
         return None
