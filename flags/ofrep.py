@@ -47,7 +47,6 @@ from flags.snapshots import (
     ServedFlag,
     Snapshot,
     UnservableFlag,
-    UnusableContext,
     redis_link,
 )
 from flagstaff.engine import unit_of
@@ -200,8 +199,6 @@ def evaluate(snapshot: Snapshot, flag: ServedFlag, context: dict[str, Any]) -> d
         served = snapshot.resolve(flag.key, context)
     except ContextError as error:
         raise OfrepError(400, "INVALID_CONTEXT", error.message, key=flag.key) from None
-    except UnusableContext as error:
-        raise OfrepError(400, "INVALID_CONTEXT", str(error), key=flag.key) from None
     except UnservableFlag as error:
         raise OfrepError(500, "GENERAL", str(error), key=flag.key) from None
     if flag.has_split and served.resolution.reason == "DEFAULT" and _unit_missing(flag, context):

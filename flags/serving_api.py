@@ -42,7 +42,6 @@ from flags.snapshots import (
     SnapshotUnavailable,
     UnknownEnvironment,
     UnservableFlag,
-    UnusableContext,
     get_store,
 )
 from flagstaff.engine.constraints import lookup
@@ -402,8 +401,6 @@ class ResolveView(ServingView):
             raise _rest_context_error(error) from None
         try:
             served = snapshot.resolve(flag_key, context)
-        except UnusableContext as error:
-            raise _rest_context_error(ContextError(str(error))) from None
         except UnservableFlag as error:
             raise FlagUnservable(str(error)) from None
         return Response(resolved_body(served))
@@ -447,8 +444,6 @@ class BulkResolveView(ServingView):
         for key in keys:
             try:
                 results[key] = resolved_body(snapshot.resolve(key, context))
-            except UnusableContext as error:
-                results[key] = {"flag": key, "error": {"code": "invalid_context", "detail": str(error)}}
             except UnservableFlag as error:
                 results[key] = {"flag": key, "error": {"code": FlagUnservable.code, "detail": str(error)}}
         return Response(

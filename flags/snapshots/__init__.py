@@ -28,7 +28,6 @@ from flags.snapshots.document import (
     UnknownEnvironment,
     UnknownFlag,
     UnservableFlag,
-    UnusableContext,
     compile_snapshot,
     environment_fingerprint,
 )
@@ -57,7 +56,6 @@ __all__ = [
     "UnknownEnvironment",
     "UnknownFlag",
     "UnservableFlag",
-    "UnusableContext",
     "announce_revisions",
     "compile_snapshot",
     "environment_fingerprint",

@@ -164,10 +164,6 @@ class SnapshotUnavailable(Exception):
     """No snapshot of the environment can be had: the database and the Redis cache both failed."""
 
 
-class UnusableContext(ValueError):
-    """The engine cannot read the context (text that is not valid Unicode where it needs UTF-8)."""
-
-
 class UnservableFlag(Exception):
     """The flag's definition or the content it resolves to is unusable (never the context's fault)."""
 
@@ -288,14 +284,7 @@ class Snapshot:
             raise UnknownFlag(flag_key)
         if flag.definition is None:
             raise UnservableFlag(f"Flag '{flag_key}' cannot be evaluated: {flag.error}")
-        try:
-            resolution = resolve(flag.definition, context)
-        except UnicodeError as exc:
-            # Defensive: a matcher that cannot encode the caller's text (a lone surrogate where
-            # UTF-8 is needed) refuses the context instead of failing the request.
-            raise UnusableContext(
-                "The context holds text that is not valid Unicode (a lone surrogate)."
-            ) from exc
+        resolution = resolve(flag.definition, context)
         version = None
         if resolution.value_version is not None:
             version = flag.versions.get(resolution.value_version)
