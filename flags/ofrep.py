@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import math
 import time
 from typing import Any
 
-import redis
 from django.conf import settings
-from django.core.cache import cache
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
@@ -29,6 +25,8 @@ from rest_framework.views import APIView
 from controlplane.auth import request_scopes
 from controlplane.errors import DomainError
 from controlplane.models import ApiToken, Scope
+from controlplane.negotiation import FirstRenderer
+from flags import rate_limit
 from flags.serving_api import (
     BodyError,
     CachedTokenAuthentication,
@@ -42,7 +40,6 @@ from flags.serving_api import (
     stream_ticket,
 )
 from flags.snapshots import (
-    RedisLink,
     Served,
     ServedFlag,
     Snapshot,
@@ -50,8 +47,6 @@ from flags.snapshots import (
     redis_link,
 )
 from flagstaff.engine import unit_of
-
-logger = logging.getLogger(__name__)
 
 DISABLED_VARIANT = "disabled"
 EVENT_STREAM_INACTIVITY_SECONDS = 120
@@ -99,6 +94,7 @@ class OfrepPermission(permissions.BasePermission):
 class OfrepView(APIView):
     authentication_classes = [CachedTokenAuthentication]
     permission_classes = [OfrepPermission]
+    content_negotiation_class = FirstRenderer
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -125,27 +121,8 @@ class OfrepView(APIView):
         return environment
 
 
-def _count_in_window(link: RedisLink | None, key: str) -> int:
-    """Count one call in the window's counter: with Redis one pipelined round trip on the
-    process's open connection (INCR + EXPIRE), else the in-process cache."""
-    if link is not None:
-        pipeline = link.client.pipeline(transaction=False)
-        pipeline.incr(key)
-        pipeline.expire(key, 2)
-        count, _ = pipeline.execute()
-        return int(count)
-    try:
-        return 1 if cache.add(key, 1, timeout=2) else cache.incr(key)
-    except ValueError:  # the window's key expired between add and incr
-        return 1
-
-
 def _rate_limited(token: ApiToken) -> int | None:
-    """Seconds to wait when the token is over its per-second budget, else None.
-
-    A fixed one-second window counted in the shared cache, so the budget holds across
-    processes. The limit fails open: no cache, no limit, rather than no flags.
-    """
+    """Seconds to wait when the token is over its per-second budget, else None."""
     limit = settings.FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND
     if limit <= 0:
         return None
@@ -153,15 +130,9 @@ def _rate_limited(token: ApiToken) -> int | None:
     if link is not None and link.down:
         return None
     now = time.time()
-    key = f"flagstaff:ofrep-rate:{token.pk}:{int(now)}"
-    try:
-        count = _count_in_window(link, key)
-    except (redis.RedisError, OSError) as exc:
-        logger.debug("rate limit not applied: cache unreachable", extra={"error": str(exc)})
+    if rate_limit.take(f"flagstaff:ofrep-rate:{token.pk}", limit, now, link):
         return None
-    if count <= limit:
-        return None
-    return max(1, math.ceil(int(now) + 1 - now))
+    return rate_limit.retry_after(now)
 
 
 def _body_and_context(request: Request, *, key: str | None = None) -> dict[str, Any]:

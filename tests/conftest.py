@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from controlplane.models import Role
 from controlplane.services import IssuedToken
+from flags.rate_limit import forget_leases
 from flags.snapshots import reset_store
 from tests.factories import client_for, make_token, make_user
 
@@ -25,11 +26,14 @@ def _fast_password_hashing() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _empty_snapshot_store() -> Iterator[None]:
-    """No test is served a snapshot an earlier test compiled for an environment of the same key."""
+def _fresh_serving_state() -> Iterator[None]:
+    """No test is served a snapshot an earlier test compiled for an environment of the same key,
+    nor spends a rate-limit lease an earlier test took for a token of the same id."""
     reset_store()
+    forget_leases()
     yield
     reset_store()
+    forget_leases()
 
 
 @pytest.fixture
