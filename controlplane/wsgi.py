@@ -1,11 +1,9 @@
 import os
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
+
+from controlplane.boot import prepare_web_process
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 application = get_wsgi_application()
-# Fail at boot rather than at the first request that signs a session or a token.
-if not settings.SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required when DEBUG is off")
+prepare_web_process()
