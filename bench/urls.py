@@ -1,11 +1,12 @@
 """The project's URLs plus `/bench/trivial`, a trivial Django JSON view (the HTTP baseline).
 
-The trivial view comes last, after every project pattern (where the OFREP routes are too), so
-that it pays the same URL resolution as the endpoints it is compared with, not less.
+The project's URLconf tries the API (`api/v1/`, where resolve is the first pattern) and the two
+OFREP paths first. The trivial view comes right after them, so that it pays the URL resolution
+the endpoints it is compared with pay (three patterns or so), not less and not more.
 """
 
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 from django.views.decorators.csrf import csrf_exempt
 
 from controlplane.urls import handler404, handler500
@@ -13,10 +14,22 @@ from controlplane.urls import urlpatterns as project_urlpatterns
 
 __all__ = ["handler404", "handler500", "urlpatterns"]
 
+# Right after api/v1/ and the OFREP paths, wherever the project puts them.
+SERVING_PATTERNS = next(
+    index
+    for index, pattern in enumerate(project_urlpatterns)
+    if isinstance(pattern, URLPattern | URLResolver)
+    and not str(pattern.pattern).startswith(("api/", "ofrep/"))
+)
+
 
 @csrf_exempt
 def trivial(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [*project_urlpatterns, path("bench/trivial", trivial)]
+urlpatterns: list[URLPattern | URLResolver] = [
+    *project_urlpatterns[:SERVING_PATTERNS],
+    path("bench/trivial", trivial),
+    *project_urlpatterns[SERVING_PATTERNS:],
+]

@@ -12,7 +12,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +20,7 @@ from controlplane.audit import EXPORT_COLUMNS, export_rows, verify_chain
 from controlplane.errors import InvalidInput
 from controlplane.forms import AuditFilterForm
 from controlplane.models import AuditEntry, Scope
+from controlplane.negotiation import FirstRenderer
 
 AUDIT_FILTER_PARAMETERS = [
     OpenApiParameter("since", str, description="Entries at or after this ISO 8601 time"),
@@ -96,22 +96,9 @@ EXPORT_FORMATS = {
 }
 
 
-class ExportNegotiation(BaseContentNegotiation):
-    """The export answers CSV or JSON Lines as `format` asks (errors in JSON), whatever Accept says.
-
-    Default negotiation would refuse `Accept: text/csv` with 406, as no DRF renderer produces it.
-    """
-
-    def select_parser(self, request: Request, parsers: Any) -> Any:
-        return parsers[0]
-
-    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
-
-
 class AuditExportView(APIView):
     required_scopes = {"GET": Scope.AUDIT}
-    content_negotiation_class = ExportNegotiation
+    content_negotiation_class = FirstRenderer
 
     @extend_schema(
         parameters=[

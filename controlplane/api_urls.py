@@ -12,6 +12,11 @@ from telemetry.api import calls as telemetry_calls_api
 app_name = "api"
 
 urlpatterns = [
+    # Serving first: it carries nearly all the traffic, and Django tries patterns in order.
+    path("resolve", serving_api.ResolveView.as_view(), name="resolve"),
+    path("resolve/bulk", serving_api.BulkResolveView.as_view(), name="resolve-bulk"),
+    path("environments/<slug:env>/snapshot", serving_api.SnapshotView.as_view(), name="environment-snapshot"),
+    path("environments/<slug:env>/stream", serving_api.StreamView.as_view(), name="environment-stream"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[]), name="docs"),
     path("environments/", flags_api.EnvironmentsView.as_view(), name="environments"),
@@ -46,10 +51,6 @@ urlpatterns = [
     ),
     path("flags/<slug:key>/environments/<slug:env>/split/", flags_api.SplitView.as_view(), name="split"),
     path("flags/<slug:key>/environments/<slug:env>/try/", flags_api.TryView.as_view(), name="try"),
-    path("environments/<slug:env>/snapshot", serving_api.SnapshotView.as_view(), name="environment-snapshot"),
-    path("environments/<slug:env>/stream", serving_api.StreamView.as_view(), name="environment-stream"),
-    path("resolve", serving_api.ResolveView.as_view(), name="resolve"),
-    path("resolve/bulk", serving_api.BulkResolveView.as_view(), name="resolve-bulk"),
     path("flags/<slug:key>/budgets/", budgets_api.FlagBudgetsView.as_view(), name="flag-budgets"),
     path("incidents/", budgets_api.IncidentsView.as_view(), name="incidents"),
     path("incidents/<int:pk>/", budgets_api.IncidentDetailView.as_view(), name="incident"),

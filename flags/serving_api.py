@@ -25,6 +25,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, permissions, serializers
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +34,7 @@ from rest_framework.views import APIView
 from controlplane.auth import ApiTokenAuthentication, TokenPrincipal, request_scopes, secret_from_headers
 from controlplane.errors import DomainError, Forbidden, InvalidInput, NotFound, TooLarge
 from controlplane.models import ApiToken, Scope
+from controlplane.negotiation import FirstRenderer
 from controlplane.tokens import hash_secret
 from flags.snapshots import (
     Served,
@@ -345,6 +347,7 @@ _CONTEXT_HELP = "Evaluation context: a JSON object, at most FLAGSTAFF_MAX_CONTEX
 class ServingView(APIView):
     authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
     permission_classes = [ServingPermission]
+    content_negotiation_class: type[BaseContentNegotiation] = FirstRenderer
     serving_scopes: tuple[str, ...] = (Scope.RESOLVE,)
 
 
@@ -510,6 +513,7 @@ def _count_stream(delta: int) -> None:
 class StreamView(ServingView):
     authentication_classes = [CachedTokenAuthentication, StreamTicketAuthentication, SessionAuthentication]
     renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = DefaultContentNegotiation
     serving_scopes = (Scope.RESOLVE, Scope.READ)
 
     @extend_schema(
