@@ -456,6 +456,9 @@ class SnapshotStore:
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._on_message(message.get("data"))
+                    # A failed call elsewhere marked Redis down, yet this connection works:
+                    # it was a blip, and the cache and rate limit may use Redis again.
+                    self._link.mark_up()
             except (redis.RedisError, OSError) as exc:
                 self._listening = False
                 self._link.mark_down(exc)

@@ -537,6 +537,21 @@ def test_redis_link__listener_subscribed__channel_has_a_subscriber(
     assert dict(link.client.pubsub_numsub(CHANNEL))[CHANNEL.encode()] >= 1
 
 
+@needs_redis
+def test_redis_link__marked_down_by_a_blip__listener_marks_it_up_again(
+    make_store: Callable[..., SnapshotStore], production: Environment
+) -> None:
+    store = make_store()
+    store.get("production")
+    wait_until(lambda: store.listening)
+    link = redis_link()
+    assert link is not None
+
+    link.mark_down(TimeoutError("a cache read timed out"))
+
+    wait_until(lambda: not link.down)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
