@@ -18,8 +18,7 @@ __all__ = ["handler404", "handler500", "urlpatterns"]
 SERVING_PATTERNS = next(
     index
     for index, pattern in enumerate(project_urlpatterns)
-    if isinstance(pattern, URLPattern | URLResolver)
-    and not str(pattern.pattern).startswith(("api/", "ofrep/"))
+    if not str(pattern.pattern).startswith(("api/", "ofrep/"))
 )
 
 

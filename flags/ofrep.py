@@ -126,13 +126,9 @@ def _rate_limited(token: ApiToken) -> int | None:
     limit = settings.FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND
     if limit <= 0:
         return None
-    link = redis_link()
-    if link is not None and link.down:
+    if rate_limit.take(f"flagstaff:ofrep-rate:{token.pk}", limit, time.time(), redis_link()):
         return None
-    now = time.time()
-    if rate_limit.take(f"flagstaff:ofrep-rate:{token.pk}", limit, now, link):
-        return None
-    return rate_limit.retry_after(now)
+    return rate_limit.RETRY_AFTER_SECONDS
 
 
 def _body_and_context(request: Request, *, key: str | None = None) -> dict[str, Any]:

@@ -6,13 +6,13 @@ in chunks (one `INCRBY chunk` + `EXPIRE`) and spends the lease locally. A chunk 
 limit (at least 1, at most 100): exact for small limits, and for large ones a key near its
 limit may be refused at most `chunk - 1` calls per process early (leased, unspent calls are
 lost when the window ends). Once a window is exhausted this process stops asking until the
-next one. The limit fails open: no shared count reachable, no limit, rather than no flags.
+next one. The limit fails open: no shared count reachable, no limit, rather than no flags; a
+Redis failure marks the process's link down (one warning), so that an outage does not cost
+every call a timeout until the link's listener sees Redis back.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 from dataclasses import dataclass
 
@@ -21,10 +21,10 @@ from django.core.cache import cache
 
 from flags.snapshots import RedisLink
 
-logger = logging.getLogger(__name__)
-
 WINDOW_EXPIRY_SECONDS = 2
 MAX_CHUNK = 100
+# Windows are whole seconds: the next one always starts within a second.
+RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(slots=True)
@@ -43,13 +43,10 @@ def chunk_for(limit: int) -> int:
     return max(1, min(MAX_CHUNK, limit // 100))
 
 
-def retry_after(now: float) -> int:
-    """Whole seconds until the next window (OFREP wants an integer Retry-After)."""
-    return max(1, math.ceil(int(now) + 1 - now))
-
-
 def take(key: str, limit: int, now: float, link: RedisLink | None) -> bool:
     """Spend one call of `key`'s budget for the window `now` falls in; False when over it."""
+    if link is not None and link.down:
+        return True
     window = int(now)
     with _leases_lock:
         lease = _leases.get(key)
@@ -63,7 +60,8 @@ def take(key: str, limit: int, now: float, link: RedisLink | None) -> bool:
     try:
         total = _add(link, f"{key}:{window}", chunk)
     except (redis.RedisError, OSError) as exc:
-        logger.debug("rate limit not applied: shared count unreachable", extra={"error": str(exc)})
+        if link is not None:
+            link.mark_down(exc)
         return True
     granted = min(chunk, limit - (total - chunk))
     with _leases_lock:

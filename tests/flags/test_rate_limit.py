@@ -74,7 +74,7 @@ def test_take__other_processes_spend_the_window__the_rest_of_the_budget_then_ref
     assert rate_limit.take(key, 1000, WINDOW, link)  # leases 10, spends 1
     add_elsewhere(link, key, 985)  # the shared count is now 995
 
-    # 9 left of the lease, then a lease of which only 5 fit under the limit: 15 calls in all.
+    # 9 left of the lease, then a lease of which only 5 fit under the limit: 14 calls in all.
     taken = [rate_limit.take(key, 1000, WINDOW, link) for _ in range(16)]
 
     assert taken == [True] * 14 + [False, False]
