@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -38,7 +39,7 @@ class TokenPrincipal:
         return f"token:{self.token.name}"
 
 
-def secret_from_headers(request: Request) -> str | None:
+def secret_from_headers(request: HttpRequest | Request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header:
         scheme, _, value = header.partition(" ")

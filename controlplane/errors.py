@@ -75,6 +75,13 @@ class TooLarge(DomainError):
     code = "too_large"
 
 
+class Unavailable(DomainError):
+    """Something this answer needs (the database, a cache) cannot be reached right now."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "unavailable"
+
+
 def flatten_serializer_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     """Turn DRF's nested error structure into `[{path, message}]` with dotted/indexed paths."""
     if isinstance(detail, Mapping):

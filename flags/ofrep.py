@@ -15,9 +15,11 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,15 +31,20 @@ from controlplane.negotiation import FirstRenderer
 from flags import rate_limit
 from flags.serving_api import (
     BodyError,
-    CachedTokenAuthentication,
     ContextError,
-    bound_environment,
     check_units,
     current_snapshot,
     etag_matches,
+    quick_answer,
     read_body,
     read_context,
+)
+from flags.serving_auth import (
+    CachedTokenAuthentication,
+    bound_environment,
+    remembered_token,
     stream_ticket,
+    token_environment,
 )
 from flags.snapshots import (
     Served,
@@ -131,7 +138,7 @@ def _rate_limited(token: ApiToken) -> int | None:
     return rate_limit.RETRY_AFTER_SECONDS
 
 
-def _body_and_context(request: Request, *, key: str | None = None) -> dict[str, Any]:
+def _body_and_context(request: HttpRequest | Request, *, key: str | None = None) -> dict[str, Any]:
     try:
         data, size = read_body(request)
         context = read_context(data, size)
@@ -161,6 +168,11 @@ def evaluation(served: Served) -> dict[str, Any]:
 
 def evaluate(snapshot: Snapshot, flag: ServedFlag, context: dict[str, Any]) -> dict[str, Any]:
     """One flag's evaluationSuccess; raises OfrepError for the flag's evaluationFailure."""
+    return evaluation(evaluated(snapshot, flag, context))
+
+
+def evaluated(snapshot: Snapshot, flag: ServedFlag, context: dict[str, Any]) -> Served:
+    """What the flag serves the context; raises OfrepError for the flag's evaluationFailure."""
     try:
         check_units(context, [flag])
         served = snapshot.resolve(flag.key, context)
@@ -170,7 +182,7 @@ def evaluate(snapshot: Snapshot, flag: ServedFlag, context: dict[str, Any]) -> d
         raise OfrepError(500, "GENERAL", str(error), key=flag.key) from None
     if flag.has_split and served.resolution.reason == "DEFAULT" and _unit_missing(flag, context):
         raise OfrepError(400, "TARGETING_KEY_MISSING", _missing_unit(flag), key=flag.key)
-    return evaluation(served)
+    return served
 
 
 def _unit_missing(flag: ServedFlag, context: dict[str, Any]) -> bool:
@@ -216,6 +228,28 @@ _FAILURE = inline_serializer(
 
 
 class EvaluateFlagView(OfrepView):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # The hot path first, as for resolve (flags.serving_api.ResolveView): anything unusual,
+        # including an exhausted rate budget, goes through DRF, which decides and words it.
+        response = self.quick(request, kwargs["key"])
+        return response if response is not None else super().dispatch(request, *args, **kwargs)
+
+    @staticmethod
+    def quick(request: HttpRequest, key: str) -> HttpResponse | None:
+        if request.method != "POST":
+            return None
+        token = remembered_token(request)
+        environment = token_environment(token)
+        if token is None or environment is None or Scope.RESOLVE not in token.scopes:
+            return None
+        try:
+            served = evaluate_one(request, environment, key)
+        except DomainError:
+            return None
+        if _rate_limited(token) is not None:
+            return None
+        return quick_answer(served, "ofrep", encode_evaluation)
+
     @extend_schema(
         summary="OFREP: evaluate one flag",
         request=_REQUEST,
@@ -227,17 +261,27 @@ class EvaluateFlagView(OfrepView):
         },
     )
     def post(self, request: Request, key: str) -> Response:
-        context = _body_and_context(request, key=key)
-        snapshot = current_snapshot(self.environment(request))
-        flag = snapshot.flags.get(key)
-        if flag is None:
-            raise OfrepError(
-                404,
-                "FLAG_NOT_FOUND",
-                f"No flag '{key}' is served in environment '{snapshot.environment}'.",
-                key=key,
-            )
-        return Response(evaluate(snapshot, flag, context))
+        return Response(evaluation(evaluate_one(request, self.environment(request), key)))
+
+
+def evaluate_one(request: HttpRequest | Request, environment: str, key: str) -> Served:
+    """The single evaluation's answer; raises the OfrepError (or DomainError) that describes
+    what is wrong with the request."""
+    context = _body_and_context(request, key=key)
+    snapshot = current_snapshot(environment)
+    flag = snapshot.flags.get(key)
+    if flag is None:
+        raise OfrepError(
+            404,
+            "FLAG_NOT_FOUND",
+            f"No flag '{key}' is served in environment '{snapshot.environment}'.",
+            key=key,
+        )
+    return evaluated(snapshot, flag, context)
+
+
+def encode_evaluation(served: Served) -> bytes:
+    return JSONRenderer().render(evaluation(served))
 
 
 class EvaluateFlagsView(OfrepView):

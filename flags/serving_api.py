@@ -13,29 +13,33 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.db import Error as DatabaseError
 from django.db import connection
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, permissions, serializers
-from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.auth import ApiTokenAuthentication, TokenPrincipal, request_scopes, secret_from_headers
-from controlplane.errors import DomainError, Forbidden, InvalidInput, NotFound, TooLarge
-from controlplane.models import ApiToken, Scope
+from controlplane.errors import DomainError, Forbidden, InvalidInput, NotFound, TooLarge, Unavailable
+from controlplane.models import Scope
 from controlplane.negotiation import FirstRenderer
-from controlplane.tokens import hash_secret
+from flags.serving_auth import (
+    CachedTokenAuthentication,
+    ServingPermission,
+    StreamTicketAuthentication,
+    bound_environment,
+    remembered_token,
+    token_environment,
+)
 from flags.snapshots import (
     Served,
     ServedFlag,
@@ -49,14 +53,7 @@ from flags.snapshots import (
 from flagstaff.engine.constraints import lookup
 
 TARGETING_KEY = "targetingKey"
-STREAM_TICKET_SALT = "flagstaff.stream-ticket"
-STREAM_TICKET_MAX_AGE_SECONDS = 24 * 60 * 60
 STREAM_RETRY_MILLISECONDS = 2000
-
-
-class Unavailable(DomainError):
-    status_code = 503
-    code = "unavailable"
 
 
 class FlagUnservable(DomainError):
@@ -66,117 +63,8 @@ class FlagUnservable(DomainError):
     code = "flag_unservable"
 
 
-# Authentication: tokens remembered for a few seconds, so serving needs no database
-
-
-@dataclass(frozen=True, slots=True)
-class _KnownToken:
-    token: ApiToken
-    checked_at: float
-
-
-_known_tokens: dict[str, _KnownToken] = {}
-
-
-class CachedTokenAuthentication(ApiTokenAuthentication):
-    """ApiTokenAuthentication that remembers a token for FLAGSTAFF_TOKEN_CACHE_SECONDS.
-
-    A remembered token is used without a query; when the database cannot be reached, the last
-    known state of the token is used for as long as the outage lasts.
-    """
-
-    def authenticate(self, request: Request) -> tuple[TokenPrincipal, ApiToken] | None:
-        secret = secret_from_headers(request)
-        if secret is None:
-            return None
-        digest = hash_secret(secret)
-        now = time.monotonic()
-        known = _known_tokens.get(digest)
-        if known is not None and now - known.checked_at < settings.FLAGSTAFF_TOKEN_CACHE_SECONDS:
-            token = known.token
-        else:
-            try:
-                authenticated = super().authenticate(request)
-            except exceptions.AuthenticationFailed:
-                _known_tokens.pop(digest, None)
-                raise
-            except DatabaseError:
-                if known is None:
-                    raise Unavailable("The token cannot be checked right now; try again shortly.") from None
-                token = known.token
-            else:
-                assert authenticated is not None
-                token = authenticated[1]
-            # On an outage too: the database is tried again after the same delay, not on every call.
-            _known_tokens[digest] = _KnownToken(token, now)
-        if not token.is_active:
-            raise exceptions.AuthenticationFailed("This API token has been revoked.")
-        return TokenPrincipal(token), token
-
-
-def stream_ticket(token: ApiToken, environment: str) -> str:
-    """A signed, expiring credential for one environment's stream, to put in its URL."""
-    return signing.dumps({"t": token.pk, "e": environment}, salt=STREAM_TICKET_SALT, compress=True)
-
-
-class StreamTicketAuthentication(BaseAuthentication):
-    """`?ticket=` on the change stream: for SSE clients that cannot send headers (EventSource)."""
-
-    def authenticate(self, request: Request) -> tuple[TokenPrincipal, ApiToken] | None:
-        ticket = request.query_params.get("ticket")
-        if not ticket:
-            return None
-        environment = (request.parser_context or {}).get("kwargs", {}).get("env")
-        token = None
-        try:
-            data = signing.loads(ticket, salt=STREAM_TICKET_SALT, max_age=STREAM_TICKET_MAX_AGE_SECONDS)
-            if data["e"] == environment:
-                token = ApiToken.objects.select_related("environment").filter(pk=data["t"]).first()
-        except (signing.BadSignature, KeyError, TypeError):
-            pass
-        if token is None or not token.is_active:
-            raise exceptions.AuthenticationFailed(
-                "The stream ticket is invalid or expired; evaluate the flags again for a new stream URL."
-            )
-        return TokenPrincipal(token), token
-
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="flagstaff"'
-
-
-class ServingPermission(permissions.BasePermission):
-    """The view's serving scope (any of `serving_scopes`); an env-bound token only its env."""
-
-    message = "Your role or token does not allow this action."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not request.user or not request.user.is_authenticated:
-            return False
-        allowed = tuple(getattr(view, "serving_scopes", (Scope.RESOLVE,)))
-        if not set(allowed) & request_scopes(request):
-            self.message = (
-                f"This action needs the {' or '.join(repr(str(s)) for s in allowed)} scope, "
-                "which your role or token does not have."
-            )
-            return False
-        bound = bound_environment(request)
-        environment = view.kwargs.get("env")
-        if bound is not None and environment is not None and environment != bound:
-            self.message = f"This token is bound to environment '{bound}'."
-            return False
-        return True
-
-
-def bound_environment(request: Request) -> str | None:
-    token = request.auth if isinstance(request.auth, ApiToken) else None
-    if token is None or token.environment is None:
-        return None
-    return token.environment.key
-
-
-def requested_environment(request: Request, requested: object) -> str:
-    """The environment a resolve is for: the body's, which an env-bound token must match."""
-    bound = bound_environment(request)
+def requested_environment(bound: str | None, requested: object) -> str:
+    """The environment a resolve is for: the body's, which a token bound to `bound` must match."""
     if requested is None or requested == "":
         if bound is not None:
             return bound
@@ -220,7 +108,7 @@ class ContextError(ValueError):
         self.too_large = too_large
 
 
-def read_body(request: Request) -> tuple[dict[str, Any], int]:
+def read_body(request: HttpRequest | Request) -> tuple[dict[str, Any], int]:
     """The JSON object of the body and its size in bytes (an empty body is `{}`)."""
     raw = request.body
     if not raw.strip():
@@ -374,6 +262,27 @@ class SnapshotView(ServingView):
 
 
 class ResolveView(ServingView):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # The hot path first: a remembered token and a request that resolves cleanly are answered
+        # without DRF's request machinery. Anything else (a new token, a session, bad input, an
+        # error) goes through DRF, which decides and words the answer.
+        response = self.quick(request)
+        return response if response is not None else super().dispatch(request, *args, **kwargs)
+
+    @staticmethod
+    def quick(request: HttpRequest) -> HttpResponse | None:
+        if request.method != "POST":
+            return None
+        token = remembered_token(request)
+        if token is None or Scope.RESOLVE not in token.scopes:
+            return None
+        try:
+            data, size = read_body(request)
+            served = resolve_one(data, size, token_environment(token))
+        except (BodyError, DomainError):
+            return None
+        return quick_answer(served, "resolve", encode_resolved)
+
     @extend_schema(
         summary="Resolve one flag for a context",
         request=inline_serializer(
@@ -388,25 +297,46 @@ class ResolveView(ServingView):
     )
     def post(self, request: Request) -> Response:
         data, size = _rest_body(request)
-        flag_key = data.get("flag")
-        if not isinstance(flag_key, str) or not flag_key:
-            raise InvalidInput(
-                "Name the flag to resolve.", errors=[{"path": "flag", "message": "Required: a flag key."}]
-            )
-        snapshot = current_snapshot(requested_environment(request, data.get("environment")))
-        flag = snapshot.flags.get(flag_key)
-        if flag is None:
-            raise NotFound(f"No flag '{flag_key}' is served in environment '{snapshot.environment}'.")
-        try:
-            context = read_context(data, size)
-            check_units(context, [flag])
-        except ContextError as error:
-            raise _rest_context_error(error) from None
-        try:
-            served = snapshot.resolve(flag_key, context)
-        except UnservableFlag as error:
-            raise FlagUnservable(str(error)) from None
-        return Response(resolved_body(served))
+        return Response(resolved_body(resolve_one(data, size, bound_environment(request))))
+
+
+def resolve_one(data: Mapping[str, Any], body_size: int, bound: str | None) -> Served:
+    """A resolve request's answer; raises the DomainError that describes what is wrong with it."""
+    flag_key = data.get("flag")
+    if not isinstance(flag_key, str) or not flag_key:
+        raise InvalidInput(
+            "Name the flag to resolve.", errors=[{"path": "flag", "message": "Required: a flag key."}]
+        )
+    snapshot = current_snapshot(requested_environment(bound, data.get("environment")))
+    flag = snapshot.flags.get(flag_key)
+    if flag is None:
+        raise NotFound(f"No flag '{flag_key}' is served in environment '{snapshot.environment}'.")
+    try:
+        context = read_context(data, body_size)
+        check_units(context, [flag])
+    except ContextError as error:
+        raise _rest_context_error(error) from None
+    try:
+        return snapshot.resolve(flag_key, context)
+    except UnservableFlag as error:
+        raise FlagUnservable(str(error)) from None
+
+
+def encode_resolved(served: Served) -> bytes:
+    return JSONRenderer().render(resolved_body(served))
+
+
+def quick_answer(served: Served, kind: str, encode: Callable[[Served], bytes]) -> HttpResponse:
+    """The hot path's 200: the body encoded once per outcome of the flag in this snapshot, with
+    the headers DRF gives the same answer."""
+    answers = served.flag.answers
+    key = (kind, *served.outcome)
+    body = answers.get(key)
+    if body is None:
+        body = answers[key] = encode(served)
+    response = HttpResponse(body, content_type="application/json")
+    response["Allow"] = "POST, OPTIONS"
+    return response
 
 
 class BulkResolveView(ServingView):
@@ -435,7 +365,8 @@ class BulkResolveView(ServingView):
     )
     def post(self, request: Request) -> Response:
         data, size = _rest_body(request)
-        snapshot = current_snapshot(requested_environment(request, data.get("environment")))
+        environment = requested_environment(bound_environment(request), data.get("environment"))
+        snapshot = current_snapshot(environment)
         keys = _requested_flags(data.get("flags"), snapshot)
         flags = [snapshot.flags[key] for key in keys]
         try:

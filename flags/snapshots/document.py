@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
@@ -188,6 +188,9 @@ class ServedFlag:
     definition: FlagDefinition | None
     error: str | None
     versions: Mapping[int, ServedVersion]
+    answers: dict[tuple[object, ...], bytes] = field(default_factory=dict, compare=False, repr=False)
+    """Encoded answers by (kind, Served.outcome), filled by the serving hot path. Bounded: a
+    flag has few outcomes (its rules, its split's arms, the default, disabled)."""
 
 
 class Served(NamedTuple):
@@ -197,6 +200,19 @@ class Served(NamedTuple):
     resolution: Resolution
     version: ServedVersion | None
     flag_state: str
+
+    @property
+    def outcome(self) -> tuple[object, ...]:
+        """All an answer depends on besides the snapshot: the resolution without the unit's bucket."""
+        resolution = self.resolution
+        return (
+            resolution.value_version,
+            resolution.reason,
+            resolution.variant,
+            resolution.arm,
+            resolution.split_id,
+            resolution.rule_index,
+        )
 
     def metadata(self) -> dict[str, Any]:
         resolution = self.resolution

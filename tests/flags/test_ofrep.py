@@ -26,7 +26,7 @@ from controlplane.services import IssuedToken
 from flags import services
 from flags.models import Environment
 from flags.snapshots import reset_store
-from tests.factories import make_environment, make_token
+from tests.factories import make_token
 from tests.flags.serving_helpers import (
     ACTOR,
     Served,
@@ -43,16 +43,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 __all__ = ["fresh_store"]
 DEFAULT: dict[str, Any] = {"model": "code-default"}
 _domains = itertools.count(1)
-
-
-@pytest.fixture
-def production() -> Environment:
-    return make_environment(key="production")
-
-
-@pytest.fixture
-def chat(production: Environment) -> Served:
-    return served_flag(production, key="support-chat")
 
 
 @pytest.fixture

@@ -30,16 +30,6 @@ __all__ = ["fresh_store"]
 
 
 @pytest.fixture
-def production() -> Environment:
-    return make_environment(key="production")
-
-
-@pytest.fixture
-def chat(production: Environment) -> Served:
-    return served_flag(production, key="support-chat")
-
-
-@pytest.fixture
 def token(production: Environment) -> IssuedToken:
     return resolve_token()
 

@@ -47,16 +47,6 @@ needs_redis = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def production() -> Environment:
-    return make_environment(key="production")
-
-
-@pytest.fixture
-def chat(production: Environment) -> Served:
-    return served_flag(production, key="support-chat")
-
-
 def reloaded(environment: Environment) -> Environment:
     return Environment.objects.get(pk=environment.pk)
 

@@ -24,7 +24,7 @@ from flags.serving_api import open_streams
 from flags.snapshots import CHANNEL, get_store, redis_link, reset_store
 from flagstaff.canonical import canonical_json
 from tests.factories import make_environment, make_token
-from tests.flags.serving_helpers import ACTOR, Served, fresh_store, resolve_token, served_flag
+from tests.flags.serving_helpers import ACTOR, Served, fresh_store, resolve_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_store", "fast_stream")]
 __all__ = ["fresh_store"]
@@ -34,16 +34,6 @@ __all__ = ["fresh_store"]
 def fast_stream() -> Iterator[None]:
     with override_settings(FLAGSTAFF_STREAM_KEEPALIVE_SECONDS=0.2, FLAGSTAFF_STREAM_MAX_SECONDS=30):
         yield
-
-
-@pytest.fixture
-def production() -> Environment:
-    return make_environment(key="production")
-
-
-@pytest.fixture
-def chat(production: Environment) -> Served:
-    return served_flag(production, key="support-chat")
 
 
 @pytest.fixture
