@@ -19,7 +19,7 @@ CPU drifts, and a drift should hit the endpoints alike), every request with anot
    with the same number of keep-alive connections for the same duration per endpoint, after a
    warm-up. Prints req/s and the ratios to the trivial view, with wrk's p50/p99 at that
    saturation (which only restate the queue wrk builds).
-2. Latency at that load: an open-loop generator (bench/_load.py) sends requests at a fixed
+2. Latency at that load: an open-loop generator (bench/openloop.c, C) sends requests at a fixed
    rate, the target share (70 %) of the trivial view's throughput from phase 1, and measures
    each from its due time, so stalls are not hidden. Prints p50/p99/p99.9/max over every
    request of the rounds.
@@ -28,7 +28,8 @@ Targets (issue 3, item 11b): resolve and OFREP >= 70 % of the trivial view's thr
 p99 <= 20 ms at that load.
 
     .venv/bin/python bench/bench_resolve_http.py [--duration S] [--rounds N] [--connections N]
-        [--workers N] [--threads N] [--python-client] [--no-ofrep-rate-limit]
+        [--workers N] [--threads N] [--python-client] [--open-loop-connections N]
+        [--no-ofrep-rate-limit]
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,19 +216,12 @@ def check_answers(setup: Setup) -> None:
     assert answer == {"ok": True}, answer
 
 
-def open_loop_request(setup: Setup, path: str) -> Callable[[int], bytes]:
-    """Request i for the open-loop generator: the same body shape as wrk's, its own unit."""
-    prefix, suffix = body_parts(path)
-    head = (
+def open_loop_head(setup: Setup, path: str) -> str:
+    """The open-loop generator's request line and headers (it adds Content-Length and the body)."""
+    return (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{setup.port}\r\n"
         f"Authorization: Bearer {setup.tokens['resolve']}\r\nContent-Type: application/json\r\n"
     )
-
-    def request(number: int) -> bytes:
-        body = f"{prefix}open-{number}{suffix}".encode()
-        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-    return request
 
 
 def main() -> None:
@@ -243,6 +236,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--python-client", action="store_true", help="phase 1 with the Python load generator")
     parser.add_argument(
+        "--open-loop-connections", type=int, default=32, help="open-loop generator's connections (phase 2)"
+    )
+    parser.add_argument(
         "--no-ofrep-rate-limit",
         action="store_true",
         help="diagnostic: run the server with FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND=0",
@@ -252,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
 
     wrk = None if args.python_client else ensure_wrk()
-    generator = "wrk 1 thread" if wrk else "python threads + http.client (wrk unavailable)"
+    saturating = "wrk 1 thread" if wrk else "python threads + http.client (wrk unavailable)"
     extra_env = {"FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND": "0"} if args.no_ofrep_rate_limit else {}
     setup = Setup(
         database=args.database,
@@ -277,6 +273,7 @@ def main() -> None:
             return run_wrk(wrk, script, setup, path, connections, seconds)
         return run_python(setup, path, connections, seconds)
 
+    generator = _load.OpenLoop()
     try:
         setup.start()
         check_answers(setup)
@@ -290,17 +287,22 @@ def main() -> None:
                 rounds[name].append(saturate(path, args.connections, args.duration))
         results = {name: combine(measured) for name, measured in rounds.items()}
         rate = TARGET_RATIO * results["trivial view"].rate
-        requests = {name: open_loop_request(setup, path) for name, path in endpoints.items()}
         latency_rounds: dict[str, list[_load.OpenLoopResult]] = {name: [] for name in endpoints}
         for _ in range(args.rounds):
-            for name in endpoints:
-                measured = _load.open_loop(
-                    "127.0.0.1", setup.port, requests[name], rate=rate, seconds=args.duration
+            for name, path in endpoints.items():
+                measured = generator.run(
+                    setup.port,
+                    open_loop_head(setup, path),
+                    *body_parts(path),
+                    rate=rate,
+                    seconds=args.duration,
+                    connections=args.open_loop_connections,
                 )
                 latency_rounds[name].append(measured)
         latencies = {name: _load.combine(measured) for name, measured in latency_rounds.items()}
     finally:
         setup.close()
+        generator.close()
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = os.getloadavg()
 
@@ -313,7 +315,7 @@ def main() -> None:
     print()
     trivial = results["trivial view"]
     print(
-        f"1. throughput: {generator}, {args.connections} keep-alive connections, {args.rounds} interleaved"
+        f"1. throughput: {saturating}, {args.connections} keep-alive connections, {args.rounds} interleaved"
         f" rounds x {args.duration:g} s per endpoint after {args.warmup:g} s warm-up"
     )
     print("   p50: median of the rounds' p50; p99: the worst round's p99 (both at saturation)")
