@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane import api as core_api
 from flags import api as flags_api
-from flags import serving_api
+from flags import serving_api, serving_stream
 from telemetry.api import budgets as budgets_api
 from telemetry.api import calls as telemetry_calls_api
 
@@ -16,7 +16,7 @@ urlpatterns = [
     path("resolve", serving_api.ResolveView.as_view(), name="resolve"),
     path("resolve/bulk", serving_api.BulkResolveView.as_view(), name="resolve-bulk"),
     path("environments/<slug:env>/snapshot", serving_api.SnapshotView.as_view(), name="environment-snapshot"),
-    path("environments/<slug:env>/stream", serving_api.StreamView.as_view(), name="environment-stream"),
+    path("environments/<slug:env>/stream", serving_stream.StreamView.as_view(), name="environment-stream"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[]), name="docs"),
     path("environments/", flags_api.EnvironmentsView.as_view(), name="environments"),

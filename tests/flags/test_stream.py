@@ -20,7 +20,7 @@ from pytest_django.live_server_helper import LiveServer
 from controlplane.services import IssuedToken
 from flags import services
 from flags.models import Environment
-from flags.serving_api import open_streams
+from flags.serving_stream import open_streams
 from flags.snapshots import CHANNEL, get_store, redis_link, reset_store
 from flagstaff.canonical import canonical_json
 from tests.factories import make_environment, make_token

@@ -1,0 +1,149 @@
+"""The change stream: `GET /api/v1/environments/{env}/stream`, server-sent events, one per
+revision change of the environment (docs/serving.md, "Change stream")."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connection
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+
+from controlplane.models import Scope
+from flags.serving_api import ServingView, current_snapshot
+from flags.serving_auth import CachedTokenAuthentication, StreamTicketAuthentication
+from flags.snapshots import Snapshot, SnapshotStore, SnapshotUnavailable, UnknownEnvironment, get_store
+
+STREAM_RETRY_MILLISECONDS = 2000
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets `Accept: text/event-stream` through content negotiation; errors are still JSON."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+    charset = None
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        return b"" if data is None else json.dumps(data).encode()
+
+
+_streams_lock = threading.Lock()
+_open_streams = 0
+
+
+def open_streams() -> int:
+    """Change streams this process is holding open (each holds a web thread)."""
+    return _open_streams
+
+
+def _count_stream(delta: int) -> None:
+    global _open_streams
+    with _streams_lock:
+        _open_streams += delta
+
+
+class StreamView(ServingView):
+    authentication_classes = [CachedTokenAuthentication, StreamTicketAuthentication, SessionAuthentication]
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = DefaultContentNegotiation
+    serving_scopes = (Scope.RESOLVE, Scope.READ)
+
+    @extend_schema(
+        summary="Server-sent events: one per revision change of the environment",
+        parameters=[
+            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, description="Resume after"),
+            OpenApiParameter("last_event_id", int, description="The same, for clients without headers"),
+            OpenApiParameter(
+                "format", str, enum=["flagstaff", "ofrep"], description="ofrep: refetchEvaluation"
+            ),
+            OpenApiParameter(
+                "ticket", str, description="Credential from an OFREP bulk response's eventStreams"
+            ),
+        ],
+        responses={200: OpenApiResponse(description="text/event-stream")},
+    )
+    def get(self, request: Request, env: str) -> StreamingHttpResponse:
+        snapshot = current_snapshot(env)
+        last_event_id = _last_event_id(request)
+        ofrep = request.query_params.get("format", "flagstaff") == "ofrep"
+        events = revision_events(get_store(), snapshot, last_event_id, ofrep=ofrep)
+        response = StreamingHttpResponse(events, content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # no proxy buffering of the events
+        return response
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        return None
+
+
+def revision_events(
+    store: SnapshotStore, snapshot: Snapshot, last_event_id: int | None, *, ofrep: bool
+) -> Iterator[bytes]:
+    """The stream's body: an event per new revision, keep-alive comments between them.
+
+    It ends after FLAGSTAFF_STREAM_MAX_SECONDS, or when the client has gone (the next write
+    fails and the server closes this generator). The thread holds no database connection
+    while it waits.
+    """
+    environment = snapshot.environment
+    keepalive = settings.FLAGSTAFF_STREAM_KEEPALIVE_SECONDS
+    ends_at = time.monotonic() + settings.FLAGSTAFF_STREAM_MAX_SECONDS
+    _count_stream(+1)
+    try:
+        # The reconnection delay for the client; also sends the headers at once.
+        yield f"retry: {STREAM_RETRY_MILLISECONDS}\n\n".encode()
+        revision = snapshot.revision
+        if last_event_id != revision and not (ofrep and last_event_id is None):
+            yield _event(environment, revision, ofrep=ofrep)
+        while True:
+            remaining = ends_at - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                snapshot = store.wait_for_change(environment, revision, min(keepalive, remaining))
+            except (UnknownEnvironment, SnapshotUnavailable):
+                return
+            finally:
+                _release_database_connection()
+            if snapshot.revision > revision:
+                revision = snapshot.revision
+                yield _event(environment, revision, ofrep=ofrep)
+            else:
+                yield b": keep-alive\n\n"
+    finally:
+        _count_stream(-1)
+
+
+def _event(environment: str, revision: int, *, ofrep: bool) -> bytes:
+    if ofrep:
+        # OFREP's notification (ADR-0008): the provider re-fetches its bulk evaluation.
+        data = json.dumps({"type": "refetchEvaluation"})
+        return f"event: message\nid: {revision}\ndata: {data}\n\n".encode()
+    data = json.dumps({"environment": environment, "revision": revision}, separators=(",", ":"))
+    return f"event: revision\nid: {revision}\ndata: {data}\n\n".encode()
+
+
+def _release_database_connection() -> None:
+    # Hundreds of streams may be open; none should pin a database connection between checks.
+    if connection.connection is not None and not connection.in_atomic_block:
+        with contextlib.suppress(DatabaseError):
+            connection.close()
