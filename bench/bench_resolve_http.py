@@ -331,12 +331,14 @@ def main() -> None:
         f" {args.rounds} interleaved rounds x {args.duration:g} s, from each request's due time"
     )
     header = f"   {'endpoint':<16}{'answered/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}"
-    print(f"{header}{'errors':>8}{'conns':>7}")
+    print(f"{header}{'errors':>8}{'conns':>7}  each round's p99 ms")
     for name, measured_latency in latencies.items():
+        by_round = " / ".join(f"{measured.percentile(0.99):.1f}" for measured in latency_rounds[name])
         print(
             f"   {name:<16}{measured_latency.answered_rate:>11,.0f}{measured_latency.median_ms:>9.2f}"
             f"{measured_latency.percentile(0.99):>9.2f}{measured_latency.percentile(0.999):>10.2f}"
             f"{measured_latency.max_ms:>9.2f}{measured_latency.errors:>8}{measured_latency.connections:>7}"
+            f"  {by_round}"
         )
     print()
     failed = False
