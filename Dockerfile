@@ -21,4 +21,5 @@ RUN pip install --no-cache-dir ./client . \
 USER flagstaff
 
 EXPOSE 8000
-CMD ["gunicorn", "controlplane.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4"]
+# gthread: each open change stream holds a thread (docs/serving.md, "Workers").
+CMD ["gunicorn", "controlplane.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--worker-class", "gthread", "--threads", "32"]

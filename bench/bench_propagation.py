@@ -3,7 +3,8 @@
 Starts the production-style setup on this machine: a PostgreSQL database of its own
 (`flagstaff_bench_prop`, created, migrated and dropped here), Redis db 12 (flushed at start
 and end; revisions are announced over its pub/sub) and gunicorn (gthread, DEBUG off) with
-enough threads for the streams (default 4 workers x 64 threads). Seeds an environment, a flag
+enough threads for the streams (default 4 workers x 128 threads, at most 96 streams each:
+gunicorn's workers accept independently, so 200 streams do not spread evenly). Seeds an environment, a flag
 with three rules and a 10 % split, a `resolve` token bound to the environment and a `write`
 token.
 
@@ -89,13 +90,21 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between changes")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=128)
     parser.add_argument("--database", default="flagstaff_bench_prop")
     parser.add_argument("--redis-db", type=int, default=12)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    setup = Setup(database=args.database, redis_db=args.redis_db, workers=args.workers, threads=args.threads)
+    # A quarter of each worker's threads stays for requests (snapshot fetches after a change).
+    streams_per_worker = args.threads * 3 // 4
+    setup = Setup(
+        database=args.database,
+        redis_db=args.redis_db,
+        workers=args.workers,
+        threads=args.threads,
+        extra_env={"FLAGSTAFF_STREAMS_PER_PROCESS": str(streams_per_worker)},
+    )
     clients: list[Flagstaff] = []
     load_before = os.getloadavg()
     results: list[tuple[int, int, list[float], int]] = []
@@ -133,6 +142,7 @@ def main() -> None:
 
     print(
         f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} gthread threads"
+        f" (at most {streams_per_worker} streams each)"
         f"  clients: {args.clients} flagstaff.Flagstaff(refresh='stream') in one process"
         f" (connected in {started_in:.1f} s)"
     )

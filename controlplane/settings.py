@@ -228,6 +228,9 @@ FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND = env_int("FLAGSTAFF_OFREP_RATE_LIMIT_PER_
 FLAGSTAFF_STREAM_KEEPALIVE_SECONDS = env_float("FLAGSTAFF_STREAM_KEEPALIVE_SECONDS", 15.0)
 # A change stream holds a web thread: it ends after this long and the client reconnects.
 FLAGSTAFF_STREAM_MAX_SECONDS = env_float("FLAGSTAFF_STREAM_MAX_SECONDS", 300.0)
+# Open streams one web process holds at most (0: no limit). Keep it below the threads per
+# worker, so that streams never take the threads requests need: 24 of `serve`'s 32.
+FLAGSTAFF_STREAMS_PER_PROCESS = env_int("FLAGSTAFF_STREAMS_PER_PROCESS", 24)
 
 # Telemetry ingest (POST /api/v1/telemetry/calls). Larger batches or bodies are refused with 413;
 # the body limit applies to the decoded JSON, so a gzip body cannot expand past it.

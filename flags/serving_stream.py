@@ -7,7 +7,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +19,9 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 
+from controlplane.errors import DomainError
 from controlplane.models import Scope
 from flags.serving_api import ServingView, current_snapshot
 from flags.serving_auth import CachedTokenAuthentication, StreamTicketAuthentication
@@ -41,6 +43,14 @@ class EventStreamRenderer(BaseRenderer):
         return b"" if data is None else json.dumps(data).encode()
 
 
+class StreamCapacity(DomainError):
+    """This process holds FLAGSTAFF_STREAMS_PER_PROCESS streams: the rest of its threads are
+    kept for requests. Clients retry later (and may reach another process) or poll."""
+
+    status_code = 503
+    code = "stream_capacity"
+
+
 _streams_lock = threading.Lock()
 _open_streams = 0
 
@@ -50,10 +60,35 @@ def open_streams() -> int:
     return _open_streams
 
 
-def _count_stream(delta: int) -> None:
+def _hold_stream() -> bool:
+    """Take one of the process's stream places; False when they are all held."""
     global _open_streams
+    limit = settings.FLAGSTAFF_STREAMS_PER_PROCESS
     with _streams_lock:
-        _open_streams += delta
+        if limit and _open_streams >= limit:
+            return False
+        _open_streams += 1
+        return True
+
+
+class _HeldStream:
+    """A stream's body that gives its place back when the server closes it: after the last
+    write, when the client has gone, or when it never started (the client left first)."""
+
+    def __init__(self, events: Generator[bytes, None, None]) -> None:
+        self._events = events
+        self._held = True
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._events
+
+    def close(self) -> None:
+        global _open_streams
+        self._events.close()
+        with _streams_lock:
+            if self._held:
+                self._held = False
+                _open_streams -= 1
 
 
 class StreamView(ServingView):
@@ -74,14 +109,28 @@ class StreamView(ServingView):
                 "ticket", str, description="Credential from an OFREP bulk response's eventStreams"
             ),
         ],
-        responses={200: OpenApiResponse(description="text/event-stream")},
+        responses={
+            200: OpenApiResponse(description="text/event-stream"),
+            503: OpenApiResponse(description="This process holds all the streams it may; Retry-After"),
+        },
     )
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if isinstance(exc, StreamCapacity):
+            response["Retry-After"] = str(STREAM_RETRY_MILLISECONDS // 1000)
+        return response
+
     def get(self, request: Request, env: str) -> StreamingHttpResponse:
         snapshot = current_snapshot(env)
         last_event_id = _last_event_id(request)
         ofrep = request.query_params.get("format", "flagstaff") == "ofrep"
+        if not _hold_stream():
+            raise StreamCapacity(
+                f"This server process holds {settings.FLAGSTAFF_STREAMS_PER_PROCESS} change streams, "
+                "its limit; retry shortly, or poll the snapshot meanwhile."
+            )
         events = revision_events(get_store(), snapshot, last_event_id, ofrep=ofrep)
-        response = StreamingHttpResponse(events, content_type="text/event-stream")
+        response = StreamingHttpResponse(_HeldStream(events), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # no proxy buffering of the events
         return response
@@ -97,7 +146,7 @@ def _last_event_id(request: Request) -> int | None:
 
 def revision_events(
     store: SnapshotStore, snapshot: Snapshot, last_event_id: int | None, *, ofrep: bool
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The stream's body: an event per new revision, keep-alive comments between them.
 
     It ends after FLAGSTAFF_STREAM_MAX_SECONDS, or when the client has gone (the next write
@@ -107,30 +156,26 @@ def revision_events(
     environment = snapshot.environment
     keepalive = settings.FLAGSTAFF_STREAM_KEEPALIVE_SECONDS
     ends_at = time.monotonic() + settings.FLAGSTAFF_STREAM_MAX_SECONDS
-    _count_stream(+1)
-    try:
-        # The reconnection delay for the client; also sends the headers at once.
-        yield f"retry: {STREAM_RETRY_MILLISECONDS}\n\n".encode()
-        revision = snapshot.revision
-        if last_event_id != revision and not (ofrep and last_event_id is None):
+    # The reconnection delay for the client; also sends the headers at once.
+    yield f"retry: {STREAM_RETRY_MILLISECONDS}\n\n".encode()
+    revision = snapshot.revision
+    if last_event_id != revision and not (ofrep and last_event_id is None):
+        yield _event(environment, revision, ofrep=ofrep)
+    while True:
+        remaining = ends_at - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            snapshot = store.wait_for_change(environment, revision, min(keepalive, remaining))
+        except (UnknownEnvironment, SnapshotUnavailable):
+            return
+        finally:
+            _release_database_connection()
+        if snapshot.revision > revision:
+            revision = snapshot.revision
             yield _event(environment, revision, ofrep=ofrep)
-        while True:
-            remaining = ends_at - time.monotonic()
-            if remaining <= 0:
-                return
-            try:
-                snapshot = store.wait_for_change(environment, revision, min(keepalive, remaining))
-            except (UnknownEnvironment, SnapshotUnavailable):
-                return
-            finally:
-                _release_database_connection()
-            if snapshot.revision > revision:
-                revision = snapshot.revision
-                yield _event(environment, revision, ofrep=ofrep)
-            else:
-                yield b": keep-alive\n\n"
-    finally:
-        _count_stream(-1)
+        else:
+            yield b": keep-alive\n\n"
 
 
 def _event(environment: str, revision: int, *, ofrep: bool) -> bytes:

@@ -96,6 +96,14 @@ class Stream:
         self.connection.close()
 
 
+def streams_drained(timeout: float = 5.0) -> bool:
+    """Wait until this process holds no stream (the server closes them a moment after the client)."""
+    deadline = time.monotonic() + timeout
+    while open_streams() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return open_streams() == 0
+
+
 @pytest.fixture
 def streams() -> Iterator[list[Stream]]:
     opened: list[Stream] = []
@@ -207,10 +215,40 @@ def test_stream__client_disconnects__server_side_stream_ends(
 
     stream.close()
 
-    deadline = time.monotonic() + 5
-    while open_streams() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert open_streams() == 0
+    assert streams_drained()
+
+
+def test_stream__process_at_its_stream_limit__503_with_retry_after_until_one_ends(
+    live_server: LiveServer, streams: list[Stream], token: IssuedToken, chat: Served
+) -> None:
+    assert streams_drained(), "an earlier test's stream is still open"
+    with override_settings(FLAGSTAFF_STREAMS_PER_PROCESS=1):
+        first = open_stream(streams, live_server, token)
+        first.event()
+
+        refused = open_stream(streams, live_server, token)
+        assert refused.response.status == 503
+        assert refused.response.getheader("Retry-After") == "2"
+        body = json.loads(refused.response.read())
+        assert body["code"] == "stream_capacity"
+        assert "limit" in body["detail"]
+
+        first.close()
+        assert streams_drained()
+        again = open_stream(streams, live_server, token)
+        assert again.response.status == 200
+        assert again.event().fields["event"] == "revision"
+
+
+def test_stream__limit_zero__no_limit(
+    live_server: LiveServer, streams: list[Stream], token: IssuedToken, chat: Served
+) -> None:
+    with override_settings(FLAGSTAFF_STREAMS_PER_PROCESS=0):
+        opened = [open_stream(streams, live_server, token) for _ in range(3)]
+
+        assert [stream.response.status for stream in opened] == [200, 200, 200]
+        for stream in opened:
+            stream.event()
 
 
 def test_stream__ofrep_format__refetch_evaluation_events_only_on_change(
