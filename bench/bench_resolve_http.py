@@ -202,6 +202,26 @@ def run_python(setup: Setup, path: str, connections: int, seconds: float) -> Res
     )
 
 
+def rotated(endpoints: dict[str, str], number: int) -> list[tuple[str, str]]:
+    """Round `number`'s order: each round starts with the next endpoint, so that no endpoint is
+    always measured first (right after a switch) or last."""
+    items = list(endpoints.items())
+    shift = number % len(items)
+    return items[shift:] + items[:shift]
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat: user nice system idle iowait irq softirq steal)."""
+    with open("/proc/stat") as stat:
+        return [int(value) for value in stat.readline().split()[1:9]]
+
+
+def steal_share(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to other guests between two readings."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return spent[7] / max(1, sum(spent))
+
+
 def check_answers(setup: Setup) -> None:
     """The endpoints answer what the benchmark claims before it is timed."""
     context = {"targetingKey": "user-check", "plan": "pro", "email": "a@other.org", "appVersion": "2.3.1"}
@@ -262,6 +282,7 @@ def main() -> None:
     script = str(Path(tmp) / "post.lua")
     Path(script).write_text(WRK_SCRIPT)
     load_before = os.getloadavg()
+    cpu_before = cpu_times()
     endpoints = {
         "trivial view": "/bench/trivial",
         "resolve": "/api/v1/resolve",
@@ -282,14 +303,14 @@ def main() -> None:
             # served the endpoint (token cached, snapshot loaded) before the clock starts.
             saturate(path, warm_connections, args.warmup)
         rounds: dict[str, list[Result]] = {name: [] for name in endpoints}
-        for _ in range(args.rounds):
-            for name, path in endpoints.items():
+        for number in range(args.rounds):
+            for name, path in rotated(endpoints, number):
                 rounds[name].append(saturate(path, args.connections, args.duration))
         results = {name: combine(measured) for name, measured in rounds.items()}
         rate = TARGET_RATIO * results["trivial view"].rate
         latency_rounds: dict[str, list[_load.OpenLoopResult]] = {name: [] for name in endpoints}
-        for _ in range(args.rounds):
-            for name, path in endpoints.items():
+        for number in range(args.rounds):
+            for name, path in rotated(endpoints, number):
                 measured = generator.run(
                     setup.port,
                     open_loop_head(setup, path),
@@ -305,13 +326,17 @@ def main() -> None:
         generator.close()
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = os.getloadavg()
+    steal = steal_share(cpu_before, cpu_times())
 
     print(
         f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} gthread threads;"
         f" PostgreSQL database {args.database} + Redis db {args.redis_db}"
         + ("; OFREP rate limit OFF (diagnostic)" if args.no_ofrep_rate_limit else "")
     )
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f};"
+        f" CPU stolen by the hypervisor during the run: {steal:.1%}"
+    )
     print()
     trivial = results["trivial view"]
     print(
