@@ -1,4 +1,5 @@
-"""Open-loop HTTP load at a fixed rate, for latency "at a given load": bench/openloop.c.
+"""Open-loop HTTP load at a fixed rate, for latency "at a given load" (bench/openloop.c), and
+the reference server that shows the machine's latency floor at that load (bench/reference_server.c).
 
 A closed-loop generator (wrk, a fixed number of connections each sending its next request when
 the last answer arrives) measures throughput, but its latencies at saturation only restate the
@@ -8,20 +9,52 @@ before and times it from that due time. It is C (one thread, epoll) because the 
 shares the machine's cores with the server: a Python generator spent about 0.35 ms of CPU per
 request, a third of a core at 1,000 req/s, and so slowed the server it measured.
 
-Built here with the machine's C compiler into a temporary directory. Not a benchmark itself
-(`make bench` runs bench/bench_*.py only).
+Both are built here with the machine's C compiler into a temporary directory. Not a benchmark
+itself (`make bench` runs bench/bench_*.py only).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("openloop.c")
+HERE = Path(__file__).resolve().parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its descendants have spent so far (Linux /proc);
+    a process that has just exited counts no more."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def build(name: str, directory: Path) -> Path:
+    """Compile bench/`name`.c into `directory`; the binary's path."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit(f"No C compiler (cc or gcc) to build bench/{name}.c: install gcc.")
+    binary = directory / name
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / f"{name}.c")], check=True)
+    return binary
 
 
 @dataclass
@@ -32,6 +65,8 @@ class OpenLoopResult:
     latencies: list[float]
     errors: int
     connections: int
+    server_cpu: float = 0.0
+    """CPU seconds the server's processes spent meanwhile (set by the caller: `server_cpu`)."""
 
     def percentile(self, fraction: float) -> float:
         """The latency (ms) below which `fraction` of the answered requests fall."""
@@ -50,6 +85,15 @@ class OpenLoopResult:
     def max_ms(self) -> float:
         return max(self.latencies) * 1000
 
+    @property
+    def cpu_us_per_answer(self) -> float:
+        return self.server_cpu / max(1, len(self.latencies)) * 1e6
+
+    @property
+    def cores(self) -> float:
+        """The server's CPU use meanwhile, in cores."""
+        return self.server_cpu / self.seconds
+
 
 def combine(results: list[OpenLoopResult]) -> OpenLoopResult:
     """Rounds together: every latency in one distribution, so p99 is the p99 of all requests."""
@@ -60,6 +104,7 @@ def combine(results: list[OpenLoopResult]) -> OpenLoopResult:
         latencies=[latency for r in results for latency in r.latencies],
         errors=sum(r.errors for r in results),
         connections=max(r.connections for r in results),
+        server_cpu=sum(r.server_cpu for r in results),
     )
 
 
@@ -67,12 +112,8 @@ class OpenLoop:
     """The compiled generator; `close()` removes it."""
 
     def __init__(self) -> None:
-        compiler = shutil.which("cc") or shutil.which("gcc")
-        if compiler is None:
-            raise SystemExit("No C compiler (cc or gcc) to build bench/openloop.c: install gcc.")
         self.directory = Path(tempfile.mkdtemp(prefix="flagstaff-openloop-"))
-        self.binary = self.directory / "openloop"
-        subprocess.run([compiler, "-O2", "-o", str(self.binary), str(SOURCE)], check=True)
+        self.binary = build("openloop", self.directory)
 
     def run(
         self,
@@ -107,4 +148,32 @@ class OpenLoop:
         )
 
     def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class ReferenceServer:
+    """bench/reference_server.c on `port`: `processes` event loops spending `burn_us` µs of CPU
+    per request. The latency floor a server with that per-request cost gets on this machine."""
+
+    def __init__(self, port: int, processes: int, burn_us: float) -> None:
+        self.port = port
+        self.directory = Path(tempfile.mkdtemp(prefix="flagstaff-reference-"))
+        binary = build("reference_server", self.directory)
+        argv = [str(binary), str(port), str(processes), f"{burn_us:.1f}"]
+        self.process = subprocess.Popen(argv, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise SystemExit("bench/reference_server did not come up") from None
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)

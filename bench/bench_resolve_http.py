@@ -7,7 +7,7 @@ db 13 (flushed at start and end), and gunicorn (gthread, DEBUG off) with the ben
 `{"ok": true}` through the same middleware). Seeds an environment, a flag with three rules and
 a 10 % split, and a `resolve` token bound to the environment.
 
-Two phases, each in interleaved rounds over the endpoints (on a shared machine the available
+Two measured phases, each in interleaved rounds over the endpoints (on a shared machine the available
 CPU drifts, and a drift should hit the endpoints alike), every request with another
 `targetingKey` (the contexts match no rule, so every one reaches the split):
 
@@ -18,11 +18,18 @@ CPU drifts, and a drift should hit the endpoints alike), every request with anot
 1. Throughput: wrk (installed with apt-get when missing; a Python load generator otherwise)
    with the same number of keep-alive connections for the same duration per endpoint, after a
    warm-up. Prints req/s and the ratios to the trivial view, with wrk's p50/p99 at that
-   saturation (which only restate the queue wrk builds).
+   saturation (which only restate the queue wrk builds) and the server processes' CPU time per
+   request (read from /proc).
 2. Latency at that load: an open-loop generator (bench/openloop.c, C) sends requests at a fixed
    rate, the target share (70 %) of the trivial view's throughput from phase 1, and measures
    each from its due time, so stalls are not hidden. Prints p50/p99/p99.9/max over every
-   request of the rounds.
+   request of the rounds, and the server's CPU time per answer and cores used meanwhile.
+
+Then a control, not a target: the machine's floor. bench/reference_server.c, a C server of one
+epoll loop per process (as many processes as gunicorn workers) that spends the trivial view's
+server CPU time per request (phase 1), is measured the same way: throughput, then open loop at
+70 % of its own throughput. Its p99 is what the machine (cores, scheduler, hypervisor, the
+generator beside the server) leaves to a server of that cost at that load share.
 
 Targets (issue 3, item 11b): resolve and OFREP >= 70 % of the trivial view's throughput, with
 p99 <= 20 ms at that load.
@@ -35,6 +42,7 @@ p99 <= 20 ms at that load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
 import json
 import os
@@ -45,13 +53,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _load
-from bench._services import FLAG_KEY, Setup
+from bench._services import FLAG_KEY, Setup, free_port
 
 TARGET_RATIO = 0.70
 TARGET_P99_MS = 20.0
@@ -82,6 +92,18 @@ end
 """
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes: a loopback port, and the bearer token to send."""
+
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 @dataclass
 class Result:
     requests: int
@@ -89,10 +111,16 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_cpu: float = 0.0
+    """CPU seconds the server's processes spent meanwhile (set by `on_server`)."""
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.server_cpu / max(1, self.requests) * 1e6
 
 
 def combine(results: list[Result]) -> Result:
@@ -103,7 +131,21 @@ def combine(results: list[Result]) -> Result:
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=max(r.p99_ms for r in results),
         errors=sum(r.errors for r in results),
+        server_cpu=sum(r.server_cpu for r in results),
     )
+
+
+Measured = TypeVar("Measured", Result, _load.OpenLoopResult)
+Arguments = ParamSpec("Arguments")
+
+
+def on_server(
+    pid: int, run: Callable[Arguments, Measured], *args: Arguments.args, **kwargs: Arguments.kwargs
+) -> Measured:
+    """`run(...)`'s result with the CPU time the server (process `pid` and its children) spent."""
+    before = _load.tree_cpu_seconds(pid)
+    result = run(*args, **kwargs)
+    return dataclasses.replace(result, server_cpu=_load.tree_cpu_seconds(pid) - before)
 
 
 def ensure_wrk() -> str | None:
@@ -131,13 +173,13 @@ def body_parts(path: str) -> tuple[str, str]:
     return '{"context": {"targetingKey": "user-', context_tail + "}"
 
 
-def run_wrk(wrk: str, script: str, setup: Setup, path: str, connections: int, seconds: float) -> Result:
+def run_wrk(wrk: str, script: str, target: Target, path: str, connections: int, seconds: float) -> Result:
     prefix, suffix = body_parts(path)
-    env = {**os.environ, "BENCH_TOKEN": setup.tokens["resolve"], "BENCH_BODY_PREFIX": prefix}
+    env = {**os.environ, "BENCH_TOKEN": target.token, "BENCH_BODY_PREFIX": prefix}
     env["BENCH_BODY_SUFFIX"] = suffix
     argv = [
         wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
-        "-s", script, f"{setup.url}{path}",
+        "-s", script, f"{target.url}{path}",
     ]  # fmt: skip
     output = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
@@ -151,17 +193,17 @@ def run_wrk(wrk: str, script: str, setup: Setup, path: str, connections: int, se
     )
 
 
-def run_python(setup: Setup, path: str, connections: int, seconds: float) -> Result:
+def run_python(target: Target, path: str, connections: int, seconds: float) -> Result:
     """Fallback load generator: one thread per keep-alive connection (the GIL limits it)."""
     prefix, suffix = body_parts(path)
-    headers = {"Authorization": f"Bearer {setup.tokens['resolve']}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {target.token}", "Content-Type": "application/json"}
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
     def client(number: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", setup.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
         mine: list[float] = []
         count = 0
         while time.perf_counter() < stop_at:
@@ -175,7 +217,7 @@ def run_python(setup: Setup, path: str, connections: int, seconds: float) -> Res
                 ok = response.status == 200
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", setup.port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
                 ok = False
             mine.append(time.perf_counter() - began)
             if not ok:
@@ -200,6 +242,15 @@ def run_python(setup: Setup, path: str, connections: int, seconds: float) -> Res
         p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
         errors=errors[0],
     )
+
+
+def saturate(
+    wrk: str | None, script: str, target: Target, path: str, connections: int, seconds: float
+) -> Result:
+    """Closed-loop load for throughput: wrk, or the Python generator without it."""
+    if wrk:
+        return run_wrk(wrk, script, target, path, connections, seconds)
+    return run_python(target, path, connections, seconds)
 
 
 def rotated(endpoints: dict[str, str], number: int) -> list[tuple[str, str]]:
@@ -236,12 +287,73 @@ def check_answers(setup: Setup) -> None:
     assert answer == {"ok": True}, answer
 
 
-def open_loop_head(setup: Setup, path: str) -> str:
+def open_loop_head(target: Target, path: str) -> str:
     """The open-loop generator's request line and headers (it adds Content-Length and the body)."""
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{setup.port}\r\n"
-        f"Authorization: Bearer {setup.tokens['resolve']}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{target.port}\r\n"
+        f"Authorization: Bearer {target.token}\r\nContent-Type: application/json\r\n"
     )
+
+
+def open_loop(
+    generator: _load.OpenLoop, pid: int, target: Target, path: str, rate: float, args: argparse.Namespace
+) -> _load.OpenLoopResult:
+    """One open-loop round at `rate` on `path`, with the server's (process `pid`) CPU time."""
+    head = open_loop_head(target, path)
+    prefix, suffix = body_parts(path)
+    return on_server(
+        pid,
+        generator.run,
+        target.port,
+        head,
+        prefix,
+        suffix,
+        rate=rate,
+        seconds=args.duration,
+        connections=args.open_loop_connections,
+    )
+
+
+@dataclass
+class Floor:
+    throughput: Result
+    rate: float
+    rounds: list[_load.OpenLoopResult]
+
+
+def measure_floor(
+    wrk: str | None, script: str, generator: _load.OpenLoop, args: argparse.Namespace, burn_us: float
+) -> Floor:
+    """Phase 3: the reference server's throughput, then its latency at 70 % of it."""
+    server = _load.ReferenceServer(free_port(), args.workers, burn_us)
+    target = Target(server.port, "-")
+    path = "/bench/trivial"
+    pid = server.process.pid
+    try:
+        saturate(wrk, script, target, path, args.connections, 1.0)
+        throughput = on_server(pid, saturate, wrk, script, target, path, args.connections, args.duration)
+        rate = TARGET_RATIO * throughput.rate
+        rounds = [open_loop(generator, pid, target, path, rate, args) for _ in range(args.rounds)]
+    finally:
+        server.close()
+    return Floor(throughput, rate, rounds)
+
+
+def print_open_loop_row(name: str, measured_rounds: list[_load.OpenLoopResult]) -> None:
+    measured = _load.combine(measured_rounds)
+    by_round = " / ".join(f"{each.percentile(0.99):.1f}" for each in measured_rounds)
+    print(
+        f"   {name:<16}{measured.answered_rate:>11,.0f}{measured.median_ms:>9.2f}"
+        f"{measured.percentile(0.99):>9.2f}{measured.percentile(0.999):>10.2f}"
+        f"{measured.max_ms:>9.2f}{measured.errors:>8}{measured.cpu_us_per_answer:>8,.0f}"
+        f"{measured.cores:>7.2f}  {by_round}"
+    )
+
+
+OPEN_LOOP_HEADER = (
+    f"   {'endpoint':<16}{'answered/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}"
+    f"{'errors':>8}{'µs/req':>8}{'cores':>7}  each round's p99 ms"
+)
 
 
 def main() -> None:
@@ -289,38 +401,33 @@ def main() -> None:
         "OFREP single": f"/ofrep/v1/evaluate/flags/{FLAG_KEY}",
     }
 
-    def saturate(path: str, connections: int, seconds: float) -> Result:
-        if wrk:
-            return run_wrk(wrk, script, setup, path, connections, seconds)
-        return run_python(setup, path, connections, seconds)
-
     generator = _load.OpenLoop()
     try:
         setup.start()
+        assert setup.server is not None
+        pid = setup.server.pid
+        target = Target(setup.port, setup.tokens["resolve"])
         check_answers(setup)
         for path in endpoints.values():
             # Warm-up with more connections than measured, so that every worker process has
             # served the endpoint (token cached, snapshot loaded) before the clock starts.
-            saturate(path, warm_connections, args.warmup)
+            saturate(wrk, script, target, path, warm_connections, args.warmup)
         rounds: dict[str, list[Result]] = {name: [] for name in endpoints}
         for number in range(args.rounds):
             for name, path in rotated(endpoints, number):
-                rounds[name].append(saturate(path, args.connections, args.duration))
+                rounds[name].append(
+                    on_server(pid, saturate, wrk, script, target, path, args.connections, args.duration)
+                )
         results = {name: combine(measured) for name, measured in rounds.items()}
         rate = TARGET_RATIO * results["trivial view"].rate
         latency_rounds: dict[str, list[_load.OpenLoopResult]] = {name: [] for name in endpoints}
         for number in range(args.rounds):
             for name, path in rotated(endpoints, number):
-                measured = generator.run(
-                    setup.port,
-                    open_loop_head(setup, path),
-                    *body_parts(path),
-                    rate=rate,
-                    seconds=args.duration,
-                    connections=args.open_loop_connections,
-                )
-                latency_rounds[name].append(measured)
+                latency_rounds[name].append(open_loop(generator, pid, target, path, rate, args))
         latencies = {name: _load.combine(measured) for name, measured in latency_rounds.items()}
+        setup.close()
+        burn_us = results["trivial view"].cpu_us_per_request
+        floor = measure_floor(wrk, script, generator, args, burn_us)
     finally:
         setup.close()
         generator.close()
@@ -343,28 +450,48 @@ def main() -> None:
         f"1. throughput: {saturating}, {args.connections} keep-alive connections, {args.rounds} interleaved"
         f" rounds x {args.duration:g} s per endpoint after {args.warmup:g} s warm-up"
     )
-    print("   p50: median of the rounds' p50; p99: the worst round's p99 (both at saturation)")
-    print(f"   {'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs trivial':>12}")
+    print(
+        "   p50: median of the rounds' p50; p99: the worst round's p99 (both at saturation);"
+        " µs/req: the server processes' CPU time per request"
+    )
+    print(
+        f"   {'endpoint':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'µs/req':>8}"
+        f"{'vs trivial':>12}"
+    )
     for name, result in results.items():
         print(
             f"   {name:<16}{result.rate:>10,.0f}{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.errors:>8}"
-            f"{result.rate / trivial.rate:>12.1%}"
+            f"{result.cpu_us_per_request:>8,.0f}{result.rate / trivial.rate:>12.1%}"
         )
     print()
     print(
         f"2. latency at {rate:,.0f} req/s ({TARGET_RATIO:.0%} of the trivial view's throughput): open loop,"
         f" {args.rounds} interleaved rounds x {args.duration:g} s, from each request's due time"
     )
-    header = f"   {'endpoint':<16}{'answered/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}"
-    print(f"{header}{'errors':>8}{'conns':>7}  each round's p99 ms")
-    for name, measured_latency in latencies.items():
-        by_round = " / ".join(f"{measured.percentile(0.99):.1f}" for measured in latency_rounds[name])
-        print(
-            f"   {name:<16}{measured_latency.answered_rate:>11,.0f}{measured_latency.median_ms:>9.2f}"
-            f"{measured_latency.percentile(0.99):>9.2f}{measured_latency.percentile(0.999):>10.2f}"
-            f"{measured_latency.max_ms:>9.2f}{measured_latency.errors:>8}{measured_latency.connections:>7}"
-            f"  {by_round}"
-        )
+    print(
+        f"   over {args.open_loop_connections} keep-alive connections; µs/req and cores: the server"
+        " processes' CPU time per answer and their CPU use"
+    )
+    print(OPEN_LOOP_HEADER)
+    for name, measured_rounds in latency_rounds.items():
+        print_open_loop_row(name, measured_rounds)
+    print()
+    floor_p99 = _load.combine(floor.rounds).percentile(0.99)
+    print(
+        f"3. machine floor (a control): bench/reference_server.c, {args.workers} processes x one epoll"
+        f" loop, burning {burn_us:,.0f} µs of CPU per request (the trivial view's at saturation)"
+    )
+    print(
+        f"   throughput ({saturating}, as in 1.): {floor.throughput.rate:,.0f} req/s,"
+        f" {floor.throughput.cpu_us_per_request:,.0f} µs/req; open loop at {floor.rate:,.0f} req/s"
+        f" ({TARGET_RATIO:.0%} of that), as in 2.:"
+    )
+    print(OPEN_LOOP_HEADER)
+    print_open_loop_row("reference", floor.rounds)
+    print(
+        f"   a server spending the trivial view's CPU per request, and no more when less loaded, gets"
+        f" p99 {floor_p99:.2f} ms at {TARGET_RATIO:.0%} load on this machine now"
+    )
     print()
     failed = False
     for name in ("resolve", "OFREP single"):
