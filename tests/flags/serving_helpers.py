@@ -88,6 +88,21 @@ def unit_in(split: Split, *, low: int, high: int) -> str:
     raise AssertionError("no unit found in the band")
 
 
+def every_outcome(served: Served) -> list[dict[str, Any]]:
+    """Adds a rule (plan enterprise -> v3) and a 10 % split of v2; one context per outcome: the
+    candidate, control and baseline bands (two baseline units), the rule, no unit."""
+    add_rule(served, version=3, constraints=plan_is("enterprise"))
+    split = set_split(served, weight=1000, candidate=2)
+    return [
+        {"targetingKey": unit_in(split, low=0, high=1000)},
+        {"targetingKey": unit_in(split, low=1000, high=2000)},
+        {"targetingKey": unit_in(split, low=2000, high=10_000)},
+        {"targetingKey": unit_in(split, low=3000, high=10_000)},
+        {"targetingKey": unit_in(split, low=0, high=1000), "plan": "enterprise"},
+        {},
+    ]
+
+
 def resolve_token(environment: Environment | None = None, **overrides: Any) -> IssuedToken:
     return make_token(scopes=["resolve"], environment=environment, **overrides)
 

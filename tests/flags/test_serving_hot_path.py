@@ -21,9 +21,8 @@ from tests.factories import client_for, make_token
 from tests.flags.serving_helpers import (
     ACTOR,
     Served,
-    add_rule,
+    every_outcome,
     fresh_store,
-    plan_is,
     resolve_token,
     set_split,
     unit_in,
@@ -93,16 +92,7 @@ def test_resolve_quick__every_outcome__the_answer_drf_gives(
 ) -> None:
     # Answers are encoded once per outcome: units with other buckets must not share another
     # outcome's answer, and units with the same outcome must get theirs.
-    add_rule(chat, version=3, constraints=plan_is("enterprise"))
-    split = set_split(chat, weight=1000, candidate=2)
-    contexts = [
-        {"targetingKey": unit_in(split, low=0, high=1000)},
-        {"targetingKey": unit_in(split, low=1000, high=2000)},
-        {"targetingKey": unit_in(split, low=2000, high=10_000)},
-        {"targetingKey": unit_in(split, low=3000, high=10_000)},
-        {"targetingKey": unit_in(split, low=0, high=1000), "plan": "enterprise"},
-        {},
-    ]
+    contexts = every_outcome(chat)
     for context in contexts:
         body = {"flag": "support-chat", "context": context}
         assert_same_answer(quick_resolve(body, token), through_drf(api, "/api/v1/resolve", body))

@@ -1,0 +1,144 @@
+"""The serving fast path, in front of Django: `POST /api/v1/resolve` and OFREP single answered
+without Django's middleware stack and URL resolver when they can be answered at once.
+
+Those two endpoints are what services call on every request. On the hot path the answer itself
+(a remembered token, the snapshot, the engine, an answer encoded once per outcome) costs about
+30 µs; Django's handler around it (request and response objects through nine middleware, URL
+resolution, signals) cost about 140 µs more. This WSGI wrapper answers such requests from the
+views' own hot paths (`ResolveView.quick`, `EvaluateFlagView.quick`) and applies the response
+side of the project's middleware that acts on such an answer, so the bytes are those Django
+would send. Anything else goes to Django unchanged: another path or method, a cookie (session
+and CSRF middleware could act), a body without Content-Length or over the context limit, a
+host Django would refuse, a request the quick path declines (errors are worded by DRF).
+
+It only runs with the middleware list it was written for (`KNOWN_MIDDLEWARE`); with any other
+list every request goes to Django, as if the wrapper were not there. Requests it answers do
+not send Django's request_started / request_finished signals (it closes obsolete database
+connections itself, which is what their receivers do for such a request).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, PermissionDenied
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_script_name
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import set_script_prefix
+
+from flags.ofrep import EvaluateFlagView
+from flags.serving_api import ResolveView
+
+StartResponse = Callable[..., Any]
+WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+RESOLVE_PATH = "/api/v1/resolve"
+OFREP_FLAG_PREFIX = "/ofrep/v1/evaluate/flags/"
+
+# What each middleware does to a cookie-less POST answered by a serving view's hot path:
+KNOWN_MIDDLEWARE = (
+    "django.middleware.security.SecurityMiddleware",  # request: https redirect; response: headers
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files only
+    "django.contrib.sessions.middleware.SessionMiddleware",  # nothing without a cookie or access
+    "django.middleware.common.CommonMiddleware",  # request: user agent, host, www; response: length
+    "django.middleware.csrf.CsrfViewMiddleware",  # nothing: the views are csrf_exempt
+    "django.contrib.auth.middleware.AuthenticationMiddleware",  # nothing: a lazy user, not read
+    "django.contrib.messages.middleware.MessageMiddleware",  # nothing: no message stored
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",  # response: X-Frame-Options
+    "django_htmx.middleware.HtmxMiddleware",  # nothing: request.htmx, not read
+)
+
+
+def _unreachable(request: HttpRequest) -> HttpResponseBase:
+    raise AssertionError("the fast path calls the middleware's hooks, never the chain")
+
+
+class ServingFastPath:
+    """WSGI application: the serving hot path, else `application` (Django's)."""
+
+    def __init__(self, application: WSGIHandler) -> None:
+        self.application = application
+        self._security = SecurityMiddleware(_unreachable)
+        self._common = CommonMiddleware(_unreachable)
+        self._frame_options = XFrameOptionsMiddleware(_unreachable)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        response = self.answer(environ)
+        if response is None:
+            return self.application(environ, start_response)
+        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        # The body, not the response: closing a response sends request_finished (see answer()).
+        return [response.content]
+
+    def answer(self, environ: dict[str, Any]) -> HttpResponse | None:
+        """The hot path's answer, or None for Django to answer (the body stays readable)."""
+        if environ.get("REQUEST_METHOD") != "POST" or "HTTP_COOKIE" in environ:
+            return None
+        path = environ.get("PATH_INFO", "")
+        if path != RESOLVE_PATH and not path.startswith(OFREP_FLAG_PREFIX):
+            return None
+        if tuple(settings.MIDDLEWARE) != KNOWN_MIDDLEWARE:
+            return None
+        if not _buffer_body(environ):
+            return None
+        set_script_prefix(get_script_name(environ))
+        # Django's request_started and request_finished signals are not sent: their dispatch
+        # costs more than the answer. What their receivers do that matters to a request that may
+        # query the database (the snapshot's revision check) is this, once.
+        close_old_connections()
+        request = WSGIRequest(environ)
+        try:
+            response = self._respond(request)
+        except Exception:
+            # A defect, or the database failing under a refresh: Django's handler runs the
+            # request again and answers (or logs) as it does for every other request.
+            response = None
+        if response is None:
+            environ["wsgi.input"].seek(0)
+            return None
+        return response
+
+    def _respond(self, request: WSGIRequest) -> HttpResponse | None:
+        try:
+            if self._security.process_request(request) is not None:
+                return None
+            if self._common.process_request(request) is not None:
+                return None
+        except (DisallowedHost, PermissionDenied):
+            return None
+        path = request.path_info
+        if path == RESOLVE_PATH:
+            response = ResolveView.quick(request)
+        else:
+            key = path[len(OFREP_FLAG_PREFIX) :]
+            if not key or "/" in key:
+                return None
+            response = EvaluateFlagView.quick(request, key)
+        if response is None:
+            return None
+        # The response side, bottom-up as Django runs it: X-Frame-Options, Content-Length, the
+        # security headers.
+        self._frame_options.process_response(request, response)
+        self._common.process_response(request, response)
+        self._security.process_response(request, response)
+        return response
+
+
+def _buffer_body(environ: dict[str, Any]) -> bool:
+    """Read the body into memory when it has a Content-Length within the context limit, so that
+    both the fast path and Django can read it; False (nothing read) otherwise."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    if length < 0 or length > settings.FLAGSTAFF_MAX_CONTEXT_BYTES:
+        return False
+    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length else b"")
+    return True
