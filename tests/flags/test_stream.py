@@ -18,7 +18,7 @@ from django.test import override_settings
 from pytest_django.live_server_helper import LiveServer
 
 from controlplane.services import IssuedToken
-from flags import services
+from flags import services, serving_stream
 from flags.models import Environment
 from flags.serving_stream import open_streams
 from flags.snapshots import CHANNEL, get_store, redis_link, reset_store
@@ -219,19 +219,29 @@ def test_stream__client_disconnects__server_side_stream_ends(
 
 
 def test_stream__process_at_its_stream_limit__503_with_retry_after_until_one_ends(
-    live_server: LiveServer, streams: list[Stream], token: IssuedToken, chat: Served
+    live_server: LiveServer,
+    streams: list[Stream],
+    token: IssuedToken,
+    chat: Served,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert streams_drained(), "an earlier test's stream is still open"
+    monkeypatch.setattr(serving_stream, "_refusals_logged_at", float("-inf"))
     with override_settings(FLAGSTAFF_STREAMS_PER_PROCESS=1):
         first = open_stream(streams, live_server, token)
         first.event()
 
-        refused = open_stream(streams, live_server, token)
-        assert refused.response.status == 503
-        assert refused.response.getheader("Retry-After") == "2"
-        body = json.loads(refused.response.read())
-        assert body["code"] == "stream_capacity"
-        assert "limit" in body["detail"]
+        refusals = [open_stream(streams, live_server, token) for _ in range(3)]
+        for refused in refusals:
+            assert refused.response.status == 503
+            assert refused.response.getheader("Retry-After") == "2"
+            body = json.loads(refused.response.read())
+            assert body["code"] == "stream_capacity"
+            assert "limit" in body["detail"]
+        # One throttled warning for the burst, no error per refusal.
+        logged = [(r.name, r.levelname) for r in caplog.records if "stream" in r.getMessage()]
+        assert logged == [("flags.serving_stream", "WARNING")]
 
         first.close()
         assert streams_drained()
