@@ -7,6 +7,8 @@ validation problems.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +20,15 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+
+# A 503 is an answer to retry: expected while something is down or full, and it comes in bursts
+# (a database outage, every stream client of a restarted process reconnecting). Each code is
+# logged once per this many seconds with its count, by the raising module's logger, instead of
+# django.request's error line per response.
+REFUSAL_LOG_SECONDS = 10.0
+
+_refusals_lock = threading.Lock()
+_refusals: dict[str, tuple[int, float]] = {}  # code -> (refusals not yet logged, last logged at)
 
 
 class DomainError(Exception):
@@ -116,9 +127,27 @@ _API_EXCEPTION_CODES = {
 }
 
 
+def _log_refusal(exc: DomainError) -> None:
+    """Count a 503 of `exc`'s code; log the count at most once per REFUSAL_LOG_SECONDS."""
+    now = time.monotonic()
+    with _refusals_lock:
+        pending, logged_at = _refusals.get(exc.code, (0, float("-inf")))
+        if now - logged_at < REFUSAL_LOG_SECONDS:
+            _refusals[exc.code] = (pending + 1, logged_at)
+            return
+        _refusals[exc.code] = (0, now)
+    logging.getLogger(type(exc).__module__).warning(
+        "%d refused (503 %s) in the last %g s: %s", pending + 1, exc.code, REFUSAL_LOG_SECONDS, exc.detail
+    )
+
+
 def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status_code)
+        answer = Response(exc.as_dict(), status=exc.status_code)
+        if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            _log_refusal(exc)
+            answer._has_been_logged = True  # type: ignore[attr-defined]  # logged above, throttled
+        return answer
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"code": "too_large", "detail": "The request body is larger than this server accepts."},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -29,11 +28,6 @@ from flags.serving_auth import CachedTokenAuthentication, StreamTicketAuthentica
 from flags.snapshots import Snapshot, SnapshotStore, SnapshotUnavailable, UnknownEnvironment, get_store
 
 STREAM_RETRY_MILLISECONDS = 2000
-# Refusals at the stream limit come in bursts (every client of a restarted process reconnects at
-# once): one warning per this many seconds, with the count, rather than one error per refusal.
-REFUSAL_LOG_SECONDS = 10.0
-
-logger = logging.getLogger(__name__)
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -59,8 +53,6 @@ class StreamCapacity(DomainError):
 
 _streams_lock = threading.Lock()
 _open_streams = 0
-_refusals = 0
-_refusals_logged_at = float("-inf")
 
 
 def open_streams() -> int:
@@ -77,22 +69,6 @@ def _hold_stream() -> bool:
             return False
         _open_streams += 1
         return True
-
-
-def _note_refusal() -> None:
-    """Count a refusal; log the count at most once per REFUSAL_LOG_SECONDS."""
-    global _refusals, _refusals_logged_at
-    now = time.monotonic()
-    with _streams_lock:
-        _refusals += 1
-        if now - _refusals_logged_at < REFUSAL_LOG_SECONDS:
-            return
-        count, _refusals, _refusals_logged_at = _refusals, 0, now
-    logger.warning(
-        "change streams: %d refused (503 stream_capacity) at FLAGSTAFF_STREAMS_PER_PROCESS=%d",
-        count,
-        settings.FLAGSTAFF_STREAMS_PER_PROCESS,
-    )
 
 
 class _HeldStream:
@@ -142,9 +118,6 @@ class StreamView(ServingView):
         response = super().handle_exception(exc)
         if isinstance(exc, StreamCapacity):
             response["Retry-After"] = str(STREAM_RETRY_MILLISECONDS // 1000)
-            _note_refusal()
-            # An expected, throttled refusal: not one django.request error per client.
-            response._has_been_logged = True  # type: ignore[attr-defined]
         return response
 
     def get(self, request: Request, env: str) -> StreamingHttpResponse:

@@ -17,8 +17,9 @@ from django.db.models import F
 from django.test import override_settings
 from pytest_django.live_server_helper import LiveServer
 
+from controlplane import errors
 from controlplane.services import IssuedToken
-from flags import services, serving_stream
+from flags import services
 from flags.models import Environment
 from flags.serving_stream import open_streams
 from flags.snapshots import CHANNEL, get_store, redis_link, reset_store
@@ -227,7 +228,7 @@ def test_stream__process_at_its_stream_limit__503_with_retry_after_until_one_end
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert streams_drained(), "an earlier test's stream is still open"
-    monkeypatch.setattr(serving_stream, "_refusals_logged_at", float("-inf"))
+    monkeypatch.setattr(errors, "_refusals", {})
     with override_settings(FLAGSTAFF_STREAMS_PER_PROCESS=1):
         first = open_stream(streams, live_server, token)
         first.event()
