@@ -27,24 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process and its descendants have spent so far (Linux /proc);
-    a process that has just exited counts no more."""
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        pending.extend(int(child) for child in children)
-    return total
 
 
 def build(name: str, directory: Path) -> Path:
@@ -66,7 +48,7 @@ class OpenLoopResult:
     errors: int
     connections: int
     server_cpu: float = 0.0
-    """CPU seconds the server's processes spent meanwhile (set by the caller: `server_cpu`)."""
+    """CPU seconds the server's processes spent meanwhile (bench_resolve_http.on_server sets it)."""
 
     def percentile(self, fraction: float) -> float:
         """The latency (ms) below which `fraction` of the answered requests fall."""

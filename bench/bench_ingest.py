@@ -26,7 +26,6 @@ import os
 import queue
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,10 +35,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import orjson
 import psycopg
 
+from bench._services import cpu_seconds, free_port, process_tree
+
 ROOT = Path(__file__).resolve().parent.parent
+
 PG_SERVER = "postgresql://root@127.0.0.1:5432"
 BATCH = 1000
 TARGET_RATE = 20_000
@@ -47,13 +51,6 @@ TARGET_RATIO = 0.25
 # The baseline (v1) on Sonnet 5.5 and a canary (v2) on Opus 5.5: a version pins its model.
 MODELS = ("claude-sonnet-5-5", "claude-opus-5-5")
 STOP_REASONS = ("end_turn",) * 8 + ("max_tokens", "tool_use")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def recreate_database(name: str, *, drop_only: bool = False) -> None:
@@ -220,24 +217,6 @@ def send_all(
     return results, latencies
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
-def server_pids(server: subprocess.Popen[bytes]) -> list[int]:
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return [server.pid, *map(int, children)]
-
-
 def backend_pids(url: str, database: str) -> list[int]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -319,7 +298,7 @@ def main() -> None:
         server = start_server(env, port, args.workers, args.threads)
         warmup, _ = send_all(port, token, batches[: args.workers * 2], args.workers * 2)
         # Persistent connections (CONN_MAX_AGE): the warm-up opened every worker's backend.
-        watched_web, watched_db = server_pids(server), backend_pids(url, args.database)
+        watched_web, watched_db = process_tree(server.pid), backend_pids(url, args.database)
         cpu_web, cpu_db = cpu_seconds(watched_web), cpu_seconds(watched_db)
         began, sender_began = time.perf_counter(), time.process_time()
         results, latencies = send_all(port, token, batches[args.workers * 2 :], args.senders)

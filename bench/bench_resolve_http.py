@@ -61,7 +61,7 @@ from typing import ParamSpec, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _load
-from bench._services import FLAG_KEY, Setup, free_port
+from bench._services import FLAG_KEY, Setup, cpu_seconds, free_port, process_tree
 
 TARGET_RATIO = 0.70
 TARGET_P99_MS = 20.0
@@ -143,9 +143,10 @@ def on_server(
     pid: int, run: Callable[Arguments, Measured], *args: Arguments.args, **kwargs: Arguments.kwargs
 ) -> Measured:
     """`run(...)`'s result with the CPU time the server (process `pid` and its children) spent."""
-    before = _load.tree_cpu_seconds(pid)
+    processes = process_tree(pid)
+    before = cpu_seconds(processes)
     result = run(*args, **kwargs)
-    return dataclasses.replace(result, server_cpu=_load.tree_cpu_seconds(pid) - before)
+    return dataclasses.replace(result, server_cpu=cpu_seconds(processes) - before)
 
 
 def ensure_wrk() -> str | None:
