@@ -21,5 +21,5 @@ RUN pip install --no-cache-dir ./client . \
 USER flagstaff
 
 EXPOSE 8000
-# gthread: each open change stream holds a thread (docs/serving.md, "Workers").
-CMD ["gunicorn", "controlplane.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--worker-class", "gthread", "--threads", "32"]
+# gthread workers, one listening socket each: controlplane/gunicorn_conf.py (docs/serving.md, "Workers").
+CMD ["gunicorn", "controlplane.wsgi:application", "--config", "controlplane/gunicorn_conf.py", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "32"]

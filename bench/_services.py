@@ -23,6 +23,7 @@ import psycopg
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "controlplane" / "gunicorn_conf.py"
 PG_SERVER = "postgresql://root@127.0.0.1:5432"
 REDIS_SERVER = "redis://127.0.0.1:6379"
 FLAG_KEY = "support-chat"
@@ -195,8 +196,8 @@ class Setup:
         self.port = free_port()
         argv = [
             sys.executable, "-m", "gunicorn", "controlplane.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-            "--worker-class", "gthread", "--threads", str(self.threads),
+            "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
+            "--workers", str(self.workers), "--threads", str(self.threads),
             "--log-level", "warning", "--timeout", "120", "--backlog", "2048",
         ]  # fmt: skip
         self.server = subprocess.Popen(argv, cwd=ROOT, env=self.env)

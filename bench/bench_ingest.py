@@ -151,6 +151,7 @@ def make_batches(total: int, states: list[str], *, seed: int = 7) -> tuple[list[
 def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "gunicorn", "controlplane.wsgi:application",
+        "--config", str(ROOT / "controlplane" / "gunicorn_conf.py"),
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
         "--log-level", "warning", "--timeout", "120",
     ]  # fmt: skip

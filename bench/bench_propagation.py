@@ -4,9 +4,9 @@ Starts the production-style setup on this machine: a PostgreSQL database of its 
 (`flagstaff_bench_prop`, created, migrated and dropped here), Redis db 12 (flushed at start
 and end; revisions are announced over its pub/sub) and gunicorn (gthread, DEBUG off) with
 enough threads for the streams (default 4 workers x 128 threads, at most 96 streams each:
-gunicorn's workers accept independently, so 200 streams do not spread evenly). Seeds an environment, a flag
-with three rules and a 10 % split, a `resolve` token bound to the environment and a `write`
-token.
+connections spread over the workers' sockets by hash, so 200 streams spread evenly only on
+average). Seeds an environment, a flag with three rules and a 10 % split, a `resolve` token
+bound to the environment and a `write` token.
 
 Then starts CLIENTS real `flagstaff.Flagstaff` clients (refresh="stream") in this process:
 each follows `GET /api/v1/environments/{env}/stream` (SSE) in its own thread and re-fetches

@@ -2,8 +2,9 @@
  * reference_server: the machine's latency floor for bench_resolve_http.py.
  *
  * An HTTP/1.1 keep-alive server as simple as a server can be: PROCESSES processes, each one
- * thread with its own epoll loop, sharing one listening socket (EPOLLEXCLUSIVE: one process
- * woken per new connection). Every request is read whole (headers, then Content-Length bytes of
+ * thread with its own epoll loop and its own listening socket (SO_REUSEPORT: the kernel spreads
+ * new connections over them by hash, as over gunicorn's workers with
+ * controlplane/gunicorn_conf.py). Every request is read whole (headers, then Content-Length bytes of
  * body), then the process spends BURN_US microseconds of its own CPU time and answers
  * `{"ok": true}`. No locks, no threads to hand a request to, no interpreter: what its latency
  * shows at a given load is what the machine (cores, scheduler, hypervisor, the load generator
@@ -91,13 +92,6 @@ int main(int argc, char **argv) {
     int port = atoi(argv[1]), processes = atoi(argv[2]);
     double burn_seconds = atof(argv[3]) / 1e6;
     int one = 1;
-    int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (listener < 0) die("socket");
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(listener, (struct sockaddr *)&address, sizeof address) < 0) die("bind");
-    if (listen(listener, 2048) < 0) die("listen");
     pid_t parent = getpid();
     for (int n = 1; n < processes; n++) {
         if (fork() == 0) {
@@ -107,9 +101,17 @@ int main(int argc, char **argv) {
         }
     }
 
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (listener < 0) die("socket");
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(listener, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(listener, (struct sockaddr *)&address, sizeof address) < 0) die("bind");
+    if (listen(listener, 2048) < 0) die("listen");
     int epfd = epoll_create1(0);
     if (epfd < 0) die("epoll_create1");
-    struct epoll_event accept_event = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+    struct epoll_event accept_event = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &accept_event) < 0) die("epoll_ctl");
     struct epoll_event events[64];
     for (;;) {

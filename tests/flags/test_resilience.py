@@ -193,7 +193,8 @@ class Cluster:
         self.manage("migrate", "--no-input")
         self.secrets = json.loads(self.manage("shell", "-c", SEED).strip().splitlines()[-1])
         argv = [sys.executable, "-m", "gunicorn", "controlplane.wsgi:application"]
-        argv += ["--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--worker-class", "gthread"]
+        argv += ["--config", str(REPO / "controlplane" / "gunicorn_conf.py")]
+        argv += ["--bind", f"127.0.0.1:{self.port}", "--workers", "1"]
         argv += ["--threads", "8", "--timeout", "60"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -33,8 +33,9 @@ class Command(BaseCommand):
         commands = {
             "web": [
                 python, "-m", "gunicorn", "controlplane.wsgi:application",
+                "--config", str(settings.BASE_DIR / "controlplane" / "gunicorn_conf.py"),
                 "--bind", options["bind"], "--workers", str(options["web_workers"]),
-                "--worker-class", "gthread", "--threads", str(options["web_threads"]),
+                "--threads", str(options["web_threads"]),
                 "--access-logfile", "-",
             ],
             "worker": [

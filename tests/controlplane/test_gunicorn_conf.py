@@ -1,0 +1,119 @@
+"""controlplane/gunicorn_conf.py: a listening socket per worker on Linux, and its safety checks.
+
+The hook is driven with gunicorn's own Config; the spreading and the refused second server with
+real gunicorn processes serving tests/fakes/pid_wsgi.py (it answers with the worker's pid).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+
+from controlplane import gunicorn_conf
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "controlplane" / "gunicorn_conf.py"
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balances only on Linux")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_with(*binds: str) -> SimpleNamespace:
+    cfg = Config()
+    cfg.set("bind", list(binds))
+    cfg.set("reuse_port", gunicorn_conf.reuse_port)
+    return SimpleNamespace(cfg=cfg, log=logging.getLogger("gunicorn.error"))
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "gunicorn", "tests.fakes.pid_wsgi:application", "--config", str(CONF)]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "2"]
+    return subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    port = free_port()
+    process = start_gunicorn(port, workers=2)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "gunicorn did not come up within 30 s"
+                time.sleep(0.05)
+        yield port, process
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+@linux_only
+def test_every_worker_gets_connections_opened_together(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(32)]
+    for connection in connections:
+        connection.connect()
+    pids = set()
+    for connection in connections:
+        connection.request("GET", "/")
+        pids.add(connection.getresponse().read())
+        connection.close()
+    # Hashed over two sockets, 32 connections all land on one with probability 2**-31.
+    assert len(pids) == 2
+
+
+@linux_only
+def test_a_second_server_on_the_same_port_is_refused(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, first = served
+    second = start_gunicorn(port, workers=1)
+    _, log = second.communicate(timeout=30)
+    assert second.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}: address already in use" in log
+    assert first.poll() is None
+
+
+@linux_only
+def test_a_free_tcp_port_keeps_a_socket_per_worker() -> None:
+    server = server_with(f"127.0.0.1:{free_port()}")
+    gunicorn_conf.on_starting(server)
+    assert server.cfg.reuse_port is True
+
+
+def test_a_port_in_use_stops_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = server_with(f"127.0.0.1:{port}")
+        server.cfg.set("reuse_port", True)
+        with pytest.raises(SystemExit) as stopped:
+            gunicorn_conf.on_starting(server)
+    assert stopped.value.code == 1
+    assert f"Cannot listen on 127.0.0.1:{port}: address already in use" in caplog.text
+
+
+@pytest.mark.parametrize("bind", ["unix:/tmp/flagstaff-web.sock", "fd://3"])
+def test_a_unix_socket_or_inherited_descriptor_shares_one_socket(bind: str) -> None:
+    server = server_with("127.0.0.1:8000", bind)
+    server.cfg.set("reuse_port", True)
+    gunicorn_conf.on_starting(server)
+    assert server.cfg.reuse_port is False
