@@ -11,7 +11,8 @@ Engines and the calls timed:
 
 - flagstaff engine: `flagstaff.engine.resolve(flag, context)` (the compiled `FlagDefinition`);
 - flagstaff client: `Flagstaff.from_file(snapshot).resolve(flag, context)`, the whole local
-  path a service calls (snapshot lookup, engine, content, the `ResolvedConfig`);
+  path a service calls (snapshot lookup, engine, staleness, the `ResolvedConfig` of the
+  outcome, made on first use and shared per snapshot);
 - `growthbook` (sync SDK): a feature with three force rules with conditions (`$in`, `$regexi`
   for a case-insensitive suffix, `$vlt`) and an experiment rule with weights 10/10/80 hashed
   on `id`; per context `gb.set_attributes(attrs)` then `gb.eval_feature(key)`;

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from flagstaff import _http
+from flagstaff.engine import Resolution
 from flagstaff.engine import resolve as resolve_flag
 from flagstaff.flag_state import FlagState
 from flagstaff.render import RenderedRequest, RenderError, render_request
@@ -284,30 +285,22 @@ class Flagstaff:
         except Exception as error:  # resolve must never raise into the caller
             logger.exception("resolving %s failed", flag)
             return _error(flag, default, GENERAL, f"resolution failed: {error!r}")
-        content_hash, content = None, default
-        if resolution.value_version is not None:
+        reason: Reason = resolution.reason
+        if not self._offline and _is_stale(state, self._stale_after):
+            reason = "STALE"
+        if resolution.value_version is None:  # the content is the caller's default: not shared
+            return _resolved(compiled, snapshot, resolution, reason, None, default)
+        key = (resolution[:5], reason)
+        resolved = compiled.outcomes.get(key)
+        if resolved is None:
             served = compiled.contents.get(resolution.value_version)
             if served is None:
                 message = f"version {resolution.value_version} of {flag!r} has no content in the snapshot"
                 return _error(flag, default, PARSE_ERROR, message)
-            content_hash, content = served
-        reason: Reason = resolution.reason
-        if not self._offline and _is_stale(state, self._stale_after):
-            reason = "STALE"
-        return ResolvedConfig(
-            flag=flag,
-            version=resolution.value_version,
-            variant=resolution.variant,
-            reason=reason,
-            evaluation_reason=resolution.reason,
-            arm=resolution.arm,
-            split_id=resolution.split_id,
-            environment=snapshot.environment,
-            revision=snapshot.revision,
-            content_hash=content_hash,
-            surface=compiled.surface,
-            shared_content=content,
-        )
+            # Frozen, so one instance serves every unit with this outcome (a racing thread at
+            # worst builds an equal one).
+            resolved = compiled.outcomes[key] = _resolved(compiled, snapshot, resolution, reason, *served)
+        return resolved
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -545,6 +538,30 @@ def _announced_revision(event: _http.ServerSentEvent) -> int | None:
         if type(value) is int:
             return value
     return None
+
+
+def _resolved(
+    compiled: CompiledFlag,
+    snapshot: Snapshot,
+    resolution: Resolution,
+    reason: Reason,
+    content_hash: str | None,
+    content: Mapping[str, Any] | None,
+) -> ResolvedConfig:
+    return ResolvedConfig(
+        flag=compiled.key,
+        version=resolution.value_version,
+        variant=resolution.variant,
+        reason=reason,
+        evaluation_reason=resolution.reason,
+        arm=resolution.arm,
+        split_id=resolution.split_id,
+        environment=snapshot.environment,
+        revision=snapshot.revision,
+        content_hash=content_hash,
+        surface=compiled.surface,
+        shared_content=content,
+    )
 
 
 def _error(flag: str, default: Mapping[str, Any] | None, code: str, message: str) -> ResolvedConfig:

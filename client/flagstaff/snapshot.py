@@ -7,11 +7,14 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flagstaff.engine import DefinitionError, FlagDefinition, compile_segments, flag_from_dict
+
+if TYPE_CHECKING:
+    from flagstaff.client import ResolvedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ class CompiledFlag:
     """version -> (content hash, content); shared, never to be mutated."""
     surface: str | None
     error: str | None = None
+    outcomes: dict[tuple[object, ...], ResolvedConfig] = field(default_factory=dict)
+    """The client's answer per outcome (version, reason, variant, arm, split; stale or not), made
+    on first use: a flag has few outcomes, and every unit that lands on one gets the same answer."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

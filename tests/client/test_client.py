@@ -55,6 +55,35 @@ def test_resolve__rollout__arm_and_split_in_flag_state(
         assert result.content == content(result.version or 0)
 
 
+def test_resolve__same_outcome__one_shared_answer_per_snapshot(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    controlplane.set_flag("support-chat", version=1, contents={1: content(1), 2: content(2)}, rollout=ROLLOUT)
+    client = make_client(poll_interval=60.0)
+
+    results = [client.resolve("support-chat", {"targetingKey": f"user-{n}"}) for n in range(40)]
+    by_arm = {result.arm: result for result in results}
+    revision = controlplane.set_flag("support-chat", version=1, contents={1: content(1), 2: content(2)})
+    assert client.wait_for_revision(revision, timeout=5.0)
+    after = client.resolve("support-chat", {"targetingKey": "user-1"})
+
+    assert set(by_arm) == {"candidate", "control"}
+    assert all(result is by_arm[result.arm] for result in results)
+    assert (after.reason, after.arm, after.revision) == ("STATIC", None, revision)
+
+
+def test_resolve__disabled_flag__each_call_gets_its_own_default(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    controlplane.set_flag("support-chat", version=None, enabled=False)
+    client = make_client()
+
+    first = client.resolve("support-chat", default=content(1))
+    second = client.resolve("support-chat", default=content(2))
+
+    assert (first.content, second.content) == (content(1), content(2))
+
+
 def test_resolve__targeting_rule_matches__serves_rule_version(
     controlplane: FakeControlPlane, make_client: MakeClient
 ) -> None:
