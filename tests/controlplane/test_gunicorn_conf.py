@@ -46,20 +46,24 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
 
 
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on `port` (Linux: /proc/net/tcp; state 0A is LISTEN)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Two workers, both listening: the master forks them one after the other, and each binds
+    its own socket (a connection made before the second is bound can only reach the first)."""
     port = free_port()
     process = start_gunicorn(port, workers=2)
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline, "gunicorn did not come up within 30 s"
-                time.sleep(0.05)
+        while listening_sockets(port) < 2:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "gunicorn's two workers did not listen within 30 s"
+            time.sleep(0.05)
         yield port, process
     finally:
         process.terminate()
