@@ -24,6 +24,14 @@ worker_class = "gthread"
 # balances SO_REUSEPORT sockets (BSD and macOS hand every connection to one of them).
 reuse_port = sys.platform == "linux"
 
+# How long a thread ready to run waits for one holding the GIL in Python code before the
+# interpreter makes it let go. CPython's 5 ms suits batch work; in a gthread worker the poller
+# that dispatches the next request and the threads answering others (about 0.3 ms of CPU each
+# for resolve) take turns, and each turn could cost a waiting request up to 5 ms. 0.5 ms lets a
+# typical request finish its turn. Paired runs on this machine, open loop at 2,000 req/s:
+# OFREP p99 25.6 -> 16.5 ms and 10.6 -> 4.3 ms, resolve 15.1 -> 13.3 ms, CPU per request unchanged.
+SWITCH_INTERVAL_SECONDS = 0.0005
+
 
 def on_starting(server: Any) -> None:
     """Before any worker binds: keep per-worker sockets safe.
@@ -50,3 +58,8 @@ def on_starting(server: Any) -> None:
                 reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
                 server.log.error("Cannot listen on %s:%s: %s", host, port, reason)
                 sys.exit(1)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each worker process, before it loads the application."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)

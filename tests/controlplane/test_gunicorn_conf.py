@@ -1,7 +1,8 @@
-"""controlplane/gunicorn_conf.py: a listening socket per worker on Linux, and its safety checks.
+"""controlplane/gunicorn_conf.py: a listening socket per worker on Linux and its safety checks, and
+the workers' GIL switch interval.
 
-The hook is driven with gunicorn's own Config; the spreading and the refused second server with
-real gunicorn processes serving tests/fakes/pid_wsgi.py (it answers with the worker's pid).
+The hook is driven with gunicorn's own Config; the rest with real gunicorn processes serving
+tests/fakes/worker_wsgi.py (it answers with the worker's pid and GIL switch interval).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def server_with(*binds: str) -> SimpleNamespace:
 
 
 def start_gunicorn(port: int, workers: int) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "gunicorn", "tests.fakes.pid_wsgi:application", "--config", str(CONF)]
+    argv = [sys.executable, "-m", "gunicorn", "tests.fakes.worker_wsgi:application", "--config", str(CONF)]
     argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "2"]
     return subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
 
@@ -79,10 +80,24 @@ def test_every_worker_gets_connections_opened_together(served: tuple[int, subpro
     pids = set()
     for connection in connections:
         connection.request("GET", "/")
-        pids.add(connection.getresponse().read())
+        pids.add(connection.getresponse().read().split()[0])
         connection.close()
     # Hashed over two sockets, 32 connections all land on one with probability 2**-31.
     assert len(pids) == 2
+
+
+@linux_only
+def test_workers_take_turns_at_the_gil_every_half_millisecond(
+    served: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, _ = served
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/")
+    interval = float(connection.getresponse().read().split()[1])
+    connection.close()
+
+    assert interval == gunicorn_conf.SWITCH_INTERVAL_SECONDS == 0.0005
+    assert sys.getswitchinterval() == 0.005  # this process: CPython's default, untouched
 
 
 @linux_only
