@@ -27,15 +27,17 @@ CPU drifts, and a drift should hit the endpoints alike), every request with anot
 
 Then a control, not a target: the machine's floor. bench/reference_server.c, a C server of one
 epoll loop per process (as many processes as gunicorn workers) that spends the trivial view's
-server CPU time per request (phase 1), is measured the same way: throughput, then open loop at
-70 % of its own throughput. Its p99 is what the machine (cores, scheduler, hypervisor, the
-generator beside the server) leaves to a server of that cost at that load share.
+server CPU time per request (phase 1), is measured the same way: its throughput after phase 1,
+then open loop at 70 % of its own throughput as one more endpoint of phase 2's rounds, so that
+a stall of the machine shows in the control in the same minute. Its p99 is what the machine
+(cores, scheduler, hypervisor, the generator beside the server) leaves to a server of that
+cost at that load share.
 
 Targets (issue 3, item 11b): resolve and OFREP >= 70 % of the trivial view's throughput, with
 p99 <= 20 ms at that load.
 
-    .venv/bin/python bench/bench_resolve_http.py [--duration S] [--rounds N] [--connections N]
-        [--workers N] [--threads N] [--python-client] [--open-loop-connections N]
+    .venv/bin/python bench/bench_resolve_http.py [--duration S] [--latency-duration S] [--rounds N]
+        [--connections N] [--workers N] [--threads N] [--python-client] [--open-loop-connections N]
         [--no-ofrep-rate-limit]
 """
 
@@ -136,6 +138,10 @@ def combine(results: list[Result]) -> Result:
 
 
 Measured = TypeVar("Measured", Result, _load.OpenLoopResult)
+T = TypeVar("T")
+TRIVIAL_PATH = "/bench/trivial"
+FLOOR = "reference"
+"""Phase 3's row among phase 2's rounds."""
 Arguments = ParamSpec("Arguments")
 
 
@@ -254,7 +260,7 @@ def saturate(
     return run_python(target, path, connections, seconds)
 
 
-def rotated(endpoints: dict[str, str], number: int) -> list[tuple[str, str]]:
+def rotated(endpoints: dict[str, T], number: int) -> list[tuple[str, T]]:
     """Round `number`'s order: each round starts with the next endpoint, so that no endpoint is
     always measured first (right after a switch) or last."""
     items = list(endpoints.items())
@@ -283,7 +289,7 @@ def check_answers(setup: Setup) -> None:
     status, answer = setup.request("POST", f"/ofrep/v1/evaluate/flags/{FLAG_KEY}", {"context": context})
     assert status == 200, (status, answer)
     assert answer["reason"] == "SPLIT", answer
-    status, answer = setup.request("POST", "/bench/trivial", {"context": context})
+    status, answer = setup.request("POST", TRIVIAL_PATH, {"context": context})
     assert status == 200, (status, answer)
     assert answer == {"ok": True}, answer
 
@@ -310,34 +316,62 @@ def open_loop(
         prefix,
         suffix,
         rate=rate,
-        seconds=args.duration,
+        seconds=args.latency_duration,
         connections=args.open_loop_connections,
     )
 
 
 @dataclass
 class Floor:
+    """The reference server, running beside gunicorn, and the open-loop rate it is measured at."""
+
+    server: _load.ReferenceServer
     throughput: Result
     rate: float
-    rounds: list[_load.OpenLoopResult]
+
+    def round(self, generator: _load.OpenLoop, args: argparse.Namespace) -> _load.OpenLoopResult:
+        target = Target(self.server.port, "-")
+        return open_loop(generator, self.server.process.pid, target, TRIVIAL_PATH, self.rate, args)
 
 
-def measure_floor(
-    wrk: str | None, script: str, generator: _load.OpenLoop, args: argparse.Namespace, burn_us: float
-) -> Floor:
-    """Phase 3: the reference server's throughput, then its latency at 70 % of it."""
+def start_floor(wrk: str | None, script: str, args: argparse.Namespace, burn_us: float) -> Floor:
+    """Phase 3's server and its throughput; its latency rounds run among phase 2's."""
     server = _load.ReferenceServer(free_port(), args.workers, burn_us)
     target = Target(server.port, "-")
-    path = "/bench/trivial"
     pid = server.process.pid
     try:
-        saturate(wrk, script, target, path, args.connections, 1.0)
-        throughput = on_server(pid, saturate, wrk, script, target, path, args.connections, args.duration)
-        rate = TARGET_RATIO * throughput.rate
-        rounds = [open_loop(generator, pid, target, path, rate, args) for _ in range(args.rounds)]
-    finally:
+        saturate(wrk, script, target, TRIVIAL_PATH, args.connections, 1.0)
+        throughput = on_server(
+            pid, saturate, wrk, script, target, TRIVIAL_PATH, args.connections, args.duration
+        )
+    except BaseException:
         server.close()
-    return Floor(throughput, rate, rounds)
+        raise
+    return Floor(server, throughput, TARGET_RATIO * throughput.rate)
+
+
+def measure_latency(
+    generator: _load.OpenLoop,
+    pid: int,
+    target: Target,
+    endpoints: dict[str, str],
+    rate: float,
+    floor: Floor,
+    args: argparse.Namespace,
+) -> dict[str, list[_load.OpenLoopResult]]:
+    """Phase 2, with phase 3's reference server as one more endpoint of every round: a stall of
+    the machine shows in the control when it happens, not minutes later."""
+
+    def endpoint_round(path: str) -> Callable[[], _load.OpenLoopResult]:
+        return lambda: open_loop(generator, pid, target, path, rate, args)
+
+    measures = {name: endpoint_round(path) for name, path in endpoints.items()}
+    measures[FLOOR] = lambda: floor.round(generator, args)
+    rounds: dict[str, list[_load.OpenLoopResult]] = {name: [] for name in measures}
+    for number in range(args.rounds):
+        for name, measure in rotated(measures, number):
+            rounds[name].append(measure())
+    return rounds
 
 
 def print_open_loop_row(name: str, measured_rounds: list[_load.OpenLoopResult]) -> None:
@@ -361,7 +395,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per endpoint and round")
+    parser.add_argument("--duration", type=float, default=4.0, help="phase 1: seconds per endpoint and round")
+    parser.add_argument(
+        "--latency-duration",
+        type=float,
+        default=10.0,
+        help="phase 2: seconds per endpoint and round (a p99 over a few seconds is one hiccup's)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the endpoints")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per endpoint")
     parser.add_argument("--connections", type=int, default=8, help="wrk's connections (phase 1)")
@@ -421,14 +461,13 @@ def main() -> None:
                 )
         results = {name: combine(measured) for name, measured in rounds.items()}
         rate = TARGET_RATIO * results["trivial view"].rate
-        latency_rounds: dict[str, list[_load.OpenLoopResult]] = {name: [] for name in endpoints}
-        for number in range(args.rounds):
-            for name, path in rotated(endpoints, number):
-                latency_rounds[name].append(open_loop(generator, pid, target, path, rate, args))
-        latencies = {name: _load.combine(measured) for name, measured in latency_rounds.items()}
-        setup.close()
         burn_us = results["trivial view"].cpu_us_per_request
-        floor = measure_floor(wrk, script, generator, args, burn_us)
+        floor = start_floor(wrk, script, args, burn_us)
+        try:
+            latency_rounds = measure_latency(generator, pid, target, endpoints, rate, floor, args)
+        finally:
+            floor.server.close()
+        latencies = {name: _load.combine(measured) for name, measured in latency_rounds.items()}
     finally:
         setup.close()
         generator.close()
@@ -467,17 +506,17 @@ def main() -> None:
     print()
     print(
         f"2. latency at {rate:,.0f} req/s ({TARGET_RATIO:.0%} of the trivial view's throughput): open loop,"
-        f" {args.rounds} interleaved rounds x {args.duration:g} s, from each request's due time"
+        f" {args.rounds} interleaved rounds x {args.latency_duration:g} s, from each request's due time"
     )
     print(
         f"   over {args.open_loop_connections} keep-alive connections; µs/req and cores: the server"
         " processes' CPU time per answer and their CPU use"
     )
     print(OPEN_LOOP_HEADER)
-    for name, measured_rounds in latency_rounds.items():
-        print_open_loop_row(name, measured_rounds)
+    for name in endpoints:
+        print_open_loop_row(name, latency_rounds[name])
     print()
-    floor_p99 = _load.combine(floor.rounds).percentile(0.99)
+    floor_p99 = latencies[FLOOR].percentile(0.99)
     print(
         f"3. machine floor (a control): bench/reference_server.c, {args.workers} processes x one epoll"
         f" loop, burning {burn_us:,.0f} µs of CPU per request (the trivial view's at saturation)"
@@ -485,13 +524,13 @@ def main() -> None:
     print(
         f"   throughput ({saturating}, as in 1.): {floor.throughput.rate:,.0f} req/s,"
         f" {floor.throughput.cpu_us_per_request:,.0f} µs/req; open loop at {floor.rate:,.0f} req/s"
-        f" ({TARGET_RATIO:.0%} of that), as in 2.:"
+        f" ({TARGET_RATIO:.0%} of that), in the same interleaved rounds as 2.:"
     )
     print(OPEN_LOOP_HEADER)
-    print_open_loop_row("reference", floor.rounds)
+    print_open_loop_row(FLOOR, latency_rounds[FLOOR])
     print(
         f"   a server spending the trivial view's CPU per request, and no more when less loaded, gets"
-        f" p99 {floor_p99:.2f} ms at {TARGET_RATIO:.0%} load on this machine now"
+        f" p99 {floor_p99:.2f} ms at {TARGET_RATIO:.0%} load on this machine in these rounds"
     )
     print()
     failed = False
