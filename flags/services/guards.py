@@ -1,0 +1,34 @@
+"""What writes check and lock before changing anything: key format, flag and state rows."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from controlplane.errors import Conflict, InvalidInput
+from flags.models import KEY_VALIDATOR, Environment, Flag, FlagState
+
+
+def _check_key(key: str) -> None:
+    """Hold keys to the model's format: the ORM does not run field validators on create()."""
+    try:
+        KEY_VALIDATOR(key)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"'{key}' is not a valid key.", errors=[{"path": "key", "message": str(exc.message)}]
+        ) from None
+
+
+def _lock_flag(flag: Flag) -> Flag:
+    return Flag.objects.select_for_update().get(pk=flag.pk)
+
+
+def _lock_state(flag: Flag, environment: Environment) -> FlagState:
+    state, _ = FlagState.objects.select_for_update().get_or_create(flag=flag, environment=environment)
+    return state
+
+
+def _writable_state(flag: Flag, environment: Environment) -> FlagState:
+    flag = _lock_flag(flag)
+    if flag.is_archived:
+        raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
+    return _lock_state(flag, environment)

@@ -1,0 +1,300 @@
+"""Targeting: segments, and the rules that serve a version to the contexts they match."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from controlplane import audit
+from controlplane.audit import Actor
+from controlplane.errors import Conflict, InvalidInput, NotFound
+from flags.definitions import states_using_segment, usage_list
+from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
+from flags.services.guards import _check_key, _writable_state
+from flags.services.revisions import _bump_revisions
+from flagstaff.engine import ConstraintError, compile_constraints
+from flagstaff.engine.constraints import LIST_OPERATORS
+
+# Targeting: segments and rules (splits: flags.services.splits). Constraints are checked with
+# the engine's strict compile, the same code that evaluates them, so what is saved is exactly
+# what can be served.
+
+MAX_RULE_DESCRIPTION = 500
+
+
+def _normal_constraint(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the fields the engine reads; flags that are off are left out."""
+    operator = data["operator"]
+    constraint: dict[str, Any] = {"contextName": data["contextName"], "operator": operator}
+    if operator in LIST_OPERATORS:
+        constraint["values"] = list(data["values"])
+    else:
+        constraint["value"] = data["value"]
+    for flag_name in ("inverted", "caseInsensitive"):
+        if data.get(flag_name):
+            constraint[flag_name] = True
+    return constraint
+
+
+def _checked_constraints(constraints: object, errors: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Strictly compile constraints; a refusal is appended to `errors` at its path."""
+    try:
+        compile_constraints(constraints, path="constraints", strict=True)
+    except ConstraintError as error:
+        errors.append({"path": error.path, "message": error.message})
+        return []
+    assert isinstance(constraints, list)  # compile_constraints accepts lists only
+    return [_normal_constraint(item) for item in constraints]
+
+
+def _valid_constraints(constraints: object) -> list[dict[str, Any]]:
+    errors: list[dict[str, str]] = []
+    normal = _checked_constraints(constraints, errors)
+    if errors:
+        raise InvalidInput("A constraint is not valid.", code="invalid_constraint", errors=errors)
+    return normal
+
+
+def _checked_segment_refs(segments: object, errors: list[dict[str, str]]) -> list[str]:
+    """Segment keys of a rule, each an existing segment, locked until commit so none is deleted."""
+    if not isinstance(segments, list):
+        errors.append({"path": "segments", "message": "must be a list of segment keys"})
+        return []
+    refs: list[str] = []
+    for index, ref in enumerate(segments):
+        if not isinstance(ref, str) or not ref:
+            errors.append({"path": f"segments[{index}]", "message": "must be a segment key"})
+        elif ref not in refs:
+            refs.append(ref)
+    # Locked in key order, as update_segment and delete_segment lock them: no deadlock.
+    known = {s.key for s in Segment.objects.select_for_update().filter(key__in=refs).order_by("key")}
+    for index, ref in enumerate(segments):
+        if isinstance(ref, str) and ref and ref not in known:
+            errors.append({"path": f"segments[{index}]", "message": f"unknown segment '{ref}'"})
+    return refs
+
+
+def _check_rule_version(flag: Flag, version: object, errors: list[dict[str, str]]) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        errors.append({"path": "version", "message": "must be a version number (1 or more)"})
+    elif not ConfigVersion.objects.filter(flag=flag, number=version).exists():
+        message = f"flag '{flag.key}' has no version {version}; a rule serves a version of its own flag"
+        errors.append({"path": "version", "message": message})
+
+
+def _valid_rule(
+    *, flag: Flag, constraints: object, segments: object, version: object, description: object
+) -> dict[str, Any]:
+    """The rule in the engine's shape (plus its description), or InvalidInput with every error."""
+    errors: list[dict[str, str]] = []
+    normal = _checked_constraints(constraints, errors)
+    refs = _checked_segment_refs(segments, errors)
+    _check_rule_version(flag, version, errors)
+    if not isinstance(description, str) or len(description) > MAX_RULE_DESCRIPTION:
+        errors.append(
+            {"path": "description", "message": f"must be text of at most {MAX_RULE_DESCRIPTION} characters"}
+        )
+    if errors:
+        raise InvalidInput("The rule is not valid.", code="invalid_rule", errors=errors)
+    return {"constraints": normal, "segments": refs, "version": version, "description": description}
+
+
+def _segment_fields(segment: Segment) -> dict[str, Any]:
+    return {"name": segment.name, "description": segment.description, "constraints": segment.constraints}
+
+
+@transaction.atomic
+def create_segment(
+    *, key: str, name: str, constraints: object, actor: Actor, description: str = ""
+) -> Segment:
+    _check_key(key)
+    normal = _valid_constraints(constraints)
+    if Segment.objects.filter(key=key).exists():
+        raise Conflict(f"A segment with key '{key}' already exists.", code="duplicate_key")
+    try:
+        with transaction.atomic():
+            segment = Segment.objects.create(
+                key=key, name=name or key, description=description, constraints=normal
+            )
+    except IntegrityError:
+        raise Conflict(f"A segment with key '{key}' already exists.", code="duplicate_key") from None
+    audit.record(
+        actor=actor,
+        action="segment.created",
+        target=segment,
+        changes={"after": {"key": key, **_segment_fields(segment)}},
+    )
+    return segment
+
+
+@transaction.atomic
+def update_segment(
+    *,
+    segment: Segment,
+    actor: Actor,
+    name: str | None = None,
+    description: str | None = None,
+    constraints: object = None,
+    reason: str = "",
+) -> Segment:
+    """Change a segment; new constraints bump every environment whose rules use the segment."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    before = _segment_fields(segment)
+    if constraints is not None:
+        segment.constraints = _valid_constraints(constraints)
+    if name is not None:
+        segment.name = name or segment.key
+    if description is not None:
+        segment.description = description
+    after = _segment_fields(segment)
+    diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    if not diff:
+        return segment
+    segment.save(update_fields=[*diff, "updated_at"])
+    users = states_using_segment(segment.key) if "constraints" in diff else []
+    _bump_revisions(state.environment_id for state in users)
+    audit.record(
+        actor=actor,
+        action="segment.updated",
+        target=segment,
+        changes={**diff, "used_by": usage_list(users)} if users else diff,
+        reason=reason,
+    )
+    return segment
+
+
+@transaction.atomic
+def delete_segment(*, segment: Segment, actor: Actor) -> None:
+    """Delete a segment no rule refers to; otherwise refuse, naming the rules' flags and environments."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    users = usage_list(states_using_segment(segment.key))
+    if users:
+        where = ", ".join(f"{use['flag']} in {use['environment']}" for use in users)
+        raise Conflict(
+            f"Segment '{segment.key}' is used by the rules of {where}; remove it from those rules first.",
+            code="segment_in_use",
+            extra={"used_by": users},
+        )
+    audit.record(
+        actor=actor,
+        action="segment.deleted",
+        target=segment,
+        changes={"before": {"key": segment.key, **_segment_fields(segment)}},
+    )
+    segment.delete()
+
+
+def _rule_index(state: FlagState, index: int, flag: Flag, environment: Environment) -> int:
+    count = len(state.rules)
+    if not 0 <= index < count:
+        raise NotFound(
+            f"Flag '{flag.key}' has no rule {index} in '{environment.key}' "
+            f"({count} rule(s), numbered from 0).",
+            code="rule_not_found",
+        )
+    return index
+
+
+def _save_rules(
+    state: FlagState, rules: list[dict[str, Any]], *, actor: Actor, action: str, changes: dict[str, Any]
+) -> FlagState:
+    state.rules = rules
+    state.save(update_fields=["rules", "updated_at"])
+    _bump_revisions([state.environment_id])
+    audit.record(
+        actor=actor,
+        action=action,
+        target=state,
+        changes=changes,
+        flag_key=state.flag.key,
+        environment_key=state.environment.key,
+    )
+    return state
+
+
+@transaction.atomic
+def add_rule(
+    *,
+    flag: Flag,
+    environment: Environment,
+    constraints: object,
+    segments: object,
+    version: int,
+    description: str,
+    actor: Actor,
+    position: int | None = None,
+) -> FlagState:
+    """Insert a targeting rule at `position` (default: last, the lowest priority)."""
+    state = _writable_state(flag, environment)
+    rule = _valid_rule(
+        flag=flag, constraints=constraints, segments=segments, version=version, description=description
+    )
+    rules = list(state.rules)
+    index = len(rules) if position is None else position
+    if not 0 <= index <= len(rules):
+        raise InvalidInput(
+            f"A new rule goes at a position from 0 to {len(rules)}.",
+            errors=[{"path": "position", "message": f"must be between 0 and {len(rules)}"}],
+        )
+    rules.insert(index, rule)
+    return _save_rules(state, rules, actor=actor, action="rule.added", changes={"index": index, "rule": rule})
+
+
+@transaction.atomic
+def update_rule(
+    *,
+    flag: Flag,
+    environment: Environment,
+    index: int,
+    actor: Actor,
+    constraints: object = None,
+    segments: object = None,
+    version: int | None = None,
+    description: str | None = None,
+) -> FlagState:
+    """Change the given fields of a rule; the others are kept."""
+    state = _writable_state(flag, environment)
+    before = state.rules[_rule_index(state, index, flag, environment)]
+    rule = _valid_rule(
+        flag=flag,
+        constraints=before.get("constraints", []) if constraints is None else constraints,
+        segments=before.get("segments", []) if segments is None else segments,
+        version=before.get("version") if version is None else version,
+        description=before.get("description", "") if description is None else description,
+    )
+    if rule == before:
+        return state
+    rules = list(state.rules)
+    rules[index] = rule
+    changes = {"index": index, "before": before, "after": rule}
+    return _save_rules(state, rules, actor=actor, action="rule.updated", changes=changes)
+
+
+@transaction.atomic
+def move_rule(*, flag: Flag, environment: Environment, index: int, to_index: int, actor: Actor) -> FlagState:
+    """Move a rule to another priority; the rules in between shift by one."""
+    state = _writable_state(flag, environment)
+    _rule_index(state, index, flag, environment)
+    last = len(state.rules) - 1
+    if not 0 <= to_index <= last:
+        raise InvalidInput(
+            f"A rule moves to a position from 0 to {last}.",
+            errors=[{"path": "to", "message": f"must be between 0 and {last}"}],
+        )
+    if to_index == index:
+        return state
+    rules = list(state.rules)
+    rules.insert(to_index, rules.pop(index))
+    changes = {"from": index, "to": to_index, "rule": rules[to_index]}
+    return _save_rules(state, rules, actor=actor, action="rule.moved", changes=changes)
+
+
+@transaction.atomic
+def remove_rule(*, flag: Flag, environment: Environment, index: int, actor: Actor) -> FlagState:
+    state = _writable_state(flag, environment)
+    rules = list(state.rules)
+    removed = rules.pop(_rule_index(state, index, flag, environment))
+    changes = {"index": index, "rule": removed}
+    return _save_rules(state, rules, actor=actor, action="rule.removed", changes=changes)

@@ -1,0 +1,110 @@
+"""Validating config content and storing it as a flag's next immutable version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from controlplane import audit
+from controlplane.audit import Actor
+from controlplane.errors import Conflict, InvalidInput, TooLarge
+from flags.catalog import current_catalog
+from flags.models import ConfigVersion, Flag
+from flags.services.guards import _lock_flag
+from flags.validation import ValidationResult, validate_config
+from flagstaff.canonical import canonical_json, content_hash
+
+
+def validate_content(*, flag: Flag, content: object) -> ValidationResult:
+    """Dry-run validation of config content for a flag; nothing is saved."""
+    _check_size(content)
+    return validate_config(
+        content, catalog=current_catalog(), surface=flag.surface, today=timezone.now().date()
+    )
+
+
+def _check_size(content: object) -> None:
+    try:
+        size = len(canonical_json(content).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"The config is not JSON-serialisable: {exc}", code="config_invalid") from exc
+    limit = settings.FLAGSTAFF_MAX_CONFIG_BYTES
+    if size > limit:
+        raise TooLarge(
+            f"The config is {size:,} bytes; the limit is {limit:,} bytes.", code="config_too_large"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    version: ConfigVersion
+    validation: ValidationResult
+
+
+@transaction.atomic
+def create_version(
+    *,
+    flag: Flag,
+    content: object,
+    actor: Actor,
+    message: str = "",
+    parent_number: int | None = None,
+) -> NewVersion:
+    """Validate content and store it as the flag's next immutable version.
+
+    Errors block and nothing is saved; warnings are stored with the version.
+    """
+    flag = _lock_flag(flag)
+    if flag.is_archived:
+        raise Conflict(f"Flag '{flag.key}' is archived; it accepts no new versions.", code="flag_archived")
+    result = validate_content(flag=flag, content=content)
+    if not result.ok:
+        raise InvalidInput(
+            f"The config has {len(result.errors)} error(s).",
+            code="config_invalid",
+            errors=[issue.as_dict() for issue in result.errors],
+            extra={"warnings": [issue.as_dict() for issue in result.warnings]},
+        )
+    assert isinstance(content, dict)  # guaranteed by the schema's root type
+    parent = _parent_version(flag, parent_number)
+    number = (ConfigVersion.objects.filter(flag=flag).aggregate(top=Max("number"))["top"] or 0) + 1
+    version = ConfigVersion.objects.create(
+        flag=flag,
+        number=number,
+        content=content,
+        content_hash=content_hash(content),
+        parent=parent,
+        author_name=actor.name,
+        message=message,
+        warnings=[issue.as_dict() for issue in result.warnings],
+    )
+    audit.record(
+        actor=actor,
+        action="version.created",
+        target=version,
+        changes={
+            "version": number,
+            "parent": parent.number if parent else None,
+            "content_hash": version.content_hash,
+            "warnings": len(result.warnings),
+        },
+        reason=message,
+        flag_key=flag.key,
+    )
+    return NewVersion(version=version, validation=result)
+
+
+def _parent_version(flag: Flag, parent_number: int | None) -> ConfigVersion | None:
+    if parent_number is None:
+        return ConfigVersion.objects.filter(flag=flag).order_by("-number").first()
+    try:
+        return ConfigVersion.objects.get(flag=flag, number=parent_number)
+    except ConfigVersion.DoesNotExist:
+        raise InvalidInput(
+            f"Flag '{flag.key}' has no version {parent_number}.",
+            errors=[{"path": "parent", "message": f"Version {parent_number} does not exist."}],
+        ) from None
