@@ -1,0 +1,118 @@
+"""Flags and environments: the list, a flag's page, publishing a version and enabling a flag."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from controlplane.errors import DomainError
+from controlplane.models import Scope
+from controlplane.views import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
+from flags import services
+from flags.forms import EnvironmentForm, FlagForm, PublishForm
+from flags.lookups import get_environment, get_flag
+from flags.models import ConfigVersion, Environment, Flag
+from flags.views.access import _can_write, _writable_flag
+from flags.views.targeting_section import targeting_sections
+
+
+def _list_page(
+    request: HtmxHttpRequest,
+    flag_form: FlagForm | None = None,
+    environment_form: EnvironmentForm | None = None,
+) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    context = {
+        "query": query,
+        "flags": Flag.objects.active().search(query).with_states(),
+        "environments": Environment.objects.by_key(),
+        "flag_form": flag_form or FlagForm(),
+        "environment_form": environment_form or EnvironmentForm(),
+        "can_write": _can_write(request),
+    }
+    return render_page(request, "flags/list.html", context)
+
+
+@login_required
+def flag_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = FlagForm(request.POST or None)
+    if request.method == "POST":
+        require_scope(request, Scope.WRITE)
+        if form.is_valid():
+            try:
+                flag = services.create_flag(actor=ui_actor(request), **form.cleaned_data)
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                messages.success(request, f"Created flag '{flag.key}'. Write its first version next.")
+                return redirect("flags:detail", key=flag.key)
+    return _list_page(request, flag_form=form)
+
+
+@login_required
+@require_POST
+def environment_create(request: HtmxHttpRequest) -> HttpResponse:
+    require_scope(request, Scope.WRITE)
+    form = EnvironmentForm(request.POST)
+    if form.is_valid():
+        try:
+            environment = services.create_environment(actor=ui_actor(request), **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, f"Created environment '{environment.key}'.")
+            return redirect("flags:list")
+    return _list_page(request, environment_form=form)
+
+
+@login_required
+def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
+    flag = get_flag(key)
+    states = {state.environment_id: state for state in flag.states.select_related("serving_version")}
+    versions = list(ConfigVersion.objects.for_flag(flag).defer("content"))
+    context = {
+        "flag": flag,
+        "environments": [(env, states.get(env.pk)) for env in Environment.objects.by_key()],
+        "versions": versions,
+        "can_write": _can_write(request, flag),
+        "targeting": targeting_sections(flag, states),
+    }
+    return render(request, "flags/detail.html", context)
+
+
+@login_required
+@require_POST
+def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
+    flag, environment = _writable_flag(request, key), get_environment(env)
+    form = PublishForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a version to publish.")
+        return redirect("flags:detail", key=flag.key)
+    number = form.cleaned_data["version"]
+    try:
+        services.publish_version(flag=flag, environment=environment, number=number, actor=ui_actor(request))
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"'{environment.key}' now serves v{number}.")
+    return redirect("flags:detail", key=flag.key)
+
+
+@login_required
+@require_POST
+def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> HttpResponse:
+    flag, environment = _writable_flag(request, key), get_environment(env)
+    try:
+        services.set_flag_enabled(
+            flag=flag, environment=environment, enabled=enabled, actor=ui_actor(request)
+        )
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(
+            request, f"'{flag.key}' is {'enabled' if enabled else 'disabled'} in '{environment.key}'."
+        )
+    return redirect("flags:detail", key=flag.key)

@@ -1,0 +1,10 @@
+"""JSON values as indented text, for the editor and the pages that show content."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
