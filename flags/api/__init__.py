@@ -1,0 +1,112 @@
+"""REST API of the flags app: thin views over flags.services and flags.lookups.
+
+- `flags`: environments and flags (list, create, read, update, archive).
+- `versions`: config versions (list, create, validate, diff), publishing, enable and disable.
+- `catalog`: the Claude model catalog with its prices, and the config JSON Schema.
+- `targeting`: segments, rules, splits, and trying a context.
+- `inputs`: reading a request's validated body and whole-number query parameters.
+- `scoping`: `EnvironmentFlagView`, the base of views whose URL names an environment.
+"""
+
+from flags.api.catalog import ConfigSchemaView, ModelSerializer, ModelsView, PriceSerializer
+from flags.api.flags import (
+    EnvironmentCreateSerializer,
+    EnvironmentSerializer,
+    EnvironmentsView,
+    FlagArchiveView,
+    FlagCreateSerializer,
+    FlagDetailView,
+    FlagSerializer,
+    FlagStateSerializer,
+    FlagsView,
+    FlagUpdateSerializer,
+)
+from flags.api.scoping import EnvironmentFlagView
+from flags.api.targeting import (
+    ActiveSplitSerializer,
+    RuleCreateSerializer,
+    RuleDetailView,
+    RuleMoveSerializer,
+    RuleMoveView,
+    RuleSerializer,
+    RulesSerializer,
+    RulesView,
+    RuleUpdateSerializer,
+    SegmentCreateSerializer,
+    SegmentDetailView,
+    SegmentSerializer,
+    SegmentsView,
+    SegmentUpdateSerializer,
+    SplitDocumentSerializer,
+    SplitSetSerializer,
+    SplitView,
+    TriedContextSerializer,
+    TrySerializer,
+    TryView,
+)
+from flags.api.versions import (
+    ContentSerializer,
+    DiffView,
+    DisableView,
+    EnableView,
+    IssueSerializer,
+    PublishSerializer,
+    PublishView,
+    ValidateView,
+    ValidationResultSerializer,
+    VersionCreateSerializer,
+    VersionDetailView,
+    VersionSerializer,
+    VersionsView,
+)
+
+__all__ = [
+    "ActiveSplitSerializer",
+    "ConfigSchemaView",
+    "ContentSerializer",
+    "DiffView",
+    "DisableView",
+    "EnableView",
+    "EnvironmentCreateSerializer",
+    "EnvironmentFlagView",
+    "EnvironmentSerializer",
+    "EnvironmentsView",
+    "FlagArchiveView",
+    "FlagCreateSerializer",
+    "FlagDetailView",
+    "FlagSerializer",
+    "FlagStateSerializer",
+    "FlagUpdateSerializer",
+    "FlagsView",
+    "IssueSerializer",
+    "ModelSerializer",
+    "ModelsView",
+    "PriceSerializer",
+    "PublishSerializer",
+    "PublishView",
+    "RuleCreateSerializer",
+    "RuleDetailView",
+    "RuleMoveSerializer",
+    "RuleMoveView",
+    "RuleSerializer",
+    "RuleUpdateSerializer",
+    "RulesSerializer",
+    "RulesView",
+    "SegmentCreateSerializer",
+    "SegmentDetailView",
+    "SegmentSerializer",
+    "SegmentUpdateSerializer",
+    "SegmentsView",
+    "SplitDocumentSerializer",
+    "SplitSetSerializer",
+    "SplitView",
+    "TriedContextSerializer",
+    "TrySerializer",
+    "TryView",
+    "ValidateView",
+    "ValidationResultSerializer",
+    "VersionCreateSerializer",
+    "VersionDetailView",
+    "VersionSerializer",
+    "VersionsView",
+]

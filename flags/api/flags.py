@@ -1,0 +1,149 @@
+"""Environments and flags: list, create, read, update and archive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.auth import actor_for_request
+from controlplane.serializers import ReasonSerializer, StrictSerializer
+from flags import services
+from flags.api.inputs import _validated
+from flags.lookups import get_flag
+from flags.models import Environment, Flag, FlagState, Surface
+
+
+class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
+    class Meta:
+        model = Environment
+        fields = ["key", "name", "revision", "created_at"]
+
+
+class EnvironmentCreateSerializer(StrictSerializer):
+    key = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class EnvironmentsView(ListAPIView[Environment]):
+    serializer_class = EnvironmentSerializer
+    queryset = Environment.objects.by_key()
+
+    @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
+    def post(self, request: Request) -> Response:
+        data = _validated(EnvironmentCreateSerializer, request)
+        environment = services.create_environment(
+            key=data["key"], name=data["name"], actor=actor_for_request(request)
+        )
+        return Response(EnvironmentSerializer(environment).data, status=status.HTTP_201_CREATED)
+
+
+class FlagStateSerializer(serializers.ModelSerializer[FlagState]):
+    environment = serializers.CharField(source="environment.key")
+    revision = serializers.IntegerField(source="environment.revision")
+    serving_version = serializers.IntegerField(source="serving_version.number", allow_null=True, default=None)
+
+    class Meta:
+        model = FlagState
+        fields = ["environment", "enabled", "serving_version", "revision", "updated_at"]
+
+
+class FlagSerializer(serializers.ModelSerializer[Flag]):
+    archived = serializers.BooleanField(source="is_archived")
+    environments = FlagStateSerializer(source="states", many=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flag
+        fields = [
+            "key",
+            "name",
+            "description",
+            "surface",
+            "owner",
+            "stickiness",
+            "archived",
+            "created_at",
+            "archived_at",
+            "latest_version",
+            "environments",
+        ]
+
+    def get_latest_version(self, flag: Flag) -> int | None:
+        latest: int | None = getattr(flag, "latest_version_number", None)
+        return latest
+
+
+class FlagCreateSerializer(StrictSerializer):
+    key = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    surface = serializers.ChoiceField(choices=Surface.choices)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    owner = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    stickiness = serializers.CharField(max_length=100, required=False, default="targetingKey")
+
+
+class FlagUpdateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    surface = serializers.ChoiceField(choices=Surface.choices, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    owner = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    stickiness = serializers.CharField(max_length=100, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class FlagsView(ListAPIView[Flag]):
+    serializer_class = FlagSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, description="Match key, name or owner"),
+            OpenApiParameter("archived", bool, description="Include archived flags"),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Flag]:
+        flags = Flag.objects.with_states().search(self.request.query_params.get("search", "").strip())
+        if self.request.query_params.get("archived", "").lower() not in {"1", "true", "yes"}:
+            flags = flags.active()
+        return flags
+
+    @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
+    def post(self, request: Request) -> Response:
+        data = _validated(FlagCreateSerializer, request)
+        flag = services.create_flag(actor=actor_for_request(request), **data)
+        return Response(
+            FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class FlagDetailView(APIView):
+    @extend_schema(responses=FlagSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        return Response(FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data)
+
+    @extend_schema(request=FlagUpdateSerializer, responses=FlagSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        data = _validated(FlagUpdateSerializer, request)
+        reason = data.pop("reason")
+        services.update_flag(flag=flag, changes=data, actor=actor_for_request(request), reason=reason)
+        return Response(FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data)
+
+
+class FlagArchiveView(APIView):
+    @extend_schema(request=ReasonSerializer, responses=FlagSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        flag = get_flag(key)
+        data = _validated(ReasonSerializer, request)
+        services.archive_flag(flag=flag, actor=actor_for_request(request), reason=data["reason"])
+        return Response(FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data)

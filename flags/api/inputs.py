@@ -1,0 +1,36 @@
+"""Request input the API views read: a serializer-validated body and whole-number query parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from controlplane.errors import InvalidInput
+
+
+def _validated(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        raise InvalidInput(
+            f"The '{name}' query parameter is required.", errors=[{"path": name, "message": "Required."}]
+        )
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"The '{name}' query parameter must be a version number.",
+            errors=[{"path": name, "message": "Must be a whole number."}],
+        ) from None
+    if value < 1:
+        raise InvalidInput(
+            f"'{name}' must be 1 or more.", errors=[{"path": name, "message": "Must be 1 or more."}]
+        )
+    return value

@@ -1,0 +1,275 @@
+"""Targeting: segments, a flag's rules and split in an environment, and trying a context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.auth import actor_for_request
+from controlplane.serializers import ReasonSerializer, StrictSerializer
+from flags import services
+from flags.api.inputs import _validated
+from flags.api.scoping import EnvironmentFlagView
+from flags.lookups import get_environment, get_flag, get_segment
+from flags.models import Environment, Flag, FlagState, Segment, Split
+from flags.targeting import control_band, try_context
+
+# Targeting: segments, rules, splits, and trying a context. Constraints and segment references
+# are JSON here; the services check them with the engine's strict compile, which names the path.
+# (The stubs type a JSONField's default as a mapping; a list default is just as valid JSON.)
+
+
+class SegmentSerializer(serializers.ModelSerializer[Segment]):
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "description", "constraints", "created_at", "updated_at"]
+
+
+class SegmentCreateSerializer(StrictSerializer):
+    key = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    constraints = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
+
+
+class SegmentUpdateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    constraints = serializers.JSONField(required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class SegmentsView(ListAPIView[Segment]):
+    serializer_class = SegmentSerializer
+    queryset = Segment.objects.order_by("key")
+
+    @extend_schema(request=SegmentCreateSerializer, responses={201: SegmentSerializer})
+    def post(self, request: Request) -> Response:
+        data = _validated(SegmentCreateSerializer, request)
+        segment = services.create_segment(actor=actor_for_request(request), **data)
+        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailView(APIView):
+    @extend_schema(responses=SegmentSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(SegmentSerializer(get_segment(key)).data)
+
+    @extend_schema(request=SegmentUpdateSerializer, responses=SegmentSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        segment = get_segment(key)
+        data = _validated(SegmentUpdateSerializer, request)
+        segment = services.update_segment(segment=segment, actor=actor_for_request(request), **data)
+        return Response(SegmentSerializer(segment).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, key: str) -> Response:
+        services.delete_segment(segment=get_segment(key), actor=actor_for_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RuleSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    constraints = serializers.JSONField()
+    segments = serializers.ListField(child=serializers.CharField())
+    version = serializers.IntegerField()
+    description = serializers.CharField()
+
+
+class RulesSerializer(serializers.Serializer[Any]):
+    flag = serializers.CharField()
+    environment = serializers.CharField()
+    revision = serializers.IntegerField()
+    rules = RuleSerializer(many=True)
+
+
+class RuleCreateSerializer(StrictSerializer):
+    constraints = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
+    segments = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
+    version = serializers.IntegerField(min_value=1)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    position = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+
+
+class RuleUpdateSerializer(StrictSerializer):
+    constraints = serializers.JSONField(required=False)
+    segments = serializers.JSONField(required=False)
+    version = serializers.IntegerField(min_value=1, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class RuleMoveSerializer(StrictSerializer):
+    to = serializers.IntegerField(min_value=0)
+
+
+def _rules_document(flag: Flag, environment: Environment) -> dict[str, Any]:
+    """The rules in priority order, each with its index (the address of the rule's endpoints)."""
+    environment.refresh_from_db(fields=["revision"])
+    state = FlagState.objects.filter(flag=flag, environment=environment).only("rules").first()
+    rules = state.rules if state else []
+    return {
+        "flag": flag.key,
+        "environment": environment.key,
+        "revision": environment.revision,
+        "rules": [{"index": index, "description": "", **rule} for index, rule in enumerate(rules)],
+    }
+
+
+class RulesView(EnvironmentFlagView):
+    """Targeting rules of a flag in an environment, first match wins."""
+
+    @extend_schema(responses=RulesSerializer)
+    def get(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+
+    @extend_schema(request=RuleCreateSerializer, responses={201: RulesSerializer})
+    def post(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(RuleCreateSerializer, request)
+        services.add_rule(flag=flag, environment=environment, actor=actor_for_request(request), **data)
+        document = RulesSerializer(_rules_document(flag, environment)).data
+        return Response(document, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailView(EnvironmentFlagView):
+    """One rule by its index; an index past the last rule is 404."""
+
+    @extend_schema(request=RuleUpdateSerializer, responses=RulesSerializer)
+    def patch(self, request: Request, key: str, env: str, index: int) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(RuleUpdateSerializer, request)
+        services.update_rule(
+            flag=flag, environment=environment, index=index, actor=actor_for_request(request), **data
+        )
+        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+
+    @extend_schema(responses=RulesSerializer)
+    def delete(self, request: Request, key: str, env: str, index: int) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        services.remove_rule(
+            flag=flag, environment=environment, index=index, actor=actor_for_request(request)
+        )
+        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+
+
+class RuleMoveView(EnvironmentFlagView):
+    @extend_schema(request=RuleMoveSerializer, responses=RulesSerializer)
+    def post(self, request: Request, key: str, env: str, index: int) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(RuleMoveSerializer, request)
+        services.move_rule(
+            flag=flag,
+            environment=environment,
+            index=index,
+            to_index=data["to"],
+            actor=actor_for_request(request),
+        )
+        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+
+
+class ActiveSplitSerializer(serializers.ModelSerializer[Split]):
+    id = serializers.CharField(source="split_id")
+    candidate = serializers.IntegerField(source="candidate.number")
+    control = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Split
+        fields = ["id", "candidate", "weight", "seed", "control", "created_at", "updated_at"]
+
+    def get_control(self, split: Split) -> dict[str, int] | None:
+        """The control arm's buckets, [from, to): served the baseline, compared with the candidate."""
+        band = control_band(split.weight)
+        return {"from": band[0], "to": band[1]} if band else None
+
+
+class SplitDocumentSerializer(serializers.Serializer[Any]):
+    flag = serializers.CharField()
+    environment = serializers.CharField()
+    serving_version = serializers.IntegerField(allow_null=True)
+    split = ActiveSplitSerializer(allow_null=True)
+
+
+class SplitSetSerializer(StrictSerializer):
+    candidate = serializers.IntegerField(min_value=1)
+    weight = serializers.IntegerField(min_value=0, max_value=10000, help_text="Basis points (100 = 1 %)")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+def _split_document(flag: Flag, environment: Environment) -> dict[str, Any]:
+    state = (
+        FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
+    )
+    split = (
+        Split.objects.active().select_related("candidate").filter(flag=flag, environment=environment).first()
+    )
+    return {
+        "flag": flag.key,
+        "environment": environment.key,
+        "serving_version": state.serving_version.number if state and state.serving_version else None,
+        "split": split,
+    }
+
+
+class SplitView(EnvironmentFlagView):
+    """The weighted split between the serving version and a candidate."""
+
+    @extend_schema(responses=SplitDocumentSerializer)
+    def get(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        return Response(SplitDocumentSerializer(_split_document(flag, environment)).data)
+
+    @extend_schema(request=SplitSetSerializer, responses=SplitDocumentSerializer)
+    def put(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(SplitSetSerializer, request)
+        services.set_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
+        return Response(SplitDocumentSerializer(_split_document(flag, environment)).data)
+
+    @extend_schema(request=ReasonSerializer, responses={204: None})
+    def delete(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(ReasonSerializer, request)
+        services.clear_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrySerializer(StrictSerializer):
+    # A DictField, not a JSONField: it does not re-encode the value, which deep nesting breaks.
+    # The name shadows Serializer.context only in the stubs: DRF's metaclass moves declared fields.
+    context = serializers.DictField(help_text="An evaluation context: a JSON object of at most 64 KiB")  # type: ignore[assignment]
+
+
+class TriedContextSerializer(serializers.Serializer[Any]):
+    flag = serializers.CharField()
+    environment = serializers.CharField()
+    revision = serializers.IntegerField()
+    version = serializers.IntegerField(allow_null=True)
+    variant = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+    arm = serializers.CharField(allow_null=True)
+    split_id = serializers.CharField(allow_null=True)
+    rule_index = serializers.IntegerField(allow_null=True)
+    rule = serializers.JSONField(allow_null=True)
+    bucket = serializers.IntegerField(allow_null=True)
+    unit = serializers.CharField(allow_null=True)
+    content = serializers.JSONField(allow_null=True)
+
+
+class TryView(EnvironmentFlagView):
+    """What a context gets from the flag's current targeting and split, and why (nothing is saved)."""
+
+    required_scopes = {"POST": "read"}
+
+    @extend_schema(request=TrySerializer, responses=TriedContextSerializer)
+    def post(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = _validated(TrySerializer, request)
+        tried = try_context(flag=flag, environment=environment, context=data["context"])
+        return Response(TriedContextSerializer(tried.as_dict()).data)
