@@ -1,6 +1,7 @@
 from collections.abc import Iterator
 
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
@@ -19,6 +20,10 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # While Playwright's loop runs, Django keeps the test's database connection per context,
+        # not per thread: pytest-django's teardown, after the loop, would never see it, and on
+        # PostgreSQL the idle session then kept the test database from being dropped.
+        connections.close_all()
 
 
 @pytest.fixture
