@@ -32,7 +32,6 @@ from flags.snapshots.document import (
     environment_fingerprint,
 )
 from flags.snapshots.store import (
-    CHANNEL,
     RedisLink,
     SnapshotStore,
     announce_revisions,
@@ -44,7 +43,6 @@ from flags.snapshots.store import (
 )
 
 __all__ = [
-    "CHANNEL",
     "SECRET_PLACEHOLDER",
     "RedisLink",
     "Served",

@@ -31,7 +31,7 @@ from flagstaff.engine import DefinitionError
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "flagstaff:revisions"
+CHANNEL_PREFIX = "flagstaff:revisions"
 SNAPSHOT_CACHE_SECONDS = 24 * 60 * 60
 # Redis sits on the request path (cache reads) and the write path (announcements): a dead or
 # unreachable server must cost a fraction of a second, never a hang.
@@ -61,6 +61,9 @@ class RedisLink:
     def __init__(self, url: str) -> None:
         self.url = url
         self.client = make_redis_client(url)
+        # Pub/sub ignores database numbers: without the number, deployments sharing a Redis
+        # server on different databases would hear each other's revisions.
+        self.channel = f"{CHANNEL_PREFIX}:{self.client.connection_pool.connection_kwargs.get('db', 0)}"
         self._down = False
         self._lock = threading.Lock()
 
@@ -87,7 +90,7 @@ class RedisLink:
 
     def publish(self, payload: str) -> None:
         try:
-            self.client.publish(CHANNEL, payload)
+            self.client.publish(self.channel, payload)
         except (redis.RedisError, OSError) as exc:
             self.mark_down(exc)
 
@@ -449,7 +452,7 @@ class SnapshotStore:
             try:
                 client = make_redis_client(self._link.url, health_check_interval=REDIS_HEALTH_CHECK_SECONDS)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self._link.channel)
                 self._on_subscribed()
                 delay = 0.1
                 while not self._stopped.is_set():

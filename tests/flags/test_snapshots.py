@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from flags import services
 from flags.models import Environment, Flag, Segment
 from flags.snapshots import (
-    CHANNEL,
+    RedisLink,
     Snapshot,
     SnapshotStore,
     SnapshotUnavailable,
@@ -524,7 +524,14 @@ def test_redis_link__listener_subscribed__channel_has_a_subscriber(
 
     link = redis_link()
     assert link is not None
-    assert dict(link.client.pubsub_numsub(CHANNEL))[CHANNEL.encode()] >= 1
+    assert dict(link.client.pubsub_numsub(link.channel))[link.channel.encode()] >= 1
+
+
+def test_redis_link__channel__named_after_the_database_number() -> None:
+    # Pub/sub is server-wide: deployments on databases 3 and 4 of one server must not share it.
+    channels = {RedisLink(f"redis://127.0.0.1:6379/{db}").channel for db in (3, 4)}
+    assert channels == {"flagstaff:revisions:3", "flagstaff:revisions:4"}
+    assert RedisLink("redis://127.0.0.1:6379").channel == "flagstaff:revisions:0"
 
 
 @needs_redis

@@ -22,7 +22,7 @@ from controlplane.services import IssuedToken
 from flags import services
 from flags.models import Environment
 from flags.serving_stream import open_streams
-from flags.snapshots import CHANNEL, get_store, redis_link, reset_store
+from flags.snapshots import get_store, redis_link, reset_store
 from flagstaff.canonical import canonical_json
 from tests.factories import make_environment, make_token
 from tests.flags.serving_helpers import ACTOR, Served, fresh_store, resolve_token
@@ -377,6 +377,8 @@ def test_stream__announcement_from_another_process__event_without_revision_check
         Environment.objects.filter(pk=production.pk).update(revision=F("revision") + 1)
         link = redis_link()
         assert link is not None
-        link.client.publish(CHANNEL, canonical_json({"environment": "production", "revision": first + 1}))
+        link.client.publish(
+            link.channel, canonical_json({"environment": "production", "revision": first + 1})
+        )
 
         assert int(stream.event().fields["id"]) == first + 1
