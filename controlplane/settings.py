@@ -270,6 +270,10 @@ if not FLAGSTAFF_WEBHOOK_BACKOFF_SECONDS or min(FLAGSTAFF_WEBHOOK_BACKOFF_SECOND
     )
 # Webhook URLs must be https; plain http to 127.0.0.1 only when this is on (tests, local demos).
 FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK", DEBUG)
+# Webhooks reach only public addresses: a URL naming a private, loopback, link-local or reserved
+# address is refused on save, and so is a delivery whose host resolves to one. Turn this on for
+# receivers on an internal network.
+FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
 
 # Usage & Cost Admin API sync: at most one request per interval across all report streams (the
 # API asks for about one a minute sustained; tests use 0), and how far back the first pass reaches.

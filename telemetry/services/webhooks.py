@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import logging
 import secrets
-import urllib.error
-import urllib.request
+import socket
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -46,23 +49,48 @@ SWEEP_BATCH = 100
 # Receivers
 
 
-def _check_url(url: str) -> str:
-    url = url.strip()
-    parts = urlsplit(url)
-    loopback_http = (
+def _loopback_http(parts: SplitResult) -> bool:
+    """Plain http to 127.0.0.1, allowed by FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK (tests, demos)."""
+    return (
         parts.scheme == "http"
         and parts.hostname == "127.0.0.1"
         and settings.FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK
     )
+
+
+def _names_private_host(host: str) -> bool:
+    """Whether the host is a non-public address or `localhost` as written; no DNS lookup."""
+    if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
+
+
+def _check_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    loopback_http = _loopback_http(parts)
     problem = ""
     if parts.scheme != "https" and not loopback_http:
         problem = "Webhook URLs must use https (http only to 127.0.0.1 when allowed for tests)."
-    elif not parts.hostname:
+    elif not host:
         problem = "The URL has no host."
     elif parts.username or parts.password:
         problem = "Put credentials in the secret, not in the URL."
     elif len(url) > 500:
         problem = "At most 500 characters."
+    elif (
+        not loopback_http
+        and not settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES
+        and _names_private_host(host)
+    ):
+        problem = (
+            f"{host} is not a public address; receivers on private networks"
+            " need FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES."
+        )
     if problem:
         raise InvalidInput(problem, errors=[{"path": "url", "message": problem}])
     return url
@@ -203,30 +231,50 @@ def backoff_after(attempt: int) -> timedelta:
     return timedelta(seconds=schedule[min(attempt, len(schedule)) - 1])
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: the signed body goes only to the stored URL."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+class _Refused(Exception):
+    """The receiver's name resolves to an address webhooks may not reach."""
 
 
-_opener = urllib.request.build_opener(_NoRedirects())
+class _PublicHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS that connects to the address it vetted, not to a second lookup (DNS rebinding)."""
+
+    def connect(self) -> None:
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        addresses = [str(info[4][0]) for info in infos]
+        private = [address for address in addresses if not ipaddress.ip_address(address).is_global]
+        if private and not settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+            raise _Refused(
+                f"refused: {self.host} resolves to {private[0]}, not a public address"
+                " (FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"
+            )
+        sock = socket.create_connection((addresses[0], self.port), self.timeout)
+        # The certificate and SNI are checked against the name, not the address.
+        self.sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
 
 
 def _post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str]:
-    """POST and return (status, error text); status None when no HTTP answer came back."""
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - the URL is checked to be https (or loopback http) on save
+    """POST and return (status, error text); status None when no HTTP answer came back.
+
+    http.client never follows redirects: a redirect is an answer, and the signed body goes
+    only to the stored URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not _loopback_http(parts):
+        return None, "refused: plain http only to 127.0.0.1 with FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK"
+    connection_class = http.client.HTTPConnection if _loopback_http(parts) else _PublicHTTPSConnection
+    target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    timeout = settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS
     try:
-        with _opener.open(request, timeout=settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code, f"HTTP {error.code} {error.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return None, f"{type(error).__name__}: {reason}"
-    if 200 <= status < 300:
-        return status, ""
-    return status, f"HTTP {status}"
+        with closing(connection_class(parts.hostname or "", parts.port, timeout=timeout)) as connection:
+            connection.request("POST", target, body=body, headers=dict(headers))
+            response = connection.getresponse()
+    except _Refused as refusal:
+        return None, str(refusal)
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        return None, f"{type(error).__name__}: {error}"
+    if 200 <= response.status < 300:
+        return response.status, ""
+    return response.status, f"HTTP {response.status} {response.reason}"
 
 
 def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:

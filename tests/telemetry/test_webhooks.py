@@ -1,4 +1,5 @@
 import json
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,6 +89,36 @@ def test_create_webhook__loopback_http_when_not_allowed__invalid(settings: Setti
 
     with pytest.raises(InvalidInput):
         make_webhook("http://127.0.0.1:9/x")
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://10.0.0.5/x", "10.0.0.5"),
+        ("https://[::1]/x", "::1"),
+        ("https://169.254.169.254/", "169.254.169.254"),
+        ("https://localhost/x", "localhost"),
+    ],
+)
+def test_create_webhook__private_address__invalid_on_url_naming_the_setting(url: str, host: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        make_webhook(url)
+
+    assert raised.value.errors == [
+        {
+            "path": "url",
+            "message": f"{host} is not a public address; receivers on private networks"
+            " need FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES.",
+        }
+    ]
+
+
+def test_create_webhook__private_address_when_allowed__stored(settings: SettingsWrapper) -> None:
+    settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+
+    webhook = make_webhook("https://10.0.0.5/x")
+
+    assert webhook.url == "https://10.0.0.5/x"
 
 
 @pytest.mark.parametrize("events", [[], ["incident.exploded"]])
@@ -265,6 +296,68 @@ def test_attempt_delivery__nobody_listening__error_recorded_and_retry_scheduled(
     delivery.refresh_from_db()
     assert (state, delivery.last_status, delivery.attempts) == ("pending", None, 1)
     assert delivery.last_error
+
+
+def test_attempt_delivery__host_resolves_to_loopback__refused_without_connecting(
+    settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    make_webhook("https://localhost:9/x")
+    settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    monkeypatch.setattr(webhooks.socket, "create_connection", lambda *args: pytest.fail("connected"))
+    [delivery] = queue()
+
+    state = webhooks.attempt_delivery(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (state, delivery.last_status) == ("pending", None)
+    assert delivery.last_error in {
+        f"refused: localhost resolves to {address}, not a public address"
+        " (FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"
+        for address in ("127.0.0.1", "::1")
+    }
+
+
+def test_attempt_delivery__loopback_http_no_longer_allowed__refused_not_sent_over_tls(
+    settings: SettingsWrapper, receiver: WebhookReceiver
+) -> None:
+    make_webhook(receiver.url)
+    settings.FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK = False
+    [delivery] = queue()
+
+    webhooks.attempt_delivery(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.last_error == (
+        "refused: plain http only to 127.0.0.1 with FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK"
+    )
+    assert receiver.received == []
+
+
+def test_attempt_delivery__public_name_resolving_to_private_address__refused_and_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        webhooks.socket,
+        "getaddrinfo",
+        lambda host, port, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))],
+    )
+    make_webhook("https://hooks.example.com/x")
+    with time_machine.travel(NOON, tick=False):
+        [delivery] = queue()
+
+        webhooks.attempt_delivery(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status, delivery.next_attempt_at) == (
+        "pending",
+        None,
+        NOON + timedelta(minutes=1),
+    )
+    assert delivery.last_error == (
+        "refused: hooks.example.com resolves to 10.0.0.5, not a public address"
+        " (FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"
+    )
 
 
 def test_attempt_delivery__redirect__not_followed_and_counted_as_failure(receiver: WebhookReceiver) -> None:
