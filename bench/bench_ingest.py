@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 import psycopg
 
-from bench._services import cpu_seconds, free_port, process_tree
+from bench._services import GUNICORN_CONF, cpu_seconds, free_port, process_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +151,7 @@ def make_batches(total: int, states: list[str], *, seed: int = 7) -> tuple[list[
 def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "gunicorn", "controlplane.wsgi:application",
-        "--config", str(ROOT / "controlplane" / "gunicorn_conf.py"),
+        "--config", str(GUNICORN_CONF),
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
         "--log-level", "warning", "--timeout", "120",
     ]  # fmt: skip

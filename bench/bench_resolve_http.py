@@ -173,11 +173,8 @@ def ensure_wrk() -> str | None:
 def body_parts(path: str) -> tuple[str, str]:
     """The JSON body around the targetingKey: prefix + unique id + suffix."""
     context_tail = '", "plan": "pro", "email": "someone@other.org", "appVersion": "2.3.1"}'
-    if path.startswith("/ofrep/"):
-        return '{"context": {"targetingKey": "user-', context_tail + "}"
-    if path == "/api/v1/resolve":
-        return f'{{"flag": "{FLAG_KEY}", "context": {{"targetingKey": "user-', context_tail + "}"
-    return '{"context": {"targetingKey": "user-', context_tail + "}"
+    flag = f'"flag": "{FLAG_KEY}", ' if path == "/api/v1/resolve" else ""
+    return f'{{{flag}"context": {{"targetingKey": "user-', context_tail + "}"
 
 
 def run_wrk(wrk: str, script: str, target: Target, path: str, connections: int, seconds: float) -> Result:

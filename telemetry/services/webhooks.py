@@ -259,9 +259,10 @@ def _post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None
     only to the stored URL.
     """
     parts = urlsplit(url)
-    if parts.scheme != "https" and not _loopback_http(parts):
+    loopback_http = _loopback_http(parts)
+    if parts.scheme != "https" and not loopback_http:
         return None, "refused: plain http only to 127.0.0.1 with FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK"
-    connection_class = http.client.HTTPConnection if _loopback_http(parts) else _PublicHTTPSConnection
+    connection_class = http.client.HTTPConnection if loopback_http else _PublicHTTPSConnection
     target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
     timeout = settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS
     try:
