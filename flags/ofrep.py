@@ -251,6 +251,7 @@ class EvaluateFlagView(OfrepView):
         return quick_answer(served, "ofrep", encode_evaluation)
 
     @extend_schema(
+        operation_id="ofrep_evaluate_flag",
         summary="OFREP: evaluate one flag",
         request=_REQUEST,
         responses={
@@ -286,6 +287,7 @@ def encode_evaluation(served: Served) -> bytes:
 
 class EvaluateFlagsView(OfrepView):
     @extend_schema(
+        operation_id="ofrep_evaluate_flags",
         summary="OFREP: evaluate every flag of the token's environment",
         request=_REQUEST,
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],

@@ -97,6 +97,12 @@ class StreamView(ServingView):
     content_negotiation_class = DefaultContentNegotiation
     serving_scopes = (Scope.RESOLVE, Scope.READ)
 
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if isinstance(exc, StreamCapacity):
+            response["Retry-After"] = str(STREAM_RETRY_MILLISECONDS // 1000)
+        return response
+
     @extend_schema(
         summary="Server-sent events: one per revision change of the environment",
         parameters=[
@@ -105,21 +111,12 @@ class StreamView(ServingView):
             OpenApiParameter(
                 "format", str, enum=["flagstaff", "ofrep"], description="ofrep: refetchEvaluation"
             ),
-            OpenApiParameter(
-                "ticket", str, description="Credential from an OFREP bulk response's eventStreams"
-            ),
         ],
         responses={
             200: OpenApiResponse(description="text/event-stream"),
             503: OpenApiResponse(description="This process holds all the streams it may; Retry-After"),
         },
     )
-    def handle_exception(self, exc: Exception) -> Response:
-        response = super().handle_exception(exc)
-        if isinstance(exc, StreamCapacity):
-            response["Retry-After"] = str(STREAM_RETRY_MILLISECONDS // 1000)
-        return response
-
     def get(self, request: Request, env: str) -> StreamingHttpResponse:
         snapshot = current_snapshot(env)
         last_event_id = _last_event_id(request)

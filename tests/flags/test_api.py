@@ -1,10 +1,12 @@
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from controlplane.audit import Actor
@@ -629,6 +631,30 @@ def test_schema_get__anonymous__openapi_document() -> None:
 
     assert response.status_code == 200
     assert b"/api/v1/flags/" in response.content
+
+
+def test_schema_generation__whole_api__no_warnings_and_valid(tmp_path: Path) -> None:
+    # Every view described, every authentication class known: a warning fails this.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+
+def test_schema_get__token_routes__bearer_or_api_key_security() -> None:
+    response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    schema = json.loads(response.content)
+
+    schemes = schema["components"]["securitySchemes"]
+    assert (schemes["BearerAuth"]["type"], schemes["BearerAuth"]["scheme"]) == ("http", "bearer")
+    assert (schemes["ApiKeyAuth"]["in"], schemes["ApiKeyAuth"]["name"]) == ("header", "X-API-Key")
+    for path, method in [
+        ("/api/v1/resolve", "post"),
+        ("/ofrep/v1/evaluate/flags/{key}", "post"),
+        ("/api/v1/flags/", "get"),
+    ]:
+        assert {"BearerAuth": []} in schema["paths"][path][method]["security"], path
+        assert {"ApiKeyAuth": []} in schema["paths"][path][method]["security"], path
+    stream = schema["paths"]["/api/v1/environments/{env}/stream"]["get"]
+    assert {"StreamTicket": []} in stream["security"]
+    assert {"Last-Event-ID", "last_event_id", "format"} <= {p["name"] for p in stream["parameters"]}
 
 
 def test_docs_get__anonymous__swagger_page() -> None:
