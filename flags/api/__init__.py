@@ -4,7 +4,6 @@
 - `versions`: config versions (list, create, validate, diff), publishing, enable and disable.
 - `catalog`: the Claude model catalog with its prices, and the config JSON Schema.
 - `targeting`: segments, rules, splits, and trying a context.
-- `inputs`: reading a request's validated body and whole-number query parameters.
 - `scoping`: `EnvironmentFlagView`, the base of views whose URL names an environment.
 """
 

@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.auth import actor_for_request
+from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
-from flags.api.inputs import _validated
 from flags.lookups import get_flag
 from flags.models import Environment, Flag, FlagState, Surface
 
@@ -37,7 +37,7 @@ class EnvironmentsView(ListAPIView[Environment]):
 
     @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
     def post(self, request: Request) -> Response:
-        data = _validated(EnvironmentCreateSerializer, request)
+        data = validated_body(EnvironmentCreateSerializer, request)
         environment = services.create_environment(
             key=data["key"], name=data["name"], actor=actor_for_request(request)
         )
@@ -118,7 +118,7 @@ class FlagsView(ListAPIView[Flag]):
 
     @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
     def post(self, request: Request) -> Response:
-        data = _validated(FlagCreateSerializer, request)
+        data = validated_body(FlagCreateSerializer, request)
         flag = services.create_flag(actor=actor_for_request(request), **data)
         return Response(
             FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data, status=status.HTTP_201_CREATED
@@ -134,7 +134,7 @@ class FlagDetailView(APIView):
     @extend_schema(request=FlagUpdateSerializer, responses=FlagSerializer)
     def patch(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
-        data = _validated(FlagUpdateSerializer, request)
+        data = validated_body(FlagUpdateSerializer, request)
         reason = data.pop("reason")
         services.update_flag(flag=flag, changes=data, actor=actor_for_request(request), reason=reason)
         return Response(FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data)
@@ -144,6 +144,6 @@ class FlagArchiveView(APIView):
     @extend_schema(request=ReasonSerializer, responses=FlagSerializer)
     def post(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
-        data = _validated(ReasonSerializer, request)
+        data = validated_body(ReasonSerializer, request)
         services.archive_flag(flag=flag, actor=actor_for_request(request), reason=data["reason"])
         return Response(FlagSerializer(Flag.objects.with_states().get(pk=flag.pk)).data)

@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.auth import actor_for_request
+from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
-from flags.api.inputs import _validated
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag, get_segment
 from flags.models import Environment, Flag, FlagState, Segment, Split
@@ -51,7 +51,7 @@ class SegmentsView(ListAPIView[Segment]):
 
     @extend_schema(request=SegmentCreateSerializer, responses={201: SegmentSerializer})
     def post(self, request: Request) -> Response:
-        data = _validated(SegmentCreateSerializer, request)
+        data = validated_body(SegmentCreateSerializer, request)
         segment = services.create_segment(actor=actor_for_request(request), **data)
         return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
 
@@ -64,7 +64,7 @@ class SegmentDetailView(APIView):
     @extend_schema(request=SegmentUpdateSerializer, responses=SegmentSerializer)
     def patch(self, request: Request, key: str) -> Response:
         segment = get_segment(key)
-        data = _validated(SegmentUpdateSerializer, request)
+        data = validated_body(SegmentUpdateSerializer, request)
         segment = services.update_segment(segment=segment, actor=actor_for_request(request), **data)
         return Response(SegmentSerializer(segment).data)
 
@@ -132,7 +132,7 @@ class RulesView(EnvironmentFlagView):
     @extend_schema(request=RuleCreateSerializer, responses={201: RulesSerializer})
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(RuleCreateSerializer, request)
+        data = validated_body(RuleCreateSerializer, request)
         services.add_rule(flag=flag, environment=environment, actor=actor_for_request(request), **data)
         document = RulesSerializer(_rules_document(flag, environment)).data
         return Response(document, status=status.HTTP_201_CREATED)
@@ -144,7 +144,7 @@ class RuleDetailView(EnvironmentFlagView):
     @extend_schema(request=RuleUpdateSerializer, responses=RulesSerializer)
     def patch(self, request: Request, key: str, env: str, index: int) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(RuleUpdateSerializer, request)
+        data = validated_body(RuleUpdateSerializer, request)
         services.update_rule(
             flag=flag, environment=environment, index=index, actor=actor_for_request(request), **data
         )
@@ -163,7 +163,7 @@ class RuleMoveView(EnvironmentFlagView):
     @extend_schema(request=RuleMoveSerializer, responses=RulesSerializer)
     def post(self, request: Request, key: str, env: str, index: int) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(RuleMoveSerializer, request)
+        data = validated_body(RuleMoveSerializer, request)
         services.move_rule(
             flag=flag,
             environment=environment,
@@ -228,14 +228,14 @@ class SplitView(EnvironmentFlagView):
     @extend_schema(request=SplitSetSerializer, responses=SplitDocumentSerializer)
     def put(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(SplitSetSerializer, request)
+        data = validated_body(SplitSetSerializer, request)
         services.set_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
         return Response(SplitDocumentSerializer(_split_document(flag, environment)).data)
 
     @extend_schema(request=ReasonSerializer, responses={204: None})
     def delete(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(ReasonSerializer, request)
+        data = validated_body(ReasonSerializer, request)
         services.clear_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -270,6 +270,6 @@ class TryView(EnvironmentFlagView):
     @extend_schema(request=TrySerializer, responses=TriedContextSerializer)
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(TrySerializer, request)
+        data = validated_body(TrySerializer, request)
         tried = try_context(flag=flag, environment=environment, context=data["context"])
         return Response(TriedContextSerializer(tried.as_dict()).data)

@@ -13,10 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.auth import actor_for_request
+from controlplane.inputs import int_param, validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
 from flags.api.flags import FlagStateSerializer
-from flags.api.inputs import _int_param, _validated
 from flags.api.scoping import EnvironmentFlagView
 from flags.diff import diff_configs
 from flags.lookups import get_environment, get_flag, get_version
@@ -79,7 +79,7 @@ class VersionsView(ListAPIView[ConfigVersion]):
     @extend_schema(request=VersionCreateSerializer, responses={201: VersionSerializer})
     def post(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
-        data = _validated(VersionCreateSerializer, request)
+        data = validated_body(VersionCreateSerializer, request)
         created = services.create_version(
             flag=flag,
             content=data["content"],
@@ -104,7 +104,7 @@ class ValidateView(APIView):
     @extend_schema(request=ContentSerializer, responses=ValidationResultSerializer)
     def post(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
-        data = _validated(ContentSerializer, request)
+        data = validated_body(ContentSerializer, request)
         result = services.validate_content(flag=flag, content=data["content"])
         return Response(
             {
@@ -125,8 +125,8 @@ class DiffView(APIView):
     )
     def get(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
-        old = get_version(flag, _int_param(request, "from"))
-        new = get_version(flag, _int_param(request, "to"))
+        old = get_version(flag, int_param(request, "from"))
+        new = get_version(flag, int_param(request, "to"))
         diff = diff_configs(old.content, new.content)
         return Response({"flag": flag.key, "from": old.number, "to": new.number, **diff.as_dict()})
 
@@ -140,7 +140,7 @@ class PublishView(EnvironmentFlagView):
     @extend_schema(request=PublishSerializer, responses=FlagStateSerializer)
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(PublishSerializer, request)
+        data = validated_body(PublishSerializer, request)
         state = services.publish_version(
             flag=flag,
             environment=environment,
@@ -161,7 +161,7 @@ class EnableView(EnvironmentFlagView):
     @extend_schema(request=ReasonSerializer, responses=FlagStateSerializer)
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = _validated(ReasonSerializer, request)
+        data = validated_body(ReasonSerializer, request)
         state = services.set_flag_enabled(
             flag=flag,
             environment=environment,

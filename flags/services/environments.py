@@ -8,12 +8,12 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict
 from flags.models import Environment
-from flags.services.guards import _check_key
+from flags.services.guards import check_key
 
 
 @transaction.atomic
 def create_environment(*, key: str, name: str, actor: Actor) -> Environment:
-    _check_key(key)
+    check_key(key)
     if Environment.objects.filter(key=key).exists():
         raise Conflict(f"An environment with key '{key}' already exists.", code="duplicate_key")
     try:

@@ -12,8 +12,8 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Flag, FlagState, Surface
-from flags.services.guards import _check_key, _lock_flag
-from flags.services.revisions import _bump_revisions
+from flags.services.guards import check_key, lock_flag
+from flags.services.revisions import bump_revisions
 
 
 @transaction.atomic
@@ -32,7 +32,7 @@ def create_flag(
             f"Unknown surface '{surface}'.",
             errors=[{"path": "surface", "message": f"Choose one of: {', '.join(Surface.values)}."}],
         )
-    _check_key(key)
+    check_key(key)
     if Flag.objects.filter(key=key).exists():
         raise Conflict(f"A flag with key '{key}' already exists.", code="duplicate_key")
     try:
@@ -70,7 +70,7 @@ def _flag_fields(flag: Flag) -> dict[str, Any]:
 @transaction.atomic
 def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason: str = "") -> Flag:
     """Change a flag's descriptive fields; a stickiness change re-keys splits, so it bumps revisions."""
-    flag = _lock_flag(flag)
+    flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
     editable = {"name", "description", "surface", "owner", "stickiness"}
@@ -94,7 +94,7 @@ def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason:
         return flag
     flag.save(update_fields=list(diff))
     if "stickiness" in diff or "surface" in diff:
-        _bump_revisions(FlagState.objects.filter(flag=flag).values_list("environment_id", flat=True))
+        bump_revisions(FlagState.objects.filter(flag=flag).values_list("environment_id", flat=True))
     audit.record(
         actor=actor, action="flag.updated", target=flag, changes=diff, reason=reason, flag_key=flag.key
     )
@@ -104,7 +104,7 @@ def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason:
 @transaction.atomic
 def archive_flag(*, flag: Flag, actor: Actor, reason: str = "") -> Flag:
     """Archive a flag: it stops serving everywhere and accepts no new versions."""
-    flag = _lock_flag(flag)
+    flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is already archived.", code="flag_archived")
     enabled_states = FlagState.objects.filter(flag=flag, enabled=True)
@@ -112,7 +112,7 @@ def archive_flag(*, flag: Flag, actor: Actor, reason: str = "") -> Flag:
     enabled_states.update(enabled=False, updated_at=timezone.now())
     flag.archived_at = timezone.now()
     flag.save(update_fields=["archived_at"])
-    _bump_revisions(environment_ids)
+    bump_revisions(environment_ids)
     audit.record(
         actor=actor,
         action="flag.archived",

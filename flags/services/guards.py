@@ -8,7 +8,7 @@ from controlplane.errors import Conflict, InvalidInput
 from flags.models import KEY_VALIDATOR, Environment, Flag, FlagState
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     """Hold keys to the model's format: the ORM does not run field validators on create()."""
     try:
         KEY_VALIDATOR(key)
@@ -18,17 +18,17 @@ def _check_key(key: str) -> None:
         ) from None
 
 
-def _lock_flag(flag: Flag) -> Flag:
+def lock_flag(flag: Flag) -> Flag:
     return Flag.objects.select_for_update().get(pk=flag.pk)
 
 
-def _lock_state(flag: Flag, environment: Environment) -> FlagState:
+def lock_state(flag: Flag, environment: Environment) -> FlagState:
     state, _ = FlagState.objects.select_for_update().get_or_create(flag=flag, environment=environment)
     return state
 
 
-def _writable_state(flag: Flag, environment: Environment) -> FlagState:
-    flag = _lock_flag(flag)
+def writable_state(flag: Flag, environment: Environment) -> FlagState:
+    flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
-    return _lock_state(flag, environment)
+    return lock_state(flag, environment)

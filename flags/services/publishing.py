@@ -11,8 +11,8 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, NotFound
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
-from flags.services.guards import _lock_flag, _lock_state
-from flags.services.revisions import _bump_revisions
+from flags.services.guards import lock_flag, lock_state
+from flags.services.revisions import bump_revisions
 
 
 @transaction.atomic
@@ -20,14 +20,14 @@ def publish_version(
     *, flag: Flag, environment: Environment, number: int, actor: Actor, reason: str = ""
 ) -> FlagState:
     """Make a version the one an environment serves."""
-    flag = _lock_flag(flag)
+    flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
     try:
         version = ConfigVersion.objects.get(flag=flag, number=number)
     except ConfigVersion.DoesNotExist:
         raise NotFound(f"Flag '{flag.key}' has no version {number}.") from None
-    state = _lock_state(flag, environment)
+    state = lock_state(flag, environment)
     previous = state.serving_version.number if state.serving_version else None
     if previous == number:
         return state
@@ -40,7 +40,7 @@ def publish_version(
     if promoted is not None:
         Split.objects.filter(pk=promoted.pk).update(cleared_at=timezone.now())
         changes["split_cleared"] = promoted.split_id
-    _bump_revisions([environment.pk])
+    bump_revisions([environment.pk])
     audit.record(
         actor=actor,
         action="version.published",
@@ -57,10 +57,10 @@ def publish_version(
 def set_flag_enabled(
     *, flag: Flag, environment: Environment, enabled: bool, actor: Actor, reason: str = ""
 ) -> FlagState:
-    flag = _lock_flag(flag)
+    flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
-    state = _lock_state(flag, environment)
+    state = lock_state(flag, environment)
     if enabled and state.serving_version_id is None:
         raise Conflict(
             f"Flag '{flag.key}' has no published version in '{environment.key}'; publish one first.",
@@ -70,7 +70,7 @@ def set_flag_enabled(
         return state
     state.enabled = enabled
     state.save(update_fields=["enabled", "updated_at"])
-    _bump_revisions([environment.pk])
+    bump_revisions([environment.pk])
     audit.record(
         actor=actor,
         action="flag.enabled" if enabled else "flag.disabled",

@@ -12,7 +12,7 @@ from flags.models import Environment
 from flags.snapshots import announce_revisions
 
 
-def _bump_revisions(environment_ids: Iterable[int]) -> None:
+def bump_revisions(environment_ids: Iterable[int]) -> None:
     """Bump the revisions; after commit, announce them so every process drops its snapshot."""
     ids = sorted(set(environment_ids))
     if ids:

@@ -12,8 +12,8 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import ConfigVersion, Environment, Flag, Split
-from flags.services.guards import _lock_flag, _writable_state
-from flags.services.revisions import _bump_revisions
+from flags.services.guards import lock_flag, writable_state
+from flags.services.revisions import bump_revisions
 from flagstaff.engine import BUCKETS
 
 
@@ -40,7 +40,7 @@ def set_split(
             f"The weight is in basis points, from 0 to {BUCKETS}.",
             errors=[{"path": "weight", "message": f"must be a whole number from 0 to {BUCKETS}"}],
         )
-    state = _writable_state(flag, environment)
+    state = writable_state(flag, environment)
     if state.serving_version is None:
         raise Conflict(
             f"Flag '{flag.key}' has no published version in '{environment.key}'; publish one first.",
@@ -69,7 +69,7 @@ def set_split(
     split = Split.objects.create(
         flag=flag, environment=environment, candidate=version, weight=weight, seed=secrets.token_hex(8)
     )
-    _bump_revisions([environment.pk])
+    bump_revisions([environment.pk])
     audit.record(
         actor=actor,
         action="split.created",
@@ -94,7 +94,7 @@ def _change_split_weight(
     before = split.weight
     split.weight = weight
     split.save(update_fields=["weight", "updated_at"])
-    _bump_revisions([environment.pk])
+    bump_revisions([environment.pk])
     audit.record(
         actor=actor,
         action="split.weight_changed",
@@ -110,13 +110,13 @@ def _change_split_weight(
 @transaction.atomic
 def clear_split(*, flag: Flag, environment: Environment, actor: Actor, reason: str = "") -> Split | None:
     """End the active split: everyone gets the serving version again. None when there was none."""
-    flag = _lock_flag(flag)
+    flag = lock_flag(flag)
     split = _lock_active_split(flag, environment)
     if split is None:
         return None
     split.cleared_at = timezone.now()
     split.save(update_fields=["cleared_at", "updated_at"])
-    _bump_revisions([environment.pk])
+    bump_revisions([environment.pk])
     audit.record(
         actor=actor,
         action="split.cleared",

@@ -12,8 +12,8 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, NotFound
 from flags.definitions import states_using_segment, usage_list
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
-from flags.services.guards import _check_key, _writable_state
-from flags.services.revisions import _bump_revisions
+from flags.services.guards import check_key, writable_state
+from flags.services.revisions import bump_revisions
 from flagstaff.engine import ConstraintError, compile_constraints
 from flagstaff.engine.constraints import LIST_OPERATORS
 
@@ -109,7 +109,7 @@ def _segment_fields(segment: Segment) -> dict[str, Any]:
 def create_segment(
     *, key: str, name: str, constraints: object, actor: Actor, description: str = ""
 ) -> Segment:
-    _check_key(key)
+    check_key(key)
     normal = _valid_constraints(constraints)
     if Segment.objects.filter(key=key).exists():
         raise Conflict(f"A segment with key '{key}' already exists.", code="duplicate_key")
@@ -154,7 +154,7 @@ def update_segment(
         return segment
     segment.save(update_fields=[*diff, "updated_at"])
     users = states_using_segment(segment.key) if "constraints" in diff else []
-    _bump_revisions(state.environment_id for state in users)
+    bump_revisions(state.environment_id for state in users)
     audit.record(
         actor=actor,
         action="segment.updated",
@@ -202,7 +202,7 @@ def _save_rules(
 ) -> FlagState:
     state.rules = rules
     state.save(update_fields=["rules", "updated_at"])
-    _bump_revisions([state.environment_id])
+    bump_revisions([state.environment_id])
     audit.record(
         actor=actor,
         action=action,
@@ -227,7 +227,7 @@ def add_rule(
     position: int | None = None,
 ) -> FlagState:
     """Insert a targeting rule at `position` (default: last, the lowest priority)."""
-    state = _writable_state(flag, environment)
+    state = writable_state(flag, environment)
     rule = _valid_rule(
         flag=flag, constraints=constraints, segments=segments, version=version, description=description
     )
@@ -255,7 +255,7 @@ def update_rule(
     description: str | None = None,
 ) -> FlagState:
     """Change the given fields of a rule; the others are kept."""
-    state = _writable_state(flag, environment)
+    state = writable_state(flag, environment)
     before = state.rules[_rule_index(state, index, flag, environment)]
     rule = _valid_rule(
         flag=flag,
@@ -275,7 +275,7 @@ def update_rule(
 @transaction.atomic
 def move_rule(*, flag: Flag, environment: Environment, index: int, to_index: int, actor: Actor) -> FlagState:
     """Move a rule to another priority; the rules in between shift by one."""
-    state = _writable_state(flag, environment)
+    state = writable_state(flag, environment)
     _rule_index(state, index, flag, environment)
     last = len(state.rules) - 1
     if not 0 <= to_index <= last:
@@ -293,7 +293,7 @@ def move_rule(*, flag: Flag, environment: Environment, index: int, to_index: int
 
 @transaction.atomic
 def remove_rule(*, flag: Flag, environment: Environment, index: int, actor: Actor) -> FlagState:
-    state = _writable_state(flag, environment)
+    state = writable_state(flag, environment)
     rules = list(state.rules)
     removed = rules.pop(_rule_index(state, index, flag, environment))
     changes = {"index": index, "rule": removed}

@@ -11,10 +11,10 @@ from flags.lookups import get_flag
 from flags.models import Flag
 
 
-def _can_write(request: HttpRequest, flag: Flag | None = None) -> bool:
+def can_write(request: HttpRequest, flag: Flag | None = None) -> bool:
     return Scope.WRITE in scopes_for_user(request.user) and not (flag and flag.is_archived)
 
 
-def _writable_flag(request: HttpRequest, key: str) -> Flag:
+def writable_flag(request: HttpRequest, key: str) -> Flag:
     require_scope(request, Scope.WRITE)
     return get_flag(key)

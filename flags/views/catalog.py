@@ -41,7 +41,7 @@ def _usd(value: Decimal | None) -> str:
     return f"${value:.2f}" if value == round(value, 2) else f"${value.normalize()}"
 
 
-def _model_row(model: ClaudeModel, today: date) -> dict[str, Any]:
+def model_row(model: ClaudeModel, today: date) -> dict[str, Any]:
     prices = _current_prices(model, today)
     days = (model.retires_at - today).days if model.retires_at else None
     contexts = sorted({context for (_, _, context) in prices if context})
@@ -78,7 +78,7 @@ def model_catalog(request: HttpRequest) -> HttpResponse:
     today = timezone.now().date()
     models = _catalog_order(ClaudeModel.objects.with_prices())
     groups = [
-        (line or "other", [_model_row(model, today) for model in group])
+        (line or "other", [model_row(model, today) for model in group])
         for line, group in groupby(models, key=lambda model: model.line)
     ]
     context = {"groups": groups, "price_columns": [label for label, _ in PRICE_COLUMNS], "today": today}

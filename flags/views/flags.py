@@ -15,7 +15,7 @@ from flags import services
 from flags.forms import EnvironmentForm, FlagForm, PublishForm
 from flags.lookups import get_environment, get_flag
 from flags.models import ConfigVersion, Environment, Flag
-from flags.views.access import _can_write, _writable_flag
+from flags.views.access import can_write, writable_flag
 from flags.views.targeting_section import targeting_sections
 
 
@@ -31,7 +31,7 @@ def _list_page(
         "environments": Environment.objects.by_key(),
         "flag_form": flag_form or FlagForm(),
         "environment_form": environment_form or EnvironmentForm(),
-        "can_write": _can_write(request),
+        "can_write": can_write(request),
     }
     return render_page(request, "flags/list.html", context)
 
@@ -77,7 +77,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
         "flag": flag,
         "environments": [(env, states.get(env.pk)) for env in Environment.objects.by_key()],
         "versions": versions,
-        "can_write": _can_write(request, flag),
+        "can_write": can_write(request, flag),
         "targeting": targeting_sections(flag, states),
     }
     return render(request, "flags/detail.html", context)
@@ -86,7 +86,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 @require_POST
 def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     form = PublishForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a version to publish.")
@@ -104,7 +104,7 @@ def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
 @login_required
 @require_POST
 def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     try:
         services.set_flag_enabled(
             flag=flag, environment=environment, enabled=enabled, actor=ui_actor(request)

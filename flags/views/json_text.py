@@ -6,5 +6,5 @@ import json
 from typing import Any
 
 
-def _pretty(value: Any) -> str:
+def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)

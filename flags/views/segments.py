@@ -15,9 +15,9 @@ from flags import services
 from flags.forms import SegmentCreateForm, SegmentForm
 from flags.lookups import get_segment
 from flags.models import FlagState, Segment
-from flags.views.access import _can_write
+from flags.views.access import can_write
 from flags.views.constraints import describe_constraint
-from flags.views.json_text import _pretty
+from flags.views.json_text import pretty_json
 
 
 def _segment_usage() -> dict[str, list[FlagState]]:
@@ -50,7 +50,7 @@ def segment_list(request: HtmxHttpRequest) -> HttpResponse:
         (segment, [describe_constraint(c) for c in segment.constraints], usage.get(segment.key, []))
         for segment in Segment.objects.order_by("key")
     ]
-    context = {"segments": segments, "form": form, "can_write": _can_write(request)}
+    context = {"segments": segments, "form": form, "can_write": can_write(request)}
     return render(request, "flags/segments.html", context)
 
 
@@ -60,7 +60,7 @@ def segment_detail(request: HtmxHttpRequest, key: str) -> HttpResponse:
     initial = {
         "name": segment.name,
         "description": segment.description,
-        "constraints": _pretty(segment.constraints),
+        "constraints": pretty_json(segment.constraints),
     }
     form = SegmentForm(request.POST or None, initial=initial)
     if request.method == "POST":
@@ -78,7 +78,7 @@ def segment_detail(request: HtmxHttpRequest, key: str) -> HttpResponse:
         "described": [describe_constraint(c) for c in segment.constraints],
         "used_by": _segment_usage().get(segment.key, []),
         "form": form,
-        "can_write": _can_write(request),
+        "can_write": can_write(request),
     }
     return render(request, "flags/segment.html", context)
 

@@ -19,7 +19,7 @@ from flags.forms import RuleForm, RuleMoveForm, SplitForm, TryContextForm
 from flags.lookups import get_environment, get_flag
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
 from flags.targeting import control_band, try_context
-from flags.views.access import _can_write, _writable_flag
+from flags.views.access import can_write, writable_flag
 from flags.views.constraints import describe_constraint
 
 # Targeting: per environment, the rules, the split and "try a context" form one section, shown
@@ -120,7 +120,7 @@ def _targeting_response(
     section = _targeting_section(
         flag, environment, state, split, _version_numbers(flag), _segment_keys(), **parts
     )
-    context = {"flag": flag, "can_write": _can_write(request, flag), "t": section}
+    context = {"flag": flag, "can_write": can_write(request, flag), "t": section}
     return render(request, "flags/_targeting.html" if request.htmx else "flags/targeting.html", context)
 
 
@@ -142,7 +142,7 @@ def targeting(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
 @login_required
 @require_POST
 def rule_add(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     form = RuleForm(
         request.POST,
         versions=_version_numbers(flag),
@@ -165,7 +165,7 @@ def rule_add(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
 @login_required
 @require_POST
 def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     form = RuleMoveForm(request.POST)
     if not form.is_valid():
         return _targeting_done(request, flag, environment, "Choose where to move the rule.", error=True)
@@ -182,7 +182,7 @@ def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpR
 @login_required
 @require_POST
 def rule_remove(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     try:
         services.remove_rule(flag=flag, environment=environment, index=index, actor=ui_actor(request))
     except DomainError as error:
@@ -193,7 +193,7 @@ def rule_remove(request: HtmxHttpRequest, key: str, env: str, index: int) -> Htt
 @login_required
 @require_POST
 def split_set(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     state = (
         FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
     )
@@ -225,7 +225,7 @@ def split_set(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
 @login_required
 @require_POST
 def split_clear(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
-    flag, environment = _writable_flag(request, key), get_environment(env)
+    flag, environment = writable_flag(request, key), get_environment(env)
     try:
         cleared = services.clear_split(flag=flag, environment=environment, actor=ui_actor(request))
     except DomainError as error:

@@ -14,9 +14,9 @@ from django.utils import timezone
 from flags.diff import CollectionDiff, ConfigDiff, DiffLine, diff_configs
 from flags.lookups import get_flag, get_version
 from flags.models import ClaudeModel, ConfigVersion
-from flags.views.catalog import _model_row
-from flags.views.json_text import _pretty
-from flags.views.versions import _number
+from flags.views.catalog import model_row
+from flags.views.json_text import pretty_json
+from flags.views.versions import version_number_param
 
 KIND_LABELS = {
     "model_swap": "Model swap",
@@ -34,7 +34,7 @@ def _shown(value: Any) -> str:
     """A diff value as text; the diff uses None for a value that is absent."""
     if value is None:
         return "(absent)"
-    return value if isinstance(value, str) else _pretty(value)
+    return value if isinstance(value, str) else pretty_json(value)
 
 
 def _side_by_side(lines: Iterable[DiffLine]) -> list[tuple[DiffLine | None, DiffLine | None]]:
@@ -67,7 +67,7 @@ def _model_swap(diff: ConfigDiff) -> list[dict[str, Any]] | None:
         for name in (model.model_id, *model.aliases)
     }
     return [
-        {"id": model_id, "row": _model_row(catalog[model_id], today) if model_id in catalog else None}
+        {"id": model_id, "row": model_row(catalog[model_id], today) if model_id in catalog else None}
         for model_id in (change.old, change.new)
     ]
 
@@ -109,7 +109,7 @@ def _collection(label: str, collection: CollectionDiff) -> dict[str, Any]:
 
 
 def _compared(query: QueryDict) -> tuple[int, int] | None:
-    old, new = _number(query.get("from")), _number(query.get("to"))
+    old, new = version_number_param(query.get("from")), version_number_param(query.get("to"))
     return (old, new) if old is not None and new is not None else None
 
 

@@ -15,12 +15,12 @@ from flags import services
 from flags.forms import VersionForm, starter_content
 from flags.lookups import get_flag, get_version
 from flags.models import ConfigVersion, Flag, FlagState
-from flags.views.access import _can_write, _writable_flag
-from flags.views.json_text import _pretty
+from flags.views.access import can_write, writable_flag
+from flags.views.json_text import pretty_json
 from flagstaff.render import RenderError, render_request
 
 
-def _number(value: str | None) -> int | None:
+def version_number_param(value: str | None) -> int | None:
     if not value:
         return None
     if not value.isdigit():
@@ -35,13 +35,13 @@ def _editor_start(flag: Flag, from_number: int | None) -> dict[str, Any]:
     else:
         source = ConfigVersion.objects.for_flag(flag).first()
     content = source.content if source else starter_content(flag.surface)
-    return {"content": _pretty(content), "parent": source.number if source else None}
+    return {"content": pretty_json(content), "parent": source.number if source else None}
 
 
 @login_required
 def version_new(request: HtmxHttpRequest, key: str) -> HttpResponse:
-    flag = _writable_flag(request, key)
-    initial = _editor_start(flag, _number(request.GET.get("from")))
+    flag = writable_flag(request, key)
+    initial = _editor_start(flag, version_number_param(request.GET.get("from")))
     form = VersionForm(request.POST or None, flag=flag, initial=initial)
     if form.is_valid() and form.saving:
         data = form.cleaned_data
@@ -67,7 +67,7 @@ def _rendered_request(content: dict[str, Any]) -> dict[str, Any]:
         rendered = render_request(content, secrets=lambda name: "<secret:" + name + ">")
     except RenderError as error:
         return {"error": str(error)}
-    return {"json": _pretty(rendered.kwargs), "beta": rendered.beta}
+    return {"json": pretty_json(rendered.kwargs), "beta": rendered.beta}
 
 
 @login_required
@@ -77,9 +77,9 @@ def version_detail(request: HttpRequest, key: str, number: int) -> HttpResponse:
     context = {
         "flag": flag,
         "version": version,
-        "content_json": _pretty(version.content),
+        "content_json": pretty_json(version.content),
         "rendered": _rendered_request(version.content),
         "serving_in": FlagState.objects.filter(serving_version=version).select_related("environment"),
-        "can_write": _can_write(request, flag),
+        "can_write": can_write(request, flag),
     }
     return render(request, "flags/version.html", context)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.auth import actor_for_request
+from controlplane.inputs import validated_body
 from controlplane.models import Scope
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags.lookups import get_flag
@@ -30,12 +31,6 @@ from telemetry.models.incidents import (
 from telemetry.services import budgets, webhooks
 
 ADMIN_ONLY = {"GET": Scope.ADMIN, "POST": Scope.ADMIN, "PATCH": Scope.ADMIN, "DELETE": Scope.ADMIN}
-
-
-def _validated(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 # Incidents
@@ -98,7 +93,7 @@ class IncidentResolveView(APIView):
     @extend_schema(request=ReasonSerializer, responses=IncidentSerializer)
     def post(self, request: Request, pk: int) -> Response:
         incident = get_object_or_404(Incident.objects.select_related("flag", "environment"), pk=pk)
-        data = _validated(ReasonSerializer, request)
+        data = validated_body(ReasonSerializer, request)
         incident = budgets.resolve_incident(
             incident=incident, actor=actor_for_request(request), reason=data["reason"]
         )
@@ -153,7 +148,7 @@ class FlagBudgetsView(APIView):
     @extend_schema(request=FlagBudgetsUpdateSerializer, responses=FlagBudgetsSerializer)
     def patch(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
-        data = _validated(FlagBudgetsUpdateSerializer, request)
+        data = validated_body(FlagBudgetsUpdateSerializer, request)
         reason = data.pop("reason")
         flag = budgets.update_flag_budgets(
             flag=flag, changes=data, actor=actor_for_request(request), reason=reason
@@ -203,7 +198,7 @@ class WebhooksView(ListAPIView[Webhook]):
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer})
     def post(self, request: Request) -> Response:
-        data = _validated(WebhookCreateSerializer, request)
+        data = validated_body(WebhookCreateSerializer, request)
         webhook = webhooks.create_webhook(actor=actor_for_request(request), **data)
         # The secret is returned this once; no other response includes it.
         return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
@@ -219,7 +214,7 @@ class WebhookDetailView(APIView):
     @extend_schema(request=WebhookUpdateSerializer, responses=WebhookSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         webhook = get_object_or_404(Webhook, pk=pk)
-        data = _validated(WebhookUpdateSerializer, request)
+        data = validated_body(WebhookUpdateSerializer, request)
         reason = data.pop("reason")
         webhook = webhooks.update_webhook(
             webhook=webhook, changes=data, actor=actor_for_request(request), reason=reason

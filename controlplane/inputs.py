@@ -1,4 +1,5 @@
-"""Request input the API views read: a serializer-validated body and whole-number query parameters."""
+"""Request input the API views of every app read: a serializer-validated body and whole-number
+query parameters."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from rest_framework.request import Request
 from controlplane.errors import InvalidInput
 
 
-def _validated(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
+def validated_body(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
 
-def _int_param(request: Request, name: str) -> int:
+def int_param(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         raise InvalidInput(
