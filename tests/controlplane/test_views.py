@@ -104,7 +104,7 @@ def test_audit__editor__is_forbidden_with_a_reason(editor):
     assert b"Auditor and Admin roles" in response.content
 
 
-def test_audit__auditor__lists_entries_with_a_verified_chain(auditor):
+def test_audit__auditor__lists_entries_and_fetches_the_chain_verdict_after_loading(auditor):
     make_flag(key="support-chat")
 
     response = logged_in(auditor).get(reverse("core:audit"))
@@ -112,7 +112,29 @@ def test_audit__auditor__lists_entries_with_a_verified_chain(auditor):
     body = response.content.decode()
     assert response.status_code == 200
     assert "flag.created" in body
-    assert "chain-ok" in body
+    assert "Verifying the chain of 1 entry" in body
+    assert f'hx-get="{reverse("core:audit-chain")}" hx-trigger="load"' in body
+    assert "chain-ok" not in body
+
+
+def test_audit_chain__intact__verified_with_the_entry_count(auditor):
+    make_flag(key="support-chat")
+    make_flag(key="other")
+
+    response = logged_in(auditor).get(reverse("core:audit-chain"))
+
+    assert response.status_code == 200
+    assert "<html" not in response.content.decode()
+    assert "chain-ok" in response.content.decode()
+    assert "All 2 entries link up" in text(response)
+
+
+def test_audit_chain__editor__is_forbidden(editor):
+    assert logged_in(editor).get(reverse("core:audit-chain")).status_code == 403
+
+
+def test_audit_chain__anonymous__redirects_to_login():
+    assert_login_redirect(Client().get(reverse("core:audit-chain")))
 
 
 def test_audit__flag_filter__shows_only_that_flag_and_exports_with_the_filter(auditor):
@@ -172,7 +194,7 @@ def test_audit__altered_entry__names_the_first_broken_entry(auditor):
     with append_only_trigger_off():
         AuditEntry.objects.filter(pk=entry.pk).update(reason="edited behind the log's back")
 
-    response = logged_in(auditor).get(reverse("core:audit"))
+    response = logged_in(auditor).get(reverse("core:audit-chain"))
 
     assert "chain-broken" in response.content.decode()
     assert f"at entry #{entry.pk}" in response.content.decode()
