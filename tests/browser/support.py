@@ -1,6 +1,9 @@
-"""What the browser tests share besides fixtures: where Chromium is, where screenshots go."""
+"""What the browser tests share besides fixtures: where Chromium is, where screenshots go, and
+logging in."""
 
 from pathlib import Path
+
+from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, and none of Chromium's own network traffic: this machine reaches only loopback.
@@ -15,3 +18,12 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "correct horse battery staple"
+
+
+def log_in(page: Page, url: str, username: str) -> None:
+    """Open `url` (a page that asks for a login first, or the login page) and log in as
+    `username`, whose password is PASSWORD."""
+    page.goto(url)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")

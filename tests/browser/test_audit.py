@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from controlplane.models import Role
-from tests.browser.support import PASSWORD
+from tests.browser.support import PASSWORD, log_in
 from tests.factories import make_flag, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -15,10 +15,7 @@ def test_audit_page__in_a_browser__shows_the_entries_then_the_verified_chain(liv
     make_flag(key="billing-bot")
     make_user(role=Role.AUDITOR, username="auditor@example.com", password=PASSWORD)
 
-    page.goto(f"{live_server.url}/login/?next=/audit/")
-    page.fill("input[name=username]", "auditor@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, f"{live_server.url}/login/?next=/audit/", "auditor@example.com")
 
     expect(page.locator("h1")).to_have_text("Audit log")
     expect(page.locator("#audit_results")).to_contain_text("flag billing-bot")

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from controlplane.models import Role
 from telemetry.services.ingest import ingest_calls
-from tests.browser.support import ARTIFACTS, PASSWORD
+from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.factories import make_environment, make_flag, make_user, make_version
 from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
 
@@ -36,10 +36,7 @@ def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live
     ingest_calls(records=records)
     make_user(role=Role.VIEWER, username="reader@example.com", password=PASSWORD)
 
-    page.goto(f"{live_server.url}/login/?next=/telemetry/flags/support-chat/")
-    page.fill("input[name=username]", "reader@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, f"{live_server.url}/login/?next=/telemetry/flags/support-chat/", "reader@example.com")
 
     expect(page.locator("h1")).to_contain_text("support-chat")
     page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length === 3")

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from controlplane.models import Role
 from flags.models import ConfigVersion
-from tests.browser.support import ARTIFACTS, PASSWORD
+from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.factories import VALID_CONTENT, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,10 +24,7 @@ def test_flow__two_versions_with_a_model_swap__diff_highlights_the_swap(live_ser
     make_user(role=Role.EDITOR, username="owner@example.com", password=PASSWORD)
     validation = page.locator("#validation")
 
-    page.goto(f"{live_server.url}/flags/")
-    page.fill("input[name=username]", "owner@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, f"{live_server.url}/flags/", "owner@example.com")
     expect(page.locator("h1")).to_have_text("Flags")
 
     page.fill("#new-flag input[name=key]", "support-chat")
@@ -68,10 +65,7 @@ def test_flow__two_versions_with_a_model_swap__diff_highlights_the_swap(live_ser
 
 def test_flow__live_search__replaces_only_the_results(live_server, page):
     make_user(role=Role.VIEWER, username="reader@example.com", password=PASSWORD)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "reader@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, f"{live_server.url}/login/", "reader@example.com")
 
     page.fill("input[name=q]", "no-such-flag")
 

@@ -9,7 +9,7 @@ from controlplane.audit import Actor
 from controlplane.models import Role
 from flags import services
 from flags.models import FlagState, Split
-from tests.browser.support import ARTIFACTS, PASSWORD
+from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.factories import VALID_CONTENT, make_environment, make_flag, make_user, make_version
 
 SYSTEM = Actor.system("tests")
@@ -31,10 +31,7 @@ def support_chat_serving_v1() -> None:
 def test_targeting__rule_try_and_split__shown_on_the_flag_page(live_server, page):
     make_user(role=Role.EDITOR, username="owner@example.com", password=PASSWORD)
     support_chat_serving_v1()
-    page.goto(f"{live_server.url}/flags/support-chat/")
-    page.fill("input[name=username]", "owner@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, f"{live_server.url}/flags/support-chat/", "owner@example.com")
     section = page.locator("#targeting-production")
     expect(section.locator("h2")).to_contain_text("Targeting in production")
 
