@@ -6,6 +6,7 @@ is now (`flags.definitions.flag_definition`), so an edit shows at once, before a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,13 @@ from flagstaff.engine.resolve import CONTROL_BAND_MAX_WEIGHT
 def control_band(weight: int) -> tuple[int, int] | None:
     """The buckets of a split's control arm, [weight, 2 * weight), when the weight leaves room."""
     return (weight, 2 * weight) if weight <= CONTROL_BAND_MAX_WEIGHT else None
+
+
+def rules_tag(rules: list[dict[str, Any]]) -> str:
+    """A fingerprint of a rule list, for a caller to send back with a change to that list: the
+    API's ETag / If-Match on rules, the targeting forms' hidden field."""
+    canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def check_context(context: object) -> dict[str, Any]:

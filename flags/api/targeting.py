@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -18,7 +19,7 @@ from flags import services
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag, get_segment
 from flags.models import Environment, Flag, FlagState, Segment, Split
-from flags.targeting import control_band, try_context
+from flags.targeting import control_band, rules_tag, try_context
 
 # Targeting: segments, rules, splits, and trying a context. Constraints and segment references
 # are JSON here; the services check them with the engine's strict compile, which names the path.
@@ -86,6 +87,7 @@ class RulesSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     environment = serializers.CharField()
     revision = serializers.IntegerField()
+    rules_tag = serializers.CharField(help_text="The rules' fingerprint, also the ETag: send it as If-Match")
     rules = RuleSerializer(many=True)
 
 
@@ -105,20 +107,66 @@ class RuleUpdateSerializer(StrictSerializer):
 
 
 class RuleMoveSerializer(StrictSerializer):
-    to = serializers.IntegerField(min_value=0)
+    to = serializers.IntegerField(min_value=0, source="to_index")
 
 
-def _rules_document(flag: Flag, environment: Environment) -> dict[str, Any]:
-    """The rules in priority order, each with its index (the address of the rule's endpoints)."""
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The rules' ETag as read: if they have changed since, 412 rules_changed and no change",
+)
+
+
+def _expected_rules(request: Request) -> str | None:
+    """The rules tag the caller read (`If-Match`), or None: change the rules as they are now."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        return None
+    return header.removeprefix("W/").strip('"')
+
+
+def _rules_response(flag: Flag, environment: Environment, status_code: int = status.HTTP_200_OK) -> Response:
+    """The rules in priority order, each with its index (the address of the rule's endpoints),
+    with their tag as the ETag."""
     environment.refresh_from_db(fields=["revision"])
     state = FlagState.objects.filter(flag=flag, environment=environment).only("rules").first()
     rules = state.rules if state else []
-    return {
+    document = {
         "flag": flag.key,
         "environment": environment.key,
         "revision": environment.revision,
+        "rules_tag": rules_tag(rules),
         "rules": [{"index": index, "description": "", **rule} for index, rule in enumerate(rules)],
     }
+    return Response(
+        RulesSerializer(document).data, status=status_code, headers={"ETag": f'"{rules_tag(rules)}"'}
+    )
+
+
+def _changed_rules(
+    request: Request,
+    key: str,
+    env: str,
+    change: Callable[..., FlagState],
+    *,
+    body: type[serializers.Serializer[Any]] | None = None,
+    status_code: int = status.HTTP_200_OK,
+    **fields: Any,
+) -> Response:
+    """One change to the rules, by the caller and against the rules it read (If-Match), with
+    the request body's validated fields; answers with the rules as they are now."""
+    flag, environment = get_flag(key), get_environment(env)
+    if body is not None:
+        fields |= validated_body(body, request)
+    change(
+        flag=flag,
+        environment=environment,
+        actor=actor_for_request(request),
+        expected_rules=_expected_rules(request),
+        **fields,
+    )
+    return _rules_response(flag, environment, status_code)
 
 
 class RulesView(EnvironmentFlagView):
@@ -126,52 +174,36 @@ class RulesView(EnvironmentFlagView):
 
     @extend_schema(responses=RulesSerializer)
     def get(self, request: Request, key: str, env: str) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+        return _rules_response(get_flag(key), get_environment(env))
 
-    @extend_schema(request=RuleCreateSerializer, responses={201: RulesSerializer})
+    @extend_schema(request=RuleCreateSerializer, parameters=[IF_MATCH], responses={201: RulesSerializer})
     def post(self, request: Request, key: str, env: str) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(RuleCreateSerializer, request)
-        services.add_rule(flag=flag, environment=environment, actor=actor_for_request(request), **data)
-        document = RulesSerializer(_rules_document(flag, environment)).data
-        return Response(document, status=status.HTTP_201_CREATED)
+        return _changed_rules(
+            request,
+            key,
+            env,
+            services.add_rule,
+            body=RuleCreateSerializer,
+            status_code=status.HTTP_201_CREATED,
+        )
 
 
 class RuleDetailView(EnvironmentFlagView):
     """One rule by its index; an index past the last rule is 404."""
 
-    @extend_schema(request=RuleUpdateSerializer, responses=RulesSerializer)
+    @extend_schema(request=RuleUpdateSerializer, parameters=[IF_MATCH], responses=RulesSerializer)
     def patch(self, request: Request, key: str, env: str, index: int) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(RuleUpdateSerializer, request)
-        services.update_rule(
-            flag=flag, environment=environment, index=index, actor=actor_for_request(request), **data
-        )
-        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+        return _changed_rules(request, key, env, services.update_rule, body=RuleUpdateSerializer, index=index)
 
-    @extend_schema(responses=RulesSerializer)
+    @extend_schema(parameters=[IF_MATCH], responses=RulesSerializer)
     def delete(self, request: Request, key: str, env: str, index: int) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        services.remove_rule(
-            flag=flag, environment=environment, index=index, actor=actor_for_request(request)
-        )
-        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+        return _changed_rules(request, key, env, services.remove_rule, index=index)
 
 
 class RuleMoveView(EnvironmentFlagView):
-    @extend_schema(request=RuleMoveSerializer, responses=RulesSerializer)
+    @extend_schema(request=RuleMoveSerializer, parameters=[IF_MATCH], responses=RulesSerializer)
     def post(self, request: Request, key: str, env: str, index: int) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(RuleMoveSerializer, request)
-        services.move_rule(
-            flag=flag,
-            environment=environment,
-            index=index,
-            to_index=data["to"],
-            actor=actor_for_request(request),
-        )
-        return Response(RulesSerializer(_rules_document(flag, environment)).data)
+        return _changed_rules(request, key, env, services.move_rule, body=RuleMoveSerializer, index=index)
 
 
 class ActiveSplitSerializer(serializers.ModelSerializer[Split]):

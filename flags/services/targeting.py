@@ -9,11 +9,12 @@ from django.db import IntegrityError, transaction
 
 from controlplane import audit
 from controlplane.audit import Actor
-from controlplane.errors import Conflict, InvalidInput, NotFound
+from controlplane.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from flags.definitions import states_using_segment, usage_list
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
 from flags.services.guards import check_key, writable_state
 from flags.services.revisions import bump_revisions
+from flags.targeting import rules_tag
 from flagstaff.engine import ConstraintError, compile_constraints
 from flagstaff.engine.constraints import LIST_OPERATORS
 
@@ -197,6 +198,18 @@ def _rule_index(state: FlagState, index: int, flag: Flag, environment: Environme
     return index
 
 
+def _check_rules_tag(state: FlagState, expected: str | None, flag: Flag, environment: Environment) -> None:
+    """Rules are addressed by position, so a change meant for the list a caller read must not
+    land on a list someone has changed since: `expected` is the `rules_tag` it read."""
+    if expected is not None and expected != rules_tag(state.rules):
+        raise PreconditionFailed(
+            f"The rules of '{flag.key}' in '{environment.key}' changed since you read them; "
+            "read them again and retry.",
+            code="rules_changed",
+            extra={"rules_tag": rules_tag(state.rules)},
+        )
+
+
 def _save_rules(
     state: FlagState, rules: list[dict[str, Any]], *, actor: Actor, action: str, changes: dict[str, Any]
 ) -> FlagState:
@@ -225,9 +238,11 @@ def add_rule(
     description: str,
     actor: Actor,
     position: int | None = None,
+    expected_rules: str | None = None,
 ) -> FlagState:
     """Insert a targeting rule at `position` (default: last, the lowest priority)."""
     state = writable_state(flag, environment)
+    _check_rules_tag(state, expected_rules, flag, environment)
     rule = _valid_rule(
         flag=flag, constraints=constraints, segments=segments, version=version, description=description
     )
@@ -253,9 +268,11 @@ def update_rule(
     segments: object = None,
     version: int | None = None,
     description: str | None = None,
+    expected_rules: str | None = None,
 ) -> FlagState:
     """Change the given fields of a rule; the others are kept."""
     state = writable_state(flag, environment)
+    _check_rules_tag(state, expected_rules, flag, environment)
     before = state.rules[_rule_index(state, index, flag, environment)]
     rule = _valid_rule(
         flag=flag,
@@ -273,9 +290,18 @@ def update_rule(
 
 
 @transaction.atomic
-def move_rule(*, flag: Flag, environment: Environment, index: int, to_index: int, actor: Actor) -> FlagState:
+def move_rule(
+    *,
+    flag: Flag,
+    environment: Environment,
+    index: int,
+    to_index: int,
+    actor: Actor,
+    expected_rules: str | None = None,
+) -> FlagState:
     """Move a rule to another priority; the rules in between shift by one."""
     state = writable_state(flag, environment)
+    _check_rules_tag(state, expected_rules, flag, environment)
     _rule_index(state, index, flag, environment)
     last = len(state.rules) - 1
     if not 0 <= to_index <= last:
@@ -292,8 +318,11 @@ def move_rule(*, flag: Flag, environment: Environment, index: int, to_index: int
 
 
 @transaction.atomic
-def remove_rule(*, flag: Flag, environment: Environment, index: int, actor: Actor) -> FlagState:
+def remove_rule(
+    *, flag: Flag, environment: Environment, index: int, actor: Actor, expected_rules: str | None = None
+) -> FlagState:
     state = writable_state(flag, environment)
+    _check_rules_tag(state, expected_rules, flag, environment)
     rules = list(state.rules)
     removed = rules.pop(_rule_index(state, index, flag, environment))
     changes = {"index": index, "rule": removed}

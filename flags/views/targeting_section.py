@@ -18,7 +18,7 @@ from flags import services
 from flags.forms import RuleForm, RuleMoveForm, SplitForm, TryContextForm
 from flags.lookups import get_environment, get_flag
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
-from flags.targeting import control_band, try_context
+from flags.targeting import control_band, rules_tag, try_context
 from flags.views.access import can_write, writable_flag
 from flags.views.constraints import describe_constraint
 
@@ -62,6 +62,7 @@ def _targeting_section(
     return {
         "environment": environment,
         "serving": serving,
+        "rules_tag": rules_tag(rules),
         "rules": [
             {
                 **rule,
@@ -134,6 +135,12 @@ def _targeting_done(
     return redirect(reverse("flags:detail", args=[flag.key]) + f"#targeting-{environment.key}")
 
 
+def _shown_rules(request: HtmxHttpRequest) -> str | None:
+    """The tag of the rules the page showed when the form was posted: rule buttons address rules
+    by position, so a change must not land on a list someone else has changed meanwhile."""
+    return request.POST.get("rules_tag") or None
+
+
 @login_required
 def targeting(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
     return _targeting_response(request, get_flag(key), get_environment(env))
@@ -150,9 +157,16 @@ def rule_add(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
         auto_id=_form_ids(environment),
     )
     if form.is_valid():
+        rule = form.rule()
         try:
             state = services.add_rule(
-                flag=flag, environment=environment, actor=ui_actor(request), **form.rule()
+                flag=flag,
+                environment=environment,
+                actor=ui_actor(request),
+                # A rule added last stays last whatever changed; one put at a position is put
+                # among the rules the page showed.
+                expected_rules=None if rule["position"] is None else _shown_rules(request),
+                **rule,
             )
         except DomainError as error:
             add_domain_error(form, error)
@@ -172,7 +186,12 @@ def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpR
     to_index = form.cleaned_data["to"]
     try:
         services.move_rule(
-            flag=flag, environment=environment, index=index, to_index=to_index, actor=ui_actor(request)
+            flag=flag,
+            environment=environment,
+            index=index,
+            to_index=to_index,
+            actor=ui_actor(request),
+            expected_rules=_shown_rules(request),
         )
     except DomainError as error:
         return _targeting_done(request, flag, environment, error.detail, error=True)
@@ -184,7 +203,13 @@ def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpR
 def rule_remove(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
     try:
-        services.remove_rule(flag=flag, environment=environment, index=index, actor=ui_actor(request))
+        services.remove_rule(
+            flag=flag,
+            environment=environment,
+            index=index,
+            actor=ui_actor(request),
+            expected_rules=_shown_rules(request),
+        )
     except DomainError as error:
         return _targeting_done(request, flag, environment, error.detail, error=True)
     return _targeting_done(request, flag, environment, f"Removed rule {index + 1}.")

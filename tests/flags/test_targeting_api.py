@@ -461,6 +461,71 @@ def test_rule_move__viewer__403(viewer: User, flag: Flag, environment: Environme
     assert_error(post(client_for(viewer), RULES + "0/move/", {"to": 0}), 403, "forbidden")
 
 
+def test_rules_get__any__etag_is_the_rules_tag(api: APIClient, flag: Flag, environment: Environment) -> None:
+    add_rule(flag, environment)
+
+    response = api.get(RULES)
+
+    assert response["ETag"] == f'"{response.json()["rules_tag"]}"'
+
+
+def test_rule_delete__if_match_as_read__200_with_the_new_etag(
+    api: APIClient, flag: Flag, environment: Environment
+) -> None:
+    for description in ("a", "b"):
+        add_rule(flag, environment, description=description)
+    etag = api.get(RULES)["ETag"]
+
+    response = api.delete(RULES + "0/", headers={"If-Match": etag})
+
+    assert response.status_code == 200
+    assert [r["description"] for r in response.json()["rules"]] == ["b"]
+    assert response["ETag"] not in {etag, None}
+
+
+def test_rule_delete__rules_changed_since_if_match__412_and_rule_kept(
+    api: APIClient, flag: Flag, environment: Environment
+) -> None:
+    for description in ("a", "b"):
+        add_rule(flag, environment, description=description)
+    etag = api.get(RULES)["ETag"]
+    api.delete(RULES + "0/")  # someone else removes "a": "b" is rule 0 now
+
+    response = api.delete(RULES + "0/", headers={"If-Match": etag})
+
+    body = assert_error(response, 412, "rules_changed")
+    assert f'"{body["rules_tag"]}"' == api.get(RULES)["ETag"]
+    assert [rule["description"] for rule in FlagState.objects.get(flag=flag).rules] == ["b"]
+
+
+@pytest.mark.parametrize("method", ["patch", "move"])
+def test_rule_change__stale_if_match__412(
+    api: APIClient, flag: Flag, environment: Environment, method: str
+) -> None:
+    add_rule(flag, environment)
+    add_rule(flag, environment)
+    stale = '"0000000000000000"'
+
+    if method == "patch":
+        response = api.patch(RULES + "1/", {"description": "x"}, format="json", headers={"If-Match": stale})
+    else:
+        response = api.post(RULES + "1/move/", {"to": 0}, format="json", headers={"If-Match": stale})
+
+    assert_error(response, 412, "rules_changed")
+
+
+def test_rules_post__if_match_star_or_weak__accepted(
+    api: APIClient, flag: Flag, environment: Environment
+) -> None:
+    weak = "W/" + api.get(RULES)["ETag"]
+
+    first = api.post(RULES, {"version": 2}, format="json", headers={"If-Match": weak})
+    second = api.post(RULES, {"version": 2}, format="json", headers={"If-Match": "*"})
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert len(second.json()["rules"]) == 2
+
+
 # split
 
 

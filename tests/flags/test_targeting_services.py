@@ -4,9 +4,10 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 
 from controlplane.audit import Actor
-from controlplane.errors import Conflict, InvalidInput, NotFound
+from controlplane.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from flags import services
 from flags.models import Environment, Flag, FlagState, Segment, Split
+from flags.targeting import rules_tag
 from tests.factories import audit_mark, audit_since, make_environment, make_flag, make_version
 
 pytestmark = pytest.mark.django_db
@@ -521,6 +522,67 @@ def test_remove_rule__index_past_the_end__not_found_and_rules_kept(
         services.remove_rule(flag=flag, environment=environment, index=3, actor=actor)
 
     assert descriptions(flag, environment) == ["a", "b", "c"]
+
+
+def test_remove_rule__tag_of_the_rules_as_they_are__removed(actor: Actor, environment: Environment) -> None:
+    flag = flag_serving_v1(environment)
+    three_rules(flag, environment, actor)
+    tag = rules_tag(rules_of(flag, environment))
+
+    services.remove_rule(flag=flag, environment=environment, index=0, actor=actor, expected_rules=tag)
+
+    assert descriptions(flag, environment) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda flag, env, actor, tag: services.remove_rule(
+            flag=flag, environment=env, index=1, actor=actor, expected_rules=tag
+        ),
+        lambda flag, env, actor, tag: services.move_rule(
+            flag=flag, environment=env, index=1, to_index=0, actor=actor, expected_rules=tag
+        ),
+        lambda flag, env, actor, tag: services.update_rule(
+            flag=flag, environment=env, index=1, description="z", actor=actor, expected_rules=tag
+        ),
+        lambda flag, env, actor, tag: services.add_rule(
+            flag=flag,
+            environment=env,
+            constraints=[],
+            segments=[],
+            version=1,
+            description="d",
+            position=1,
+            actor=actor,
+            expected_rules=tag,
+        ),
+    ],
+    ids=["remove", "move", "update", "add"],
+)
+def test_rule_change__rules_changed_since_read__refused_and_nothing_changed(
+    actor: Actor, environment: Environment, change: Any
+) -> None:
+    flag = flag_serving_v1(environment)
+    three_rules(flag, environment, actor)
+    read = rules_tag(rules_of(flag, environment))
+    services.remove_rule(flag=flag, environment=environment, index=0, actor=actor)  # someone else
+    mark = audit_mark()
+
+    with pytest.raises(PreconditionFailed) as error:
+        change(flag, environment, actor, read)
+
+    assert (error.value.code, error.value.status_code) == ("rules_changed", 412)
+    assert error.value.extra == {"rules_tag": rules_tag(rules_of(flag, environment))}
+    assert descriptions(flag, environment) == ["b", "c"]
+    assert audit_since(mark) == []
+
+
+def test_rules_tag__order_matters_key_order_does_not() -> None:
+    first, second = {"version": 2, "constraints": []}, {"version": 3, "constraints": []}
+
+    assert rules_tag([first, second]) != rules_tag([second, first])
+    assert rules_tag([first]) == rules_tag([{"constraints": [], "version": 2}])
 
 
 # set_split and clear_split

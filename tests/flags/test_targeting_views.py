@@ -273,6 +273,22 @@ def test_rule_remove__existing__removed(editor: User, flag: Flag, environment: E
     assert rules() == []
 
 
+def test_rule_remove__rules_changed_since_the_page_loaded__refused_with_a_notice(
+    editor: User, flag: Flag, environment: Environment
+) -> None:
+    add_rule(flag, environment, description="a")
+    add_rule(flag, environment, description="b")
+    client = logged_in(editor)
+    page = client.get(url("targeting"), headers=HTMX).content.decode()
+    shown = page.split('name="rules_tag" value="', 1)[1].split('"', 1)[0]
+    client.post(url("rule-remove", 0), {"rules_tag": shown}, headers=HTMX)  # another tab removes "a"
+
+    response = client.post(url("rule-remove", 0), {"rules_tag": shown}, headers=HTMX)
+
+    assert "changed since you read them" in text(response)
+    assert [rule["description"] for rule in rules()] == ["b"]
+
+
 def test_rule_remove__missing_index__error_message(editor: User, flag: Flag) -> None:
     response = logged_in(editor).post(url("rule-remove", 3), follow=True)
 
