@@ -253,6 +253,13 @@ FLAGSTAFF_PRICE_CACHE_SECONDS = env_int("FLAGSTAFF_PRICE_CACHE_SECONDS", 60)
 # and only with at least MIN_CALLS observations of a metric in that window.
 FLAGSTAFF_BUDGET_WINDOW_MINUTES = env_int("FLAGSTAFF_BUDGET_WINDOW_MINUTES", 15)
 FLAGSTAFF_BUDGET_MIN_CALLS = env_int("FLAGSTAFF_BUDGET_MIN_CALLS", 20)
+# An open latency incident resolves only once every p95 is at most this share of its budget, so
+# a p95 hovering at the budget does not open and resolve an incident on every check.
+FLAGSTAFF_BUDGET_RECOVERY_PERCENT = env_int("FLAGSTAFF_BUDGET_RECOVERY_PERCENT", 90)
+if not 1 <= FLAGSTAFF_BUDGET_RECOVERY_PERCENT <= 100:
+    raise ImproperlyConfigured(
+        f"FLAGSTAFF_BUDGET_RECOVERY_PERCENT must be from 1 to 100, got {FLAGSTAFF_BUDGET_RECOVERY_PERCENT}"
+    )
 # Webhooks: per-request timeout, attempts before a delivery fails for good, and the waits
 # between attempts (the last repeats).
 FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS = env_int("FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS", 10)

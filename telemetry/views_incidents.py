@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -46,6 +47,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "incident": incident,
         "can_resolve": incident.is_open and Scope.WRITE in scopes_for_user(request.user),
         "form": ReasonForm(),
+        "recovery_percent": settings.FLAGSTAFF_BUDGET_RECOVERY_PERCENT,
     }
     return render(request, "telemetry/incidents_detail.html", context)
 

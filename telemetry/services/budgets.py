@@ -4,7 +4,9 @@ The check reads rollups only (never raw calls): per enabled flag and environment
 histograms of the last FLAGSTAFF_BUDGET_WINDOW_MINUTES give TTFT and total p95, and the
 cost of the current UTC day is compared with the daily cost budget. A latency metric is judged
 only with at least FLAGSTAFF_BUDGET_MIN_CALLS observations in the window; with fewer, an open
-latency incident stays open (missing data is not a recovery) and none is opened.
+latency incident stays open (missing data is not a recovery) and none is opened. An open latency
+incident resolves only once every p95 is at most FLAGSTAFF_BUDGET_RECOVERY_PERCENT of its budget:
+between that and the budget it stays open, so a p95 at the budget does not flap.
 """
 
 from __future__ import annotations
@@ -239,7 +241,11 @@ def _window(found: Measurements) -> dict[str, Any]:
     return {"start": found.window_start.isoformat(), "end": found.window_end.isoformat(), "minutes": minutes}
 
 
-def judge_latency(state: FlagState, found: Measurements, *, min_calls: int) -> Verdict:
+def judge_latency(
+    state: FlagState, found: Measurements, *, min_calls: int, recovery_percent: int, is_open: bool
+) -> Verdict:
+    """Over budget: breached. Within it: not breached, except for an incident already open,
+    which needs every p95 at most `recovery_percent` of its budget to recover."""
     pair = (state.environment_id, state.flag_id)
     budgets = budgets_for(state.flag)
     metrics = found.histograms.get(pair, {})
@@ -271,6 +277,10 @@ def judge_latency(state: FlagState, found: Measurements, *, min_calls: int) -> V
         return Verdict(True, summary, evidence)
     if any(check.value is None for check in checks):
         return Verdict(None, f"{label}: too few calls to judge latency", evidence)
+    if is_open:
+        evidence["recovery_percent"] = recovery_percent
+        if any(float(c.value or 0) * 100 > float(c.budget) * recovery_percent for c in checks):
+            return Verdict(None, f"{label}: within budget, not yet {recovery_percent} % of it", evidence)
     return Verdict(False, f"{label}: latency within budget", evidence)
 
 
@@ -312,6 +322,7 @@ def check_budgets(*, now: datetime | None = None, actor: Actor = CHECK_ACTOR) ->
     now = now or timezone.now()
     window = timedelta(minutes=settings.FLAGSTAFF_BUDGET_WINDOW_MINUTES)
     min_calls = settings.FLAGSTAFF_BUDGET_MIN_CALLS
+    recovery_percent = settings.FLAGSTAFF_BUDGET_RECOVERY_PERCENT
     found = measure(now=now, window=window)
     states = list(
         FlagState.objects.filter(enabled=True, flag__archived_at__isnull=True).select_related(
@@ -324,8 +335,11 @@ def check_budgets(*, now: datetime | None = None, actor: Actor = CHECK_ACTOR) ->
     }
     result = CheckResult(checked=len(states))
     for state in states:
+        latency_open = (IncidentKind.LATENCY_BUDGET, state.environment_id, state.flag_id) in open_incidents
         verdicts = {
-            IncidentKind.LATENCY_BUDGET: judge_latency(state, found, min_calls=min_calls),
+            IncidentKind.LATENCY_BUDGET: judge_latency(
+                state, found, min_calls=min_calls, recovery_percent=recovery_percent, is_open=latency_open
+            ),
             IncidentKind.COST_BUDGET: judge_cost(state, found),
         }
         for kind, verdict in verdicts.items():

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -198,6 +201,18 @@ def check(now: datetime) -> budgets.CheckResult:
         return budgets.check_budgets()
 
 
+def incident_then_calls(*, ttft_ms: int) -> datetime:
+    """A chat flag (TTFT budget 2,000 ms) whose latency incident opened at NOON, then 10 calls
+    of `ttft_ms` half an hour later; returns the time to check again."""
+    version = serving("chat")
+    environment = environment_of(version)
+    send_calls(version, environment, 10, when=NOON - timedelta(minutes=3), ttft_ms=2_600)
+    check(NOON)
+    later = NOON + timedelta(minutes=30)
+    send_calls(version, environment, 10, when=later - timedelta(minutes=2), ttft_ms=ttft_ms)
+    return later
+
+
 def test_check_budgets__chat_ttft_p95_over_2s__opens_latency_incident_with_evidence(
     check_settings: Settings,
 ) -> None:
@@ -293,12 +308,7 @@ def test_check_budgets__still_breached_on_rerun__one_incident_and_no_new_audit(
 
 
 def test_check_budgets__back_within_budget__resolves_with_numbers(check_settings: Settings) -> None:
-    version = serving("chat")
-    environment = environment_of(version)
-    send_calls(version, environment, 10, when=NOON - timedelta(minutes=3), ttft_ms=2_600)
-    check(NOON)
-    later = NOON + timedelta(minutes=30)
-    send_calls(version, environment, 10, when=later - timedelta(minutes=2), ttft_ms=300)
+    later = incident_then_calls(ttft_ms=300)
     mark = audit_mark()
 
     result = check(later)
@@ -309,6 +319,60 @@ def test_check_budgets__back_within_budget__resolves_with_numbers(check_settings
     assert incident.resolution["reason"] == "back within budget"
     assert incident.resolution["checks"][0]["breached"] is False
     assert [entry.action for entry in audit_since(mark)] == ["incident.resolved"]
+
+
+def test_check_budgets__open_and_p95_within_budget_above_recovery_share__stays_open(
+    check_settings: Settings,
+) -> None:
+    later = incident_then_calls(ttft_ms=1_950)  # TTFT budget 2,000 ms; recovery at 90 %: 1,800 ms
+
+    result = check(later)
+
+    assert (result.resolved, Incident.objects.open().count()) == ([], 1)
+
+
+def test_check_budgets__open_and_p95_under_recovery_share__resolves(check_settings: Settings) -> None:
+    later = incident_then_calls(ttft_ms=1_700)
+
+    result = check(later)
+
+    incident = Incident.objects.get()
+    assert result.resolved == [incident.pk]
+    assert incident.resolution["recovery_percent"] == 90
+
+
+def test_check_budgets__recovery_at_100_percent__resolves_as_soon_as_within_budget(
+    check_settings: Settings,
+) -> None:
+    check_settings.FLAGSTAFF_BUDGET_RECOVERY_PERCENT = 100
+    later = incident_then_calls(ttft_ms=1_950)
+
+    assert check(later).resolved == [Incident.objects.get().pk]
+
+
+def test_check_budgets__p95_between_recovery_share_and_budget_and_none_open__no_incident(
+    check_settings: Settings,
+) -> None:
+    version = serving("chat")
+    send_calls(version, environment_of(version), 10, when=NOON - timedelta(minutes=3), ttft_ms=1_950)
+
+    assert (check(NOON).opened, Incident.objects.count()) == ([], 0)
+
+
+@pytest.mark.parametrize("value", ["0", "101", "ninety"])
+def test_settings__recovery_percent_out_of_range__refuse_to_load(value: str) -> None:
+    env = {
+        **os.environ,
+        "FLAGSTAFF_BUDGET_RECOVERY_PERCENT": value,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+    }
+
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True
+    )
+
+    assert run.returncode != 0
+    assert "FLAGSTAFF_BUDGET_RECOVERY_PERCENT must be" in run.stderr
 
 
 def test_check_budgets__open_and_no_calls_any_more__stays_open(check_settings: Settings) -> None:

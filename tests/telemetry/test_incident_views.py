@@ -164,6 +164,7 @@ def test_incident_detail__editor__resolve_form_shown(editor: User) -> None:
     content = logged_in(editor).get(f"/incidents/{incident.pk}/").content.decode()
 
     assert "Resolve by hand" in content
+    assert "a latency p95 at most 90 % of its budget" in content
 
 
 def test_incident_detail__unknown__404(viewer: User) -> None:
