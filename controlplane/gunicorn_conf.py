@@ -60,6 +60,16 @@ def on_starting(server: Any) -> None:
                 sys.exit(1)
 
 
+def when_ready(server: Any) -> None:
+    """gunicorn names the sockets its master listens on, and with a socket per worker the master
+    has none: its "Listening at:" line is blank. Say where the workers listen instead."""
+    if not server.cfg.reuse_port:
+        return
+    for host, port in server.cfg.address:
+        shown = f"[{host}]" if ":" in host else host
+        server.log.info("Listening at: http://%s:%s (a socket per worker)", shown, port)
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """In each worker process, before it loads the application."""
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)

@@ -111,6 +111,32 @@ def test_a_second_server_on_the_same_port_is_refused(served: tuple[int, subproce
 
 
 @linux_only
+def test_the_log_says_where_the_workers_listen() -> None:
+    port = free_port()
+    process = start_gunicorn(port, workers=1)
+    deadline = time.monotonic() + 30
+    while listening_sockets(port) < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.terminate()
+    _, log = process.communicate(timeout=30)
+
+    assert f"Listening at: http://127.0.0.1:{port} (a socket per worker)" in log
+
+
+@pytest.mark.parametrize(
+    ("bind", "shown"), [("127.0.0.1:8000", "http://127.0.0.1:8000"), ("[::1]:8001", "http://[::1]:8001")]
+)
+def test_when_ready__socket_per_worker__logs_each_address(
+    bind: str, shown: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = server_with(bind)
+    server.cfg.set("reuse_port", True)
+    with caplog.at_level(logging.INFO, logger="gunicorn.error"):
+        gunicorn_conf.when_ready(server)
+    assert f"Listening at: {shown} (a socket per worker)" in caplog.text
+
+
+@linux_only
 def test_a_free_tcp_port_keeps_a_socket_per_worker() -> None:
     server = server_with(f"127.0.0.1:{free_port()}")
     gunicorn_conf.on_starting(server)
