@@ -5,7 +5,8 @@
 sends telemetry through a `TelemetrySender`. client/README.md, "Client".
 """
 
-from flagstaff.client import Flagstaff, FlagUnavailable, ResolvedConfig
+from flagstaff.client import Flagstaff
+from flagstaff.resolved import FlagUnavailable, ResolvedConfig
 from flagstaff.snapshot import Snapshot, SnapshotError
 from flagstaff.telemetry import TelemetrySender, TelemetryStats
 

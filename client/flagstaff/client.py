@@ -10,23 +10,31 @@ and it never raises because the control plane is unreachable: it serves the last
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from flagstaff import _http
-from flagstaff.engine import Resolution
 from flagstaff.engine import resolve as resolve_flag
-from flagstaff.flag_state import FlagState
-from flagstaff.render import RenderedRequest, RenderError, render_request
+from flagstaff.resolved import (
+    FLAG_NOT_FOUND,
+    GENERAL,
+    INVALID_CONTEXT,
+    PARSE_ERROR,
+    PROVIDER_NOT_READY,
+    FlagUnavailable,
+    Reason,
+    ResolvedConfig,
+    error_result,
+    resolved_from,
+)
 from flagstaff.snapshot import CompiledFlag, Snapshot, SnapshotError
 from flagstaff.telemetry import TelemetrySender
 
@@ -43,94 +51,6 @@ STALE_AFTER_POLL_INTERVALS = 3
 STREAM_RETRY_BASE, STREAM_RETRY_CAP = 0.5, 60.0
 POLL_RETRY_BASE = 0.5
 CATCH_UP_ATTEMPTS = 3
-
-Reason = Literal["DISABLED", "TARGETING_MATCH", "SPLIT", "STATIC", "DEFAULT", "STALE", "ERROR"]
-# OpenFeature error codes.
-FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
-PROVIDER_NOT_READY = "PROVIDER_NOT_READY"
-PARSE_ERROR = "PARSE_ERROR"
-INVALID_CONTEXT = "INVALID_CONTEXT"
-GENERAL = "GENERAL"
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedConfig:
-    """What one flag resolved to for one context, and where it came from."""
-
-    flag: str
-    version: int | None
-    """The served config version; None when the content is the caller's default (or absent)."""
-    variant: str | None
-    reason: Reason
-    """The engine's reason; STALE when the snapshot could not be kept fresh; ERROR."""
-    evaluation_reason: Reason | None = None
-    """The engine's reason even when `reason` is STALE; None for ERROR."""
-    arm: str | None = None
-    split_id: str | None = None
-    environment: str | None = None
-    revision: int | None = None
-    content_hash: str | None = None
-    surface: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    shared_content: Mapping[str, Any] | None = field(default=None, repr=False)
-    """The snapshot's own content object, shared between resolutions: never mutate it."""
-
-    @property
-    def content(self) -> dict[str, Any] | None:
-        """The config content (a fresh copy on each access), or None."""
-        return None if self.shared_content is None else copy.deepcopy(dict(self.shared_content))
-
-    @property
-    def flag_state(self) -> str | None:
-        """The encoded `flag_state` token to log with the call; None for ERROR resolutions."""
-        if self.reason == "ERROR" or self.environment is None or self.revision is None:
-            return None
-        return FlagState(
-            self.environment, self.flag, self.version, self.arm, self.split_id, self.revision
-        ).encode()
-
-    @property
-    def is_beta(self) -> bool:
-        """Whether the request must go to `client.beta.messages.create`."""
-        if self.shared_content is None:
-            return False
-        try:
-            # Secrets only fill MCP tokens; whether a request is beta never depends on them.
-            return render_request(self.shared_content, secrets=lambda name: "unused").beta
-        except RenderError:
-            return False
-
-    def render(
-        self,
-        *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        secrets: Callable[[str], str] | None = None,
-    ) -> RenderedRequest:
-        """Render the content (flagstaff.render); raises RenderError when there is none."""
-        if self.shared_content is None:
-            raise RenderError(f"flag {self.flag!r} resolved to no config ({self.reason})")
-        return render_request(self.shared_content, messages=messages, secrets=secrets)
-
-    def request_kwargs(
-        self,
-        *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        secrets: Callable[[str], str] | None = None,
-    ) -> dict[str, Any]:
-        """Keyword arguments for `messages.create` (or `beta.messages.create` when `is_beta`)."""
-        return self.render(messages=messages, secrets=secrets).kwargs
-
-
-class FlagUnavailable(LookupError):
-    """The flag served no config (disabled, unknown, no snapshot) and no `default=` was given."""
-
-    def __init__(self, resolved: ResolvedConfig) -> None:
-        detail = resolved.error_message or resolved.reason
-        super().__init__(
-            f"flag {resolved.flag!r} has no config to call with ({detail}); pass default={{...}}"
-        )
-        self.resolved = resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,38 +188,40 @@ class Flagstaff:
             default = self._default_configs.get(flag)
         snapshot = state.snapshot
         if snapshot is None:
-            return _error(
+            return error_result(
                 flag, default, PROVIDER_NOT_READY, "no snapshot yet: the control plane was not reached"
             )
         compiled = snapshot.flags.get(flag)
         if compiled is None:
-            return _error(flag, default, FLAG_NOT_FOUND, f"flag {flag!r} is not in {snapshot.environment}")
+            return error_result(
+                flag, default, FLAG_NOT_FOUND, f"flag {flag!r} is not in {snapshot.environment}"
+            )
         if compiled.definition is None:
-            return _error(flag, default, PARSE_ERROR, compiled.error or "flag does not compile")
+            return error_result(flag, default, PARSE_ERROR, compiled.error or "flag does not compile")
         if context is None:
             context = {}
         elif not isinstance(context, Mapping):
-            return _error(flag, default, INVALID_CONTEXT, "context must be a mapping")
+            return error_result(flag, default, INVALID_CONTEXT, "context must be a mapping")
         try:
             resolution = resolve_flag(compiled.definition, context)
         except Exception as error:  # resolve must never raise into the caller
             logger.exception("resolving %s failed", flag)
-            return _error(flag, default, GENERAL, f"resolution failed: {error!r}")
+            return error_result(flag, default, GENERAL, f"resolution failed: {error!r}")
         reason: Reason = resolution.reason
         if not self._offline and _is_stale(state, self._stale_after):
             reason = "STALE"
         if resolution.value_version is None:  # the content is the caller's default: not shared
-            return _resolved(compiled, snapshot, resolution, reason, None, default)
+            return resolved_from(compiled, snapshot, resolution, reason, None, default)
         key = (resolution[:5], reason)
         resolved = compiled.outcomes.get(key)
         if resolved is None:
             served = compiled.contents.get(resolution.value_version)
             if served is None:
                 message = f"version {resolution.value_version} of {flag!r} has no content in the snapshot"
-                return _error(flag, default, PARSE_ERROR, message)
+                return error_result(flag, default, PARSE_ERROR, message)
             # Frozen, so one instance serves every unit with this outcome (a racing thread at
             # worst builds an equal one).
-            resolved = compiled.outcomes[key] = _resolved(compiled, snapshot, resolution, reason, *served)
+            resolved = compiled.outcomes[key] = resolved_from(compiled, snapshot, resolution, reason, *served)
         return resolved
 
     @property
@@ -538,42 +460,6 @@ def _announced_revision(event: _http.ServerSentEvent) -> int | None:
         if type(value) is int:
             return value
     return None
-
-
-def _resolved(
-    compiled: CompiledFlag,
-    snapshot: Snapshot,
-    resolution: Resolution,
-    reason: Reason,
-    content_hash: str | None,
-    content: Mapping[str, Any] | None,
-) -> ResolvedConfig:
-    return ResolvedConfig(
-        flag=compiled.key,
-        version=resolution.value_version,
-        variant=resolution.variant,
-        reason=reason,
-        evaluation_reason=resolution.reason,
-        arm=resolution.arm,
-        split_id=resolution.split_id,
-        environment=snapshot.environment,
-        revision=snapshot.revision,
-        content_hash=content_hash,
-        surface=compiled.surface,
-        shared_content=content,
-    )
-
-
-def _error(flag: str, default: Mapping[str, Any] | None, code: str, message: str) -> ResolvedConfig:
-    return ResolvedConfig(
-        flag=flag,
-        version=None,
-        variant=None,
-        reason="ERROR",
-        error_code=code,
-        error_message=message,
-        shared_content=default,
-    )
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import anthropic
 
-from flagstaff.client import FlagUnavailable, ResolvedConfig
+from flagstaff.resolved import FlagUnavailable, ResolvedConfig
 
 if TYPE_CHECKING:
     from flagstaff.client import Flagstaff

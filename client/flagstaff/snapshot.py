@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flagstaff.engine import DefinitionError, FlagDefinition, compile_segments, flag_from_dict
 
 if TYPE_CHECKING:
-    from flagstaff.client import ResolvedConfig
+    from flagstaff.resolved import ResolvedConfig
 
 logger = logging.getLogger(__name__)
 
