@@ -31,13 +31,12 @@ from flags.snapshots.document import (
     compile_snapshot,
     environment_fingerprint,
 )
+from flags.snapshots.redis_link import RedisLink, redis_link
 from flags.snapshots.store import (
-    RedisLink,
     SnapshotStore,
     announce_revisions,
     get_store,
     latest_key,
-    redis_link,
     reset_store,
     snapshot_key,
 )
