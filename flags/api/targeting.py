@@ -132,16 +132,15 @@ def _rules_response(flag: Flag, environment: Environment, status_code: int = sta
     environment.refresh_from_db(fields=["revision"])
     state = FlagState.objects.filter(flag=flag, environment=environment).only("rules").first()
     rules = state.rules if state else []
+    tag = rules_tag(rules)
     document = {
         "flag": flag.key,
         "environment": environment.key,
         "revision": environment.revision,
-        "rules_tag": rules_tag(rules),
+        "rules_tag": tag,
         "rules": [{"index": index, "description": "", **rule} for index, rule in enumerate(rules)],
     }
-    return Response(
-        RulesSerializer(document).data, status=status_code, headers={"ETag": f'"{rules_tag(rules)}"'}
-    )
+    return Response(RulesSerializer(document).data, status=status_code, headers={"ETag": f'"{tag}"'})
 
 
 def _changed_rules(

@@ -198,16 +198,20 @@ def _rule_index(state: FlagState, index: int, flag: Flag, environment: Environme
     return index
 
 
-def _check_rules_tag(state: FlagState, expected: str | None, flag: Flag, environment: Environment) -> None:
-    """Rules are addressed by position, so a change meant for the list a caller read must not
-    land on a list someone has changed since: `expected` is the `rules_tag` it read."""
-    if expected is not None and expected != rules_tag(state.rules):
+def _rules_state(flag: Flag, environment: Environment, expected_rules: str | None) -> FlagState:
+    """The state whose rules a change is about, locked. Rules are addressed by position, so a
+    change meant for the list a caller read must not land on a list someone has changed since:
+    `expected_rules` is the `rules_tag` it read (None: the rules as they are)."""
+    state = writable_state(flag, environment)
+    current = rules_tag(state.rules)
+    if expected_rules is not None and expected_rules != current:
         raise PreconditionFailed(
             f"The rules of '{flag.key}' in '{environment.key}' changed since you read them; "
             "read them again and retry.",
             code="rules_changed",
-            extra={"rules_tag": rules_tag(state.rules)},
+            extra={"rules_tag": current},
         )
+    return state
 
 
 def _save_rules(
@@ -241,8 +245,7 @@ def add_rule(
     expected_rules: str | None = None,
 ) -> FlagState:
     """Insert a targeting rule at `position` (default: last, the lowest priority)."""
-    state = writable_state(flag, environment)
-    _check_rules_tag(state, expected_rules, flag, environment)
+    state = _rules_state(flag, environment, expected_rules)
     rule = _valid_rule(
         flag=flag, constraints=constraints, segments=segments, version=version, description=description
     )
@@ -271,8 +274,7 @@ def update_rule(
     expected_rules: str | None = None,
 ) -> FlagState:
     """Change the given fields of a rule; the others are kept."""
-    state = writable_state(flag, environment)
-    _check_rules_tag(state, expected_rules, flag, environment)
+    state = _rules_state(flag, environment, expected_rules)
     before = state.rules[_rule_index(state, index, flag, environment)]
     rule = _valid_rule(
         flag=flag,
@@ -300,8 +302,7 @@ def move_rule(
     expected_rules: str | None = None,
 ) -> FlagState:
     """Move a rule to another priority; the rules in between shift by one."""
-    state = writable_state(flag, environment)
-    _check_rules_tag(state, expected_rules, flag, environment)
+    state = _rules_state(flag, environment, expected_rules)
     _rule_index(state, index, flag, environment)
     last = len(state.rules) - 1
     if not 0 <= to_index <= last:
@@ -321,8 +322,7 @@ def move_rule(
 def remove_rule(
     *, flag: Flag, environment: Environment, index: int, actor: Actor, expected_rules: str | None = None
 ) -> FlagState:
-    state = writable_state(flag, environment)
-    _check_rules_tag(state, expected_rules, flag, environment)
+    state = _rules_state(flag, environment, expected_rules)
     rules = list(state.rules)
     removed = rules.pop(_rule_index(state, index, flag, environment))
     changes = {"index": index, "rule": removed}

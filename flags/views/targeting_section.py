@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -141,6 +142,28 @@ def _shown_rules(request: HtmxHttpRequest) -> str | None:
     return request.POST.get("rules_tag") or None
 
 
+def _change_rules(
+    request: HtmxHttpRequest,
+    flag: Flag,
+    environment: Environment,
+    change: Callable[..., FlagState],
+    notice: str,
+    **fields: Any,
+) -> HttpResponse:
+    """One change to the rules the page showed, then the section with `notice` or the refusal."""
+    try:
+        change(
+            flag=flag,
+            environment=environment,
+            actor=ui_actor(request),
+            expected_rules=_shown_rules(request),
+            **fields,
+        )
+    except DomainError as error:
+        return _targeting_done(request, flag, environment, error.detail, error=True)
+    return _targeting_done(request, flag, environment, notice)
+
+
 @login_required
 def targeting(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
     return _targeting_response(request, get_flag(key), get_environment(env))
@@ -184,35 +207,18 @@ def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpR
     if not form.is_valid():
         return _targeting_done(request, flag, environment, "Choose where to move the rule.", error=True)
     to_index = form.cleaned_data["to"]
-    try:
-        services.move_rule(
-            flag=flag,
-            environment=environment,
-            index=index,
-            to_index=to_index,
-            actor=ui_actor(request),
-            expected_rules=_shown_rules(request),
-        )
-    except DomainError as error:
-        return _targeting_done(request, flag, environment, error.detail, error=True)
-    return _targeting_done(request, flag, environment, f"Moved rule {index + 1} to position {to_index + 1}.")
+    notice = f"Moved rule {index + 1} to position {to_index + 1}."
+    return _change_rules(
+        request, flag, environment, services.move_rule, notice, index=index, to_index=to_index
+    )
 
 
 @login_required
 @require_POST
 def rule_remove(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
-    try:
-        services.remove_rule(
-            flag=flag,
-            environment=environment,
-            index=index,
-            actor=ui_actor(request),
-            expected_rules=_shown_rules(request),
-        )
-    except DomainError as error:
-        return _targeting_done(request, flag, environment, error.detail, error=True)
-    return _targeting_done(request, flag, environment, f"Removed rule {index + 1}.")
+    notice = f"Removed rule {index + 1}."
+    return _change_rules(request, flag, environment, services.remove_rule, notice, index=index)
 
 
 @login_required
