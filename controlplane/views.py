@@ -147,9 +147,16 @@ def audit(request: HtmxHttpRequest) -> HttpResponse:
         "form": form,
         "page": page,
         "entries": [(entry, change_rows(entry.changes)) for entry in page],
-        "chain_entries": AuditChainHead.objects.values_list("entry_count", flat=True).first() or 0,
+        # A callable, so the template reads it only when it renders the chain box, never for a
+        # partial refresh of the results.
+        "chain_entries": _chain_entries,
     }
     return render_page(request, "controlplane/audit.html", context)
+
+
+def _chain_entries() -> int:
+    """How many entries the chain holds, from its head (no count over the table)."""
+    return AuditChainHead.objects.values_list("entry_count", flat=True).first() or 0
 
 
 @never_cache
