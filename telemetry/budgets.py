@@ -156,6 +156,10 @@ class MetricCheck:
     def breached(self) -> bool:
         return self.value is not None and self.value > self.budget
 
+    def within_share(self, percent: int) -> bool:
+        """Measured, and at most `percent` % of the budget (a recovery, with some margin)."""
+        return self.value is not None and float(self.value) * 100 <= float(self.budget) * percent
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,

@@ -279,7 +279,7 @@ def judge_latency(
         return Verdict(None, f"{label}: too few calls to judge latency", evidence)
     if is_open:
         evidence["recovery_percent"] = recovery_percent
-        if any(float(c.value or 0) * 100 > float(c.budget) * recovery_percent for c in checks):
+        if not all(check.within_share(recovery_percent) for check in checks):
             return Verdict(None, f"{label}: within budget, not yet {recovery_percent} % of it", evidence)
     return Verdict(False, f"{label}: latency within budget", evidence)
 

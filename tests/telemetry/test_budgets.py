@@ -96,6 +96,19 @@ def test_latency_checks__values__breached_only_above_budget_and_with_data() -> N
     assert rules.latency_checks(found, {"ttft_p95_ms": 2_001.0})[0].breached
 
 
+def test_metric_check__within_share__at_most_that_share_of_the_budget_and_measured() -> None:
+    found = rules.effective_budgets("chat", {})
+
+    [at_90, over_90] = [rules.latency_checks(found, {"ttft_p95_ms": v})[0] for v in (1_800.0, 1_801.0)]
+
+    assert (at_90.within_share(90), over_90.within_share(90), over_90.within_share(100)) == (
+        True,
+        False,
+        True,
+    )
+    assert not rules.latency_checks(found, {"ttft_p95_ms": None})[0].within_share(100)
+
+
 # editing a flag's budgets
 
 
