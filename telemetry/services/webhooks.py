@@ -9,6 +9,7 @@ secret>` and de-duplicates on `X-Flagstaff-Delivery` (a retry re-sends the same 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import http.client
@@ -235,6 +236,12 @@ class _Refused(Exception):
     """The receiver's name resolves to an address webhooks may not reach."""
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's trust store, read once per process rather than once per delivery."""
+    return ssl.create_default_context()
+
+
 class _PublicHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS that connects to the address it vetted, not to a second lookup (DNS rebinding)."""
 
@@ -249,7 +256,7 @@ class _PublicHTTPSConnection(http.client.HTTPSConnection):
             )
         sock = socket.create_connection((addresses[0], self.port), self.timeout)
         # The certificate and SNI are checked against the name, not the address.
-        self.sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+        self.sock = _tls_context().wrap_socket(sock, server_hostname=self.host)
 
 
 def _post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str]:
