@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane import api as core_api
 from flags import api as flags_api
-from flags import serving_api, serving_stream
+from flags.serving import resolve, stream
 from telemetry.api import budgets as budgets_api
 from telemetry.api import calls as telemetry_calls_api
 

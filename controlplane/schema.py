@@ -43,7 +43,7 @@ class ServingTokenScheme(ApiTokenScheme):
     are `ApiTokenScheme`'s: drf-spectacular ties a scheme's name to one authentication class,
     so this one only refers to them."""
 
-    target_class = "flags.serving_auth.CachedTokenAuthentication"
+    target_class = "flags.serving.auth.CachedTokenAuthentication"
     name = []
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
@@ -53,7 +53,7 @@ class ServingTokenScheme(ApiTokenScheme):
 class StreamTicketScheme(OpenApiAuthenticationExtension):
     """`?ticket=` on the change stream, for EventSource clients that cannot send headers."""
 
-    target_class = "flags.serving_auth.StreamTicketAuthentication"
+    target_class = "flags.serving.auth.StreamTicketAuthentication"
     name = "StreamTicket"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

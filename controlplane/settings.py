@@ -187,6 +187,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Tasks are named by their `name=` (stable across code moves), which is what "task" refers to.
 CELERY_BEAT_SCHEDULE = {
     # Refresh the model catalog (lifecycle, retirement dates) from the Models API every 6 hours.
     "sync-models": {"task": "flags.tasks.sync_models", "schedule": 6 * 60 * 60},
@@ -200,8 +201,6 @@ CELERY_BEAT_SCHEDULE = {
     # Fetch at most one page of the Usage & Cost Admin API per minute (the API's sustained pace).
     "sync-admin-reports": {"task": "telemetry.tasks_usage.sync_admin_reports", "schedule": 60},
 }
-# Task modules that autodiscovery (which imports only `<app>.tasks`) does not find.
-CELERY_IMPORTS = ("telemetry.tasks_budgets", "telemetry.tasks_usage")
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
 from controlplane import views
-from flags import ofrep
+from flags.serving import ofrep
 
 # The API and OFREP come first: the serving paths carry nearly all the traffic and Django tries
 # patterns in order, so they are matched after two or three patterns, not a hundred.

@@ -13,7 +13,8 @@ from flags import services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+# The name beat and queued messages carry: a contract with the broker, kept if the code moves.
+@shared_task(name="flags.tasks.sync_models", acks_late=True, time_limit=120, soft_time_limit=100)
 def sync_models() -> dict[str, list[str]] | None:
     """Refresh the model catalog from the Models API.
 

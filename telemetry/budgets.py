@@ -1,6 +1,6 @@
 """Latency and cost budgets: per-surface defaults, per-flag overrides, and the breach test.
 
-Pure logic, no Django: the budget check (telemetry.services.budgets) feeds it measured numbers.
+Pure logic, no Django: the budget check (telemetry.services.incidents) feeds it measured numbers.
 
 A flag's `budgets` JSON holds only its overrides, e.g.
 `{"ttft_p95_ms": 1500, "total_p95_ms": 20000, "daily_cost_usd": "25.00"}`; a key that is absent

@@ -1,6 +1,6 @@
 """The cost of one Claude call in integer micro-USD, from a price table with effective dates.
 
-Pure logic, no Django: `telemetry/prices.py` builds the table from the model catalog.
+Pure logic, no Django: `telemetry/price_table.py` builds the table from the model catalog.
 
 Rules (facts: shared/reference/anthropic-api.md §2 and §4.5, and the seed's notes):
 - Token types: `input` (uncached input, `usage.input_tokens`), `output`, `cache_write_5m`,

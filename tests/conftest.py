@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from controlplane.models import Role
 from controlplane.services import IssuedToken
-from flags.rate_limit import forget_leases
+from flags.serving.rate_limit import forget_leases
 from flags.snapshots import reset_store
 from tests.factories import client_for, make_token, make_user
 

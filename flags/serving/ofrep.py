@@ -28,8 +28,8 @@ from controlplane.auth import request_scopes
 from controlplane.errors import DomainError
 from controlplane.models import ApiToken, Scope
 from controlplane.negotiation import FirstRenderer
-from flags import rate_limit
-from flags.serving_api import (
+from flags.serving import rate_limit
+from flags.serving.resolve import (
     BodyError,
     ContextError,
     check_units,
@@ -39,7 +39,7 @@ from flags.serving_api import (
     read_body,
     read_context,
 )
-from flags.serving_auth import (
+from flags.serving.auth import (
     CachedTokenAuthentication,
     bound_environment,
     remembered_token,
@@ -229,7 +229,7 @@ _FAILURE = inline_serializer(
 
 class EvaluateFlagView(OfrepView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        # The hot path first, as for resolve (flags.serving_api.ResolveView): anything unusual,
+        # The hot path first, as for resolve (flags.serving.resolve.ResolveView): anything unusual,
         # including an exhausted rate budget, goes through DRF, which decides and words it.
         response = self.quick(request, kwargs["key"])
         return response if response is not None else super().dispatch(request, *args, **kwargs)

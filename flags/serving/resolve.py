@@ -1,5 +1,5 @@
 """Serving endpoints: the snapshot and resolve (one flag or many). The change stream is in
-flags.serving_stream, the serving authentication in flags.serving_auth.
+flags.serving.stream, the serving authentication in flags.serving.auth.
 
 Everything is answered from the process's snapshot (flags.snapshots): a warm request touches
 neither the database nor the compiler, and keeps working while the database is down. Request
@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from controlplane.errors import DomainError, Forbidden, InvalidInput, NotFound, TooLarge, Unavailable
 from controlplane.models import Scope
 from controlplane.negotiation import FirstRenderer
-from flags.serving_auth import (
+from flags.serving.auth import (
     CachedTokenAuthentication,
     ServingPermission,
     bound_environment,

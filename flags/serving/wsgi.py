@@ -33,8 +33,8 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
-from flags.ofrep import EvaluateFlagView
-from flags.serving_api import ResolveView
+from flags.serving.ofrep import EvaluateFlagView
+from flags.serving.resolve import ResolveView
 
 StartResponse = Callable[..., Any]
 WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -15,7 +15,7 @@ from flags.views.catalog import LIFECYCLE_ORDER, PRICE_COLUMNS, model_catalog
 from flags.views.constraints import OPERATOR_WORDS, describe_constraint
 from flags.views.flags import environment_create, flag_detail, flag_list, publish, set_enabled
 from flags.views.segments import segment_delete, segment_detail, segment_list
-from flags.views.targeting_section import (
+from flags.views.targeting import (
     rule_add,
     rule_move,
     rule_remove,

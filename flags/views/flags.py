@@ -16,7 +16,7 @@ from flags.forms import EnvironmentForm, FlagForm, PublishForm
 from flags.lookups import get_environment, get_flag
 from flags.models import ConfigVersion, Environment, Flag
 from flags.views.access import can_write, writable_flag
-from flags.views.targeting_section import targeting_sections
+from flags.views.targeting import targeting_sections
 
 
 def _list_page(

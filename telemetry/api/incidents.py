@@ -28,7 +28,8 @@ from telemetry.models.incidents import (
     WebhookDelivery,
     WebhookEvent,
 )
-from telemetry.services import budgets, webhooks
+from telemetry.services import webhooks
+from telemetry.services.incidents import budgets_for, resolve_incident, update_flag_budgets
 
 ADMIN_ONLY = {"GET": Scope.ADMIN, "POST": Scope.ADMIN, "PATCH": Scope.ADMIN, "DELETE": Scope.ADMIN}
 
@@ -94,7 +95,7 @@ class IncidentResolveView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         incident = get_object_or_404(Incident.objects.select_related("flag", "environment"), pk=pk)
         data = validated_body(ReasonSerializer, request)
-        incident = budgets.resolve_incident(
+        incident = resolve_incident(
             incident=incident, actor=actor_for_request(request), reason=data["reason"]
         )
         return Response(IncidentSerializer(incident).data)
@@ -136,7 +137,7 @@ def _budgets_body(flag: Flag) -> dict[str, Any]:
         "surface": flag.surface,
         "overrides": {key: overrides.get(key) for key in rules.BUDGET_KEYS},
         "defaults": {**defaults, rules.DAILY_COST_USD: None},
-        "effective": budgets.budgets_for(flag).as_dict(),
+        "effective": budgets_for(flag).as_dict(),
     }
 
 
@@ -150,7 +151,7 @@ class FlagBudgetsView(APIView):
         flag = get_flag(key)
         data = validated_body(FlagBudgetsUpdateSerializer, request)
         reason = data.pop("reason")
-        flag = budgets.update_flag_budgets(
+        flag = update_flag_budgets(
             flag=flag, changes=data, actor=actor_for_request(request), reason=reason
         )
         return Response(_budgets_body(flag))

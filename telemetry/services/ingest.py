@@ -27,7 +27,7 @@ from django.utils import timezone
 from flags.models import ConfigVersion, Environment, Flag
 from flagstaff.flag_state import FlagState, FlagStateError
 from telemetry.models import CallRecord, Sample
-from telemetry.prices import cached_price_table
+from telemetry.price_table import cached_price_table
 from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_record
 from telemetry.services.call_store import insert_new_calls
 from telemetry.services.rollups import RollupBatch

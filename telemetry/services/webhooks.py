@@ -192,7 +192,7 @@ def enqueue_event(*, event: str, payload: Mapping[str, Any]) -> list[WebhookDeli
         ids = [delivery.pk for delivery in deliveries]
 
         def nudge() -> None:
-            from telemetry.tasks_budgets import deliver_webhook
+            from telemetry.tasks import deliver_webhook
 
             for delivery_id in ids:
                 deliver_webhook.delay(delivery_id)

@@ -17,9 +17,10 @@ from controlplane.roles import scopes_for_user
 from controlplane.views import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from flags.lookups import get_flag
 from telemetry import budgets as rules
-from telemetry.forms_incidents import BudgetForm, ReasonForm, WebhookForm
+from telemetry.forms import BudgetForm, ReasonForm, WebhookForm
 from telemetry.models.incidents import Incident, IncidentKind, IncidentState, Webhook
-from telemetry.services import budgets, webhooks
+from telemetry.services import webhooks
+from telemetry.services.incidents import budgets_for, resolve_incident, update_flag_budgets
 
 PAGE_SIZE = 50
 STATE_FILTERS = {"open": IncidentState.OPEN, "resolved": IncidentState.RESOLVED}
@@ -60,7 +61,7 @@ def incident_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReasonForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        budgets.resolve_incident(incident=incident, actor=ui_actor(request), reason=reason)
+        resolve_incident(incident=incident, actor=ui_actor(request), reason=reason)
     except DomainError as error:
         messages.error(request, error.detail)
     else:
@@ -77,7 +78,7 @@ def flag_budgets(request: HttpRequest, key: str) -> HttpResponse:
         require_scope(request, Scope.WRITE)
         if form.is_valid():
             try:
-                budgets.update_flag_budgets(
+                update_flag_budgets(
                     flag=flag,
                     changes=form.changes(),
                     actor=ui_actor(request),
@@ -88,7 +89,7 @@ def flag_budgets(request: HttpRequest, key: str) -> HttpResponse:
             else:
                 messages.success(request, f"Saved the budgets of '{flag.key}'.")
                 return redirect("incidents:budgets", key=flag.key)
-    effective = budgets.budgets_for(flag)
+    effective = budgets_for(flag)
     context = {
         "flag": flag,
         "form": form,

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
-from flags import rate_limit
+from flags.serving import rate_limit
 from flags.snapshots import RedisLink, redis_link
 
 WINDOW = 1_700_000_000

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from controlplane.services import IssuedToken, revoke_api_token
 from flags import services
 from flags.models import Environment
-from flags.ofrep import EvaluateFlagView
-from flags.serving_api import ResolveView
+from flags.serving.ofrep import EvaluateFlagView
+from flags.serving.resolve import ResolveView
 from tests.factories import client_for, make_token
 from tests.flags.serving_helpers import (
     ACTOR,

@@ -1,4 +1,4 @@
-"""The serving fast path in front of Django (flags.serving_wsgi): for every request, the status,
+"""The serving fast path in front of Django (flags.serving.wsgi): for every request, the status,
 headers and body Django's own handler gives, and Django's handler for everything it does not
 answer itself (with the body still readable)."""
 
@@ -14,9 +14,9 @@ from django.urls import resolve
 
 from controlplane.services import IssuedToken
 from flags.models import Environment
-from flags.ofrep import EvaluateFlagView
-from flags.serving_api import ResolveView
-from flags.serving_wsgi import KNOWN_MIDDLEWARE, OFREP_FLAG_PREFIX, RESOLVE_PATH, ServingFastPath
+from flags.serving.ofrep import EvaluateFlagView
+from flags.serving.resolve import ResolveView
+from flags.serving.wsgi import KNOWN_MIDDLEWARE, OFREP_FLAG_PREFIX, RESOLVE_PATH, ServingFastPath
 from tests.flags.serving_helpers import (
     Served,
     every_outcome,
@@ -114,7 +114,7 @@ def test_urls__the_fast_paths_are_the_views_django_routes_them_to() -> None:
 
 def test_middleware__the_project_runs_the_list_the_fast_path_was_written_for() -> None:
     # A changed list disables the fast path (every request goes to Django): review
-    # flags/serving_wsgi.py for what the new middleware does to a serving answer, then update it.
+    # flags/serving/wsgi.py for what the new middleware does to a serving answer, then update it.
     assert tuple(settings.MIDDLEWARE) == KNOWN_MIDDLEWARE
 
 

@@ -21,7 +21,7 @@ from controlplane import errors
 from controlplane.services import IssuedToken
 from flags import services
 from flags.models import Environment
-from flags.serving_stream import open_streams
+from flags.serving.stream import open_streams
 from flags.snapshots import get_store, redis_link, reset_store
 from flagstaff.canonical import canonical_json
 from tests.factories import make_environment, make_token
@@ -242,7 +242,7 @@ def test_stream__process_at_its_stream_limit__503_with_retry_after_until_one_end
             assert "limit" in body["detail"]
         # One throttled warning for the burst, no error per refusal.
         logged = [(r.name, r.levelname) for r in caplog.records if "stream" in r.getMessage()]
-        assert logged == [("flags.serving_stream", "WARNING")]
+        assert logged == [("flags.serving.stream", "WARNING")]
 
         first.close()
         assert streams_drained()

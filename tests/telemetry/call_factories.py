@@ -9,7 +9,7 @@ from typing import Any
 from flags.catalog import seed_catalog
 from flags.models import ConfigVersion, Environment
 from flagstaff.flag_state import FlagState
-from telemetry.prices import clear_price_cache
+from telemetry.price_table import clear_price_cache
 
 _sequence = itertools.count(1)
 

@@ -14,9 +14,9 @@ from controlplane.errors import Conflict, InvalidInput
 from flags import services as flag_services
 from flags.models import ConfigVersion, Environment, Flag
 from telemetry import budgets as rules
-from telemetry import tasks_budgets
+from telemetry import tasks
 from telemetry.models.incidents import Incident, IncidentKind, WebhookDelivery, WebhookEvent
-from telemetry.services import budgets, webhooks
+from telemetry.services import incidents, webhooks
 from telemetry.services.ingest import ingest_calls
 from tests.factories import audit_mark, audit_since, make_environment, make_flag, make_version
 from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
@@ -117,7 +117,7 @@ def test_update_flag_budgets__overrides__stored_with_audit_diff() -> None:
     flag = make_flag(surface="chat")
     mark = audit_mark()
 
-    flag = budgets.update_flag_budgets(
+    flag = incidents.update_flag_budgets(
         flag=flag, changes={"ttft_p95_ms": 1500, "daily_cost_usd": "40"}, actor=ACTOR, reason="launch"
     )
 
@@ -132,20 +132,20 @@ def test_update_flag_budgets__overrides__stored_with_audit_diff() -> None:
 
 @pytest.mark.django_db
 def test_update_flag_budgets__null__back_to_surface_default() -> None:
-    flag = budgets.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 1500}, actor=ACTOR)
+    flag = incidents.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 1500}, actor=ACTOR)
 
-    flag = budgets.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": None}, actor=ACTOR)
+    flag = incidents.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": None}, actor=ACTOR)
 
     assert flag.budgets == {}
-    assert budgets.budgets_for(flag).ttft_p95_ms == 2_000
+    assert incidents.budgets_for(flag).ttft_p95_ms == 2_000
 
 
 @pytest.mark.django_db
 def test_update_flag_budgets__same_values__no_audit_entry() -> None:
-    flag = budgets.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 1500}, actor=ACTOR)
+    flag = incidents.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 1500}, actor=ACTOR)
     mark = audit_mark()
 
-    budgets.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": 1500}, actor=ACTOR)
+    incidents.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": 1500}, actor=ACTOR)
 
     assert audit_since(mark) == []
 
@@ -155,7 +155,7 @@ def test_update_flag_budgets__invalid__invalid_input_and_nothing_stored() -> Non
     flag = make_flag()
 
     with pytest.raises(InvalidInput) as raised:
-        budgets.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": -5}, actor=ACTOR)
+        incidents.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": -5}, actor=ACTOR)
 
     assert raised.value.errors[0]["path"] == "ttft_p95_ms"
     flag.refresh_from_db()
@@ -167,7 +167,7 @@ def test_update_flag_budgets__archived_flag__conflict() -> None:
     flag = flag_services.archive_flag(flag=make_flag(), actor=ACTOR)
 
     with pytest.raises(Conflict):
-        budgets.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": 100}, actor=ACTOR)
+        incidents.update_flag_budgets(flag=flag, changes={"ttft_p95_ms": 100}, actor=ACTOR)
 
 
 # the periodic check
@@ -209,9 +209,9 @@ def environment_of(version: ConfigVersion) -> Environment:
     return version.flag.states.get().environment
 
 
-def check(now: datetime) -> budgets.CheckResult:
+def check(now: datetime) -> incidents.CheckResult:
     with time_machine.travel(now, tick=False):
-        return budgets.check_budgets()
+        return incidents.check_budgets()
 
 
 def incident_then_calls(*, ttft_ms: int) -> datetime:
@@ -299,7 +299,7 @@ def test_check_budgets__slow_calls_outside_the_window__no_incident(check_setting
 
 def test_check_budgets__flag_override_above_measure__no_incident(check_settings: Settings) -> None:
     version = serving("chat")
-    budgets.update_flag_budgets(flag=version.flag, changes={"ttft_p95_ms": 5_000}, actor=ACTOR)
+    incidents.update_flag_budgets(flag=version.flag, changes={"ttft_p95_ms": 5_000}, actor=ACTOR)
     send_calls(version, environment_of(version), 10, when=NOON - timedelta(minutes=3), ttft_ms=2_600)
 
     check(NOON)
@@ -431,7 +431,7 @@ def test_check_budgets__spend_over_daily_budget__cost_incident_then_resolved_nex
 ) -> None:
     version = serving("chat")
     environment = environment_of(version)
-    budgets.update_flag_budgets(flag=version.flag, changes={"daily_cost_usd": "0.01"}, actor=ACTOR)
+    incidents.update_flag_budgets(flag=version.flag, changes={"daily_cost_usd": "0.01"}, actor=ACTOR)
     # Each default record costs $0.0043 on claude-sonnet-5-5 (1,000 input, 200 output, 3,000 cache reads).
     send_calls(version, environment, 3, when=NOON - timedelta(hours=3), ttft_ms=100)
 
@@ -458,7 +458,7 @@ def test_check_budgets__spend_over_daily_budget__cost_incident_then_resolved_nex
 
 def test_check_budgets__spend_under_daily_budget__no_incident(check_settings: Settings) -> None:
     version = serving("chat")
-    budgets.update_flag_budgets(flag=version.flag, changes={"daily_cost_usd": "1"}, actor=ACTOR)
+    incidents.update_flag_budgets(flag=version.flag, changes={"daily_cost_usd": "1"}, actor=ACTOR)
     send_calls(version, environment_of(version), 3, when=NOON - timedelta(hours=3), ttft_ms=100)
 
     check(NOON)
@@ -515,6 +515,6 @@ def test_check_budgets_task__breach__returns_counts(check_settings: Settings) ->
     send_calls(version, environment_of(version), 10, when=NOON - timedelta(minutes=3), ttft_ms=2_600)
 
     with time_machine.travel(NOON, tick=False):
-        outcome = tasks_budgets.check_budgets()
+        outcome = tasks.check_budgets()
 
     assert outcome == {"checked": 1, "opened": 1, "resolved": 0}

@@ -12,7 +12,7 @@ from controlplane.audit import Actor
 from flags.models import Environment, Flag
 from telemetry.context_processors import BANNER_LIMIT
 from telemetry.models.incidents import Incident, IncidentKind, Webhook, WebhookEvent
-from telemetry.services import budgets, webhooks
+from telemetry.services import incidents, webhooks
 from tests.factories import audit_mark, audit_since, make_environment, make_flag
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,7 @@ def test_banner__open_incident__shown_on_every_page_with_link(viewer: User) -> N
 
 
 def test_banner__only_resolved_incidents__not_shown(viewer: User) -> None:
-    budgets.resolve_incident(incident=make_incident(), actor=ACTOR)
+    incidents.resolve_incident(incident=make_incident(), actor=ACTOR)
 
     content = logged_in(viewer).get("/flags/").content.decode()
 
@@ -120,7 +120,7 @@ def test_banner__anonymous_login_page__not_shown(client: Client) -> None:
 
 def test_incident_list__viewer__lists_incidents_with_state_filter(viewer: User) -> None:
     open_one = make_incident()
-    resolved = budgets.resolve_incident(incident=make_incident(), actor=ACTOR)
+    resolved = incidents.resolve_incident(incident=make_incident(), actor=ACTOR)
     client = logged_in(viewer)
 
     everything = client.get("/incidents/")
@@ -226,7 +226,7 @@ def test_flag_budgets_page__editor_posts__overrides_saved_with_audit(editor: Use
 
 
 def test_flag_budgets_page__blank_field__back_to_default(editor: User) -> None:
-    flag = budgets.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 900}, actor=ACTOR)
+    flag = incidents.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 900}, actor=ACTOR)
 
     logged_in(editor).post(
         f"/flags/{flag.key}/budgets/", {"ttft_p95_ms": "", "total_p95_ms": "", "daily_cost_usd": ""}

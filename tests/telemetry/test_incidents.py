@@ -10,7 +10,7 @@ from controlplane.errors import Conflict
 from controlplane.services import IssuedToken
 from flags.models import Environment, Flag
 from telemetry.models.incidents import Incident, IncidentKind, WebhookDelivery, WebhookEvent
-from telemetry.services import budgets, webhooks
+from telemetry.services import incidents, webhooks
 from tests.factories import audit_mark, audit_since, client_for, make_environment, make_flag, make_token
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def test_incident__other_kind_for_same_pair__allowed() -> None:
 
 
 def test_incident__resolved_one_exists__a_new_one_may_open() -> None:
-    first = budgets.resolve_incident(incident=make_incident(), actor=ACTOR)
+    first = incidents.resolve_incident(incident=make_incident(), actor=ACTOR)
 
     make_incident(flag=first.flag, environment=first.environment)
 
@@ -79,7 +79,7 @@ def test_resolve_incident__open__resolved_with_audit_and_webhook_rows() -> None:
     incident = make_incident()
     mark = audit_mark()
 
-    incident = budgets.resolve_incident(incident=incident, actor=ACTOR, reason="traffic moved away")
+    incident = incidents.resolve_incident(incident=incident, actor=ACTOR, reason="traffic moved away")
 
     assert (incident.state, incident.resolution["reason"]) == ("resolved", "traffic moved away")
     assert incident.resolved_at is not None
@@ -98,10 +98,10 @@ def test_resolve_incident__open__resolved_with_audit_and_webhook_rows() -> None:
 
 
 def test_resolve_incident__already_resolved__conflict() -> None:
-    incident = budgets.resolve_incident(incident=make_incident(), actor=ACTOR)
+    incident = incidents.resolve_incident(incident=make_incident(), actor=ACTOR)
 
     with pytest.raises(Conflict):
-        budgets.resolve_incident(incident=incident, actor=ACTOR)
+        incidents.resolve_incident(incident=incident, actor=ACTOR)
 
 
 # API: incidents
@@ -131,7 +131,7 @@ def test_incidents_api_get__viewer__newest_first_with_evidence(viewer: User) -> 
 )
 def test_incidents_api_get__filters__applied(viewer: User, query: str, expected: list[str]) -> None:
     make_incident()
-    budgets.resolve_incident(incident=make_incident(), actor=ACTOR)
+    incidents.resolve_incident(incident=make_incident(), actor=ACTOR)
 
     body = client_for(viewer).get(f"{INCIDENTS_URL}?{query}").json()
 
@@ -162,7 +162,7 @@ def test_incident_resolve_api__editor__200_resolved(editor: User) -> None:
 
 
 def test_incident_resolve_api__already_resolved__409(editor: User) -> None:
-    incident = budgets.resolve_incident(incident=make_incident(), actor=ACTOR)
+    incident = incidents.resolve_incident(incident=make_incident(), actor=ACTOR)
 
     response = client_for(editor).post(f"{INCIDENTS_URL}{incident.pk}/resolve/", {}, format="json")
 
@@ -194,7 +194,7 @@ def budgets_url(flag: Flag) -> str:
 
 
 def test_flag_budgets_api_get__chat_flag__defaults_overrides_and_effective(viewer: User) -> None:
-    flag = budgets.update_flag_budgets(
+    flag = incidents.update_flag_budgets(
         flag=make_flag(surface="chat"), changes={"daily_cost_usd": "25"}, actor=ACTOR
     )
 
@@ -210,7 +210,7 @@ def test_flag_budgets_api_get__chat_flag__defaults_overrides_and_effective(viewe
 
 
 def test_flag_budgets_api_patch__editor__only_sent_fields_change(editor: User) -> None:
-    flag = budgets.update_flag_budgets(
+    flag = incidents.update_flag_budgets(
         flag=make_flag(surface="agent"), changes={"daily_cost_usd": "25"}, actor=ACTOR
     )
 
@@ -227,7 +227,7 @@ def test_flag_budgets_api_patch__editor__only_sent_fields_change(editor: User) -
 
 
 def test_flag_budgets_api_patch__null__clears_override(editor: User) -> None:
-    flag = budgets.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 900}, actor=ACTOR)
+    flag = incidents.update_flag_budgets(flag=make_flag(), changes={"ttft_p95_ms": 900}, actor=ACTOR)
 
     response = client_for(editor).patch(budgets_url(flag), {"ttft_p95_ms": None}, format="json")
 

@@ -8,7 +8,7 @@ import time_machine
 from pytest_django.fixtures import Settings
 
 from controlplane.settings import env_secret
-from telemetry import tasks_usage
+from telemetry import tasks
 from telemetry.models.usage_sync import AdminSyncState, CostBucket, SyncHealth, UsageBucket
 from telemetry.services import usage_sync
 from tests.fakes.anthropic import DEFAULT_ADMIN_KEY, FakeAnthropic, cost_result, report_bucket, usage_result
@@ -451,7 +451,7 @@ def test_sync_step__pass_under_way__continues_before_starting_another_stream(
 
 def test_sync_admin_reports_task__due_stream__fetches_one_page(fake: FakeAnthropic) -> None:
     with time_machine.travel(NOW, tick=False):
-        outcome = tasks_usage.sync_admin_reports()
+        outcome = tasks.sync_admin_reports()
 
     assert outcome["outcome"] == "fetched"
     assert len(fake.requests) == 1

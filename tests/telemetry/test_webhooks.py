@@ -174,7 +174,7 @@ def test_enqueue_event__on_commit__nudges_one_task_per_delivery(
 ) -> None:
     make_webhook(receiver.url)
     nudged: list[int] = []
-    monkeypatch.setattr("telemetry.tasks_budgets.deliver_webhook.delay", nudged.append)
+    monkeypatch.setattr("telemetry.tasks.deliver_webhook.delay", nudged.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         [delivery] = queue()
