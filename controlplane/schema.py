@@ -2,7 +2,7 @@
 
 Imported by `ControlPlaneConfig.ready()`; drf-spectacular finds the extensions by subclass.
 The scheme names are OFREP's own (`BearerAuth`, `ApiKeyAuth`), so one token description
-serves both our API and the OFREP routes.
+serves both our API and the OFREP routes; flags.serving.schema adds the serving routes' own.
 """
 
 from __future__ import annotations
@@ -36,31 +36,3 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
                 "description": "The same API token, for clients that cannot set Authorization.",
             },
         ]
-
-
-class ServingTokenScheme(ApiTokenScheme):
-    """The same token on the serving routes, checked through a per-process cache. The schemes
-    are `ApiTokenScheme`'s: drf-spectacular ties a scheme's name to one authentication class,
-    so this one only refers to them."""
-
-    target_class = "flags.serving.auth.CachedTokenAuthentication"
-    name = []
-
-    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
-        return []
-
-
-class StreamTicketScheme(OpenApiAuthenticationExtension):
-    """`?ticket=` on the change stream, for EventSource clients that cannot send headers."""
-
-    target_class = "flags.serving.auth.StreamTicketAuthentication"
-    name = "StreamTicket"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "apiKey",
-            "in": "query",
-            "name": "ticket",
-            "description": "A signed, expiring ticket for one environment's stream, from the "
-            "`eventStreams` of an OFREP bulk evaluation.",
-        }

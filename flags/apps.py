@@ -17,3 +17,5 @@ class FlagsConfig(AppConfig):
         # The catalog seed is data that grows with the code (new models, new prices), so it is
         # applied after every migrate rather than frozen into one data migration.
         post_migrate.connect(_seed_model_catalog, sender=self)
+        # Registers the serving routes' OpenAPI authentication extensions.
+        from flags.serving import schema  # noqa: F401

@@ -3,52 +3,52 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from flags import views
+from flags.views import catalog, flags, segments, targeting, version_diff, versions
 
 app_name = "flags"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="flags:list"), name="home"),
-    path("flags/", views.flag_list, name="list"),
-    path("environments/new/", views.environment_create, name="environment-create"),
-    path("models/", views.model_catalog, name="models"),
-    path("flags/<slug:key>/", views.flag_detail, name="detail"),
-    path("flags/<slug:key>/environments/<slug:env>/publish/", views.publish, name="publish"),
+    path("flags/", flags.flag_list, name="list"),
+    path("environments/new/", flags.environment_create, name="environment-create"),
+    path("models/", catalog.model_catalog, name="models"),
+    path("flags/<slug:key>/", flags.flag_detail, name="detail"),
+    path("flags/<slug:key>/environments/<slug:env>/publish/", flags.publish, name="publish"),
     path(
         "flags/<slug:key>/environments/<slug:env>/enable/",
-        views.set_enabled,
+        flags.set_enabled,
         {"enabled": True},
         name="enable",
     ),
     path(
         "flags/<slug:key>/environments/<slug:env>/disable/",
-        views.set_enabled,
+        flags.set_enabled,
         {"enabled": False},
         name="disable",
     ),
-    path("flags/<slug:key>/versions/new/", views.version_new, name="version-new"),
-    path("flags/<slug:key>/versions/<int:number>/", views.version_detail, name="version"),
-    path("flags/<slug:key>/diff/", views.diff, name="diff"),
-    path("flags/<slug:key>/environments/<slug:env>/targeting/", views.targeting, name="targeting"),
-    path("flags/<slug:key>/environments/<slug:env>/targeting/rules/", views.rule_add, name="rule-add"),
+    path("flags/<slug:key>/versions/new/", versions.version_new, name="version-new"),
+    path("flags/<slug:key>/versions/<int:number>/", versions.version_detail, name="version"),
+    path("flags/<slug:key>/diff/", version_diff.diff, name="diff"),
+    path("flags/<slug:key>/environments/<slug:env>/targeting/", targeting.targeting, name="targeting"),
+    path("flags/<slug:key>/environments/<slug:env>/targeting/rules/", targeting.rule_add, name="rule-add"),
     path(
         "flags/<slug:key>/environments/<slug:env>/targeting/rules/<int:index>/move/",
-        views.rule_move,
+        targeting.rule_move,
         name="rule-move",
     ),
     path(
         "flags/<slug:key>/environments/<slug:env>/targeting/rules/<int:index>/remove/",
-        views.rule_remove,
+        targeting.rule_remove,
         name="rule-remove",
     ),
-    path("flags/<slug:key>/environments/<slug:env>/targeting/split/", views.split_set, name="split-set"),
+    path("flags/<slug:key>/environments/<slug:env>/targeting/split/", targeting.split_set, name="split-set"),
     path(
         "flags/<slug:key>/environments/<slug:env>/targeting/split/clear/",
-        views.split_clear,
+        targeting.split_clear,
         name="split-clear",
     ),
-    path("flags/<slug:key>/environments/<slug:env>/targeting/try/", views.try_context_view, name="try"),
-    path("segments/", views.segment_list, name="segments"),
-    path("segments/<slug:key>/", views.segment_detail, name="segment"),
-    path("segments/<slug:key>/delete/", views.segment_delete, name="segment-delete"),
+    path("flags/<slug:key>/environments/<slug:env>/targeting/try/", targeting.try_context_view, name="try"),
+    path("segments/", segments.segment_list, name="segments"),
+    path("segments/<slug:key>/", segments.segment_detail, name="segment"),
+    path("segments/<slug:key>/delete/", segments.segment_delete, name="segment-delete"),
 ]

@@ -24,7 +24,9 @@ def apply_retention() -> dict[str, int]:
     return delete_expired_telemetry()
 
 
-@shared_task(name="telemetry.tasks_budgets.check_budgets", acks_late=True, time_limit=120, soft_time_limit=100)
+@shared_task(
+    name="telemetry.tasks_budgets.check_budgets", acks_late=True, time_limit=120, soft_time_limit=100
+)
 def check_budgets() -> dict[str, int]:
     """Open and resolve budget incidents for every enabled flag and environment.
 
@@ -35,7 +37,9 @@ def check_budgets() -> dict[str, int]:
     return {"checked": result.checked, "opened": len(result.opened), "resolved": len(result.resolved)}
 
 
-@shared_task(name="telemetry.tasks_budgets.deliver_webhook", acks_late=True, time_limit=60, soft_time_limit=50)
+@shared_task(
+    name="telemetry.tasks_budgets.deliver_webhook", acks_late=True, time_limit=60, soft_time_limit=50
+)
 def deliver_webhook(delivery_id: int) -> str | None:
     """Make one attempt at one delivery; the nudge sent when an event is queued.
 
@@ -46,7 +50,10 @@ def deliver_webhook(delivery_id: int) -> str | None:
 
 
 @shared_task(
-    name="telemetry.tasks_budgets.sweep_webhook_deliveries", acks_late=True, time_limit=280, soft_time_limit=250
+    name="telemetry.tasks_budgets.sweep_webhook_deliveries",
+    acks_late=True,
+    time_limit=280,
+    soft_time_limit=250,
 )
 def sweep_webhook_deliveries() -> int:
     """Attempt every due delivery: first tries whose nudge was lost, and retries after backoff.
@@ -56,7 +63,9 @@ def sweep_webhook_deliveries() -> int:
     return webhooks.deliver_due()
 
 
-@shared_task(name="telemetry.tasks_usage.sync_admin_reports", acks_late=True, time_limit=120, soft_time_limit=100)
+@shared_task(
+    name="telemetry.tasks_usage.sync_admin_reports", acks_late=True, time_limit=120, soft_time_limit=100
+)
 def sync_admin_reports() -> dict[str, object]:
     """Fetch at most one page of the usage or cost report that is due.
 

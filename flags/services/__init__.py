@@ -11,9 +11,9 @@
 - `revisions`: bumping environment revisions and announcing them after commit.
 """
 
+from flags.services.catalog import ModelsApiFailed, refresh_model_catalog, sync_model_catalog
 from flags.services.environments import create_environment
 from flags.services.flags import archive_flag, create_flag, update_flag
-from flags.services.catalog import ModelsApiFailed, refresh_model_catalog, sync_model_catalog
 from flags.services.publishing import publish_version, set_flag_enabled
 from flags.services.splits import clear_split, set_split
 from flags.services.targeting import (

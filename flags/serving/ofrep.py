@@ -29,16 +29,6 @@ from controlplane.errors import DomainError
 from controlplane.models import ApiToken, Scope
 from controlplane.negotiation import FirstRenderer
 from flags.serving import rate_limit
-from flags.serving.resolve import (
-    BodyError,
-    ContextError,
-    check_units,
-    current_snapshot,
-    etag_matches,
-    quick_answer,
-    read_body,
-    read_context,
-)
 from flags.serving.auth import (
     CachedTokenAuthentication,
     bound_environment,
@@ -46,6 +36,8 @@ from flags.serving.auth import (
     stream_ticket,
     token_environment,
 )
+from flags.serving.requests import BodyError, ContextError, check_units, etag_matches, read_body, read_context
+from flags.serving.resolve import current_snapshot, quick_answer
 from flags.snapshots import (
     Served,
     ServedFlag,

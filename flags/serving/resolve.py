@@ -3,18 +3,15 @@ flags.serving.stream, the serving authentication in flags.serving.auth.
 
 Everything is answered from the process's snapshot (flags.snapshots): a warm request touches
 neither the database nor the compiler, and keeps working while the database is down. Request
-bodies are parsed here rather than by DRF's parser and serializers: a context is arbitrary
-JSON, and no context (deeply nested, huge, lone surrogates) may turn into a 500. The
-serializers below document the shapes for the OpenAPI schema.
+bodies are read by flags.serving.requests rather than by DRF's parser and serializers; the
+serializers below only document the shapes for the OpenAPI schema.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -35,9 +32,9 @@ from flags.serving.auth import (
     remembered_token,
     token_environment,
 )
+from flags.serving.requests import BodyError, ContextError, check_units, etag_matches, read_body, read_context
 from flags.snapshots import (
     Served,
-    ServedFlag,
     Snapshot,
     SnapshotStore,
     SnapshotUnavailable,
@@ -45,9 +42,6 @@ from flags.snapshots import (
     UnservableFlag,
     get_store,
 )
-from flagstaff.engine.constraints import lookup
-
-TARGETING_KEY = "targetingKey"
 
 
 class FlagUnservable(DomainError):
@@ -87,76 +81,7 @@ def current_snapshot(environment: str, store: SnapshotStore | None = None) -> Sn
         ) from None
 
 
-# Request bodies and contexts
-
-
-class BodyError(ValueError):
-    """The body is not JSON, or not a JSON object."""
-
-
-class ContextError(ValueError):
-    def __init__(self, message: str, *, path: str = "context", too_large: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.too_large = too_large
-
-
-def read_body(request: HttpRequest | Request) -> tuple[dict[str, Any], int]:
-    """The JSON object of the body and its size in bytes (an empty body is `{}`)."""
-    raw = request.body
-    if not raw.strip():
-        return {}, 0
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        # ValueError covers bad JSON, bad UTF-8 and integers beyond Python's digit limit;
-        # RecursionError, nesting deeper than the parser goes.
-        raise BodyError("The body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise BodyError("The body must be a JSON object.")
-    return data, len(raw)
-
-
-def read_context(data: Mapping[str, Any], body_size: int) -> dict[str, Any]:
-    context = data.get("context")
-    if context is None:
-        return {}
-    if not isinstance(context, dict):
-        raise ContextError("The context must be a JSON object.")
-    limit = settings.FLAGSTAFF_MAX_CONTEXT_BYTES
-    if body_size > limit:
-        try:
-            size = len(json.dumps(context, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        except RecursionError:
-            size = limit + 1
-        if size > limit:
-            raise ContextError(f"The context is {size:,} bytes; the limit is {limit:,}.", too_large=True)
-    return context
-
-
-def check_units(context: Mapping[str, Any], flags: Iterable[ServedFlag]) -> None:
-    """`targetingKey` and each flag's stickiness attribute, when given, must be strings."""
-    names = {TARGETING_KEY} | {flag.stickiness for flag in flags if flag.stickiness}
-    for name in sorted(names):
-        value = lookup(context, name)
-        if value is not None and not isinstance(value, str):
-            raise ContextError(
-                f"'{name}' identifies the unit and must be a string, not {_json_type(value)}.",
-                path=f"context.{name}",
-            )
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
+# Request errors
 
 
 def _rest_context_error(error: ContextError) -> DomainError:
@@ -165,13 +90,6 @@ def _rest_context_error(error: ContextError) -> DomainError:
     return InvalidInput(
         error.message, code="invalid_context", errors=[{"path": error.path, "message": error.message}]
     )
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    candidates = [part.strip() for part in header.split(",")]
-    return any(c == "*" or c.removeprefix("W/") == etag for c in candidates)
 
 
 # Responses

@@ -23,8 +23,8 @@ from rest_framework.response import Response
 
 from controlplane.errors import DomainError
 from controlplane.models import Scope
-from flags.serving.resolve import ServingView, current_snapshot
 from flags.serving.auth import CachedTokenAuthentication, StreamTicketAuthentication
+from flags.serving.resolve import ServingView, current_snapshot
 from flags.snapshots import Snapshot, SnapshotStore, SnapshotUnavailable, UnknownEnvironment, get_store
 
 STREAM_RETRY_MILLISECONDS = 2000

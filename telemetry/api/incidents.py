@@ -151,9 +151,7 @@ class FlagBudgetsView(APIView):
         flag = get_flag(key)
         data = validated_body(FlagBudgetsUpdateSerializer, request)
         reason = data.pop("reason")
-        flag = update_flag_budgets(
-            flag=flag, changes=data, actor=actor_for_request(request), reason=reason
-        )
+        flag = update_flag_budgets(flag=flag, changes=data, actor=actor_for_request(request), reason=reason)
         return Response(_budgets_body(flag))
 
 

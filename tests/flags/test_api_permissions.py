@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, URLResolver, reverse
 from rest_framework.test import APIClient
 
 from controlplane import api_urls
@@ -225,11 +225,22 @@ PUBLIC_ROUTES = {"schema", "docs"}
 ROUTE_ARGUMENTS = {"key": "support-chat", "env": "staging", "number": 1, "index": 0, "pk": 1}
 
 
+def flattened(patterns: list[URLPattern | URLResolver]) -> list[URLPattern]:
+    """The routes of a url list with the apps' included lists opened (they add no prefix)."""
+    routes: list[URLPattern] = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            assert str(pattern.pattern) == ""
+            routes += flattened(pattern.url_patterns)
+        else:
+            routes.append(pattern)
+    return routes
+
+
 def api_routes() -> list[tuple[str, str]]:
-    """(method, url) for every method of every route in controlplane/api_urls.py."""
+    """(method, url) for every method of every route under controlplane/api_urls.py."""
     calls = []
-    for pattern in api_urls.urlpatterns:
-        assert isinstance(pattern, URLPattern)
+    for pattern in flattened(api_urls.urlpatterns):
         if pattern.name in PUBLIC_ROUTES:
             continue
         view = pattern.callback.cls  # type: ignore[attr-defined]
