@@ -1,7 +1,6 @@
 """Core pages: health, error handlers (JSON under /api/), and the audit and token pages.
 
-Also the helpers every HTML view uses: the scope check, service errors shown on forms, and
-rendering a page or, for htmx, just the block the request targets.
+The helpers every HTML view uses are in controlplane.web.
 """
 
 from __future__ import annotations
@@ -9,41 +8,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template import Engine
-from django.template.context import make_context
 from django.template.loader import render_to_string
-from django.template.loader_tags import BlockNode
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.middleware import HtmxDetails
 
-from controlplane.audit import Actor, verify_chain
+from controlplane.audit import verify_chain
 from controlplane.errors import DomainError, NotFound
 from controlplane.forms import ApiTokenForm, AuditFilterForm
 from controlplane.health import database_ok
-from controlplane.models import ApiToken, AuditChainHead, AuditEntry, Scope, Source
-from controlplane.roles import scopes_for_user
+from controlplane.models import ApiToken, AuditChainHead, AuditEntry, Scope
 from controlplane.services import create_api_token, revoke_api_token
+from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 
 AUDIT_PAGE_SIZE = 50
-
-SCOPE_REFUSALS: dict[str, str] = {
-    Scope.WRITE: "Changing flags, versions and environments needs the Editor or Admin role.",
-    Scope.AUDIT: "The audit log is open to the Auditor and Admin roles.",
-    Scope.ADMIN: "Managing API tokens needs the Admin role.",
-}
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 @require_GET
@@ -72,47 +54,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # Rendered without the request: context processors read the session and roles from the
     # database, which may be the very thing that failed.
     return HttpResponseServerError(render_to_string("500.html"))
-
-
-def require_scope(request: HttpRequest, scope: str) -> None:
-    if scope not in scopes_for_user(request.user):
-        raise PermissionDenied(SCOPE_REFUSALS.get(scope, f"This needs the '{scope}' scope."))
-
-
-def ui_actor(request: HttpRequest) -> Actor:
-    return Actor.for_user(request.user, source=Source.UI)
-
-
-def add_domain_error(form: forms.Form, error: DomainError) -> None:
-    """Show a service's refusal on the form: at the fields it names, else above the form."""
-    for issue in error.errors:
-        path, message = issue.get("path", ""), issue["message"]
-        if path in form.fields:
-            form.add_error(path, message)
-        else:
-            form.add_error(None, f"{path}: {message}" if path else message)
-    if not error.errors:
-        on_key = error.code == "duplicate_key" and "key" in form.fields
-        form.add_error("key" if on_key else None, error.detail)
-
-
-def render_page(request: HtmxHttpRequest, template_name: str, context: dict[str, Any]) -> HttpResponse:
-    """Render the page, or for htmx only the block named like the element the request targets."""
-    target = request.htmx.target if request.htmx else None
-    response = None
-    if target:
-        template = Engine.get_default().get_template(template_name)
-        blocks = template.nodelist.get_nodes_by_type(BlockNode)
-        block = next((node for node in blocks if isinstance(node, BlockNode) and node.name == target), None)
-        if block is not None:
-            block_context = make_context(context, request)
-            with block_context.bind_template(template):
-                response = HttpResponse(block.nodelist.render(block_context))
-    if response is None:
-        response = render(request, template_name, context)
-    # The same URL answers with a page or a fragment: caches must keep them apart.
-    patch_vary_headers(response, ("HX-Request", "HX-Target"))
-    return response
 
 
 def _shown(value: Any) -> str:

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
-from controlplane.views import require_scope
+from controlplane.web import require_scope
 from flags.lookups import get_flag
 from flags.models import Flag
 

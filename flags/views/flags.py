@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError
 from controlplane.models import Scope
-from controlplane.views import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
+from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from flags import services
 from flags.forms import EnvironmentForm, FlagForm, PublishForm
 from flags.lookups import get_environment, get_flag

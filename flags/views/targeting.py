@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError
-from controlplane.views import HtmxHttpRequest, add_domain_error, ui_actor
+from controlplane.web import HtmxHttpRequest, add_domain_error, ui_actor
 from flags import services
 from flags.forms import RuleForm, RuleMoveForm, SplitForm, TryContextForm
 from flags.lookups import get_environment, get_flag

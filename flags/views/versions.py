@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from controlplane.errors import DomainError, NotFound
-from controlplane.views import HtmxHttpRequest, add_domain_error, render_page, ui_actor
+from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, ui_actor
 from flags import services
 from flags.forms import VersionForm, starter_content
 from flags.lookups import get_flag, get_version

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from controlplane.models import Scope
-from controlplane.views import HtmxHttpRequest, render_page, require_scope
+from controlplane.web import HtmxHttpRequest, render_page, require_scope
 from flags.lookups import get_environment, get_flag
 from flags.models import Environment
 from telemetry import dashboards

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
-from controlplane.views import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
+from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from flags.lookups import get_flag
 from telemetry import budgets as rules
 from telemetry.forms import BudgetForm, ReasonForm, WebhookForm
