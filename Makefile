@@ -61,11 +61,12 @@ test-services: $(STAMP) services
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) CELERY_BROKER_URL=$(REDIS_TEST_URL) \
 	  FLAGSTAFF_REQUIRE_SERVICES=1 $(BIN)/pytest
 
-## lint: formatting, lint rules, types, migrations and the OpenAPI schema
+## lint: formatting, lint rules, types, the layering contracts, migrations and the OpenAPI schema
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
