@@ -20,6 +20,8 @@ connections itself, which is what their receivers do for such a request).
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,6 +45,12 @@ RESOLVE_PATH = "/api/v1/resolve"
 OFREP_FLAG_PREFIX = "/ofrep/v1/evaluate/flags/"
 
 # What each middleware does to a cookie-less POST answered by a serving view's hot path:
+# A failing fast path still answers (through Django), so only the log shows it: once a minute per
+# process is enough to see a defect without flooding the log at serving rates.
+FAILURE_LOG_INTERVAL_SECONDS = 60
+
+logger = logging.getLogger(__name__)
+
 KNOWN_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",  # request: https redirect; response: headers
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files only
@@ -68,6 +76,7 @@ class ServingFastPath:
         self._security = SecurityMiddleware(_unreachable)
         self._common = CommonMiddleware(_unreachable)
         self._frame_options = XFrameOptionsMiddleware(_unreachable)
+        self._failure_logged_at = -float("inf")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         response = self.answer(environ)
@@ -98,12 +107,20 @@ class ServingFastPath:
             response = self._respond(request)
         except Exception:
             # A defect, or the database failing under a refresh: Django's handler runs the
-            # request again and answers (or logs) as it does for every other request.
+            # request again and answers (or logs) as it does for every other request. Logged
+            # here too, or a defect of the fast path would only show as a slower answer.
+            self._log_failure()
             response = None
         if response is None:
             environ["wsgi.input"].seek(0)
             return None
         return response
+
+    def _log_failure(self) -> None:
+        now = time.time()
+        if now - self._failure_logged_at >= FAILURE_LOG_INTERVAL_SECONDS:
+            self._failure_logged_at = now
+            logger.exception("serving fast path failed; Django answers instead")
 
     def _respond(self, request: WSGIRequest) -> HttpResponse | None:
         try:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import override_settings
@@ -16,7 +17,13 @@ from controlplane.services import IssuedToken
 from flags.models import Environment
 from flags.serving.ofrep import EvaluateFlagView
 from flags.serving.resolve import ResolveView
-from flags.serving.wsgi import KNOWN_MIDDLEWARE, OFREP_FLAG_PREFIX, RESOLVE_PATH, ServingFastPath
+from flags.serving.wsgi import (
+    FAILURE_LOG_INTERVAL_SECONDS,
+    KNOWN_MIDDLEWARE,
+    OFREP_FLAG_PREFIX,
+    RESOLVE_PATH,
+    ServingFastPath,
+)
 from tests.flags.serving_helpers import (
     Served,
     every_outcome,
@@ -217,3 +224,30 @@ def test_other_middleware__every_request_left_to_django(fast: ServingFastPath, t
     with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]):
         assert fast.answer(environ_for(RESOLVE_PATH, body, token)) is None
     assert fast.answer(environ_for(RESOLVE_PATH, body, token)) is not None
+
+
+def test_fast_path_failure__django_answers_and_logged_once_a_minute(
+    fast: ServingFastPath,
+    token: IssuedToken,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class DefectiveResolveView:
+        @staticmethod
+        def quick(request: Any) -> None:
+            raise RuntimeError("defect in the quick path")
+
+    # Only the fast path's view is defective; Django's routes still reach the real one.
+    monkeypatch.setattr("flags.serving.wsgi.ResolveView", DefectiveResolveView)
+    body = {"flag": "support-chat"}
+
+    with time_machine.travel(1_000_000, tick=False) as clock:
+        answers = [call(fast, environ_for(RESOLVE_PATH, body, token))[0] for _ in range(3)]
+        clock.shift(FAILURE_LOG_INTERVAL_SECONDS)
+        answers.append(call(fast, environ_for(RESOLVE_PATH, body, token))[0])
+
+    assert answers == ["200 OK"] * 4
+    logged = [r for r in caplog.records if r.name == "flags.serving.wsgi"]
+    assert [(r.levelname, str(r.exc_info[1]) if r.exc_info else None) for r in logged] == [
+        ("ERROR", "defect in the quick path")
+    ] * 2
