@@ -20,7 +20,7 @@ from flags.models import Environment, Flag
 from telemetry import histograms
 from telemetry.budgets import Budgets, effective_budgets
 from telemetry.models import Rollup, RollupCount, RollupHistogram
-from telemetry.services.rollups import STOP_COLUMNS
+from telemetry.services.rollups import ROLLUP_COUNTERS, STOP_COLUMNS
 
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -29,20 +29,6 @@ RANGES: dict[str, timedelta] = {
     "30d": timedelta(days=30),
 }
 DEFAULT_RANGE = "24h"
-SUM_FIELDS = (
-    "calls",
-    "errors",
-    *STOP_COLUMNS.values(),
-    "stop_other",
-    "stop_none",
-    "input_tokens",
-    "output_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "cost_micro_usd",
-    "cost_unknown_calls",
-)
 MICRO = Decimal("0.000001")
 
 
@@ -173,7 +159,7 @@ def _rollups(window: Window, environment: Environment | None) -> QuerySet[Rollup
 
 
 def _sums() -> dict[str, Sum]:
-    return {name: Sum(name) for name in SUM_FIELDS}
+    return {name: Sum(name) for name in ROLLUP_COUNTERS}
 
 
 def _label(version: int | None, arm: str) -> str:
@@ -187,7 +173,9 @@ def flag_dashboard(flag: Flag, window: Window, environment: Environment | None =
     arms: dict[tuple[int | None, str], Figures] = {}
     for row in rollups.values("version", "arm").annotate(**_sums()).order_by("version", "arm"):
         key = (row["version"], row["arm"])
-        arms[key] = Figures(_label(*key), row["version"], row["arm"], {n: row[n] or 0 for n in SUM_FIELDS})
+        arms[key] = Figures(
+            _label(*key), row["version"], row["arm"], {n: row[n] or 0 for n in ROLLUP_COUNTERS}
+        )
     total = Figures("All traffic", sums=rollups.aggregate(**_sums()))
 
     histogram_rows = (
@@ -316,7 +304,7 @@ def overview(window: Window, environment: Environment | None = None) -> list[Ove
     rollups = _rollups(window, environment)
     rows = []
     for row in rollups.values("flag__key").annotate(**_sums()).order_by(F("flag__key").asc(nulls_last=True)):
-        sums = {name: row[name] or 0 for name in SUM_FIELDS}
+        sums = {name: row[name] or 0 for name in ROLLUP_COUNTERS}
         rows.append(OverviewRow(row["flag__key"], Figures(row["flag__key"] or "unattributed", sums=sums)))
     histogram_rows = (
         RollupHistogram.objects.filter(rollup__in=rollups)

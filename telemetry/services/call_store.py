@@ -14,7 +14,8 @@ Rows go in request_id order, so concurrent batches lock shared keys in the same 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, NamedTuple, get_type_hints
 
 import orjson
 import psycopg
@@ -27,58 +28,70 @@ from telemetry.models import CallRecord
 
 logger = logging.getLogger(__name__)
 
-# Column order of a stored call; the staging table and the COPY rows follow it.
-CALL_COLUMNS = (
-    ("request_id", "text"),
-    ("timestamp", "timestamptz"),
-    ("received_at", "timestamptz"),
-    ("model", "text"),
-    ("stop_reason", "text"),
-    ("stop_reason_known", "bool"),
-    ("input_tokens", "int8"),
-    ("output_tokens", "int8"),
-    ("cache_write_5m_tokens", "int8"),
-    ("cache_write_1h_tokens", "int8"),
-    ("cache_read_tokens", "int8"),
-    ("web_search_requests", "int4"),
-    ("web_fetch_requests", "int4"),
-    ("server_tool_use", "jsonb"),
-    ("iterations", "jsonb"),
-    ("service_tier", "text"),
-    ("inference_geo", "text"),
-    ("latency_ms", "int4"),
-    ("ttft_ms", "int4"),
-    ("flag_state", "text"),
-    ("environment_id", "int8"),
-    ("flag_id", "int8"),
-    ("version", "int4"),
-    ("arm", "text"),
-    ("split_id", "text"),
-    ("revision", "int8"),
-    ("attributed", "bool"),
-    ("user_hash", "text"),
-    ("user_id", "text"),
-    ("session_id", "text"),
-    ("surface", "text"),
-    ("error_type", "text"),
-    ("error_status", "int4"),
-    ("cost_micro_usd", "int8"),
+
+class CallRow(NamedTuple):
+    """One stored call, built by keyword: a missing or unknown column is a TypeError, never a
+    value in the wrong column. The one list of the columns: each field carries its PostgreSQL
+    type, from which the staging table and the COPY types are made; field order is the order of
+    COPY and INSERT. JSON columns are JSON text."""
+
+    request_id: Annotated[str, "text"]
+    timestamp: Annotated[datetime, "timestamptz"]
+    received_at: Annotated[datetime, "timestamptz"]
+    model: Annotated[str, "text"]
+    stop_reason: Annotated[str, "text"]
+    stop_reason_known: Annotated[bool, "bool"]
+    input_tokens: Annotated[int, "int8"]
+    output_tokens: Annotated[int, "int8"]
+    cache_write_5m_tokens: Annotated[int, "int8"]
+    cache_write_1h_tokens: Annotated[int, "int8"]
+    cache_read_tokens: Annotated[int, "int8"]
+    web_search_requests: Annotated[int, "int4"]
+    web_fetch_requests: Annotated[int, "int4"]
+    server_tool_use: Annotated[str | None, "jsonb"]
+    iterations: Annotated[str | None, "jsonb"]
+    service_tier: Annotated[str, "text"]
+    inference_geo: Annotated[str, "text"]
+    latency_ms: Annotated[int | None, "int4"]
+    ttft_ms: Annotated[int | None, "int4"]
+    flag_state: Annotated[str, "text"]
+    environment_id: Annotated[int | None, "int8"]
+    flag_id: Annotated[int | None, "int8"]
+    version: Annotated[int | None, "int4"]
+    arm: Annotated[str, "text"]
+    split_id: Annotated[str, "text"]
+    revision: Annotated[int | None, "int8"]
+    attributed: Annotated[bool, "bool"]
+    user_hash: Annotated[str, "text"]
+    user_id: Annotated[str, "text"]
+    session_id: Annotated[str, "text"]
+    surface: Annotated[str, "text"]
+    error_type: Annotated[str, "text"]
+    error_status: Annotated[int | None, "int4"]
+    cost_micro_usd: Annotated[int | None, "int8"]
+
+
+CALL_COLUMNS = tuple(
+    (name, hint.__metadata__[0]) for name, hint in get_type_hints(CallRow, include_extras=True).items()
 )
-COLUMN_NAMES = tuple(name for name, _ in CALL_COLUMNS)
+COLUMN_NAMES = CallRow._fields
 COLUMN_TYPES = tuple(kind for _, kind in CALL_COLUMNS)
+_DATETIME_POSITIONS = tuple(
+    position for position, (_, kind) in enumerate(CALL_COLUMNS) if kind == "timestamptz"
+)
 STAGE_TABLE = "telemetry_ingest_stage"
 
 
-def insert_new_calls(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+def insert_new_calls(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
     """Insert the rows whose request_id is new; the request ids the database really inserted.
 
-    Rows are tuples in CALL_COLUMNS order, JSON columns as JSON text. `empty_stage`: the
+    JSON columns are JSON text. `empty_stage`: the
     caller's transaction will not commit right after (an outer atomic block), so the staging
     table, which empties itself at commit, is emptied by hand.
     """
     if not rows:
         return set()
-    rows.sort(key=lambda row: row[0])  # one lock order for concurrent batches
+    rows.sort(key=lambda row: row.request_id)  # one lock order for concurrent batches
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows, empty_stage=empty_stage)
     return _insert_portable(rows)
@@ -94,7 +107,7 @@ class _JsonTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
     """COPY the rows that are not stored yet straight into the table; on a unique violation (a
     concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
 
@@ -111,8 +124,8 @@ def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set
     assert raw is not None
     # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
     with psycopg.Cursor(raw) as cursor:
-        stored = _stored_request_ids(cursor, [row[0] for row in rows])
-        fresh = [row for row in rows if row[0] not in stored]
+        stored = _stored_request_ids(cursor, [row.request_id for row in rows])
+        fresh = [row for row in rows if row.request_id not in stored]
         if not fresh:
             return set()
         cursor.adapters.register_dumper(None, _JsonTextDumper)
@@ -127,7 +140,7 @@ def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set
         except psycopg.errors.UniqueViolation:
             logger.info("telemetry batch met a concurrent duplicate; inserting with ON CONFLICT")
             return _insert_staged(cursor, fresh, empty_stage=empty_stage)
-    return {row[0] for row in fresh}
+    return {row.request_id for row in fresh}
 
 
 def _stored_request_ids(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[str]:
@@ -141,9 +154,7 @@ def _stored_request_ids(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> 
     return {request_id for (request_id,) in cursor.fetchall()}
 
 
-def _insert_staged(
-    cursor: psycopg.Cursor[Any], rows: list[tuple[Any, ...]], *, empty_stage: bool
-) -> set[str]:
+def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_stage: bool) -> set[str]:
     """COPY into a per-session temporary table, then INSERT ... ON CONFLICT DO NOTHING
     RETURNING, in request_id order: the database reports the rows it really inserted, and a
     row another transaction is inserting is waited for, then skipped."""
@@ -168,9 +179,8 @@ def _insert_staged(
     return inserted
 
 
-def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
+def _insert_portable(rows: list[CallRow]) -> set[str]:
     quote = connection.ops.quote_name
-    adapt = connection.ops.adapt_datetimefield_value
     columns = ", ".join(quote(name) for name in COLUMN_NAMES)
     placeholder = "(" + ", ".join(["%s"] * len(COLUMN_NAMES)) + ")"
     table = quote(CallRecord._meta.db_table)
@@ -181,8 +191,7 @@ def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
             chunk = rows[start : start + per_statement]
             params: list[Any] = []
             for row in chunk:
-                params.extend((row[0], adapt(row[1]), adapt(row[2])))
-                params.extend(row[3:])
+                params.extend(_portable_values(row))
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - values are parameters
                 "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
@@ -190,3 +199,11 @@ def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
             )
             returned.update(request_id for (request_id,) in cursor.fetchall())
     return returned
+
+
+def _portable_values(row: CallRow) -> list[Any]:
+    """The row's values as parameters of a portable INSERT, datetimes adapted for the backend."""
+    values: list[Any] = list(row)
+    for position in _DATETIME_POSITIONS:
+        values[position] = connection.ops.adapt_datetimefield_value(values[position])
+    return values

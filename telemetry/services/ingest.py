@@ -29,7 +29,7 @@ from flagstaff.flag_state import FlagState, FlagStateError
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
 from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_record
-from telemetry.services.call_store import insert_new_calls
+from telemetry.services.call_store import CallRow, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def ingest_calls(
     store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
     user_hashes: dict[str, str] = {}
     user_hash_of = _user_hasher()
-    rows: list[tuple[Any, ...]] = []
+    rows: list[CallRow] = []
     kept: list[tuple[CallInput, Attribution, int | None]] = []
     samples: dict[str, tuple[bytes, Any, Any]] = {}
     for call in calls:
@@ -144,41 +144,41 @@ def ingest_calls(
             else:
                 samples[call.request_id] = sample
         rows.append(
-            (
-                call.request_id,
-                call.timestamp,
-                now,
-                call.model,
-                call.stop_reason,
-                call.stop_reason_known,
-                call.input_tokens,
-                call.output_tokens,
-                call.cache_write_5m_tokens,
-                call.cache_write_1h_tokens,
-                call.cache_read_tokens,
-                call.web_search_requests,
-                call.web_fetch_requests,
-                json_columns[0],
-                json_columns[1],
-                call.service_tier,
-                call.inference_geo,
-                call.latency_ms,
-                call.ttft_ms,
-                call.flag_state,
-                attribution.environment_id,
-                attribution.flag_id,
-                attribution.version,
-                attribution.arm,
-                attribution.split_id,
-                attribution.revision,
-                attribution.attributed,
-                user_hash,
-                call.user_id if store_raw_user else "",
-                call.session_id,
-                call.surface,
-                call.error_type,
-                call.error_status,
-                cost,
+            CallRow(
+                request_id=call.request_id,
+                timestamp=call.timestamp,
+                received_at=now,
+                model=call.model,
+                stop_reason=call.stop_reason,
+                stop_reason_known=call.stop_reason_known,
+                input_tokens=call.input_tokens,
+                output_tokens=call.output_tokens,
+                cache_write_5m_tokens=call.cache_write_5m_tokens,
+                cache_write_1h_tokens=call.cache_write_1h_tokens,
+                cache_read_tokens=call.cache_read_tokens,
+                web_search_requests=call.web_search_requests,
+                web_fetch_requests=call.web_fetch_requests,
+                server_tool_use=json_columns[0],
+                iterations=json_columns[1],
+                service_tier=call.service_tier,
+                inference_geo=call.inference_geo,
+                latency_ms=call.latency_ms,
+                ttft_ms=call.ttft_ms,
+                flag_state=call.flag_state,
+                environment_id=attribution.environment_id,
+                flag_id=attribution.flag_id,
+                version=attribution.version,
+                arm=attribution.arm,
+                split_id=attribution.split_id,
+                revision=attribution.revision,
+                attributed=attribution.attributed,
+                user_hash=user_hash,
+                user_id=call.user_id if store_raw_user else "",
+                session_id=call.session_id,
+                surface=call.surface,
+                error_type=call.error_type,
+                error_status=call.error_status,
+                cost_micro_usd=cost,
             )
         )
         kept.append((call, attribution, cost))

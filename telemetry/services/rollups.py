@@ -48,6 +48,7 @@ ROLLUP_CONFLICT = (
     "arm",
     "model",
 )
+# Every counter column of a rollup row; the dashboards sum the same list.
 ROLLUP_COUNTERS = (
     "calls",
     "errors",
@@ -68,13 +69,16 @@ _LATENCY = RollupHistogram.Metric.LATENCY.value
 _TTFT = RollupHistogram.Metric.TTFT.value
 _ERROR_TYPE = RollupCount.Kind.ERROR_TYPE.value
 _STOP_REASON = RollupCount.Kind.STOP_REASON.value
-_STOP_INDEX = {reason: 2 + position for position, reason in enumerate(STOP_COLUMNS)}
-_STOP_OTHER = 2 + len(STOP_COLUMNS)
-_STOP_NONE = _STOP_OTHER + 1
-_TOKENS = _STOP_NONE + 1
-_TOKENS_OUT, _TOKENS_5M, _TOKENS_1H, _TOKENS_READ = _TOKENS + 1, _TOKENS + 2, _TOKENS + 3, _TOKENS + 4
-_COST = _TOKENS + 5
-_COST_UNKNOWN = _COST + 1
+# Where each counter sits in a group's list, by name: the list is positional for speed, the
+# positions come from ROLLUP_COUNTERS alone.
+_AT = {name: position for position, name in enumerate(ROLLUP_COUNTERS)}
+_CALLS, _ERRORS = _AT["calls"], _AT["errors"]
+_STOP_INDEX = {reason: _AT[column] for reason, column in STOP_COLUMNS.items()}
+_STOP_OTHER, _STOP_NONE = _AT["stop_other"], _AT["stop_none"]
+_TOKENS, _TOKENS_OUT = _AT["input_tokens"], _AT["output_tokens"]
+_TOKENS_5M, _TOKENS_1H = _AT["cache_write_5m_tokens"], _AT["cache_write_1h_tokens"]
+_TOKENS_READ = _AT["cache_read_tokens"]
+_COST, _COST_UNKNOWN = _AT["cost_micro_usd"], _AT["cost_unknown_calls"]
 # Stay below SQLite's 32,766 bound parameters per statement.
 MAX_PARAMETERS = 30_000
 
@@ -187,9 +191,9 @@ class RollupBatch:
         if group is None:
             group = self.groups[key] = _Group()
         counters = group.counters
-        counters[0] += 1
+        counters[_CALLS] += 1
         if call.error_type:
-            counters[1] += 1
+            counters[_ERRORS] += 1
             count_key = (_ERROR_TYPE, call.error_type)
             group.counts[count_key] = group.counts.get(count_key, 0) + 1
         stop_reason = call.stop_reason
