@@ -17,6 +17,22 @@ class BucketWidth(models.TextChoices):
     DAY = "1d", "1 day"
 
 
+# The columns a bucket is grouped by, each the key of the idempotent upsert with its date: the
+# unique constraints below and the sync's upserts (telemetry.services.usage_sync.pages) use these.
+USAGE_DIMENSIONS = ("model", "workspace_id", "api_key_id", "service_tier", "context_window", "inference_geo")
+COST_DIMENSIONS = (
+    "workspace_id",
+    "description",
+    "model",
+    "cost_type",
+    "token_type",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "currency",
+)
+
+
 class UsageBucket(models.Model):
     """Token counts of one time bucket and one combination of dimensions, as the API reports them."""
 
@@ -41,16 +57,7 @@ class UsageBucket(models.Model):
         ordering = ["bucket_width", "starting_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "bucket_width",
-                    "starting_at",
-                    "model",
-                    "workspace_id",
-                    "api_key_id",
-                    "service_tier",
-                    "context_window",
-                    "inference_geo",
-                ],
+                fields=["bucket_width", "starting_at", *USAGE_DIMENSIONS],
                 name="usage_bucket_unique_dimensions",
             ),
         ]
@@ -79,18 +86,7 @@ class CostBucket(models.Model):
         ordering = ["date"]
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "date",
-                    "workspace_id",
-                    "description",
-                    "model",
-                    "cost_type",
-                    "token_type",
-                    "service_tier",
-                    "context_window",
-                    "inference_geo",
-                    "currency",
-                ],
+                fields=["date", *COST_DIMENSIONS],
                 name="cost_bucket_unique_dimensions",
             ),
         ]

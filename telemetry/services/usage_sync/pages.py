@@ -3,18 +3,30 @@ duplicates a row."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.db.models import CharField, Model
 
-from telemetry.models.usage_sync import CostBucket, UsageBucket
+from telemetry.models.usage_sync import COST_DIMENSIONS, USAGE_DIMENSIONS, CostBucket, UsageBucket
 from telemetry.services.usage_sync.admin_api import AdminApiError
 
 
-def _dim(value: Any, length: int = 100) -> str:
+def _dimensions(model: type[Model], names: Iterable[str], result: Mapping[str, Any]) -> dict[str, str]:
+    """The result's value of each dimension as its column holds it: "" for null, cut to fit."""
+    return {name: _dim(result.get(name), _max_length(model, name)) for name in names}
+
+
+def _max_length(model: type[Model], name: str) -> int:
+    field = model._meta.get_field(name)
+    assert isinstance(field, CharField) and field.max_length is not None, f"{name} is not a text dimension"
+    return field.max_length
+
+
+def _dim(value: Any, length: int) -> str:
     return "" if value is None else str(value)[:length]
 
 
@@ -35,15 +47,6 @@ def _moment(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
-USAGE_DIMENSION_LENGTHS = {
-    "model": 100,
-    "workspace_id": 100,
-    "api_key_id": 100,
-    "service_tier": 32,
-    "context_window": 32,
-    "inference_geo": 32,
-}
-USAGE_DIMENSIONS = tuple(USAGE_DIMENSION_LENGTHS)
 USAGE_COUNTERS = (
     "uncached_input_tokens",
     "cache_read_input_tokens",
@@ -51,17 +54,6 @@ USAGE_COUNTERS = (
     "cache_creation_1h_input_tokens",
     "output_tokens",
     "web_search_requests",
-)
-COST_DIMENSIONS = (
-    "workspace_id",
-    "description",
-    "model",
-    "cost_type",
-    "token_type",
-    "service_tier",
-    "context_window",
-    "inference_geo",
-    "currency",
 )
 
 
@@ -86,7 +78,7 @@ def store_usage_page(*, width: str, data: list[dict[str, Any]], synced_at: datet
         starting_at, ending_at = _moment(bucket.get("starting_at")), _moment(bucket.get("ending_at"))
         starts.append(starting_at)
         for result in bucket.get("results") or []:
-            dims = {name: _dim(result.get(name), USAGE_DIMENSION_LENGTHS[name]) for name in USAGE_DIMENSIONS}
+            dims = _dimensions(UsageBucket, USAGE_DIMENSIONS, result)
             key = (starting_at, *dims.values())
             counters = _usage_counters(result)
             if (seen := rows.get(key)) is not None:  # the same dimensions twice: add them up
@@ -134,17 +126,9 @@ def store_cost_page(*, data: list[dict[str, Any]], synced_at: datetime) -> int:
         day = _moment(bucket.get("starting_at")).date()
         dates.append(day)
         for result in bucket.get("results") or []:
-            dims = {
-                "workspace_id": _dim(result.get("workspace_id")),
-                "description": _dim(result.get("description"), 300),
-                "model": _dim(result.get("model")),
-                "cost_type": _dim(result.get("cost_type"), 32),
-                "token_type": _dim(result.get("token_type"), 64),
-                "service_tier": _dim(result.get("service_tier"), 32),
-                "context_window": _dim(result.get("context_window"), 32),
-                "inference_geo": _dim(result.get("inference_geo"), 32),
-                "currency": _dim(result.get("currency") or "USD", 3),
-            }
+            dims = _dimensions(
+                CostBucket, COST_DIMENSIONS, {**result, "currency": result.get("currency") or "USD"}
+            )
             key = (day, *dims.values())
             amount = _amount_usd(result)
             if (seen := rows.get(key)) is not None:
