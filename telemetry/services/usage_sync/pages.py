@@ -22,7 +22,8 @@ def _dimensions(model: type[Model], names: Iterable[str], result: Mapping[str, A
 
 def _max_length(model: type[Model], name: str) -> int:
     field = model._meta.get_field(name)
-    assert isinstance(field, CharField) and field.max_length is not None, f"{name} is not a text dimension"
+    assert isinstance(field, CharField), f"{name} is not a text dimension"
+    assert field.max_length is not None
     return field.max_length
 
 
