@@ -12,7 +12,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Flag, FlagState, Surface
-from flags.services.guards import check_key, lock_flag
+from flags.services.guards import check_key, lock_flag, lock_writable_flag
 from flags.services.revisions import bump_revisions
 
 
@@ -70,9 +70,7 @@ def _flag_fields(flag: Flag) -> dict[str, Any]:
 @transaction.atomic
 def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason: str = "") -> Flag:
     """Change a flag's descriptive fields; a stickiness change re-keys splits, so it bumps revisions."""
-    flag = lock_flag(flag)
-    if flag.is_archived:
-        raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
+    flag = lock_writable_flag(flag)
     editable = {"name", "description", "surface", "owner", "stickiness"}
     unknown = sorted(set(changes) - editable)
     if unknown:

@@ -27,8 +27,19 @@ def lock_state(flag: Flag, environment: Environment) -> FlagState:
     return state
 
 
-def writable_state(flag: Flag, environment: Environment) -> FlagState:
+def lock_writable_flag(flag: Flag, *, consequence: str = "") -> Flag:
+    """Lock the flag's row and refuse if it is archived: what every write to a flag does first.
+    `consequence` completes the refusal (e.g. "it accepts no new versions")."""
     flag = lock_flag(flag)
     if flag.is_archived:
-        raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
-    return lock_state(flag, environment)
+        detail = (
+            f"Flag '{flag.key}' is archived; {consequence}."
+            if consequence
+            else f"Flag '{flag.key}' is archived."
+        )
+        raise Conflict(detail, code="flag_archived")
+    return flag
+
+
+def writable_state(flag: Flag, environment: Environment) -> FlagState:
+    return lock_state(lock_writable_flag(flag), environment)

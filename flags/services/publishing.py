@@ -11,7 +11,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, NotFound
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
-from flags.services.guards import lock_flag, lock_state
+from flags.services.guards import lock_state, lock_writable_flag
 from flags.services.revisions import bump_revisions
 
 
@@ -20,9 +20,7 @@ def publish_version(
     *, flag: Flag, environment: Environment, number: int, actor: Actor, reason: str = ""
 ) -> FlagState:
     """Make a version the one an environment serves."""
-    flag = lock_flag(flag)
-    if flag.is_archived:
-        raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
+    flag = lock_writable_flag(flag)
     try:
         version = ConfigVersion.objects.get(flag=flag, number=number)
     except ConfigVersion.DoesNotExist:
@@ -57,9 +55,7 @@ def publish_version(
 def set_flag_enabled(
     *, flag: Flag, environment: Environment, enabled: bool, actor: Actor, reason: str = ""
 ) -> FlagState:
-    flag = lock_flag(flag)
-    if flag.is_archived:
-        raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
+    flag = lock_writable_flag(flag)
     state = lock_state(flag, environment)
     if enabled and state.serving_version_id is None:
         raise Conflict(

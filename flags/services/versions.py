@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from controlplane import audit
 from controlplane.audit import Actor
-from controlplane.errors import Conflict, InvalidInput, TooLarge
+from controlplane.errors import InvalidInput, TooLarge
 from flags.catalog import current_catalog
 from flags.models import ConfigVersion, Flag
-from flags.services.guards import lock_flag
+from flags.services.guards import lock_writable_flag
 from flags.validation import ValidationResult, validate_config
 from flagstaff.canonical import canonical_json, content_hash
 
@@ -58,9 +58,7 @@ def create_version(
 
     Errors block and nothing is saved; warnings are stored with the version.
     """
-    flag = lock_flag(flag)
-    if flag.is_archived:
-        raise Conflict(f"Flag '{flag.key}' is archived; it accepts no new versions.", code="flag_archived")
+    flag = lock_writable_flag(flag, consequence="it accepts no new versions")
     result = validate_content(flag=flag, content=content)
     if not result.ok:
         raise InvalidInput(

@@ -28,6 +28,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Flag, FlagState
+from flags.services.guards import lock_writable_flag
 from telemetry import budgets as rules
 from telemetry import histograms
 from telemetry.models.calls import Rollup, RollupHistogram
@@ -58,9 +59,7 @@ def update_flag_budgets(*, flag: Flag, changes: Mapping[str, Any], actor: Actor,
         cleaned = rules.clean_overrides(changes)
     except rules.BudgetError as error:
         raise InvalidInput("The budgets are not valid.", errors=error.errors) from None
-    flag = Flag.objects.select_for_update().get(pk=flag.pk)
-    if flag.is_archived:
-        raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
+    flag = lock_writable_flag(flag)
     before = dict(flag.budgets or {})
     after = rules.merge_overrides(before, cleaned)
     if after == before:
