@@ -66,15 +66,5 @@ def flag_definition(
     }
 
 
-def states_using_segment(key: str) -> list[FlagState]:
-    """The flag states whose rules refer to a segment (rules are JSON: filtered here, not in SQL)."""
-    states = FlagState.objects.select_related("flag", "environment").order_by("flag__key", "environment__key")
-    return [
-        state
-        for state in states
-        if any(key in (rule.get("segments") or []) for rule in state.rules if isinstance(rule, dict))
-    ]
-
-
 def usage_list(states: Sequence[FlagState]) -> list[dict[str, str]]:
     return [{"flag": state.flag.key, "environment": state.environment.key} for state in states]

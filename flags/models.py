@@ -142,6 +142,21 @@ class FlagStateQuerySet(models.QuerySet["FlagState"]):
     def for_environment(self, environment: Environment) -> FlagStateQuerySet:
         return self.filter(environment=environment)
 
+    def segment_usage(self) -> dict[str, list[FlagState]]:
+        """For each segment key, the states whose rules use it, by flag and environment key."""
+        usage: dict[str, list[FlagState]] = {}
+        for state in self.select_related("flag", "environment").order_by("flag__key", "environment__key"):
+            for key in state.segment_keys:
+                usage.setdefault(key, []).append(state)
+        return usage
+
+    def using_segment(self, key: str) -> list[FlagState]:
+        return self.segment_usage().get(key, [])
+
+    def current(self, flag: Flag, environment: Environment) -> FlagState | None:
+        """The flag's state in the environment with its serving version, if it has one yet."""
+        return self.select_related("serving_version").filter(flag=flag, environment=environment).first()
+
 
 class FlagState(models.Model):
     """What a flag serves in one environment."""
@@ -173,6 +188,17 @@ class FlagState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag_id and self.flag.key} @ {self.environment_id and self.environment.key}"
+
+    @property
+    def segment_keys(self) -> set[str]:
+        """The segments this state's rules refer to (rules are JSON: read here, not in SQL)."""
+        return {
+            key
+            for rule in self.rules
+            if isinstance(rule, dict)
+            for key in rule.get("segments") or []
+            if isinstance(key, str)
+        }
 
 
 class Lifecycle(models.TextChoices):
@@ -256,6 +282,10 @@ class Segment(models.Model):
 class SplitQuerySet(models.QuerySet["Split"]):
     def active(self) -> SplitQuerySet:
         return self.filter(cleared_at__isnull=True)
+
+    def active_for(self, flag: Flag, environment: Environment) -> Split | None:
+        """The flag's active split in the environment (at most one), with its candidate."""
+        return self.active().select_related("candidate").filter(flag=flag, environment=environment).first()
 
 
 class Split(models.Model):

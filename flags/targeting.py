@@ -77,9 +77,7 @@ class TriedContext:
 def try_context(*, flag: Flag, environment: Environment, context: object) -> TriedContext:
     """Resolve `context` with the engine on the flag's current definition; nothing is saved."""
     context = check_context(context)
-    state = (
-        FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
-    )
+    state = FlagState.objects.current(flag, environment)
     resolution = _resolution(flag, environment, state, context)
     rule = state.rules[resolution.rule_index] if state and resolution.rule_index is not None else None
     return TriedContext(
@@ -104,9 +102,7 @@ def _resolution(
 ) -> Resolution:
     if state is None or flag.is_archived:
         return Resolution(None, "DISABLED", None)
-    split = (
-        Split.objects.active().select_related("candidate").filter(flag=flag, environment=environment).first()
-    )
+    split = Split.objects.active_for(flag, environment)
     definition = flag_definition(flag=flag, state=state, split=split)
     keys = {key for rule in definition["rules"] for key in rule["segments"]}
     segments = {

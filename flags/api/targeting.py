@@ -234,12 +234,8 @@ class SplitSetSerializer(StrictSerializer):
 
 
 def _split_document(flag: Flag, environment: Environment) -> dict[str, Any]:
-    state = (
-        FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
-    )
-    split = (
-        Split.objects.active().select_related("candidate").filter(flag=flag, environment=environment).first()
-    )
+    state = FlagState.objects.current(flag, environment)
+    split = Split.objects.active_for(flag, environment)
     return {
         "flag": flag.key,
         "environment": environment.key,

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from flags.definitions import states_using_segment, usage_list
+from flags.definitions import usage_list
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
 from flags.services.guards import check_key, writable_state
 from flags.services.revisions import bump_revisions
@@ -154,7 +154,7 @@ def update_segment(
     if not diff:
         return segment
     segment.save(update_fields=[*diff, "updated_at"])
-    users = states_using_segment(segment.key) if "constraints" in diff else []
+    users = FlagState.objects.using_segment(segment.key) if "constraints" in diff else []
     bump_revisions(state.environment_id for state in users)
     audit.record(
         actor=actor,
@@ -170,7 +170,7 @@ def update_segment(
 def delete_segment(*, segment: Segment, actor: Actor) -> None:
     """Delete a segment no rule refers to; otherwise refuse, naming the rules' flags and environments."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    users = usage_list(states_using_segment(segment.key))
+    users = usage_list(FlagState.objects.using_segment(segment.key))
     if users:
         where = ", ".join(f"{use['flag']} in {use['environment']}" for use in users)
         raise Conflict(

@@ -68,12 +68,10 @@ def compile_snapshot(environment: Environment) -> dict[str, Any]:
         rule_versions: dict[int, set[int]] = {}
         segment_keys: set[str] = set()
         for state in states:
+            segment_keys |= state.segment_keys
             for rule in state.rules:
-                if not isinstance(rule, dict):
-                    continue
-                if isinstance(rule.get("version"), int):
+                if isinstance(rule, dict) and isinstance(rule.get("version"), int):
                     rule_versions.setdefault(state.flag_id, set()).add(rule["version"])
-                segment_keys.update(key for key in rule.get("segments") or [] if isinstance(key, str))
         version_rows = _rule_version_rows(rule_versions)
 
         flags: dict[str, Any] = {}

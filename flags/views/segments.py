@@ -20,18 +20,6 @@ from flags.views.constraints import describe_constraint
 from flags.views.json_text import pretty_json
 
 
-def _segment_usage() -> dict[str, list[FlagState]]:
-    """For each segment key, the flag states whose rules use it (one pass over the states)."""
-    usage: dict[str, list[FlagState]] = {}
-    for state in FlagState.objects.select_related("flag", "environment").order_by(
-        "flag__key", "environment__key"
-    ):
-        keys = {key for rule in state.rules if isinstance(rule, dict) for key in rule.get("segments") or []}
-        for key in keys:
-            usage.setdefault(key, []).append(state)
-    return usage
-
-
 @login_required
 def segment_list(request: HtmxHttpRequest) -> HttpResponse:
     form = SegmentCreateForm(request.POST or None)
@@ -45,7 +33,7 @@ def segment_list(request: HtmxHttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Created segment '{segment.key}'. Rules can use it now.")
                 return redirect("flags:segment", key=segment.key)
-    usage = _segment_usage()
+    usage = FlagState.objects.segment_usage()
     segments = [
         (segment, [describe_constraint(c) for c in segment.constraints], usage.get(segment.key, []))
         for segment in Segment.objects.order_by("key")
@@ -76,7 +64,7 @@ def segment_detail(request: HtmxHttpRequest, key: str) -> HttpResponse:
     context = {
         "segment": segment,
         "described": [describe_constraint(c) for c in segment.constraints],
-        "used_by": _segment_usage().get(segment.key, []),
+        "used_by": FlagState.objects.using_segment(segment.key),
         "form": form,
         "can_write": can_write(request),
     }

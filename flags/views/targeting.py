@@ -113,12 +113,8 @@ def _targeting_response(
     request: HtmxHttpRequest, flag: Flag, environment: Environment, **parts: Any
 ) -> HttpResponse:
     """The section alone for htmx, else the targeting page around it."""
-    state = (
-        FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
-    )
-    split = (
-        Split.objects.active().select_related("candidate").filter(flag=flag, environment=environment).first()
-    )
+    state = FlagState.objects.current(flag, environment)
+    split = Split.objects.active_for(flag, environment)
     section = _targeting_section(
         flag, environment, state, split, _version_numbers(flag), _segment_keys(), **parts
     )
@@ -225,9 +221,7 @@ def rule_remove(request: HtmxHttpRequest, key: str, env: str, index: int) -> Htt
 @require_POST
 def split_set(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
-    state = (
-        FlagState.objects.select_related("serving_version").filter(flag=flag, environment=environment).first()
-    )
+    state = FlagState.objects.current(flag, environment)
     serving = state.serving_version.number if state and state.serving_version else None
     form = SplitForm(
         request.POST, versions=_version_numbers(flag), serving=serving, auto_id=_form_ids(environment)
