@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -118,6 +118,18 @@ def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
         "changes": entry.changes,
         "reason": entry.reason,
         "source": entry.source,
+    }
+
+
+def changed_fields(
+    before: Mapping[str, Any], after: Mapping[str, Any], fields: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """An entry's `changes` for an edit: `{field: {"before", "after"}}` for each field (by
+    default every field of `after`) whose value differs; empty when nothing changed."""
+    return {
+        field: {"before": before.get(field), "after": after.get(field)}
+        for field in (after if fields is None else fields)
+        if before.get(field) != after.get(field)
     }
 
 

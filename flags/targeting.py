@@ -7,7 +7,6 @@ is now (`flags.definitions.flag_definition`), so an edit shows at once, before a
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +15,8 @@ from django.conf import settings
 from controlplane.errors import Conflict, InvalidInput, TooLarge
 from flags.definitions import flag_definition
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
+from flags.serving.requests import context_size
+from flagstaff.canonical import canonical_json
 from flagstaff.engine import DefinitionError, Resolution, compile_segments, flag_from_dict, resolve, unit_of
 from flagstaff.engine.resolve import CONTROL_BAND_MAX_WEIGHT
 
@@ -28,8 +29,7 @@ def control_band(weight: int) -> tuple[int, int] | None:
 def rules_tag(rules: list[dict[str, Any]]) -> str:
     """A fingerprint of a rule list, for a caller to send back with a change to that list: the
     API's ETag / If-Match on rules, the targeting forms' hidden field."""
-    canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(rules).encode()).hexdigest()[:16]
 
 
 def check_context(context: object) -> dict[str, Any]:
@@ -41,12 +41,7 @@ def check_context(context: object) -> dict[str, Any]:
             errors=[{"path": "context", "message": "must be a JSON object"}],
         )
     limit = settings.FLAGSTAFF_MAX_CONTEXT_BYTES
-    try:
-        # surrogatepass: a lone surrogate is measured, not refused; the engine decides about it.
-        size = len(json.dumps(context, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    except RecursionError:
-        size = limit + 1
-    if size > limit:
+    if context_size(context, limit) > limit:
         raise TooLarge(f"The context is larger than {limit:,} bytes.", code="context_too_large")
     return context
 

@@ -87,7 +87,7 @@ def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason:
     for field, value in changes.items():
         setattr(flag, field, value)
     after = _flag_fields(flag)
-    diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    diff = audit.changed_fields(before, after)
     if not diff:
         return flag
     flag.save(update_fields=list(diff))

@@ -150,7 +150,7 @@ def update_segment(
     if description is not None:
         segment.description = description
     after = _segment_fields(segment)
-    diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    diff = audit.changed_fields(before, after)
     if not diff:
         return segment
     segment.save(update_fields=[*diff, "updated_at"])

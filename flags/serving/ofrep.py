@@ -190,6 +190,8 @@ def _missing_unit(flag: ServedFlag) -> str:
 
 def bulk_etag(snapshot: Snapshot, context: dict[str, Any]) -> str:
     """Revision and context together: a new context never gets another context's answers."""
+    # Not flagstaff.canonical_json: ASCII escapes, so a context with a lone surrogate (which
+    # the engine accepts) still encodes to bytes.
     canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     digest = hashlib.sha256(f"{snapshot.environment}\n{snapshot.revision}\n{canonical}".encode())
     return f'"{digest.hexdigest()[:40]}"'

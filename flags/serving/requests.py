@@ -58,13 +58,20 @@ def read_context(data: Mapping[str, Any], body_size: int) -> dict[str, Any]:
         raise ContextError("The context must be a JSON object.")
     limit = settings.FLAGSTAFF_MAX_CONTEXT_BYTES
     if body_size > limit:
-        try:
-            size = len(json.dumps(context, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        except RecursionError:
-            size = limit + 1
+        size = context_size(context, limit)
         if size > limit:
             raise ContextError(f"The context is {size:,} bytes; the limit is {limit:,}.", too_large=True)
     return context
+
+
+def context_size(context: Mapping[str, Any], limit: int) -> int:
+    """The context's size in bytes as compact UTF-8 JSON; above `limit` when too deep to measure.
+
+    surrogatepass: a lone surrogate is measured, not refused; the engine decides about it."""
+    try:
+        return len(json.dumps(context, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except RecursionError:
+        return limit + 1
 
 
 def check_units(context: Mapping[str, Any], flags: Iterable[ServedFlag]) -> None:

@@ -66,11 +66,7 @@ def update_flag_budgets(*, flag: Flag, changes: Mapping[str, Any], actor: Actor,
         return flag
     flag.budgets = after
     flag.save(update_fields=["budgets"])
-    diff = {
-        key: {"before": before.get(key), "after": after.get(key)}
-        for key in rules.BUDGET_KEYS
-        if before.get(key) != after.get(key)
-    }
+    diff = audit.changed_fields(before, after, rules.BUDGET_KEYS)
     audit.record(
         actor=actor,
         action="flag.budgets_changed",

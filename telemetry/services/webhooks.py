@@ -152,7 +152,7 @@ def update_webhook(
         webhook.active = bool(changes["active"])
         webhook.deactivated_at = None if webhook.active else timezone.now()
     after = _fields(webhook)
-    diff = {key: {"before": before[key], "after": after[key]} for key in after if before[key] != after[key]}
+    diff = audit.changed_fields(before, after)
     if not diff:
         return webhook
     webhook.save()

@@ -183,3 +183,21 @@ def test_verify_chain__head_row_missing__reported(db):
 
     assert status.ok is False
     assert "head is missing" in status.problem
+
+
+def test_changed_fields__edit__only_the_fields_that_differ() -> None:
+    before = {"name": "Chat", "owner": "ana", "surface": "chat"}
+    after = {"name": "Support chat", "owner": "ana", "surface": "chat"}
+
+    assert audit.changed_fields(before, after) == {"name": {"before": "Chat", "after": "Support chat"}}
+
+
+def test_changed_fields__named_fields__absent_side_is_none() -> None:
+    changes = audit.changed_fields(
+        {"ttft_p95_ms": 900}, {"daily_cost_usd": "5"}, ["ttft_p95_ms", "daily_cost_usd"]
+    )
+
+    assert changes == {
+        "ttft_p95_ms": {"before": 900, "after": None},
+        "daily_cost_usd": {"before": None, "after": "5"},
+    }

@@ -1,8 +1,4 @@
-import html
-from typing import Any
-
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
@@ -18,25 +14,9 @@ from tests.factories import (
     make_token,
     make_version,
 )
+from tests.pages import assert_login_redirect, logged_in, text
 
 pytestmark = pytest.mark.django_db
-
-
-def logged_in(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def text(response: Any) -> str:
-    """The page as the reader sees it: entities such as &#x27; unescaped."""
-    return html.unescape(response.content.decode())
-
-
-def assert_login_redirect(response: Any) -> None:
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
 
 
 # login and logout

@@ -1,4 +1,3 @@
-import html
 import json
 from typing import Any
 
@@ -11,6 +10,7 @@ from controlplane.audit import Actor
 from flags import services
 from flags.models import Environment, Flag, FlagState, Segment, Split
 from tests.factories import make_environment, make_flag, make_version
+from tests.pages import assert_login_redirect, logged_in, text
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("tests")
@@ -33,21 +33,11 @@ def flag(environment: Environment) -> Flag:
     return flag
 
 
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 HTMX = {"HX-Request": "true", "HX-Target": "targeting-production"}
 
 
 def url(name: str, *args: Any) -> str:
     return reverse(f"flags:{name}", args=["support-chat", "production", *args])
-
-
-def text(response: Any) -> str:
-    return html.unescape(response.content.decode())
 
 
 def rules() -> list[dict[str, Any]]:
@@ -63,11 +53,6 @@ def add_rule(flag: Flag, environment: Environment, **fields: Any) -> None:
     rule: dict[str, Any] = {"constraints": [PLAN_IN_PRO], "segments": [], "version": 2, "description": ""}
     rule.update(fields)
     services.add_rule(flag=flag, environment=environment, actor=SYSTEM, **rule)
-
-
-def assert_login_redirect(response: Any) -> None:
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
 
 
 # the flag page

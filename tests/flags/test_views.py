@@ -1,10 +1,8 @@
-import html
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
@@ -12,17 +10,11 @@ from flags import services
 from flags.models import ConfigVersion, Environment, Flag, FlagState
 from tests.factories import FACTORY_ACTOR, VALID_CONTENT, make_environment, make_flag, make_version
 from tests.flags.config_factories import server, toolset
+from tests.pages import assert_login_redirect, logged_in, text
 
 pytestmark = pytest.mark.django_db
 
 SWAPPED = {**VALID_CONTENT, "model": "claude-opus-5-5"}
-
-
-def logged_in(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def htmx(target: str) -> dict[str, str]:
@@ -31,16 +23,6 @@ def htmx(target: str) -> dict[str, str]:
 
 def editor_form(**data: Any) -> dict[str, Any]:
     return {"content": "", "message": "", "intent": "save", **data}
-
-
-def text(response: Any) -> str:
-    """The page as the reader sees it: entities such as &#x27; unescaped."""
-    return html.unescape(response.content.decode())
-
-
-def assert_login_redirect(response: Any) -> None:
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
 
 
 # flag list

@@ -5,12 +5,12 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.test import Client
 from django.urls import reverse
 
 from telemetry import dashboards
 from telemetry.services.ingest import ingest_calls
 from tests.factories import make_environment, make_flag, make_version
+from tests.pages import logged_in
 from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -49,12 +49,6 @@ def traffic(db):
     ]
     ingest_calls(records=records, received_at=NOW)
     return flag
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_flag_dashboard__anonymous__redirected_to_login(client, traffic):

@@ -14,6 +14,7 @@ from telemetry.context_processors import BANNER_LIMIT
 from telemetry.models.incidents import Incident, IncidentKind, Webhook, WebhookEvent
 from telemetry.services import incidents, webhooks
 from tests.factories import audit_mark, audit_since, make_environment, make_flag
+from tests.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")
@@ -52,12 +53,6 @@ def make_incident(
     return Incident.objects.create(
         flag=flag or make_flag(), environment=environment or make_environment(), **values
     )
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 # the banner

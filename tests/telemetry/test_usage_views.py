@@ -12,6 +12,7 @@ from telemetry.reconciliation import reconcile
 from telemetry.services import usage_sync
 from telemetry.services.ingest import ingest_calls
 from tests.fakes.anthropic import DEFAULT_ADMIN_KEY, FakeAnthropic, cost_result, report_bucket
+from tests.pages import logged_in
 from tests.telemetry.call_factories import at, make_record, seed_prices
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -87,12 +88,6 @@ def page(client: Client, **params: Any) -> Any:
 def sync_once(streams: Any = (("cost", "1d"),)) -> None:
     with time_machine.travel(NOW, tick=False):
         usage_sync.sync_step(streams=streams)
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def costs(*rows: tuple[str, str, str | None]) -> list[dict[str, Any]]:

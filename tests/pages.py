@@ -1,0 +1,27 @@
+"""Helpers of the page (HTML) tests of every app: a logged-in client, the page's text, and the
+login redirect every page gives an anonymous visitor."""
+
+import html
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+
+def logged_in(user: User | None) -> Client:
+    """A browser logged in as `user` (anonymous for None)."""
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def text(response: Any) -> str:
+    """The page as the reader sees it: entities such as &#x27; unescaped."""
+    return html.unescape(response.content.decode())
+
+
+def assert_login_redirect(response: Any) -> None:
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
