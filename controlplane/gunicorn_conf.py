@@ -18,18 +18,19 @@ worker_class = "gthread"
 
 # One listening socket per worker (SO_REUSEPORT): the kernel spreads new connections over the
 # workers by their addresses' hash. With the one socket all workers share, whichever worker woke
-# first accepted, and kept-alive connections stay where they were accepted: 32 connections opened
-# together split 30 / 2 over 4 workers, one process (one GIL) served 94 % of the requests, and at
-# 1,800 req/s resolve's p99 was 11.6 ms against 2.0 ms with a socket per worker. Only Linux
-# balances SO_REUSEPORT sockets (BSD and macOS hand every connection to one of them).
+# first accepted, and kept-alive connections stay where they were accepted: connections opened
+# together piled onto one worker, one process (one GIL) served nearly every request and resolve's
+# tail latency grew with it (bench/bench_resolve_http.py runs these settings and shows the
+# figures). Only Linux balances SO_REUSEPORT sockets (BSD and macOS hand every connection to one
+# of them).
 reuse_port = sys.platform == "linux"
 
 # How long a thread ready to run waits for one holding the GIL in Python code before the
 # interpreter makes it let go. CPython's 5 ms suits batch work; in a gthread worker the poller
-# that dispatches the next request and the threads answering others (about 0.3 ms of CPU each
-# for resolve) take turns, and each turn could cost a waiting request up to 5 ms. 0.5 ms lets a
-# typical request finish its turn. Paired runs on this machine, open loop at 2,000 req/s:
-# OFREP p99 25.6 -> 16.5 ms and 10.6 -> 4.3 ms, resolve 15.1 -> 13.3 ms, CPU per request unchanged.
+# that dispatches the next request and the threads answering others (a fraction of a millisecond
+# of CPU each for resolve) take turns, and each turn could cost a waiting request up to 5 ms.
+# 0.5 ms lets a typical request finish its turn: paired open-loop runs of
+# bench/bench_resolve_http.py show lower OFREP and resolve tail latency at the same CPU per request.
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 

@@ -2,9 +2,10 @@
 without Django's middleware stack and URL resolver when they can be answered at once.
 
 Those two endpoints are what services call on every request. On the hot path the answer itself
-(a remembered token, the snapshot, the engine, an answer encoded once per outcome) costs about
-30 µs; Django's handler around it (request and response objects through nine middleware, URL
-resolution, signals) cost about 140 µs more. This WSGI wrapper answers such requests from the
+(a remembered token, the snapshot, the engine, an answer encoded once per outcome) costs a
+fraction of what Django's handler around it does (request and response objects through nine
+middleware, URL resolution, signals); bench/bench_resolve_http.py shows the figures. This WSGI
+wrapper answers such requests from the
 views' own hot paths (`ResolveView.quick`, `EvaluateFlagView.quick`) and applies the response
 side of the project's middleware that acts on such an answer, so the bytes are those Django
 would send. Anything else goes to Django unchanged: another path or method, a cookie (session

@@ -5,7 +5,8 @@
   batch stored one of them meanwhile, the COPY fails whole, is undone to its savepoint, and
   the rows go in by `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id`
   instead, which waits for the concurrent insert and then skips it. COPY inserts many rows
-  per page and WAL record, about twice as fast as INSERT ... ON CONFLICT row by row.
+  per page and WAL record, faster than INSERT ... ON CONFLICT row by row (bench/bench_ingest.py
+  compares ingest with a raw COPY).
 - SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
   DO NOTHING RETURNING request_id (SQLite >= 3.35) reports the inserted rows.
 Rows go in request_id order, so concurrent batches lock shared keys in the same order.
@@ -111,8 +112,8 @@ def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
     """COPY the rows that are not stored yet straight into the table; on a unique violation (a
     concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
 
-    COPY inserts many rows per page and WAL record, about twice as fast as INSERT ... ON
-    CONFLICT, which inserts row by row. Either way the unique index decides: a COPY that
+    COPY inserts many rows per page and WAL record, faster than INSERT ... ON CONFLICT, which
+    inserts row by row. Either way the unique index decides: a COPY that
     completes inserted every row it carried; one that meets a stored (or concurrently
     inserted, then committed) request_id fails whole and is undone to its savepoint.
     """
