@@ -3,7 +3,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from flags.views import catalog, flags, segments, targeting, version_diff, versions
+from flags.views import catalog, flags, publishing, segments, targeting, version_diff, versions
 
 app_name = "flags"
 
@@ -13,16 +13,16 @@ urlpatterns = [
     path("environments/new/", flags.environment_create, name="environment-create"),
     path("models/", catalog.model_catalog, name="models"),
     path("flags/<slug:key>/", flags.flag_detail, name="detail"),
-    path("flags/<slug:key>/environments/<slug:env>/publish/", flags.publish, name="publish"),
+    path("flags/<slug:key>/environments/<slug:env>/publish/", publishing.publish, name="publish"),
     path(
         "flags/<slug:key>/environments/<slug:env>/enable/",
-        flags.set_enabled,
+        publishing.set_enabled,
         {"enabled": True},
         name="enable",
     ),
     path(
         "flags/<slug:key>/environments/<slug:env>/disable/",
-        flags.set_enabled,
+        publishing.set_enabled,
         {"enabled": False},
         name="disable",
     ),

@@ -6,7 +6,7 @@ in order. OFREP's routes live here too (`ofrep_patterns`), mounted by the projec
 
 from django.urls import path
 
-from flags.api import catalog, flags, targeting, versions
+from flags.api import catalog, flags, publishing, segments, targeting, versions
 from flags.serving import ofrep, resolve, stream
 
 urlpatterns = [
@@ -24,13 +24,15 @@ urlpatterns = [
     path("flags/<slug:key>/diff/", versions.DiffView.as_view(), name="diff"),
     path(
         "flags/<slug:key>/environments/<slug:env>/publish/",
-        versions.PublishView.as_view(),
+        publishing.PublishView.as_view(),
         name="publish",
     ),
-    path("flags/<slug:key>/environments/<slug:env>/enable/", versions.EnableView.as_view(), name="enable"),
-    path("flags/<slug:key>/environments/<slug:env>/disable/", versions.DisableView.as_view(), name="disable"),
-    path("segments/", targeting.SegmentsView.as_view(), name="segments"),
-    path("segments/<slug:key>/", targeting.SegmentDetailView.as_view(), name="segment"),
+    path("flags/<slug:key>/environments/<slug:env>/enable/", publishing.EnableView.as_view(), name="enable"),
+    path(
+        "flags/<slug:key>/environments/<slug:env>/disable/", publishing.DisableView.as_view(), name="disable"
+    ),
+    path("segments/", segments.SegmentsView.as_view(), name="segments"),
+    path("segments/<slug:key>/", segments.SegmentDetailView.as_view(), name="segment"),
     path("flags/<slug:key>/environments/<slug:env>/rules/", targeting.RulesView.as_view(), name="rules"),
     path(
         "flags/<slug:key>/environments/<slug:env>/rules/<int:index>/",

@@ -14,13 +14,11 @@ from rest_framework.views import APIView
 
 from controlplane.auth import actor_for_request
 from controlplane.inputs import int_param, validated_body
-from controlplane.serializers import ReasonSerializer, StrictSerializer
+from controlplane.serializers import StrictSerializer
 from flags import services
-from flags.api.flags import FlagStateSerializer
-from flags.api.scoping import EnvironmentFlagView
 from flags.diff import diff_configs
-from flags.lookups import get_environment, get_flag, get_version
-from flags.models import ConfigVersion, FlagState
+from flags.lookups import get_flag, get_version
+from flags.models import ConfigVersion
 
 
 class IssueSerializer(serializers.Serializer[Any]):
@@ -129,48 +127,3 @@ class DiffView(APIView):
         new = get_version(flag, int_param(request, "to"))
         diff = diff_configs(old.content, new.content)
         return Response({"flag": flag.key, "from": old.number, "to": new.number, **diff.as_dict()})
-
-
-class PublishSerializer(StrictSerializer):
-    version = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
-
-class PublishView(EnvironmentFlagView):
-    @extend_schema(request=PublishSerializer, responses=FlagStateSerializer)
-    def post(self, request: Request, key: str, env: str) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(PublishSerializer, request)
-        state = services.publish_version(
-            flag=flag,
-            environment=environment,
-            number=data["version"],
-            actor=actor_for_request(request),
-            reason=data["reason"],
-        )
-        return Response(FlagStateSerializer(_fresh_state(state)).data)
-
-
-def _fresh_state(state: FlagState) -> FlagState:
-    return FlagState.objects.select_related("environment", "serving_version").get(pk=state.pk)
-
-
-class EnableView(EnvironmentFlagView):
-    enabled = True
-
-    @extend_schema(request=ReasonSerializer, responses=FlagStateSerializer)
-    def post(self, request: Request, key: str, env: str) -> Response:
-        flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(ReasonSerializer, request)
-        state = services.set_flag_enabled(
-            flag=flag,
-            environment=environment,
-            enabled=self.enabled,
-            actor=actor_for_request(request),
-            reason=data["reason"],
-        )
-        return Response(FlagStateSerializer(_fresh_state(state)).data)
-
-
-class DisableView(EnableView):
-    enabled = False

@@ -4,8 +4,9 @@
 - `flags`: creating, editing and archiving flags.
 - `versions`: validating config content and storing it as a flag's next version.
 - `publishing`: publishing a version in an environment, and enabling or disabling the flag there.
-- `model_catalog`: syncing the model catalog, and refreshing it from the Models API.
-- `targeting`: segments, and the targeting rules of a flag in an environment.
+- `catalog`: syncing the model catalog, and refreshing it from the Models API.
+- `segments`: creating, editing and deleting segments.
+- `targeting`: the targeting rules of a flag in an environment.
 - `splits`: setting and clearing the split that serves a candidate version to a share of units.
 - `guards`: what every write checks and locks first (key format, flag and state rows).
 - `revisions`: bumping environment revisions and announcing them after commit.
@@ -15,17 +16,9 @@ from flags.services.catalog import ModelsApiFailed, refresh_model_catalog, sync_
 from flags.services.environments import create_environment
 from flags.services.flags import archive_flag, create_flag, update_flag
 from flags.services.publishing import publish_version, set_flag_enabled
+from flags.services.segments import create_segment, delete_segment, update_segment
 from flags.services.splits import clear_split, set_split
-from flags.services.targeting import (
-    MAX_RULE_DESCRIPTION,
-    add_rule,
-    create_segment,
-    delete_segment,
-    move_rule,
-    remove_rule,
-    update_rule,
-    update_segment,
-)
+from flags.services.targeting import MAX_RULE_DESCRIPTION, add_rule, move_rule, remove_rule, update_rule
 from flags.services.versions import NewVersion, create_version, validate_content
 
 __all__ = [

@@ -1,6 +1,7 @@
 """Pages of the flags app (HTML/htmx function-based views), one submodule per part:
 
-- `flags`: the flag list, creating flags and environments, a flag's page, publishing, enabling.
+- `flags`: the flag list, creating flags and environments, a flag's page.
+- `publishing`: publishing a version in an environment, enabling or disabling the flag there.
 - `versions`: the version editor and a version's page.
 - `version_diff`: the diff page between two versions.
 - `catalog`: the model catalog page.

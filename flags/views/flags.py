@@ -12,10 +12,10 @@ from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from flags import services
-from flags.forms import EnvironmentForm, FlagForm, PublishForm
-from flags.lookups import get_environment, get_flag
+from flags.forms import EnvironmentForm, FlagForm
+from flags.lookups import get_flag
 from flags.models import ConfigVersion, Environment, Flag
-from flags.views.access import can_write, writable_flag
+from flags.views.access import can_write
 from flags.views.targeting import targeting_sections
 
 
@@ -81,38 +81,3 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
         "targeting": targeting_sections(flag, states),
     }
     return render(request, "flags/detail.html", context)
-
-
-@login_required
-@require_POST
-def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
-    flag, environment = writable_flag(request, key), get_environment(env)
-    form = PublishForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Choose a version to publish.")
-        return redirect("flags:detail", key=flag.key)
-    number = form.cleaned_data["version"]
-    try:
-        services.publish_version(flag=flag, environment=environment, number=number, actor=ui_actor(request))
-    except DomainError as error:
-        messages.error(request, error.detail)
-    else:
-        messages.success(request, f"'{environment.key}' now serves v{number}.")
-    return redirect("flags:detail", key=flag.key)
-
-
-@login_required
-@require_POST
-def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> HttpResponse:
-    flag, environment = writable_flag(request, key), get_environment(env)
-    try:
-        services.set_flag_enabled(
-            flag=flag, environment=environment, enabled=enabled, actor=ui_actor(request)
-        )
-    except DomainError as error:
-        messages.error(request, error.detail)
-    else:
-        messages.success(
-            request, f"'{flag.key}' is {'enabled' if enabled else 'disabled'} in '{environment.key}'."
-        )
-    return redirect("flags:detail", key=flag.key)

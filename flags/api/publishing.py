@@ -1,0 +1,62 @@
+"""REST API of publishing: which version an environment serves, and enabling or disabling the flag there."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from controlplane.auth import actor_for_request
+from controlplane.inputs import validated_body
+from controlplane.serializers import ReasonSerializer, StrictSerializer
+from flags import services
+from flags.api.flags import FlagStateSerializer
+from flags.api.scoping import EnvironmentFlagView
+from flags.lookups import get_environment, get_flag
+from flags.models import FlagState
+
+
+class PublishSerializer(StrictSerializer):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class PublishView(EnvironmentFlagView):
+    @extend_schema(request=PublishSerializer, responses=FlagStateSerializer)
+    def post(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = validated_body(PublishSerializer, request)
+        state = services.publish_version(
+            flag=flag,
+            environment=environment,
+            number=data["version"],
+            actor=actor_for_request(request),
+            reason=data["reason"],
+        )
+        return Response(FlagStateSerializer(_fresh_state(state)).data)
+
+
+def _fresh_state(state: FlagState) -> FlagState:
+    return FlagState.objects.select_related("environment", "serving_version").get(pk=state.pk)
+
+
+class EnableView(EnvironmentFlagView):
+    enabled = True
+
+    @extend_schema(request=ReasonSerializer, responses=FlagStateSerializer)
+    def post(self, request: Request, key: str, env: str) -> Response:
+        flag, environment = get_flag(key), get_environment(env)
+        data = validated_body(ReasonSerializer, request)
+        state = services.set_flag_enabled(
+            flag=flag,
+            environment=environment,
+            enabled=self.enabled,
+            actor=actor_for_request(request),
+            reason=data["reason"],
+        )
+        return Response(FlagStateSerializer(_fresh_state(state)).data)
+
+
+class DisableView(EnableView):
+    enabled = False

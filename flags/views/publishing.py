@@ -1,0 +1,51 @@
+"""Publishing from a flag's page: publishing a version in an environment, enabling or disabling it there."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from controlplane.errors import DomainError
+from controlplane.web import ui_actor
+from flags import services
+from flags.forms import PublishForm
+from flags.lookups import get_environment
+from flags.views.access import writable_flag
+
+
+@login_required
+@require_POST
+def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
+    flag, environment = writable_flag(request, key), get_environment(env)
+    form = PublishForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a version to publish.")
+        return redirect("flags:detail", key=flag.key)
+    number = form.cleaned_data["version"]
+    try:
+        services.publish_version(flag=flag, environment=environment, number=number, actor=ui_actor(request))
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"'{environment.key}' now serves v{number}.")
+    return redirect("flags:detail", key=flag.key)
+
+
+@login_required
+@require_POST
+def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> HttpResponse:
+    flag, environment = writable_flag(request, key), get_environment(env)
+    try:
+        services.set_flag_enabled(
+            flag=flag, environment=environment, enabled=enabled, actor=ui_actor(request)
+        )
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(
+            request, f"'{flag.key}' is {'enabled' if enabled else 'disabled'} in '{environment.key}'."
+        )
+    return redirect("flags:detail", key=flag.key)
