@@ -307,6 +307,11 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start while it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# API lists answer at most this many items a page; a larger `?limit=` is refused with 400.
+FLAGSTAFF_API_MAX_LIMIT = env_int("FLAGSTAFF_API_MAX_LIMIT", 1000)
+if FLAGSTAFF_API_MAX_LIMIT < 1:
+    raise ImproperlyConfigured(f"FLAGSTAFF_API_MAX_LIMIT must be 1 or more, got {FLAGSTAFF_API_MAX_LIMIT}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "controlplane.auth.ApiTokenAuthentication",
@@ -317,7 +322,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.NestingSafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "controlplane.errors.api_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "controlplane.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
     # `format` is a query parameter of our own (audit export), not DRF's renderer override.

@@ -35,6 +35,7 @@ def _walk(patterns: list[Any], namespace: str) -> Iterator[Route]:
             yield from _walk(pattern.url_patterns, inner)
         elif isinstance(pattern, URLPattern) and pattern.name:
             view = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+            assert view is not None, f"{pattern.name} is not a class-based API view"
             yield Route(f"{namespace}:{pattern.name}", view, tuple(pattern.pattern.converters))
 
 
