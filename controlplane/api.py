@@ -78,12 +78,29 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Prefix a single quote to a text that a spreadsheet would read as a formula (OWASP's advice).
+
+    The CSV export is for reading in a spreadsheet; the JSON Lines export keeps every value as
+    stored, for re-checking the chain's hashes.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return f"'{value}"
+    return value
+
+
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+    # Every cell quoted, as OWASP advises beside the prefix, so no separator inside a value splits it.
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, quoting=csv.QUOTE_ALL)
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "changes": json.dumps(row["changes"], sort_keys=True)})
+        cells = {**row, "changes": json.dumps(row["changes"], sort_keys=True)}
+        writer.writerow({column: spreadsheet_safe(value) for column, value in cells.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
