@@ -33,6 +33,7 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
+from controlplane.middleware import QueryControlCharacterMiddleware
 from flags.ofrep import EvaluateFlagView
 from flags.serving_api import ResolveView
 
@@ -48,6 +49,7 @@ KNOWN_MIDDLEWARE = (
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files only
     "django.contrib.sessions.middleware.SessionMiddleware",  # nothing without a cookie or access
     "django.middleware.common.CommonMiddleware",  # request: user agent, host, www; response: length
+    "controlplane.middleware.QueryControlCharacterMiddleware",  # request: control characters
     "django.middleware.csrf.CsrfViewMiddleware",  # nothing: the views are csrf_exempt
     "django.contrib.auth.middleware.AuthenticationMiddleware",  # nothing: a lazy user, not read
     "django.contrib.messages.middleware.MessageMiddleware",  # nothing: no message stored
@@ -67,6 +69,7 @@ class ServingFastPath:
         self.application = application
         self._security = SecurityMiddleware(_unreachable)
         self._common = CommonMiddleware(_unreachable)
+        self._query_check = QueryControlCharacterMiddleware(_unreachable)
         self._frame_options = XFrameOptionsMiddleware(_unreachable)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -110,6 +113,8 @@ class ServingFastPath:
             if self._security.process_request(request) is not None:
                 return None
             if self._common.process_request(request) is not None:
+                return None
+            if self._query_check.process_request(request) is not None:
                 return None
         except (DisallowedHost, PermissionDenied):
             return None

@@ -217,3 +217,13 @@ def test_other_middleware__every_request_left_to_django(fast: ServingFastPath, t
     with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]):
         assert fast.answer(environ_for(RESOLVE_PATH, body, token)) is None
     assert fast.answer(environ_for(RESOLVE_PATH, body, token)) is not None
+
+
+@pytest.mark.parametrize("path", [RESOLVE_PATH, OFREP_PATH])
+def test_fast_path__control_character_in_the_query__django_answers_400(
+    fast: ServingFastPath, token: IssuedToken, path: str
+) -> None:
+    status, _, body = both(fast, path, {"flag": "support-chat", "context": {}}, token, QUERY_STRING="x=%00")
+
+    assert status == "400 Bad Request"
+    assert json.loads(body)["code"] == "invalid_query_parameter"
