@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from django.core.signals import request_finished
 from django.db import close_old_connections
-from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.views import APIView
