@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.audit import EXPORT_COLUMNS, export_rows, verify_chain
+from controlplane.audit import EXPORT_COLUMNS, export_rows, record_checkpoint, verify_chain
 from controlplane.errors import InvalidInput
 from controlplane.forms import AuditFilterForm
 from controlplane.models import AuditEntry, Scope
@@ -107,6 +107,8 @@ def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+CHECKPOINT_HEADER = "Flagstaff-Audit-Checkpoint"
+
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", _csv),
     "jsonl": ("application/x-ndjson; charset=utf-8", _jsonl),
@@ -133,8 +135,14 @@ class AuditExportView(APIView):
             )
         content_type, render = EXPORT_FORMATS[export_format]
         entries = filtered_entries(request).order_by("id")
+        # Each export anchors the chain as it stands, and hands the anchor to the auditor too.
+        checkpoint = record_checkpoint()
         response = StreamingHttpResponse(render(export_rows(entries)), content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="flagstaff-audit.{export_format}"'
+        response[CHECKPOINT_HEADER] = (
+            f"entries={checkpoint.entry_count}; head={checkpoint.head_hash}; "
+            f"at={checkpoint.created_at.isoformat()}; signature={checkpoint.signature}"
+        )
         return response
 
 

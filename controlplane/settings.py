@@ -76,6 +76,9 @@ SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 - only with DEBUG on
 
+# Keys retired by a rotation: still accepted for what they signed (sessions, audit checkpoints).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
@@ -189,6 +192,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # Anchor the audit chain (entry count and head hash, signed) every 10 minutes, so a chain
+    # emptied or rewound later fails verification.
+    "checkpoint-audit-chain": {"task": "controlplane.tasks.checkpoint_audit_chain", "schedule": 10 * 60},
     # Refresh the model catalog (lifecycle, retirement dates) from the Models API every 6 hours.
     "sync-models": {"task": "flags.tasks.sync_models", "schedule": 6 * 60 * 60},
     # Delete call records and samples past their retention, in batches, every hour (rollups stay).
