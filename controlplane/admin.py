@@ -98,7 +98,8 @@ class AuditedAdmin(admin.ModelAdmin[Any]):
                 if name in self.secret_fields
                 else {"before": before.get(name), "after": value}
             )
-        self._record(request, obj, "changed", changes)
+        if changes:  # a save that changed nothing is not an action
+            self._record(request, obj, "changed", changes)
         return super().log_change(request, obj, message)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:

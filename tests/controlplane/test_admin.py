@@ -108,6 +108,16 @@ def test_admin__user_added_to_a_group__membership_before_and_after(site: Client)
     assert entry.changes == {"groups": {"before": [], "after": ["operators"]}}
 
 
+def test_admin__saved_without_a_change__nothing_audited(site: Client) -> None:
+    mallory = add_user(site, "mallory")
+    mark = audit_mark()
+
+    response = site.post(f"/admin/auth/user/{mallory.pk}/change/", change_form(mallory))
+
+    assert response.status_code == 302
+    assert audit_since(mark) == []
+
+
 def test_admin__user_deleted__audited_with_its_last_state(site: Client) -> None:
     mallory = add_user(site, "mallory")
     mark = audit_mark()
