@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.audit import EXPORT_COLUMNS, export_rows, verify_chain
+from controlplane.audit import EXPORT_COLUMNS, export_rows, record_checkpoint, verify_chain
 from controlplane.errors import InvalidInput
 from controlplane.forms import AuditFilterForm
 from controlplane.models import AuditEntry, Scope
@@ -78,17 +78,36 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Prefix a single quote to a text that a spreadsheet would read as a formula (OWASP's advice).
+
+    The CSV export is for reading in a spreadsheet; the JSON Lines export keeps every value as
+    stored, for re-checking the chain's hashes.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return f"'{value}"
+    return value
+
+
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+    # Every cell quoted, as OWASP advises beside the prefix, so no separator inside a value splits it.
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, quoting=csv.QUOTE_ALL)
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "changes": json.dumps(row["changes"], sort_keys=True)})
+        cells = {**row, "changes": json.dumps(row["changes"], sort_keys=True)}
+        writer.writerow({column: spreadsheet_safe(value) for column, value in cells.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
 
+
+CHECKPOINT_HEADER = "Flagstaff-Audit-Checkpoint"
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", _csv),
@@ -116,8 +135,14 @@ class AuditExportView(APIView):
             )
         content_type, render = EXPORT_FORMATS[export_format]
         entries = filtered_entries(request).order_by("id")
+        # Each export anchors the chain as it stands, and hands the anchor to the auditor too.
+        checkpoint = record_checkpoint()
         response = StreamingHttpResponse(render(export_rows(entries)), content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="flagstaff-audit.{export_format}"'
+        response[CHECKPOINT_HEADER] = (
+            f"entries={checkpoint.entry_count}; head={checkpoint.head_hash}; "
+            f"at={checkpoint.created_at.isoformat()}; signature={checkpoint.signature}"
+        )
         return response
 
 

@@ -2,6 +2,8 @@
 
 Each entry's hash covers its own canonical content and the previous entry's hash, so altering,
 removing or reordering a row breaks every later link; `verify_chain` names the first break.
+Signed checkpoints (the entry count and head hash at a moment, recorded periodically and at
+each export) catch what the chain alone cannot: a chain emptied or rewound as a whole.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
-from controlplane.models import ActorKind, AuditChainHead, AuditEntry, Source
+from controlplane.models import ActorKind, AuditChainHead, AuditCheckpoint, AuditEntry, Source
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from controlplane.models import ApiToken
 
 GENESIS_HASH = "0" * 64
+CHECKPOINT_SALT = "flagstaff.audit-checkpoint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +207,17 @@ class ChainStatus:
 
 
 def verify_chain(batch_size: int = 2000) -> ChainStatus:
-    """Walk the whole chain in id order and report the first entry that does not hold."""
+    """Walk the whole chain in id order and report the first entry or checkpoint that does not hold."""
+    checkpoints: dict[int, list[AuditCheckpoint]] = {}
+    for checkpoint in AuditCheckpoint.objects.order_by("entry_count", "id"):
+        if not checkpoint_signature_holds(checkpoint):
+            return ChainStatus(
+                False,
+                0,
+                None,
+                f"checkpoint #{checkpoint.pk} is not signed with this server's key (forged or altered)",
+            )
+        checkpoints.setdefault(checkpoint.entry_count, []).append(checkpoint)
     prev_hash = GENESIS_HASH
     checked = 0
     for entry in AuditEntry.objects.chronological().iterator(chunk_size=batch_size):
@@ -214,6 +229,23 @@ def verify_chain(batch_size: int = 2000) -> ChainStatus:
             return ChainStatus(False, checked, entry.pk, "content does not match its hash (it was altered)")
         prev_hash = entry.entry_hash
         checked += 1
+        for checkpoint in checkpoints.get(checked, ()):
+            if checkpoint.head_hash != prev_hash:
+                return ChainStatus(
+                    False,
+                    checked,
+                    entry.pk,
+                    f"differs from checkpoint #{checkpoint.pk} taken at {checked} entries "
+                    "(the chain was rewritten from here or before)",
+                )
+    longest = max(checkpoints, default=0)
+    if longest > checked:
+        return ChainStatus(
+            False,
+            checked,
+            None,
+            f"a checkpoint saw {longest} entries and the chain has {checked} (it was truncated or rewound)",
+        )
     head = AuditChainHead.objects.first()
     if head is None and checked:
         return ChainStatus(
@@ -227,6 +259,40 @@ def verify_chain(batch_size: int = 2000) -> ChainStatus:
             f"the chain head expects {head.entry_count} entries; entries are missing at the end",
         )
     return ChainStatus(True, checked)
+
+
+def _checkpoint_signature(checkpoint: AuditCheckpoint, secret: str | bytes) -> str:
+    value = f"{checkpoint.entry_count}:{checkpoint.head_hash}:{checkpoint.created_at.isoformat()}"
+    return salted_hmac(CHECKPOINT_SALT, value, secret=secret, algorithm="sha256").hexdigest()
+
+
+def checkpoint_signature_holds(checkpoint: AuditCheckpoint) -> bool:
+    """True when the checkpoint was signed with SECRET_KEY or one of SECRET_KEY_FALLBACKS."""
+    return any(
+        constant_time_compare(_checkpoint_signature(checkpoint, key), checkpoint.signature)
+        for key in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    )
+
+
+def record_checkpoint() -> AuditCheckpoint:
+    """Anchor the chain as its head stands now; idempotent on (entry count, head hash).
+
+    Not itself an audit entry: an entry per checkpoint would move the head it records.
+    """
+    head = AuditChainHead.objects.first()
+    count, head_hash = (head.entry_count, head.last_hash) if head else (0, GENESIS_HASH)
+    existing = AuditCheckpoint.objects.filter(entry_count=count, head_hash=head_hash).first()
+    if existing is not None:
+        return existing
+    checkpoint = AuditCheckpoint(created_at=timezone.now(), entry_count=count, head_hash=head_hash)
+    checkpoint.signature = _checkpoint_signature(checkpoint, settings.SECRET_KEY)
+    try:
+        with transaction.atomic():
+            checkpoint.save(force_insert=True)
+    except IntegrityError:
+        # Another process recorded the same state first.
+        return AuditCheckpoint.objects.get(entry_count=count, head_hash=head_hash)
+    return checkpoint
 
 
 EXPORT_COLUMNS = (

@@ -89,9 +89,10 @@ def request_scopes(request: Request) -> frozenset[str]:
 class HasScope(permissions.BasePermission):
     """Grant access when the caller holds the view's scope for this method.
 
-    Views declare `required_scopes = {"GET": "read", "POST": "write"}`; the default is read for
-    safe methods and write otherwise. A token bound to one environment may act only on views
-    that name that environment in their URL (`environment_url_kwarg`), and may read the rest.
+    Views declare `required_scopes = {"GET": "audit"}`, naming every method they serve; a view
+    without the table gets STANDARD_SCOPES, and HEAD and OPTIONS need GET's scope. A token bound
+    to one environment may act only on views that name that environment in their URL
+    (`environment_url_kwarg`), and may read the rest.
     """
 
     message = "Your role or token does not allow this action."
@@ -99,7 +100,10 @@ class HasScope(permissions.BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
-        required = required_scope(request, view)
+        required = declared_scope(view, request.method or "")
+        if required is None:
+            self.message = f"{request.method} is not an operation of this endpoint."
+            return False
         if required not in request_scopes(request):
             self.message = (
                 f"This action needs the '{required}' scope, which your role or token does not have."
@@ -125,9 +129,24 @@ class HasScope(permissions.BasePermission):
         return True
 
 
-def required_scope(request: Request, view: Any) -> str:
-    scopes: dict[str, str] = getattr(view, "required_scopes", {})
-    method = request.method or "GET"
-    if method in scopes:
-        return scopes[method]
-    return Scope.READ if method in permissions.SAFE_METHODS else Scope.WRITE
+# The scopes of a view that declares none: reading needs `read`, every change needs `write`.
+STANDARD_SCOPES: dict[str, str] = {
+    "GET": Scope.READ,
+    "POST": Scope.WRITE,
+    "PUT": Scope.WRITE,
+    "PATCH": Scope.WRITE,
+    "DELETE": Scope.WRITE,
+}
+# HEAD runs the GET handler and OPTIONS describes the view: each reveals what GET does, so each
+# needs GET's scope; a view without GET answers neither.
+SCOPE_OF = {"HEAD": "GET", "OPTIONS": "GET"}
+
+
+def declared_scope(view: Any, method: str) -> str | None:
+    """The scope `method` needs on `view`, or None when the view declares none for it.
+
+    A view's `required_scopes` is its whole table: a method missing from it is refused rather
+    than given a default.
+    """
+    scopes: dict[str, str] = getattr(view, "required_scopes", STANDARD_SCOPES)
+    return scopes.get(SCOPE_OF.get(method, method))

@@ -154,3 +154,26 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head ({self.entry_count} entries)"
+
+
+class AuditCheckpoint(models.Model):
+    """An anchor kept beside the chain: its entry count and head hash at one moment, signed.
+
+    A chain emptied by TRUNCATE, or rewound and rebuilt with its head reset, is consistent with
+    itself; it is not with a checkpoint that saw more entries or other hashes. The signature (an
+    HMAC under SECRET_KEY) means a checkpoint cannot be written by someone who only has the
+    database.
+    """
+
+    created_at = models.DateTimeField()
+    entry_count = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entry_count", "head_hash"], name="audit_checkpoint_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"audit checkpoint at {self.entry_count} entries"

@@ -76,6 +76,9 @@ SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 - only with DEBUG on
 
+# Keys retired by a rotation: still accepted for what they signed (sessions, audit checkpoints).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
@@ -105,6 +108,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "controlplane.middleware.QueryControlCharacterMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -189,6 +193,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Tasks are named by their `name=` (stable across code moves), which is what "task" refers to.
 CELERY_BEAT_SCHEDULE = {
+    # Anchor the audit chain (entry count and head hash, signed) every 10 minutes, so a chain
+    # emptied or rewound later fails verification.
+    "checkpoint-audit-chain": {"task": "controlplane.tasks.checkpoint_audit_chain", "schedule": 10 * 60},
     # Refresh the model catalog (lifecycle, retirement dates) from the Models API every 6 hours.
     "sync-models": {"task": "flags.tasks.sync_models", "schedule": 6 * 60 * 60},
     # Delete call records and samples past their retention, in batches, every hour (rollups stay).
@@ -306,6 +313,11 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start while it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# API lists answer at most this many items a page; a larger `?limit=` is refused with 400.
+FLAGSTAFF_API_MAX_LIMIT = env_int("FLAGSTAFF_API_MAX_LIMIT", 1000)
+if FLAGSTAFF_API_MAX_LIMIT < 1:
+    raise ImproperlyConfigured(f"FLAGSTAFF_API_MAX_LIMIT must be 1 or more, got {FLAGSTAFF_API_MAX_LIMIT}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "controlplane.auth.ApiTokenAuthentication",
@@ -316,7 +328,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.NestingSafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "controlplane.errors.api_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "controlplane.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
     # `format` is a query parameter of our own (audit export), not DRF's renderer override.

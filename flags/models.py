@@ -52,8 +52,6 @@ class FlagQuerySet(models.QuerySet["Flag"]):
         return self.filter(archived_at__isnull=True)
 
     def search(self, text: str) -> FlagQuerySet:
-        # PostgreSQL refuses NUL in a query parameter; no key, name or owner can contain one anyway.
-        text = text.replace("\x00", "")
         if not text:
             return self
         return self.filter(Q(key__icontains=text) | Q(name__icontains=text) | Q(owner__icontains=text))

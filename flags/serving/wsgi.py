@@ -36,6 +36,7 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
+from controlplane.middleware import QueryControlCharacterMiddleware
 from flags.serving.ofrep import EvaluateFlagView
 from flags.serving.resolve import ResolveView
 
@@ -57,6 +58,7 @@ KNOWN_MIDDLEWARE = (
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files only
     "django.contrib.sessions.middleware.SessionMiddleware",  # nothing without a cookie or access
     "django.middleware.common.CommonMiddleware",  # request: user agent, host, www; response: length
+    "controlplane.middleware.QueryControlCharacterMiddleware",  # request: control characters
     "django.middleware.csrf.CsrfViewMiddleware",  # nothing: the views are csrf_exempt
     "django.contrib.auth.middleware.AuthenticationMiddleware",  # nothing: a lazy user, not read
     "django.contrib.messages.middleware.MessageMiddleware",  # nothing: no message stored
@@ -76,6 +78,7 @@ class ServingFastPath:
         self.application = application
         self._security = SecurityMiddleware(_unreachable)
         self._common = CommonMiddleware(_unreachable)
+        self._query_check = QueryControlCharacterMiddleware(_unreachable)
         self._frame_options = XFrameOptionsMiddleware(_unreachable)
         self._failure_logged_at = -float("inf")
 
@@ -128,6 +131,8 @@ class ServingFastPath:
             if self._security.process_request(request) is not None:
                 return None
             if self._common.process_request(request) is not None:
+                return None
+            if self._query_check.process_request(request) is not None:
                 return None
         except (DisallowedHost, PermissionDenied):
             return None

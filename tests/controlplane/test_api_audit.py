@@ -2,6 +2,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,8 @@ import time_machine
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from controlplane.audit import Actor
+from controlplane import audit
+from controlplane.audit import Actor, AuditTarget
 from controlplane.models import AuditEntry
 from flags import services
 from tests.factories import (
@@ -185,12 +187,52 @@ def test_audit_export__csv_with_filters__only_matching_rows(api: APIClient) -> N
     assert [(row["action"], row["actor_name"]) for row in rows] == [("version.published", "bob")]
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_audit_export__csv_cell_starting_a_formula__prefixed_with_a_quote(api: APIClient, start: str) -> None:
+    audit.record(
+        actor=Actor.system(f"{start}evil"),
+        action="flag.created",
+        target=AuditTarget(type="flag", id="1", label=f'{start}HYPERLINK("https://attacker.example")'),
+        reason=f"{start}1+cmd|' /C calc'!A0",
+    )
+
+    response = api.get("/api/v1/audit/export/?format=csv")
+
+    row = next(csv.DictReader(io.StringIO(streamed(response))))
+    assert row["actor_name"] == f"'{start}evil"
+    assert row["target_label"] == f'\'{start}HYPERLINK("https://attacker.example")'
+    assert row["reason"] == f"'{start}1+cmd|' /C calc'!A0"
+
+
+def test_audit_export__csv_every_cell__quoted(api: APIClient) -> None:
+    audit.record(actor=Actor.system("alice"), action="flag.created", target=AuditTarget("flag", "1", "x"))
+
+    response = api.get("/api/v1/audit/export/?format=csv")
+
+    row = streamed(response).splitlines()[1]
+    assert re.fullmatch(r'"[^"]*"(,"[^"]*")*', row)
+    assert ',"alice",' in row
+
+
+def test_audit_export__jsonl_cell_starting_a_formula__kept_as_stored(api: APIClient) -> None:
+    audit.record(
+        actor=Actor.system("alice"),
+        action="flag.created",
+        target=AuditTarget("flag", "1", "x"),
+        reason="=1+1",
+    )
+
+    response = api.get("/api/v1/audit/export/?format=jsonl")
+
+    assert export_lines(response)[0]["reason"] == "=1+1"
+
+
 def test_audit_export__csv_no_entries__header_only(api: APIClient) -> None:
     response = api.get("/api/v1/audit/export/?format=csv&flag=nothing")
 
     assert streamed(response).splitlines() == [
-        "id,created_at,actor_kind,actor_name,source,action,target_type,target_label,flag_key,"
-        "environment_key,reason,changes,prev_hash,entry_hash"
+        '"id","created_at","actor_kind","actor_name","source","action","target_type","target_label",'
+        '"flag_key","environment_key","reason","changes","prev_hash","entry_hash"'
     ]
 
 

@@ -251,3 +251,13 @@ def test_fast_path_failure__django_answers_and_logged_once_a_minute(
     assert [(r.levelname, str(r.exc_info[1]) if r.exc_info else None) for r in logged] == [
         ("ERROR", "defect in the quick path")
     ] * 2
+
+
+@pytest.mark.parametrize("path", [RESOLVE_PATH, OFREP_PATH])
+def test_fast_path__control_character_in_the_query__django_answers_400(
+    fast: ServingFastPath, token: IssuedToken, path: str
+) -> None:
+    status, _, body = both(fast, path, {"flag": "support-chat", "context": {}}, token, QUERY_STRING="x=%00")
+
+    assert status == "400 Bad Request"
+    assert json.loads(body)["code"] == "invalid_query_parameter"
