@@ -211,6 +211,9 @@ ANTHROPIC_TIMEOUT_SECONDS = env_int("ANTHROPIC_TIMEOUT_SECONDS", 30)
 ANTHROPIC_ADMIN_API_KEY = env_secret("ANTHROPIC_ADMIN_API_KEY")
 
 FLAGSTAFF_MAX_CONFIG_BYTES = env_int("FLAGSTAFF_MAX_CONFIG_BYTES", 1024 * 1024)
+# Request bodies, configs, tool schemas and constraints nested deeper than this are refused
+# (400 with the path) before anything recursive (parsers, JSON Schema, serialisers) sees them.
+FLAGSTAFF_MAX_JSON_DEPTH = env_int("FLAGSTAFF_MAX_JSON_DEPTH", 64)
 # Request bodies above this are refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLAGSTAFF_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
 

@@ -17,13 +17,21 @@ from flags.models import ConfigVersion, Flag
 from flags.services.guards import lock_flag
 from flags.validation import ValidationResult, validate_config
 from flagstaff.canonical import canonical_json, content_hash
+from flagstaff.nesting import too_deep
 
 
 def validate_content(*, flag: Flag, content: object) -> ValidationResult:
     """Dry-run validation of config content for a flag; nothing is saved."""
-    _check_size(content)
+    max_depth = settings.FLAGSTAFF_MAX_JSON_DEPTH
+    # Measuring the size serialises recursively; content too deep for that gets its nesting error.
+    if too_deep(content, max_depth) is None:
+        _check_size(content)
     return validate_config(
-        content, catalog=current_catalog(), surface=flag.surface, today=timezone.now().date()
+        content,
+        catalog=current_catalog(),
+        surface=flag.surface,
+        today=timezone.now().date(),
+        max_depth=max_depth,
     )
 
 

@@ -52,6 +52,14 @@ def format_path(segments: Iterable[str | int], prefix: str = "") -> str:
     return path
 
 
+def nesting_issue(segments: Iterable[str | int], limit: int) -> Issue:
+    return Issue(
+        format_path(segments),
+        f"Nested too deeply: objects and lists may nest at most {limit} levels.",
+        "nested_too_deeply",
+    )
+
+
 def join_path(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 

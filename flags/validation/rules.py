@@ -8,8 +8,17 @@ from datetime import date
 from typing import Any, TypeGuard
 
 from flags.validation.catalog import ModelInfo
-from flags.validation.issues import Issue, ValidationResult, format_path, join_path, looks_like_api_key, show
+from flags.validation.issues import (
+    Issue,
+    ValidationResult,
+    format_path,
+    join_path,
+    looks_like_api_key,
+    nesting_issue,
+    show,
+)
 from flags.validation.schema import CONFIG_SCHEMA, is_whole_number, json_schema_issues, schema_issues
+from flagstaff.nesting import too_deep
 
 SURFACES = frozenset({"chat", "typing_assist", "agent", "batch"})
 DEFAULT_API_VERSION = "2026-10-21"
@@ -35,11 +44,17 @@ _API_KEY_MESSAGE = (
 
 
 def validate_config(
-    content: object, *, catalog: Mapping[str, ModelInfo], surface: str, today: date
+    content: object, *, catalog: Mapping[str, ModelInfo], surface: str, today: date, max_depth: int
 ) -> ValidationResult:
-    """Validate config content for a flag of `surface`; `catalog` maps model ids and aliases to models."""
+    """Validate config content for a flag of `surface`; `catalog` maps model ids and aliases to models.
+
+    Content nested more than `max_depth` levels gets that one error: the schema checks recurse.
+    """
     if surface not in SURFACES:
         raise ValueError(f"Unknown surface {surface!r}; expected one of {sorted(SURFACES)}.")
+    deep = too_deep(content, max_depth)
+    if deep is not None:
+        return ValidationResult(errors=[nesting_issue(deep, max_depth)])
     checker = _Checker(catalog=catalog, today=today)
     leaves = list(_leaves(content))
     checker.errors.extend(_api_key_issues(leaves))
