@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
+from controlplane.free_text import refuse_api_keys
 from controlplane.models import ActorKind, AuditChainHead, AuditEntry, Source
 
 if TYPE_CHECKING:
@@ -131,7 +132,12 @@ def record(
     flag_key: str = "",
     environment_key: str = "",
 ) -> AuditEntry:
-    """Append one entry to the chain, inside the caller's transaction."""
+    """Append one entry to the chain, inside the caller's transaction.
+
+    Every reason passes here, so here it is refused when it holds an API key: the caller's
+    transaction, and with it the change, is rolled back.
+    """
+    refuse_api_keys({"reason": reason})
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(
             singleton=True, defaults={"last_hash": GENESIS_HASH}

@@ -5,13 +5,11 @@ from typing import Any
 from django.conf import settings
 from rest_framework.parsers import JSONParser
 
+from controlplane.errors import InvalidInput
 from flagstaff.nesting import render_path, too_deep
 
 
-def nested_too_deeply(path: str, limit: int) -> Exception:
-    # Imported here: DRF imports this module while controlplane.errors is importing DRF.
-    from controlplane.errors import InvalidInput
-
+def nested_too_deeply(path: str, limit: int) -> InvalidInput:
     message = f"Nested too deeply: objects and lists may nest at most {limit} levels."
     return InvalidInput(message, code="nested_too_deeply", errors=[{"path": path, "message": message}])
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
+from controlplane.free_text import refuse_api_keys
 from flags.models import Flag, FlagState, Surface
 from flags.services.guards import check_key, lock_flag
 from flags.services.revisions import bump_revisions
@@ -33,6 +34,7 @@ def create_flag(
             errors=[{"path": "surface", "message": f"Choose one of: {', '.join(Surface.values)}."}],
         )
     check_key(key)
+    refuse_api_keys({"name": name, "description": description, "owner": owner})
     if Flag.objects.filter(key=key).exists():
         raise Conflict(f"A flag with key '{key}' already exists.", code="duplicate_key")
     try:
@@ -85,6 +87,7 @@ def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason:
             f"Unknown surface '{changes['surface']}'.",
             errors=[{"path": "surface", "message": f"Choose one of: {', '.join(Surface.values)}."}],
         )
+    refuse_api_keys(changes)
     before = _flag_fields(flag)
     for field, value in changes.items():
         setattr(flag, field, value)

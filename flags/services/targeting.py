@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from controlplane.free_text import refuse_api_keys
 from flags.definitions import states_using_segment, usage_list
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
 from flags.services.guards import check_key, writable_state
@@ -99,6 +100,7 @@ def _valid_rule(
         )
     if errors:
         raise InvalidInput("The rule is not valid.", code="invalid_rule", errors=errors)
+    refuse_api_keys({"constraints": normal, "description": description})
     return {"constraints": normal, "segments": refs, "version": version, "description": description}
 
 
@@ -112,6 +114,7 @@ def create_segment(
 ) -> Segment:
     check_key(key)
     normal = _valid_constraints(constraints)
+    refuse_api_keys({"name": name, "description": description, "constraints": normal})
     if Segment.objects.filter(key=key).exists():
         raise Conflict(f"A segment with key '{key}' already exists.", code="duplicate_key")
     try:
@@ -145,6 +148,8 @@ def update_segment(
     before = _segment_fields(segment)
     if constraints is not None:
         segment.constraints = _valid_constraints(constraints)
+    given = {"name": name, "description": description, "constraints": segment.constraints}
+    refuse_api_keys({field: value for field, value in given.items() if value is not None})
     if name is not None:
         segment.name = name or segment.key
     if description is not None:

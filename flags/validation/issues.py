@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# Matches user API keys (sk-ant-api03-...), admin keys (sk-ant-admin01-...) and OAuth tokens.
-API_KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")
+from flagstaff.api_keys import looks_like_api_key
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MAX_SHOWN_CHARS = 60
 
@@ -31,10 +31,6 @@ class ValidationResult:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def looks_like_api_key(text: str) -> bool:
-    return API_KEY_PATTERN.search(text) is not None
 
 
 def format_path(segments: Iterable[str | int], prefix: str = "") -> str:

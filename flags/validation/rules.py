@@ -18,6 +18,7 @@ from flags.validation.issues import (
     show,
 )
 from flags.validation.schema import CONFIG_SCHEMA, is_whole_number, json_schema_issues, schema_issues
+from flagstaff.api_keys import api_key_paths
 from flagstaff.nesting import too_deep
 
 SURFACES = frozenset({"chat", "typing_assist", "agent", "batch"})
@@ -57,7 +58,7 @@ def validate_config(
         return ValidationResult(errors=[nesting_issue(deep, max_depth)])
     checker = _Checker(catalog=catalog, today=today)
     leaves = list(_leaves(content))
-    checker.errors.extend(_api_key_issues(leaves))
+    checker.errors.extend(_api_key_issues(content))
     checker.errors.extend(_null_character_issues(leaves))
     checker.errors.extend(_unsafe_integer_issues(leaves))
     if isinstance(content, dict):
@@ -86,11 +87,9 @@ def _leaves(document: object) -> Iterator[_Leaf]:
             yield segments, value, False
 
 
-def _api_key_issues(leaves: list[_Leaf]) -> Iterator[Issue]:
-    # A key-like object key is reported at its object: the path must not echo it.
-    for segments, value, _is_key in leaves:
-        if isinstance(value, str) and looks_like_api_key(value):
-            yield Issue(format_path(segments), _API_KEY_MESSAGE, "api_key_in_config")
+def _api_key_issues(content: object) -> Iterator[Issue]:
+    for segments in api_key_paths(content):
+        yield Issue(format_path(segments), _API_KEY_MESSAGE, "api_key_in_config")
 
 
 def _null_character_issues(leaves: list[_Leaf]) -> Iterator[Issue]:

@@ -11,7 +11,8 @@ from typing import Any, Final, TypeGuard
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
-from flags.validation.issues import API_KEY_PATTERN, Issue, format_path, join_path, show
+from flags.validation.issues import Issue, format_path, join_path, show
+from flagstaff.api_keys import redact
 
 CONFIG_SCHEMA: Final[dict[str, Any]] = json.loads(
     Path(__file__).with_name("schema.json").read_text(encoding="utf-8")
@@ -127,7 +128,7 @@ def _message(error: ValidationError) -> str:
             return "Contains the same value more than once."
         case "not":
             return "This field is not allowed here."
-    return API_KEY_PATTERN.sub("<redacted>", error.message)
+    return redact(error.message)
 
 
 def _enum_message(instance: object, choices: list[object]) -> str:

@@ -34,6 +34,7 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
+from controlplane.free_text import refuse_api_keys
 from telemetry.models.incidents import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def create_webhook(*, name: str, url: str, events: Sequence[str], actor: Actor, 
     """Register a receiver; without a secret one is generated. The caller shows it once."""
     if not name.strip():
         raise InvalidInput("A webhook needs a name.", errors=[{"path": "name", "message": "Required."}])
+    refuse_api_keys({"name": name})
     secret = secret.strip() or secrets.token_urlsafe(32)
     if len(secret) < 16 or len(secret) > 200:
         raise InvalidInput(
@@ -143,6 +145,7 @@ def update_webhook(
     if "name" in changes:
         if not str(changes["name"]).strip():
             raise InvalidInput("A webhook needs a name.", errors=[{"path": "name", "message": "Required."}])
+        refuse_api_keys({"name": str(changes["name"])})
         webhook.name = str(changes["name"]).strip()[:100]
     if "url" in changes:
         webhook.url = _check_url(str(changes["url"]))
