@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
-from controlplane.free_text import refuse_api_keys
+from controlplane.free_text import check_free_text
 from controlplane.models import ActorKind, AuditChainHead, AuditEntry, Source
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def record(
     Every reason passes here, so here it is refused when it holds an API key: the caller's
     transaction, and with it the change, is rolled back.
     """
-    refuse_api_keys({"reason": reason})
+    check_free_text({"reason": reason}, limits={"reason": settings.FLAGSTAFF_MAX_REASON_CHARS})
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(
             singleton=True, defaults={"last_hash": GENESIS_HASH}

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from controlplane.free_text import refuse_api_keys
+from controlplane.free_text import check_free_text, column_limit
 from flags.definitions import states_using_segment, usage_list
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
 from flags.services.guards import check_key, writable_state
@@ -48,7 +49,38 @@ def _checked_constraints(constraints: object, errors: list[dict[str, str]]) -> l
         errors.append({"path": error.path, "message": error.message})
         return []
     assert isinstance(constraints, list)  # compile_constraints accepts lists only
-    return [_normal_constraint(item) for item in constraints]
+    normal = [_normal_constraint(item) for item in constraints]
+    size_errors = _constraint_size_errors(normal)
+    errors.extend(size_errors)
+    return [] if size_errors else normal
+
+
+def _constraint_size_errors(constraints: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Rules and segments travel in every snapshot to every service: their size is bounded."""
+    most_constraints = settings.FLAGSTAFF_MAX_CONSTRAINTS
+    if len(constraints) > most_constraints:
+        message = f"At most {most_constraints:,} constraints; this has {len(constraints):,}."
+        return [{"path": "constraints", "message": message}]
+    most_values, most_chars = (
+        settings.FLAGSTAFF_MAX_CONSTRAINT_VALUES,
+        settings.FLAGSTAFF_MAX_CONSTRAINT_VALUE_CHARS,
+    )
+    errors: list[dict[str, str]] = []
+    for index, constraint in enumerate(constraints):
+        path = f"constraints[{index}]"
+        values = constraint.get("values", [])
+        if len(values) > most_values:
+            message = f"At most {most_values:,} values; this has {len(values):,}."
+            errors.append({"path": f"{path}.values", "message": message})
+            continue
+        texts = [(f"{path}.values[{n}]", value) for n, value in enumerate(values)]
+        texts += [(f"{path}.value", constraint["value"])] if "value" in constraint else []
+        errors.extend(
+            {"path": where, "message": f"At most {most_chars:,} characters; this has {len(text):,}."}
+            for where, text in texts
+            if isinstance(text, str) and len(text) > most_chars
+        )
+    return errors
 
 
 def _valid_constraints(constraints: object) -> list[dict[str, Any]]:
@@ -100,8 +132,12 @@ def _valid_rule(
         )
     if errors:
         raise InvalidInput("The rule is not valid.", code="invalid_rule", errors=errors)
-    refuse_api_keys({"constraints": normal, "description": description})
+    check_free_text({"constraints": normal, "description": description})
     return {"constraints": normal, "segments": refs, "version": version, "description": description}
+
+
+def _segment_text_limits() -> dict[str, int]:
+    return {"name": column_limit(Segment, "name"), "description": settings.FLAGSTAFF_MAX_DESCRIPTION_CHARS}
 
 
 def _segment_fields(segment: Segment) -> dict[str, Any]:
@@ -114,7 +150,9 @@ def create_segment(
 ) -> Segment:
     check_key(key)
     normal = _valid_constraints(constraints)
-    refuse_api_keys({"name": name, "description": description, "constraints": normal})
+    check_free_text(
+        {"name": name, "description": description, "constraints": normal}, limits=_segment_text_limits()
+    )
     if Segment.objects.filter(key=key).exists():
         raise Conflict(f"A segment with key '{key}' already exists.", code="duplicate_key")
     try:
@@ -149,7 +187,9 @@ def update_segment(
     if constraints is not None:
         segment.constraints = _valid_constraints(constraints)
     given = {"name": name, "description": description, "constraints": segment.constraints}
-    refuse_api_keys({field: value for field, value in given.items() if value is not None})
+    check_free_text(
+        {field: value for field, value in given.items() if value is not None}, limits=_segment_text_limits()
+    )
     if name is not None:
         segment.name = name or segment.key
     if description is not None:
@@ -255,6 +295,13 @@ def add_rule(
         flag=flag, constraints=constraints, segments=segments, version=version, description=description
     )
     rules = list(state.rules)
+    most_rules = settings.FLAGSTAFF_MAX_RULES
+    if len(rules) >= most_rules:
+        raise InvalidInput(
+            f"'{flag.key}' already has {len(rules):,} rules in '{environment.key}', the most allowed.",
+            code="too_many_rules",
+            errors=[{"path": "rules", "message": f"At most {most_rules:,} rules per flag and environment."}],
+        )
     index = len(rules) if position is None else position
     if not 0 <= index <= len(rules):
         raise InvalidInput(

@@ -12,7 +12,7 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, TooLarge
-from controlplane.free_text import refuse_api_keys
+from controlplane.free_text import check_free_text
 from flags.catalog import current_catalog
 from flags.models import ConfigVersion, Flag
 from flags.services.guards import lock_flag
@@ -70,7 +70,7 @@ def create_version(
     flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived; it accepts no new versions.", code="flag_archived")
-    refuse_api_keys({"message": message})
+    check_free_text({"message": message}, limits={"message": settings.FLAGSTAFF_MAX_REASON_CHARS})
     result = validate_content(flag=flag, content=content)
     if not result.ok:
         raise InvalidInput(
