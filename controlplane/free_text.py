@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.db.models import Model
+from django.db.models import CharField, Model
 
 from controlplane.errors import InvalidInput
 from flagstaff.api_keys import api_key_paths
@@ -47,6 +47,6 @@ def check_free_text(fields: Mapping[str, object], *, limits: Mapping[str, int] |
 
 def column_limit(model: type[Model], field: str) -> int:
     """The most characters a model's text column holds."""
-    limit = model._meta.get_field(field).max_length
-    assert limit is not None, f"{model.__name__}.{field} has no max_length"
-    return limit
+    column = model._meta.get_field(field)
+    assert isinstance(column, CharField) and column.max_length is not None, f"{model.__name__}.{field}"
+    return column.max_length

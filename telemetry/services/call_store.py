@@ -1,14 +1,16 @@
-"""Storing call rows exactly once, and learning which ones the database really inserted.
+"""Storing call rows exactly once per environment, and learning which ones the database really
+inserted. A call's key is (request_id, environment): the same request_id sent from staging and
+from production is two calls; unattributed calls (no environment) share one key space.
 
 - PostgreSQL: the rows not stored yet go in by one COPY; if it completes, it inserted every
-  one of them (the unique index on request_id would have refused any other). If a concurrent
+  one of them (the unique index on the key would have refused any other). If a concurrent
   batch stored one of them meanwhile, the COPY fails whole, is undone to its savepoint, and
-  the rows go in by `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id`
-  instead, which waits for the concurrent insert and then skips it. COPY inserts many rows
-  per page and WAL record, about twice as fast as INSERT ... ON CONFLICT row by row.
+  the rows go in by `INSERT ... ON CONFLICT (<key>) DO NOTHING RETURNING <key>` instead,
+  which waits for the concurrent insert and then skips it. COPY inserts many rows per page
+  and WAL record, about twice as fast as INSERT ... ON CONFLICT row by row.
 - SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
-  DO NOTHING RETURNING request_id (SQLite >= 3.35) reports the inserted rows.
-Rows go in request_id order, so concurrent batches lock shared keys in the same order.
+  DO NOTHING RETURNING (SQLite >= 3.35) reports the inserted rows.
+Rows go in key order, so concurrent batches lock shared keys in the same order.
 """
 
 from __future__ import annotations
@@ -67,10 +69,23 @@ CALL_COLUMNS = (
 COLUMN_NAMES = tuple(name for name, _ in CALL_COLUMNS)
 COLUMN_TYPES = tuple(kind for _, kind in CALL_COLUMNS)
 STAGE_TABLE = "telemetry_ingest_stage"
+_ENVIRONMENT = COLUMN_NAMES.index("environment_id")
+# Must match the expressions of the callrecord_unique_environment_request_id index exactly, or
+# ON CONFLICT finds no index.
+CALL_CONFLICT = "(request_id, (COALESCE(environment_id, 0)))"
+# What every insert returns: the key of each row it really inserted.
+_RETURNING = "RETURNING request_id, environment_id"
+
+# (request_id, environment_id or None): the identity of a stored call.
+CallKey = tuple[str, int | None]
 
 
-def insert_new_calls(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
-    """Insert the rows whose request_id is new; the request ids the database really inserted.
+def call_key(row: tuple[Any, ...]) -> CallKey:
+    return row[0], row[_ENVIRONMENT]
+
+
+def insert_new_calls(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[CallKey]:
+    """Insert the rows whose key is new; the keys of the rows the database really inserted.
 
     Rows are tuples in CALL_COLUMNS order, JSON columns as JSON text. `empty_stage`: the
     caller's transaction will not commit right after (an outer atomic block), so the staging
@@ -78,7 +93,7 @@ def insert_new_calls(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[s
     """
     if not rows:
         return set()
-    rows.sort(key=lambda row: row[0])  # one lock order for concurrent batches
+    rows.sort(key=lambda row: (row[0], row[_ENVIRONMENT] or 0))  # one lock order for concurrent batches
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows, empty_stage=empty_stage)
     return _insert_portable(rows)
@@ -94,14 +109,14 @@ class _JsonTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[str]:
+def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set[CallKey]:
     """COPY the rows that are not stored yet straight into the table; on a unique violation (a
     concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
 
     COPY inserts many rows per page and WAL record, about twice as fast as INSERT ... ON
     CONFLICT, which inserts row by row. Either way the unique index decides: a COPY that
     completes inserted every row it carried; one that meets a stored (or concurrently
-    inserted, then committed) request_id fails whole and is undone to its savepoint.
+    inserted, then committed) key fails whole and is undone to its savepoint.
     """
     quote = connection.ops.quote_name
     table = quote(CallRecord._meta.db_table)
@@ -111,8 +126,8 @@ def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set
     assert raw is not None
     # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
     with psycopg.Cursor(raw) as cursor:
-        stored = _stored_request_ids(cursor, [row[0] for row in rows])
-        fresh = [row for row in rows if row[0] not in stored]
+        stored = _stored_keys(cursor, [row[0] for row in rows])
+        fresh = [row for row in rows if call_key(row) not in stored]
         if not fresh:
             return set()
         cursor.adapters.register_dumper(None, _JsonTextDumper)
@@ -127,23 +142,24 @@ def _insert_postgresql(rows: list[tuple[Any, ...]], *, empty_stage: bool) -> set
         except psycopg.errors.UniqueViolation:
             logger.info("telemetry batch met a concurrent duplicate; inserting with ON CONFLICT")
             return _insert_staged(cursor, fresh, empty_stage=empty_stage)
-    return {row[0] for row in fresh}
+    return {call_key(row) for row in fresh}
 
 
-def _stored_request_ids(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[str]:
+def _stored_keys(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[CallKey]:
     table = connection.ops.quote_name(CallRecord._meta.db_table)
     # The ids travel as one JSON text: adapting a list of 1,000 strings to an array costs more.
+    # request_id leads the unique index, so this is an index scan.
     cursor.execute(
-        f"SELECT request_id FROM {table} "  # noqa: S608 - a constant name
+        f"SELECT request_id, environment_id FROM {table} "  # noqa: S608 - a constant name
         "WHERE request_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
-        [orjson.dumps(request_ids).decode()],
+        [orjson.dumps(list(set(request_ids))).decode()],
     )
-    return {request_id for (request_id,) in cursor.fetchall()}
+    return set(cursor.fetchall())
 
 
 def _insert_staged(
     cursor: psycopg.Cursor[Any], rows: list[tuple[Any, ...]], *, empty_stage: bool
-) -> set[str]:
+) -> set[CallKey]:
     """COPY into a per-session temporary table, then INSERT ... ON CONFLICT DO NOTHING
     RETURNING, in request_id order: the database reports the rows it really inserted, and a
     row another transaction is inserting is waited for, then skipped."""
@@ -159,23 +175,24 @@ def _insert_staged(
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} ORDER BY request_id "  # noqa: S608 - constant names
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} "  # noqa: S608 - constant names
+        "ORDER BY request_id, COALESCE(environment_id, 0) "
+        f"ON CONFLICT {CALL_CONFLICT} DO NOTHING {_RETURNING}"
     )
-    inserted = {request_id for (request_id,) in cursor.fetchall()}
+    inserted: set[CallKey] = set(cursor.fetchall())
     if empty_stage:
         cursor.execute(f"DELETE FROM {STAGE_TABLE}")  # noqa: S608 - a constant name
     return inserted
 
 
-def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
+def _insert_portable(rows: list[tuple[Any, ...]]) -> set[CallKey]:
     quote = connection.ops.quote_name
     adapt = connection.ops.adapt_datetimefield_value
     columns = ", ".join(quote(name) for name in COLUMN_NAMES)
     placeholder = "(" + ", ".join(["%s"] * len(COLUMN_NAMES)) + ")"
     table = quote(CallRecord._meta.db_table)
     per_statement = 30_000 // len(COLUMN_NAMES)
-    returned: set[str] = set()
+    returned: set[CallKey] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
@@ -185,8 +202,8 @@ def _insert_portable(rows: list[tuple[Any, ...]]) -> set[str]:
                 params.extend(row[3:])
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - values are parameters
-                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                f"ON CONFLICT {CALL_CONFLICT} DO NOTHING {_RETURNING}",
                 params,
             )
-            returned.update(request_id for (request_id,) in cursor.fetchall())
+            returned.update((request_id, environment_id) for request_id, environment_id in cursor.fetchall())
     return returned
