@@ -48,5 +48,6 @@ def check_free_text(fields: Mapping[str, object], *, limits: Mapping[str, int] |
 def column_limit(model: type[Model], field: str) -> int:
     """The most characters a model's text column holds."""
     column = model._meta.get_field(field)
-    assert isinstance(column, CharField) and column.max_length is not None, f"{model.__name__}.{field}"
+    if not isinstance(column, CharField) or column.max_length is None:
+        raise TypeError(f"{model.__name__}.{field} is not a text column with a max_length")
     return column.max_length
