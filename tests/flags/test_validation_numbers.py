@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from flags.models import ConfigVersion
+from tests.factories import client_for, make_flag
 from tests.flags.config_factories import make, validate
 
 NOT_WHOLE = [
@@ -69,3 +71,18 @@ def test_validate_config__largest_safe_integer__accepted():
     tool = {"name": "t", "input_schema": {"type": "object", "maxProperties": 2**53 - 1}}
 
     assert validate(make(tools=[tool])).ok
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("number", ["1e6", "1e308", "1.0", "true", "1" + "0" * 308])
+def test_versions_api__max_tokens_not_a_valid_integer__400_and_nothing_stored(editor, number):
+    flag = make_flag()
+    body = '{"content": {"model": "claude-sonnet-5-5", "max_tokens": ' + number + "}}"
+
+    response = client_for(editor).post(
+        f"/api/v1/flags/{flag.key}/versions/", body, content_type="application/json"
+    )
+
+    assert (response.status_code, response.json()["code"]) == (400, "config_invalid")
+    assert {error["path"] for error in response.json()["errors"]} == {"max_tokens"}
+    assert not ConfigVersion.objects.filter(flag=flag).exists()
