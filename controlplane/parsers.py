@@ -6,11 +6,11 @@ from django.conf import settings
 from rest_framework.parsers import JSONParser
 
 from controlplane.errors import InvalidInput
-from flagstaff.nesting import render_path, too_deep
+from flagstaff.nesting import render_path, too_deep, too_deep_message
 
 
 def nested_too_deeply(path: str, limit: int) -> InvalidInput:
-    message = f"Nested too deeply: objects and lists may nest at most {limit} levels."
+    message = too_deep_message(limit)
     return InvalidInput(message, code="nested_too_deeply", errors=[{"path": path, "message": message}])
 
 

@@ -16,7 +16,7 @@ from flags.models import KEY_VALIDATOR, Flag, Surface
 from flags.validation import ValidationResult
 from flagstaff.engine import OPERATORS
 from flagstaff.engine.constraints import LIST_OPERATORS
-from flagstaff.nesting import render_path, too_deep
+from flagstaff.nesting import render_path, too_deep, too_deep_message
 
 
 class FlagForm(forms.Form):
@@ -52,18 +52,17 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _nested_too_deeply(path: list[str | int]) -> ValidationError:
+    """The depth error; `path` is empty when the text was too deep for the parser itself."""
+    where = f" (at {render_path(path)})" if path else ""
+    return ValidationError(too_deep_message(settings.FLAGSTAFF_MAX_JSON_DEPTH) + where)
+
+
 def _check_depth(document: object) -> object:
-    limit = settings.FLAGSTAFF_MAX_JSON_DEPTH
-    path = too_deep(document, limit)
+    path = too_deep(document, settings.FLAGSTAFF_MAX_JSON_DEPTH)
     if path is not None:
-        where = f" at {render_path(path)}" if path else ""
-        raise ValidationError(f"Nested too deeply{where}: objects and lists may nest at most {limit} levels.")
+        raise _nested_too_deeply(path)
     return document
-
-
-def _too_deep_to_parse() -> ValidationError:
-    limit = settings.FLAGSTAFF_MAX_JSON_DEPTH
-    return ValidationError(f"Nested too deeply: objects and lists may nest at most {limit} levels.")
 
 
 def parse_config_text(text: str) -> object:
@@ -73,14 +72,14 @@ def parse_config_text(text: str) -> object:
     except json.JSONDecodeError as error:
         json_error = error
     except RecursionError:
-        raise _too_deep_to_parse() from None
+        raise _nested_too_deeply([]) from None
     except ValueError:
         # Not a syntax error: an integer beyond Python's digit limit.
         raise ValidationError("A number in the JSON has too many digits.") from None
     try:
         content = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
-        raise _too_deep_to_parse() from None
+        raise _nested_too_deeply([]) from None
     except ValueError:
         raise ValidationError("A number in the YAML has too many digits.") from None
     except yaml.YAMLError as error:
@@ -168,7 +167,7 @@ def parse_json_text(text: str, *, expect: type, what: str) -> Any:
             f"JSON syntax error at line {error.lineno}, column {error.colno}: {error.msg}."
         ) from None
     except RecursionError:
-        raise _too_deep_to_parse() from None
+        raise _nested_too_deeply([]) from None
     except ValueError:
         raise ValidationError("A number in the JSON has too many digits.") from None
     _check_depth(value)

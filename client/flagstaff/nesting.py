@@ -28,6 +28,10 @@ def too_deep(document: Any, limit: int) -> Path | None:
     return None
 
 
+def too_deep_message(limit: int) -> str:
+    return f"Nested too deeply: objects and lists may nest at most {limit} levels."
+
+
 def render_path(path: Path) -> str:
     """['tools', 2, 'input_schema'] as 'tools[2].input_schema'."""
     text = ""

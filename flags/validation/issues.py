@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flagstaff.api_keys import looks_like_api_key
+from flagstaff.nesting import too_deep_message
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MAX_SHOWN_CHARS = 60
@@ -49,11 +50,7 @@ def format_path(segments: Iterable[str | int], prefix: str = "") -> str:
 
 
 def nesting_issue(segments: Iterable[str | int], limit: int) -> Issue:
-    return Issue(
-        format_path(segments),
-        f"Nested too deeply: objects and lists may nest at most {limit} levels.",
-        "nested_too_deeply",
-    )
+    return Issue(format_path(segments), too_deep_message(limit), "nested_too_deeply")
 
 
 def join_path(prefix: str, name: str) -> str:
