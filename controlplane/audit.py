@@ -22,6 +22,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from controlplane.free_text import check_free_text
 from controlplane.models import ActorKind, AuditChainHead, AuditCheckpoint, AuditEntry, Source
 
 if TYPE_CHECKING:
@@ -148,7 +149,12 @@ def record(
     flag_key: str = "",
     environment_key: str = "",
 ) -> AuditEntry:
-    """Append one entry to the chain, inside the caller's transaction."""
+    """Append one entry to the chain, inside the caller's transaction.
+
+    Every reason passes here, so here it is refused when it holds an API key: the caller's
+    transaction, and with it the change, is rolled back.
+    """
+    check_free_text({"reason": reason}, limits={"reason": settings.FLAGSTAFF_MAX_REASON_CHARS})
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(
             singleton=True, defaults={"last_hash": GENESIS_HASH}

@@ -17,7 +17,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +169,10 @@ def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Respons
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    # Imported here: rest_framework.views loads the authentication and parser classes, which
+    # raise these errors, so importing it at the top would make this module import itself.
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, dict(context))
     if response is None:
         return None

@@ -14,6 +14,7 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
+from controlplane.free_text import check_free_text, column_limit
 from controlplane.models import ApiToken, Role, Scope, UserRole
 from controlplane.tokens import generate_secret, hash_secret
 
@@ -38,6 +39,7 @@ def create_api_token(
     unknown = [scope for scope in scope_list if scope not in Scope.values]
     if not name.strip():
         raise InvalidInput("A token needs a name.", errors=[{"path": "name", "message": "Required."}])
+    check_free_text({"name": name.strip()}, limits={"name": column_limit(ApiToken, "name")})
     if not scope_list or unknown:
         raise InvalidInput(
             "Choose at least one known scope.",

@@ -217,6 +217,17 @@ ANTHROPIC_TIMEOUT_SECONDS = env_int("ANTHROPIC_TIMEOUT_SECONDS", 30)
 ANTHROPIC_ADMIN_API_KEY = env_secret("ANTHROPIC_ADMIN_API_KEY")
 
 FLAGSTAFF_MAX_CONFIG_BYTES = env_int("FLAGSTAFF_MAX_CONFIG_BYTES", 1024 * 1024)
+# Request bodies, configs, tool schemas and constraints nested deeper than this are refused
+# (400 with the path) before anything recursive (parsers, JSON Schema, serialisers) sees them.
+FLAGSTAFF_MAX_JSON_DEPTH = env_int("FLAGSTAFF_MAX_JSON_DEPTH", 64)
+# Caps on free text and targeting (400 with the path): descriptions of flags and segments;
+# reasons and version messages; rules and segments, which every snapshot carries to every service.
+FLAGSTAFF_MAX_DESCRIPTION_CHARS = env_int("FLAGSTAFF_MAX_DESCRIPTION_CHARS", 2000)
+FLAGSTAFF_MAX_REASON_CHARS = env_int("FLAGSTAFF_MAX_REASON_CHARS", 2000)
+FLAGSTAFF_MAX_RULES = env_int("FLAGSTAFF_MAX_RULES", 100)
+FLAGSTAFF_MAX_CONSTRAINTS = env_int("FLAGSTAFF_MAX_CONSTRAINTS", 50)
+FLAGSTAFF_MAX_CONSTRAINT_VALUES = env_int("FLAGSTAFF_MAX_CONSTRAINT_VALUES", 1000)
+FLAGSTAFF_MAX_CONSTRAINT_VALUE_CHARS = env_int("FLAGSTAFF_MAX_CONSTRAINT_VALUE_CHARS", 1000)
 # Request bodies above this are refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLAGSTAFF_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from controlplane.errors import DomainError
@@ -15,6 +16,7 @@ from flags.models import KEY_VALIDATOR, Flag, Surface
 from flags.validation import ValidationResult
 from flagstaff.engine import OPERATORS
 from flagstaff.engine.constraints import LIST_OPERATORS
+from flagstaff.nesting import render_path, too_deep, too_deep_message
 
 
 class FlagForm(forms.Form):
@@ -50,14 +52,36 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _nested_too_deeply(path: list[str | int]) -> ValidationError:
+    """The depth error; `path` is empty when the text was too deep for the parser itself."""
+    where = f" (at {render_path(path)})" if path else ""
+    return ValidationError(too_deep_message(settings.FLAGSTAFF_MAX_JSON_DEPTH) + where)
+
+
+def _check_depth(document: object) -> object:
+    path = too_deep(document, settings.FLAGSTAFF_MAX_JSON_DEPTH)
+    if path is not None:
+        raise _nested_too_deeply(path)
+    return document
+
+
 def parse_config_text(text: str) -> object:
     """Read JSON, or YAML when the text is not JSON; a syntax error names its line and column."""
     try:
-        return json.loads(text)
+        return _check_depth(json.loads(text))
     except json.JSONDecodeError as error:
         json_error = error
+    except RecursionError:
+        raise _nested_too_deeply([]) from None
+    except ValueError:
+        # Not a syntax error: an integer beyond Python's digit limit.
+        raise ValidationError("A number in the JSON has too many digits.") from None
     try:
         content = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise _nested_too_deeply([]) from None
+    except ValueError:
+        raise ValidationError("A number in the YAML has too many digits.") from None
     except yaml.YAMLError as error:
         # Text that opens like JSON was meant as JSON: its error is the useful one.
         if text.lstrip().startswith(("{", "[")):
@@ -68,10 +92,13 @@ def parse_config_text(text: str) -> object:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ValidationError(f"YAML syntax error{where}: {problem}.") from None
+    _check_depth(content)
     try:
-        json.dumps(content)
+        json.dumps(content, allow_nan=False)
     except (TypeError, ValueError):
-        raise ValidationError("The YAML holds values JSON cannot (dates, times): quote them.") from None
+        raise ValidationError(
+            "The YAML holds values JSON cannot (dates, times, .inf, .nan): quote them."
+        ) from None
     return content
 
 
@@ -140,7 +167,10 @@ def parse_json_text(text: str, *, expect: type, what: str) -> Any:
             f"JSON syntax error at line {error.lineno}, column {error.colno}: {error.msg}."
         ) from None
     except RecursionError:
-        raise ValidationError("The JSON is nested too deeply.") from None
+        raise _nested_too_deeply([]) from None
+    except ValueError:
+        raise ValidationError("A number in the JSON has too many digits.") from None
+    _check_depth(value)
     if not isinstance(value, expect):
         raise ValidationError(f"Write {what}.")
     return value

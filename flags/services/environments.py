@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict
+from controlplane.free_text import check_free_text, column_limit
 from flags.models import Environment
 from flags.services.guards import check_key
 
@@ -14,6 +15,7 @@ from flags.services.guards import check_key
 @transaction.atomic
 def create_environment(*, key: str, name: str, actor: Actor) -> Environment:
     check_key(key)
+    check_free_text({"name": name}, limits={"name": column_limit(Environment, "name")})
     if Environment.objects.filter(key=key).exists():
         raise Conflict(f"An environment with key '{key}' already exists.", code="duplicate_key")
     try:

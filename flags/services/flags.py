@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
+from controlplane.free_text import check_free_text, column_limit
 from flags.models import Flag, FlagState, Surface
 from flags.services.guards import check_key, lock_flag, lock_writable_flag
 from flags.services.revisions import bump_revisions
@@ -33,6 +35,7 @@ def create_flag(
             errors=[{"path": "surface", "message": f"Choose one of: {', '.join(Surface.values)}."}],
         )
     check_key(key)
+    check_free_text({"name": name, "description": description, "owner": owner}, limits=_text_limits())
     if Flag.objects.filter(key=key).exists():
         raise Conflict(f"A flag with key '{key}' already exists.", code="duplicate_key")
     try:
@@ -55,6 +58,15 @@ def create_flag(
         flag_key=key,
     )
     return flag
+
+
+def _text_limits() -> dict[str, int]:
+    return {
+        "name": column_limit(Flag, "name"),
+        "owner": column_limit(Flag, "owner"),
+        "stickiness": column_limit(Flag, "stickiness"),
+        "description": settings.FLAGSTAFF_MAX_DESCRIPTION_CHARS,
+    }
 
 
 def _flag_fields(flag: Flag) -> dict[str, Any]:
@@ -83,6 +95,7 @@ def update_flag(*, flag: Flag, changes: Mapping[str, Any], actor: Actor, reason:
             f"Unknown surface '{changes['surface']}'.",
             errors=[{"path": "surface", "message": f"Choose one of: {', '.join(Surface.values)}."}],
         )
+    check_free_text(changes, limits=_text_limits())
     before = _flag_fields(flag)
     for field, value in changes.items():
         setattr(flag, field, value)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict
+from controlplane.free_text import check_free_text, column_limit
 from flags.definitions import usage_list
 from flags.models import FlagState, Segment
 from flags.services.guards import check_key
 from flags.services.revisions import bump_revisions
 from flags.services.targeting import valid_constraints
+
+
+def _segment_text_limits() -> dict[str, int]:
+    return {"name": column_limit(Segment, "name"), "description": settings.FLAGSTAFF_MAX_DESCRIPTION_CHARS}
 
 
 def _segment_fields(segment: Segment) -> dict[str, Any]:
@@ -26,6 +32,9 @@ def create_segment(
 ) -> Segment:
     check_key(key)
     normal = valid_constraints(constraints)
+    check_free_text(
+        {"name": name, "description": description, "constraints": normal}, limits=_segment_text_limits()
+    )
     if Segment.objects.filter(key=key).exists():
         raise Conflict(f"A segment with key '{key}' already exists.", code="duplicate_key")
     try:
@@ -59,6 +68,10 @@ def update_segment(
     before = _segment_fields(segment)
     if constraints is not None:
         segment.constraints = valid_constraints(constraints)
+    given = {"name": name, "description": description, "constraints": segment.constraints}
+    check_free_text(
+        {field: value for field, value in given.items() if value is not None}, limits=_segment_text_limits()
+    )
     if name is not None:
         segment.name = name or segment.key
     if description is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import InvalidInput, NotFound, PreconditionFailed
+from controlplane.free_text import check_free_text
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
 from flags.services.guards import writable_state
 from flags.services.revisions import bump_revisions
@@ -47,7 +49,38 @@ def _checked_constraints(constraints: object, errors: list[dict[str, str]]) -> l
         errors.append({"path": error.path, "message": error.message})
         return []
     assert isinstance(constraints, list)  # compile_constraints accepts lists only
-    return [_normal_constraint(item) for item in constraints]
+    normal = [_normal_constraint(item) for item in constraints]
+    size_errors = _constraint_size_errors(normal)
+    errors.extend(size_errors)
+    return [] if size_errors else normal
+
+
+def _constraint_size_errors(constraints: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Rules and segments travel in every snapshot to every service: their size is bounded."""
+    most_constraints = settings.FLAGSTAFF_MAX_CONSTRAINTS
+    if len(constraints) > most_constraints:
+        message = f"At most {most_constraints:,} constraints; this has {len(constraints):,}."
+        return [{"path": "constraints", "message": message}]
+    most_values, most_chars = (
+        settings.FLAGSTAFF_MAX_CONSTRAINT_VALUES,
+        settings.FLAGSTAFF_MAX_CONSTRAINT_VALUE_CHARS,
+    )
+    errors: list[dict[str, str]] = []
+    for index, constraint in enumerate(constraints):
+        path = f"constraints[{index}]"
+        values = constraint.get("values", [])
+        if len(values) > most_values:
+            message = f"At most {most_values:,} values; this has {len(values):,}."
+            errors.append({"path": f"{path}.values", "message": message})
+            continue
+        texts = [(f"{path}.values[{n}]", value) for n, value in enumerate(values)]
+        texts += [(f"{path}.value", constraint["value"])] if "value" in constraint else []
+        errors.extend(
+            {"path": where, "message": f"At most {most_chars:,} characters; this has {len(text):,}."}
+            for where, text in texts
+            if isinstance(text, str) and len(text) > most_chars
+        )
+    return errors
 
 
 def valid_constraints(constraints: object) -> list[dict[str, Any]]:
@@ -99,6 +132,7 @@ def _valid_rule(
         )
     if errors:
         raise InvalidInput("The rule is not valid.", code="invalid_rule", errors=errors)
+    check_free_text({"constraints": normal, "description": description})
     return {"constraints": normal, "segments": refs, "version": version, "description": description}
 
 
@@ -165,6 +199,13 @@ def add_rule(
         flag=flag, constraints=constraints, segments=segments, version=version, description=description
     )
     rules = list(state.rules)
+    most_rules = settings.FLAGSTAFF_MAX_RULES
+    if len(rules) >= most_rules:
+        raise InvalidInput(
+            f"'{flag.key}' already has {len(rules):,} rules in '{environment.key}', the most allowed.",
+            code="too_many_rules",
+            errors=[{"path": "rules", "message": f"At most {most_rules:,} rules per flag and environment."}],
+        )
     index = len(rules) if position is None else position
     if not 0 <= index <= len(rules):
         raise InvalidInput(

@@ -12,18 +12,27 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import InvalidInput, TooLarge
+from controlplane.free_text import check_free_text
 from flags.catalog import current_catalog
 from flags.models import ConfigVersion, Flag
 from flags.services.guards import lock_writable_flag
 from flags.validation import ValidationResult, validate_config
 from flagstaff.canonical import canonical_json, content_hash
+from flagstaff.nesting import too_deep
 
 
 def validate_content(*, flag: Flag, content: object) -> ValidationResult:
     """Dry-run validation of config content for a flag; nothing is saved."""
-    _check_size(content)
+    max_depth = settings.FLAGSTAFF_MAX_JSON_DEPTH
+    # Measuring the size serialises recursively; content too deep for that gets its nesting error.
+    if too_deep(content, max_depth) is None:
+        _check_size(content)
     return validate_config(
-        content, catalog=current_catalog(), surface=flag.surface, today=timezone.now().date()
+        content,
+        catalog=current_catalog(),
+        surface=flag.surface,
+        today=timezone.now().date(),
+        max_depth=max_depth,
     )
 
 
@@ -59,6 +68,7 @@ def create_version(
     Errors block and nothing is saved; warnings are stored with the version.
     """
     flag = lock_writable_flag(flag, consequence="it accepts no new versions")
+    check_free_text({"message": message}, limits={"message": settings.FLAGSTAFF_MAX_REASON_CHARS})
     result = validate_content(flag=flag, content=content)
     if not result.ok:
         raise InvalidInput(

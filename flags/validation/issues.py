@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# Matches user API keys (sk-ant-api03-...), admin keys (sk-ant-admin01-...) and OAuth tokens.
-API_KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")
+from flagstaff.api_keys import looks_like_api_key
+from flagstaff.nesting import too_deep_message
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MAX_SHOWN_CHARS = 60
 
@@ -33,10 +34,6 @@ class ValidationResult:
         return not self.errors
 
 
-def looks_like_api_key(text: str) -> bool:
-    return API_KEY_PATTERN.search(text) is not None
-
-
 def format_path(segments: Iterable[str | int], prefix: str = "") -> str:
     """Render ['tools', 2, 'input_schema'] as 'tools[2].input_schema', appended to prefix."""
     path = prefix
@@ -50,6 +47,10 @@ def format_path(segments: Iterable[str | int], prefix: str = "") -> str:
         else:
             path += f"[{json.dumps(segment)}]"
     return path
+
+
+def nesting_issue(segments: Iterable[str | int], limit: int) -> Issue:
+    return Issue(format_path(segments), too_deep_message(limit), "nested_too_deeply")
 
 
 def join_path(prefix: str, name: str) -> str:

@@ -8,8 +8,18 @@ from datetime import date
 from typing import Any, TypeGuard
 
 from flags.validation.catalog import ModelInfo
-from flags.validation.issues import Issue, ValidationResult, format_path, join_path, looks_like_api_key, show
-from flags.validation.schema import CONFIG_SCHEMA, json_schema_issues, schema_issues
+from flags.validation.issues import (
+    Issue,
+    ValidationResult,
+    format_path,
+    join_path,
+    looks_like_api_key,
+    nesting_issue,
+    show,
+)
+from flags.validation.schema import CONFIG_SCHEMA, is_whole_number, json_schema_issues, schema_issues
+from flagstaff.api_keys import api_key_paths
+from flagstaff.nesting import too_deep
 
 SURFACES = frozenset({"chat", "typing_assist", "agent", "batch"})
 DEFAULT_API_VERSION = "2026-10-21"
@@ -25,6 +35,9 @@ _FORCED_TOOL_CHOICES = frozenset({"any", "tool"})
 _TOP_P_WITH_THINKING = (0.95, 1.0)
 # Suggestions within this similarity of the best one are offered too.
 _SUGGESTION_SPREAD = 0.05
+# RFC 7493 (I-JSON) section 2.2: integers beyond +-(2**53 - 1) are not read exactly by every
+# JSON parser; no count the Messages API takes comes near it.
+MAX_SAFE_INTEGER = 2**53 - 1
 _API_KEY_MESSAGE = (
     "This looks like an Anthropic API key. Keys must never be stored in a config: "
     "store the key as a secret and reference the secret by name."
@@ -32,45 +45,69 @@ _API_KEY_MESSAGE = (
 
 
 def validate_config(
-    content: object, *, catalog: Mapping[str, ModelInfo], surface: str, today: date
+    content: object, *, catalog: Mapping[str, ModelInfo], surface: str, today: date, max_depth: int
 ) -> ValidationResult:
-    """Validate config content for a flag of `surface`; `catalog` maps model ids and aliases to models."""
+    """Validate config content for a flag of `surface`; `catalog` maps model ids and aliases to models.
+
+    Content nested more than `max_depth` levels gets that one error: the schema checks recurse.
+    """
     if surface not in SURFACES:
         raise ValueError(f"Unknown surface {surface!r}; expected one of {sorted(SURFACES)}.")
+    deep = too_deep(content, max_depth)
+    if deep is not None:
+        return ValidationResult(errors=[nesting_issue(deep, max_depth)])
     checker = _Checker(catalog=catalog, today=today)
-    checker.errors.extend(_api_key_issues(content, []))
-    checker.errors.extend(_null_character_issues(content, []))
+    leaves = list(_leaves(content))
+    checker.errors.extend(_api_key_issues(content))
+    checker.errors.extend(_null_character_issues(leaves))
+    checker.errors.extend(_unsafe_integer_issues(leaves))
     if isinstance(content, dict):
         checker.check(content, prefix="", surface=surface)
     return ValidationResult(errors=schema_issues(content) + checker.errors, warnings=checker.warnings)
 
 
-def _api_key_issues(value: object, segments: list[str | int]) -> Iterator[Issue]:
-    if isinstance(value, str) and looks_like_api_key(value):
+# A key or scalar of the document: its path, the value, and whether it is a key.
+_Leaf = tuple[list[str | int], object, bool]
+
+
+def _leaves(document: object) -> Iterator[_Leaf]:
+    """Every key and scalar value with its path, document order, without recursion."""
+    stack: list[tuple[list[str | int], object]] = [([], document)]
+    while stack:
+        segments, value = stack.pop()
+        if isinstance(value, dict):
+            children: list[tuple[list[str | int], object]] = []
+            for key, item in value.items():
+                yield segments, str(key), True
+                children.append(([*segments, str(key)], item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend(reversed([([*segments, index], item) for index, item in enumerate(value)]))
+        else:
+            yield segments, value, False
+
+
+def _api_key_issues(content: object) -> Iterator[Issue]:
+    for segments in api_key_paths(content):
         yield Issue(format_path(segments), _API_KEY_MESSAGE, "api_key_in_config")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if looks_like_api_key(str(key)):
-                yield Issue(format_path(segments), _API_KEY_MESSAGE, "api_key_in_config")
-            yield from _api_key_issues(item, [*segments, str(key)])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _api_key_issues(item, [*segments, index])
 
 
-def _null_character_issues(value: object, segments: list[str | int]) -> Iterator[Issue]:
+def _null_character_issues(leaves: list[_Leaf]) -> Iterator[Issue]:
     """PostgreSQL cannot store U+0000 in jsonb, so a config holding one could never be saved."""
     message = "Text must not contain the null character (U+0000)."
-    if isinstance(value, str) and "\x00" in value:
-        yield Issue(format_path(segments), message, "null_character")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in str(key):
-                yield Issue(format_path([*segments, str(key)]), message, "null_character")
-            yield from _null_character_issues(item, [*segments, str(key)])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _null_character_issues(item, [*segments, index])
+    for segments, value, is_key in leaves:
+        if isinstance(value, str) and "\x00" in value:
+            yield Issue(format_path([*segments, value] if is_key else segments), message, "null_character")
+
+
+def _unsafe_integer_issues(leaves: list[_Leaf]) -> Iterator[Issue]:
+    for segments, value, _is_key in leaves:
+        if is_whole_number(value) and abs(value) > MAX_SAFE_INTEGER:
+            yield Issue(
+                format_path(segments),
+                f"Out of range: whole numbers must be within ±{MAX_SAFE_INTEGER:,}.",
+                "out_of_range",
+            )
 
 
 class _Checker:
@@ -190,7 +227,7 @@ class _Checker:
     def check_model_limits(self, config: dict[str, Any], prefix: str, model: ModelInfo) -> None:
         name = model.display_name
         max_tokens = config.get("max_tokens")
-        if _is_int(max_tokens) and model.max_tokens is not None and max_tokens > model.max_tokens:
+        if is_whole_number(max_tokens) and model.max_tokens is not None and max_tokens > model.max_tokens:
             self.error(
                 join_path(prefix, "max_tokens"),
                 f"max_tokens is {max_tokens:,}, above the output limit of {name} ({model.max_tokens:,}).",
@@ -230,7 +267,9 @@ class _Checker:
 
     def check_thinking_budget(self, config: dict[str, Any], prefix: str) -> None:
         budget, max_tokens = _get(config, "thinking", "budget_tokens"), config.get("max_tokens")
-        if _thinking_type(config) != "enabled" or not (_is_int(budget) and _is_int(max_tokens)):
+        if _thinking_type(config) != "enabled" or not (
+            is_whole_number(budget) and is_whole_number(max_tokens)
+        ):
             return
         if budget >= max_tokens:
             self.error(
@@ -398,10 +437,6 @@ def _get(config: dict[str, Any], field: str, key: str) -> object:
 def _thinking_type(config: dict[str, Any]) -> str | None:
     kind = _get(config, "thinking", "type")
     return kind if isinstance(kind, str) else None
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> TypeGuard[float]:

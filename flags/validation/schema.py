@@ -6,17 +6,31 @@ import difflib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
-from flags.validation.issues import API_KEY_PATTERN, Issue, format_path, join_path, show
+from flags.validation.issues import Issue, format_path, join_path, show
+from flagstaff.api_keys import redact
 
 CONFIG_SCHEMA: Final[dict[str, Any]] = json.loads(
     Path(__file__).with_name("schema.json").read_text(encoding="utf-8")
 )
-_CONFIG_VALIDATOR: Final = Draft202012Validator(CONFIG_SCHEMA)
+
+
+def is_whole_number(value: object) -> TypeGuard[int]:
+    """An integer as written in JSON. JSON Schema also counts 1.0 and 1e6 as integers, but they
+    parse as floats: the model-limit rules skipped them, and PostgreSQL's jsonb hands 1e308 back
+    as a 309-digit integer. Booleans are not numbers."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_STRICT_TYPES: Final = Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, instance: is_whole_number(instance)
+)
+_ConfigValidator: Final = validators.extend(Draft202012Validator, type_checker=_STRICT_TYPES)
+_CONFIG_VALIDATOR: Final = _ConfigValidator(CONFIG_SCHEMA)
 _METASCHEMA_VALIDATOR: Final = Draft202012Validator(Draft202012Validator.META_SCHEMA)
 
 _TYPE_NAMES = {
@@ -114,7 +128,7 @@ def _message(error: ValidationError) -> str:
             return "Contains the same value more than once."
         case "not":
             return "This field is not allowed here."
-    return API_KEY_PATTERN.sub("<redacted>", error.message)
+    return redact(error.message)
 
 
 def _enum_message(instance: object, choices: list[object]) -> str:

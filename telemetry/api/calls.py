@@ -63,7 +63,11 @@ class ErrorDocSerializer(serializers.Serializer[Any]):
 class CallRecordDocSerializer(serializers.Serializer[Any]):
     """One call as the service logged it (documentation of the shape; validation is the service's)."""
 
-    request_id = serializers.CharField(max_length=200)
+    request_id = serializers.CharField(
+        max_length=200,
+        help_text="The call's id; a record is stored once per request_id and environment (the one its "
+        "flag_state names), so a repeat is a duplicate and the same id from another environment is not",
+    )
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; the time of receipt if absent")
     model = serializers.CharField(max_length=100)
     stop_reason = serializers.CharField(required=False, allow_null=True)
@@ -84,7 +88,9 @@ class CallBatchDocSerializer(serializers.Serializer[Any]):
 
 class IngestResultDocSerializer(serializers.Serializer[Any]):
     accepted = serializers.IntegerField(help_text="Records stored by this request")
-    duplicate = serializers.IntegerField(help_text="Records already stored (acknowledged, not counted again)")
+    duplicate = serializers.IntegerField(
+        help_text="Records already stored in the same environment (acknowledged, not counted again)"
+    )
     rejected = inline_serializer(
         "TelemetryRejection",
         {

@@ -23,7 +23,8 @@ class CallRecordQuerySet(models.QuerySet["CallRecord"]):
 
 
 class CallRecord(models.Model):
-    """One Claude call as the service logged it; `request_id` makes ingest idempotent."""
+    """One Claude call as the service logged it; `request_id` makes ingest idempotent within an
+    environment (a staging sender's id never pre-empts production's)."""
 
     request_id = models.CharField(max_length=200)
     timestamp = models.DateTimeField(help_text="When the call was made (the sender's clock)")
@@ -95,8 +96,13 @@ class CallRecord(models.Model):
         # rollups, never from scanning calls.
         indexes = [models.Index(fields=["timestamp"], name="callrecord_timestamp_idx")]
         constraints = [
-            # A constraint rather than unique=True: PostgreSQL then gets no second, LIKE-only index.
-            models.UniqueConstraint(fields=["request_id"], name="callrecord_unique_request_id"),
+            # Unattributed calls (no environment) are one more environment: NULLs would not collide.
+            # The call store's ON CONFLICT names these expressions (CALL_CONFLICT).
+            models.UniqueConstraint(
+                F("request_id"),
+                Coalesce(F("environment"), Value(0)),
+                name="callrecord_unique_environment_request_id",
+            ),
             models.CheckConstraint(
                 condition=Q(input_tokens__gte=0)
                 & Q(output_tokens__gte=0)

@@ -1,15 +1,17 @@
-"""Storing call rows exactly once, and learning which ones the database really inserted.
+"""Storing call rows exactly once per environment, and learning which ones the database really
+inserted. A call's key is (request_id, environment): the same request_id sent from staging and
+from production is two calls; unattributed calls (no environment) share one key space.
 
 - PostgreSQL: the rows not stored yet go in by one COPY; if it completes, it inserted every
-  one of them (the unique index on request_id would have refused any other). If a concurrent
+  one of them (the unique index on the key would have refused any other). If a concurrent
   batch stored one of them meanwhile, the COPY fails whole, is undone to its savepoint, and
-  the rows go in by `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id`
-  instead, which waits for the concurrent insert and then skips it. COPY inserts many rows
-  per page and WAL record, faster than INSERT ... ON CONFLICT row by row (bench/bench_ingest.py
+  the rows go in by `INSERT ... ON CONFLICT (<key>) DO NOTHING RETURNING <key>` instead,
+  which waits for the concurrent insert and then skips it. COPY inserts many rows per page
+  and WAL record, faster than INSERT ... ON CONFLICT row by row (bench/bench_ingest.py
   compares ingest with a raw COPY).
 - SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
-  DO NOTHING RETURNING request_id (SQLite >= 3.35) reports the inserted rows.
-Rows go in request_id order, so concurrent batches lock shared keys in the same order.
+  DO NOTHING RETURNING (SQLite >= 3.35) reports the inserted rows.
+Rows go in key order, so concurrent batches lock shared keys in the same order.
 """
 
 from __future__ import annotations
@@ -81,10 +83,22 @@ _DATETIME_POSITIONS = tuple(
     position for position, (_, kind) in enumerate(CALL_COLUMNS) if kind == "timestamptz"
 )
 STAGE_TABLE = "telemetry_ingest_stage"
+# Must match the expressions of the callrecord_unique_environment_request_id index exactly, or
+# ON CONFLICT finds no index.
+CALL_CONFLICT = "(request_id, (COALESCE(environment_id, 0)))"
+# What every insert returns: the key of each row it really inserted.
+_RETURNING = "RETURNING request_id, environment_id"
+
+# (request_id, environment_id or None): the identity of a stored call.
+CallKey = tuple[str, int | None]
 
 
-def insert_new_calls(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
-    """Insert the rows whose request_id is new; the request ids the database really inserted.
+def call_key(row: CallRow) -> CallKey:
+    return row.request_id, row.environment_id
+
+
+def insert_new_calls(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
+    """Insert the rows whose key is new; the keys of the rows the database really inserted.
 
     JSON columns are JSON text. `empty_stage`: the
     caller's transaction will not commit right after (an outer atomic block), so the staging
@@ -92,7 +106,8 @@ def insert_new_calls(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
     """
     if not rows:
         return set()
-    rows.sort(key=lambda row: row.request_id)  # one lock order for concurrent batches
+    # One lock order for concurrent batches.
+    rows.sort(key=lambda row: (row.request_id, row.environment_id or 0))
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows, empty_stage=empty_stage)
     return _insert_portable(rows)
@@ -108,14 +123,14 @@ class _JsonTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
+def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
     """COPY the rows that are not stored yet straight into the table; on a unique violation (a
     concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
 
     COPY inserts many rows per page and WAL record, faster than INSERT ... ON CONFLICT, which
     inserts row by row. Either way the unique index decides: a COPY that
     completes inserted every row it carried; one that meets a stored (or concurrently
-    inserted, then committed) request_id fails whole and is undone to its savepoint.
+    inserted, then committed) key fails whole and is undone to its savepoint.
     """
     quote = connection.ops.quote_name
     table = quote(CallRecord._meta.db_table)
@@ -125,8 +140,8 @@ def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
     assert raw is not None
     # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
     with psycopg.Cursor(raw) as cursor:
-        stored = _stored_request_ids(cursor, [row.request_id for row in rows])
-        fresh = [row for row in rows if row.request_id not in stored]
+        stored = _stored_keys(cursor, [row.request_id for row in rows])
+        fresh = [row for row in rows if call_key(row) not in stored]
         if not fresh:
             return set()
         cursor.adapters.register_dumper(None, _JsonTextDumper)
@@ -141,21 +156,22 @@ def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[str]:
         except psycopg.errors.UniqueViolation:
             logger.info("telemetry batch met a concurrent duplicate; inserting with ON CONFLICT")
             return _insert_staged(cursor, fresh, empty_stage=empty_stage)
-    return {row.request_id for row in fresh}
+    return {call_key(row) for row in fresh}
 
 
-def _stored_request_ids(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[str]:
+def _stored_keys(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[CallKey]:
     table = connection.ops.quote_name(CallRecord._meta.db_table)
     # The ids travel as one JSON text: adapting a list of 1,000 strings to an array costs more.
+    # request_id leads the unique index, so this is an index scan.
     cursor.execute(
-        f"SELECT request_id FROM {table} "  # noqa: S608 - a constant name
+        f"SELECT request_id, environment_id FROM {table} "  # noqa: S608 - a constant name
         "WHERE request_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
-        [orjson.dumps(request_ids).decode()],
+        [orjson.dumps(list(set(request_ids))).decode()],
     )
-    return {request_id for (request_id,) in cursor.fetchall()}
+    return set(cursor.fetchall())
 
 
-def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_stage: bool) -> set[str]:
+def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
     """COPY into a per-session temporary table, then INSERT ... ON CONFLICT DO NOTHING
     RETURNING, in request_id order: the database reports the rows it really inserted, and a
     row another transaction is inserting is waited for, then skipped."""
@@ -171,22 +187,23 @@ def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_st
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} ORDER BY request_id "  # noqa: S608 - constant names
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} "  # noqa: S608 - constant names
+        "ORDER BY request_id, COALESCE(environment_id, 0) "
+        f"ON CONFLICT {CALL_CONFLICT} DO NOTHING {_RETURNING}"
     )
-    inserted = {request_id for (request_id,) in cursor.fetchall()}
+    inserted: set[CallKey] = set(cursor.fetchall())
     if empty_stage:
         cursor.execute(f"DELETE FROM {STAGE_TABLE}")  # noqa: S608 - a constant name
     return inserted
 
 
-def _insert_portable(rows: list[CallRow]) -> set[str]:
+def _insert_portable(rows: list[CallRow]) -> set[CallKey]:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(name) for name in COLUMN_NAMES)
     placeholder = "(" + ", ".join(["%s"] * len(COLUMN_NAMES)) + ")"
     table = quote(CallRecord._meta.db_table)
     per_statement = 30_000 // len(COLUMN_NAMES)
-    returned: set[str] = set()
+    returned: set[CallKey] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
@@ -195,10 +212,10 @@ def _insert_portable(rows: list[CallRow]) -> set[str]:
                 params.extend(_portable_values(row))
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - values are parameters
-                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                f"ON CONFLICT {CALL_CONFLICT} DO NOTHING {_RETURNING}",
                 params,
             )
-            returned.update(request_id for (request_id,) in cursor.fetchall())
+            returned.update((request_id, environment_id) for request_id, environment_id in cursor.fetchall())
     return returned
 
 

@@ -29,7 +29,7 @@ from flagstaff.flag_state import FlagState, FlagStateError
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
 from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_record
-from telemetry.services.call_store import CallRow, insert_new_calls
+from telemetry.services.call_store import CallKey, CallRow, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
 logger = logging.getLogger(__name__)
@@ -91,15 +91,11 @@ def ingest_calls(
     result = IngestResult()
     rejected: dict[int, list[dict[str, str]]] = {}
     calls: list[CallInput] = []
-    seen: set[str] = set()
     for index, raw in enumerate(records):
         parsed = parse_record(raw, index, now=now, latest=latest)
         if isinstance(parsed, list):
             rejected[index] = parsed
-        elif parsed.request_id in seen:
-            result.duplicate += 1  # the same call twice in one batch: stored once
         else:
-            seen.add(parsed.request_id)
             calls.append(parsed)
 
     attributions = _attribute({call.flag_state for call in calls if call.flag_state})
@@ -112,9 +108,15 @@ def ingest_calls(
     user_hash_of = _user_hasher()
     rows: list[CallRow] = []
     kept: list[tuple[CallInput, Attribution, int | None]] = []
-    samples: dict[str, tuple[bytes, Any, Any]] = {}
+    samples: dict[CallKey, tuple[bytes, Any, Any]] = {}
+    seen: set[CallKey] = set()
     for call in calls:
         attribution = attributions.get(call.flag_state, UNATTRIBUTED) if call.flag_state else UNATTRIBUTED
+        key = (call.request_id, attribution.environment_id)
+        if key in seen:
+            result.duplicate += 1  # the same call twice in one batch: stored once
+            continue
+        seen.add(key)
         json_columns = _NO_JSON
         if call.server_tool_use is not None or call.iterations is not None:
             encoded = _json_columns(call, rejected)
@@ -142,7 +144,7 @@ def ingest_calls(
             if sample is None:
                 result.samples_dropped += 1
             else:
-                samples[call.request_id] = sample
+                samples[key] = sample
         rows.append(
             CallRow(
                 request_id=call.request_id,
@@ -189,7 +191,7 @@ def ingest_calls(
         inserted = insert_new_calls(rows, empty_stage=nested)
         rollups = RollupBatch()
         for call, attribution, cost in kept:
-            if call.request_id not in inserted:
+            if (call.request_id, attribution.environment_id) not in inserted:
                 result.duplicate += 1
                 continue
             result.accepted += 1
@@ -368,19 +370,25 @@ def _only_environment(
     return kept
 
 
-def _store_samples(samples: dict[str, tuple[bytes, Any, Any]], inserted: set[str], now: datetime) -> int:
-    wanted = [request_id for request_id in samples if request_id in inserted]
+def _store_samples(
+    samples: dict[CallKey, tuple[bytes, Any, Any]], inserted: set[CallKey], now: datetime
+) -> int:
+    wanted = [key for key in samples if key in inserted]
     if not wanted:
         return 0
-    ids = dict(CallRecord.objects.filter(request_id__in=wanted).values_list("request_id", "id"))
+    stored = CallRecord.objects.filter(request_id__in={request_id for request_id, _ in wanted})
+    ids: dict[CallKey, int] = {
+        (request_id, environment_id): pk
+        for request_id, environment_id, pk in stored.values_list("request_id", "environment_id", "id")
+    }
     Sample.objects.bulk_create(
         Sample(
-            call_id=ids[request_id],
-            input=samples[request_id][1],
-            output=samples[request_id][2],
-            size_bytes=len(samples[request_id][0]),
+            call_id=ids[key],
+            input=samples[key][1],
+            output=samples[key][2],
+            size_bytes=len(samples[key][0]),
             created_at=now,
         )
-        for request_id in wanted
+        for key in wanted
     )
     return len(wanted)

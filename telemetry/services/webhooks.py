@@ -34,6 +34,7 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
+from controlplane.free_text import check_free_text, column_limit
 from telemetry.models.incidents import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def create_webhook(*, name: str, url: str, events: Sequence[str], actor: Actor, 
     """Register a receiver; without a secret one is generated. The caller shows it once."""
     if not name.strip():
         raise InvalidInput("A webhook needs a name.", errors=[{"path": "name", "message": "Required."}])
+    check_free_text({"name": name.strip()}, limits={"name": column_limit(Webhook, "name")})
     secret = secret.strip() or secrets.token_urlsafe(32)
     if len(secret) < 16 or len(secret) > 200:
         raise InvalidInput(
@@ -122,7 +124,7 @@ def create_webhook(*, name: str, url: str, events: Sequence[str], actor: Actor, 
             errors=[{"path": "secret", "message": "16 to 200 characters."}],
         )
     webhook = Webhook.objects.create(
-        name=name.strip()[:100],
+        name=name.strip(),
         url=_check_url(url),
         secret=secret,
         events=_check_events(events),
@@ -143,7 +145,9 @@ def update_webhook(
     if "name" in changes:
         if not str(changes["name"]).strip():
             raise InvalidInput("A webhook needs a name.", errors=[{"path": "name", "message": "Required."}])
-        webhook.name = str(changes["name"]).strip()[:100]
+        name = str(changes["name"]).strip()
+        check_free_text({"name": name}, limits={"name": column_limit(Webhook, "name")})
+        webhook.name = name
     if "url" in changes:
         webhook.url = _check_url(str(changes["url"]))
     if "events" in changes:

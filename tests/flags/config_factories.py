@@ -6,6 +6,7 @@ from typing import Any
 from flags.validation import ModelInfo, ValidationResult, catalog_by_id, load_seed, validate_config
 
 TODAY = date(2026, 11, 25)
+MAX_DEPTH = 64
 DROP = object()
 USER_KEY = "sk-ant-api03-" + "Ab3_x-9" * 12
 ADMIN_KEY = "sk-ant-admin01-" + "Zq8-Kk1" * 12
@@ -74,4 +75,4 @@ def cached_block(text: str) -> dict[str, Any]:
 
 
 def validate(content: object, surface: str = "chat") -> ValidationResult:
-    return validate_config(content, catalog=CATALOG, surface=surface, today=TODAY)
+    return validate_config(content, catalog=CATALOG, surface=surface, today=TODAY, max_depth=MAX_DEPTH)

@@ -4,7 +4,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from flags.validation import CONFIG_SCHEMA, Issue, validate_config
-from tests.flags.config_factories import CATALOG, DROP, make, tool, validate
+from tests.flags.config_factories import CATALOG, DROP, MAX_DEPTH, make, tool, validate
 
 VALID = [
     pytest.param(make(), "chat", id="minimal"),
@@ -352,7 +352,11 @@ def test_validate_config__retired_model__skips_capability_checks():
 
 def test_validate_config__later_today__fewer_days_left():
     result = validate_config(
-        make(model="test-retires-soon"), catalog=CATALOG, surface="chat", today=date(2026, 12, 4)
+        make(model="test-retires-soon"),
+        catalog=CATALOG,
+        surface="chat",
+        today=date(2026, 12, 4),
+        max_depth=MAX_DEPTH,
     )
 
     assert "(1 day left)" in result.warnings[0].message

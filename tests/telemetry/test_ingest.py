@@ -413,6 +413,62 @@ def test_ingest_calls__sample_over_the_size_cap__dropped_and_call_kept(prices):
     assert not Sample.objects.exists()
 
 
+def two_environments() -> tuple[str, str]:
+    """flag_state tokens of one version served in staging and in production."""
+    version = make_version()
+    staging, production = make_environment(key="staging"), make_environment(key="production")
+    return flag_state_for(staging, version), flag_state_for(production, version)
+
+
+def test_ingest_calls__same_request_id_from_staging_and_production__both_stored(prices):
+    staging, production = two_environments()
+    ingest_calls(records=[make_record(request_id="req-1", flag_state=staging)], received_at=NOW)
+
+    result = ingest_calls(records=[make_record(request_id="req-1", flag_state=production)], received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (1, 0)
+    keys = CallRecord.objects.values_list("request_id", "environment__key")
+    assert sorted(keys) == [("req-1", "production"), ("req-1", "staging")]
+
+
+def test_ingest_calls__same_request_id_for_two_environments_in_one_batch__both_stored(prices):
+    staging, production = two_environments()
+    records = [make_record(request_id="req-1", flag_state=state) for state in (staging, production)]
+
+    result = ingest_calls(records=records, received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (2, 0)
+
+
+def test_ingest_calls__repeat_within_one_environment__duplicate(prices):
+    staging, production = two_environments()
+    ingest_calls(records=[make_record(request_id="req-1", flag_state=staging)], received_at=NOW)
+    ingest_calls(records=[make_record(request_id="req-1", flag_state=production)], received_at=NOW)
+
+    result = ingest_calls(records=[make_record(request_id="req-1", flag_state=production)], received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (0, 1)
+    assert CallRecord.objects.count() == 2
+
+
+def test_ingest_calls__repeat_without_environment__duplicate(prices):
+    ingest_calls(records=[make_record(request_id="req-1")], received_at=NOW)
+
+    result = ingest_calls(records=[make_record(request_id="req-1")], received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (0, 1)
+
+
+def test_ingest_calls__same_request_id_in_two_environments__each_keeps_its_sample(prices):
+    staging, production = two_environments()
+    for state in (staging, production):
+        record = make_record(request_id="req-1", flag_state=state, sample={"input": state, "output": "b"})
+        ingest_calls(records=[record], received_at=NOW)
+
+    samples = Sample.objects.values_list("call__environment__key", "input")
+    assert sorted(key for key, _ in samples) == ["production", "staging"]
+
+
 def test_ingest_calls__duplicate_with_sample__stores_the_sample_once(prices):
     record = make_record(sample={"input": "a", "output": "b"})
     ingest_calls(records=[record], received_at=NOW)
@@ -445,11 +501,40 @@ def test_ingest_calls__row_stored_after_the_duplicate_check__copy_falls_back_to_
     ingest_calls(records=[stored], received_at=NOW)
 
     # As if a concurrent batch committed `stored` between the check and the COPY.
-    with mock.patch.object(call_store, "_stored_request_ids", return_value=set()):
+    with mock.patch.object(call_store, "_stored_keys", return_value=set()):
         result = ingest_calls(records=[stored, make_record(timestamp=at(NOW))], received_at=NOW)
 
     assert (result.accepted, result.duplicate) == (1, 1)
     assert (CallRecord.objects.count(), Rollup.objects.get().calls) == (2, 2)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
+def test_ingest_calls__copy_of_an_id_stored_in_another_environment__both_stored(prices):
+    staging, production = two_environments()
+    ingest_calls(records=[make_record(request_id="req-1", flag_state=staging)], received_at=NOW)
+
+    # The COPY itself (no fallback): the other environment's row must not violate the key.
+    with mock.patch.object(call_store, "_insert_staged", side_effect=AssertionError("fell back")):
+        result = ingest_calls(
+            records=[make_record(request_id="req-1", flag_state=production)], received_at=NOW
+        )
+
+    assert result.accepted == 1
+    assert CallRecord.objects.count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
+def test_ingest_calls__concurrent_duplicate_in_one_environment__fallback_keeps_the_other(prices):
+    staging, production = two_environments()
+    ingest_calls(records=[make_record(request_id="req-1", flag_state=staging)], received_at=NOW)
+    records = [make_record(request_id="req-1", flag_state=state) for state in (staging, production)]
+
+    # As if a concurrent batch committed the staging row between the check and the COPY.
+    with mock.patch.object(call_store, "_stored_keys", return_value=set()):
+        result = ingest_calls(records=records, received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (1, 1)
+    assert CallRecord.objects.count() == 2
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
