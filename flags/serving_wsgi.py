@@ -93,7 +93,10 @@ class ServingFastPath:
         # costs more than the answer. What their receivers do that matters to a request that may
         # query the database (the snapshot's revision check) is this, once.
         close_old_connections()
-        request = WSGIRequest(environ)
+        # A copy: WSGIRequest writes its decoded PATH_INFO and SCRIPT_NAME back into the environ
+        # it is given, and Django, handed that environ after a decline, would read them again as
+        # latin-1 bytes (PEP 3333) and fail on any character above U+00FF.
+        request = WSGIRequest(dict(environ))
         try:
             response = self._respond(request)
         except Exception:
