@@ -260,8 +260,8 @@ if not 1 <= FLAGSTAFF_BUDGET_RECOVERY_PERCENT <= 100:
     raise ImproperlyConfigured(
         f"FLAGSTAFF_BUDGET_RECOVERY_PERCENT must be from 1 to 100, got {FLAGSTAFF_BUDGET_RECOVERY_PERCENT}"
     )
-# Webhooks: the time one delivery may take (all of it, not each read), attempts before a delivery fails for good, and the waits
-# between attempts (the last repeats).
+# Webhooks: the time one delivery may take (all of it, not each read), attempts before a delivery
+# fails for good, and the waits between attempts (the last repeats).
 FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS = env_int("FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS", 10)
 FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS = env_int("FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS", 6)
 try:
