@@ -226,6 +226,9 @@ FLAGSTAFF_MAX_CONTEXT_BYTES = env_int("FLAGSTAFF_MAX_CONTEXT_BYTES", 64 * 1024)
 # Per token and second, across processes through the cache; 0 turns the limit off.
 FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND = env_int("FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND", 10000)
 FLAGSTAFF_STREAM_KEEPALIVE_SECONDS = env_float("FLAGSTAFF_STREAM_KEEPALIVE_SECONDS", 15.0)
+# A stream ticket (the credential in an OFREP eventStreams URL) opens one stream, within this
+# long of the bulk evaluation that issued it; a client reconnecting evaluates again for a new one.
+FLAGSTAFF_STREAM_TICKET_SECONDS = env_int("FLAGSTAFF_STREAM_TICKET_SECONDS", 60)
 # A change stream holds a web thread: it ends after this long and the client reconnects.
 FLAGSTAFF_STREAM_MAX_SECONDS = env_float("FLAGSTAFF_STREAM_MAX_SECONDS", 300.0)
 # Open streams one web process holds at most (0: no limit). Keep it below the threads per
@@ -342,6 +345,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Stream tickets travel in URLs; no log line shows one (gunicorn's access log: gunicorn_conf.py).
+    "filters": {"redact_url_credentials": {"()": "controlplane.redaction.RedactUrlCredentials"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_url_credentials"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
