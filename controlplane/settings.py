@@ -296,6 +296,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (controlplane/login_throttle.py): failed logins are counted per account and per
+# client address (REMOTE_ADDR: behind a proxy, the proxy's, so its limit is the higher) over a
+# window; at the limit, logins are refused until the window ends. 0 turns a limit off.
+FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
+FLAGSTAFF_LOGIN_LOCKOUT_SECONDS = env_int("FLAGSTAFF_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+if FLAGSTAFF_LOGIN_LOCKOUT_SECONDS < 1:
+    raise ImproperlyConfigured("FLAGSTAFF_LOGIN_LOCKOUT_SECONDS must be 1 or more")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "flags:list"
 LOGOUT_REDIRECT_URL = "login"

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
 from controlplane import views
+from controlplane.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from flags import ofrep
 
 # The API and OFREP come first: the serving paths carry nearly all the traffic and Django tries
@@ -17,11 +18,15 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("telemetry.urls")),
     path("", include("telemetry.urls_incidents")),
     path("", include("telemetry.urls_usage")),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 handler404 = "controlplane.views.not_found"
 handler500 = "controlplane.views.server_error"
