@@ -33,6 +33,7 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
+from controlplane.security import ContentSecurityPolicyMiddleware
 from flags.ofrep import EvaluateFlagView
 from flags.serving_api import ResolveView
 
@@ -45,6 +46,7 @@ OFREP_FLAG_PREFIX = "/ofrep/v1/evaluate/flags/"
 # What each middleware does to a cookie-less POST answered by a serving view's hot path:
 KNOWN_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",  # request: https redirect; response: headers
+    "controlplane.security.ContentSecurityPolicyMiddleware",  # response: the header
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files only
     "django.contrib.sessions.middleware.SessionMiddleware",  # nothing without a cookie or access
     "django.middleware.common.CommonMiddleware",  # request: user agent, host, www; response: length
@@ -68,6 +70,7 @@ class ServingFastPath:
         self._security = SecurityMiddleware(_unreachable)
         self._common = CommonMiddleware(_unreachable)
         self._frame_options = XFrameOptionsMiddleware(_unreachable)
+        self._content_security_policy = ContentSecurityPolicyMiddleware(_unreachable)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         response = self.answer(environ)
@@ -127,9 +130,10 @@ class ServingFastPath:
         if response is None:
             return None
         # The response side, bottom-up as Django runs it: X-Frame-Options, Content-Length, the
-        # security headers.
+        # Content-Security-Policy, the security headers.
         self._frame_options.process_response(request, response)
         self._common.process_response(request, response)
+        self._content_security_policy.process_response(request, response)
         self._security.process_response(request, response)
         return response
 
