@@ -2,7 +2,8 @@
 
 Starts gunicorn (the production entry point, controlplane.wsgi) on a free loopback port over a
 fresh, seeded database of its own (SQLite in a temporary directory; no Redis), then runs
-schemathesis from the server's own OpenAPI schema once per token: a bounded number of generated
+schemathesis from the server's own OpenAPI schema once per token (and a third time, on the
+serving endpoints, with an environment-bound serving token): a bounded number of generated
 requests per operation (FUZZ_EXAMPLES, default 20), checked for server errors and for answers
 that break the documented response schema. Path parameters name the seeded objects
 (schemathesis.toml beside this file). Exits non-zero when either run found a failure; JUnit
@@ -66,7 +67,11 @@ def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not answer /healthz within 60 s")
 
 
-def fuzz(base: str, name: str, secret: str, examples: str) -> int:
+# The serving token's run: the endpoints services call (OFREP needs an environment-bound token).
+SERVING_PATHS = r"^/(ofrep/|api/v1/(resolve|telemetry/calls|environments/\{env\}/snapshot))"
+
+
+def fuzz(base: str, name: str, secret: str, examples: str, *extra: str) -> int:
     print(f"== schemathesis with the {name} token", flush=True)
     argv = [
         str(BIN / "schemathesis"),
@@ -92,6 +97,7 @@ def fuzz(base: str, name: str, secret: str, examples: str) -> int:
         "junit",
         "--report-junit-path",
         str(REPORTS / f"{name}.xml"),
+        *extra,
     ]
     return subprocess.run(argv, cwd=REPO, check=False).returncode
 
@@ -119,6 +125,9 @@ def main() -> int:
         try:
             wait_until_up(base, server)
             results = {name: fuzz(base, name, tokens[name], examples) for name in ("admin", "read")}
+            results["serving"] = fuzz(
+                base, "serving", tokens["serving"], examples, "--include-path-regex", SERVING_PATHS
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
