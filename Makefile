@@ -11,7 +11,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-embedded test-services lint format bench chromium services clean
+.PHONY: run test test-embedded test-services lint format bench fuzz chromium services clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## fuzz: schemathesis against a live server on a fresh seeded database, with an admin and a
+## read-only token (FUZZ_EXAMPLES per operation, default 20); reports in test-artifacts/fuzz/
+fuzz: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(BIN)/python -m tests.fuzz.run
 
 ## bench: run every benchmark under bench/ (each prints its figures)
 bench: $(STAMP)

@@ -1,4 +1,5 @@
-"""Forms of the core app; the audit filter serves the audit page and the audit API alike."""
+"""Forms of the core app: the audit filter (the audit page and the audit API alike) and the login
+forms, throttled per account and client address."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ from typing import Any
 
 from django import forms
 from django.apps import apps
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
+from controlplane import login_throttle
 from controlplane.models import AuditEntry, Scope
 
 
@@ -80,3 +86,38 @@ class ApiTokenForm(forms.Form):
         empty_label="Every environment",
         help_text="Bind the token to one environment, or leave it acting on all.",
     )
+
+
+class ThrottledLoginMixin:
+    """Refuses a login while its account or client address is locked out, and counts failures
+    (controlplane.login_throttle); for Django's AuthenticationForm and the admin's."""
+
+    request: HttpRequest | None
+    cleaned_data: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        username = str(self.cleaned_data.get("username") or "")
+        address = str(self.request.META.get("REMOTE_ADDR", "")) if self.request is not None else ""
+        locked = login_throttle.locked_out(username=username, address=address)
+        if locked:
+            raise ValidationError(login_throttle.refusal_message(locked), code="locked_out")
+        try:
+            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
+        except ValidationError as error:
+            if error.code == "invalid_login":
+                started = login_throttle.record_failure(username=username, address=address)
+                if started:
+                    raise ValidationError(
+                        login_throttle.refusal_message(started), code="locked_out"
+                    ) from None
+            raise
+        login_throttle.record_success(username=username)
+        return cleaned
+
+
+class ThrottledAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass

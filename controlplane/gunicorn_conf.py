@@ -12,6 +12,10 @@ import socket
 import sys
 from typing import Any
 
+from gunicorn.glogging import Logger
+
+from controlplane.redaction import redact_url_credentials
+
 # An open change stream (SSE) holds one thread for its life; kept-alive connections between
 # requests wait in the worker's poller, not in a thread (docs/serving.md, "Workers").
 worker_class = "gthread"
@@ -32,6 +36,21 @@ reuse_port = sys.platform == "linux"
 # 0.5 ms lets a typical request finish its turn: paired open-loop runs of
 # bench/bench_resolve_http.py show lower OFREP and resolve tail latency at the same CPU per request.
 SWITCH_INTERVAL_SECONDS = 0.0005
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with stream tickets redacted from every access-log field (the request
+    line, the query string, the referrer, headers and environ values)."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        return {
+            name: redact_url_credentials(value) if isinstance(value, str) else value
+            for name, value in atoms.items()
+        }
+
+
+logger_class = RedactingLogger
 
 
 def on_starting(server: Any) -> None:

@@ -84,6 +84,30 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Served over HTTPS (SECURE_COOKIES), browsers are told to keep to it. SecurityMiddleware sends
+# the header on HTTPS responses only.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+# A session ends this long after login, however active (the cookie's Max-Age and the server row).
+SESSION_COOKIE_AGE = env_int("SESSION_AGE_SECONDS", 12 * 60 * 60)
+if SESSION_COOKIE_AGE < 60:
+    raise ImproperlyConfigured("SESSION_AGE_SECONDS must be 60 or more")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# The CSRF cookie. Pages carry the token themselves (the form field, and hx-headers on <body> for
+# htmx), so no script reads the cookie: it is HttpOnly. SameSite=Lax keeps it off cross-site
+# subrequests and POSTs; Secure with SECURE_COOKIES. It stays a cookie (not in the session) so
+# that the login form, before any session, is protected the same way.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_USE_SESSIONS = False
+# Content-Security-Policy on every response (controlplane/security.py): our own static files
+# only, no inline script or style. Empty turns the header off.
+FLAGSTAFF_CONTENT_SECURITY_POLICY = env_str(
+    "FLAGSTAFF_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -105,6 +129,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "controlplane.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -243,6 +268,9 @@ FLAGSTAFF_MAX_CONTEXT_BYTES = env_int("FLAGSTAFF_MAX_CONTEXT_BYTES", 64 * 1024)
 # Per token and second, across processes through the cache; 0 turns the limit off.
 FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND = env_int("FLAGSTAFF_OFREP_RATE_LIMIT_PER_SECOND", 10000)
 FLAGSTAFF_STREAM_KEEPALIVE_SECONDS = env_float("FLAGSTAFF_STREAM_KEEPALIVE_SECONDS", 15.0)
+# A stream ticket (the credential in an OFREP eventStreams URL) opens one stream, within this
+# long of the bulk evaluation that issued it; a client reconnecting evaluates again for a new one.
+FLAGSTAFF_STREAM_TICKET_SECONDS = env_int("FLAGSTAFF_STREAM_TICKET_SECONDS", 60)
 # A change stream holds a web thread: it ends after this long and the client reconnects.
 FLAGSTAFF_STREAM_MAX_SECONDS = env_float("FLAGSTAFF_STREAM_MAX_SECONDS", 300.0)
 # Open streams one web process holds at most (0: no limit). Keep it below the threads per
@@ -277,8 +305,8 @@ if not 1 <= FLAGSTAFF_BUDGET_RECOVERY_PERCENT <= 100:
     raise ImproperlyConfigured(
         f"FLAGSTAFF_BUDGET_RECOVERY_PERCENT must be from 1 to 100, got {FLAGSTAFF_BUDGET_RECOVERY_PERCENT}"
     )
-# Webhooks: per-request timeout, attempts before a delivery fails for good, and the waits
-# between attempts (the last repeats).
+# Webhooks: the time one delivery may take (all of it, not each read), attempts before a delivery
+# fails for good, and the waits between attempts (the last repeats).
 FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS = env_int("FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS", 10)
 FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS = env_int("FLAGSTAFF_WEBHOOK_MAX_ATTEMPTS", 6)
 try:
@@ -310,6 +338,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (controlplane/login_throttle.py): failed logins are counted per account and per
+# client address (REMOTE_ADDR: behind a proxy, the proxy's, so its limit is the higher) over a
+# window; at the limit, logins are refused until the window ends. 0 turns a limit off.
+FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
+FLAGSTAFF_LOGIN_LOCKOUT_SECONDS = env_int("FLAGSTAFF_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+if FLAGSTAFF_LOGIN_LOCKOUT_SECONDS < 1:
+    raise ImproperlyConfigured("FLAGSTAFF_LOGIN_LOCKOUT_SECONDS must be 1 or more")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "flags:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -364,6 +400,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Stream tickets travel in URLs; no log line shows one (gunicorn's access log: gunicorn_conf.py).
+    "filters": {"redact_url_credentials": {"()": "controlplane.redaction.RedactUrlCredentials"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_url_credentials"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

@@ -9,6 +9,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
 from controlplane import views
+from controlplane.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from flags.api.urls import ofrep_patterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -18,11 +19,15 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("controlplane.ui_urls")),
     path("", include("telemetry.urls")),
     # Next apps' pages, in layer order: path("", include("evals.urls")), then rollouts.
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 handler404 = "controlplane.views.not_found"
 handler500 = "controlplane.views.server_error"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -69,6 +70,13 @@ def _fresh_serving_state() -> Iterator[None]:
     yield
     reset_store()
     forget_leases()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """No test sees login failures or spent stream tickets an earlier test left in the cache
+    (the in-process one, or the services pass's Redis database)."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ permission (a scope; an environment-bound token only its environment)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import Error as DatabaseError
 from django.http import HttpRequest
 from rest_framework import exceptions, permissions
@@ -22,7 +24,6 @@ from controlplane.models import ApiToken, Scope
 from controlplane.tokens import hash_secret
 
 STREAM_TICKET_SALT = "flagstaff.stream-ticket"
-STREAM_TICKET_MAX_AGE_SECONDS = 24 * 60 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +88,19 @@ class CachedTokenAuthentication(ApiTokenAuthentication):
 
 
 def stream_ticket(token: ApiToken, environment: str) -> str:
-    """A signed, expiring credential for one environment's stream, to put in its URL."""
-    return signing.dumps({"t": token.pk, "e": environment}, salt=STREAM_TICKET_SALT, compress=True)
+    """A signed credential for one environment's stream, to put in its URL: it opens one stream
+    within FLAGSTAFF_STREAM_TICKET_SECONDS (a URL in a log or a history is spent or stale)."""
+    return signing.dumps(
+        {"t": token.pk, "e": environment, "n": secrets.token_urlsafe(12)}, salt=STREAM_TICKET_SALT
+    )
+
+
+def _redeem(nonce: str) -> bool:
+    """Whether this is the ticket's first use. The cache is shared by every process (Redis), or
+    is the one process's (embedded); the mark outlives the ticket's validity."""
+    return cache.add(
+        f"{STREAM_TICKET_SALT}:{nonce}", 1, timeout=settings.FLAGSTAFF_STREAM_TICKET_SECONDS + 60
+    )
 
 
 class StreamTicketAuthentication(BaseAuthentication):
@@ -101,14 +113,17 @@ class StreamTicketAuthentication(BaseAuthentication):
         environment = (request.parser_context or {}).get("kwargs", {}).get("env")
         token = None
         try:
-            data = signing.loads(ticket, salt=STREAM_TICKET_SALT, max_age=STREAM_TICKET_MAX_AGE_SECONDS)
-            if data["e"] == environment:
+            data = signing.loads(
+                ticket, salt=STREAM_TICKET_SALT, max_age=settings.FLAGSTAFF_STREAM_TICKET_SECONDS
+            )
+            if data["e"] == environment and _redeem(str(data["n"])):
                 token = ApiToken.objects.select_related("environment").filter(pk=data["t"]).first()
         except (signing.BadSignature, KeyError, TypeError):
             pass
         if token is None or not token.is_active:
             raise exceptions.AuthenticationFailed(
-                "The stream ticket is invalid or expired; evaluate the flags again for a new stream URL."
+                "The stream ticket is invalid, expired or already used; evaluate the flags again"
+                " for a new stream URL."
             )
         return TokenPrincipal(token), token
 

@@ -35,6 +35,7 @@ class StreamTicketScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "query",
             "name": "ticket",
-            "description": "A signed, expiring ticket for one environment's stream, from the "
-            "`eventStreams` of an OFREP bulk evaluation.",
+            "description": "A signed ticket for one environment's stream, from the "
+            "`eventStreams` of an OFREP bulk evaluation: it opens one stream, within "
+            "FLAGSTAFF_STREAM_TICKET_SECONDS of being issued.",
         }

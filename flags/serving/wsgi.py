@@ -37,6 +37,7 @@ from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
 from controlplane.middleware import QueryControlCharacterMiddleware
+from controlplane.security import ContentSecurityPolicyMiddleware
 from flags.serving.ofrep import EvaluateFlagView
 from flags.serving.resolve import ResolveView
 
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 KNOWN_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",  # request: https redirect; response: headers
+    "controlplane.security.ContentSecurityPolicyMiddleware",  # response: the header
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files only
     "django.contrib.sessions.middleware.SessionMiddleware",  # nothing without a cookie or access
     "django.middleware.common.CommonMiddleware",  # request: user agent, host, www; response: length
@@ -80,6 +82,7 @@ class ServingFastPath:
         self._common = CommonMiddleware(_unreachable)
         self._query_check = QueryControlCharacterMiddleware(_unreachable)
         self._frame_options = XFrameOptionsMiddleware(_unreachable)
+        self._content_security_policy = ContentSecurityPolicyMiddleware(_unreachable)
         self._failure_logged_at = -float("inf")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -106,7 +109,10 @@ class ServingFastPath:
         # costs more than the answer. What their receivers do that matters to a request that may
         # query the database (the snapshot's revision check) is this, once.
         close_old_connections()
-        request = WSGIRequest(environ)
+        # A copy: WSGIRequest writes its decoded PATH_INFO and SCRIPT_NAME back into the environ
+        # it is given, and Django, handed that environ after a decline, would read them again as
+        # latin-1 bytes (PEP 3333) and fail on any character above U+00FF.
+        request = WSGIRequest(dict(environ))
         try:
             response = self._respond(request)
         except Exception:
@@ -147,9 +153,10 @@ class ServingFastPath:
         if response is None:
             return None
         # The response side, bottom-up as Django runs it: X-Frame-Options, Content-Length, the
-        # security headers.
+        # Content-Security-Policy, the security headers.
         self._frame_options.process_response(request, response)
         self._common.process_response(request, response)
+        self._content_security_policy.process_response(request, response)
         self._security.process_response(request, response)
         return response
 

@@ -9,6 +9,7 @@ secret>` and de-duplicates on `X-Flagstaff-Delivery` (a retry re-sends the same 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -16,13 +17,14 @@ import http.client
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import socket
 import ssl
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import closing
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -70,32 +72,84 @@ def _names_private_host(host: str) -> bool:
         return False
 
 
+def _refuse(problem: str) -> NoReturn:
+    raise InvalidInput(problem, errors=[{"path": "url", "message": problem}])
+
+
+def _normalised_host(host: str) -> str:
+    """The host as the resolver reads it: IDNA (NFKC, so U+2460 is 1) and lower case; refused
+    when the resolver would read it as an address spelt another way than four decimal numbers
+    (inet_aton takes 2130706433, 0177.0.0.1, 127.1 and 0x7f.0.0.1 for 127.0.0.1)."""
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            _refuse(f"{host} is not a valid host name.")
+    host = host.lower()
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return host
+    try:
+        packed = socket.inet_aton(host)
+    except OSError:
+        if not _HOST_NAME.fullmatch(host):
+            _refuse(f"{host} is not a host name or an IP address.")
+        return host
+    _refuse(f"Write the address {host} as {socket.inet_ntoa(packed)}.")
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
 def _check_url(url: str) -> str:
+    """The URL normalised (host in IDNA, lower case), or InvalidInput on `url`.
+
+    The one rule for a receiver's URL, applied when it is saved and again before each send.
+    """
     url = url.strip()
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    if len(url) > 500:
+        _refuse("At most 500 characters.")
+    # urlsplit silently drops CR, LF and tab; the URL must not need that.
+    if any(char.isspace() or not char.isprintable() for char in url):
+        _refuse("No spaces or control characters in the URL.")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        _refuse("Not a valid URL.")
+    try:
+        port = parts.port
+    except ValueError:
+        _refuse("The port must be a number from 1 to 65535.")
+    if port == 0:
+        _refuse("The port must be a number from 1 to 65535.")
+    if not parts.hostname:
+        _refuse("The URL has no host.")
+    if parts.username is not None or parts.password is not None:
+        _refuse("Put credentials in the secret, not in the URL.")
+    host = _normalised_host(parts.hostname)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    parts = parts._replace(netloc=netloc)
     loopback_http = _loopback_http(parts)
-    problem = ""
     if parts.scheme != "https" and not loopback_http:
-        problem = "Webhook URLs must use https (http only to 127.0.0.1 when allowed for tests)."
-    elif not host:
-        problem = "The URL has no host."
-    elif parts.username or parts.password:
-        problem = "Put credentials in the secret, not in the URL."
-    elif len(url) > 500:
-        problem = "At most 500 characters."
-    elif (
+        _refuse(
+            "Webhook URLs must use https (plain http only to 127.0.0.1 with"
+            " FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK)."
+        )
+    if (
         not loopback_http
         and not settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES
         and _names_private_host(host)
     ):
-        problem = (
+        _refuse(
             f"{host} is not a public address; receivers on private networks"
             " need FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES."
         )
-    if problem:
-        raise InvalidInput(problem, errors=[{"path": "url", "message": problem}])
-    return url
+    return urlunsplit(parts)
 
 
 def _check_events(events: Iterable[str]) -> list[str]:
@@ -263,26 +317,64 @@ class _PublicHTTPSConnection(http.client.HTTPSConnection):
         self.sock = _tls_context().wrap_socket(sock, server_hostname=self.host)
 
 
+class _Deadline:
+    """Shuts the connection's socket down when the delivery's time is up.
+
+    A socket timeout bounds each read, so a receiver that sends a byte now and then would hold a
+    sender for as long as it likes; shutting the socket down from a timer ends whichever read
+    or write is waiting, and the delivery with it.
+    """
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._connection = connection
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self._connection.sock
+        if sock is not None:
+            # socket.socket's shutdown, not SSLSocket's, which would first drop its TLS state
+            # under the thread reading through it.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 def _post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str]:
     """POST and return (status, error text); status None when no HTTP answer came back.
 
-    http.client never follows redirects: a redirect is an answer, and the signed body goes
-    only to the stored URL.
+    The URL is checked by the rule its save was checked by (it may predate a stricter rule).
+    http.client never follows redirects: a redirect is an answer, and the signed body goes only
+    to the stored URL. FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS bounds the whole delivery.
     """
+    try:
+        url = _check_url(url)
+    except InvalidInput as refusal:
+        return None, f"refused: {refusal.detail}"
     parts = urlsplit(url)
-    loopback_http = _loopback_http(parts)
-    if parts.scheme != "https" and not loopback_http:
-        return None, "refused: plain http only to 127.0.0.1 with FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK"
-    connection_class = http.client.HTTPConnection if loopback_http else _PublicHTTPSConnection
+    connection_class = http.client.HTTPConnection if _loopback_http(parts) else _PublicHTTPSConnection
     target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
     timeout = settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    deadline = _Deadline(connection, timeout)
     try:
-        with closing(connection_class(parts.hostname or "", parts.port, timeout=timeout)) as connection:
+        with deadline, contextlib.closing(connection):
             connection.request("POST", target, body=body, headers=dict(headers))
             response = connection.getresponse()
     except _Refused as refusal:
         return None, str(refusal)
     except (OSError, ValueError, http.client.HTTPException) as error:
+        if deadline.expired:
+            return None, f"timed out: the delivery took longer than {timeout} s"
         return None, f"{type(error).__name__}: {error}"
     if 200 <= response.status < 300:
         return response.status, ""

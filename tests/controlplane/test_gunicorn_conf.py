@@ -162,3 +162,27 @@ def test_a_unix_socket_or_inherited_descriptor_shares_one_socket(bind: str) -> N
     server.cfg.set("reuse_port", True)
     gunicorn_conf.on_starting(server)
     assert server.cfg.reuse_port is False
+
+
+def test_access_log__stream_ticket_in_the_url__redacted() -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "tests.fakes.worker_wsgi:application", "--config", str(CONF)]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--access-logfile", "-"]
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while listening_sockets(port) < 1:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "gunicorn did not listen within 30 s"
+            time.sleep(0.05)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        path = "/api/v1/environments/production/stream?format=ofrep&ticket=SeCrEt.TiCkEt:value"
+        connection.request("GET", path, headers={"Referer": f"http://example.test{path}"})
+        connection.getresponse().read()
+        connection.close()
+    finally:
+        process.terminate()
+        access_log, _ = process.communicate(timeout=30)
+
+    assert "GET /api/v1/environments/production/stream?format=ofrep&ticket=[redacted] HTTP/1.1" in access_log
+    assert "SeCrEt" not in access_log

@@ -2,9 +2,12 @@
 headers and body Django's own handler gives, and Django's handler for everything it does not
 answer itself (with the body still readable)."""
 
+import http.client
 import io
 import json
+import threading
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import time_machine
@@ -40,6 +43,11 @@ __all__ = ["fresh_store"]
 OFREP_PATH = f"{OFREP_FLAG_PREFIX}support-chat"
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @pytest.fixture
@@ -261,3 +269,27 @@ def test_fast_path__control_character_in_the_query__django_answers_400(
 
     assert status == "400 Bad Request"
     assert json.loads(body)["code"] == "invalid_query_parameter"
+
+
+def test_ofrep_without_token__key_above_latin1__django_answers_4xx_through_the_real_wsgi_app() -> None:
+    # The request from the probe, through a real HTTP server and the project's WSGI application:
+    # the fast path declines it (no token), and Django, handed the same environ, must still read
+    # the path as the server wrote it (latin-1 code points, PEP 3333), not a decoded copy.
+    from controlplane.wsgi import application
+
+    server = make_server("127.0.0.1", 0, application, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.request(
+            "POST", f"{OFREP_FLAG_PREFIX}%E2%82%AC", headers={"Content-Length": "0", "Host": "testserver"}
+        )
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert response.status == 401, body

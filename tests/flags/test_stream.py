@@ -7,20 +7,27 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+import time_machine
 from django.conf import settings
 from django.db.models import F
 from django.test import override_settings
+from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 from controlplane import errors
 from controlplane.services import IssuedToken
 from flags import services
 from flags.models import Environment
+from flags.serving.auth import StreamTicketAuthentication, stream_ticket
 from flags.serving.stream import open_streams
 from flags.snapshots import get_store, redis_link, reset_store
 from flagstaff.canonical import canonical_json
@@ -325,6 +332,34 @@ def test_stream__ticket_of_another_environment__401(
     streams.append(stream)
 
     assert stream.response.status == 401
+
+
+def test_stream__ticket_used_a_second_time__401(
+    live_server: LiveServer, streams: list[Stream], token: IssuedToken, chat: Served
+) -> None:
+    url = bulk_stream_url(live_server, token)
+    first = Stream(url)
+    streams.append(first)
+    assert first.response.status == 200
+
+    second = Stream(url)
+    streams.append(second)
+
+    assert second.response.status == 401
+
+
+def test_stream_ticket__older_than_its_validity__refused(token: IssuedToken) -> None:
+    ticket = stream_ticket(token.token, "production")
+    request = Request(
+        APIRequestFactory().get(f"/api/v1/environments/production/stream?ticket={ticket}"),
+        parser_context={"kwargs": {"env": "production"}},
+    )
+
+    with (
+        time_machine.travel(timezone.now() + timedelta(seconds=settings.FLAGSTAFF_STREAM_TICKET_SECONDS + 1)),
+        pytest.raises(AuthenticationFailed),
+    ):
+        StreamTicketAuthentication().authenticate(request)
 
 
 def test_stream__anonymous__401(live_server: LiveServer, streams: list[Stream], chat: Served) -> None:

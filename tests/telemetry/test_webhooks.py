@@ -1,5 +1,6 @@
 import json
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from controlplane.services import IssuedToken
 from telemetry.models.incidents import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
 from telemetry.services import webhooks
 from tests.factories import audit_mark, audit_since, client_for, make_token
-from tests.telemetry.webhook_receiver import WebhookReceiver, running_receiver
+from tests.telemetry.webhook_receiver import WebhookReceiver, running_receiver, slow_drip_receiver
 
 pytestmark = pytest.mark.django_db
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -119,6 +120,54 @@ def test_create_webhook__private_address_when_allowed__stored(settings: Settings
     webhook = make_webhook("https://10.0.0.5/x")
 
     assert webhook.url == "https://10.0.0.5/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://2130706433/x", "Write the address 2130706433 as 127.0.0.1."),
+        ("https://0177.0.0.1/x", "Write the address 0177.0.0.1 as 127.0.0.1."),
+        ("https://127.1/x", "Write the address 127.1 as 127.0.0.1."),
+        ("https://0x7f.0.0.1/x", "Write the address 0x7f.0.0.1 as 127.0.0.1."),
+        ("http://127.1:9/x", "Write the address 127.1 as 127.0.0.1."),
+        (
+            "https://\u2460\u2461\u2466.0.0.1/x",
+            "127.0.0.1 is not a public address; receivers on private networks"
+            " need FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES.",
+        ),
+        ("https://hooks.example.com/x\r\nX-Injected: 1", "No spaces or control characters in the URL."),
+        ("https://hooks.example.com/a b", "No spaces or control characters in the URL."),
+        ("https://hooks.example.com:99999/x", "The port must be a number from 1 to 65535."),
+        ("https://hooks.example.com:0/x", "The port must be a number from 1 to 65535."),
+        ("https://%31%32%37.0.0.1/x", "%31%32%37.0.0.1 is not a host name or an IP address."),
+    ],
+    ids=["decimal", "octal", "short", "hex", "short-http", "circled-digits", "crlf", "space",
+         "port-99999", "port-0", "percent-encoded"],
+)  # fmt: skip
+def test_create_webhook__another_spelling_of_a_refused_url__invalid_on_url(url: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        make_webhook(url)
+
+    assert raised.value.errors == [{"path": "url", "message": message}]
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("  https://HOOKS.Example.COM/Path?q=1  ", "https://hooks.example.com/Path?q=1"),
+        ("https://b\u00fccher.example:8443/x", "https://xn--bcher-kva.example:8443/x"),
+        ("http://\u2460\u2461\u2466.0.0.1:9/x", "http://127.0.0.1:9/x"),
+    ],
+)
+def test_create_webhook__url__stored_normalised(url: str, stored: str) -> None:
+    assert make_webhook(url).url == stored
+
+
+def test_update_webhook__url_in_another_spelling_of_loopback__invalid() -> None:
+    webhook = make_webhook("https://hooks.example.com/x")
+
+    with pytest.raises(InvalidInput):
+        webhooks.update_webhook(webhook=webhook, changes={"url": "https://2130706433/x"}, actor=ACTOR)
 
 
 @pytest.mark.parametrize("events", [[], ["incident.exploded"]])
@@ -298,7 +347,7 @@ def test_attempt_delivery__nobody_listening__error_recorded_and_retry_scheduled(
     assert delivery.last_error
 
 
-def test_attempt_delivery__host_resolves_to_loopback__refused_without_connecting(
+def test_attempt_delivery__localhost_no_longer_allowed__refused_without_connecting(
     settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
@@ -311,11 +360,10 @@ def test_attempt_delivery__host_resolves_to_loopback__refused_without_connecting
 
     delivery.refresh_from_db()
     assert (state, delivery.last_status) == ("pending", None)
-    assert delivery.last_error in {
-        f"refused: localhost resolves to {address}, not a public address"
-        " (FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"
-        for address in ("127.0.0.1", "::1")
-    }
+    assert delivery.last_error == (
+        "refused: localhost is not a public address; receivers on private networks"
+        " need FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES."
+    )
 
 
 def test_attempt_delivery__loopback_http_no_longer_allowed__refused_not_sent_over_tls(
@@ -329,7 +377,8 @@ def test_attempt_delivery__loopback_http_no_longer_allowed__refused_not_sent_ove
 
     delivery.refresh_from_db()
     assert delivery.last_error == (
-        "refused: plain http only to 127.0.0.1 with FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK"
+        "refused: Webhook URLs must use https (plain http only to 127.0.0.1 with"
+        " FLAGSTAFF_WEBHOOK_ALLOW_HTTP_LOOPBACK)."
     )
     assert receiver.received == []
 
@@ -358,6 +407,43 @@ def test_attempt_delivery__public_name_resolving_to_private_address__refused_and
         "refused: hooks.example.com resolves to 10.0.0.5, not a public address"
         " (FLAGSTAFF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"
     )
+
+
+def test_attempt_delivery__url_stored_before_the_save_rule__refused_by_the_same_rule_unsent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    webhook = make_webhook("https://hooks.example.com/x")
+    # A row saved before the rule existed: the sender applies the rule the save applies.
+    Webhook.objects.filter(pk=webhook.pk).update(url="https://2130706433/x")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *args, **kwargs: pytest.fail("looked up"))
+    [delivery] = queue()
+
+    webhooks.attempt_delivery(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.last_status, delivery.last_error) == (
+        None,
+        "refused: Write the address 2130706433 as 127.0.0.1.",
+    )
+
+
+def test_attempt_delivery__slow_drip_receiver__given_up_when_the_timeout_runs_out(
+    settings: SettingsWrapper,
+) -> None:
+    settings.FLAGSTAFF_WEBHOOK_TIMEOUT_SECONDS = 1
+    with slow_drip_receiver(byte_every_seconds=0.2, for_seconds=8) as url:
+        make_webhook(url)
+        [delivery] = queue()
+        started = time.monotonic()
+
+        webhooks.attempt_delivery(delivery_id=delivery.pk)
+
+        elapsed = time.monotonic() - started
+    delivery.refresh_from_db()
+    # Each byte comes well within the timeout, so only a deadline on the whole delivery stops it.
+    assert elapsed < 2.5
+    assert (delivery.state, delivery.last_status) == ("pending", None)
+    assert delivery.last_error == "timed out: the delivery took longer than 1 s"
 
 
 def test_attempt_delivery__redirect__not_followed_and_counted_as_failure(receiver: WebhookReceiver) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,3 +72,38 @@ def running_receiver() -> Iterator[WebhookReceiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+@contextmanager
+def slow_drip_receiver(*, byte_every_seconds: float, for_seconds: float) -> Iterator[str]:
+    """A raw socket server on loopback that reads a request, then answers one byte at a time,
+    each well within a read timeout, for `for_seconds`: a receiver that holds a sender."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            answer = b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"." * 10_000
+            deadline = time.monotonic() + for_seconds
+            for byte in answer:
+                if stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+                stop.wait(byte_every_seconds)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/slow"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join()
