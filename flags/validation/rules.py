@@ -11,7 +11,7 @@ from flags.validation.catalog import ModelInfo
 from flags.validation.issues import Issue, ValidationResult, format_path, join_path, looks_like_api_key, show
 from flags.validation.schema import CONFIG_SCHEMA, json_schema_issues, schema_issues
 
-SURFACES = frozenset({"chat", "typing_assist", "agent", "batch"})
+SURFACES = frozenset({"chat", "typing_assist", "agent", "batch", "judge"})
 DEFAULT_API_VERSION = "2026-10-21"
 LEGACY_API_VERSION = "2023-06-01"
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
