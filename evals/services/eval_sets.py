@@ -17,6 +17,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, TooLarge
 from evals import case_files
 from evals.cases import CaseIssue, CheckedCase, check_cases, version_hash
+from evals.judges import judge_issues
 from evals.models import (
     MAX_CASE_BYTES,
     MAX_CASES_PER_VERSION,
@@ -266,6 +267,7 @@ def _store_version(
     if scorers is None:
         scorers = latest.scorers if latest else []
     specs, scorer_errors = validate_specs(scorers)
+    scorer_errors += judge_issues(specs)
     cases, issues = check_cases(raws, max_cases=MAX_CASES_PER_VERSION, max_bytes=MAX_CASE_BYTES, name=where)
     errors = [_issue_dict(issue, where, lines) for issue in issues] + scorer_errors
     if errors:
