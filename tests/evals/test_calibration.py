@@ -147,7 +147,11 @@ def test_set_label__flag_not_a_judge__refused(judged: tuple[ConfigVersion, EvalS
     _, version = judged
     with pytest.raises(InvalidInput) as raised:
         calibration.set_label(
-            judge=make_flag(), case=version.cases.first(), response="x", human_passed=True, actor=ACTOR
+            judge=make_flag(),
+            case=version.cases.get(position=0),
+            response="x",
+            human_passed=True,
+            actor=ACTOR,
         )
     assert raised.value.code == "not_a_judge"
 
