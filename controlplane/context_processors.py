@@ -12,6 +12,8 @@ NAVIGATION = (
     ("Models", "flags:models", Scope.READ),
     ("Telemetry", "telemetry:overview", Scope.READ),
     ("Incidents", "incidents:list", Scope.READ),
+    ("Eval sets", "evals:list", Scope.READ),
+    ("Judges", "evals:judges", Scope.READ),
     ("Usage & cost", "usage:status", Scope.READ),
     ("Audit", "core:audit", Scope.AUDIT),
     ("Tokens", "core:tokens", Scope.ADMIN),
