@@ -14,16 +14,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.auth import actor_for_request
-from controlplane.errors import InvalidInput
 from controlplane.inputs import validated_body
 from controlplane.serializers import StrictSerializer
 from evals.agreement import ACTING_MIN_KAPPA, ACTING_MIN_LABELS
 from evals.calibration_status import JudgeStatus, judge_status
-from evals.lookups import get_eval_set, get_eval_set_version
+from evals.lookups import get_eval_set, get_eval_set_version, get_judge
 from evals.services import calibration
 from evals.tasks import calibrate_judge
-from flags.lookups import get_flag, get_version
-from flags.models import ConfigVersion, Flag, Surface
+from flags.lookups import get_version
+from flags.models import ConfigVersion
 
 
 class JudgeVersionStatusSerializer(serializers.Serializer[Any]):
@@ -55,13 +54,6 @@ class LabelsImportSerializer(StrictSerializer):
     )
     eval_set = serializers.CharField(max_length=100)
     version = serializers.IntegerField(min_value=1)
-
-
-def get_judge(key: str) -> Flag:
-    flag = get_flag(key)
-    if flag.surface != Surface.JUDGE:
-        raise InvalidInput(f"Flag '{key}' is not a judge (surface 'judge').", code="not_a_judge")
-    return flag
 
 
 def status_row(status_: JudgeStatus) -> dict[str, Any]:

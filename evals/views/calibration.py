@@ -19,10 +19,9 @@ from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
 from controlplane.views import HtmxHttpRequest, render_page, require_scope, ui_actor
 from evals.agreement import ACTING_MIN_KAPPA, ACTING_MIN_LABELS
-from evals.api.calibration import get_judge
 from evals.calibration_status import judge_status
 from evals.forms import CalibrateForm, LabelForm, LabelsImportForm
-from evals.lookups import get_eval_set, get_eval_set_version
+from evals.lookups import get_eval_set, get_eval_set_version, get_judge
 from evals.models import EvalSet, EvalSetVersion
 from evals.services import calibration
 from evals.tasks import calibrate_judge
