@@ -18,13 +18,21 @@ JUDGE_SCORER = "llm_judge"
 
 
 def judge_issues(specs: Sequence[ScorerSpec], *, path: str = "scorers") -> list[dict[str, str]]:
-    """{path, message} for each judge spec whose judge flag or pinned version does not exist."""
+    """{path, message} for each judge spec whose judge flag or pinned version does not exist.
+
+    A set runs one version of each judge: the scoring context holds one per judge key.
+    """
     issues = []
+    seen: set[str] = set()
     for index, spec in enumerate(specs):
         if spec.name != JUDGE_SCORER:
             continue
         key = str(spec.params["judge"])
-        if not Flag.objects.filter(key=key, surface=Surface.JUDGE).exists():
+        if key in seen:
+            issues.append(
+                {"path": f"{path}[{index}].params.judge", "message": f"Judge '{key}' is in this set already."}
+            )
+        elif not Flag.objects.filter(key=key, surface=Surface.JUDGE).exists():
             issues.append(
                 {"path": f"{path}[{index}].params.judge", "message": f"No judge flag with key '{key}'."}
             )
@@ -35,6 +43,7 @@ def judge_issues(specs: Sequence[ScorerSpec], *, path: str = "scorers") -> list[
             issues.append(
                 {"path": f"{path}[{index}].params.version", "message": f"Judge '{key}' has no such version."}
             )
+        seen.add(key)
     return issues
 
 

@@ -232,3 +232,23 @@ def test_create_version_from_samples__unknown_sample__refused() -> None:
     with pytest.raises(InvalidInput) as raised:
         eval_sets.create_version_from_samples(eval_set=new_set(), sample_ids=[999], actor=ACTOR)
     assert raised.value.errors == [{"path": "samples", "message": "No sample with id 999."}]
+
+
+def test_create_eval_set_version__unknown_judge_and_judge_twice__paths_named() -> None:
+    make_flag(key="tone", surface="judge")
+    with pytest.raises(InvalidInput) as raised:
+        eval_sets.create_eval_set_version(
+            eval_set=new_set(),
+            cases=[case("a")],
+            scorers=[
+                {"name": "llm_judge", "key": "a", "params": {"judge": "nobody"}},
+                {"name": "llm_judge", "key": "b", "params": {"judge": "tone", "version": 3}},
+                {"name": "llm_judge", "key": "c", "params": {"judge": "tone"}},
+            ],
+            actor=ACTOR,
+        )
+    assert [e["path"] for e in raised.value.errors] == [
+        "scorers[0].params.judge",
+        "scorers[1].params.version",
+        "scorers[2].params.judge",
+    ]
