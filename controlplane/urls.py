@@ -18,7 +18,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("flags.urls")),
     path("", include("controlplane.ui_urls")),
     path("", include("telemetry.urls")),
-    # Next apps' pages, in layer order: path("", include("evals.urls")), then rollouts.
+    path("", include("evals.urls")),
+    # Next app's pages, in layer order: path("", include("rollouts.urls")).
     path(
         "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),

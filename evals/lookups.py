@@ -1,0 +1,28 @@
+"""Lookups by key that raise the API's 404 error; used by every evals API and UI view."""
+
+from controlplane.errors import InvalidInput, NotFound
+from evals.models import EvalSet, EvalSetVersion
+from flags.lookups import get_flag
+from flags.models import Flag, Surface
+
+
+def get_eval_set(key: str) -> EvalSet:
+    try:
+        return EvalSet.objects.select_related("flag").get(key=key)
+    except EvalSet.DoesNotExist:
+        raise NotFound(f"No eval set with key '{key}'.") from None
+
+
+def get_eval_set_version(eval_set: EvalSet, number: int) -> EvalSetVersion:
+    try:
+        return EvalSetVersion.objects.select_related("eval_set").get(eval_set=eval_set, number=number)
+    except EvalSetVersion.DoesNotExist:
+        raise NotFound(f"Eval set '{eval_set.key}' has no version {number}.") from None
+
+
+def get_judge(key: str) -> Flag:
+    """The judge flag of that key: 404 when there is none, 400 when the flag is not a judge."""
+    flag = get_flag(key)
+    if flag.surface != Surface.JUDGE:
+        raise InvalidInput(f"Flag '{key}' is not a judge (surface 'judge').", code="not_a_judge")
+    return flag
