@@ -60,7 +60,7 @@ def scoring_context(specs: Sequence[ScorerSpec], *, max_iterations: int | None =
     judge_specs = [spec for spec in specs if spec.name == JUDGE_SCORER]
     if judge_specs:
         from controlplane.anthropic_client import make_client
-        from telemetry.prices import cached_price_table
+        from telemetry.price_table import cached_price_table
 
         client, prices, today = make_client(), cached_price_table(), timezone.now().date()
         for spec in judge_specs:

@@ -9,6 +9,7 @@ from typing import Any
 from flags.forms import starter_content
 from flags.validation import catalog_by_id, load_seed, validate_config
 from flags.validation.judge import ONE_TO_FIVE, PASS_FAIL, verdict_tool
+from tests.flags.config_factories import MAX_DEPTH
 
 CATALOG = catalog_by_id(load_seed())
 TODAY = date(2026, 12, 5)
@@ -20,7 +21,10 @@ def _judge() -> dict[str, Any]:
 
 def _codes(content: dict[str, Any]) -> list[str]:
     return [
-        issue.code for issue in validate_config(content, catalog=CATALOG, surface="judge", today=TODAY).errors
+        issue.code
+        for issue in validate_config(
+            content, catalog=CATALOG, surface="judge", today=TODAY, max_depth=MAX_DEPTH
+        ).errors
     ]
 
 
@@ -54,18 +58,22 @@ def test_validate_config__judge_without_forced_tool__names_tool_choice() -> None
 def test_validate_config__judge_without_rubric__names_system() -> None:
     content = _judge()
     del content["system"]
-    issues = validate_config(content, catalog=CATALOG, surface="judge", today=TODAY).errors
+    issues = validate_config(
+        content, catalog=CATALOG, surface="judge", today=TODAY, max_depth=MAX_DEPTH
+    ).errors
     assert [(i.path, i.code) for i in issues] == [("system", "judge_rubric")]
 
 
 def test_validate_config__verdict_not_required__names_the_input_schema() -> None:
     content = _judge()
     content["tools"][0]["input_schema"]["required"] = ["explanation"]
-    issues = validate_config(content, catalog=CATALOG, surface="judge", today=TODAY).errors
+    issues = validate_config(
+        content, catalog=CATALOG, surface="judge", today=TODAY, max_depth=MAX_DEPTH
+    ).errors
     assert [(i.path, i.code) for i in issues] == [("tools[0].input_schema", "judge_verdict_schema")]
 
 
 def test_validate_config__chat_without_verdict_tool__valid() -> None:
     content = _judge()
     del content["tools"], content["tool_choice"]
-    assert validate_config(content, catalog=CATALOG, surface="chat", today=TODAY).ok
+    assert validate_config(content, catalog=CATALOG, surface="chat", today=TODAY, max_depth=MAX_DEPTH).ok
