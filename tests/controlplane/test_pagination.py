@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from django.urls import reverse
 
+from evals.services import eval_sets
 from telemetry.services import webhooks
 from tests.factories import FACTORY_ACTOR, client_for, make_flag
 from tests.routes import api_routes
@@ -38,7 +39,14 @@ def list_urls() -> dict[str, str]:
     webhook = webhooks.create_webhook(
         name="ops", url="https://hooks.example.com/flagstaff", events=["incident.opened"], actor=FACTORY_ACTOR
     )
-    kwargs: dict[str, Any] = {"key": flag.key, "pk": webhook.pk}
+    # Routes name their objects by the same kwargs: an eval set keyed like the flag has version 1.
+    eval_set = eval_sets.create_eval_set(key=flag.key, flag=flag, actor=FACTORY_ACTOR)
+    version = eval_sets.create_eval_set_version(
+        eval_set=eval_set,
+        cases=[{"input": {"messages": [{"role": "user", "content": "Hi"}]}}],
+        actor=FACTORY_ACTOR,
+    )
+    kwargs: dict[str, Any] = {"key": flag.key, "pk": webhook.pk, "number": version.number}
     return {
         route.name: reverse(route.name, kwargs={name: kwargs[name] for name in route.kwarg_names})
         for route in LIST_ROUTES
