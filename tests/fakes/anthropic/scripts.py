@@ -39,13 +39,6 @@ def _collect(content: Any, parts: list[str]) -> None:
                 _collect(block.get("content"), parts)
 
 
-def forced_tool(body: JSON) -> str | None:
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(choice.get("name"), str):
-        return str(choice["name"])
-    return None
-
-
 class Scripts:
     """Replies and verdicts by marker, and a count of answered prompts by marker."""
 
@@ -53,16 +46,13 @@ class Scripts:
         self._lock = threading.Lock()
         self.replies: dict[str, ScriptedReply] = {}
         self.verdicts: dict[str, JSON] = {}
-        self.default_verdict: JSON = {}
         self._answered: list[str] = []
 
     def reply_for(self, text: str) -> ScriptedReply | None:
         return next((reply for marker, reply in self.replies.items() if marker in text), None)
 
-    def verdict_for(self, text: str) -> JSON:
-        return next(
-            (verdict for marker, verdict in self.verdicts.items() if marker in text), self.default_verdict
-        )
+    def verdict_for(self, text: str) -> JSON | None:
+        return next((verdict for marker, verdict in self.verdicts.items() if marker in text), None)
 
     def answered(self, text: str) -> None:
         with self._lock:

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.anthropic import messages, models, reports
 from tests.fakes.anthropic.batches import BatchStore
-from tests.fakes.anthropic.scripts import ScriptedReply, Scripts, forced_tool, prompt_text
+from tests.fakes.anthropic.forced_tools import ForcedToolInput, forced_tool_content
+from tests.fakes.anthropic.scripts import ScriptedReply, Scripts, prompt_text
 from tests.fakes.anthropic.wire import JSON, ApiError, RecordedRequest
 
 DEFAULT_API_KEY = "sk-ant-api03-fake-key"
@@ -49,6 +50,7 @@ class FakeAnthropic:
             self.stop_reason: str | None = None  # overrides end_turn / max_tokens
             self.stop_details: JSON | None = None
             self.sparse_usage = False  # omit the optional usage fields
+            self.forced_tool_input: ForcedToolInput | None = None  # scripts forced tool calls
             self.latency = 0.0  # seconds slept before answering each request
             self.batch_delay = 0.0  # seconds a batch stays in_progress
             self.batch_ttl = DAY_SECONDS  # a batch not ended by then expires
@@ -207,11 +209,8 @@ class FakeAnthropic:
 
     def _answer(self, body: JSON, *, service_tier: str) -> JSON:
         prompt = prompt_text(body)
-        tool = forced_tool(body)
         scripted = self.scripts.reply_for(prompt)
-        if tool is not None:
-            text, stop_reason = "", "tool_use"
-        elif scripted is not None:
+        if scripted is not None:
             text, stop_reason = messages.reply(scripted.text, body)
             stop_reason = scripted.stop_reason or stop_reason
         else:
@@ -224,12 +223,14 @@ class FakeAnthropic:
         message = messages.message_body(
             body["model"], text, stop_reason=stop_reason, stop_details=self.stop_details, usage=usage
         )
-        if tool is not None:
-            verdict = self.scripts.verdict_for(prompt)
-            message["content"] = [
-                {"type": "tool_use", "id": f"toolu_{secrets.token_hex(12)}", "name": tool, "input": verdict}
-            ]
-            usage["output_tokens"] = messages.count_tokens(json.dumps(verdict))
+        # A forced tool (a judge) answers with the tool: the test's callback decides its input,
+        # else the verdict scripted for a marker in the prompt; neither → a text answer.
+        script = self.forced_tool_input or (lambda _name, _body: self.scripts.verdict_for(prompt))
+        forced = forced_tool_content(body, script)
+        if forced is not None:
+            content, output_tokens = forced
+            usage["output_tokens"] = output_tokens
+            message |= {"content": content, "stop_reason": "tool_use"}
         self.scripts.answered(prompt)
         return message
 
