@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import anthropic
 
+from evals.scorers import Answer
 from flagstaff.render import RenderedRequest
 
 FailureKind = Literal["fatal", "retryable", "case"]
@@ -44,6 +45,14 @@ class CallResult:
     request_id: str
     latency_ms: int
     ttft_ms: int | None
+
+    def for_scorers(self) -> Answer:
+        tokens = self.usage.get("output_tokens")
+        return Answer(
+            content=self.output,
+            stop_reason=self.stop_reason or None,
+            output_tokens=tokens if isinstance(tokens, int) else None,
+        )
 
 
 @dataclass(frozen=True)

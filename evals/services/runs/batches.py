@@ -72,7 +72,7 @@ def _create(run: EvalRun, client: anthropic.Anthropic, requests: RunRequests) ->
         case = claimed.run_case.case
         output = reusable.get(case.case_hash)
         if output is not None:
-            store_reused(run, claimed, output, score_stored(requests.scorers, case, output))
+            store_reused(run, claimed, output, score_stored(requests.scoring, case, output))
         else:
             to_send.append(claimed)
     if not to_send:
@@ -126,7 +126,9 @@ def _read_results(run: EvalRun, client: anthropic.Anthropic, requests: RunReques
                 answer = result_from_message(
                     result.message, request_id=result.message.id, latency_ms=0, ttft_ms=None
                 )
-                store_answer(run, claimed, answer, score_answer(requests.scorers, row.case, answer))
+                store_answer(
+                    run, claimed, answer, score_answer(requests.scoring, row.case, answer.for_scorers())
+                )
             elif result.type == "errored":
                 fail_case(run, claimed, f"{result.error.error.type}: {result.error.error.message}")
             else:

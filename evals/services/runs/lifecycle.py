@@ -30,8 +30,9 @@ from evals.models import (
     RunMode,
     RunState,
 )
+from evals.scorers import scorer_versions
 from evals.services.runs.rendering import RunRequests, render_errors, run_content
-from evals.services.runs.scoring import scorer_versions
+from evals.services.runs.scoring import scoring_for, validated_specs
 from evals.services.runs.storing import run_summary
 from flags.models import ConfigVersion, Flag
 from flagstaff.canonical import content_hash
@@ -96,7 +97,7 @@ def start_run(
         draft_content=None if config_version is not None else content,
         content_hash=config_version.content_hash if config_version is not None else content_hash(content),
         eval_set_version=eval_set_version,
-        scorer_versions=scorer_versions(eval_set_version.scorers),
+        scorer_versions=scorer_versions(validated_specs(eval_set_version.scorers)),
         mode=mode,
         concurrency=concurrency,
         cases_total=len(cases),
@@ -223,8 +224,10 @@ def execute_run(*, run_id: int) -> str:
     except AnthropicNotConfigured as error:
         fail_run(run, error.detail)
         return "failed"
-    requests = RunRequests(content=content, scorers=list(run.eval_set_version.scorers or []))
     with client:
+        requests = RunRequests(
+            content=content, scoring=scoring_for(run.eval_set_version.scorers, client=client, content=content)
+        )
         if run.mode == RunMode.BATCH:
             from evals.services.runs.batches import step_batch
 

@@ -88,11 +88,11 @@ def _answer(client: anthropic.Anthropic, requests: RunRequests, case: EvalCase) 
     answer = call_with_retries(
         lambda: stream_once(client, request), max_attempts=settings.FLAGSTAFF_EVAL_MAX_ATTEMPTS
     )
-    return Answered(answer, score_answer(requests.scorers, case, answer))
+    return Answered(answer, score_answer(requests.scoring, case, answer.for_scorers()))
 
 
 def _rescore(requests: RunRequests, case: EvalCase, output: CaseOutput) -> Answered:
-    return Answered(None, score_stored(requests.scorers, case, output), reused=output)
+    return Answered(None, score_stored(requests.scoring, case, output), reused=output)
 
 
 def _store(run: EvalRun, claimed: Claimed, future: Future[Answered]) -> CallFailure | None:

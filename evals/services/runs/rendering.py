@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.models import EvalCase, EvalRun
+from evals.services.runs.scoring import Scoring
 from flagstaff.render import RenderedRequest, RenderError, render_request
 
 MAX_ERRORS_SHOWN = 20
@@ -45,10 +46,10 @@ def render_errors(content: Mapping[str, Any], cases: Iterable[EvalCase]) -> list
 
 @dataclass(frozen=True)
 class RunRequests:
-    """What the run's threads need: the content to render and the scorer specs."""
+    """What the run's threads need: the content to render and the scorer set."""
 
     content: Mapping[str, Any]
-    scorers: list[dict[str, Any]]
+    scoring: Scoring
 
     def for_case(self, case: EvalCase) -> RenderedRequest:
         return render_case(self.content, case)
