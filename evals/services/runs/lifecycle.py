@@ -51,12 +51,19 @@ class RunStateConflict(Conflict):
 
 
 def enqueue_run(run_id: int, *, countdown: float | None = None) -> None:
+    """Nudge a worker once the caller's transaction commits (at once outside one).
+
+    Robust: a broker outage must not fail the caller; the sweep queues the run anyway.
+    """
     from evals.tasks import execute_run as execute_run_task
 
-    if countdown is None:
-        execute_run_task.delay(run_id)
-    else:
-        execute_run_task.apply_async(args=(run_id,), countdown=countdown)
+    def send() -> None:
+        if countdown is None:
+            execute_run_task.delay(run_id)
+        else:
+            execute_run_task.apply_async(args=(run_id,), countdown=countdown)
+
+    transaction.on_commit(send, robust=True)
 
 
 @transaction.atomic
@@ -117,7 +124,7 @@ def start_run(
         },
         flag_key=flag.key,
     )
-    transaction.on_commit(lambda: enqueue_run(run.pk), robust=True)
+    enqueue_run(run.pk)
     return run
 
 
@@ -137,7 +144,7 @@ def cancel_run(*, run: EvalRun, actor: Actor) -> EvalRun:
     audit.record(actor=actor, action="eval_run.cancelled", target=run, flag_key=run.flag.key)
     if run.mode == RunMode.BATCH:
         # The worker cancels the batch at the API; until it does, the batch runs on.
-        transaction.on_commit(lambda: enqueue_run(run.pk), robust=True)
+        enqueue_run(run.pk)
     run.refresh_from_db()
     return run
 
@@ -151,7 +158,7 @@ def resume_run(*, run: EvalRun, actor: Actor) -> EvalRun:
     if not changed:
         raise RunStateConflict(f"Run {run.pk} is {run.state}; only a paused run can be resumed.")
     audit.record(actor=actor, action="eval_run.resumed", target=run, flag_key=run.flag.key)
-    transaction.on_commit(lambda: enqueue_run(run.pk), robust=True)
+    enqueue_run(run.pk)
     run.refresh_from_db()
     return run
 
