@@ -12,6 +12,7 @@ Map:
 """
 
 from evals.services.runs.lifecycle import (
+    MAX_CONCURRENCY,
     RunNotRenderable,
     RunStateConflict,
     cancel_run,
@@ -22,6 +23,7 @@ from evals.services.runs.lifecycle import (
 )
 
 __all__ = [
+    "MAX_CONCURRENCY",
     "RunNotRenderable",
     "RunStateConflict",
     "cancel_run",
