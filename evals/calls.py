@@ -43,7 +43,7 @@ class CallResult:
     usage: dict[str, Any]
     model: str
     request_id: str
-    latency_ms: int
+    latency_ms: int | None
     ttft_ms: int | None
 
     def for_scorers(self) -> Answer:
@@ -70,7 +70,7 @@ class CallFailed(Exception):
 
 
 def result_from_message(
-    message: Any, *, request_id: str | None, latency_ms: int, ttft_ms: int | None
+    message: Any, *, request_id: str | None, latency_ms: int | None, ttft_ms: int | None
 ) -> CallResult:
     """Turn an SDK `Message` (or `BetaMessage`) into the stored shape."""
     content = [block.model_dump(mode="json", exclude_none=True) for block in message.content]

@@ -16,19 +16,21 @@ from typing import Any
 
 import anthropic
 from django.conf import settings
+from django.db import transaction
 
 from controlplane.anthropic_client import AnthropicNotConfigured, make_client
-from evals.calls import CallFailed, classify, result_from_message
+from evals.calls import classify, result_from_message
 from evals.models import EvalRun, RunCase, RunCaseState
 from evals.services.runs.lifecycle import enqueue_run, fail_run, finish_if_complete, pause_run
 from evals.services.runs.rendering import RunRequests, batch_params
 from evals.services.runs.scoring import score_answer, score_stored
 from evals.services.runs.storing import (
     Claimed,
+    Finished,
+    Tally,
     claim_cases,
     fail_case,
-    store_answer,
-    store_reused,
+    store_finished,
     stored_outputs,
 )
 
@@ -67,12 +69,16 @@ def _create(run: EvalRun, client: anthropic.Anthropic, requests: RunRequests) ->
         return "creating elsewhere"
     claims = claim_cases(run, limit=run.cases_total)
     reusable = stored_outputs(run.content_hash, [c.run_case.case.case_hash for c in claims])
+    tally = Tally()
     to_send: list[Claimed] = []
     for claimed in claims:
         case = claimed.run_case.case
         output = reusable.get(case.case_hash)
         if output is not None:
-            store_reused(run, claimed, output, score_stored(requests.scoring, case, output))
+            with transaction.atomic():
+                verdict = score_stored(requests.scoring, case, output)
+                store_finished(run, [Finished(claimed, verdict, reused=output)], tally)
+                tally.flush(run)
         else:
             to_send.append(claimed)
     if not to_send:
@@ -113,36 +119,41 @@ def _read_results(run: EvalRun, client: anthropic.Anthropic, requests: RunReques
         row.pk: row
         for row in RunCase.objects.filter(run=run, state=RunCaseState.CLAIMED).select_related("case")
     }
+    tally = Tally()
     try:
-        lines = _api(client, requests).results(run.batch_id)
-        for line in lines:
-            pk = int(line.custom_id.removeprefix(CUSTOM_ID_PREFIX))
-            row = claims.pop(pk, None)
+        for line in _api(client, requests).results(run.batch_id):
+            row = claims.pop(int(line.custom_id.removeprefix(CUSTOM_ID_PREFIX)), None)
             if row is None or row.claimed_at is None:
                 continue  # stored by an earlier read
-            claimed = Claimed(row, row.claimed_at)
-            result = line.result
-            if result.type == "succeeded":
-                answer = result_from_message(
-                    result.message, request_id=result.message.id, latency_ms=0, ttft_ms=None
-                )
-                store_answer(
-                    run, claimed, answer, score_answer(requests.scoring, row.case, answer.for_scorers())
-                )
-            elif result.type == "errored":
-                fail_case(run, claimed, f"{result.error.error.type}: {result.error.error.message}")
-            else:
-                fail_case(run, claimed, f"the batch request was {result.type}")
+            with transaction.atomic():
+                _store_line(run, Claimed(row, row.claimed_at), line.result, requests, tally)
+                tally.flush(run)
     except anthropic.APIError as error:
         failure = classify(error)
         return _api_failed(run, failure.reason, fatal=failure.kind == "fatal")
-    except CallFailed as failed:
-        return _api_failed(run, failed.failure.reason, fatal=failed.failure.kind == "fatal")
-    for row in claims.values():
-        if row.claimed_at is not None:
-            fail_case(run, Claimed(row, row.claimed_at), "the batch's results have no line for this case")
+    with transaction.atomic():
+        for row in claims.values():
+            if row.claimed_at is not None:
+                fail_case(
+                    Claimed(row, row.claimed_at), "the batch's results have no line for this case", tally
+                )
+        tally.flush(run)
     finish_if_complete(run)
     return "read"
+
+
+def _store_line(run: EvalRun, claimed: Claimed, result: Any, requests: RunRequests, tally: Tally) -> None:
+    if result.type == "succeeded":
+        # A batch answer has no latency of its own: the batch's queueing time is not the model's.
+        answer = result_from_message(
+            result.message, request_id=result.message.id, latency_ms=None, ttft_ms=None
+        )
+        verdict = score_answer(requests.scoring, claimed.run_case.case, answer.for_scorers())
+        store_finished(run, [Finished(claimed, verdict, answer=answer)], tally)
+    elif result.type == "errored":
+        fail_case(claimed, f"{result.error.error.type}: {result.error.error.message}", tally)
+    else:
+        fail_case(claimed, f"the batch request was {result.type}", tally)
 
 
 def _api_failed(run: EvalRun, reason: str, *, fatal: bool) -> str:

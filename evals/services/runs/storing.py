@@ -9,14 +9,13 @@ requested again, by this run or any later run of the same content.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from evals.calls import CallResult
@@ -36,30 +35,45 @@ class Claimed:
 
 
 def claim_cases(run: EvalRun, *, limit: int) -> list[Claimed]:
-    """Claim up to `limit` cases in position order: pending ones, or a dead worker's."""
+    """Claim up to `limit` cases in position order: pending ones, else those of a dead worker."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS)
-    claimable = Q(state=RunCaseState.PENDING) | Q(state=RunCaseState.CLAIMED, claimed_at__lt=stale)
-    candidates = (
-        RunCase.objects.filter(run=run)
-        .filter(claimable)
-        .order_by("case__position")
-        .values_list("pk", "state", "claimed_at")[: limit * 2]
+    # RunCases are created in position order, so the primary key orders them without a join.
+    pending = list(
+        RunCase.objects.filter(run=run, state=RunCaseState.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
     )
     claimed: list[int] = []
-    for pk, state, claimed_at in candidates:
-        if len(claimed) == limit:
-            break
-        # Conditional on the state and claim time read: 0 rows means another worker won it.
-        if (
-            RunCase.objects.filter(pk=pk, state=state, claimed_at=claimed_at).update(
-                state=RunCaseState.CLAIMED, claimed_at=now, attempts=F("attempts") + 1
+    if pending:
+        # Conditional on the state: a row another worker took meanwhile is not updated, and the
+        # claim time (this call's own) tells the rows this worker won.
+        RunCase.objects.filter(pk__in=pending, state=RunCaseState.PENDING).update(
+            state=RunCaseState.CLAIMED, claimed_at=now, attempts=F("attempts") + 1
+        )
+        claimed = list(
+            RunCase.objects.filter(pk__in=pending, state=RunCaseState.CLAIMED, claimed_at=now).values_list(
+                "pk", flat=True
             )
-            == 1
-        ):
-            claimed.append(pk)
-    rows = RunCase.objects.filter(pk__in=claimed).select_related("case").order_by("case__position")
+        )
+    if len(claimed) < limit:
+        claimed += _claim_stale(run, limit=limit - len(claimed), now=now)
+    rows = RunCase.objects.filter(pk__in=claimed).select_related("case").order_by("pk")
     return [Claimed(row, now) for row in rows]
+
+
+def _claim_stale(run: EvalRun, *, limit: int, now: datetime) -> list[int]:
+    stale = now - timedelta(seconds=settings.FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS)
+    candidates = RunCase.objects.filter(
+        run=run, state=RunCaseState.CLAIMED, claimed_at__lt=stale
+    ).values_list("pk", "claimed_at")[:limit]
+    return [
+        pk
+        for pk, claimed_at in candidates
+        # Conditional on the claim time read: 0 rows means another worker reclaimed it first.
+        if RunCase.objects.filter(pk=pk, state=RunCaseState.CLAIMED, claimed_at=claimed_at).update(
+            claimed_at=now, attempts=F("attempts") + 1
+        )
+    ]
 
 
 def stored_outputs(content_hash: str, case_hashes: Iterable[str]) -> dict[str, CaseOutput]:
@@ -93,47 +107,101 @@ def answer_cost(answer: CallResult) -> int | None:
     )
 
 
-@transaction.atomic
-def store_answer(run: EvalRun, claimed: Claimed, answer: CallResult, verdict: CaseVerdict) -> bool:
-    """Store a fresh answer and its scores and mark the case done; False when the claim was lost."""
-    cost = answer_cost(answer)
-    output, _ = CaseOutput.objects.get_or_create(
+@dataclass
+class Tally:
+    """Cases finished by this worker since the run's counters were last written."""
+
+    done: int = 0
+    reused: int = 0
+    paid_micro_usd: int = 0
+
+    def flush(self, run: EvalRun) -> None:
+        """Add the tally to the run's counters (one UPDATE for many cases) and start again."""
+        if self.done:
+            EvalRun.objects.filter(pk=run.pk).update(
+                cases_done=F("cases_done") + self.done,
+                cases_reused=F("cases_reused") + self.reused,
+                cost_micro_usd=F("cost_micro_usd") + self.paid_micro_usd,
+            )
+        self.done = self.reused = self.paid_micro_usd = 0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A claimed case with what it got: a fresh answer, or an output an earlier run paid for."""
+
+    claimed: Claimed
+    verdict: CaseVerdict
+    answer: CallResult | None = None
+    reused: CaseOutput | None = None
+
+
+def store_finished(run: EvalRun, finished: Sequence[Finished], tally: Tally) -> None:
+    """Store fresh answers, scores and the cases' new state in a few statements for many cases.
+
+    Call inside a transaction: answers and the cases marked done commit together, so a case whose
+    answer was stored is never claimed again.
+    """
+    fresh = [item for item in finished if item.answer is not None]
+    costs = {id(item): answer_cost(item.answer) for item in fresh if item.answer is not None}
+    CaseOutput.objects.bulk_create(
+        [
+            _output_row(run, item.claimed, item.answer, costs[id(item)])
+            for item in fresh
+            if item.answer is not None
+        ],
+        # Another worker may have stored the same answer meanwhile: it stays, and is used.
+        ignore_conflicts=True,
+    )
+    outputs = {
+        item.claimed.run_case.case.case_hash: item.reused for item in finished if item.reused is not None
+    }
+    if fresh:
+        stored = CaseOutput.objects.filter(
+            content_hash=run.content_hash,
+            case_hash__in=[item.claimed.run_case.case.case_hash for item in fresh],
+        )
+        outputs.update({output.case_hash: output for output in stored})
+    CaseScore.objects.bulk_create(
+        [
+            CaseScore(output=outputs[item.claimed.run_case.case.case_hash], **row.fields())
+            for item in finished
+            for row in item.verdict.rows
+            if not row.stored
+        ],
+        # Unique per (output, scorer, version, params): a score another worker stored stays.
+        ignore_conflicts=True,
+    )
+    for item in finished:
+        _finish(
+            item.claimed,
+            output=outputs[item.claimed.run_case.case.case_hash],
+            verdict=item.verdict,
+            reused=item.answer is None,
+            paid=costs.get(id(item)) or 0,
+            tally=tally,
+        )
+
+
+def _output_row(run: EvalRun, claimed: Claimed, answer: CallResult, cost: int | None) -> CaseOutput:
+    return CaseOutput(
         content_hash=run.content_hash,
         case_hash=claimed.run_case.case.case_hash,
-        defaults={
-            "output": answer.output,
-            "text": answer.text,
-            "stop_reason": answer.stop_reason,
-            "usage": answer.usage,
-            "cost_micro_usd": cost,
-            "latency_ms": answer.latency_ms,
-            "ttft_ms": answer.ttft_ms,
-            "model": answer.model,
-            "request_id": answer.request_id,
-            "mode": run.mode,
-        },
-    )
-    store_scores(output, verdict)
-    return _finish(run, claimed, output=output, verdict=verdict, reused=False, paid=cost or 0)
-
-
-@transaction.atomic
-def store_reused(run: EvalRun, claimed: Claimed, output: CaseOutput, verdict: CaseVerdict) -> bool:
-    """Mark the case done with an answer an earlier run paid for; scores missing are added."""
-    store_scores(output, verdict)
-    return _finish(run, claimed, output=output, verdict=verdict, reused=True, paid=0)
-
-
-def store_scores(output: CaseOutput, verdict: CaseVerdict) -> None:
-    # Unique per (output, scorer, version, params): a score another worker stored stays.
-    CaseScore.objects.bulk_create(
-        [CaseScore(output=output, **row.fields()) for row in verdict.rows if not row.stored],
-        ignore_conflicts=True,
+        output=answer.output,
+        text=answer.text,
+        stop_reason=answer.stop_reason,
+        usage=answer.usage,
+        cost_micro_usd=cost,
+        latency_ms=answer.latency_ms,
+        ttft_ms=answer.ttft_ms,
+        model=answer.model,
+        request_id=answer.request_id,
+        mode=run.mode,
     )
 
 
 def _finish(
-    run: EvalRun, claimed: Claimed, *, output: CaseOutput, verdict: CaseVerdict, reused: bool, paid: int
+    claimed: Claimed, *, output: CaseOutput, verdict: CaseVerdict, reused: bool, paid: int, tally: Tally
 ) -> bool:
     finished = RunCase.objects.filter(
         pk=claimed.run_case.pk, state=RunCaseState.CLAIMED, claimed_at=claimed.claimed_at
@@ -146,26 +214,21 @@ def _finish(
         error=verdict.error,
         finished_at=timezone.now(),
     )
-    _count(run, finished, reused=reused, paid=paid)
+    # A fresh answer is paid even when the claim was lost; the run counts what it paid.
+    tally.paid_micro_usd += paid
+    if finished:
+        tally.done += 1
+        tally.reused += int(reused)
     return finished == 1
 
 
-def fail_case(run: EvalRun, claimed: Claimed, error: str) -> bool:
+def fail_case(claimed: Claimed, error: str, tally: Tally) -> bool:
     """The case cannot be answered (e.g. its prompt is refused with a 400); the run goes on."""
     failed = RunCase.objects.filter(
         pk=claimed.run_case.pk, state=RunCaseState.CLAIMED, claimed_at=claimed.claimed_at
     ).update(state=RunCaseState.ERROR, error=error[:2000], finished_at=timezone.now())
-    _count(run, failed, reused=False, paid=0)
+    tally.done += failed
     return failed == 1
-
-
-def _count(run: EvalRun, finished: int, *, reused: bool, paid: int) -> None:
-    if finished:
-        EvalRun.objects.filter(pk=run.pk).update(
-            cases_done=F("cases_done") + 1,
-            cases_reused=F("cases_reused") + int(reused),
-            cost_micro_usd=F("cost_micro_usd") + paid,
-        )
 
 
 def release_cases(claims: Iterable[Claimed]) -> None:
