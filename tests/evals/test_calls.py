@@ -39,6 +39,7 @@ def test_stream_once__answer__text_usage_latency_and_ttft(
     assert result.usage["output_tokens"] == 6
     assert result.request_id.startswith("req_")
     assert result.ttft_ms is not None
+    assert result.latency_ms is not None
     assert result.ttft_ms <= result.latency_ms
 
 
