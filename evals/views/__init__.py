@@ -1,0 +1,1 @@
+"""Pages of the evals app, one module per area."""
