@@ -12,6 +12,7 @@ NAVIGATION = (
     ("Models", "flags:models", Scope.READ),
     ("Telemetry", "telemetry:overview", Scope.READ),
     ("Incidents", "incidents:list", Scope.READ),
+    ("Evals", "evals:list", Scope.READ),
     ("Usage & cost", "usage:status", Scope.READ),
     ("Audit", "core:audit", Scope.AUDIT),
     ("Tokens", "core:tokens", Scope.ADMIN),

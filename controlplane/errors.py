@@ -42,7 +42,7 @@ class DomainError(Exception):
         detail: str,
         *,
         code: str | None = None,
-        errors: Sequence[Mapping[str, str]] = (),
+        errors: Sequence[Mapping[str, Any]] = (),
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)

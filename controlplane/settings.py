@@ -216,6 +216,8 @@ ANTHROPIC_ADMIN_API_KEY = env_secret("ANTHROPIC_ADMIN_API_KEY")
 FLAGSTAFF_MAX_CONFIG_BYTES = env_int("FLAGSTAFF_MAX_CONFIG_BYTES", 1024 * 1024)
 # Request bodies above this are refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLAGSTAFF_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
+# An eval set file (JSON Lines or CSV) above this is refused with 413 before parsing.
+FLAGSTAFF_EVAL_IMPORT_MAX_BYTES = env_int("FLAGSTAFF_EVAL_IMPORT_MAX_BYTES", 64 * 1024 * 1024)
 
 # Serving (docs/serving.md). Without a listening Redis, a process checks an environment's
 # revision at most this often; with Redis it also re-checks every RECHECK seconds, in case an

@@ -2,14 +2,29 @@
 
 from django.urls import path
 
-from evals.views import runs
+from evals.views import calibration, eval_sets, runs
 
 app_name = "evals"
 
 urlpatterns = [
-    path("evals/runs/", runs.run_list, name="runs"),
-    path("evals/runs/<int:pk>/", runs.run_detail, name="run"),
-    path("evals/runs/<int:pk>/cases/<int:position>/", runs.run_case, name="run-case"),
-    path("evals/runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
-    path("evals/runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
+    path("eval-sets/", eval_sets.eval_set_list, name="list"),
+    path("eval-sets/<slug:key>/", eval_sets.eval_set_detail, name="detail"),
+    path("eval-sets/<slug:key>/import/", eval_sets.eval_set_import, name="import"),
+    path("eval-sets/<slug:key>/samples/", eval_sets.eval_set_samples, name="samples"),
+    path("eval-sets/<slug:key>/versions/<int:number>/edit/", eval_sets.version_edit, name="version-edit"),
+    path("eval-sets/<slug:key>/versions/<int:number>/export/", eval_sets.eval_set_export, name="export"),
+    path("judges/", calibration.judge_list, name="judges"),
+    path("judges/<slug:key>/", calibration.judge_calibration, name="calibration"),
+    path("judges/<slug:key>/calibrate/", calibration.judge_calibrate, name="calibrate"),
+    path("judges/<slug:key>/labels/import/", calibration.judge_labels_import, name="labels-import"),
+    path(
+        "judges/<slug:key>/labels/<slug:eval_set_key>/<int:number>/",
+        calibration.judge_label,
+        name="label",
+    ),
+    path("eval-runs/", runs.run_list, name="runs"),
+    path("eval-runs/<int:pk>/", runs.run_detail, name="run"),
+    path("eval-runs/<int:pk>/cases/<int:position>/", runs.run_case, name="run-case"),
+    path("eval-runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
+    path("eval-runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
 ]

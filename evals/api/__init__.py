@@ -1,0 +1,1 @@
+"""The evals REST API, one module per area; routes in `evals.api.urls`."""

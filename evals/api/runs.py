@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import StrictSerializer
-from evals.lookups import get_eval_set_version, get_run
+from evals.lookups import find_eval_set_version, get_run
 from evals.models import CaseScore, EvalRun, RunCase, RunMode
 from evals.run_progress import run_progress
 from evals.services import runs
@@ -110,7 +110,7 @@ class RunsView(ListAPIView[EvalRun]):
         flag = get_flag(body["flag"])
         run = runs.start_run(
             flag=flag,
-            eval_set_version=get_eval_set_version(body["eval_set"], body.get("eval_set_version")),
+            eval_set_version=find_eval_set_version(body["eval_set"], body.get("eval_set_version")),
             config_version=get_version(flag, body["version"]) if "version" in body else None,
             draft_content=body.get("draft_content"),
             mode=body["mode"],

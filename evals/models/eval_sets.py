@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 
@@ -107,3 +109,12 @@ class EvalCase(ImmutableModel):
 
     def __str__(self) -> str:
         return f"case {self.position} of {self.version_id}"
+
+    def as_case_dict(self) -> dict[str, Any]:
+        """The case as files and the API carry it (see evals/cases.py)."""
+        return {
+            "input": self.input,
+            "reference": self.reference,
+            "assertions": self.assertions,
+            "tags": self.tags,
+        }

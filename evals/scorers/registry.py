@@ -217,7 +217,8 @@ SCORERS: dict[str, ScorerDef] = {
             1,
             judge.llm_judge,
             "An LLM judge (a config of surface judge) grades the answer by its rubric.",
-            {"judge": (str, True)},
+            {"judge": (str, True), "version": (int, False)},
+            check=_check_positive("version"),
         ),
     )
 }

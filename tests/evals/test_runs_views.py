@@ -36,7 +36,7 @@ def logged_in(user: User) -> Client:
 def test_run_page__running__progress_polls_and_no_inline_script(viewer: User) -> None:
     run = start()
 
-    page = logged_in(viewer).get(f"/evals/runs/{run.pk}/")
+    page = logged_in(viewer).get(f"/eval-runs/{run.pk}/")
 
     html = page.content.decode()
     assert page.status_code == 200
@@ -49,7 +49,7 @@ def test_run_page__htmx_poll__only_the_progress_block(viewer: User) -> None:
     run = start()
 
     fragment = logged_in(viewer).get(
-        f"/evals/runs/{run.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run_progress"
+        f"/eval-runs/{run.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run_progress"
     )
 
     html = fragment.content.decode()
@@ -63,7 +63,7 @@ def test_run_page__finished__summary_and_polling_stops(viewer: User, fake_anthro
     with anthropic_at(fake_anthropic):
         runs.execute_run(run_id=run.pk)
 
-    html = logged_in(viewer).get(f"/evals/runs/{run.pk}/").content.decode()
+    html = logged_in(viewer).get(f"/eval-runs/{run.pk}/").content.decode()
 
     assert "hx-trigger" not in html
     assert "1 / 3" in html  # passed / judged
@@ -77,7 +77,7 @@ def test_run_case_page__failed_case__input_output_explanation_and_cost(
     with anthropic_at(fake_anthropic):
         runs.execute_run(run_id=run.pk)
 
-    html = logged_in(viewer).get(f"/evals/runs/{run.pk}/cases/0/").content.decode()
+    html = logged_in(viewer).get(f"/eval-runs/{run.pk}/cases/0/").content.decode()
 
     assert "Question [case-0]" in html
     assert "You said: Question [case-0]" in html
@@ -90,13 +90,13 @@ def test_run_case_page__failed_case__input_output_explanation_and_cost(
 def test_run_case_page__unknown_position__404(viewer: User) -> None:
     run = start()
 
-    assert logged_in(viewer).get(f"/evals/runs/{run.pk}/cases/99/").status_code == 404
+    assert logged_in(viewer).get(f"/eval-runs/{run.pk}/cases/99/").status_code == 404
 
 
 def test_run_cancel__viewer__forbidden_and_run_untouched(viewer: User) -> None:
     run = start()
 
-    response = logged_in(viewer).post(f"/evals/runs/{run.pk}/cancel/")
+    response = logged_in(viewer).post(f"/eval-runs/{run.pk}/cancel/")
 
     assert response.status_code == 403
     assert EvalRun.objects.get(pk=run.pk).state == RunState.QUEUED
@@ -105,14 +105,14 @@ def test_run_cancel__viewer__forbidden_and_run_untouched(viewer: User) -> None:
 def test_run_cancel__editor__cancelled_and_redirected(editor: User) -> None:
     run = start()
 
-    response = logged_in(editor).post(f"/evals/runs/{run.pk}/cancel/")
+    response = logged_in(editor).post(f"/eval-runs/{run.pk}/cancel/")
 
     assert response.status_code == 302
     assert EvalRun.objects.get(pk=run.pk).state == RunState.CANCELLED
 
 
 def test_run_pages__anonymous__sent_to_login() -> None:
-    response = Client().get("/evals/runs/")
+    response = Client().get("/eval-runs/")
 
     assert response.status_code == 302
     assert "/login/" in response["Location"]
@@ -121,6 +121,6 @@ def test_run_pages__anonymous__sent_to_login() -> None:
 def test_run_list__viewer__lists_runs_with_links(viewer: User) -> None:
     run = start()
 
-    html = logged_in(viewer).get("/evals/runs/").content.decode()
+    html = logged_in(viewer).get("/eval-runs/").content.decode()
 
-    assert f"/evals/runs/{run.pk}/" in html
+    assert f"/eval-runs/{run.pk}/" in html

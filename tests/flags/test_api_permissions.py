@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, URLResolver, reverse
 from rest_framework.test import APIClient
 
 from controlplane import api_urls
@@ -225,11 +225,20 @@ PUBLIC_ROUTES = {"schema", "docs"}
 ROUTE_ARGUMENTS = {"key": "support-chat", "env": "staging", "number": 1, "index": 0, "pk": 1}
 
 
+def _patterns(patterns: list[Any]) -> Iterator[URLPattern]:
+    """Every route, including those of the apps' urlconfs that api_urls includes."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _patterns(pattern.url_patterns)
+        else:
+            assert isinstance(pattern, URLPattern)
+            yield pattern
+
+
 def api_routes() -> list[tuple[str, str]]:
-    """(method, url) for every method of every route in controlplane/api_urls.py."""
+    """(method, url) for every method of every route in controlplane/api_urls.py and its includes."""
     calls = []
-    for pattern in api_urls.urlpatterns:
-        assert isinstance(pattern, URLPattern)
+    for pattern in _patterns(api_urls.urlpatterns):
         if pattern.name in PUBLIC_ROUTES:
             continue
         view = pattern.callback.cls  # type: ignore[attr-defined]

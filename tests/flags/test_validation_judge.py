@@ -41,7 +41,8 @@ def test_verdict_tool__score_one_to_five__one_to_five_scale() -> None:
         "required": ["score"],
     }
     tool, _ = verdict_tool(content)
-    assert tool is not None and tool.scale == ONE_TO_FIVE
+    assert tool is not None
+    assert tool.scale == ONE_TO_FIVE
 
 
 def test_validate_config__judge_without_forced_tool__names_tool_choice() -> None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from controlplane.audit import Actor
 from controlplane.errors import DomainError
 from controlplane.models import Source
-from evals.lookups import get_eval_set_version, get_run
+from evals.lookups import find_eval_set_version, get_run
 from evals.models import EvalRun, RunMode
 from evals.run_progress import Progress, run_progress
 from evals.services import runs
@@ -55,7 +55,7 @@ class Command(BaseCommand):
             flag = get_flag(options["flag"])
             run = runs.start_run(
                 flag=flag,
-                eval_set_version=get_eval_set_version(options["eval_set"], options["eval_set_version"]),
+                eval_set_version=find_eval_set_version(options["eval_set"], options["eval_set_version"]),
                 config_version=get_version(flag, options["version"]),
                 mode=RunMode.BATCH if options["batch"] else RunMode.MESSAGES,
                 concurrency=options["concurrency"],
