@@ -28,7 +28,7 @@ def start(cases: int, scorers: list[dict[str, Any]] | None = None) -> Any:
 def test_execute_run__batch__created_polled_then_results_stored_at_batch_prices(
     fake_anthropic: FakeAnthropic,
 ) -> None:
-    fake_anthropic.batch_delay = 0.3
+    fake_anthropic.batch_delay = 60
     fake_anthropic.script_reply(marker(1), "It is answer 1.")
     run = start(3, [{"name": "contains"}])
 
@@ -37,7 +37,6 @@ def test_execute_run__batch__created_polled_then_results_stored_at_batch_prices(
         run.refresh_from_db()
         batch_id = run.batch_id
         polled = runs.execute_run(run_id=run.pk)
-        fake_anthropic.batch_delay = 0
         fake_anthropic.batches._batches[batch_id].ends_at = 0
         read = runs.execute_run(run_id=run.pk)
 
