@@ -1,6 +1,10 @@
+from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
+from django.test import override_settings
+from django.utils import timezone
 
 from controlplane.audit import Actor
 from evals.models import CaseOutput, EvalRun, RunCase, RunState
@@ -212,3 +216,18 @@ def test_cancel_run__finished__conflict() -> None:
 
     with pytest.raises(runs.RunStateConflict):
         runs.cancel_run(run=run, actor=ACTOR)
+
+
+def test_sweep_runs__run_untouched_past_the_claim_timeout__queued_again_fresh_one_not() -> None:
+    stale, fresh = start(1), start(1)
+    EvalRun.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(seconds=120))
+
+    with (
+        override_settings(FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS=60),
+        mock.patch("evals.services.runs.lifecycle.enqueue_run") as enqueued,
+    ):
+        count = runs.sweep_runs()
+
+    assert count == 1
+    assert [c.args[0] for c in enqueued.call_args_list] == [stale.pk]
+    assert fresh.pk != stale.pk
