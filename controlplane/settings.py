@@ -232,6 +232,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {"task": "telemetry.tasks_budgets.sweep_webhook_deliveries", "schedule": 30},
     # Fetch at most one page of the Usage & Cost Admin API per minute (the API's sustained pace).
     "sync-admin-reports": {"task": "telemetry.tasks_usage.sync_admin_reports", "schedule": 60},
+    # Resume eval runs whose worker died (no claim or answer for FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS)
+    # and poll batch runs whose poll was lost.
+    "sweep-eval-runs": {"task": "evals.sweep_runs", "schedule": 60},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
@@ -295,6 +298,20 @@ FLAGSTAFF_TELEMETRY_RETENTION_BATCH = env_int("FLAGSTAFF_TELEMETRY_RETENTION_BAT
 FLAGSTAFF_SAMPLE_MAX_BYTES = env_int("FLAGSTAFF_SAMPLE_MAX_BYTES", 64 * 1024)
 # Each process re-reads the price table from the model catalog at most this often.
 FLAGSTAFF_PRICE_CACHE_SECONDS = env_int("FLAGSTAFF_PRICE_CACHE_SECONDS", 60)
+
+# Eval runs. CONCURRENCY: Messages API calls in flight per run (a run may ask for another).
+# MAX_ATTEMPTS: tries per call on 429/529/5xx before the run pauses with the reason. A case
+# claimed longer than CLAIM_TIMEOUT_SECONDS belongs to a worker taken to be dead (it must exceed
+# a call's time with its retries). A worker gives a run SLICE_SECONDS, then queues the rest, so
+# that no task outlives the task time limit; a batch is polled every BATCH_POLL_SECONDS.
+FLAGSTAFF_EVAL_CONCURRENCY = env_int("FLAGSTAFF_EVAL_CONCURRENCY", 8)
+FLAGSTAFF_EVAL_MAX_ATTEMPTS = env_int("FLAGSTAFF_EVAL_MAX_ATTEMPTS", 6)
+FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS = env_int("FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS", 600)
+FLAGSTAFF_EVAL_SLICE_SECONDS = env_int("FLAGSTAFF_EVAL_SLICE_SECONDS", 240)
+FLAGSTAFF_EVAL_BATCH_POLL_SECONDS = env_int("FLAGSTAFF_EVAL_BATCH_POLL_SECONDS", 60)
+for _name in ("CONCURRENCY", "MAX_ATTEMPTS", "CLAIM_TIMEOUT_SECONDS", "SLICE_SECONDS", "BATCH_POLL_SECONDS"):
+    if globals()[f"FLAGSTAFF_EVAL_{_name}"] < 1:
+        raise ImproperlyConfigured(f"FLAGSTAFF_EVAL_{_name} must be at least 1")
 
 # Budgets and incidents. The check judges latency p95 over the last WINDOW minutes of rollups,
 # and only with at least MIN_CALLS observations of a metric in that window.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals.views import calibration, eval_sets
+from evals.views import calibration, eval_sets, runs
 
 app_name = "evals"
 
@@ -22,4 +22,9 @@ urlpatterns = [
         calibration.judge_label,
         name="label",
     ),
+    path("eval-runs/", runs.run_list, name="runs"),
+    path("eval-runs/<int:pk>/", runs.run_detail, name="run"),
+    path("eval-runs/<int:pk>/cases/<int:position>/", runs.run_case, name="run-case"),
+    path("eval-runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
+    path("eval-runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals.api import calibration, eval_sets
+from evals.api import calibration, eval_sets, runs
 
 urlpatterns = [
     path("eval-sets/", eval_sets.EvalSetsView.as_view(), name="eval-sets"),
@@ -26,4 +26,9 @@ urlpatterns = [
     ),
     path("judges/<slug:key>/calibration/", calibration.CalibrationView.as_view(), name="judge-calibration"),
     path("judges/<slug:key>/labels/", calibration.LabelsImportView.as_view(), name="judge-labels"),
+    path("eval-runs/", runs.RunsView.as_view(), name="eval-runs"),
+    path("eval-runs/<int:pk>/", runs.RunDetailView.as_view(), name="eval-run"),
+    path("eval-runs/<int:pk>/cases/", runs.RunCasesView.as_view(), name="eval-run-cases"),
+    path("eval-runs/<int:pk>/cancel/", runs.RunCancelView.as_view(), name="eval-run-cancel"),
+    path("eval-runs/<int:pk>/resume/", runs.RunResumeView.as_view(), name="eval-run-resume"),
 ]

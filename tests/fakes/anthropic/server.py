@@ -10,12 +10,20 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.anthropic import messages, models, reports
+from tests.fakes.anthropic.batches import BatchStore
 from tests.fakes.anthropic.forced_tools import ForcedToolInput, forced_tool_content
+from tests.fakes.anthropic.scripts import ScriptedReply, Scripts, prompt_text
 from tests.fakes.anthropic.wire import JSON, ApiError, RecordedRequest
 
 DEFAULT_API_KEY = "sk-ant-api03-fake-key"
 DEFAULT_ADMIN_KEY = "sk-ant-admin01-fake-key"
 API_VERSIONS = frozenset({"2023-06-01", "2026-10-21"})
+BATCHES = "/v1/messages/batches"
+DAY_SECONDS = 24 * 3600.0
+
+
+class JSONLines(list[JSON]):
+    """A reply sent as a `.jsonl` body (batch results), not as one JSON document."""
 
 
 class FakeAnthropic:
@@ -44,6 +52,10 @@ class FakeAnthropic:
             self.sparse_usage = False  # omit the optional usage fields
             self.forced_tool_input: ForcedToolInput | None = None  # scripts forced tool calls
             self.latency = 0.0  # seconds slept before answering each request
+            self.batch_delay = 0.0  # seconds a batch stays in_progress
+            self.batch_ttl = DAY_SECONDS  # a batch not ended by then expires
+            self.scripts = Scripts()
+            self.batches = BatchStore(self._answer_batched)
             self.requests: list[RecordedRequest] = []
             self._failures: list[tuple[str, ApiError]] = []
             self._stream_errors: list[ApiError] = []
@@ -103,7 +115,23 @@ class FakeAnthropic:
         with self._lock:
             self._stream_errors.append(ApiError(200, message, error_type=error_type))
 
-    def _dispatch(self, request: RecordedRequest) -> JSON | list[messages.Event]:
+    def script_reply(self, marker: str, text: str, *, stop_reason: str | None = None) -> None:
+        """Answer prompts containing `marker` with `text` (and `stop_reason` instead of end_turn)."""
+        self.scripts.replies[marker] = ScriptedReply(text, stop_reason)
+
+    def script_verdict(self, marker: str, verdict: JSON) -> None:
+        """Answer forced-tool (judge) prompts containing `marker` by calling the tool with `verdict`."""
+        self.scripts.verdicts[marker] = verdict
+
+    def times_answered(self, marker: str) -> int:
+        """How many answered (billed) messages, direct or batched, had `marker` in their prompt."""
+        return self.scripts.count(marker)
+
+    def repeated_prompts(self) -> dict[str, int]:
+        """Prompts answered more than once: a test asserts this is empty to rule out double charges."""
+        return self.scripts.repeated()
+
+    def _dispatch(self, request: RecordedRequest) -> JSON | JSONLines | list[messages.Event]:
         with self._lock:
             self.requests.append(request)
             failure = next((f for f in self._failures if request.path.startswith(f[0])), None)
@@ -122,6 +150,23 @@ class FakeAnthropic:
         match request.method, request.path:
             case "POST", "/v1/messages":
                 return self._create_message(request, version)
+            case "POST", "/v1/messages/batches":
+                return self.batches.create(
+                    request, delay=self.batch_delay, ttl=self.batch_ttl, base_url=self.base_url
+                )
+            case "GET", "/v1/messages/batches":
+                return self.batches.page(request.query, base_url=self.base_url)
+            case "POST", path if path.startswith(BATCHES + "/") and path.endswith("/cancel"):
+                batch_id = path.removeprefix(BATCHES + "/").removesuffix("/cancel")
+                return self.batches.cancel(batch_id, base_url=self.base_url)
+            case "GET", path if path.startswith(BATCHES + "/") and path.endswith("/results"):
+                return JSONLines(
+                    self.batches.results(path.removeprefix(BATCHES + "/").removesuffix("/results"))
+                )
+            case "GET", path if path.startswith(BATCHES + "/"):
+                return self.batches.describe(path.removeprefix(BATCHES + "/"), base_url=self.base_url)
+            case "DELETE", path if path.startswith(BATCHES + "/"):
+                return self.batches.delete(path.removeprefix(BATCHES + "/"))
             case "GET", "/v1/models":
                 return models.list_models(self.models, request.query, page_size=self.models_page_size)
             case "GET", path if path.startswith("/v1/models/"):
@@ -147,25 +192,47 @@ class FakeAnthropic:
 
     def _create_message(self, request: RecordedRequest, version: str) -> JSON | list[messages.Event]:
         body = messages.validate(request, version, self.models)
-        text, stop_reason = messages.reply(self.reply, body)
-        cache_use = self._cache.account(body["model"], messages.prompt_segments(body))
-        message = messages.message_body(
-            body["model"],
-            text,
-            stop_reason=self.stop_reason or stop_reason,
-            stop_details=self.stop_details,
-            usage=messages.usage_body(cache_use, messages.count_tokens(text), sparse=self.sparse_usage),
-        )
-        forced = forced_tool_content(body, self.forced_tool_input)
-        if forced is not None and body.get("stream") is not True:
-            content, output_tokens = forced
-            usage = messages.usage_body(cache_use, output_tokens, sparse=self.sparse_usage)
-            return message | {"content": content, "stop_reason": "tool_use", "usage": usage}
+        message = self._answer(body, service_tier="standard")
         if body.get("stream") is not True:
             return message
         with self._lock:
             stream_error = self._stream_errors.pop(0) if self._stream_errors else None
         return messages.stream_events(message, stream_error)
+
+    def _answer_batched(self, params: JSON, headers: dict[str, str]) -> JSON:
+        """Answer one request of a batch, checked as if sent alone with the batch's headers."""
+        inner = RecordedRequest("POST", "/v1/messages", {}, headers, params)
+        if params.get("stream") is not None:
+            raise ApiError(400, "stream: Extra inputs are not permitted in a batch request")
+        body = messages.validate(inner, headers["anthropic-version"], self.models)
+        return self._answer(body, service_tier="batch")
+
+    def _answer(self, body: JSON, *, service_tier: str) -> JSON:
+        prompt = prompt_text(body)
+        scripted = self.scripts.reply_for(prompt)
+        if scripted is not None:
+            text, stop_reason = messages.reply(scripted.text, body)
+            stop_reason = scripted.stop_reason or stop_reason
+        else:
+            text, stop_reason = messages.reply(self.reply, body)
+            stop_reason = self.stop_reason or stop_reason
+        cache_use = self._cache.account(body["model"], messages.prompt_segments(body))
+        usage = messages.usage_body(cache_use, messages.count_tokens(text), sparse=self.sparse_usage)
+        if not self.sparse_usage:
+            usage["service_tier"] = service_tier
+        message = messages.message_body(
+            body["model"], text, stop_reason=stop_reason, stop_details=self.stop_details, usage=usage
+        )
+        # A forced tool (a judge) answers with the tool: the test's callback decides its input,
+        # else the verdict scripted for a marker in the prompt; neither → a text answer.
+        script = self.forced_tool_input or (lambda _name, _body: self.scripts.verdict_for(prompt))
+        forced = forced_tool_content(body, script)
+        if forced is not None:
+            content, output_tokens = forced
+            usage["output_tokens"] = output_tokens
+            message |= {"content": content, "stop_reason": "tool_use"}
+        self.scripts.answered(prompt)
+        return message
 
 
 class _Server(ThreadingHTTPServer):
@@ -181,6 +248,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
         self._handle()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -209,8 +279,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(reply, dict):
             self._send_json(200, reply, {"request-id": request_id})
+        elif isinstance(reply, JSONLines):
+            self._send_lines(reply, request_id)
         else:
             self._send_events(reply, request_id)
+
+    def _send_lines(self, lines: JSONLines, request_id: str) -> None:
+        payload = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/binary")
+        self.send_header("content-length", str(len(payload)))
+        self.send_header("request-id", request_id)
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _send_json(self, status: int, body: JSON, headers: dict[str, str]) -> None:
         payload = json.dumps(body).encode()

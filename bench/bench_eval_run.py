@@ -1,0 +1,128 @@
+"""Eval run throughput through the Messages API: the run engine against the fake Anthropic server.
+
+A fake Anthropic server (tests/fakes, real HTTP on loopback) runs in a process of its own with
+a fixed latency per request; a throwaway SQLite database is migrated; an eval set of N cases is
+run by the real engine (`evals.services.runs.execute_run`: claims, streamed calls, scoring,
+storing, the summary) at concurrency C. The ideal time is N x latency / C; the figure is the
+ideal time over the measured time. Each repetition runs a config of its own, so that no answer
+is reused.
+
+    .venv/bin/python bench/bench_eval_run.py [--cases N] [--latency S] [--concurrency C] [--repeat R]
+
+Target (issue 14): >= 90 % of the ideal for 2,000 cases, 200 ms, concurrency 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TARGET = 0.90
+FAKE_SERVER = """
+import sys, time
+from tests.fakes.anthropic import FakeAnthropic
+fake = FakeAnthropic().start()
+fake.latency = float(sys.argv[1])
+print(fake.base_url, flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-eval-run-"))
+    server = subprocess.Popen(
+        [sys.executable, "-c", FAKE_SERVER, str(args.latency)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        base_url = server.stdout.readline().strip()
+        os.environ.update(
+            {
+                "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+                "FLAGSTAFF_VAR_DIR": str(workdir),
+                "SECRET_KEY": "bench-only",
+                "ANTHROPIC_API_KEY": "sk-ant-api03-fake-key",
+                "ANTHROPIC_BASE_URL": base_url,
+                "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+            }
+        )
+        for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+            os.environ.pop(name, None)
+        ratios = [run_once(args, repetition) for repetition in range(args.repeat)]
+    finally:
+        server.terminate()
+        server.wait()
+    print(
+        f"cores: {os.cpu_count()}  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
+        f"throughput vs ideal over {args.repeat} runs: min {min(ratios):.1%}  median "
+        f"{statistics.median(ratios):.1%}  max {max(ratios):.1%}  target >= {TARGET:.0%}: "
+        f"{'met' if statistics.median(ratios) >= TARGET else 'NOT met'}"
+    )
+
+
+def run_once(args: argparse.Namespace, repetition: int) -> float:
+    import django
+
+    if repetition == 0:
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        from flags.catalog import seed_catalog
+
+        seed_catalog()
+    from controlplane.audit import Actor
+    from evals.models import EvalRun
+    from evals.services import runs
+    from flags import services as flag_services
+    from tests.evals.run_factories import make_eval_set_version
+
+    actor = Actor.system("bench")
+    flag = flag_services.create_flag(key=f"bench-{repetition}", name="", surface="chat", actor=actor)
+    content = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 100,
+        "system": f"Answer briefly (run {repetition}).",
+    }
+    version = flag_services.create_version(flag=flag, content=content, actor=actor).version
+    eval_set_version = make_eval_set_version(args.cases, scorers=[{"name": "contains"}])
+    run = runs.start_run(
+        flag=flag,
+        eval_set_version=eval_set_version,
+        config_version=version,
+        actor=actor,
+        concurrency=args.concurrency,
+    )
+    started, cpu_started = time.perf_counter(), time.process_time()
+    outcome = runs.execute_run(run_id=run.pk)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    run = EvalRun.objects.get(pk=run.pk)
+    ideal = args.cases * args.latency / args.concurrency
+    ratio = ideal / elapsed
+    print(
+        f"run {repetition + 1}: {outcome}, {run.cases_done}/{args.cases} cases in {elapsed:.2f} s "
+        f"({args.cases / elapsed:.0f} cases/s, {cpu / args.cases * 1000:.2f} ms CPU a case); "
+        f"ideal {ideal:.2f} s; throughput {ratio:.1%} of ideal"
+    )
+    return ratio
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Eval runs: a config version (or a draft) answering every case of an eval set version.
+
+Map:
+- `lifecycle`: start, cancel, resume, finish and the sweep of runs whose worker died; every
+  state change is a conditional UPDATE, audited when a person asked for it.
+- `storing`: the per-case claim, the reuse of stored answers by (content hash, case hash), and
+  storing an answer with its cost and scores; the database is the source of truth.
+- `messages`: the Messages API path, calls in flight bounded by the run's concurrency.
+- `batches`: the Message Batches API path: create once, poll, read the results.
+
+`execute_run` (the task's one call) dispatches on the run's mode.
+"""
+
+from evals.services.runs.lifecycle import (
+    MAX_CONCURRENCY,
+    RunNotRenderable,
+    RunStateConflict,
+    cancel_run,
+    execute_run,
+    resume_run,
+    start_run,
+    sweep_runs,
+)
+
+__all__ = [
+    "MAX_CONCURRENCY",
+    "RunNotRenderable",
+    "RunStateConflict",
+    "cancel_run",
+    "execute_run",
+    "resume_run",
+    "start_run",
+    "sweep_runs",
+]
