@@ -19,7 +19,7 @@ from evals.models import CaseOutput, EvalCase
 from evals.scorers import Answer, Case, Context, Judge, Result, ScorerSpec, combine, params_hash, run_scorer
 from evals.scorers import validate_specs as _validate_specs
 from flags.models import ConfigVersion, FlagState
-from telemetry.prices import cached_price_table
+from telemetry.price_table import cached_price_table
 
 JUDGE_SCORER = "llm_judge"
 

@@ -22,7 +22,7 @@ from evals.calls import CallResult
 from evals.models import CaseOutput, CaseScore, EvalRun, RunCase, RunCaseState, RunMode
 from evals.run_summary import CaseResult, ScorerResult, summarize
 from evals.services.runs.scoring import CaseVerdict
-from telemetry.prices import cached_price_table
+from telemetry.price_table import cached_price_table
 from telemetry.pricing import TokenCounts
 
 
