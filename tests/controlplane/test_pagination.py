@@ -9,9 +9,9 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from django.urls import reverse
 
-from evals.services import eval_sets
+from evals.services import eval_sets, runs
 from telemetry.services import webhooks
-from tests.factories import FACTORY_ACTOR, client_for, make_flag
+from tests.factories import FACTORY_ACTOR, client_for, make_flag, make_version
 from tests.routes import api_routes
 
 pytestmark = pytest.mark.django_db
@@ -46,9 +46,20 @@ def list_urls() -> dict[str, str]:
         cases=[{"input": {"messages": [{"role": "user", "content": "Hi"}]}}],
         actor=FACTORY_ACTOR,
     )
+    run = runs.start_run(
+        flag=flag, eval_set_version=version, config_version=make_version(flag=flag), actor=FACTORY_ACTOR
+    )
     kwargs: dict[str, Any] = {"key": flag.key, "pk": webhook.pk, "number": version.number}
+    # `pk` names a webhook on the webhook routes and a run on the eval-run routes.
+    run_kwargs = {**kwargs, "pk": run.pk}
     return {
-        route.name: reverse(route.name, kwargs={name: kwargs[name] for name in route.kwarg_names})
+        route.name: reverse(
+            route.name,
+            kwargs={
+                name: (run_kwargs if route.name.startswith("api:eval-run") else kwargs)[name]
+                for name in route.kwarg_names
+            },
+        )
         for route in LIST_ROUTES
     }
 
