@@ -85,6 +85,27 @@ def starter_content(surface: str) -> dict[str, Any]:
     }
     if surface == Surface.AGENT:
         content["max_iterations"] = 20
+    if surface == Surface.JUDGE:
+        content.pop("cache_control")
+        # Sonnet 5.5 refuses forced tool use, which a judge's structured verdict needs.
+        content["model"] = "claude-haiku-5-5"
+        content["max_tokens"] = 1024
+        content["system"] = (
+            "You judge answers of a support assistant. Pass an answer only if it is correct, "
+            "answers the question asked, and is polite. Explain your verdict in one sentence."
+        )
+        content["tools"] = [
+            {
+                "name": "record_verdict",
+                "description": "Record the verdict on the answer.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"passed": {"type": "boolean"}, "explanation": {"type": "string"}},
+                    "required": ["passed", "explanation"],
+                },
+            }
+        ]
+        content["tool_choice"] = {"type": "tool", "name": "record_verdict"}
     return content
 
 

@@ -45,6 +45,8 @@ class Surface(models.TextChoices):
     TYPING_ASSIST = "typing_assist", "Typing assist"
     AGENT = "agent", "Agent"
     BATCH = "batch", "Batch"
+    # An LLM judge of the evals is itself a flagged, versioned config (see evals/scorers/judge.py).
+    JUDGE = "judge", "Judge"
 
 
 class FlagQuerySet(models.QuerySet["Flag"]):

@@ -9,9 +9,10 @@ from typing import Any, TypeGuard
 
 from flags.validation.catalog import ModelInfo
 from flags.validation.issues import Issue, ValidationResult, format_path, join_path, looks_like_api_key, show
+from flags.validation.judge import verdict_tool
 from flags.validation.schema import CONFIG_SCHEMA, json_schema_issues, schema_issues
 
-SURFACES = frozenset({"chat", "typing_assist", "agent", "batch"})
+SURFACES = frozenset({"chat", "typing_assist", "agent", "batch", "judge"})
 DEFAULT_API_VERSION = "2026-10-21"
 LEGACY_API_VERSION = "2023-06-01"
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
@@ -103,6 +104,8 @@ class _Checker:
                 "Agent flags need max_iterations (1 to 1000) to bound the agent loop.",
                 "max_iterations_required",
             )
+        if surface == "judge":
+            self.errors.extend(verdict_tool(config, prefix)[1])
 
     def check_model(self, config: dict[str, Any], prefix: str) -> ModelInfo | None:
         """Check the model's lifecycle; return it when its capabilities apply."""
