@@ -1,6 +1,6 @@
 """Routes of the REST API, mounted at /api/v1/."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane import api as core_api
@@ -68,4 +68,5 @@ urlpatterns = [
     path("audit/verify/", core_api.AuditVerifyView.as_view(), name="audit-verify"),
     path("models/", flags_api.ModelsView.as_view(), name="models"),
     path("config-schema/", flags_api.ConfigSchemaView.as_view(), name="config-schema"),
+    path("", include("evals.api.urls")),
 ]
