@@ -17,7 +17,7 @@ from flags.validation.issues import Issue, join_path
 
 PASS_FAIL = "pass_fail"  # noqa: S105 (a scale name, not a password)
 ONE_TO_FIVE = "1-5"
-_VERDICT_FIELDS = {
+_VERDICT_FIELDS: dict[str, tuple[str, dict[str, object]]] = {
     "passed": (PASS_FAIL, {"type": "boolean"}),
     "score": (ONE_TO_FIVE, {"type": "integer", "minimum": 1, "maximum": 5}),
 }
@@ -44,21 +44,21 @@ def verdict_tool(config: Mapping[str, Any], prefix: str = "") -> tuple[VerdictTo
     if not isinstance(name, str):
         message = 'A judge must force its verdict tool: tool_choice {"type": "tool", "name": ...}.'
         return None, [*issues, Issue(join_path(prefix, "tool_choice"), message, "judge_tool_choice")]
-    tools = config.get("tools") if isinstance(config.get("tools"), list) else []
+    tools = _list(config.get("tools"))
     index, tool = next(
         ((i, t) for i, t in enumerate(tools) if isinstance(t, dict) and t.get("name") == name), (None, None)
     )
     if tool is None:
         # The general rules already report a tool_choice that names no tool.
         return None, issues
-    schema = tool.get("input_schema") if isinstance(tool.get("input_schema"), dict) else {}
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    schema = _dict(tool.get("input_schema"))
+    properties = _dict(schema.get("properties"))
+    required = _list(schema.get("required"))
     path = f"{join_path(prefix, 'tools')}[{index}].input_schema"
     scales = [
         scale
         for field, (scale, shape) in _VERDICT_FIELDS.items()
-        if field in required and all(properties.get(field, {}).get(k) == v for k, v in shape.items())
+        if field in required and all(_dict(properties.get(field)).get(k) == v for k, v in shape.items())
     ]
     if len(scales) != 1:
         message = (
@@ -69,3 +69,11 @@ def verdict_tool(config: Mapping[str, Any], prefix: str = "") -> tuple[VerdictTo
     if issues:
         return None, issues
     return VerdictTool(name=name, scale=scales[0]), []
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -19,6 +19,7 @@ from evals.models import (
     LiveScoreRollup,
     VersionPolicy,
 )
+from flags.forms import starter_content
 from tests.factories import make_flag, make_version
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +160,7 @@ def test_live_score_rollup__passed_and_errors_over_n__refused() -> None:
 
 
 def test_judge_calibration__acting__needs_kappa_and_labels() -> None:
-    judge = make_version(flag=make_flag(surface="judge"))
+    judge = make_version(flag=make_flag(surface="judge"), content=starter_content("judge"))
     acting = JudgeCalibration(judge_version=judge, n_labels=100, agreement=0.9, kappa=0.6, computed_by="a")
     few = JudgeCalibration(judge_version=judge, n_labels=99, agreement=0.9, kappa=0.9, computed_by="a")
     weak = JudgeCalibration(judge_version=judge, n_labels=500, agreement=0.7, kappa=0.59, computed_by="a")

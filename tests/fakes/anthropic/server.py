@@ -10,6 +10,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.anthropic import messages, models, reports
+from tests.fakes.anthropic.forced_tools import ForcedToolInput, forced_tool_content
 from tests.fakes.anthropic.wire import JSON, ApiError, RecordedRequest
 
 DEFAULT_API_KEY = "sk-ant-api03-fake-key"
@@ -41,6 +42,7 @@ class FakeAnthropic:
             self.stop_reason: str | None = None  # overrides end_turn / max_tokens
             self.stop_details: JSON | None = None
             self.sparse_usage = False  # omit the optional usage fields
+            self.forced_tool_input: ForcedToolInput | None = None  # scripts forced tool calls
             self.latency = 0.0  # seconds slept before answering each request
             self.requests: list[RecordedRequest] = []
             self._failures: list[tuple[str, ApiError]] = []
@@ -154,6 +156,11 @@ class FakeAnthropic:
             stop_details=self.stop_details,
             usage=messages.usage_body(cache_use, messages.count_tokens(text), sparse=self.sparse_usage),
         )
+        forced = forced_tool_content(body, self.forced_tool_input)
+        if forced is not None and body.get("stream") is not True:
+            content, output_tokens = forced
+            usage = messages.usage_body(cache_use, output_tokens, sparse=self.sparse_usage)
+            return message | {"content": content, "stop_reason": "tool_use", "usage": usage}
         if body.get("stream") is not True:
             return message
         with self._lock:
