@@ -469,6 +469,16 @@ class GateStatus:
     def admits(self) -> bool:
         return not self.missing
 
+    @property
+    def summary(self) -> str:
+        if not self.required:
+            return "no gate"
+        if self.verdict is None:
+            return "no verdict"
+        if self.verdict.is_overridden:
+            return "overridden"
+        return "passed" if self.admits else ("stale" if self.verdict.passed else "failed")
+
 
 def gate_status(*, flag: Flag, version: ConfigVersion, environment: Environment | None = None) -> GateStatus:
     """Whether `version` may reach traffic (in `environment`, whose serving version it must beat)."""
@@ -547,4 +557,5 @@ def check_serving(change: preconditions.ServingChange) -> preconditions.Outcome:
         detail=status.detail,
         code="gate_required",
         missing=status.missing,
+        summary=f"gate: {status.summary}",
     )

@@ -21,7 +21,7 @@ class ServingChange:
     """A version about to reach traffic: `publish` serves it to everyone, `split` to a share."""
 
     flag: Flag
-    environment: Environment
+    environment: Environment | None  # None: where the version stands, shown on its pages
     version: ConfigVersion
     action: str
 
@@ -35,6 +35,7 @@ class Outcome:
     detail: str
     code: str = "precondition_unmet"
     missing: list[str] = field(default_factory=list)
+    summary: str = ""  # a badge's words: "passed", "overridden", "no verdict"
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "met": self.met, "detail": self.detail, "missing": self.missing}
@@ -52,6 +53,11 @@ def register(name: str, check: Check) -> None:
 
 def evaluate(change: ServingChange) -> list[Outcome]:
     return [check(change) for check in _checks.values()]
+
+
+def describe(*, flag: Flag, version: ConfigVersion) -> list[Outcome]:
+    """Where `version` stands with every check, for the pages that show a version."""
+    return evaluate(ServingChange(flag=flag, environment=None, version=version, action="show"))
 
 
 def require(change: ServingChange) -> list[Outcome]:

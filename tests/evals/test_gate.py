@@ -277,3 +277,49 @@ def test_gate_override_api__approver_overrides_editor_refused(editor, approver):
     assert response.status_code == 200
     assert response.json()["override"]["by"] == "approver"
     assert response.json()["admitted"] is True
+
+
+def _overridden_v2():
+    _environment, flag, _v1, v2, esv = _gated_flag(required_pass_rate=0.99)
+    make_finished_run(version=v2, eval_set_version=esv, passed=_outcomes(285))
+    verdict = gate.evaluate_gate(flag=flag, version=v2, environment=None, actor=FACTORY_ACTOR)
+    gate.override_verdict(verdict=verdict, reason="Known flaky cases", actor=FACTORY_ACTOR)
+    return flag
+
+
+def test_version_page__overridden_verdict__shows_who_and_why(client, viewer):
+    _overridden_v2()
+    client.force_login(viewer)
+
+    page = client.get("/flags/support-chat/versions/2/").content.decode()
+
+    assert "gate: overridden" in page
+    assert "tests overrode it: Known flaky cases" in page
+
+
+def test_flag_page__versions__carry_their_gate_badges(client, viewer):
+    _overridden_v2()
+    client.force_login(viewer)
+
+    page = client.get("/flags/support-chat/").content.decode()
+
+    assert page.count("gate: overridden") == 1
+    assert page.count("gate: no verdict") == 1
+
+
+def test_version_pages__anonymous__sent_to_login(client):
+    _overridden_v2()
+
+    response = client.get("/flags/support-chat/versions/2/")
+
+    assert response.status_code == 302
+    assert "/login" in response["Location"]
+
+
+def test_version_api__overridden_verdict__checks_show_the_override(viewer):
+    _overridden_v2()
+
+    body = client_for(viewer).get("/api/v1/flags/support-chat/versions/2/").json()
+
+    assert body["checks"][0]["summary"] == "gate: overridden"
+    assert "Known flaky cases" in body["checks"][0]["detail"]
