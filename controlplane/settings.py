@@ -199,6 +199,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {"task": "telemetry.tasks_budgets.sweep_webhook_deliveries", "schedule": 30},
     # Fetch at most one page of the Usage & Cost Admin API per minute (the API's sustained pace).
     "sync-admin-reports": {"task": "telemetry.tasks_usage.sync_admin_reports", "schedule": 60},
+    # Score new samples of flags with a live scoring policy every 30 seconds, one batch a tick;
+    # ticks on several workers never score a sample twice (evals/services/live_scoring.py).
+    "score-live-samples": {"task": "evals.score_live_samples", "schedule": 30},
 }
 # Task modules that autodiscovery (which imports only `<app>.tasks`) does not find.
 CELERY_IMPORTS = ("telemetry.tasks_budgets", "telemetry.tasks_usage")
