@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,7 +183,8 @@ def _add_spend(flag_id: int, day: date, micro_usd: int) -> None:
 def _claim(*, now: datetime, limit: int) -> tuple[str, list[int]]:
     """Claim up to `limit` unscored samples of flags with an enabled policy; return the tick's token
     and the claimed sample ids (only those this tick won)."""
-    token = uuid.uuid4().hex
+    # The process id first: the claims show which worker scored what.
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
     flags = LiveScoringPolicy.objects.filter(enabled=True).values("flag_id")
     fresh = list(
         Sample.objects.filter(call__flag_id__in=flags, live_claim__isnull=True)
