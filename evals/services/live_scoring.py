@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -185,30 +185,38 @@ def _claim(*, now: datetime, limit: int) -> tuple[str, list[int]]:
     and the claimed sample ids (only those this tick won)."""
     # The process id first: the claims show which worker scored what.
     token = f"{os.getpid()}-{uuid.uuid4().hex}"
-    flags = LiveScoringPolicy.objects.filter(enabled=True).values("flag_id")
-    fresh = list(
-        Sample.objects.filter(call__flag_id__in=flags, live_claim__isnull=True)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
+    at = connection.ops.adapt_datetimefield_value(now)
+    quote = connection.ops.quote_name
+    claim, sample, call, policy = (
+        quote(model._meta.db_table) for model in (LiveScoreClaim, Sample, CallRecord, LiveScoringPolicy)
     )
-    # ignore_conflicts: when two workers insert the same sample, the one-to-one key keeps one row.
-    LiveScoreClaim.objects.bulk_create(
-        [LiveScoreClaim(sample_id=sample_id, claimed_at=now, worker=token) for sample_id in fresh],
-        ignore_conflicts=True,
+    # One statement: when two workers insert the same sample, the one-to-one key keeps the first
+    # row and RETURNING tells each worker which inserts were its own.
+    sql = (
+        f"INSERT INTO {claim} (sample_id, state, claimed_at, worker) "  # noqa: S608 (table names only)
+        f"SELECT s.id, %s, %s, %s FROM {sample} s JOIN {call} c ON c.id = s.call_id "
+        f"JOIN {policy} p ON p.flag_id = c.flag_id AND p.enabled "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {claim} k WHERE k.sample_id = s.id) "
+        f"ORDER BY s.id LIMIT %s ON CONFLICT (sample_id) DO NOTHING RETURNING sample_id"
     )
-    if len(fresh) < limit:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ClaimState.CLAIMED.value, at, token, limit])
+        claimed = [row[0] for row in cursor.fetchall()]
+    if len(claimed) < limit:
         stale = list(
             LiveScoreClaim.objects.filter(state=ClaimState.CLAIMED, claimed_at__lt=now - STALE_CLAIM)
             .order_by("sample_id")
-            .values_list("id", flat=True)[: limit - len(fresh)]
+            .values_list("id", flat=True)[: limit - len(claimed)]
         )
         # The conditional UPDATE re-checks staleness, so of two workers retaking one claim only
         # the first changes the row.
         LiveScoreClaim.objects.filter(
             id__in=stale, state=ClaimState.CLAIMED, claimed_at__lt=now - STALE_CLAIM
         ).update(worker=token, claimed_at=now)
-    claimed = LiveScoreClaim.objects.filter(worker=token, state=ClaimState.CLAIMED)
-    return token, sorted(claimed.values_list("sample_id", flat=True))
+        claimed += LiveScoreClaim.objects.filter(id__in=stale, worker=token).values_list(
+            "sample_id", flat=True
+        )
+    return token, sorted(claimed)
 
 
 # --- scoring ------------------------------------------------------------------------------------
@@ -241,21 +249,7 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
     report = TickReport(claimed=len(sample_ids))
     if not sample_ids:
         return report
-    samples = list(
-        Sample.objects.filter(id__in=sample_ids)
-        .select_related("call")
-        .only(
-            "id",
-            "input",
-            "output",
-            "call__request_id",
-            "call__timestamp",
-            "call__flag_id",
-            "call__environment_id",
-            "call__version",
-            "call__arm",
-        )
-    )
+    samples = list(Sample.objects.filter(id__in=sample_ids).select_related("call"))
     plans = _plans({sample.call.flag_id for sample in samples if sample.call.flag_id is not None})
     today = now.date()
     scores: list[tuple[LiveScore, CallRecord]] = []
@@ -383,7 +377,7 @@ def _store(
         .values_list("sample_id", flat=True)
     )
     kept = [(score, call) for score, call in scores if score.sample_id in ours]
-    LiveScore.objects.bulk_create([score for score, _ in kept])
+    _insert_scores([score for score, _ in kept], now)
     upsert_increments(
         table=LiveScoreRollup._meta.db_table,
         key_columns=ROLLUP_KEY,
@@ -395,6 +389,32 @@ def _store(
     finished = LiveScoreClaim.objects.filter(worker=token, state=ClaimState.CLAIMED)
     finished.filter(sample_id__in=ours.intersection(done)).update(state=ClaimState.DONE, finished_at=now)
     finished.filter(sample_id__in=skipped).update(state=ClaimState.SKIPPED, finished_at=now)
+
+
+SCORE_COLUMNS = (
+    "sample_id", "scorer", "scorer_version", "score", "passed", "error", "explanation",
+    "judge_version_id", "cost_micro_usd", "scored_at",
+)  # fmt: skip
+
+
+def _insert_scores(scores: Sequence[LiveScore], now: datetime) -> None:
+    """One parameterised INSERT run for every score: the ORM's bulk_create spends several times
+    longer preparing each field of each object (bench/bench_live_scoring.py)."""
+    if not scores:
+        return
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(LiveScore._meta.db_table)} ({', '.join(quote(c) for c in SCORE_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(SCORE_COLUMNS))})"
+    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    rows = [
+        (s.sample_id, s.scorer, s.scorer_version, s.score, s.passed, s.error, s.explanation,
+         s.judge_version_id, s.cost_micro_usd, at)
+        for s in scores
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
