@@ -7,7 +7,9 @@ ingest, and gives the flag a live scoring policy of two deterministic, reference
 path (evals.services.live_scoring.score_new_samples: claim, score, store scores, rollups and
 claims), one process, batches of --batch, and clears the scores between runs.
 
-Prints samples/s per run, their spread (min, median, max), the core count and the load average.
+Prints samples/s per run, their spread (min, median, max), the core count and the load average,
+and samples per CPU-second of the scoring process: on a shared machine the rate follows what
+else runs, the CPU cost much less so.
 Target (issue 14, acceptance): >= 2,000 samples/s.
 
     .venv/bin/python bench/bench_live_scoring.py [--samples N] [--batch N] [--runs N] [--keep]
@@ -117,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
                 "flag_state": token,
                 "sample": {
                     "input": [{"role": "user", "content": f"Where is my order {i}?"}],
-                    "output": [{"type": "text", "text": "A refund is on its way." if i % 3 else "It ships today."}],
+                    "output": [
+                        {"type": "text", "text": "A refund is on its way." if i % 3 else "It ships today."}
+                    ],
                 },
             }
             for i in range(start, min(start + 1000, args.samples))
@@ -131,16 +135,19 @@ def run(args: argparse.Namespace) -> int:
         LiveScoreClaim.objects.all().delete()
         LiveScoreRollup.objects.all().delete()
         scored = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         while True:
             report = live_scoring.score_new_samples(limit=args.batch)
             if report.claimed == 0:
                 break
             scored += report.scored
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         assert scored == args.samples, (scored, args.samples)
         rates.append(scored / elapsed)
-        print(f"run {run_number}: {scored:,} samples in {elapsed:.2f} s = {rates[-1]:,.0f} samples/s")
+        print(
+            f"run {run_number}: {scored:,} samples in {elapsed:.2f} s = {rates[-1]:,.0f} samples/s "
+            f"({scored / cpu:,.0f} samples per CPU-second of this process; PostgreSQL's time not counted)"
+        )
     print(
         f"samples/s: min {min(rates):,.0f}, median {statistics.median(rates):,.0f}, max {max(rates):,.0f} "
         f"(spread {100 * (max(rates) - min(rates)) / statistics.median(rates):.0f} % of the median)"

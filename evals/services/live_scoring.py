@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -235,6 +235,29 @@ class TickReport:
     budget_stopped: set[str] = field(default_factory=set)
 
 
+class _Sampled(NamedTuple):
+    """A sample with the fields of its call that scoring and the rollup key read (no model
+    instances: building a CallRecord per sample cost more than scoring it)."""
+
+    id: int
+    input: Any
+    output: Any
+    request_id: str
+    timestamp: datetime
+    flag_id: int | None
+    environment_id: int | None
+    version: int | None
+    arm: str
+    stop_reason: str
+    output_tokens: int
+
+
+_SAMPLED_FIELDS = (
+    "id", "input", "output", "call__request_id", "call__timestamp", "call__flag_id",
+    "call__environment_id", "call__version", "call__arm", "call__stop_reason", "call__output_tokens",
+)  # fmt: skip
+
+
 @dataclass
 class _FlagPlan:
     policy: LiveScoringPolicy
@@ -249,15 +272,17 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
     report = TickReport(claimed=len(sample_ids))
     if not sample_ids:
         return report
-    samples = list(Sample.objects.filter(id__in=sample_ids).select_related("call"))
-    plans = _plans({sample.call.flag_id for sample in samples if sample.call.flag_id is not None})
+    samples = [
+        _Sampled(*row) for row in Sample.objects.filter(id__in=sample_ids).values_list(*_SAMPLED_FIELDS)
+    ]
+    plans = _plans({sample.flag_id for sample in samples if sample.flag_id is not None})
     today = now.date()
-    scores: list[tuple[LiveScore, CallRecord]] = []
+    scores: list[tuple[LiveScore, _Sampled]] = []
     done: list[int] = []
     skipped: list[int] = []
     judge_costs: dict[int, int] = defaultdict(int)
     for sample in samples:
-        call = sample.call
+        call = sample
         plan = plans.get(call.flag_id or 0)
         if plan is None or not sampled(
             call.request_id, float(plan.policy.sample_rates.get(call.arm or "", 1.0))
@@ -306,7 +331,7 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
     return report
 
 
-def _answer(sample: Sample, call: CallRecord) -> scorers.Answer:
+def _answer(sample: _Sampled, call: _Sampled) -> scorers.Answer:
     """A sample's output as sent: a Messages API response body, or its list of content blocks."""
     if isinstance(sample.output, dict):
         return scorers.Answer.from_message(sample.output)
@@ -318,7 +343,7 @@ def _answer(sample: Sample, call: CallRecord) -> scorers.Answer:
     )
 
 
-def _case(sample: Sample) -> scorers.Case:
+def _case(sample: _Sampled) -> scorers.Case:
     """A sample's input as sent: a request body with its messages, or the list of messages."""
     if isinstance(sample.input, dict):
         return scorers.Case(input=sample.input)
@@ -365,7 +390,7 @@ def _store(
     *,
     token: str,
     now: datetime,
-    scores: list[tuple[LiveScore, CallRecord]],
+    scores: list[tuple[LiveScore, _Sampled]],
     done: list[int],
     skipped: list[int],
 ) -> None:
@@ -422,7 +447,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple("" if part is None else part for part in key)
 
 
-def _rollup_rows(scores: Iterable[tuple[LiveScore, CallRecord]]) -> list[list[Any]]:
+def _rollup_rows(scores: Iterable[tuple[LiveScore, _Sampled]]) -> list[list[Any]]:
     """One row of (key..., n, passed, score_sum, errors) per rollup key, in key order."""
     rollups: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0.0, 0])
     for score, call in scores:
