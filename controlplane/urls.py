@@ -17,6 +17,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("telemetry.urls")),
     path("", include("telemetry.urls_incidents")),
     path("", include("telemetry.urls_usage")),
+    path("", include("evals.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),

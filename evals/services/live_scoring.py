@@ -461,26 +461,3 @@ def _rollup_rows(scores: Iterable[tuple[LiveScore, _Sampled]]) -> list[list[Any]
         [key[0].isoformat(), *key[1:], *counters]
         for key, counters in sorted(rollups.items(), key=lambda item: _sort_key(item[0]))
     ]
-
-
-# --- reads for the pages ------------------------------------------------------------------------
-
-
-def live_scores_by_version_and_arm(flag: Flag, *, since: datetime) -> list[dict[str, Any]]:
-    """Per (version, arm, scorer) totals since `since`, for the flag dashboard."""
-    from django.db.models import Sum
-
-    rows = (
-        LiveScoreRollup.objects.filter(flag=flag, bucket__gte=since)
-        .values("version", "arm", "scorer")
-        .annotate(n=Sum("n"), passed=Sum("passed"), score_sum=Sum("score_sum"), errors=Sum("errors"))
-        .order_by("scorer", "version", "arm")
-    )
-    return [
-        {
-            **row,
-            "pass_rate": row["passed"] / (row["n"] - row["errors"]) if row["n"] > row["errors"] else None,
-            "mean_score": row["score_sum"] / (row["n"] - row["errors"]) if row["n"] > row["errors"] else None,
-        }
-        for row in rows
-    ]

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from controlplane.errors import InvalidInput
 from evals.models import ClaimState, JudgeSpend, LiveScore, LiveScoreClaim, LiveScoreRollup
@@ -134,3 +135,47 @@ def test_set_live_scoring_policy__reference_scorer_and_bad_rate__400_naming_path
     paths = [error["path"] for error in caught.value.errors]
     assert "scorers[0]" in paths
     assert "sample_rates.candidate" in paths
+
+
+def test_live_scores_page__scored_samples__pass_rate_per_version_and_arm(served, client, viewer):
+    environment, version = served
+    make_policy(version)
+    ingest_samples(environment, version, texts=["ok", "ok", "ok", "no"], at=NOW, arm="candidate")
+    live_scoring.score_new_samples(now=timezone.now())
+    # Samples were sent at NOW; rescore nothing, but read the window around them.
+    LiveScoreRollup.objects.update(bucket=timezone.now().replace(second=0, microsecond=0))
+    client.force_login(viewer)
+
+    page = client.get("/flags/support-chat/live-scores/", headers={"HX-Request": "true"}).content.decode()
+
+    assert "v1 · candidate" in page
+    assert "75.0 %" in page
+    assert "<script>" not in page
+
+
+def test_live_scores_page__budget_spent__says_judges_stopped(served, client, viewer):
+    _, version = served
+    make_policy(version, scorers=[CONTAINS_OK, JUDGE], budget=100)
+    JudgeSpend.objects.create(day=timezone.now().date(), flag=version.flag, micro_usd=100)
+    client.force_login(viewer)
+
+    page = client.get("/flags/support-chat/live-scores/").content.decode()
+
+    assert "judge scorers stopped until midnight UTC" in page
+
+
+def test_live_scores_page__anonymous__sent_to_login(served, client):
+    response = client.get("/flags/support-chat/live-scores/")
+
+    assert response.status_code == 302
+
+
+def test_flag_dashboard__loads_live_scores_by_htmx_with_a_plain_link(served, client, viewer):
+    client.force_login(viewer)
+    environment, version = served
+    ingest_samples(environment, version, texts=["ok"], at=timezone.now())
+
+    page = client.get("/telemetry/flags/support-chat/").content.decode()
+
+    assert 'hx-get="/flags/support-chat/live-scores/"' in page
+    assert 'href="/flags/support-chat/live-scores/"' in page

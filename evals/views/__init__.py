@@ -1,0 +1,4 @@
+"""Pages of the evals app.
+
+- `live_scores`: live scores per version and arm of a flag, and its judge budget today.
+"""
