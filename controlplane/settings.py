@@ -235,6 +235,9 @@ CELERY_BEAT_SCHEDULE = {
     # Resume eval runs whose worker died (no claim or answer for FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS)
     # and poll batch runs whose poll was lost.
     "sweep-eval-runs": {"task": "evals.sweep_runs", "schedule": 60},
+    # Score new samples of flags with a live scoring policy every 30 seconds, one batch a tick;
+    # ticks on several workers never score a sample twice (evals/services/live_scoring.py).
+    "score-live-samples": {"task": "evals.score_live_samples", "schedule": 30},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")

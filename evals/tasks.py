@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.conf import settings
 
 from controlplane.audit import Actor
-from evals.services import calibration, runs
+from evals.services import calibration, live_scoring, runs
 from flags.models import ConfigVersion
 
 
@@ -45,3 +47,23 @@ def sweep_runs() -> int:
     Idempotent: it only queues execute_run, which is idempotent per case (see above).
     """
     return runs.sweep_runs()
+
+
+@shared_task(name="evals.score_live_samples", acks_late=True, time_limit=300, soft_time_limit=270)
+def score_live_samples(limit: int = live_scoring.BATCH_SIZE) -> dict[str, Any]:
+    """Score one batch of new telemetry samples of flags with a live scoring policy.
+
+    Idempotency key: the sample. Its LiveScoreClaim (one per sample, taken by insert or by a
+    conditional UPDATE of a stale claim) lets one tick score it; scores are unique per
+    (sample, scorer). Any number of workers may run this at once.
+    """
+    report = live_scoring.score_new_samples(limit=limit)
+    return {
+        "claimed": report.claimed,
+        "scored": report.scored,
+        "skipped": report.skipped,
+        "scores": report.scores,
+        "errors": report.errors,
+        "judge_micro_usd": report.judge_micro_usd,
+        "budget_stopped_flags": sorted(report.budget_stopped),
+    }

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals.views import calibration, eval_sets, runs
+from evals.views import calibration, eval_sets, live_scores, runs
 
 app_name = "evals"
 
@@ -27,4 +27,5 @@ urlpatterns = [
     path("eval-runs/<int:pk>/cases/<int:position>/", runs.run_case, name="run-case"),
     path("eval-runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("eval-runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
+    path("flags/<slug:key>/live-scores/", live_scores.flag_live_scores, name="live-scores"),
 ]

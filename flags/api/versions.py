@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from flags import services
 from flags.diff import diff_configs
 from flags.lookups import get_flag, get_version
 from flags.models import ConfigVersion
+from flags.services import preconditions
 
 
 class IssueSerializer(serializers.Serializer[Any]):
@@ -27,8 +28,18 @@ class IssueSerializer(serializers.Serializer[Any]):
     code = serializers.CharField()
 
 
+class CheckSerializer(serializers.Serializer[Any]):
+    """Where the version stands with a registered precondition (the eval gate, an override)."""
+
+    name = serializers.CharField()
+    met = serializers.BooleanField()
+    summary = serializers.CharField()
+    detail = serializers.CharField()
+
+
 class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
     flag = serializers.CharField(source="flag.key")
+    checks = serializers.SerializerMethodField()
     # Declared fields shadow Serializer/Field attributes only in the type stubs; DRF's metaclass
     # moves them into _declared_fields.
     parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)  # type: ignore[assignment]
@@ -46,9 +57,15 @@ class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
             "author",
             "message",
             "warnings",
+            "checks",
             "created_at",
             "content",
         ]
+
+    @extend_schema_field(CheckSerializer(many=True))
+    def get_checks(self, version: ConfigVersion) -> list[dict[str, Any]]:
+        outcomes = preconditions.describe(flag=version.flag, version=version)
+        return [{**outcome.as_dict(), "summary": outcome.summary} for outcome in outcomes]
 
 
 class VersionCreateSerializer(StrictSerializer):

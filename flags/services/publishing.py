@@ -11,6 +11,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, NotFound
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
+from flags.services import preconditions
 from flags.services.guards import lock_state, lock_writable_flag
 from flags.services.revisions import bump_revisions
 
@@ -29,9 +30,14 @@ def publish_version(
     previous = state.serving_version.number if state.serving_version else None
     if previous == number:
         return state
+    outcomes = preconditions.require(
+        preconditions.ServingChange(flag=flag, environment=environment, version=version, action="publish")
+    )
     state.serving_version = version
     state.save(update_fields=["serving_version", "updated_at"])
     changes: dict[str, Any] = {"serving_version": {"before": previous, "after": number}}
+    if outcomes:
+        changes["preconditions"] = [outcome.as_dict() for outcome in outcomes]
     # Publishing the split's candidate makes it everyone's version: the split has nothing left
     # to compare, so it ends here rather than lingering as a rollout of a version onto itself.
     promoted = Split.objects.active().filter(flag=flag, environment=environment, candidate=version).first()

@@ -12,6 +12,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import ConfigVersion, Environment, Flag, Split
+from flags.services import preconditions
 from flags.services.guards import lock_flag, writable_state
 from flags.services.revisions import bump_revisions
 from flagstaff.engine import BUCKETS
@@ -63,6 +64,11 @@ def set_split(
         return _change_split_weight(
             active, weight, flag=flag, environment=environment, actor=actor, reason=reason
         )
+    # Only a new candidate is checked: changing the weight of an admitted one, down to 0 when
+    # backing out, must never wait on a check.
+    outcomes = preconditions.require(
+        preconditions.ServingChange(flag=flag, environment=environment, version=version, action="split")
+    )
     if active is not None:
         active.cleared_at = timezone.now()
         active.save(update_fields=["cleared_at", "updated_at"])
@@ -78,6 +84,7 @@ def set_split(
             **_split_fields(split),
             "baseline": state.serving_version.number,
             "replaced": _split_fields(active) if active else None,
+            **({"preconditions": [outcome.as_dict() for outcome in outcomes]} if outcomes else {}),
         },
         reason=reason,
         flag_key=flag.key,

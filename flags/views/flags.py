@@ -15,6 +15,7 @@ from flags import services
 from flags.forms import EnvironmentForm, FlagForm
 from flags.lookups import get_flag
 from flags.models import ConfigVersion, Environment, Flag
+from flags.services import preconditions
 from flags.views.access import can_write
 from flags.views.targeting import targeting_sections
 
@@ -77,6 +78,9 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
         "flag": flag,
         "environments": [(env, states.get(env.pk)) for env in Environment.objects.by_key()],
         "versions": versions,
+        "version_rows": [
+            (version, preconditions.describe(flag=flag, version=version)) for version in versions
+        ],
         "can_write": can_write(request, flag),
         "targeting": targeting_sections(flag, states),
     }

@@ -15,6 +15,7 @@ from flags import services
 from flags.forms import VersionForm, starter_content
 from flags.lookups import get_flag, get_version
 from flags.models import ConfigVersion, Flag, FlagState
+from flags.services import preconditions
 from flags.views.access import can_write, writable_flag
 from flags.views.json_text import pretty_json
 from flagstaff.render import RenderError, render_request
@@ -80,6 +81,7 @@ def version_detail(request: HttpRequest, key: str, number: int) -> HttpResponse:
         "content_json": pretty_json(version.content),
         "rendered": _rendered_request(version.content),
         "serving_in": FlagState.objects.filter(serving_version=version).select_related("environment"),
+        "preconditions": preconditions.describe(flag=flag, version=version),
         "can_write": can_write(request, flag),
     }
     return render(request, "flags/version.html", context)

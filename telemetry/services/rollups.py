@@ -94,6 +94,7 @@ def upsert_increments(
     counters: Sequence[str],
     rows: Sequence[Sequence[Any]],
     returning: Sequence[str] = (),
+    counter_types: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """Insert rows (keys then counters), adding the counters to a row that already has the key.
 
@@ -102,7 +103,8 @@ def upsert_increments(
     on PostgreSQL the rows travel as one JSON array of arrays (`jsonb_array_elements`, each
     element cast to its column's type), so the statement text is the same whatever the row
     count and is prepared once per connection, and encoding the rows costs one orjson call
-    instead of Python-level array adaptation; on SQLite a VALUES list.
+    instead of Python-level array adaptation; on SQLite a VALUES list. Counters are int8 unless
+    `counter_types` gives each one's PostgreSQL type (a sum of scores is float8).
     """
     if not rows:
         return []
@@ -114,7 +116,7 @@ def upsert_increments(
     head = f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in names)}) "
     conflict = f" ON CONFLICT ({', '.join(conflict_target)}) DO UPDATE SET {updates}{tail}"
     if connection.vendor == "postgresql":
-        types = [kind for _, kind in key_columns] + ["int8"] * len(counters)
+        types = [kind for _, kind in key_columns] + list(counter_types or ["int8"] * len(counters))
         casts = ", ".join(f"(row->>{position})::{kind}" for position, kind in enumerate(types))
         source = f"SELECT {casts} FROM jsonb_array_elements(%s::jsonb) AS row"  # noqa: S608
         return execute_binary(head + source + conflict, [orjson.dumps(rows).decode()], fetch=bool(returning))

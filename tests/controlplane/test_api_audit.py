@@ -76,7 +76,7 @@ def test_audit_get__history__newest_first_with_entry_shape(api: APIClient) -> No
         "flag_key": "support-chat",
         "environment_key": "staging",
     }
-    assert newest["changes"] == {"serving_version": {"before": None, "after": 1}}
+    assert newest["changes"]["serving_version"] == {"before": None, "after": 1}
     assert len(newest["entry_hash"]) == 64
 
 
@@ -156,7 +156,7 @@ def test_audit_export__csv__header_and_rows_oldest_first(api: APIClient) -> None
         "version.created",
         "version.published",
     ]
-    assert json.loads(rows[-1]["changes"]) == {"serving_version": {"after": 1, "before": None}}
+    assert json.loads(rows[-1]["changes"])["serving_version"] == {"after": 1, "before": None}
 
 
 @pytest.mark.usefixtures("history")

@@ -5,7 +5,7 @@ ENDPOINTS table). Anonymous callers are checked against every route under /api/v
 other apps add are covered by that column at least; their own tests hold the rest of their matrix.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,7 +222,20 @@ def test_forbidden__any_endpoint__names_the_missing_scope() -> None:
 
 
 PUBLIC_ROUTES = {"schema", "docs"}
-ROUTE_ARGUMENTS = {"key": "support-chat", "env": "staging", "number": 1, "index": 0, "pk": 1}
+ROUTE_ARGUMENTS = {"key": "support-chat", "env": "staging", "number": 1, "index": 0, "pk": 1, "verdict_id": 1}
+
+
+def _patterns(patterns: Sequence[object]) -> list[URLPattern]:
+    """The routes, with the apps' included url modules (mounted at "") flattened in."""
+    flat: list[URLPattern] = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            assert str(pattern.pattern) == "", "apps' API routes are included at the API's root"
+            flat += _patterns(pattern.url_patterns)
+        else:
+            assert isinstance(pattern, URLPattern)
+            flat.append(pattern)
+    return flat
 
 
 def flattened(patterns: list[URLPattern | URLResolver]) -> list[URLPattern]:

@@ -449,7 +449,9 @@ def test_publish_version__new_version__one_audit_entry_with_before_and_after(act
         "production",
         "go",
     )
-    assert entry.changes == {"serving_version": {"before": 1, "after": 2}}
+    assert entry.changes["serving_version"] == {"before": 1, "after": 2}
+    # Beside the change, what every registered precondition answered (the eval gate: no policy).
+    assert [outcome["met"] for outcome in entry.changes["preconditions"]] == [True]
 
 
 def test_publish_version__already_serving__no_bump_and_no_audit(actor: Actor) -> None:

@@ -1,0 +1,66 @@
+"""Read model of a flag's live scores: totals per (version, arm, scorer), a chart, the judge budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from evals.models import LiveScoreRollup, LiveScoringPolicy
+from evals.services.live_scoring import JUDGE_SCORERS, judge_spend_today
+from flags.models import Flag
+
+
+@dataclass(frozen=True)
+class LiveScores:
+    policy: LiveScoringPolicy | None
+    rows: list[dict[str, Any]]
+    chart: dict[str, Any]
+    spent_micro_usd: int
+    budget_stopped: bool
+    uses_judge: bool
+
+
+def _pass_pct(row: dict[str, Any]) -> float | None:
+    """Passed among the scored samples that did not error (an error is not a failure)."""
+    judged = row["n"] - row["errors"]
+    return round(100 * row["passed"] / judged, 1) if judged else None
+
+
+def live_scores(flag: Flag, *, since: datetime) -> LiveScores:
+    policy = LiveScoringPolicy.objects.filter(flag=flag).first()
+    rows = [
+        {**row, "label": f"v{row['version']} · {row['arm'] or 'all'}", "pass_pct": _pass_pct(row)}
+        for row in LiveScoreRollup.objects.filter(flag=flag, bucket__gte=since)
+        .values("version", "arm", "scorer")
+        .annotate(n=Sum("n"), passed=Sum("passed"), score_sum=Sum("score_sum"), errors=Sum("errors"))
+        .order_by("version", "arm", "scorer")
+    ]
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    scorer_keys = list(dict.fromkeys(row["scorer"] for row in rows))
+    by_key = {(row["label"], row["scorer"]): row["pass_pct"] for row in rows}
+    chart = {
+        "labels": labels,
+        "datasets": [
+            {
+                "label": scorer,
+                "data": [by_key.get((label, scorer)) for label in labels],
+            }
+            for scorer in scorer_keys
+        ],
+    }
+    spent = judge_spend_today(flag.pk, today=timezone.now().date())
+    uses_judge = policy is not None and any(
+        spec.get("name") in JUDGE_SCORERS for spec in policy.scorers or []
+    )
+    return LiveScores(
+        policy=policy,
+        rows=rows,
+        chart=chart,
+        spent_micro_usd=spent,
+        budget_stopped=policy is not None and uses_judge and spent >= policy.daily_judge_budget_micro_usd,
+        uses_judge=uses_judge,
+    )
