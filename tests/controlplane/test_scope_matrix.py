@@ -97,7 +97,14 @@ def world() -> dict[str, Any]:
     )
     return {
         "environment": environment,
-        "kwargs": {"key": flag.key, "env": environment.key, "number": version.number, "index": 0},
+        # A gate verdict id that names none: a caller without the scope is refused before any lookup.
+        "kwargs": {
+            "key": flag.key,
+            "env": environment.key,
+            "number": version.number,
+            "index": 0,
+            "verdict_id": 1,
+        },
         "pk": {"api:incident": incident.pk, "api:incident-resolve": incident.pk},
         "webhook_pk": webhook.pk,
     }
