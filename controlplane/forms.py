@@ -1,4 +1,4 @@
-"""Forms of the core app; the audit filter serves the audit page and the audit API alike."""
+"""Forms of the core app: the audit filter (the audit page and API alike), tokens and users."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django import forms
 from django.apps import apps
 from django.db.models import Model, QuerySet
 
-from controlplane.models import AuditEntry, Scope
+from controlplane.models import AuditEntry, Role, Scope
 
 
 class AuditFilterForm(forms.Form):
@@ -80,3 +80,23 @@ class ApiTokenForm(forms.Form):
         empty_label="Every environment",
         help_text="Bind the token to one environment, or leave it acting on all.",
     )
+
+
+class UserCreateForm(forms.Form):
+    email = forms.EmailField(max_length=150, help_text="They log in with this address.")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to generate one, shown once for you to pass on.",
+    )
+
+
+class UserRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+    reason = forms.CharField(required=False, max_length=500)
+
+
+class UserActiveForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=500)

@@ -24,5 +24,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
 ]
 
+handler403 = "controlplane.views.permission_denied"
 handler404 = "controlplane.views.not_found"
 handler500 = "controlplane.views.server_error"

@@ -323,3 +323,92 @@ def test_server_error__html_page__renders_without_touching_the_session():
 
     assert response.status_code == 500
     assert b"Something went wrong on our side" in response.content
+
+
+# users
+
+
+def test_users__anonymous__redirects_to_login():
+    assert_login_redirect(Client().get(reverse("core:users")))
+
+
+@pytest.mark.parametrize("persona", ["viewer", "editor", "auditor"])
+def test_users__not_an_admin__forbidden_page_names_the_admins(persona, request, admin):
+    response = logged_in(request.getfixturevalue(persona)).get(reverse("core:users"))
+
+    assert response.status_code == 403
+    body = text(response)
+    assert "Managing users and API tokens needs the Admin role." in body
+    assert "An Admin can change your role: " in body
+    assert ">admin</a>" in body
+
+
+def test_users__admin__lists_users_with_roles(admin, auditor):
+    body = text(logged_in(admin).get(reverse("core:users")))
+
+    assert f'href="{reverse("core:user", args=[auditor.pk])}"' in body
+    assert "Auditor" in body
+
+
+def test_users__admin_creates_without_password__password_shown_once(admin):
+    client = logged_in(admin)
+
+    response = client.post(reverse("core:users"), {"email": "dana@example.com", "role": "auditor"})
+
+    assert response.status_code == 201
+    dana = User.objects.get(username="dana@example.com")
+    shown = response.content.decode().split('id="user-password">')[1].split("<")[0]
+    assert dana.check_password(shown)
+    assert shown not in client.get(reverse("core:user", args=[dana.pk])).content.decode()
+
+
+def test_users__duplicate_email__form_error_and_no_user(admin):
+    User.objects.create_user(username="ed@example.com")
+
+    response = logged_in(admin).post(reverse("core:users"), {"email": "ed@example.com", "role": "viewer"})
+
+    assert response.status_code == 200
+    assert "already exists" in text(response)
+    assert User.objects.filter(username="ed@example.com").count() == 1
+
+
+def test_user_role__admin_makes_an_auditor__role_changed_and_audited_with_reason(admin, viewer):
+    response = logged_in(admin).post(
+        reverse("core:user-role", args=[viewer.pk]), {"role": "auditor", "reason": "joins audit"}
+    )
+
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="user.role_changed")
+    assert (entry.actor_name, entry.reason, entry.source) == ("admin", "joins audit", "ui")
+    assert entry.changes["role"] == {"before": "viewer", "after": "auditor"}
+
+
+def test_user_role__last_admin_demotes_themself__refusal_shown(admin):
+    response = logged_in(admin).post(reverse("core:user-role", args=[admin.pk]), {"role": "viewer"})
+
+    assert response.status_code == 200
+    assert "admin is the last Admin" in text(response)
+
+
+def test_user_role__editor__forbidden(editor, viewer):
+    response = logged_in(editor).post(reverse("core:user-role", args=[viewer.pk]), {"role": "admin"})
+
+    assert response.status_code == 403
+    assert not AuditEntry.objects.filter(action="user.role_changed").exists()
+
+
+def test_user_deactivate__admin__user_cannot_log_in(admin, editor):
+    logged_in(admin).post(reverse("core:user-deactivate", args=[editor.pk]), {"reason": "left"})
+
+    editor.refresh_from_db()
+    assert not editor.is_active
+    assert AuditEntry.objects.get(action="user.deactivated").reason == "left"
+
+
+def test_user_detail__admin__lists_the_users_tokens(admin):
+    token = make_token(name="ci-pipeline")
+    ApiToken.objects.filter(pk=token.token.pk).update(created_by=admin)
+
+    body = text(logged_in(admin).get(reverse("core:user", args=[admin.pk])))
+
+    assert "ci-pipeline" in body
