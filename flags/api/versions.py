@@ -131,9 +131,8 @@ class DiffView(APIView):
         return Response({"flag": flag.key, "from": old.number, "to": new.number, **diff.as_dict()})
 
 
-class PublishSerializer(StrictSerializer):
+class PublishSerializer(ReasonSerializer):
     version = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class PublishView(EnvironmentFlagView):

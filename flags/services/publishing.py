@@ -11,7 +11,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, NotFound
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
-from flags.services.guards import lock_flag, lock_state
+from flags.services.guards import lock_flag, lock_state, require_reason
 from flags.services.revisions import bump_revisions
 
 
@@ -20,6 +20,7 @@ def publish_version(
     *, flag: Flag, environment: Environment, number: int, actor: Actor, reason: str = ""
 ) -> FlagState:
     """Make a version the one an environment serves."""
+    require_reason(environment, reason)
     flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")
@@ -57,6 +58,7 @@ def publish_version(
 def set_flag_enabled(
     *, flag: Flag, environment: Environment, enabled: bool, actor: Actor, reason: str = ""
 ) -> FlagState:
+    require_reason(environment, reason)
     flag = lock_flag(flag)
     if flag.is_archived:
         raise Conflict(f"Flag '{flag.key}' is archived.", code="flag_archived")

@@ -70,7 +70,7 @@ def test_create_environment__new_key__one_audit_entry_by_actor(actor: Actor, edi
         str(environment.pk),
         "staging",
     )
-    assert entry.changes == {"after": {"key": "staging", "name": "Staging"}}
+    assert entry.changes == {"after": {"key": "staging", "name": "Staging", "protected": False}}
 
 
 def test_create_environment__new_key__starts_at_revision_zero(actor: Actor) -> None:
