@@ -5,14 +5,14 @@ first (its serving routes carry nearly all the traffic, and Django tries pattern
 A new app adds one include line, in layer order, where the comment says.
 """
 
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane import api as core_api
 
 app_name = "api"
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("flags.api.urls")),
     path("", include("telemetry.api.urls")),
     # Next apps, in layer order: path("", include("evals.api.urls")), then rollouts.

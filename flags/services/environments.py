@@ -10,7 +10,6 @@ from controlplane.errors import Conflict
 from flags.models import Environment
 from flags.services.guards import check_key, require_reason
 
-
 PROTECTED_BY_DEFAULT = frozenset({"production"})
 
 

@@ -12,10 +12,11 @@ from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from flags import services
-from flags.forms import EnvironmentForm, FlagForm, PublishForm
+from flags.forms import EnvironmentForm, FlagEditForm, FlagForm, PublishForm
 from flags.lookups import get_environment, get_flag
 from flags.models import ConfigVersion, Environment, Flag
 from flags.views.access import can_write, writable_flag
+from flags.views.protected import confirmation, reason_of
 from flags.views.targeting import targeting_sections
 
 
@@ -92,8 +93,16 @@ def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
         messages.error(request, "Choose a version to publish.")
         return redirect("flags:detail", key=flag.key)
     number = form.cleaned_data["version"]
+    if page := confirmation(request, flag, environment, f"Publish v{number}"):
+        return page
     try:
-        services.publish_version(flag=flag, environment=environment, number=number, actor=ui_actor(request))
+        services.publish_version(
+            flag=flag,
+            environment=environment,
+            number=number,
+            actor=ui_actor(request),
+            reason=reason_of(request),
+        )
     except DomainError as error:
         messages.error(request, error.detail)
     else:
@@ -105,9 +114,15 @@ def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
 @require_POST
 def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
+    if page := confirmation(request, flag, environment, "Enable the flag" if enabled else "Disable the flag"):
+        return page
     try:
         services.set_flag_enabled(
-            flag=flag, environment=environment, enabled=enabled, actor=ui_actor(request)
+            flag=flag,
+            environment=environment,
+            enabled=enabled,
+            actor=ui_actor(request),
+            reason=reason_of(request),
         )
     except DomainError as error:
         messages.error(request, error.detail)
@@ -116,3 +131,25 @@ def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> Http
             request, f"'{flag.key}' is {'enabled' if enabled else 'disabled'} in '{environment.key}'."
         )
     return redirect("flags:detail", key=flag.key)
+
+
+@login_required
+def flag_edit(request: HttpRequest, key: str) -> HttpResponse:
+    """The flag's details (name, surface, owner, stickiness, description) to change in place."""
+    flag = writable_flag(request, key)
+    initial = {
+        field: getattr(flag, field) for field in ("name", "surface", "owner", "stickiness", "description")
+    }
+    form = FlagEditForm(request.POST or None, initial=initial)
+    if form.is_valid():
+        changes = {name: value for name, value in form.cleaned_data.items() if name != "reason"}
+        try:
+            services.update_flag(
+                flag=flag, changes=changes, actor=ui_actor(request), reason=form.cleaned_data["reason"]
+            )
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, f"Saved the details of '{flag.key}'.")
+            return redirect("flags:detail", key=flag.key)
+    return render(request, "flags/flag_edit.html", {"flag": flag, "form": form})

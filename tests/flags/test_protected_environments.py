@@ -11,7 +11,7 @@ from controlplane.audit import Actor
 from controlplane.errors import InvalidInput
 from controlplane.models import AuditEntry
 from flags import services
-from flags.models import Environment, Flag, FlagState, Split
+from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
 from tests.factories import audit_mark, audit_since, client_for, make_environment, make_flag, make_version
 
 pytestmark = pytest.mark.django_db
@@ -112,7 +112,8 @@ def test_unprotected_change__no_reason__made(flag: Flag) -> None:
 
     services.publish_version(flag=flag, environment=staging, number=1, actor=ACTOR)
 
-    assert FlagState.objects.get(flag=flag, environment=staging).serving_version.number == 1
+    state = FlagState.objects.select_related("serving_version").get(flag=flag, environment=staging)
+    assert state.serving_version_id == ConfigVersion.objects.get(flag=flag, number=1).pk
 
 
 def test_create_environment__production__protected_by_default() -> None:
@@ -180,7 +181,7 @@ def test_publish_api__protected_with_reason__200_and_audited(flag: Flag, editor:
     )
 
     assert response.status_code == 200
-    assert AuditEntry.objects.filter(action="version.published").first().reason == "v2 passed the eval gate"
+    assert AuditEntry.objects.filter(action="version.published", reason="v2 passed the eval gate").exists()
 
 
 def test_rule_delete_api__protected_with_reason_in_body__removed(flag: Flag, editor: Any) -> None:
