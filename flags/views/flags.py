@@ -14,7 +14,8 @@ from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, req
 from flags import services
 from flags.forms import EnvironmentForm, FlagEditForm, FlagForm, PublishForm
 from flags.lookups import get_environment, get_flag
-from flags.models import ConfigVersion, Environment, Flag
+from flags.models import ConfigVersion, Environment, Flag, Split
+from flags.views import outcomes
 from flags.views.access import can_write, writable_flag
 from flags.views.protected import confirmation, reason_of
 from flags.views.targeting import targeting_sections
@@ -26,9 +27,11 @@ def _list_page(
     environment_form: EnvironmentForm | None = None,
 ) -> HttpResponse:
     query = request.GET.get("q", "").strip()
+    flags = list(Flag.objects.active().search(query).with_states())
+    sentences = outcomes.for_flags(flags)
     context = {
         "query": query,
-        "flags": Flag.objects.active().search(query).with_states(),
+        "flags": [(flag, sentences[flag.pk]) for flag in flags],
         "environments": Environment.objects.by_key(),
         "flag_form": flag_form or FlagForm(),
         "environment_form": environment_form or EnvironmentForm(),
@@ -74,9 +77,25 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
     flag = get_flag(key)
     states = {state.environment_id: state for state in flag.states.select_related("serving_version")}
     versions = list(ConfigVersion.objects.for_flag(flag).defer("content"))
+    environments = list(Environment.objects.by_key())
+    splits = {
+        split.environment_id: split
+        for split in Split.objects.active().filter(flag=flag).select_related("candidate")
+    }
+    segments = outcomes.all_segments()
     context = {
         "flag": flag,
-        "environments": [(env, states.get(env.pk)) for env in Environment.objects.by_key()],
+        "environments": [(env, states.get(env.pk)) for env in environments],
+        "users_get": [
+            outcomes.what_users_get(
+                flag=flag,
+                environment=env,
+                state=states.get(env.pk),
+                split=splits.get(env.pk),
+                segments=segments,
+            )
+            for env in environments
+        ],
         "versions": versions,
         "can_write": can_write(request, flag),
         "targeting": targeting_sections(flag, states),

@@ -66,6 +66,7 @@ def _targeting_section(
         # A protected environment's forms post as pages: the change goes through a confirmation.
         "live": not environment.protected,
         "serving": serving,
+        "enabled": bool(state and state.enabled),
         "rules_tag": rules_tag(rules),
         "rules": [
             {
