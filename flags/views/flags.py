@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError
 from controlplane.models import Scope
+from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from flags import services
 from flags.forms import EnvironmentForm, FlagEditForm, FlagForm, PublishForm
@@ -98,6 +99,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
         ],
         "versions": versions,
         "can_write": can_write(request, flag),
+        "can_read_audit": Scope.AUDIT in scopes_for_user(request.user),
         "targeting": targeting_sections(flag, states),
     }
     return render(request, "flags/detail.html", context)
