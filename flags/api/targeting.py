@@ -117,6 +117,20 @@ class RuleMoveSerializer(ReasonSerializer):
     to = serializers.IntegerField(min_value=0, source="to_index")
 
 
+# OpenAPI gives DELETE no request body, and some clients send none: a DELETE takes its reason
+# (required in a protected environment) from the query string, or from a JSON body.
+REASON_PARAMETER = OpenApiParameter(
+    "reason", str, description="Why; required in a protected environment (400 reason_required without it)"
+)
+
+
+def _delete_reason(request: Request) -> str:
+    reason: str = validated_body(ReasonSerializer, request)["reason"] or request.query_params.get(
+        "reason", ""
+    )
+    return reason
+
+
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
@@ -203,9 +217,10 @@ class RuleDetailView(EnvironmentFlagView):
     def patch(self, request: Request, key: str, env: str, index: int) -> Response:
         return _changed_rules(request, key, env, services.update_rule, body=RuleUpdateSerializer, index=index)
 
-    @extend_schema(request=ReasonSerializer, parameters=[IF_MATCH], responses=RulesSerializer)
+    @extend_schema(parameters=[IF_MATCH, REASON_PARAMETER], responses=RulesSerializer)
     def delete(self, request: Request, key: str, env: str, index: int) -> Response:
-        return _changed_rules(request, key, env, services.remove_rule, body=ReasonSerializer, index=index)
+        reason = _delete_reason(request)
+        return _changed_rules(request, key, env, services.remove_rule, index=index, reason=reason)
 
 
 class RuleMoveView(EnvironmentFlagView):
@@ -271,11 +286,13 @@ class SplitView(EnvironmentFlagView):
         services.set_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
         return Response(SplitDocumentSerializer(_split_document(flag, environment)).data)
 
-    @extend_schema(request=ReasonSerializer, responses={204: None})
+    @extend_schema(parameters=[REASON_PARAMETER], responses={204: None})
     def delete(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(ReasonSerializer, request)
-        services.clear_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
+        reason = _delete_reason(request)
+        services.clear_split(
+            flag=flag, environment=environment, actor=actor_for_request(request), reason=reason
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -206,3 +206,21 @@ def test_environment_api__viewer__403(production: Environment, viewer: Any) -> N
     )
 
     assert response.status_code == 403
+
+
+def test_split_delete_api__protected_reason_in_the_query__cleared_and_audited(
+    flag: Flag, editor: Any
+) -> None:
+    response = client_for(editor).delete(
+        "/api/v1/flags/support-chat/environments/production/split/?reason=v3%20regressed"
+    )
+
+    assert response.status_code == 204
+    assert AuditEntry.objects.get(action="split.cleared").reason == "v3 regressed"
+
+
+def test_split_delete_api__protected_no_reason__400_and_split_kept(flag: Flag, editor: Any) -> None:
+    response = client_for(editor).delete("/api/v1/flags/support-chat/environments/production/split/")
+
+    assert (response.status_code, response.json()["code"]) == (400, "reason_required")
+    assert Split.objects.active().filter(flag=flag).exists()
