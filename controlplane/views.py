@@ -32,6 +32,7 @@ from controlplane.services import (
     set_user_active,
     set_user_role,
 )
+from controlplane.textdiff import word_diff
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 
 AUDIT_PAGE_SIZE = 50
@@ -78,7 +79,16 @@ def _shown(value: Any) -> str:
 
 
 def _change(field: str, before: Any = "", after: Any = "") -> dict[str, Any]:
-    return {"field": field, "before": _shown(before), "after": _shown(after), "diff": True}
+    old, new = _shown(before), _shown(after)
+    old_runs, new_runs = word_diff(old, new) if old and new else ([], [])
+    return {
+        "field": field,
+        "before": old,
+        "after": new,
+        "diff": True,
+        "before_runs": old_runs,
+        "after_runs": new_runs,
+    }
 
 
 def change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:

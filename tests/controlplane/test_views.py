@@ -12,6 +12,7 @@ from controlplane.views import change_rows, server_error
 from flags import services
 from tests.factories import (
     FACTORY_ACTOR,
+    VALID_CONTENT,
     append_only_trigger_off,
     make_environment,
     make_flag,
@@ -208,18 +209,30 @@ def test_audit__enable_toggle__shows_before_and_after(auditor):
 
     response = logged_in(auditor).get(reverse("core:audit"), {"action": "flag.enabled"})
 
-    assert '<td class="value-old">false</td><td class="arrow">→</td><td class="value-new">true</td>' in (
-        response.content.decode()
-    )
+    assert (
+        '<td class="value-old"><del class="word-del">false</del></td><td class="arrow">→</td>'
+        '<td class="value-new"><ins class="word-ins">true</ins></td>'
+    ) in response.content.decode()
 
 
 def test_change_rows__created_object__lays_fields_out_as_after_values():
     rows = change_rows({"after": {"key": "staging"}, "warnings": 2})
 
     assert rows == [
-        {"field": "key", "before": "", "after": "staging", "diff": True},
+        {"field": "key", "before": "", "after": "staging", "diff": True, "before_runs": [], "after_runs": []},
         {"field": "warnings", "value": "2", "diff": False},
     ]
+
+
+def test_audit__prompt_changed_in_a_new_version__word_marks_in_the_entry(auditor):
+    flag = make_flag(key="support-chat")
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $500 without approval."})
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $250 without approval."})
+
+    body = logged_in(auditor).get(reverse("core:audit"), {"action": "version.created"}).content.decode()
+
+    assert 'Refund up to $<del class="word-del">500</del> without approval.' in body
+    assert 'Refund up to $<ins class="word-ins">250</ins> without approval.' in body
 
 
 # tokens

@@ -483,9 +483,22 @@ def test_diff__prompt_edit__shows_deleted_and_inserted_lines_side_by_side(viewer
     response = logged_in(viewer).get(reverse("flags:diff", args=[flag.key]), {"from": 1, "to": 2})
 
     body = response.content.decode()
-    assert '<td class="txt del">Be brief.</td>' in body
-    assert '<td class="txt ins">Be thorough.</td>' in body
+    assert '<td class="txt del">Be <del class="word-del">brief</del>.</td>' in body
+    assert '<td class="txt ins">Be <ins class="word-ins">thorough</ins>.</td>' in body
     assert 'id="model-swap"' not in body
+
+
+def test_diff__amount_in_a_prompt_changed__only_the_amount_marked(viewer):
+    flag = make_flag()
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $500 without approval."})
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $250 without approval."})
+
+    body = (
+        logged_in(viewer).get(reverse("flags:diff", args=[flag.key]), {"from": 1, "to": 2}).content.decode()
+    )
+
+    assert 'Refund up to $<del class="word-del">500</del> without approval.' in body
+    assert 'Refund up to $<ins class="word-ins">250</ins> without approval.' in body
 
 
 def test_diff__without_versions_chosen__shows_the_picker(viewer):
