@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 
-from controlplane.models import AuditEntry, Role, Scope
+from controlplane.models import ApiToken, AuditEntry, Role, Scope
 
 
 class AuditFilterForm(forms.Form):
@@ -55,6 +57,45 @@ class AuditFilterForm(forms.Form):
             for field, messages in self.errors.items()
             for message in messages
         ]
+
+
+class AuditFilterPickerForm(AuditFilterForm):
+    """The audit page's filters as pickers: what an auditor can choose is what the log holds
+    (actions, flags, environments), the users and tokens that can act, and dates."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        entries = AuditEntry.objects.order_by()
+        users = get_user_model().objects.order_by("username").values_list("username", flat=True)
+        tokens = ApiToken.objects.order_by("name").values_list("name", flat=True)
+        actors = [*users, *(f"token:{name}" for name in tokens)]
+        self._pick("actor", "every actor", actors)
+        self._pick("action", "every action", _distinct(entries, "action"))
+        self._pick("flag", "every flag", _distinct(entries.exclude(flag_key=""), "flag_key"))
+        self._pick(
+            "environment",
+            "every environment",
+            _distinct(entries.exclude(environment_key=""), "environment_key"),
+        )
+        for name in ("since", "until"):
+            self.fields[name].widget = forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+            self.fields[name].help_text = "UTC"
+
+    def _pick(self, name: str, everything: str, values: Iterable[str]) -> None:
+        choices = [("", everything), *((value, value) for value in values)]
+        chosen = self.data.get(name, "")
+        if chosen and chosen not in {value for value, _ in choices}:
+            # A value typed into the URL (or an action prefix such as "version.") stays shown.
+            choices.append((chosen, chosen))
+        self.fields[name].widget = forms.Select(choices=choices)
+        self.fields[name].help_text = ""
+
+
+def _distinct(entries: QuerySet[AuditEntry], column: str) -> list[str]:
+    """The values a column holds, each once, read from its index."""
+    return list(entries.values_list(column, flat=True).distinct().order_by(column))
 
 
 def _environments() -> QuerySet[Model]:

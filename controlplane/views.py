@@ -20,7 +20,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from controlplane.audit import verify_chain
 from controlplane.errors import DomainError, NotFound
-from controlplane.forms import ApiTokenForm, AuditFilterForm, UserActiveForm, UserCreateForm, UserRoleForm
+from controlplane.forms import (
+    ApiTokenForm,
+    AuditFilterPickerForm,
+    UserActiveForm,
+    UserCreateForm,
+    UserRoleForm,
+)
 from controlplane.health import database_ok
 from controlplane.models import ApiToken, AuditChainHead, AuditEntry, Role, Scope
 from controlplane.services import (
@@ -108,7 +114,7 @@ def change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
 @login_required
 def audit(request: HtmxHttpRequest) -> HttpResponse:
     require_scope(request, Scope.AUDIT)
-    form = AuditFilterForm(request.GET)
+    form = AuditFilterPickerForm(request.GET)
     entries = form.apply(AuditEntry.objects.all()) if form.is_valid() else AuditEntry.objects.none()
     page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {

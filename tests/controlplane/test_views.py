@@ -172,7 +172,28 @@ def test_audit__invalid_filter__shows_the_error_and_no_entries(auditor):
     response = logged_in(auditor).get(reverse("core:audit"), {"since": "yesterday-ish"})
 
     assert b"The filters are not valid" in response.content
-    assert b"flag.created" not in response.content
+    assert b'<span class="badge action">flag.created</span>' not in response.content
+
+
+def test_audit__filters__pickers_of_what_the_log_holds_and_date_pickers(auditor, admin):
+    make_flag(key="support-chat")
+    make_token(name="deploy")
+
+    body = logged_in(auditor).get(reverse("core:audit")).content.decode()
+
+    assert '<option value="flag.created">flag.created</option>' in body
+    assert '<option value="support-chat">support-chat</option>' in body
+    assert '<option value="admin">admin</option>' in body
+    assert '<option value="token:deploy">token:deploy</option>' in body
+    assert 'type="datetime-local" name="since"' in body
+
+
+def test_audit__date_picker_value__filters_by_it(auditor):
+    make_flag(key="support-chat")
+
+    response = logged_in(auditor).get(reverse("core:audit"), {"until": "2000-01-01T00:00"})
+
+    assert "No entries match these filters." in text(response)
 
 
 def test_audit__more_than_a_page__paginates_by_fifty(auditor):
