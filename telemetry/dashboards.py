@@ -151,6 +151,8 @@ class FlagDashboard:
     daily_cost: dict[str, Any]
     stop_chart: dict[str, Any]
     latency_chart: dict[str, Any]
+    rollups: QuerySet[Rollup]
+    """The rows every figure above sums, for the reads that go on from them (telemetry.comparison)."""
 
     def checks(self, figures: Figures) -> list[LatencyCheck]:
         return [
@@ -176,7 +178,7 @@ def _sums() -> dict[str, Sum]:
     return {name: Sum(name) for name in SUM_FIELDS}
 
 
-def _label(version: int | None, arm: str) -> str:
+def arm_label(version: int | None, arm: str) -> str:
     version_label = f"v{version}" if version is not None else "no version"
     return f"{version_label} · {arm}" if arm else version_label
 
@@ -187,7 +189,7 @@ def flag_dashboard(flag: Flag, window: Window, environment: Environment | None =
     arms: dict[tuple[int | None, str], Figures] = {}
     for row in rollups.values("version", "arm").annotate(**_sums()).order_by("version", "arm"):
         key = (row["version"], row["arm"])
-        arms[key] = Figures(_label(*key), row["version"], row["arm"], {n: row[n] or 0 for n in SUM_FIELDS})
+        arms[key] = Figures(arm_label(*key), row["version"], row["arm"], {n: row[n] or 0 for n in SUM_FIELDS})
     total = Figures("All traffic", sums=rollups.aggregate(**_sums()))
 
     histogram_rows = (
@@ -234,6 +236,7 @@ def flag_dashboard(flag: Flag, window: Window, environment: Environment | None =
         daily_cost=_daily_cost(rollups, window),
         stop_chart=_stop_chart(ordered),
         latency_chart=_latency_chart(ordered, budgets),
+        rollups=rollups,
     )
 
 
@@ -260,7 +263,7 @@ def _daily_cost(rollups: QuerySet[Rollup], window: Window) -> dict[str, Any]:
         .order_by("version", "arm", "day")
     )
     for row in rows:
-        series[_label(row["version"], row["arm"])][row["day"]] = (row["cost"] or 0) / 1_000_000
+        series[arm_label(row["version"], row["arm"])][row["day"]] = (row["cost"] or 0) / 1_000_000
     return {
         "labels": [day.isoformat() for day in days],
         "datasets": [
