@@ -72,11 +72,13 @@ def clipped(page: Page, selector: str) -> list[str]:
     return out
 
 
-ACTIONS = "main .btn, main button, main input[type=submit], main select"
+ACTIONS = "main .btn, main button, main input, main select, main textarea"
 
 
 def check_page(page: Page, name: str, width: int) -> None:
     assert clipped(page, ACTIONS) == [], f"{name} at {width} px: actions clipped"
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name} at {width} px: the page is {overflow} px wider than the screen"
     if width < 900:
         menu = page.locator(".nav-toggle")
         expect(menu).to_be_visible()
