@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VAR := var
 CHROMIUM := /usr/bin/chromium
+# Where `make run` listens: `make run PORT=9000`, or BIND=0.0.0.0:8000 for other machines
+# (which then also need their host name in ALLOWED_HOSTS).
+PORT ?= 8000
+BIND ?= 127.0.0.1:$(PORT)
 PG_URL ?= postgresql://root@127.0.0.1:5432/flagstaff
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
@@ -13,24 +17,28 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test test-embedded test-services lint format bench fuzz chromium services clean
 
+# pip's and setuptools' output goes to var/install.log and is shown only when the install fails.
 $(STAMP): pyproject.toml client/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
-	touch $(STAMP)
+	@mkdir -p $(VAR)
+	@echo "Installing Flagstaff into $(VENV) (log: $(VAR)/install.log)"
+	@{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } > $(VAR)/install.log 2>&1 \
+	  && $(BIN)/python -m pip install --quiet --upgrade pip >> $(VAR)/install.log 2>&1 \
+	  && $(BIN)/python -m pip install --quiet -e ./client -e '.[dev]' >> $(VAR)/install.log 2>&1 \
+	  || { cat $(VAR)/install.log >&2; echo "The install failed; the log above is also in $(VAR)/install.log." >&2; exit 1; }
+	@touch $(STAMP)
 
 $(VAR)/secret_key:
 	mkdir -p $(VAR)
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
 	chmod 600 $@
 
-## run: install, migrate and start web + worker + beat on SQLite and a file broker
+## run: install, migrate and start web + worker + beat on SQLite and a file broker (PORT, BIND)
 run: $(STAMP) $(VAR)/secret_key
 	export SECRET_KEY_FILE=$(CURDIR)/$(VAR)/secret_key; \
 	$(BIN)/python manage.py migrate --no-input && \
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
 	$(BIN)/python manage.py ensure_admin && \
-	exec $(BIN)/python manage.py serve
+	exec $(BIN)/python manage.py serve --bind $(BIND)
 
 ## chromium: Debian's Chromium for the browser tests (never a browser download)
 chromium:

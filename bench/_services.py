@@ -56,7 +56,8 @@ from controlplane.services import create_api_token
 from flags import services
 rules = json.loads({rules!r})
 actor = Actor.system("bench")
-env = services.create_environment(key={environment!r}, name="Production", actor=actor)
+# Unprotected: the benchmarks change rules and splits without giving reasons.
+env = services.create_environment(key={environment!r}, name="Production", actor=actor, protected=False)
 flag = services.create_flag(key={flag!r}, name="Support chat", surface="chat", actor=actor)
 for number in range(1, 6):
     content = {{"model": "claude-sonnet-5-5", "max_tokens": 256 * number, "system": f"You are v{{number}}."}}

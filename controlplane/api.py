@@ -1,4 +1,4 @@
-"""REST API of the core app: the audit log (read, export, verify)."""
+"""REST API of the core app: the audit log (read, export, verify) and users with their roles."""
 
 from __future__ import annotations
 
@@ -8,19 +8,26 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.audit import EXPORT_COLUMNS, export_rows, record_checkpoint, verify_chain
+from controlplane.auth import actor_for_request
 from controlplane.errors import InvalidInput
 from controlplane.forms import AuditFilterForm
-from controlplane.models import AuditEntry, Scope
+from controlplane.inputs import validated_body
+from controlplane.models import ApiToken, AuditEntry, Role, Scope
 from controlplane.negotiation import FirstRenderer
+from controlplane.serializers import StrictSerializer
+from controlplane.services import NewUser, create_user, role_of, update_user
 
 AUDIT_FILTER_PARAMETERS = [
     OpenApiParameter("since", str, description="Entries at or after this ISO 8601 time"),
@@ -159,3 +166,134 @@ class AuditVerifyView(APIView):
     @extend_schema(responses=ChainStatusSerializer)
     def get(self, request: Request) -> Response:
         return Response(verify_chain().as_dict())
+
+
+class UserTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    environment = serializers.CharField(source="environment.key", allow_null=True, default=None)
+    active = serializers.BooleanField(source="is_active")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "scopes", "environment", "active", "created_at", "last_used_at"]
+
+
+class UserSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(source="pk")
+    email = serializers.CharField(source="username")
+    role = serializers.ChoiceField(choices=Role.choices, source="flagstaff_role_name")
+    active = serializers.BooleanField(source="is_active")
+    last_login = serializers.DateTimeField(allow_null=True)
+    date_joined = serializers.DateTimeField()
+    tokens = UserTokenSerializer(many=True, help_text="API tokens this user created")
+
+
+class UserCreatedSerializer(UserSerializer):
+    password = serializers.CharField(
+        source="generated_password",
+        allow_null=True,
+        help_text="The generated first password, shown this once; null when the request set one",
+    )
+
+
+def _user_document(user: AbstractUser, *, created: NewUser | None = None) -> dict[str, Any]:
+    """The user as the API shows it. The password hash is never a field: only a generated first
+    password is, in the answer to the creation that generated it."""
+    user.flagstaff_role_name = role_of(user)  # type: ignore[attr-defined]
+    tokens = ApiToken.objects.filter(created_by_id=user.pk).select_related("environment")
+    user.tokens = tokens  # type: ignore[attr-defined]
+    if created is None:
+        return dict(UserSerializer(user).data)
+    user.generated_password = created.password  # type: ignore[attr-defined]
+    return dict(UserCreatedSerializer(user).data)
+
+
+class UserCreateSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+    password = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Omit to have one generated"
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class UserUpdateSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    active = serializers.BooleanField(required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+USER_EXAMPLE = {
+    "id": 7,
+    "email": "dana@example.com",
+    "role": "auditor",
+    "active": True,
+    "last_login": None,
+    "date_joined": "2026-11-30T09:12:00Z",
+    "tokens": [],
+}
+
+
+class UsersView(APIView):
+    """Every user with their role; an Admin creates users here."""
+
+    required_scopes = {"GET": Scope.ADMIN, "POST": Scope.ADMIN}
+
+    @extend_schema(responses=UserSerializer(many=True), examples=[OpenApiExample("users", [USER_EXAMPLE])])
+    def get(self, request: Request) -> Response:
+        users = get_user_model().objects.order_by("username")
+        return Response([_user_document(user) for user in users])
+
+    @extend_schema(
+        request=UserCreateSerializer,
+        responses={201: UserCreatedSerializer},
+        examples=[
+            OpenApiExample(
+                "create an auditor",
+                {"email": "dana@example.com", "role": "auditor", "reason": "Q4 audit"},
+                request_only=True,
+            ),
+            OpenApiExample("created", {**USER_EXAMPLE, "password": "generated-once"}, response_only=True),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        data = validated_body(UserCreateSerializer, request)
+        created = create_user(
+            email=data["email"],
+            role=data["role"],
+            password=data["password"] or None,
+            reason=data["reason"],
+            actor=actor_for_request(request),
+        )
+        return Response(_user_document(created.user, created=created), status=status.HTTP_201_CREATED)
+
+
+class UserView(APIView):
+    """One user: read, change the role, deactivate or reactivate (the last Admin is kept)."""
+
+    required_scopes = {"GET": Scope.ADMIN, "PATCH": Scope.ADMIN}
+
+    @extend_schema(responses=UserSerializer, examples=[OpenApiExample("user", USER_EXAMPLE)])
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(_user_document(get_object_or_404(get_user_model(), pk=pk)))
+
+    @extend_schema(
+        request=UserUpdateSerializer,
+        responses=UserSerializer,
+        examples=[
+            OpenApiExample(
+                "make an auditor", {"role": "auditor", "reason": "joins the audit team"}, request_only=True
+            ),
+            OpenApiExample("deactivate", {"active": False, "reason": "left the company"}, request_only=True),
+            OpenApiExample("updated", USER_EXAMPLE, response_only=True),
+        ],
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        data = validated_body(UserUpdateSerializer, request)
+        updated = update_user(
+            user=get_object_or_404(get_user_model(), pk=pk),
+            role=data.get("role"),
+            active=data.get("active"),
+            reason=data["reason"],
+            actor=actor_for_request(request),
+        )
+        return Response(_user_document(updated))

@@ -29,4 +29,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("audit/", core_api.AuditListView.as_view(), name="audit"),
     path("audit/export/", core_api.AuditExportView.as_view(), name="audit-export"),
     path("audit/verify/", core_api.AuditVerifyView.as_view(), name="audit-verify"),
+    path("users/", core_api.UsersView.as_view(), name="users"),
+    path("users/<int:pk>/", core_api.UserView.as_view(), name="user"),
 ]

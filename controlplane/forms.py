@@ -1,20 +1,22 @@
-"""Forms of the core app: the audit filter (the audit page and the audit API alike) and the login
-forms, throttled per account and client address."""
+"""Forms of the core app: the audit filter (the audit page and the audit API alike), tokens, users
+and the login forms, throttled per account and client address."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.apps import apps
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from controlplane import login_throttle
-from controlplane.models import AuditEntry, Scope
+from controlplane.models import ApiToken, AuditEntry, Role, Scope
 
 
 class AuditFilterForm(forms.Form):
@@ -63,6 +65,45 @@ class AuditFilterForm(forms.Form):
         ]
 
 
+class AuditFilterPickerForm(AuditFilterForm):
+    """The audit page's filters as pickers: what an auditor can choose is what the log holds
+    (actions, flags, environments), the users and tokens that can act, and dates."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        entries = AuditEntry.objects.order_by()
+        users = get_user_model().objects.order_by("username").values_list("username", flat=True)
+        tokens = ApiToken.objects.order_by("name").values_list("name", flat=True)
+        actors = [*users, *(f"token:{name}" for name in tokens)]
+        self._pick("actor", "every actor", actors)
+        self._pick("action", "every action", _distinct(entries, "action"))
+        self._pick("flag", "every flag", _distinct(entries.exclude(flag_key=""), "flag_key"))
+        self._pick(
+            "environment",
+            "every environment",
+            _distinct(entries.exclude(environment_key=""), "environment_key"),
+        )
+        for name in ("since", "until"):
+            self.fields[name].widget = forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+            self.fields[name].help_text = "UTC"
+
+    def _pick(self, name: str, everything: str, values: Iterable[str]) -> None:
+        choices = [("", everything), *((value, value) for value in values)]
+        chosen = self.data.get(name, "")
+        if chosen and chosen not in {value for value, _ in choices}:
+            # A value typed into the URL (or an action prefix such as "version.") stays shown.
+            choices.append((chosen, chosen))
+        self.fields[name].widget = forms.Select(choices=choices)
+        self.fields[name].help_text = ""
+
+
+def _distinct(entries: QuerySet[AuditEntry], column: str) -> list[str]:
+    """The values a column holds, each once, read from its index."""
+    return list(entries.values_list(column, flat=True).distinct().order_by(column))
+
+
 def _environments() -> QuerySet[Model]:
     # Tokens refer to flags.Environment by name, as the model does: the core app does not
     # import the flags app, which sits above it.
@@ -86,6 +127,26 @@ class ApiTokenForm(forms.Form):
         empty_label="Every environment",
         help_text="Bind the token to one environment, or leave it acting on all.",
     )
+
+
+class UserCreateForm(forms.Form):
+    email = forms.EmailField(max_length=150, help_text="They log in with this address.")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to generate one, shown once for you to pass on.",
+    )
+
+
+class UserRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+    reason = forms.CharField(required=False, max_length=500)
+
+
+class UserActiveForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=500)
 
 
 class ThrottledLoginMixin:

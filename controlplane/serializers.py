@@ -17,4 +17,10 @@ class StrictSerializer(serializers.Serializer[Any]):
 
 
 class ReasonSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="Why, for the audit entry; required for a change to a protected environment",
+    )

@@ -30,5 +30,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
+handler403 = "controlplane.views.permission_denied"
 handler404 = "controlplane.views.not_found"
 handler500 = "controlplane.views.server_error"

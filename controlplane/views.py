@@ -1,4 +1,4 @@
-"""Core pages: health, error handlers (JSON under /api/), and the audit and token pages.
+"""Core pages: health, error handlers (JSON under /api/), and the audit, token and user pages.
 
 The helpers every HTML view uses are in controlplane.web.
 """
@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
@@ -19,10 +20,25 @@ from django.views.decorators.http import require_GET, require_POST
 
 from controlplane.audit import verify_chain
 from controlplane.errors import DomainError, NotFound
-from controlplane.forms import ApiTokenForm, AuditFilterForm
+from controlplane.forms import (
+    ApiTokenForm,
+    AuditFilterPickerForm,
+    UserActiveForm,
+    UserCreateForm,
+    UserRoleForm,
+)
 from controlplane.health import database_ok
-from controlplane.models import ApiToken, AuditChainHead, AuditEntry, Scope
-from controlplane.services import create_api_token, revoke_api_token
+from controlplane.models import ApiToken, AuditChainHead, AuditEntry, Role, Scope
+from controlplane.services import (
+    active_admins,
+    create_api_token,
+    create_user,
+    revoke_api_token,
+    role_of,
+    set_user_active,
+    set_user_role,
+)
+from controlplane.textdiff import word_diff
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 
 AUDIT_PAGE_SIZE = 50
@@ -46,6 +62,14 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "404.html", {"detail": detail}, status=404)
 
 
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 403 page names the Admins, who are the ones that can give a role."""
+    if _wants_json(request):
+        return JsonResponse({"code": "forbidden", "detail": str(exception or "Not allowed.")}, status=403)
+    context = {"exception": str(exception or ""), "admins": active_admins()}
+    return render(request, "403.html", context, status=403)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
@@ -61,7 +85,16 @@ def _shown(value: Any) -> str:
 
 
 def _change(field: str, before: Any = "", after: Any = "") -> dict[str, Any]:
-    return {"field": field, "before": _shown(before), "after": _shown(after), "diff": True}
+    old, new = _shown(before), _shown(after)
+    old_runs, new_runs = word_diff(old, new) if old and new else ([], [])
+    return {
+        "field": field,
+        "before": old,
+        "after": new,
+        "diff": True,
+        "before_runs": old_runs,
+        "after_runs": new_runs,
+    }
 
 
 def change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,7 +114,7 @@ def change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
 @login_required
 def audit(request: HtmxHttpRequest) -> HttpResponse:
     require_scope(request, Scope.AUDIT)
-    form = AuditFilterForm(request.GET)
+    form = AuditFilterPickerForm(request.GET)
     entries = form.apply(AuditEntry.objects.all()) if form.is_valid() else AuditEntry.objects.none()
     page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -137,3 +170,81 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Token '{token.name}' is revoked; requests with it now fail.")
     return redirect("core:tokens")
+
+
+def _user_rows() -> list[dict[str, Any]]:
+    users = get_user_model().objects.select_related("flagstaff_role").order_by("username")
+    return [{"user": user, "role": role_of(user)} for user in users]
+
+
+@never_cache
+@login_required
+def users(request: HtmxHttpRequest) -> HttpResponse:
+    require_scope(request, Scope.ADMIN)
+    form = UserCreateForm(request.POST or None)
+    if form.is_valid():
+        try:
+            created = create_user(actor=ui_actor(request), **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            if created.password:
+                return render(request, "controlplane/user_created.html", {"created": created}, status=201)
+            messages.success(request, f"Created {created.user.get_username()}.")
+            return redirect("core:user", pk=created.user.pk)
+    return render(request, "controlplane/users.html", {"form": form, "rows": _user_rows()})
+
+
+def _user_page(request: HttpRequest, pk: int, role_form: UserRoleForm | None = None) -> HttpResponse:
+    user = get_object_or_404(get_user_model(), pk=pk)
+    role = role_of(user)
+    context = {
+        "subject": user,
+        "role": role,
+        "role_form": role_form or UserRoleForm(initial={"role": role}),
+        "tokens": ApiToken.objects.filter(created_by_id=user.pk).select_related("environment"),
+        "history": AuditEntry.objects.filter(target_type="auth.user", target_id=str(user.pk))[:20],
+    }
+    return render(request, "controlplane/user.html", context)
+
+
+@never_cache
+@login_required
+def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require_scope(request, Scope.ADMIN)
+    return _user_page(request, pk)
+
+
+@require_POST
+@login_required
+def user_role(request: HttpRequest, pk: int) -> HttpResponse:
+    require_scope(request, Scope.ADMIN)
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = UserRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            set_user_role(user=user, actor=ui_actor(request), **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            label = Role(form.cleaned_data["role"]).label
+            messages.success(request, f"{user.get_username()} is now {label}.")
+            return redirect("core:user", pk=user.pk)
+    return _user_page(request, pk, role_form=form)
+
+
+@require_POST
+@login_required
+def user_active(request: HttpRequest, pk: int, active: bool) -> HttpResponse:
+    require_scope(request, Scope.ADMIN)
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = UserActiveForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        set_user_active(user=user, active=active, actor=ui_actor(request), reason=reason)
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        state = "active again" if active else "deactivated: they can no longer log in"
+        messages.success(request, f"{user.get_username()} is {state}.")
+    return redirect("core:user", pk=user.pk)

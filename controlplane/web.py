@@ -23,7 +23,7 @@ from controlplane.roles import scopes_for_user
 SCOPE_REFUSALS: dict[str, str] = {
     Scope.WRITE: "Changing flags, versions and environments needs the Editor or Admin role.",
     Scope.AUDIT: "The audit log is open to the Auditor and Admin roles.",
-    Scope.ADMIN: "Managing API tokens needs the Admin role.",
+    Scope.ADMIN: "Managing users and API tokens needs the Admin role.",
 }
 
 

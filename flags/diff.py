@@ -103,7 +103,7 @@ def diff_configs(old: Mapping[str, Any], new: Mapping[str, Any]) -> ConfigDiff:
         for change in _field_changes(old.get(key), new.get(key), key)
     ]
     changes += _system_cache_control_changes(old.get("system"), new.get("system"))
-    system = _line_diff(_system_text(old.get("system")), _system_text(new.get("system")))
+    system = _line_diff(system_text(old.get("system")), system_text(new.get("system")))
     tools = _collection_diff(old.get("tools"), new.get("tools"), _tool_key, _item_changes)
     mcp_servers = _collection_diff(old.get("mcp_servers"), new.get("mcp_servers"), _named, _item_changes)
     subagents = _collection_diff(old.get("subagents"), new.get("subagents"), _named, _subagent_changes)
@@ -155,7 +155,8 @@ def _system_blocks(
     return list(system)
 
 
-def _system_text(system: str | Sequence[Mapping[str, Any]] | None) -> str:
+def system_text(system: str | Sequence[Mapping[str, Any]] | None) -> str:
+    """A config's system prompt as one text, its blocks joined by newlines."""
     return "\n".join(block["text"] for block in _system_blocks(system))
 
 
@@ -228,8 +229,8 @@ def _nested_config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> li
         changes.append(
             FieldChange(
                 "config.system",
-                _system_text(old.get("system")),
-                _system_text(new.get("system")),
+                system_text(old.get("system")),
+                system_text(new.get("system")),
             )
         )
     for field, key in (

@@ -252,6 +252,12 @@ class RuleForm(ConstraintRowFields):
     segments = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     version = forms.TypedChoiceField(coerce=int, label="Serve")
     description = forms.CharField(max_length=500, required=False)
+    everyone = forms.BooleanField(
+        required=False,
+        label="For everyone",
+        help_text="A rule without constraints or segments serves every context, and nothing after it "
+        "(the split, the serving version) is reached: tick this to mean it.",
+    )
     position = forms.IntegerField(
         min_value=0, required=False, help_text="0 puts the rule first; empty puts it last."
     )
@@ -274,8 +280,38 @@ class RuleForm(ConstraintRowFields):
             "segments": data["segments"],
             "version": data["version"],
             "description": data["description"],
-            "position": data["position"],
+            "everyone": data["everyone"],
+            "position": data.get("position"),
         }
+
+
+class RuleEditForm(RuleForm):
+    """A rule's fields to change in place: its constraints as JSON, no position."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["position"]
+
+    @staticmethod
+    def initial_for(rule: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "constraints": json.dumps(rule.get("constraints", []), indent=2, ensure_ascii=False),
+            "segments": rule.get("segments", []),
+            "version": rule.get("version"),
+            "description": rule.get("description", ""),
+            "everyone": bool(rule.get("everyone")),
+        }
+
+
+class FlagEditForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    surface = forms.ChoiceField(choices=Surface.choices)
+    owner = forms.CharField(max_length=200, required=False, help_text="A team or a person.")
+    stickiness = forms.CharField(
+        max_length=100, help_text="The context field that keeps a unit in its split; changing it re-buckets."
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(max_length=2000, required=False)
 
 
 class RuleMoveForm(forms.Form):

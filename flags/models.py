@@ -26,6 +26,10 @@ class Environment(models.Model):
     revision = models.BigIntegerField(
         default=0, help_text="Bumped in the same transaction as every change that can alter resolution"
     )
+    protected = models.BooleanField(
+        default=False,
+        help_text="Changes to what it serves (publish, enable, disable, rules, splits) need a reason",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = EnvironmentQuerySet.as_manager()

@@ -1,12 +1,14 @@
 """Reads behind the targeting pages and API: what a context gets, and the split's control band.
 
 `try_context` evaluates with the engine on the flag's definition built from the database as it
-is now (`flags.definitions.flag_definition`), so an edit shows at once, before any snapshot.
+is now (`compiled_flag`, from `flags.definitions.flag_definition`), so an edit shows at once,
+before any snapshot; the "what users get" sentences walk the same compiled definition.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,7 +19,15 @@ from flags.definitions import flag_definition
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
 from flags.serving.requests import context_size
 from flagstaff.canonical import canonical_json
-from flagstaff.engine import DefinitionError, Resolution, compile_segments, flag_from_dict, resolve, unit_of
+from flagstaff.engine import (
+    DefinitionError,
+    FlagDefinition,
+    Resolution,
+    compile_segments,
+    flag_from_dict,
+    resolve,
+    unit_of,
+)
 from flagstaff.engine.resolve import CONTROL_BAND_MAX_WEIGHT
 
 
@@ -98,21 +108,38 @@ def _resolution(
     if state is None or flag.is_archived:
         return Resolution(None, "DISABLED", None)
     split = Split.objects.active_for(flag, environment)
-    definition = flag_definition(flag=flag, state=state, split=split)
-    keys = {key for rule in definition["rules"] for key in rule["segments"]}
-    segments = {
-        key: {"constraints": c}
-        for key, c in Segment.objects.filter(key__in=keys).values_list("key", "constraints")
+    rules = state.rules if isinstance(state.rules, list) else []
+    keys = {key for rule in rules if isinstance(rule, dict) for key in rule.get("segments") or []}
+    segments = dict(Segment.objects.filter(key__in=keys).values_list("key", "constraints"))
+    return resolve(compiled_flag(flag=flag, state=state, split=split, segments=segments), context)
+
+
+def compiled_flag(
+    *,
+    flag: Flag,
+    state: FlagState,
+    split: Split | None,
+    segments: dict[str, Any],
+    version_hashes: Mapping[int, str] | None = None,
+) -> FlagDefinition:
+    """The flag in one environment as the engine compiles it from a snapshot: `segments` maps
+    segment keys to their constraint lists (at least those the rules use); `version_hashes`
+    as `flag_definition` takes them, to save its query when compiling many flags."""
+    definition = flag_definition(flag=flag, state=state, split=split, version_hashes=version_hashes)
+    wanted = {
+        key: {"constraints": segments[key]}
+        for rule in definition["rules"]
+        for key in rule["segments"]
+        if key in segments
     }
     try:
         # Lenient, as clients compile snapshots: rules saved under older checks still evaluate.
-        compiled = flag_from_dict(definition, segments=compile_segments(segments, strict=False), strict=False)
+        return flag_from_dict(definition, segments=compile_segments(wanted, strict=False), strict=False)
     except DefinitionError as error:
         raise Conflict(
-            f"The targeting of '{flag.key}' in '{environment.key}' cannot be evaluated: {error}",
+            f"The targeting of '{flag.key}' in '{state.environment.key}' cannot be evaluated: {error}",
             code="definition_invalid",
         ) from None
-    return resolve(compiled, context)
 
 
 def _printable(text: str | None) -> str | None:

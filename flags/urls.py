@@ -13,6 +13,7 @@ urlpatterns = [
     path("environments/new/", flags.environment_create, name="environment-create"),
     path("models/", catalog.model_catalog, name="models"),
     path("flags/<slug:key>/", flags.flag_detail, name="detail"),
+    path("flags/<slug:key>/edit/", flags.flag_edit, name="edit"),
     path("flags/<slug:key>/environments/<slug:env>/publish/", publishing.publish, name="publish"),
     path(
         "flags/<slug:key>/environments/<slug:env>/enable/",
@@ -31,6 +32,11 @@ urlpatterns = [
     path("flags/<slug:key>/diff/", version_diff.diff, name="diff"),
     path("flags/<slug:key>/environments/<slug:env>/targeting/", targeting.targeting, name="targeting"),
     path("flags/<slug:key>/environments/<slug:env>/targeting/rules/", targeting.rule_add, name="rule-add"),
+    path(
+        "flags/<slug:key>/environments/<slug:env>/targeting/rules/<int:index>/edit/",
+        targeting.rule_edit,
+        name="rule-edit",
+    ),
     path(
         "flags/<slug:key>/environments/<slug:env>/targeting/rules/<int:index>/move/",
         targeting.rule_move,

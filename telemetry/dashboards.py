@@ -137,6 +137,8 @@ class FlagDashboard:
     daily_cost: dict[str, Any]
     stop_chart: dict[str, Any]
     latency_chart: dict[str, Any]
+    rollups: QuerySet[Rollup]
+    """The rows every figure above sums, for the reads that go on from them (telemetry.comparison)."""
 
     def checks(self, figures: Figures) -> list[LatencyCheck]:
         return [
@@ -162,7 +164,7 @@ def _sums() -> dict[str, Sum]:
     return {name: Sum(name) for name in ROLLUP_COUNTERS}
 
 
-def _label(version: int | None, arm: str) -> str:
+def arm_label(version: int | None, arm: str) -> str:
     version_label = f"v{version}" if version is not None else "no version"
     return f"{version_label} · {arm}" if arm else version_label
 
@@ -174,7 +176,7 @@ def flag_dashboard(flag: Flag, window: Window, environment: Environment | None =
     for row in rollups.values("version", "arm").annotate(**_sums()).order_by("version", "arm"):
         key = (row["version"], row["arm"])
         arms[key] = Figures(
-            _label(*key), row["version"], row["arm"], {n: row[n] or 0 for n in ROLLUP_COUNTERS}
+            arm_label(*key), row["version"], row["arm"], {n: row[n] or 0 for n in ROLLUP_COUNTERS}
         )
     total = Figures("All traffic", sums=rollups.aggregate(**_sums()))
 
@@ -222,6 +224,7 @@ def flag_dashboard(flag: Flag, window: Window, environment: Environment | None =
         daily_cost=_daily_cost(rollups, window),
         stop_chart=_stop_chart(ordered),
         latency_chart=_latency_chart(ordered, budgets),
+        rollups=rollups,
     )
 
 
@@ -248,7 +251,7 @@ def _daily_cost(rollups: QuerySet[Rollup], window: Window) -> dict[str, Any]:
         .order_by("version", "arm", "day")
     )
     for row in rows:
-        series[_label(row["version"], row["arm"])][row["day"]] = (row["cost"] or 0) / 1_000_000
+        series[arm_label(row["version"], row["arm"])][row["day"]] = (row["cost"] or 0) / 1_000_000
     return {
         "labels": [day.isoformat() for day in days],
         "datasets": [

@@ -38,7 +38,9 @@ def _unique(prefix: str) -> str:
 
 
 def make_environment(**overrides: Any) -> Environment:
-    fields: dict[str, Any] = {"key": _unique("env"), "name": ""}
+    """An unprotected environment unless `protected=True`, even for the key production: tests
+    not about protection then need no reasons."""
+    fields: dict[str, Any] = {"key": _unique("env"), "name": "", "protected": False}
     fields.update(overrides)
     return services.create_environment(actor=FACTORY_ACTOR, **fields)
 

@@ -1,4 +1,4 @@
-"""Environments and flags: list, create, read, update and archive."""
+"""Environments and flags: list, create, read, update (an environment's protection) and archive."""
 
 from __future__ import annotations
 
@@ -16,19 +16,30 @@ from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
-from flags.lookups import get_flag
+from flags.api.scoping import EnvironmentFlagView
+from flags.lookups import get_environment, get_flag
 from flags.models import Environment, Flag, FlagState, Surface
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     class Meta:
         model = Environment
-        fields = ["key", "name", "revision", "created_at"]
+        fields = ["key", "name", "revision", "protected", "created_at"]
 
 
 class EnvironmentCreateSerializer(StrictSerializer):
     key = serializers.SlugField(max_length=100)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    protected = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Changes need a reason; default: on for 'production', off for other keys",
+    )
+
+
+class EnvironmentUpdateSerializer(ReasonSerializer):
+    protected = serializers.BooleanField()
 
 
 class EnvironmentsView(ListAPIView[Environment]):
@@ -38,10 +49,22 @@ class EnvironmentsView(ListAPIView[Environment]):
     @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
     def post(self, request: Request) -> Response:
         data = validated_body(EnvironmentCreateSerializer, request)
-        environment = services.create_environment(
-            key=data["key"], name=data["name"], actor=actor_for_request(request)
-        )
+        environment = services.create_environment(actor=actor_for_request(request), **data)
         return Response(EnvironmentSerializer(environment).data, status=status.HTTP_201_CREATED)
+
+
+class EnvironmentDetailView(EnvironmentFlagView):
+    @extend_schema(responses=EnvironmentSerializer)
+    def get(self, request: Request, env: str) -> Response:
+        return Response(EnvironmentSerializer(get_environment(env)).data)
+
+    @extend_schema(request=EnvironmentUpdateSerializer, responses=EnvironmentSerializer)
+    def patch(self, request: Request, env: str) -> Response:
+        data = validated_body(EnvironmentUpdateSerializer, request)
+        environment = services.set_environment_protected(
+            environment=get_environment(env), actor=actor_for_request(request), **data
+        )
+        return Response(EnvironmentSerializer(environment).data)
 
 
 class FlagStateSerializer(serializers.ModelSerializer[FlagState]):

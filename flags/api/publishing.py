@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
-from controlplane.serializers import ReasonSerializer, StrictSerializer
+from controlplane.serializers import ReasonSerializer
 from flags import services
 from flags.api.flags import FlagStateSerializer
 from flags.api.scoping import EnvironmentFlagView
@@ -17,9 +17,8 @@ from flags.lookups import get_environment, get_flag
 from flags.models import FlagState
 
 
-class PublishSerializer(StrictSerializer):
+class PublishSerializer(ReasonSerializer):
     version = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class PublishView(EnvironmentFlagView):

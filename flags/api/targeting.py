@@ -31,6 +31,7 @@ class RuleSerializer(serializers.Serializer[Any]):
     segments = serializers.ListField(child=serializers.CharField())
     version = serializers.IntegerField()
     description = serializers.CharField()
+    everyone = serializers.BooleanField(help_text="The rule has no conditions and serves every context")
 
 
 class RulesSerializer(serializers.Serializer[Any]):
@@ -41,23 +42,43 @@ class RulesSerializer(serializers.Serializer[Any]):
     rules = RuleSerializer(many=True)
 
 
-class RuleCreateSerializer(StrictSerializer):
+class RuleCreateSerializer(ReasonSerializer):
     constraints = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
     segments = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
     version = serializers.IntegerField(min_value=1)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
     position = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    everyone = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Required (true) for a rule without constraints or segments, which serves every context",
+    )
 
 
-class RuleUpdateSerializer(StrictSerializer):
+class RuleUpdateSerializer(ReasonSerializer):
     constraints = serializers.JSONField(required=False)
     segments = serializers.JSONField(required=False)
     version = serializers.IntegerField(min_value=1, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    everyone = serializers.BooleanField(required=False)
 
 
-class RuleMoveSerializer(StrictSerializer):
+class RuleMoveSerializer(ReasonSerializer):
     to = serializers.IntegerField(min_value=0, source="to_index")
+
+
+# OpenAPI gives DELETE no request body, and some clients send none: a DELETE takes its reason
+# (required in a protected environment) from the query string, or from a JSON body.
+REASON_PARAMETER = OpenApiParameter(
+    "reason", str, description="Why; required in a protected environment (400 reason_required without it)"
+)
+
+
+def _delete_reason(request: Request) -> str:
+    reason: str = validated_body(ReasonSerializer, request)["reason"] or request.query_params.get(
+        "reason", ""
+    )
+    return reason
 
 
 IF_MATCH = OpenApiParameter(
@@ -88,7 +109,9 @@ def _rules_response(flag: Flag, environment: Environment, status_code: int = sta
         "environment": environment.key,
         "revision": environment.revision,
         "rules_tag": tag,
-        "rules": [{"index": index, "description": "", **rule} for index, rule in enumerate(rules)],
+        "rules": [
+            {"index": index, "description": "", "everyone": False, **rule} for index, rule in enumerate(rules)
+        ],
     }
     return Response(RulesSerializer(document).data, status=status_code, headers={"ETag": f'"{tag}"'})
 
@@ -144,9 +167,10 @@ class RuleDetailView(EnvironmentFlagView):
     def patch(self, request: Request, key: str, env: str, index: int) -> Response:
         return _changed_rules(request, key, env, services.update_rule, body=RuleUpdateSerializer, index=index)
 
-    @extend_schema(parameters=[IF_MATCH], responses=RulesSerializer)
+    @extend_schema(parameters=[IF_MATCH, REASON_PARAMETER], responses=RulesSerializer)
     def delete(self, request: Request, key: str, env: str, index: int) -> Response:
-        return _changed_rules(request, key, env, services.remove_rule, index=index)
+        reason = _delete_reason(request)
+        return _changed_rules(request, key, env, services.remove_rule, index=index, reason=reason)
 
 
 class RuleMoveView(EnvironmentFlagView):
@@ -177,10 +201,9 @@ class SplitDocumentSerializer(serializers.Serializer[Any]):
     split = ActiveSplitSerializer(allow_null=True)
 
 
-class SplitSetSerializer(StrictSerializer):
+class SplitSetSerializer(ReasonSerializer):
     candidate = serializers.IntegerField(min_value=1)
     weight = serializers.IntegerField(min_value=0, max_value=10000, help_text="Basis points (100 = 1 %)")
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 def _split_document(flag: Flag, environment: Environment) -> dict[str, Any]:
@@ -209,11 +232,13 @@ class SplitView(EnvironmentFlagView):
         services.set_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
         return Response(SplitDocumentSerializer(_split_document(flag, environment)).data)
 
-    @extend_schema(request=ReasonSerializer, responses={204: None})
+    @extend_schema(parameters=[REASON_PARAMETER], responses={204: None})
     def delete(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        data = validated_body(ReasonSerializer, request)
-        services.clear_split(flag=flag, environment=environment, actor=actor_for_request(request), **data)
+        reason = _delete_reason(request)
+        services.clear_split(
+            flag=flag, environment=environment, actor=actor_for_request(request), reason=reason
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("environments/<slug:env>/snapshot", resolve.SnapshotView.as_view(), name="environment-snapshot"),
     path("environments/<slug:env>/stream", stream.StreamView.as_view(), name="environment-stream"),
     path("environments/", flags.EnvironmentsView.as_view(), name="environments"),
+    path("environments/<slug:env>/", flags.EnvironmentDetailView.as_view(), name="environment"),
     path("flags/", flags.FlagsView.as_view(), name="flags"),
     path("flags/<slug:key>/", flags.FlagDetailView.as_view(), name="flag"),
     path("flags/<slug:key>/archive/", flags.FlagArchiveView.as_view(), name="flag-archive"),

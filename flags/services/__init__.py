@@ -1,6 +1,6 @@
 """Every write of the flags app: each validates, records its audit entry and bumps revisions.
 
-- `environments`: creating environments.
+- `environments`: creating environments, and protecting them (changes then need a reason).
 - `flags`: creating, editing and archiving flags.
 - `versions`: validating config content and storing it as a flag's next version.
 - `publishing`: publishing a version in an environment, and enabling or disabling the flag there.
@@ -13,7 +13,7 @@
 """
 
 from flags.services.catalog import ModelsApiFailed, refresh_model_catalog, sync_model_catalog
-from flags.services.environments import create_environment
+from flags.services.environments import create_environment, set_environment_protected
 from flags.services.flags import archive_flag, create_flag, update_flag
 from flags.services.publishing import publish_version, set_flag_enabled
 from flags.services.segments import create_segment, delete_segment, update_segment
@@ -37,6 +37,7 @@ __all__ = [
     "publish_version",
     "refresh_model_catalog",
     "remove_rule",
+    "set_environment_protected",
     "set_flag_enabled",
     "set_split",
     "sync_model_catalog",

@@ -1,4 +1,5 @@
-"""What writes check and lock before changing anything: key format, flag and state rows."""
+"""What writes check and lock before changing anything: key format, a reason where the
+environment is protected, flag and state rows."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ def check_key(key: str) -> None:
         raise InvalidInput(
             f"'{key}' is not a valid key.", errors=[{"path": "key", "message": str(exc.message)}]
         ) from None
+
+
+def require_reason(environment: Environment, reason: str) -> None:
+    """A change to what a protected environment serves says why, for the audit entry."""
+    if environment.protected and not reason.strip():
+        raise InvalidInput(
+            f"'{environment.key}' is a protected environment: give a reason for this change.",
+            code="reason_required",
+            errors=[{"path": "reason", "message": "Required for a change to a protected environment."}],
+        )
 
 
 def lock_flag(flag: Flag) -> Flag:

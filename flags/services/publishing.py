@@ -12,7 +12,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, NotFound
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
 from flags.services import preconditions
-from flags.services.guards import lock_state, lock_writable_flag
+from flags.services.guards import lock_state, lock_writable_flag, require_reason
 from flags.services.revisions import bump_revisions
 
 
@@ -21,6 +21,7 @@ def publish_version(
     *, flag: Flag, environment: Environment, number: int, actor: Actor, reason: str = ""
 ) -> FlagState:
     """Make a version the one an environment serves."""
+    require_reason(environment, reason)
     flag = lock_writable_flag(flag)
     try:
         version = ConfigVersion.objects.get(flag=flag, number=number)
@@ -61,6 +62,7 @@ def publish_version(
 def set_flag_enabled(
     *, flag: Flag, environment: Environment, enabled: bool, actor: Actor, reason: str = ""
 ) -> FlagState:
+    require_reason(environment, reason)
     flag = lock_writable_flag(flag)
     state = lock_state(flag, environment)
     if enabled and state.serving_version_id is None:

@@ -13,7 +13,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import ConfigVersion, Environment, Flag, Split
 from flags.services import preconditions
-from flags.services.guards import lock_flag, writable_state
+from flags.services.guards import lock_flag, require_reason, writable_state
 from flags.services.revisions import bump_revisions
 from flagstaff.engine import BUCKETS
 
@@ -36,6 +36,7 @@ def set_split(
     The same candidate keeps its split and seed, so a new weight moves no unit between buckets
     it already had; another candidate replaces the split with a new one and a fresh seed.
     """
+    require_reason(environment, reason)
     if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= BUCKETS:
         raise InvalidInput(
             f"The weight is in basis points, from 0 to {BUCKETS}.",
@@ -117,6 +118,7 @@ def _change_split_weight(
 @transaction.atomic
 def clear_split(*, flag: Flag, environment: Environment, actor: Actor, reason: str = "") -> Split | None:
     """End the active split: everyone gets the serving version again. None when there was none."""
+    require_reason(environment, reason)
     flag = lock_flag(flag)
     split = _lock_active_split(flag, environment)
     if split is None:

@@ -13,7 +13,7 @@ from controlplane.audit import Actor
 from controlplane.errors import InvalidInput, NotFound, PreconditionFailed
 from controlplane.free_text import check_free_text
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment
-from flags.services.guards import writable_state
+from flags.services.guards import require_reason, writable_state
 from flags.services.revisions import bump_revisions
 from flags.targeting import rules_tag
 from flagstaff.engine import ConstraintError, compile_constraints
@@ -119,12 +119,35 @@ def _check_rule_version(flag: Flag, version: object, errors: list[dict[str, str]
 
 
 def _valid_rule(
-    *, flag: Flag, constraints: object, segments: object, version: object, description: object
+    *,
+    flag: Flag,
+    constraints: object,
+    segments: object,
+    version: object,
+    description: object,
+    everyone: bool,
 ) -> dict[str, Any]:
-    """The rule in the engine's shape (plus its description), or InvalidInput with every error."""
+    """The rule in the engine's shape (plus its description, and `everyone` on a rule that
+    matches every context), or InvalidInput with every error.
+
+    A rule with neither constraint nor segment catches every context and hides everything after
+    it (the split, the serving version): it is refused unless the caller says so with `everyone`,
+    and a rule marked `everyone` takes no conditions, so the marking never lies.
+    """
     errors: list[dict[str, str]] = []
     normal = _checked_constraints(constraints, errors)
     refs = _checked_segment_refs(segments, errors)
+    conditions = constraints != [] or segments != []
+    if not conditions and not everyone:
+        errors.append(
+            {
+                "path": "constraints",
+                "message": "a rule without constraints or segments serves every context; "
+                "add a condition, or mark the rule 'everyone' if that is what you mean",
+            }
+        )
+    if conditions and everyone:
+        errors.append({"path": "everyone", "message": "a rule for everyone takes no constraints or segments"})
     _check_rule_version(flag, version, errors)
     if not isinstance(description, str) or len(description) > MAX_RULE_DESCRIPTION:
         errors.append(
@@ -133,7 +156,8 @@ def _valid_rule(
     if errors:
         raise InvalidInput("The rule is not valid.", code="invalid_rule", errors=errors)
     check_free_text({"constraints": normal, "description": description})
-    return {"constraints": normal, "segments": refs, "version": version, "description": description}
+    rule = {"constraints": normal, "segments": refs, "version": version, "description": description}
+    return {**rule, "everyone": True} if everyone else rule
 
 
 def _rule_index(state: FlagState, index: int, flag: Flag, environment: Environment) -> int:
@@ -147,10 +171,11 @@ def _rule_index(state: FlagState, index: int, flag: Flag, environment: Environme
     return index
 
 
-def _rules_state(flag: Flag, environment: Environment, expected_rules: str | None) -> FlagState:
+def _rules_state(flag: Flag, environment: Environment, expected_rules: str | None, reason: str) -> FlagState:
     """The state whose rules a change is about, locked. Rules are addressed by position, so a
     change meant for the list a caller read must not land on a list someone has changed since:
     `expected_rules` is the `rules_tag` it read (None: the rules as they are)."""
+    require_reason(environment, reason)
     state = writable_state(flag, environment)
     current = rules_tag(state.rules)
     if expected_rules is not None and expected_rules != current:
@@ -164,7 +189,13 @@ def _rules_state(flag: Flag, environment: Environment, expected_rules: str | Non
 
 
 def _save_rules(
-    state: FlagState, rules: list[dict[str, Any]], *, actor: Actor, action: str, changes: dict[str, Any]
+    state: FlagState,
+    rules: list[dict[str, Any]],
+    *,
+    actor: Actor,
+    action: str,
+    changes: dict[str, Any],
+    reason: str,
 ) -> FlagState:
     state.rules = rules
     state.save(update_fields=["rules", "updated_at"])
@@ -174,6 +205,7 @@ def _save_rules(
         action=action,
         target=state,
         changes=changes,
+        reason=reason,
         flag_key=state.flag.key,
         environment_key=state.environment.key,
     )
@@ -192,11 +224,18 @@ def add_rule(
     actor: Actor,
     position: int | None = None,
     expected_rules: str | None = None,
+    everyone: bool = False,
+    reason: str = "",
 ) -> FlagState:
     """Insert a targeting rule at `position` (default: last, the lowest priority)."""
-    state = _rules_state(flag, environment, expected_rules)
+    state = _rules_state(flag, environment, expected_rules, reason)
     rule = _valid_rule(
-        flag=flag, constraints=constraints, segments=segments, version=version, description=description
+        flag=flag,
+        constraints=constraints,
+        segments=segments,
+        version=version,
+        description=description,
+        everyone=everyone,
     )
     rules = list(state.rules)
     most_rules = settings.FLAGSTAFF_MAX_RULES
@@ -213,7 +252,8 @@ def add_rule(
             errors=[{"path": "position", "message": f"must be between 0 and {len(rules)}"}],
         )
     rules.insert(index, rule)
-    return _save_rules(state, rules, actor=actor, action="rule.added", changes={"index": index, "rule": rule})
+    changes = {"index": index, "rule": rule}
+    return _save_rules(state, rules, actor=actor, action="rule.added", changes=changes, reason=reason)
 
 
 @transaction.atomic
@@ -228,9 +268,11 @@ def update_rule(
     version: int | None = None,
     description: str | None = None,
     expected_rules: str | None = None,
+    everyone: bool | None = None,
+    reason: str = "",
 ) -> FlagState:
-    """Change the given fields of a rule; the others are kept."""
-    state = _rules_state(flag, environment, expected_rules)
+    """Change the given fields of a rule; the others (and its `everyone` marking) are kept."""
+    state = _rules_state(flag, environment, expected_rules, reason)
     before = state.rules[_rule_index(state, index, flag, environment)]
     rule = _valid_rule(
         flag=flag,
@@ -238,13 +280,14 @@ def update_rule(
         segments=before.get("segments", []) if segments is None else segments,
         version=before.get("version") if version is None else version,
         description=before.get("description", "") if description is None else description,
+        everyone=bool(before.get("everyone")) if everyone is None else everyone,
     )
     if rule == before:
         return state
     rules = list(state.rules)
     rules[index] = rule
     changes = {"index": index, "before": before, "after": rule}
-    return _save_rules(state, rules, actor=actor, action="rule.updated", changes=changes)
+    return _save_rules(state, rules, actor=actor, action="rule.updated", changes=changes, reason=reason)
 
 
 @transaction.atomic
@@ -256,9 +299,10 @@ def move_rule(
     to_index: int,
     actor: Actor,
     expected_rules: str | None = None,
+    reason: str = "",
 ) -> FlagState:
     """Move a rule to another priority; the rules in between shift by one."""
-    state = _rules_state(flag, environment, expected_rules)
+    state = _rules_state(flag, environment, expected_rules, reason)
     _rule_index(state, index, flag, environment)
     last = len(state.rules) - 1
     if not 0 <= to_index <= last:
@@ -271,15 +315,21 @@ def move_rule(
     rules = list(state.rules)
     rules.insert(to_index, rules.pop(index))
     changes = {"from": index, "to": to_index, "rule": rules[to_index]}
-    return _save_rules(state, rules, actor=actor, action="rule.moved", changes=changes)
+    return _save_rules(state, rules, actor=actor, action="rule.moved", changes=changes, reason=reason)
 
 
 @transaction.atomic
 def remove_rule(
-    *, flag: Flag, environment: Environment, index: int, actor: Actor, expected_rules: str | None = None
+    *,
+    flag: Flag,
+    environment: Environment,
+    index: int,
+    actor: Actor,
+    expected_rules: str | None = None,
+    reason: str = "",
 ) -> FlagState:
-    state = _rules_state(flag, environment, expected_rules)
+    state = _rules_state(flag, environment, expected_rules, reason)
     rules = list(state.rules)
     removed = rules.pop(_rule_index(state, index, flag, environment))
     changes = {"index": index, "rule": removed}
-    return _save_rules(state, rules, actor=actor, action="rule.removed", changes=changes)
+    return _save_rules(state, rules, actor=actor, action="rule.removed", changes=changes, reason=reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -14,6 +15,7 @@ from controlplane.audit import Actor
 from controlplane.errors import InvalidInput, TooLarge
 from controlplane.free_text import check_free_text
 from flags.catalog import current_catalog
+from flags.diff import system_text
 from flags.models import ConfigVersion, Flag
 from flags.services.guards import lock_writable_flag
 from flags.validation import ValidationResult, validate_config
@@ -90,16 +92,22 @@ def create_version(
         message=message,
         warnings=[issue.as_dict() for issue in result.warnings],
     )
+    changes: dict[str, Any] = {
+        "version": number,
+        "parent": parent.number if parent else None,
+        "content_hash": version.content_hash,
+        "warnings": len(result.warnings),
+    }
+    # The prompt is what reviewers most need to see changed; the rest is in the version diff.
+    before_prompt = system_text(parent.content.get("system")) if parent else ""
+    after_prompt = system_text(content.get("system"))
+    if before_prompt != after_prompt:
+        changes["system"] = {"before": before_prompt, "after": after_prompt}
     audit.record(
         actor=actor,
         action="version.created",
         target=version,
-        changes={
-            "version": number,
-            "parent": parent.number if parent else None,
-            "content_hash": version.content_hash,
-            "warnings": len(result.warnings),
-        },
+        changes=changes,
         reason=message,
         flag_key=flag.key,
     )

@@ -14,6 +14,7 @@ from flags import services
 from flags.forms import PublishForm
 from flags.lookups import get_environment
 from flags.views.access import writable_flag
+from flags.views.protected import confirmation, reason_of
 
 
 @login_required
@@ -25,8 +26,16 @@ def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
         messages.error(request, "Choose a version to publish.")
         return redirect("flags:detail", key=flag.key)
     number = form.cleaned_data["version"]
+    if page := confirmation(request, flag, environment, f"Publish v{number}"):
+        return page
     try:
-        services.publish_version(flag=flag, environment=environment, number=number, actor=ui_actor(request))
+        services.publish_version(
+            flag=flag,
+            environment=environment,
+            number=number,
+            actor=ui_actor(request),
+            reason=reason_of(request),
+        )
     except DomainError as error:
         messages.error(request, error.detail)
     else:
@@ -38,9 +47,15 @@ def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
 @require_POST
 def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
+    if page := confirmation(request, flag, environment, "Enable the flag" if enabled else "Disable the flag"):
+        return page
     try:
         services.set_flag_enabled(
-            flag=flag, environment=environment, enabled=enabled, actor=ui_actor(request)
+            flag=flag,
+            environment=environment,
+            enabled=enabled,
+            actor=ui_actor(request),
+            reason=reason_of(request),
         )
     except DomainError as error:
         messages.error(request, error.detail)

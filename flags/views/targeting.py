@@ -13,15 +13,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from controlplane.errors import DomainError
+from controlplane.errors import DomainError, NotFound
 from controlplane.web import HtmxHttpRequest, add_domain_error, ui_actor
 from flags import services
-from flags.forms import RuleForm, RuleMoveForm, SplitForm, TryContextForm
+from flags.forms import RuleEditForm, RuleForm, RuleMoveForm, SplitForm, TryContextForm
 from flags.lookups import get_environment, get_flag
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
 from flags.targeting import control_band, rules_tag, try_context
 from flags.views.access import can_write, writable_flag
 from flags.views.constraints import describe_constraint
+from flags.views.protected import confirmation, reason_of
 
 # Targeting: per environment, the rules, the split and "try a context" form one section, shown
 # on the flag page and, alone, on its own page (without JavaScript) or as the htmx response of
@@ -62,7 +63,10 @@ def _targeting_section(
     ids = _form_ids(environment)
     return {
         "environment": environment,
+        # A protected environment's forms post as pages: the change goes through a confirmation.
+        "live": not environment.protected,
         "serving": serving,
+        "enabled": bool(state and state.enabled),
         "rules_tag": rules_tag(rules),
         "rules": [
             {
@@ -144,15 +148,21 @@ def _change_rules(
     environment: Environment,
     change: Callable[..., FlagState],
     notice: str,
+    *,
+    described: str,
     **fields: Any,
 ) -> HttpResponse:
-    """One change to the rules the page showed, then the section with `notice` or the refusal."""
+    """One change to the rules the page showed (`described` on the confirmation page of a
+    protected environment), then the section with `notice` or the refusal."""
+    if page := confirmation(request, flag, environment, described):
+        return page
     try:
         change(
             flag=flag,
             environment=environment,
             actor=ui_actor(request),
             expected_rules=_shown_rules(request),
+            reason=reason_of(request),
             **fields,
         )
     except DomainError as error:
@@ -177,11 +187,14 @@ def rule_add(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
     )
     if form.is_valid():
         rule = form.rule()
+        if page := confirmation(request, flag, environment, f"Add a rule serving v{rule['version']}"):
+            return page
         try:
             state = services.add_rule(
                 flag=flag,
                 environment=environment,
                 actor=ui_actor(request),
+                reason=reason_of(request),
                 # A rule added last stays last whatever changed; one put at a position is put
                 # among the rules the page showed.
                 expected_rules=None if rule["position"] is None else _shown_rules(request),
@@ -196,6 +209,49 @@ def rule_add(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
 
 
 @login_required
+def rule_edit(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
+    """A rule's page to change it in place (constraints, segments, version, description)."""
+    flag, environment = writable_flag(request, key), get_environment(env)
+    state = FlagState.objects.filter(flag=flag, environment=environment).first()
+    rules = state.rules if state else []
+    if not 0 <= index < len(rules):
+        raise NotFound(f"Flag '{flag.key}' has no rule {index + 1} in '{environment.key}'.")
+    form = RuleEditForm(
+        request.POST or None,
+        versions=_version_numbers(flag),
+        segments=_segment_keys(),
+        initial=RuleEditForm.initial_for(rules[index]),
+    )
+    if form.is_valid():
+        rule = form.rule()
+        del rule["position"]
+        if page := confirmation(request, flag, environment, f"Change rule {index + 1}"):
+            return page
+        try:
+            services.update_rule(
+                flag=flag,
+                environment=environment,
+                index=index,
+                actor=ui_actor(request),
+                expected_rules=_shown_rules(request),
+                reason=reason_of(request),
+                **rule,
+            )
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            return _targeting_done(request, flag, environment, f"Changed rule {index + 1}.")
+    context = {
+        "flag": flag,
+        "environment": environment,
+        "index": index,
+        "form": form,
+        "rules_tag": rules_tag(rules),
+    }
+    return render(request, "flags/rule_edit.html", context)
+
+
+@login_required
 @require_POST
 def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
@@ -205,7 +261,14 @@ def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpR
     to_index = form.cleaned_data["to"]
     notice = f"Moved rule {index + 1} to position {to_index + 1}."
     return _change_rules(
-        request, flag, environment, services.move_rule, notice, index=index, to_index=to_index
+        request,
+        flag,
+        environment,
+        services.move_rule,
+        notice,
+        described=f"Move rule {index + 1} to position {to_index + 1}",
+        index=index,
+        to_index=to_index,
     )
 
 
@@ -214,7 +277,10 @@ def rule_move(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpR
 def rule_remove(request: HtmxHttpRequest, key: str, env: str, index: int) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
     notice = f"Removed rule {index + 1}."
-    return _change_rules(request, flag, environment, services.remove_rule, notice, index=index)
+    described = f"Remove rule {index + 1}"
+    return _change_rules(
+        request, flag, environment, services.remove_rule, notice, described=described, index=index
+    )
 
 
 @login_required
@@ -228,6 +294,9 @@ def split_set(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
     )
     if form.is_valid():
         data = form.cleaned_data
+        change = f"Serve v{data['candidate']} to {_percent(form.weight)} of units"
+        if page := confirmation(request, flag, environment, change):
+            return page
         try:
             split = services.set_split(
                 flag=flag,
@@ -235,7 +304,7 @@ def split_set(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
                 candidate=data["candidate"],
                 weight=form.weight,
                 actor=ui_actor(request),
-                reason=data["reason"],
+                reason=reason_of(request),
             )
         except DomainError as error:
             add_domain_error(form, error)
@@ -251,8 +320,12 @@ def split_set(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
 @require_POST
 def split_clear(request: HtmxHttpRequest, key: str, env: str) -> HttpResponse:
     flag, environment = writable_flag(request, key), get_environment(env)
+    if page := confirmation(request, flag, environment, "Clear the split: everyone gets the serving version"):
+        return page
     try:
-        cleared = services.clear_split(flag=flag, environment=environment, actor=ui_actor(request))
+        cleared = services.clear_split(
+            flag=flag, environment=environment, actor=ui_actor(request), reason=reason_of(request)
+        )
     except DomainError as error:
         return _targeting_done(request, flag, environment, error.detail, error=True)
     notice = (

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
+from controlplane.textdiff import word_diff
 from flags.diff import CollectionDiff, ConfigDiff, DiffLine, diff_configs
 from flags.lookups import get_flag, get_version
 from flags.models import ClaudeModel, ConfigVersion
@@ -54,6 +55,12 @@ def _side_by_side(lines: Iterable[DiffLine]) -> list[tuple[DiffLine | None, Diff
     return rows
 
 
+def _with_words(left: DiffLine | None, right: DiffLine | None) -> dict[str, Any]:
+    """A side-by-side row; a changed line facing its replacement gets its words marked."""
+    runs = word_diff(left.text, right.text) if left and right and left.op != "equal" else ([], [])
+    return {"left": left, "right": right, "left_runs": runs[0], "right_runs": runs[1]}
+
+
 def _model_swap(diff: ConfigDiff) -> list[dict[str, Any]] | None:
     """The old and the new model with their catalog facts, when the diff swaps the model."""
     change = next((change for change in diff.changes if change.path == "model"), None)
@@ -85,7 +92,7 @@ def _diff_context(old: ConfigVersion, new: ConfigVersion) -> dict[str, Any]:
         ],
         "model_swap": _model_swap(diff),
         "field_changes": [(change.path, _shown(change.old), _shown(change.new)) for change in diff.changes],
-        "system_rows": _side_by_side(diff.system),
+        "system_rows": [_with_words(left, right) for left, right in _side_by_side(diff.system)],
         "collections": [
             _collection("Tools", diff.tools),
             _collection("MCP servers", diff.mcp_servers),

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
@@ -74,7 +74,13 @@ class CallRecordDocSerializer(serializers.Serializer[Any]):
     usage = UsageDocSerializer(required=False)
     latency_ms = serializers.FloatField(required=False, allow_null=True)
     ttft_ms = serializers.FloatField(required=False, allow_null=True)
-    flag_state = serializers.CharField(required=False, allow_null=True)
+    flag_state = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="The `flag_state` token of the resolution that chose this call's config, sent back as "
+        "received (e.g. fs1:production:support-chat:7:candidate:split-12:1043). It attributes the call "
+        "to its environment, flag, version and arm; without it the call counts only as unattributed.",
+    )
     user_id = serializers.CharField(required=False, allow_null=True)
     session_id = serializers.CharField(required=False, allow_null=True)
     surface = serializers.CharField(required=False, allow_null=True)
@@ -105,15 +111,71 @@ class IngestResultDocSerializer(serializers.Serializer[Any]):
     samples_dropped = serializers.IntegerField(help_text="Samples over the size limit; their calls are kept")
 
 
+FULL_RECORD = {
+    "request_id": "req_011CZ8m2xQ4Yp7eW3kT9vBnA",
+    "timestamp": "2026-12-05T14:03:27.512Z",
+    "model": "claude-sonnet-5-5",
+    "stop_reason": "end_turn",
+    "usage": {
+        "input_tokens": 1843,
+        "output_tokens": 412,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 12288,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "server_tool_use": {"web_search_requests": 1, "web_fetch_requests": 0},
+        "service_tier": "standard",
+        "inference_geo": "us",
+    },
+    "latency_ms": 2380.5,
+    "ttft_ms": 612.0,
+    "flag_state": "fs1:production:support-chat:7:candidate:split-12:1043",
+    "user_id": "user-42",
+    "session_id": "sess-9f1c",
+    "surface": "chat",
+    "error": None,
+    "sample": {
+        "input": [{"role": "user", "content": "Where is my parcel?"}],
+        "output": [{"type": "text", "text": "It left the depot this morning."}],
+    },
+}
+
+INGEST_DESCRIPTION = """One record per Claude call, as the service logged it: the Messages API's `usage`
+object as returned, the `stop_reason`, latency and time to first token, and, in `flag_state`,
+the token that came with the resolution which chose the config (`POST /api/v1/resolve`, OFREP
+`metadata.flag_state`, or `ResolvedConfig.flag_state` in the Python client). Records are
+idempotent on `request_id`; unknown keys are ignored; each invalid record is rejected on its
+own with `{path, message}` errors and the rest are stored. The body is JSON, or the same JSON
+gzip-compressed with `Content-Encoding: gzip`. A failed call sends `error: {type, status}`;
+`sample` (the call's input and output) is kept only for sampled calls, for scoring."""
+
+
 class CallsView(APIView):
     permission_classes = [CanSendTelemetry]
     parser_classes: list[Any] = []
     required_scopes = {"POST": Scope.TELEMETRY}
 
     @extend_schema(
-        request=CallBatchDocSerializer,
+        # No DRF parser reads this body (it may be gzip), so its media type is named here.
+        request={"application/json": CallBatchDocSerializer},
         responses={200: IngestResultDocSerializer},
         summary="Send a batch of call records (up to 1,000; JSON, optionally gzip-compressed)",
+        description=INGEST_DESCRIPTION,
+        examples=[
+            OpenApiExample("one full record", {"records": [FULL_RECORD]}, request_only=True),
+            OpenApiExample(
+                "answer",
+                {
+                    "accepted": 1,
+                    "duplicate": 0,
+                    "rejected": [],
+                    "unattributed": 0,
+                    "unknown_cost": 0,
+                    "samples_stored": 1,
+                    "samples_dropped": 0,
+                },
+                response_only=True,
+            ),
+        ],
     )
     def post(self, request: Request) -> Response:
         token = request.auth if isinstance(request.auth, ApiToken) else None

@@ -10,7 +10,7 @@ from controlplane.models import Scope
 from controlplane.web import HtmxHttpRequest, render_page, require_scope
 from flags.lookups import get_environment, get_flag
 from flags.models import Environment
-from telemetry import dashboards
+from telemetry import comparison, dashboards
 
 
 def _filters(request: HtmxHttpRequest) -> tuple[dashboards.Window, Environment | None]:
@@ -41,8 +41,13 @@ def flag_dashboard(request: HtmxHttpRequest, key: str) -> HttpResponse:
     require_scope(request, Scope.READ)
     flag = get_flag(key)
     window, environment = _filters(request)
+    dashboard = dashboards.flag_dashboard(flag, window, environment)
     context = {
-        "dashboard": dashboards.flag_dashboard(flag, window, environment),
+        "dashboard": dashboard,
+        "calls_series": comparison.calls_series(dashboard.rollups, window),
+        "series_step": "minute" if comparison.step_of(window).total_seconds() == 60 else "hour",
+        "comparison": comparison.candidate_vs_control(dashboard.arms, dashboard.budgets),
+        "arms_explained": comparison.ARMS_EXPLAINED,
         **_choices(window, environment),
     }
     return render_page(request, "telemetry/flag.html", context)

@@ -13,6 +13,8 @@ from tests.factories import make_environment, make_flag, make_user, make_version
 from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# A 25 % split: the candidate, its control band of the same size, and the baseline.
+ARMS = {0: "candidate", 1: "control", 2: "baseline", 3: "baseline"}
 
 
 def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live_server, page):
@@ -25,7 +27,7 @@ def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live
         make_record(
             timestamp=at(now - timedelta(minutes=i % 50, days=i % 3)),
             flag_state=flag_state_for(
-                environment, canary if i % 4 == 0 else baseline, arm="canary" if i % 4 == 0 else None
+                environment, canary if i % 4 == 0 else baseline, arm=ARMS[i % 4], split_id="split-1"
             ),
             ttft_ms=300 + (i % 7) * 250,
             latency_ms=1500 + (i % 11) * 300,
@@ -39,10 +41,16 @@ def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live
     log_in(page, f"{live_server.url}/login/?next=/telemetry/flags/support-chat/", "reader@example.com")
 
     expect(page.locator("h1")).to_contain_text("support-chat")
-    page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length === 3")
+    page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length === 4")
     page.select_option("select[name=range]", "7d")
     expect(page).to_have_url(f"{live_server.url}/telemetry/flags/support-chat/?range=7d&environment=")
-    page.wait_for_function("() => Object.keys(Chart.instances).length === 3")
-    expect(page.locator("table").first).to_contain_text("120")
+    page.wait_for_function("() => Object.keys(Chart.instances).length === 4")
+    panel = page.locator("#candidate-vs-control")
+    expect(panel).to_contain_text("v2 · candidate")
+    expect(panel).to_contain_text("v1 · control")
+    expect(panel.locator("tr", has_text="Calls")).to_contain_text("+0")
+    expect(page.locator("table", has_text="All traffic")).to_contain_text("120")
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "telemetry-flag.png"), full_page=True)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-data-{width}.png"), full_page=True)

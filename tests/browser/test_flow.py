@@ -31,6 +31,7 @@ def test_flow__two_versions_with_a_model_swap__diff_highlights_the_swap(live_ser
     page.fill("#new-flag input[name=name]", "Support chat")
     page.select_option("#new-flag select[name=surface]", "chat")
     page.click("#new-flag button:has-text('Create flag')")
+    page.click("nav.tabs >> text=Versions")
     page.click("text=Write the first version")
 
     write_config(page, {**VALID_CONTENT, "system": "Answer briefly."})

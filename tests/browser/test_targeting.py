@@ -32,6 +32,7 @@ def test_targeting__rule_try_and_split__shown_on_the_flag_page(live_server, page
     make_user(role=Role.EDITOR, username="owner@example.com", password=PASSWORD)
     support_chat_serving_v1()
     log_in(page, f"{live_server.url}/flags/support-chat/", "owner@example.com")
+    page.click("nav.tabs >> text=Targeting")
     section = page.locator("#targeting-production")
     expect(section.locator("h2")).to_contain_text("Targeting in production")
 
@@ -58,7 +59,7 @@ def test_targeting__rule_try_and_split__shown_on_the_flag_page(live_server, page
     section.locator("button", has_text="Set split").click()
     expect(section.locator(".message-success")).to_contain_text("v3 now serves 10 % of units")
 
-    page.goto(f"{live_server.url}/flags/support-chat/")
+    page.goto(f"{live_server.url}/flags/support-chat/#targeting")
     split_box = page.locator("#targeting-production .split-box")
     expect(split_box).to_contain_text("v3 serves 10 % of units (1000 bps)")
     expect(split_box).to_contain_text("control: next 10 %, served v1")

@@ -138,3 +138,29 @@ def test_ensure_admin__no_email_configured_and_an_admin_exists__creates_nobody(d
 
     assert get_user_model().objects.filter(is_superuser=True).count() == 1
     assert "ops@example.com" in out.getvalue()
+
+
+# set_role
+
+
+def test_set_role__existing_user__role_given_and_audited_as_command_line() -> None:
+    user = get_user_model().objects.create_user(username="dana@example.com")
+    mark = audit_mark()
+
+    out = run("set_role", "DANA@example.com", "Auditor")
+
+    [entry] = audit_since(mark)
+    assert out.strip() == "dana@example.com is now Auditor."
+    assert (entry.action, entry.source, entry.target_id) == ("user.role_changed", "cli", str(user.pk))
+
+
+def test_set_role__unknown_user__command_error() -> None:
+    with pytest.raises(CommandError, match=r"No user logs in as 'nobody@example\.com'"):
+        run("set_role", "nobody@example.com", "admin")
+
+
+def test_set_role__unknown_role__command_error_listing_roles() -> None:
+    get_user_model().objects.create_user(username="dana@example.com")
+
+    with pytest.raises(CommandError, match="role: Choose one of: viewer, editor"):
+        run("set_role", "dana@example.com", "owner")

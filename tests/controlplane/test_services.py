@@ -4,9 +4,17 @@ from django.contrib.auth.models import User
 
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
-from controlplane.models import ApiToken, Role, UserRole
+from controlplane.models import ApiToken, AuditEntry, Role, UserRole
 from controlplane.roles import role_for_user
-from controlplane.services import create_api_token, ensure_admin, revoke_api_token, set_user_role
+from controlplane.services import (
+    active_admins,
+    create_api_token,
+    create_user,
+    ensure_admin,
+    revoke_api_token,
+    set_user_active,
+    set_user_role,
+)
 from tests.factories import audit_mark, audit_since, make_environment, make_token, make_user
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +133,125 @@ def test_set_user_role__unknown_role__invalid_and_role_unchanged(actor: Actor, e
         set_user_role(user=editor, role="owner", actor=actor)
 
     assert UserRole.objects.get(user=editor).role == Role.EDITOR
+
+
+def test_set_user_role__last_admin_demoted__refused_and_still_admin(actor: Actor, admin: User) -> None:
+    with pytest.raises(Conflict) as refusal:
+        set_user_role(user=admin, role=Role.EDITOR, actor=actor)
+
+    assert refusal.value.code == "last_admin"
+    assert role_for_user(admin) == Role.ADMIN
+
+
+def test_set_user_role__another_admin_exists__admin_demoted(actor: Actor, admin: User) -> None:
+    other = make_user(role=Role.ADMIN, username="other-admin")
+
+    set_user_role(user=other, role=Role.AUDITOR, actor=actor, reason="moves to audit")
+
+    assert role_for_user(other) == Role.AUDITOR
+    assert AuditEntry.objects.get(action="user.role_changed").reason == "moves to audit"
+
+
+def test_set_user_role__superuser_demoted__stops_being_superuser(actor: Actor, admin: User) -> None:
+    root = get_user_model().objects.create_superuser(username="root", password="x")
+
+    set_user_role(user=root, role=Role.VIEWER, actor=actor)
+
+    root.refresh_from_db()
+    assert (root.is_superuser, role_for_user(root)) == (False, Role.VIEWER)
+    entry = AuditEntry.objects.get(action="user.role_changed")
+    assert entry.changes["superuser"] == {"before": True, "after": False}
+
+
+def test_set_user_role__only_admin_is_a_deactivated_other__refused(actor: Actor, admin: User) -> None:
+    make_user(role=Role.ADMIN, username="gone", is_active=False)
+
+    with pytest.raises(Conflict):
+        set_user_role(user=admin, role=Role.VIEWER, actor=actor)
+
+
+# create_user
+
+
+def test_create_user__no_password__generated_once_and_audited_with_role(actor: Actor, admin: User) -> None:
+    mark = audit_mark()
+
+    created = create_user(email="Dana@Example.com", role=Role.AUDITOR, actor=actor)
+
+    assert created.password
+    assert created.user.check_password(created.password)
+    assert (created.user.username, role_for_user(created.user)) == ("dana@example.com", Role.AUDITOR)
+    [entry] = audit_since(mark)
+    assert (entry.action, entry.actor_id, entry.changes) == (
+        "user.created",
+        admin.pk,
+        {"user": "dana@example.com", "role": "auditor"},
+    )
+    assert created.password not in str(entry.changes)
+
+
+def test_create_user__password_given__nothing_to_show(actor: Actor) -> None:
+    created = create_user(
+        email="dana@example.com", role=Role.VIEWER, password="a long passphrase", actor=actor
+    )
+
+    assert created.password is None
+    assert created.user.check_password("a long passphrase")
+
+
+def test_create_user__existing_email__conflict_and_no_second_user(actor: Actor) -> None:
+    create_user(email="dana@example.com", role=Role.VIEWER, actor=actor)
+
+    with pytest.raises(Conflict) as refusal:
+        create_user(email="DANA@example.com", role=Role.EDITOR, actor=actor)
+
+    assert refusal.value.code == "duplicate_user"
+    assert get_user_model().objects.filter(email="dana@example.com").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"email": "not-an-address", "role": "viewer"}, "email"),
+        ({"email": "dana@example.com", "role": "owner"}, "role"),
+        ({"email": "dana@example.com", "role": "viewer", "password": "short"}, "password"),
+    ],
+)
+def test_create_user__invalid_field__invalid_at_its_path(actor: Actor, fields: dict, path: str) -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        create_user(actor=actor, **fields)
+
+    assert [error["path"] for error in refusal.value.errors][:1] == [path]
+    assert not get_user_model().objects.filter(email="dana@example.com").exists()
+
+
+# set_user_active
+
+
+def test_set_user_active__deactivate__audited_and_inactive(actor: Actor, editor: User) -> None:
+    mark = audit_mark()
+
+    set_user_active(user=editor, active=False, actor=actor, reason="left")
+
+    editor.refresh_from_db()
+    [entry] = audit_since(mark)
+    assert (editor.is_active, entry.action, entry.reason) == (False, "user.deactivated", "left")
+
+
+def test_set_user_active__last_admin__refused(actor: Actor, admin: User) -> None:
+    with pytest.raises(Conflict) as refusal:
+        set_user_active(user=admin, active=False, actor=actor)
+
+    admin.refresh_from_db()
+    assert (refusal.value.code, admin.is_active) == ("last_admin", True)
+
+
+def test_active_admins__superuser_role_holder_and_inactive__active_ones_by_name(admin: User) -> None:
+    get_user_model().objects.create_superuser(username="root", password="x")
+    make_user(role=Role.ADMIN, username="gone", is_active=False)
+    make_user(role=Role.EDITOR, username="ed")
+
+    assert [user.username for user in active_admins()] == ["admin", "root"]
 
 
 # ensure_admin

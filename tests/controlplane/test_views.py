@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
@@ -8,6 +9,7 @@ from controlplane.views import change_rows, server_error
 from flags import services
 from tests.factories import (
     FACTORY_ACTOR,
+    VALID_CONTENT,
     append_only_trigger_off,
     make_environment,
     make_flag,
@@ -151,7 +153,28 @@ def test_audit__invalid_filter__shows_the_error_and_no_entries(auditor):
     response = logged_in(auditor).get(reverse("core:audit"), {"since": "yesterday-ish"})
 
     assert b"The filters are not valid" in response.content
-    assert b"flag.created" not in response.content
+    assert b'<span class="badge action">flag.created</span>' not in response.content
+
+
+def test_audit__filters__pickers_of_what_the_log_holds_and_date_pickers(auditor, admin):
+    make_flag(key="support-chat")
+    make_token(name="deploy")
+
+    body = logged_in(auditor).get(reverse("core:audit")).content.decode()
+
+    assert '<option value="flag.created">flag.created</option>' in body
+    assert '<option value="support-chat">support-chat</option>' in body
+    assert '<option value="admin">admin</option>' in body
+    assert '<option value="token:deploy">token:deploy</option>' in body
+    assert 'type="datetime-local" name="since"' in body
+
+
+def test_audit__date_picker_value__filters_by_it(auditor):
+    make_flag(key="support-chat")
+
+    response = logged_in(auditor).get(reverse("core:audit"), {"until": "2000-01-01T00:00"})
+
+    assert "No entries match these filters." in text(response)
 
 
 def test_audit__more_than_a_page__paginates_by_fifty(auditor):
@@ -188,18 +211,30 @@ def test_audit__enable_toggle__shows_before_and_after(auditor):
 
     response = logged_in(auditor).get(reverse("core:audit"), {"action": "flag.enabled"})
 
-    assert '<td class="value-old">false</td><td class="arrow">→</td><td class="value-new">true</td>' in (
-        response.content.decode()
-    )
+    assert (
+        '<td class="value-old"><del class="word-del">false</del></td><td class="arrow">→</td>'
+        '<td class="value-new"><ins class="word-ins">true</ins></td>'
+    ) in response.content.decode()
 
 
 def test_change_rows__created_object__lays_fields_out_as_after_values():
     rows = change_rows({"after": {"key": "staging"}, "warnings": 2})
 
     assert rows == [
-        {"field": "key", "before": "", "after": "staging", "diff": True},
+        {"field": "key", "before": "", "after": "staging", "diff": True, "before_runs": [], "after_runs": []},
         {"field": "warnings", "value": "2", "diff": False},
     ]
+
+
+def test_audit__prompt_changed_in_a_new_version__word_marks_in_the_entry(auditor):
+    flag = make_flag(key="support-chat")
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $500 without approval."})
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $250 without approval."})
+
+    body = logged_in(auditor).get(reverse("core:audit"), {"action": "version.created"}).content.decode()
+
+    assert 'Refund up to $<del class="word-del">500</del> without approval.' in body
+    assert 'Refund up to $<ins class="word-ins">250</ins> without approval.' in body
 
 
 # tokens
@@ -303,3 +338,92 @@ def test_server_error__html_page__renders_without_touching_the_session():
 
     assert response.status_code == 500
     assert b"Something went wrong on our side" in response.content
+
+
+# users
+
+
+def test_users__anonymous__redirects_to_login():
+    assert_login_redirect(Client().get(reverse("core:users")))
+
+
+@pytest.mark.parametrize("persona", ["viewer", "editor", "auditor"])
+def test_users__not_an_admin__forbidden_page_names_the_admins(persona, request, admin):
+    response = logged_in(request.getfixturevalue(persona)).get(reverse("core:users"))
+
+    assert response.status_code == 403
+    body = text(response)
+    assert "Managing users and API tokens needs the Admin role." in body
+    assert "An Admin can change your role: " in body
+    assert ">admin</a>" in body
+
+
+def test_users__admin__lists_users_with_roles(admin, auditor):
+    body = text(logged_in(admin).get(reverse("core:users")))
+
+    assert f'href="{reverse("core:user", args=[auditor.pk])}"' in body
+    assert "Auditor" in body
+
+
+def test_users__admin_creates_without_password__password_shown_once(admin):
+    client = logged_in(admin)
+
+    response = client.post(reverse("core:users"), {"email": "dana@example.com", "role": "auditor"})
+
+    assert response.status_code == 201
+    dana = User.objects.get(username="dana@example.com")
+    shown = response.content.decode().split('id="user-password">')[1].split("<")[0]
+    assert dana.check_password(shown)
+    assert shown not in client.get(reverse("core:user", args=[dana.pk])).content.decode()
+
+
+def test_users__duplicate_email__form_error_and_no_user(admin):
+    User.objects.create_user(username="ed@example.com")
+
+    response = logged_in(admin).post(reverse("core:users"), {"email": "ed@example.com", "role": "viewer"})
+
+    assert response.status_code == 200
+    assert "already exists" in text(response)
+    assert User.objects.filter(username="ed@example.com").count() == 1
+
+
+def test_user_role__admin_makes_an_auditor__role_changed_and_audited_with_reason(admin, viewer):
+    response = logged_in(admin).post(
+        reverse("core:user-role", args=[viewer.pk]), {"role": "auditor", "reason": "joins audit"}
+    )
+
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="user.role_changed")
+    assert (entry.actor_name, entry.reason, entry.source) == ("admin", "joins audit", "ui")
+    assert entry.changes["role"] == {"before": "viewer", "after": "auditor"}
+
+
+def test_user_role__last_admin_demotes_themself__refusal_shown(admin):
+    response = logged_in(admin).post(reverse("core:user-role", args=[admin.pk]), {"role": "viewer"})
+
+    assert response.status_code == 200
+    assert "admin is the last Admin" in text(response)
+
+
+def test_user_role__editor__forbidden(editor, viewer):
+    response = logged_in(editor).post(reverse("core:user-role", args=[viewer.pk]), {"role": "admin"})
+
+    assert response.status_code == 403
+    assert not AuditEntry.objects.filter(action="user.role_changed").exists()
+
+
+def test_user_deactivate__admin__user_cannot_log_in(admin, editor):
+    logged_in(admin).post(reverse("core:user-deactivate", args=[editor.pk]), {"reason": "left"})
+
+    editor.refresh_from_db()
+    assert not editor.is_active
+    assert AuditEntry.objects.get(action="user.deactivated").reason == "left"
+
+
+def test_user_detail__admin__lists_the_users_tokens(admin):
+    token = make_token(name="ci-pipeline")
+    ApiToken.objects.filter(pk=token.token.pk).update(created_by=admin)
+
+    body = text(logged_in(admin).get(reverse("core:user", args=[admin.pk])))
+
+    assert "ci-pipeline" in body

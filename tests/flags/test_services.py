@@ -70,7 +70,7 @@ def test_create_environment__new_key__one_audit_entry_by_actor(actor: Actor, edi
         str(environment.pk),
         "staging",
     )
-    assert entry.changes == {"after": {"key": "staging", "name": "Staging"}}
+    assert entry.changes == {"after": {"key": "staging", "name": "Staging", "protected": False}}
 
 
 def test_create_environment__new_key__starts_at_revision_zero(actor: Actor) -> None:
@@ -545,3 +545,25 @@ def test_set_flag_enabled__archived_flag__conflict(actor: Actor) -> None:
 
     with pytest.raises(Conflict):
         services.set_flag_enabled(flag=state.flag, environment=environment, enabled=True, actor=actor)
+
+
+def test_create_version__prompt_changed__audit_holds_the_prompt_before_and_after(actor: Actor) -> None:
+    first = make_version(content={**VALID_CONTENT, "system": "Refund up to $500."})
+    mark = audit_mark()
+
+    services.create_version(
+        flag=first.flag, content={**VALID_CONTENT, "system": "Refund up to $250."}, actor=actor
+    )
+
+    [entry] = audit_since(mark)
+    assert entry.changes["system"] == {"before": "Refund up to $500.", "after": "Refund up to $250."}
+
+
+def test_create_version__prompt_unchanged__no_prompt_in_the_audit(actor: Actor) -> None:
+    first = make_version(content={**VALID_CONTENT, "system": "Refund up to $500."})
+    mark = audit_mark()
+
+    services.create_version(flag=first.flag, content={**first.content, "max_tokens": 512}, actor=actor)
+
+    [entry] = audit_since(mark)
+    assert "system" not in entry.changes

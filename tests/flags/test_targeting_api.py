@@ -209,14 +209,14 @@ def test_rules_get__two_rules__priority_order_with_indexes(
     api: APIClient, flag: Flag, environment: Environment
 ) -> None:
     add_rule(flag, environment, description="pro")
-    add_rule(flag, environment, constraints=[], version=3, description="everyone else")
+    add_rule(flag, environment, constraints=[], everyone=True, version=3, description="everyone else")
 
     body = api.get(RULES).json()
 
     assert (body["flag"], body["environment"], body["revision"]) == ("support-chat", "production", revision())
-    assert [(r["index"], r["version"], r["description"]) for r in body["rules"]] == [
-        (0, 2, "pro"),
-        (1, 3, "everyone else"),
+    assert [(r["index"], r["version"], r["description"], r["everyone"]) for r in body["rules"]] == [
+        (0, 2, "pro", False),
+        (1, 3, "everyone else", True),
     ]
 
 
@@ -235,7 +235,14 @@ def test_rules_post__valid__201_with_rules_and_revision_bumped(api: APIClient, f
 
     assert response.status_code == 201
     assert response.json()["rules"] == [
-        {"index": 0, "constraints": [PLAN_IN_PRO], "segments": [], "version": 2, "description": "pro"}
+        {
+            "index": 0,
+            "constraints": [PLAN_IN_PRO],
+            "segments": [],
+            "version": 2,
+            "description": "pro",
+            "everyone": False,
+        }
     ]
     assert response.json()["revision"] == before + 1
 
@@ -243,7 +250,7 @@ def test_rules_post__valid__201_with_rules_and_revision_bumped(api: APIClient, f
 def test_rules_post__position__inserted_there(api: APIClient, flag: Flag, environment: Environment) -> None:
     add_rule(flag, environment, description="old")
 
-    response = post(api, RULES, {"version": 3, "description": "new", "position": 0})
+    response = post(api, RULES, {"everyone": True, "version": 3, "description": "new", "position": 0})
 
     assert [r["description"] for r in response.json()["rules"]] == ["new", "old"]
 
@@ -303,7 +310,7 @@ def test_rules_post__version_of_another_flag__400_at_version(api: APIClient, fla
     for _ in range(4):
         make_version(flag=other)
 
-    response = post(api, RULES, {"version": 4})
+    response = post(api, RULES, {"everyone": True, "version": 4})
 
     body = assert_error(response, 400, "invalid_rule")
     assert error_paths(response) == ["version"]
@@ -323,7 +330,7 @@ def test_rules_post__version_missing_or_malformed__400_at_version(
 
 
 def test_rules_post__position_past_the_end__400_at_position(api: APIClient, flag: Flag) -> None:
-    response = post(api, RULES, {"version": 2, "position": 1})
+    response = post(api, RULES, {"everyone": True, "version": 2, "position": 1})
 
     assert_error(response, 400, "invalid")
     assert error_paths(response) == ["position"]
@@ -365,7 +372,7 @@ def test_rules_post__outsider_token__403(outsider_token: IssuedToken, flag: Flag
 def test_rules_post__token_bound_to_this_environment__201(flag: Flag, environment: Environment) -> None:
     token = make_token(scopes=["read", "write"], environment=environment)
 
-    assert post(client_for(token), RULES, {"version": 2}).status_code == 201
+    assert post(client_for(token), RULES, {"everyone": True, "version": 2}).status_code == 201
 
 
 def test_rules_post__token_bound_to_another_environment__403(flag: Flag) -> None:
@@ -386,7 +393,14 @@ def test_rule_patch__new_version__200_other_fields_kept(
 
     assert response.status_code == 200
     assert response.json()["rules"] == [
-        {"index": 0, "constraints": [PLAN_IN_PRO], "segments": [], "version": 3, "description": "pro"}
+        {
+            "index": 0,
+            "constraints": [PLAN_IN_PRO],
+            "segments": [],
+            "version": 3,
+            "description": "pro",
+            "everyone": False,
+        }
     ]
 
 
@@ -519,8 +533,8 @@ def test_rules_post__if_match_star_or_weak__accepted(
 ) -> None:
     weak = "W/" + api.get(RULES)["ETag"]
 
-    first = api.post(RULES, {"version": 2}, format="json", headers={"If-Match": weak})
-    second = api.post(RULES, {"version": 2}, format="json", headers={"If-Match": "*"})
+    first = api.post(RULES, {"everyone": True, "version": 2}, format="json", headers={"If-Match": weak})
+    second = api.post(RULES, {"everyone": True, "version": 2}, format="json", headers={"If-Match": "*"})
 
     assert (first.status_code, second.status_code) == (201, 201)
     assert len(second.json()["rules"]) == 2

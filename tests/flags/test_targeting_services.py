@@ -43,7 +43,7 @@ def rules_of(flag: Flag, environment: Environment) -> list[dict[str, Any]]:
 
 
 def add(flag: Flag, environment: Environment, actor: Actor, **overrides: Any) -> FlagState:
-    fields: dict[str, Any] = {"constraints": [], "segments": [], "version": 2, "description": ""}
+    fields: dict[str, Any] = {"constraints": [PLAN_IN_PRO], "segments": [], "version": 2, "description": ""}
     fields.update(overrides)
     return services.add_rule(flag=flag, environment=environment, actor=actor, **fields)
 
@@ -764,3 +764,58 @@ def test_publish_version__split_candidate_published__split_ends_in_the_same_audi
     assert not Split.objects.active().filter(flag=flag, environment=environment).exists()
     [entry] = audit_since(mark)
     assert (entry.action, entry.changes["split_cleared"]) == ("version.published", split.split_id)
+
+
+# rules for everyone
+
+
+def test_add_rule__no_constraint_no_segment__refused_unless_everyone(
+    actor: Actor, environment: Environment
+) -> None:
+    flag = flag_serving_v1(environment)
+
+    with pytest.raises(InvalidInput) as error:
+        add(flag, environment, actor, constraints=[])
+
+    assert error_paths(error) == ["constraints"]
+    assert "mark the rule 'everyone'" in error.value.errors[0]["message"]
+
+
+def test_add_rule__everyone__stored_with_its_marking(actor: Actor, environment: Environment) -> None:
+    flag = flag_serving_v1(environment)
+
+    add(flag, environment, actor, constraints=[], everyone=True)
+
+    assert rules_of(flag, environment) == [
+        {"constraints": [], "segments": [], "version": 2, "description": "", "everyone": True}
+    ]
+
+
+def test_add_rule__everyone_with_a_constraint__refused_at_everyone(
+    actor: Actor, environment: Environment
+) -> None:
+    flag = flag_serving_v1(environment)
+
+    with pytest.raises(InvalidInput) as error:
+        add(flag, environment, actor, everyone=True)
+
+    assert error_paths(error) == ["everyone"]
+
+
+def test_update_rule__everyone_rule_new_version__marking_kept(actor: Actor, environment: Environment) -> None:
+    flag = flag_serving_v1(environment)
+    add(flag, environment, actor, constraints=[], everyone=True)
+
+    services.update_rule(flag=flag, environment=environment, index=0, version=3, actor=actor)
+
+    assert rules_of(flag, environment)[0]["everyone"] is True
+
+
+def test_update_rule__last_constraint_removed__refused_unless_everyone(
+    actor: Actor, environment: Environment
+) -> None:
+    flag = flag_serving_v1(environment)
+    add(flag, environment, actor)
+
+    with pytest.raises(InvalidInput):
+        services.update_rule(flag=flag, environment=environment, index=0, constraints=[], actor=actor)

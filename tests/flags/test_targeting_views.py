@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from controlplane.audit import Actor
+from controlplane.models import AuditEntry
 from flags import services
 from flags.models import Environment, Flag, FlagState, Segment, Split
 from tests.factories import make_environment, make_flag, make_version
@@ -487,3 +488,110 @@ def test_segment_delete__viewer__403(viewer: User) -> None:
 
     assert logged_in(viewer).post(reverse("flags:segment-delete", args=["staff"])).status_code == 403
     assert Segment.objects.exists()
+
+
+# protected environments, rules for everyone, editing a rule
+
+
+def protect(environment: Environment) -> None:
+    Environment.objects.filter(pk=environment.pk).update(protected=True)
+
+
+def test_rule_add__protected_environment__confirmation_page_and_nothing_changed(editor, flag, environment):
+    protect(environment)
+
+    response = logged_in(editor).post(url("rule-add"), rule_form(context_name="plan", values="pro"))
+
+    assert response.status_code == 200
+    body = text(response)
+    assert "Confirm a change to production" in body
+    assert "Add a rule serving v2" in body
+    assert 'name="context_name" value="plan"' in body
+    assert rules() == []
+
+
+def test_rule_add__protected_confirmed_without_reason__asked_again(editor, flag, environment):
+    protect(environment)
+
+    response = logged_in(editor).post(
+        url("rule-add"), rule_form(context_name="plan", values="pro", confirmed="1", reason=" ")
+    )
+
+    assert "Give a reason: production is a protected environment." in text(response)
+    assert rules() == []
+
+
+def test_rule_add__protected_confirmed_with_reason__added_and_reason_audited(editor, flag, environment):
+    protect(environment)
+
+    response = logged_in(editor).post(
+        url("rule-add"), rule_form(context_name="plan", values="pro", confirmed="1", reason="pro launch")
+    )
+
+    assert response.status_code == 302
+    assert [rule["version"] for rule in rules()] == [2]
+    assert AuditEntry.objects.get(action="rule.added").reason == "pro launch"
+
+
+def test_rule_add__no_condition__refused_with_the_everyone_hint(editor, flag):
+    response = logged_in(editor).post(url("rule-add"), rule_form(), headers=HTMX)
+
+    assert "mark the rule 'everyone'" in text(response)
+    assert rules() == []
+
+
+def test_rule_add__everyone_ticked__catch_all_rule_added(editor, flag):
+    logged_in(editor).post(url("rule-add"), rule_form(everyone="on"), headers=HTMX)
+
+    assert rules() == [{"constraints": [], "segments": [], "version": 2, "description": "", "everyone": True}]
+
+
+def test_targeting__protected_environment__write_forms_post_as_pages(editor, flag, environment):
+    protect(environment)
+
+    body = text(logged_in(editor).get(reverse("flags:detail", args=["support-chat"])))
+
+    assert "protected" in body
+    assert f'hx-post="{url("rule-add")}"' not in body
+    assert f'hx-post="{url("try")}"' in body
+
+
+def add_pro_rule(flag: Flag, environment: Environment) -> None:
+    services.add_rule(
+        flag=flag,
+        environment=environment,
+        constraints=[PLAN_IN_PRO],
+        segments=[],
+        version=2,
+        description="pro",
+        actor=SYSTEM,
+    )
+
+
+def test_rule_edit__get__form_holds_the_rule(editor, flag, environment):
+    add_pro_rule(flag, environment)
+
+    body = text(logged_in(editor).get(url("rule-edit", 0)))
+
+    assert '"contextName": "plan"' in body
+    assert 'value="pro"' in body
+
+
+def test_rule_edit__post__rule_changed_in_place(editor, flag, environment):
+    add_pro_rule(flag, environment)
+
+    response = logged_in(editor).post(
+        url("rule-edit", 0),
+        rule_form(constraints=json.dumps([PLAN_IN_PRO]), version="3", description="pro gets v3"),
+    )
+
+    assert response.status_code == 302
+    assert [(rule["version"], rule["description"]) for rule in rules()] == [(3, "pro gets v3")]
+
+
+def test_rule_edit__no_such_rule__404(editor, flag):
+    assert logged_in(editor).get(url("rule-edit", 0)).status_code == 404
+
+
+def test_rule_edit__viewer__forbidden(viewer, flag):
+    assert logged_in(viewer).get(url("rule-edit", 0)).status_code == 403

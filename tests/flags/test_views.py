@@ -6,6 +6,7 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
+from controlplane.models import AuditEntry
 from flags import services
 from flags.models import ConfigVersion, Environment, Flag, FlagState
 from tests.factories import FACTORY_ACTOR, VALID_CONTENT, make_environment, make_flag, make_version
@@ -464,9 +465,22 @@ def test_diff__prompt_edit__shows_deleted_and_inserted_lines_side_by_side(viewer
     response = logged_in(viewer).get(reverse("flags:diff", args=[flag.key]), {"from": 1, "to": 2})
 
     body = response.content.decode()
-    assert '<td class="txt del">Be brief.</td>' in body
-    assert '<td class="txt ins">Be thorough.</td>' in body
+    assert '<td class="txt del">Be <del class="word-del">brief</del>.</td>' in body
+    assert '<td class="txt ins">Be <ins class="word-ins">thorough</ins>.</td>' in body
     assert 'id="model-swap"' not in body
+
+
+def test_diff__amount_in_a_prompt_changed__only_the_amount_marked(viewer):
+    flag = make_flag()
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $500 without approval."})
+    make_version(flag=flag, content={**VALID_CONTENT, "system": "Refund up to $250 without approval."})
+
+    body = (
+        logged_in(viewer).get(reverse("flags:diff", args=[flag.key]), {"from": 1, "to": 2}).content.decode()
+    )
+
+    assert 'Refund up to $<del class="word-del">500</del> without approval.' in body
+    assert 'Refund up to $<ins class="word-ins">250</ins> without approval.' in body
 
 
 def test_diff__without_versions_chosen__shows_the_picker(viewer):
@@ -510,3 +524,66 @@ def test_model_catalog__seeded_catalog__shows_lifecycles_retirement_and_prices(v
 
 def test_model_catalog__anonymous__redirects_to_login():
     assert_login_redirect(Client().get(reverse("flags:models")))
+
+
+# publishing in a protected environment, editing a flag's details
+
+
+def test_publish__protected_environment__confirmation_then_published_with_the_reason(editor):
+    flag = make_flag(key="support-chat")
+    make_version(flag=flag)
+    make_environment(key="production", protected=True)
+    client = logged_in(editor)
+    publish = reverse("flags:publish", args=["support-chat", "production"])
+
+    asked = client.post(publish, {"version": "1"})
+    done = client.post(publish, {"version": "1", "confirmed": "1", "reason": "first release"})
+
+    assert "Confirm: Publish v1" in text(asked)
+    assert done.status_code == 302
+    state = FlagState.objects.get(flag=flag)
+    assert state.serving_version is not None
+    assert state.serving_version.number == 1
+    entry = AuditEntry.objects.get(action="version.published")
+    assert (entry.reason, entry.source) == ("first release", "ui")
+
+
+def test_disable__protected_environment_not_confirmed__still_enabled(editor):
+    flag = make_flag(key="support-chat")
+    make_version(flag=flag)
+    production = make_environment(key="production")
+    services.publish_version(flag=flag, environment=production, number=1, actor=FACTORY_ACTOR)
+    services.set_flag_enabled(flag=flag, environment=production, enabled=True, actor=FACTORY_ACTOR)
+    Environment.objects.filter(pk=production.pk).update(protected=True)
+
+    response = logged_in(editor).post(reverse("flags:disable", args=["support-chat", "production"]))
+
+    assert "Confirm: Disable the flag" in text(response)
+    assert FlagState.objects.get(flag=flag).enabled
+
+
+def test_flag_edit__editor__details_saved_and_audited(editor):
+    make_flag(key="support-chat", name="Support chat")
+
+    response = logged_in(editor).post(
+        reverse("flags:edit", args=["support-chat"]),
+        {
+            "name": "Support assistant",
+            "surface": "chat",
+            "owner": "cx-team",
+            "stickiness": "targetingKey",
+            "description": "",
+            "reason": "renamed",
+        },
+    )
+
+    assert response.status_code == 302
+    flag = Flag.objects.get(key="support-chat")
+    assert (flag.name, flag.owner) == ("Support assistant", "cx-team")
+    assert AuditEntry.objects.get(action="flag.updated").reason == "renamed"
+
+
+def test_flag_edit__viewer__forbidden(viewer):
+    make_flag(key="support-chat")
+
+    assert logged_in(viewer).get(reverse("flags:edit", args=["support-chat"])).status_code == 403

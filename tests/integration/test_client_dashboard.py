@@ -51,7 +51,10 @@ def expected_cost_micro_usd(usage: Any) -> Decimal:
 
 @pytest.fixture
 def support_chat() -> Flag:
-    environment = services.create_environment(key="production", name="Production", actor=ACTOR)
+    # Unprotected: this test is about the client, not about reasons for changes.
+    environment = services.create_environment(
+        key="production", name="Production", actor=ACTOR, protected=False
+    )
     flag = services.create_flag(key="support-chat", name="Support chat", surface="chat", actor=ACTOR)
     services.create_version(flag=flag, content=CONTENT, actor=ACTOR)
     services.publish_version(flag=flag, environment=environment, number=1, actor=ACTOR)

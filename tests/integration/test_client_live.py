@@ -45,7 +45,8 @@ def fast_stream() -> Iterator[None]:
 
 @pytest.fixture
 def production() -> Environment:
-    return services.create_environment(key="production", name="Production", actor=ACTOR)
+    # Unprotected: these tests are about the client, not about reasons for changes.
+    return services.create_environment(key="production", name="Production", actor=ACTOR, protected=False)
 
 
 @pytest.fixture

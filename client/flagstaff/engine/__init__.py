@@ -12,6 +12,7 @@ from flagstaff.engine.constraints import (
     compile_constraint,
     compile_constraints,
 )
+from flagstaff.engine.outcomes import Outcome, Share, outcomes
 from flagstaff.engine.resolve import (
     DEFAULT_STICKINESS,
     Arm,
@@ -39,15 +40,18 @@ __all__ = [
     "DefinitionError",
     "Experiment",
     "FlagDefinition",
+    "Outcome",
     "Reason",
     "Resolution",
     "Rollout",
     "Rule",
+    "Share",
     "bucket",
     "compile_constraint",
     "compile_constraints",
     "compile_segments",
     "flag_from_dict",
+    "outcomes",
     "resolve",
     "unit_of",
 ]
