@@ -26,7 +26,7 @@ from controlplane.forms import AuditFilterForm
 from controlplane.inputs import validated_body
 from controlplane.models import ApiToken, AuditEntry, Role, Scope
 from controlplane.negotiation import FirstRenderer
-from controlplane.serializers import StrictSerializer
+from controlplane.serializers import ReasonSerializer
 from controlplane.services import NewUser, create_user, role_of, update_user
 
 AUDIT_FILTER_PARAMETERS = [
@@ -207,19 +207,17 @@ def _user_document(user: AbstractUser, *, created: NewUser | None = None) -> dic
     return dict(UserCreatedSerializer(user).data)
 
 
-class UserCreateSerializer(StrictSerializer):
+class UserCreateSerializer(ReasonSerializer):
     email = serializers.EmailField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
     password = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Omit to have one generated"
     )
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class UserUpdateSerializer(StrictSerializer):
+class UserUpdateSerializer(ReasonSerializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     active = serializers.BooleanField(required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 USER_EXAMPLE = {
@@ -233,15 +231,19 @@ USER_EXAMPLE = {
 }
 
 
-class UsersView(APIView):
-    """Every user with their role; an Admin creates users here."""
+class UsersView(ListAPIView[AbstractUser]):
+    """Every user with their role, a page at a time; an Admin creates users here."""
 
     required_scopes = {"GET": Scope.ADMIN, "POST": Scope.ADMIN}
+    serializer_class = UserSerializer
 
-    @extend_schema(responses=UserSerializer(many=True), examples=[OpenApiExample("users", [USER_EXAMPLE])])
+    def get_queryset(self) -> Any:
+        return get_user_model().objects.order_by("username", "pk")
+
+    @extend_schema(responses=UserSerializer(many=True))
     def get(self, request: Request) -> Response:
-        users = get_user_model().objects.order_by("username")
-        return Response([_user_document(user) for user in users])
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([_user_document(user) for user in page or []])
 
     @extend_schema(
         request=UserCreateSerializer,

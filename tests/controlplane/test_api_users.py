@@ -24,8 +24,16 @@ def test_users_api__admin_token__lists_users_with_roles(admin, auditor):
     response = client_for(make_token(scopes=["admin"])).get(USERS)
 
     assert response.status_code == 200
-    roles = {user["email"]: user["role"] for user in response.json()}
-    assert roles == {"admin": "admin", "auditor": "auditor"}
+    roles = {user["email"]: user["role"] for user in response.json()["results"]}
+    assert (roles, response.json()["count"]) == ({"admin": "admin", "auditor": "auditor"}, 2)
+
+
+def test_users_api__limit__one_page_and_the_next_link(admin, auditor):
+    response = client_for(admin).get(USERS, {"limit": 1})
+
+    body = response.json()
+    assert (response.status_code, body["count"], len(body["results"])) == (200, 2, 1)
+    assert "offset=1" in body["next"]
 
 
 def test_users_api__create_without_password__201_with_generated_password_once(admin):
@@ -42,7 +50,7 @@ def test_users_api__create_without_password__201_with_generated_password_once(ad
         True,
     )
     assert "password" not in client_for(admin).get(f"{USERS}{dana.pk}/").json()
-    assert all("password" not in user for user in client_for(admin).get(USERS).json())
+    assert all("password" not in user for user in client_for(admin).get(USERS).json()["results"])
     assert AuditEntry.objects.get(action="user.created").source == "api"
 
 

@@ -81,6 +81,7 @@ def world() -> dict[str, Any]:
         segments=[],
         version=1,
         description="",
+        everyone=True,
         actor=FACTORY_ACTOR,
     )
     services.create_segment(key="beta", name="Beta", constraints=[], actor=FACTORY_ACTOR)
@@ -95,6 +96,7 @@ def world() -> dict[str, Any]:
     webhook = webhooks.create_webhook(
         name="ops", url="https://hooks.example.com/flagstaff", events=["incident.opened"], actor=FACTORY_ACTOR
     )
+    user = make_user(username="someone@example.com")
     return {
         "environment": environment,
         # A gate verdict id that names none: a caller without the scope is refused before any lookup.
@@ -105,7 +107,7 @@ def world() -> dict[str, Any]:
             "index": 0,
             "verdict_id": 1,
         },
-        "pk": {"api:incident": incident.pk, "api:incident-resolve": incident.pk},
+        "pk": {"api:incident": incident.pk, "api:incident-resolve": incident.pk, "api:user": user.pk},
         "webhook_pk": webhook.pk,
     }
 
@@ -129,7 +131,7 @@ def _status(client: Any, method: str, url: str) -> int:
     return int(response.status_code)
 
 
-def test_api_routes__walked__include_the_audit_and_webhook_routes() -> None:
+def test_api_routes__walked__include_the_audit_webhook_and_user_routes() -> None:
     names = {route.name for route in api_routes()}
 
     assert {
@@ -138,6 +140,8 @@ def test_api_routes__walked__include_the_audit_and_webhook_routes() -> None:
         "api:audit-verify",
         "api:webhooks",
         "api:webhook-deliveries",
+        "api:users",
+        "api:user",
     } <= names
 
 
