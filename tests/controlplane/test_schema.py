@@ -27,6 +27,10 @@ def operations(schema: dict[str, Any], methods: tuple[str, ...]) -> list[tuple[s
     ]
 
 
+# Actions that take no body at all (request=None), so they have no request schema to document.
+BODILESS = ["POST /api/v1/eval-runs/{id}/cancel/", "POST /api/v1/eval-runs/{id}/resume/"]
+
+
 def test_schema__every_operation_with_a_body__has_a_request_schema(schema: dict[str, Any]) -> None:
     missing = [
         f"{method} {path}"
@@ -36,7 +40,7 @@ def test_schema__every_operation_with_a_body__has_a_request_schema(schema: dict[
         )
     ]
 
-    assert missing == []
+    assert missing == BODILESS
 
 
 def test_schema__every_operation__documents_a_response(schema: dict[str, Any]) -> None:
