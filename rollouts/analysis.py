@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from rollouts import stats
+from telemetry import histograms
 
 
 class Kind(StrEnum):
@@ -277,9 +278,9 @@ def _compare(
 ) -> tuple[stats.Comparison, float]:
     increase_is_bad = guardrail.direction is Direction.INCREASE_IS_BAD
     if guardrail.kind is Kind.QUANTILE:
-        control_estimate = stats.quantile_bounds(
-            control.histogram, q=guardrail.quantile, alpha=policy.alpha, n_star=policy.n_star
-        ).estimate
+        control_estimate = histograms.percentiles(control.histogram, (guardrail.quantile,))[
+            guardrail.quantile
+        ]
         assert control_estimate is not None
         margin = _margin(guardrail, control_estimate)
         comparison = stats.compare_quantiles(
@@ -409,10 +410,14 @@ def decide(
         if result.name in holm:
             rejected, level = holm[result.name]
             if level != comparison.alpha_regression:
-                canary_agg, control_agg = comparable[result.name]
-                comparison, margin = _compare(
-                    guardrail, canary_agg, control_agg, alpha_regression=level, policy=policy
-                )
+                releveled = stats.at_regression_level(comparison, level)
+                if releveled is None:
+                    canary_agg, control_agg = comparable[result.name]
+                    comparison, margin = _compare(
+                        guardrail, canary_agg, control_agg, alpha_regression=level, policy=policy
+                    )
+                else:
+                    comparison = releveled
             regression = rejected
         else:
             regression = comparison.p_value <= comparison.alpha_regression
