@@ -13,7 +13,8 @@ all ticks at once, so the analysis may look as often as it likes.
   order statistics whose ranks come from a time-uniform bound on a binomial count (Howard &
   Ramdas 2022), combined into bounds on the difference.
 - `compare_paired`: the mean of paired differences (shadow replay), the one-sample case.
-- `holm` and `benjamini_hochberg`: statsmodels' `multipletests`.
+- `holm` (Holm's step-down, checked against statsmodels) and `benjamini_hochberg`
+  (statsmodels' `multipletests`).
 
 Sign convention: every comparison is oriented so that a positive difference is *bad* for the
 candidate; "regression" means the lower bound exceeds the margin, "non-inferior" means the upper
@@ -495,26 +496,24 @@ def compare_quantiles(
 
 
 def holm(p_values: Mapping[str, float], alpha: float) -> dict[str, tuple[bool, float]]:
-    """Holm's step-down rejections (statsmodels) and the level each p-value was held to.
+    """Holm's step-down rejections, and the level each p-value was held to.
 
-    Holm (1979) controls the family-wise error rate; fed anytime-valid p-values it controls it
-    over all ticks at once, because a false rejection needs some true null's p-value to fall
-    below α/|true nulls| at some tick, and each does so with probability at most α/|true nulls|.
-    The level of the j-th smallest p-value (1-based) among K is α / (K − j + 1).
+    Holm (1979): sort the K p-values, compare the j-th smallest (1-based) with α / (K − j + 1),
+    reject until the first one that fails. It controls the family-wise error rate; fed
+    anytime-valid p-values it controls it over all ticks at once, because a false rejection
+    needs some true null's p-value to fall below α/|true nulls| at some tick, and each does so
+    with probability at most α/|true nulls|. Written out rather than taken from statsmodels'
+    `multipletests(method="holm")` (the tests check they agree) because that function runs a full
+    `gc.collect()` on every call, a cost a tick would pay on every suspicious metric.
     """
-    if not p_values:
-        return {}
-    names = list(p_values)
-    order = sorted(names, key=lambda name: p_values[name])
-    levels = {name: alpha / (len(names) - rank) for rank, name in enumerate(order)}
-    if p_values[order[0]] > levels[order[0]]:
-        # Holm's first step fails, so nothing is rejected: the common case on every healthy tick,
-        # answered without statsmodels (whose multipletests runs a full gc.collect per call).
-        return {name: (False, levels[name]) for name in names}
-    from statsmodels.stats.multitest import multipletests
-
-    reject = multipletests([p_values[name] for name in names], alpha=alpha, method="holm")[0]
-    return {name: (bool(rejected), levels[name]) for name, rejected in zip(names, reject, strict=True)}
+    names = sorted(p_values, key=lambda name: p_values[name])
+    result: dict[str, tuple[bool, float]] = {}
+    rejecting = True
+    for rank, name in enumerate(names):
+        level = alpha / (len(names) - rank)
+        rejecting = rejecting and p_values[name] <= level
+        result[name] = (rejecting, level)
+    return {name: result[name] for name in p_values}
 
 
 def benjamini_hochberg(p_values: Mapping[str, float], alpha: float) -> dict[str, tuple[bool, float]]:
