@@ -345,13 +345,19 @@ def test_decide__cache_warmed__cost_compared_on_what_came_after() -> None:
 
 
 def test_decide__same_inputs__same_decision() -> None:
-    inputs = {"policy": POLICY, "stage": STAGE, "canary": arm(seed=3), "control": arm(seed=4)}
-    assert decide(**inputs, elapsed_seconds=1800) == decide(**inputs, elapsed_seconds=1800)
+    canary, control = arm(seed=3), arm(seed=4)
+    first = decide(policy=POLICY, stage=STAGE, canary=canary, control=control, elapsed_seconds=1800)
+    again = decide(policy=POLICY, stage=STAGE, canary=canary, control=control, elapsed_seconds=1800)
+    assert first == again
 
 
 def test_decide__previous_state_default__equals_empty_state() -> None:
-    inputs = {"policy": POLICY, "stage": STAGE, "canary": arm(seed=3), "control": arm(seed=4)}
-    assert decide(**inputs, elapsed_seconds=60) == decide(**inputs, elapsed_seconds=60, previous=TickState())
+    canary, control = arm(seed=3), arm(seed=4)
+    implicit = decide(policy=POLICY, stage=STAGE, canary=canary, control=control, elapsed_seconds=60)
+    explicit = decide(
+        policy=POLICY, stage=STAGE, canary=canary, control=control, elapsed_seconds=60, previous=TickState()
+    )
+    assert implicit == explicit
 
 
 def test_conclude_experiment__two_passing_arms__marks_the_cheapest_with_evidence() -> None:
