@@ -439,3 +439,28 @@ def test_conclude_experiment__sample_ratio_mismatch__no_arm_passes() -> None:
     )
     assert not conclusion.health_ok
     assert conclusion.cheapest_passing is None
+
+
+def test_decide__paired_replay_regression__rolls_back_saying_paired_evidence_was_used() -> None:
+    paired = Guardrail(
+        name="replay_pass_rate",
+        label="replayed pass rate",
+        kind=Kind.CONTINUOUS,
+        direction=Direction.DECREASE_IS_BAD,
+        margin=0.02,
+        source=Source.PAIRED_REPLAY,
+        critical=True,
+    )
+    # 400 pairs: the candidate fails 60 inputs the control passed, and passes 8 it failed.
+    differences = MetricAggregate(n=400, total=-52.0, total_sq=68.0)
+    canary = ArmAggregates(units=2_000, metrics={**arm(units=2_000).metrics, "replay_pass_rate": differences})
+    decision = decide(
+        policy=Policy(guardrails=(paired, ERRORS)),
+        stage=STAGE,
+        canary=canary,
+        control=arm(units=2_000),
+        elapsed_seconds=300,
+    )
+    assert (decision.action, decision.reason) == (Action.ROLLBACK, Reason.CRITICAL_REGRESSION)
+    assert "replayed pass rate on 400 paired replays, candidate worse by" in decision.explanation
+    assert "(paired evidence)" in decision.explanation
