@@ -87,7 +87,11 @@ class Comparison:
         """Versions without a finished or running run: the candidates and the serving version."""
         versions = [row.version for row in self.rows if row.run is None and row.active_run is None]
         serving_row = next((row for row in self.rows if row.is_serving), None)
-        if self.serving is not None and serving_row is None and _latest(self.serving, self.eval_set_version) is None:
+        if (
+            self.serving is not None
+            and serving_row is None
+            and _latest(self.serving, self.eval_set_version) is None
+        ):
             versions.append(self.serving)
         return versions
 
@@ -148,7 +152,9 @@ def compare(
     for version in versions:
         run = _latest(version, eval_set_version)
         active = (
-            EvalRun.objects.filter(config_version=version, eval_set_version=eval_set_version, state__in=ACTIVE_STATES)
+            EvalRun.objects.filter(
+                config_version=version, eval_set_version=eval_set_version, state__in=ACTIVE_STATES
+            )
             .order_by("-created_at")
             .first()
         )
@@ -194,7 +200,9 @@ def _serving(flag: Flag, environment: Environment | None) -> ConfigVersion | Non
 
 def _latest(version: ConfigVersion, eval_set_version: EvalSetVersion) -> EvalRun | None:
     return (
-        EvalRun.objects.filter(config_version=version, eval_set_version=eval_set_version, state=RunState.SUCCEEDED)
+        EvalRun.objects.filter(
+            config_version=version, eval_set_version=eval_set_version, state=RunState.SUCCEEDED
+        )
         .order_by("-finished_at", "-id")
         .first()
     )
@@ -323,7 +331,9 @@ def _counterfactual(
 
 
 def _winner(rows: list[Row]) -> Row | None:
-    priced = [row for row in rows if row.passes and row.projection and row.projection.per_1000_micro_usd is not None]
+    priced = [
+        row for row in rows if row.passes and row.projection and row.projection.per_1000_micro_usd is not None
+    ]
     return min(priced, key=lambda row: (row.projection.per_1000_micro_usd, row.version.number), default=None)  # type: ignore[union-attr]
 
 
@@ -377,9 +387,7 @@ def comparison_inputs(flag: Flag, params: Mapping[str, str]) -> ComparisonInputs
                 f"Flag '{flag.key}' has no gate policy and no eval run: name an eval set.",
                 errors=[{"path": "eval_set", "message": "Required: no default eval set for this flag."}],
             )
-        eval_set_version = (
-            find_eval_set_version(found.eval_set.key, number[0]) if number else found
-        )
+        eval_set_version = find_eval_set_version(found.eval_set.key, number[0]) if number else found
     numbers = _numbers(params, "versions", most=MAX_CANDIDATES)
     if numbers:
         versions = [get_version(flag, n) for n in dict.fromkeys(numbers)]

@@ -14,7 +14,7 @@ counterfactually from a flag's logged token counts. Pure: no Django.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telemetry.pricing import TOKEN_TYPES, TokenCounts
@@ -47,7 +47,7 @@ class TokenTotals:
     """Token counts summed over `calls` calls."""
 
     calls: int
-    tokens: TokenCounts = TokenCounts()
+    tokens: TokenCounts = field(default_factory=TokenCounts)
 
     @classmethod
     def of(cls, counts: Iterable[TokenCounts]) -> TokenTotals:
@@ -209,7 +209,7 @@ def _explain(
         f"(a tenth of the input price or less), {_pct(eval_hits)} in the eval run."
     )
     sentences.append(
-        f"Output length: this candidate writes {factor:.2f}× the serving version's output per prompt "
+        f"Output length: this candidate writes {factor:.2f} times the serving version's output per prompt "
         f"token, so the logged calls would have averaged {scaled.output_per_call or 0:,.0f} output "
         f"tokens (they averaged {logged.output_per_call or 0:,.0f}); the eval cases averaged "
         f"{measured.output_per_call or 0:,.0f}."
@@ -219,7 +219,7 @@ def _explain(
         gap = 1 - logged_cost_micro_usd / standard
         if gap > 0.005:
             # Batch rows are half the standard input and output price, so a spend whose share s
-            # ran through batches is billed (1 - s/2) of standard: s = 2 × gap.
+            # ran through batches is billed (1 - s/2) of standard: s = 2 * gap.
             sentences.append(
                 f"Batch share: the logged calls were billed {_pct(gap)} below their tokens at "
                 f"standard prices, the mark of about {_pct(min(1.0, 2 * gap))} of the spend running "

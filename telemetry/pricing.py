@@ -160,7 +160,6 @@ class PriceTable:
             return (total_pico * numerator + divisor // 2) // divisor
         return (total_pico + PICO_PER_MICRO // 2) // PICO_PER_MICRO
 
-
     def pico_per_token(
         self, *, model: str, on: date, prompt_tokens: int = 0, service_tier: str = ""
     ) -> dict[str, int | None] | None:
@@ -170,7 +169,9 @@ class PriceTable:
         entry = self._by_id.get(model)
         if entry is None:
             return None
-        return dict(zip(TOKEN_TYPES, self._rates_of(entry, model, on, service_tier, prompt_tokens), strict=True))
+        return dict(
+            zip(TOKEN_TYPES, self._rates_of(entry, model, on, service_tier, prompt_tokens), strict=True)
+        )
 
     def _rates_of(
         self, entry: _ModelSeries, model: str, on: date, service_tier: str, prompt_tokens: int

@@ -118,7 +118,9 @@ class ComparisonView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("eval_set", str, description="Default: the gate's eval set"),
-            OpenApiParameter("eval_set_version", int, description="Default: the gate's version, or the latest"),
+            OpenApiParameter(
+                "eval_set_version", int, description="Default: the gate's version, or the latest"
+            ),
             OpenApiParameter("versions", str, description="Comma-separated version numbers, at most 8"),
             OpenApiParameter("environment", str, description="Whose serving version and logged calls"),
         ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import time_machine
@@ -11,13 +11,8 @@ from controlplane.errors import Conflict
 from evals import comparisons
 from evals.models import EvalRun, GateVerdict
 from evals.services import comparisons as comparison_services
-from evals.services import gate
-from flags import services as flag_services
-from flags.catalog import seed_catalog
-from telemetry.models import Rollup
-from telemetry.price_table import clear_price_cache
-from tests.evals.gate_factories import make_eval_set_version, make_finished_run
-from tests.factories import FACTORY_ACTOR, client_for, make_environment, make_flag, make_version
+from tests.evals.gate_factories import make_finished_run, make_three_candidates
+from tests.factories import FACTORY_ACTOR, client_for
 
 pytestmark = pytest.mark.django_db
 N = 300
@@ -28,58 +23,9 @@ def _outcomes(passes):
     return [i < passes for i in range(N)]
 
 
-def _rollup(flag, environment, *, minutes_ago, **counters):
-    Rollup.objects.create(
-        bucket=NOW - timedelta(minutes=minutes_ago),
-        environment=environment,
-        flag=flag,
-        version=1,
-        model="claude-sonnet-5-5",
-        **counters,
-    )
-
-
 @pytest.fixture
 def three_candidates():
-    """v1 Sonnet serving; candidates v2 Haiku (half the output), v3 Opus (1.5x), v4 never run."""
-    seed_catalog()
-    clear_price_cache()
-    environment = make_environment(key="production")
-    flag = make_flag(key="support-chat")
-    v1 = make_version(flag=flag, content={"model": "claude-sonnet-5-5", "max_tokens": 512})
-    v2 = make_version(flag=flag, content={"model": "claude-haiku-5-5", "max_tokens": 512})
-    v3 = make_version(flag=flag, content={"model": "claude-opus-5-5", "max_tokens": 512})
-    make_version(flag=flag, content={"model": "claude-haiku-5-5", "max_tokens": 256})
-    flag_services.publish_version(flag=flag, environment=environment, number=1, actor=FACTORY_ACTOR)
-    esv = make_eval_set_version(cases=N, key="support-qa")
-    gate.set_gate_policy(flag=flag, eval_set_key="support-qa", required_pass_rate=0.85, actor=FACTORY_ACTOR)
-    make_finished_run(
-        version=v1, eval_set_version=esv, passed=_outcomes(285), usage={"input_tokens": 1000, "output_tokens": 200}
-    )
-    make_finished_run(
-        version=v2,
-        eval_set_version=esv,
-        passed=_outcomes(285),
-        usage={"input_tokens": 800, "cache_read_input_tokens": 200, "output_tokens": 100},
-    )
-    make_finished_run(
-        version=v3, eval_set_version=esv, passed=_outcomes(290), usage={"input_tokens": 1000, "output_tokens": 300}
-    )
-    # The last 7 days: 1,000 calls, 700,000 uncached + 300,000 cache-read prompt tokens, 200,000
-    # out, billed at Sonnet's standard prices (2.4 $ + 1.03 $); a call 8 days old is left out.
-    _rollup(flag, environment, minutes_ago=60, calls=600, input_tokens=600_000, output_tokens=120_000, cost_micro_usd=2_400_000)
-    _rollup(
-        flag,
-        environment,
-        minutes_ago=3 * 24 * 60,
-        calls=400,
-        input_tokens=100_000,
-        cache_read_tokens=300_000,
-        output_tokens=80_000,
-        cost_micro_usd=1_030_000,
-    )
-    _rollup(flag, environment, minutes_ago=8 * 24 * 60, calls=999, input_tokens=9_999_999, cost_micro_usd=1)
-    return environment, flag, esv
+    return make_three_candidates(now=NOW)
 
 
 def _judged(flag, esv, environment, numbers):
@@ -97,16 +43,23 @@ def test_compare__three_candidates__hand_computed_costs_and_the_cheapest_that_pa
     environment, flag, esv = three_candidates
     _judged(flag, esv, environment, [2, 3])
 
+    candidates = list(flag.versions.filter(number__in=[2, 3, 4]).order_by("number"))
+
     result = comparisons.compare(
-        flag=flag, eval_set_version=esv, versions=list(flag.versions.filter(number__in=[2, 3, 4]).order_by("number")),
-        environment=environment, now=NOW,
-    )  # fmt: skip
+        flag=flag, eval_set_version=esv, versions=candidates, environment=environment, now=NOW
+    )
 
     haiku, opus, unrun = result.rows
     # Haiku per case: 800 x 0.1 + 200 x 0.01 + 100 x 0.5 = 132 µ$; reads as input: 150 µ$.
-    assert (haiku.projection.per_1000_micro_usd, haiku.projection.per_1000_no_cache_micro_usd) == (132_000, 150_000)
+    assert (haiku.projection.per_1000_micro_usd, haiku.projection.per_1000_no_cache_micro_usd) == (
+        132_000,
+        150_000,
+    )
     # Opus per case: 1,000 x 4 + 300 x 20 = 10,000 µ$ (no cache reads: the same either way).
-    assert (opus.projection.per_1000_micro_usd, opus.projection.per_1000_no_cache_micro_usd) == (10_000_000, 10_000_000)
+    assert (opus.projection.per_1000_micro_usd, opus.projection.per_1000_no_cache_micro_usd) == (
+        10_000_000,
+        10_000_000,
+    )
     # Counterfactual, Haiku at half the output (0.1 / 0.2): 700,000 x 0.1 + 300,000 x 0.01 +
     # 100,000 x 0.5 = 123,000 µ$; Opus at 1.5x (0.3 / 0.2): 700,000 x 4 + 300,000 x 0.2 + 300,000 x 20.
     assert (haiku.counterfactual.cost_micro_usd, haiku.counterfactual.calls) == (123_000, 1000)
@@ -116,7 +69,9 @@ def test_compare__three_candidates__hand_computed_costs_and_the_cheapest_that_pa
     assert haiku.interval[0] == pytest.approx(0.9192, abs=1e-4)  # 285 of 300, Wilson by hand
     assert (haiku.paired.pairs, haiku.paired.difference) == (N, 0.0)
     assert opus.paired.difference == pytest.approx(5 / 300)
-    assert haiku.passes and opus.passes and not unrun.passes
+    assert haiku.passes
+    assert opus.passes
+    assert not unrun.passes
     assert result.winner is haiku
     assert result.evidence.startswith("v2 (claude-haiku-5-5) is the cheapest that passes: $0.1320 per 1,000")
     assert "v3 $10.0000" in result.evidence
@@ -128,15 +83,23 @@ def test_compare__cheaper_candidate_fails_the_gate__dearer_passing_one_wins(thre
     environment, flag, esv = three_candidates
     v4 = flag.versions.get(number=4)
     make_finished_run(
-        version=v4, eval_set_version=esv, passed=_outcomes(240), usage={"input_tokens": 100, "output_tokens": 10}
+        version=v4,
+        eval_set_version=esv,
+        passed=_outcomes(240),
+        usage={"input_tokens": 100, "output_tokens": 10},
     )
     _judged(flag, esv, environment, [3, 4])
 
     result = comparisons.compare(
-        flag=flag, eval_set_version=esv, versions=[flag.versions.get(number=3), v4], environment=environment, now=NOW
+        flag=flag,
+        eval_set_version=esv,
+        versions=[flag.versions.get(number=3), v4],
+        environment=environment,
+        now=NOW,
     )
 
-    assert not result.rows[1].passes and result.rows[1].gate.summary == "failed"
+    assert not result.rows[1].passes
+    assert result.rows[1].gate.summary == "failed"
     assert result.winner is result.rows[0]
 
 
@@ -180,11 +143,16 @@ def test_comparison_api__viewer_reads_defaults_from_the_gate(three_candidates, v
 
     body = client_for(viewer).get("/api/v1/flags/support-chat/comparison/?versions=2,3").json()
 
-    assert (body["eval_set"], body["eval_set_version"], body["environment"]) == ("support-qa", 1, "production")
+    assert (body["eval_set"], body["eval_set_version"], body["environment"]) == (
+        "support-qa",
+        1,
+        "production",
+    )
     assert body["winner"] == 2
     assert [c["per_1000_micro_usd"] for c in body["candidates"]] == [132_000, 10_000_000]
     assert body["candidates"][0]["counterfactual"]["cost_micro_usd"] == 123_000
-    assert body["serving_version"] == 1 and body["logged_calls"] == 1000
+    assert body["serving_version"] == 1
+    assert body["logged_calls"] == 1000
 
 
 def test_comparison_api__bad_versions_parameter__400_naming_it(three_candidates, viewer):

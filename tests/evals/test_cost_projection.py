@@ -11,9 +11,21 @@ from evals.cost_projection import TokenTotals
 from telemetry.pricing import ModelPricing, Price, PriceTable, TokenCounts
 
 # claude-haiku-5-5 standard rates: $0.10 input, $0.50 output, $0.125 5-minute write, $0.01 read.
-HAIKU = {"input": 100_000, "output": 500_000, "cache_write_5m": 125_000, "cache_write_1h": 200_000, "cache_read": 10_000}
+HAIKU = {
+    "input": 100_000,
+    "output": 500_000,
+    "cache_write_5m": 125_000,
+    "cache_write_1h": 200_000,
+    "cache_read": 10_000,
+}
 # claude-sonnet-5-5: $2 input, $10 output, $2.50 5-minute write, $4 1-hour write, $0.10 read.
-SONNET = {"input": 2_000_000, "output": 10_000_000, "cache_write_5m": 2_500_000, "cache_write_1h": 4_000_000, "cache_read": 100_000}
+SONNET = {
+    "input": 2_000_000,
+    "output": 10_000_000,
+    "cache_write_5m": 2_500_000,
+    "cache_write_1h": 4_000_000,
+    "cache_read": 100_000,
+}
 # The candidate's eval run: 10 cases, 8,000 uncached + 2,000 cache-read prompt tokens, 1,500 out.
 MEASURED = TokenTotals(10, TokenCounts(input=8_000, cache_read=2_000, output=1_500))
 # The serving version's run on the same cases: 10,000 prompt tokens, 3,000 out (ratio 0.3).
@@ -69,10 +81,12 @@ def test_counterfactual__logged_week__repriced_at_the_candidate_with_scaled_outp
     text = " ".join(result.explanation)
     assert "126 % more per call than the eval projects" in text  # 355,000 / 157,000 - 1
     assert "5,000 prompt tokens, the eval cases 1,000" in text
-    assert "60 % of the logged prompt tokens were cache reads" in text and "20 % in the eval run" in text
+    assert "60 % of the logged prompt tokens were cache reads" in text
+    assert "20 % in the eval run" in text
     assert "averaged 200 output tokens (they averaged 400)" in text
     # Sonnet standard: 2 + 2.5 + 0.3 + 4 = 8.8 $; billed 6.6 $ is 25 % below: about half in batches.
-    assert "billed 25 % below" in text and "about 50 % of the spend" in text
+    assert "billed 25 % below" in text
+    assert "about 50 % of the spend" in text
 
 
 def test_counterfactual__billed_at_standard__says_no_batch_calls():
@@ -95,10 +109,18 @@ def test_counterfactual__billed_at_standard__says_no_batch_calls():
 
 def test_usage_tokens__cache_write_without_ttl_split__counted_as_5_minute_writes():
     tokens = cost_projection.usage_tokens(
-        {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 7, "cache_read_input_tokens": 3}
+        {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_creation_input_tokens": 7,
+            "cache_read_input_tokens": 3,
+        }
     )
     split = cost_projection.usage_tokens(
-        {"input_tokens": 1, "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 4}}
+        {
+            "input_tokens": 1,
+            "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 4},
+        }
     )
 
     assert tokens == TokenCounts(input=10, output=5, cache_write_5m=7, cache_read=3)
@@ -124,7 +146,13 @@ def test_pico_per_token__dated_change_and_long_prompt__rates_of_that_day_and_con
     after = table.pico_per_token(model="m", on=date(2026, 10, 7))
     long = table.pico_per_token(model="m", on=date(2026, 10, 7), prompt_tokens=100_001)
 
-    assert before is not None and before["cache_read"] == 200_000 and before["input"] == 100_000
-    assert after is not None and after["cache_read"] == 100_000 and after["output"] is None
-    assert long is not None and long["input"] == 500_000 and long["cache_read"] is None
+    assert before is not None
+    assert before["cache_read"] == 200_000
+    assert before["input"] == 100_000
+    assert after is not None
+    assert after["cache_read"] == 100_000
+    assert after["output"] is None
+    assert long is not None
+    assert long["input"] == 500_000
+    assert long["cache_read"] is None
     assert table.pico_per_token(model="unknown", on=date(2026, 10, 7)) is None
