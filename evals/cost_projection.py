@@ -193,12 +193,12 @@ def _explain(
 ) -> tuple[str, ...]:
     sentences = []
     if projected and counterfactual_per_1000 is not None:
-        change = counterfactual_per_1000 / projected - 1
-        direction = "more" if change > 0 else "less"
-        sentences.append(
-            f"On the logged calls it would cost {_pct(abs(change))} {direction} per call than the eval "
-            "projects."
-        )
+        ratio = counterfactual_per_1000 / projected
+        if ratio >= 2:
+            how_much = f"{ratio:.1f} times as much per call as"
+        else:
+            how_much = f"{_pct(abs(ratio - 1))} {'more' if ratio > 1 else 'less'} per call than"
+        sentences.append(f"On the logged calls it would cost {how_much} the eval projects.")
     sentences.append(
         f"Prompt size: the logged calls average {logged.prompt_per_call or 0:,.0f} prompt tokens, "
         f"the eval cases {measured.prompt_per_call or 0:,.0f}."

@@ -79,7 +79,7 @@ def test_counterfactual__logged_week__repriced_at_the_candidate_with_scaled_outp
     assert result.cost_micro_usd == 355_000
     assert result.per_1000_micro_usd == 355_000
     text = " ".join(result.explanation)
-    assert "126 % more per call than the eval projects" in text  # 355,000 / 157,000 - 1
+    assert "2.3 times as much per call as the eval projects" in text  # 355,000 / 157,000
     assert "5,000 prompt tokens, the eval cases 1,000" in text
     assert "60 % of the logged prompt tokens were cache reads" in text
     assert "20 % in the eval run" in text
