@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from controlplane.errors import DomainError, NotFound
 from controlplane.models import Scope
@@ -38,6 +39,10 @@ def run_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = get_run(pk)
+    if request.htmx and request.htmx.target == "run_progress" and run.is_finished:
+        # The poll that sees the run finish reloads the whole page: its cases and actions were
+        # drawn while it ran, and only the progress card is polled.
+        return HttpResponseClientRefresh()
     cases = RunCase.objects.filter(run=run).select_related("case", "output").order_by("case__position")
     context = {
         "run": run,
