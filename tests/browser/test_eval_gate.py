@@ -201,7 +201,7 @@ def test_eval_workflow__import_run_gate_compare_publish(
     page.fill("#winner input[name=reason]", "Cheapest that passes the support-qa gate")
     page.click("#winner button:has-text('Publish v2 to production')")
     expect(page.locator(".message-success")).to_contain_text("'production' now serves v2")
-    assert FlagState.objects.get().serving_version.number == 2
+    assert FlagState.objects.filter().values_list("serving_version__number", flat=True).get() == 2
     # Every case of every version was asked once: four runs, no case paid for twice (v1, v2 and
     # v3 send the same prompt, each to its own model; v4's prompt differs).
     assert fake_anthropic.scripts.total() == 4 * CASES

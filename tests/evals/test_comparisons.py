@@ -50,6 +50,13 @@ def test_compare__three_candidates__hand_computed_costs_and_the_cheapest_that_pa
     )
 
     haiku, opus, unrun = result.rows
+    assert haiku.projection is not None
+    assert opus.projection is not None
+    assert haiku.counterfactual is not None
+    assert opus.counterfactual is not None
+    assert haiku.interval is not None
+    assert haiku.paired is not None
+    assert opus.paired is not None
     # Haiku per case: 800 x 0.1 + 200 x 0.01 + 100 x 0.5 = 132 µ$; reads as input: 150 µ$.
     assert (haiku.projection.per_1000_micro_usd, haiku.projection.per_1000_no_cache_micro_usd) == (
         132_000,
