@@ -194,7 +194,10 @@ def _output_row(run: EvalRun, claimed: Claimed, answer: CallResult, cost: int | 
 
 
 def _finish(
-    finished: Sequence[Finished], outputs: Mapping[str, CaseOutput], costs: Mapping[int, int | None], tally: Tally
+    finished: Sequence[Finished],
+    outputs: Mapping[str, CaseOutput],
+    costs: Mapping[int, int | None],
+    tally: Tally,
 ) -> None:
     """Mark the cases done with their outputs: one statement run for many rows.
 
