@@ -424,6 +424,7 @@ def _finish_claims(token: str, sample_ids: Sequence[int], state: ClaimState, now
         return set()
     quote = connection.ops.quote_name
     # PostgreSQL takes the ids as one array: thousands of parameters cost it more to parse and plan.
+    ids: list[Any]
     if connection.vendor == "postgresql":
         among, ids = "= ANY(%s)", [list(sample_ids)]
     else:

@@ -145,7 +145,7 @@ def test_execute_run__worker_killed_mid_run__resumed_and_no_stored_case_requeste
     # (at most the run's concurrency) or answered and waiting for the store window (at most the
     # concurrency too: no call answers twice within the window at 200 ms a call): paid, never
     # stored. Claims are also taken ahead (at most twice the concurrency), but those were never sent.
-    assert STORE_WINDOW_SECONDS < fake_anthropic.latency
+    assert fake_anthropic.latency > STORE_WINDOW_SECONDS
     assert repeated <= claimed
     assert len(repeated) <= 2 * 4
     assert len(claimed) <= 3 * 4
