@@ -72,7 +72,8 @@ def main() -> None:
     print(
         f"cores: {os.cpu_count()}  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
         f"throughput vs ideal over {args.repeat} runs: min {min(ratios):.1%}  median "
-        f"{statistics.median(ratios):.1%}  max {max(ratios):.1%}  target >= {TARGET:.0%}: "
+        f"{statistics.median(ratios):.1%}  max {max(ratios):.1%}  (spread "
+        f"{max(ratios) - min(ratios):.1%} points)  target >= {TARGET:.0%}: "
         f"{'met' if statistics.median(ratios) >= TARGET else 'NOT met'}"
     )
 
@@ -119,7 +120,8 @@ def run_once(args: argparse.Namespace, repetition: int) -> float:
     print(
         f"run {repetition + 1}: {outcome}, {run.cases_done}/{args.cases} cases in {elapsed:.2f} s "
         f"({args.cases / elapsed:.0f} cases/s, {cpu / args.cases * 1000:.2f} ms CPU a case); "
-        f"ideal {ideal:.2f} s; throughput {ratio:.1%} of ideal"
+        f"ideal {ideal:.2f} s; throughput {ratio:.1%} of ideal; load average over the last minute "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
     return ratio
 

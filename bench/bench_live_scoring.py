@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         rates.append(scored / elapsed)
         print(
             f"run {run_number}: {scored:,} samples in {elapsed:.2f} s = {rates[-1]:,.0f} samples/s "
-            f"({scored / cpu:,.0f} samples per CPU-second of this process; PostgreSQL's time not counted)"
+            f"({scored / cpu:,.0f} samples per CPU-second of this process; PostgreSQL's time not counted); "
+            f"load average over the last minute {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
         )
     print(
         f"samples/s: min {min(rates):,.0f}, median {statistics.median(rates):,.0f}, max {max(rates):,.0f} "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from evals.agreement import ACTING_MIN_KAPPA, ACTING_MIN_LABELS, is_acting
-from evals.models import JudgeCalibration
+from evals.models import JudgeCalibration, JudgeLabel, JudgeVerdict
 from flags.models import ConfigVersion
 
 
@@ -43,3 +44,32 @@ def judge_status(version: ConfigVersion) -> JudgeStatus:
             "Its verdicts are shown but cannot pass a gate or drive a rollout."
         )
     return JudgeStatus(version, calibration, acting, words)
+
+
+@dataclass(frozen=True)
+class CalibrationProgress:
+    """A calibration being watched: how many labels the judge version has judged so far, and
+    whether a calibration was stored since it was asked for."""
+
+    version: ConfigVersion
+    judged: int
+    labels: int
+    finished: JudgeCalibration | None
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.finished or not self.labels else min(100, self.judged * 100 // self.labels)
+
+
+def calibration_progress(version: ConfigVersion, *, since: datetime) -> CalibrationProgress:
+    finished = (
+        JudgeCalibration.objects.filter(judge_version=version, computed_at__gte=since)
+        .order_by("-computed_at")
+        .first()
+    )
+    return CalibrationProgress(
+        version=version,
+        judged=JudgeVerdict.objects.filter(judge_version=version).count(),
+        labels=JudgeLabel.objects.filter(judge=version.flag).count(),
+        finished=finished,
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 
 from evals import case_files
+from evals.models import EvalSetVersion, RunMode
 from flags.models import Flag, Surface
 
 _FORMAT_CHOICES = [(case_files.JSONL, "JSON Lines"), (case_files.CSV, "CSV")]
@@ -77,3 +79,35 @@ class LabelsImportForm(forms.Form):
 
 class CalibrateForm(forms.Form):
     version = forms.IntegerField(min_value=1)
+
+
+class StartRunForm(forms.Form):
+    """Run a saved version on an eval set version, through the Messages or the Batches API."""
+
+    flag = forms.SlugField(max_length=100)
+    version = forms.IntegerField(min_value=1)
+    eval_set_version = forms.ChoiceField(choices=[], label="Eval set version")
+    mode = forms.ChoiceField(choices=RunMode.choices, initial=RunMode.MESSAGES, label="Through")
+
+    def __init__(self, *args: Any, eval_set_versions: Iterable[EvalSetVersion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["eval_set_version"].choices = [  # type: ignore[attr-defined]
+            (str(esv.pk), f"{esv.eval_set.key} v{esv.number} ({esv.case_count} cases)")
+            for esv in eval_set_versions
+        ]
+
+
+class ComparisonRunForm(forms.Form):
+    mode = forms.ChoiceField(choices=RunMode.choices, initial=RunMode.MESSAGES, label="Through")
+
+
+class PublishWinnerForm(forms.Form):
+    """Publishing is protected: it says why, and the reason is on the audit record."""
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    environment = forms.SlugField(max_length=100, widget=forms.HiddenInput)
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.TextInput(attrs={"placeholder": "Why this version, for the audit log"}),
+        help_text="Required: it is kept on the audit record",
+    )

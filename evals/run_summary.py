@@ -2,7 +2,7 @@
 
 - Pass rate over the cases that have an answer and a verdict (a case whose call or scorer
   errored is counted under `errors`, never as a failure), with the Wilson score 95 % interval
-  (Wilson 1927; statsmodels `proportion_confint(method="wilson")`).
+  (Wilson 1927; `evals.stats.wilson_interval`).
 - Mean score per scorer over the cases that scorer scored without error.
 - Cost in micro-USD, total and per answered case (reused answers are included at what they
   cost when first paid for, so that runs compare; `cost_micro_usd` on the run is what this
@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from evals import stats
 
 CONFIDENCE = 0.95
 
@@ -44,10 +46,7 @@ class CaseResult:
 def wilson_interval(successes: int, n: int) -> tuple[float, float] | None:
     if n == 0:
         return None
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(successes, n, alpha=1 - CONFIDENCE, method="wilson")
-    return float(low), float(high)
+    return stats.wilson_interval(successes, n, confidence=CONFIDENCE)
 
 
 def percentile(values: list[int], q: float) -> float | None:

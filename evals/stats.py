@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -29,10 +30,12 @@ def wilson_interval(successes: int, n: int, *, confidence: float = CONFIDENCE) -
     _check_counts(successes, n)
     if n == 0:
         return 0.0, 1.0
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
-    return max(0.0, float(low)), min(1.0, float(high))
+    # Closed form (Newcombe 1998, eq. 3): (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n). An
+    # eval run's summary computes it as it finishes, so no second of statsmodels import on its path.
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p, z2 = successes / n, z * z
+    centre, spread = p + z2 / (2 * n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z2 / n)), min(1.0, (centre + spread) / (1 + z2 / n))
 
 
 def wilson_lower_bound(successes: int, n: int, *, confidence: float = CONFIDENCE) -> float:

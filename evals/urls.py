@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals.views import calibration, eval_sets, live_scores, runs
+from evals.views import calibration, comparisons, eval_sets, gate, live_scores, runs
 
 app_name = "evals"
 
@@ -23,9 +23,20 @@ urlpatterns = [
         name="label",
     ),
     path("eval-runs/", runs.run_list, name="runs"),
+    path("eval-runs/start/", runs.run_start, name="run-start"),
     path("eval-runs/<int:pk>/", runs.run_detail, name="run"),
     path("eval-runs/<int:pk>/cases/<int:position>/", runs.run_case, name="run-case"),
     path("eval-runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("eval-runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
     path("flags/<slug:key>/live-scores/", live_scores.flag_live_scores, name="live-scores"),
+    path("flags/<slug:key>/compare/", comparisons.flag_comparison, name="comparison"),
+    path("flags/<slug:key>/compare/runs/", comparisons.comparison_runs, name="comparison-runs"),
+    path("flags/<slug:key>/compare/judge/", comparisons.comparison_judge, name="comparison-judge"),
+    path("flags/<slug:key>/compare/publish/", comparisons.comparison_publish, name="comparison-publish"),
+    path("flags/<slug:key>/versions/<int:number>/evals/", gate.version_evals, name="version-evals"),
+    path(
+        "flags/<slug:key>/versions/<int:number>/evals/judge/<slug:env>/",
+        gate.version_judge,
+        name="version-judge",
+    ),
 ]

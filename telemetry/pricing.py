@@ -139,19 +139,9 @@ class PriceTable:
         entry = self._by_id.get(model)
         if entry is None:
             return None
-        tier = BATCH if service_tier == BATCH else STANDARD
-        context = ""
-        if entry.long_prompt:
-            prompt = input_tokens + cache_write_5m + cache_write_1h + cache_read
-            for threshold, name in entry.long_prompt:
-                if prompt > threshold:
-                    context = name
-                    break
-        rates_key = (model, on, tier, context)
-        rates = self._rates.get(rates_key)
-        if rates is None:
-            rates = tuple(_rate(entry, token_type, tier, context, on) for token_type in TOKEN_TYPES)
-            self._rates[rates_key] = rates
+        rates = self._rates_of(
+            entry, model, on, service_tier, input_tokens + cache_write_5m + cache_write_1h + cache_read
+        )
         total_pico = 0
         for count, rate in (
             (input_tokens, rates[0]),
@@ -169,6 +159,35 @@ class PriceTable:
             divisor = PICO_PER_MICRO * denominator
             return (total_pico * numerator + divisor // 2) // divisor
         return (total_pico + PICO_PER_MICRO // 2) // PICO_PER_MICRO
+
+    def pico_per_token(
+        self, *, model: str, on: date, prompt_tokens: int = 0, service_tier: str = ""
+    ) -> dict[str, int | None] | None:
+        """Pico-USD per token of each token type for a call with a prompt of that size (None:
+        the model is unknown; a type's None: it has no price). For projections that price
+        token totals exactly and round once, and ignore the inference-geo premium."""
+        entry = self._by_id.get(model)
+        if entry is None:
+            return None
+        return dict(
+            zip(TOKEN_TYPES, self._rates_of(entry, model, on, service_tier, prompt_tokens), strict=True)
+        )
+
+    def _rates_of(
+        self, entry: _ModelSeries, model: str, on: date, service_tier: str, prompt_tokens: int
+    ) -> tuple[int | None, ...]:
+        tier = BATCH if service_tier == BATCH else STANDARD
+        context = ""
+        for threshold, name in entry.long_prompt:
+            if prompt_tokens > threshold:
+                context = name
+                break
+        rates_key = (model, on, tier, context)
+        rates = self._rates.get(rates_key)
+        if rates is None:
+            rates = tuple(_rate(entry, token_type, tier, context, on) for token_type in TOKEN_TYPES)
+            self._rates[rates_key] = rates
+        return rates
 
 
 def _series_of(pricing: ModelPricing) -> _ModelSeries:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals.api import calibration, eval_sets, gate, runs
+from evals.api import calibration, comparisons, eval_sets, gate, runs
 
 urlpatterns = [
     path("eval-sets/", eval_sets.EvalSetsView.as_view(), name="eval-sets"),
@@ -32,6 +32,7 @@ urlpatterns = [
     path("eval-runs/<int:pk>/cancel/", runs.RunCancelView.as_view(), name="eval-run-cancel"),
     path("eval-runs/<int:pk>/resume/", runs.RunResumeView.as_view(), name="eval-run-resume"),
     path("flags/<slug:key>/gate/", gate.GateView.as_view(), name="flag-gate"),
+    path("flags/<slug:key>/comparison/", comparisons.ComparisonView.as_view(), name="flag-comparison"),
     path("flags/<slug:key>/gate/evaluate/", gate.GateEvaluateView.as_view(), name="flag-gate-evaluate"),
     path(
         "flags/<slug:key>/gate/verdicts/<int:verdict_id>/override/",

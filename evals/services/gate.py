@@ -21,6 +21,7 @@ from django.utils import timezone
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput, NotFound
+from controlplane.models import AuditEntry
 from evals import stats
 from evals.models import EvalRun, EvalSet, EvalSetVersion, GatePolicy, GateVerdict, RunCase, VersionPolicy
 from evals.models.runs import RunState
@@ -549,8 +550,42 @@ def _against(baseline_version: int | None) -> str:
     return f"v{baseline_version}" if baseline_version is not None else "no serving version"
 
 
+def served_before(*, flag: Flag, version: ConfigVersion, environment: Environment) -> bool:
+    """Whether `environment` has served `version` of `flag` before (a known-good version).
+
+    The audit log is the one record of every publish (flags keeps only the current serving
+    version); publishing is the only way a version becomes the serving one, and its entry
+    targets the (flag, environment) state row, which is never deleted.
+    """
+    state = FlagState.objects.filter(flag=flag, environment=environment).only("pk").first()
+    if state is None:
+        return False
+    return AuditEntry.objects.filter(
+        action="version.published",
+        target_type=FlagState._meta.label_lower,
+        target_id=str(state.pk),
+        changes__serving_version__after=version.number,
+    ).exists()
+
+
 def check_serving(change: preconditions.ServingChange) -> preconditions.Outcome:
-    status = gate_status(flag=change.flag, version=change.version, environment=change.environment)
+    environment = change.environment
+    # Rollback never waits on a gate: a return to a version this environment has served
+    # before is a return to known-good, and a stale or missing verdict must not block it.
+    if environment is not None and served_before(
+        flag=change.flag, version=change.version, environment=environment
+    ):
+        return preconditions.Outcome(
+            name=CHECK_NAME,
+            met=True,
+            detail=(
+                f"'{environment.key}' has served v{change.version.number} before: "
+                "returning to a known-good version needs no gate verdict."
+            ),
+            code="gate_required",
+            summary="gate: served before",
+        )
+    status = gate_status(flag=change.flag, version=change.version, environment=environment)
     return preconditions.Outcome(
         name=CHECK_NAME,
         met=status.admits,

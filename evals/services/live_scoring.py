@@ -258,6 +258,20 @@ _SAMPLED_FIELDS = (
 )  # fmt: skip
 
 
+class _Score(NamedTuple):
+    """A LiveScore row as stored (scored_at aside), without a model instance per score."""
+
+    sample_id: int
+    scorer: str
+    scorer_version: int
+    score: float | None
+    passed: bool | None
+    error: str
+    explanation: str
+    judge_version_id: int | None
+    cost_micro_usd: int
+
+
 @dataclass
 class _FlagPlan:
     policy: LiveScoringPolicy
@@ -277,7 +291,7 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
     ]
     plans = _plans({sample.flag_id for sample in samples if sample.flag_id is not None})
     today = now.date()
-    scores: list[tuple[LiveScore, _Sampled]] = []
+    scores: list[tuple[_Score, _Sampled]] = []
     done: list[int] = []
     skipped: list[int] = []
     judge_costs: dict[int, int] = defaultdict(int)
@@ -299,18 +313,10 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
         context = _context(specs, call.environment_id) if not plan.judge_stopped else scorers.Context()
         for spec in specs:
             result = scorers.run_scorer(spec, answer, case, context)
-            score = LiveScore(
-                sample_id=sample.id,
-                scorer=spec.key,
-                scorer_version=spec.definition.version,
-                score=result.score,
-                passed=result.passed,
-                error=result.error,
-                explanation=result.explanation,
-                judge_version_id=result.judge_version_id,
-                cost_micro_usd=result.cost_micro_usd,
-                scored_at=now,
-            )
+            score = _Score(
+                sample.id, spec.key, spec.definition.version, result.score, result.passed, result.error,
+                result.explanation, result.judge_version_id, result.cost_micro_usd,
+            )  # fmt: skip
             scores.append((score, call))
             report.errors += 1 if result.is_error else 0
             if result.cost_micro_usd:
@@ -390,17 +396,16 @@ def _store(
     *,
     token: str,
     now: datetime,
-    scores: list[tuple[LiveScore, _Sampled]],
+    scores: list[tuple[_Score, _Sampled]],
     done: list[int],
     skipped: list[int],
 ) -> None:
     # Only claims still held under this tick's token are finished; a claim retaken meanwhile
-    # (this worker stalled past STALE_CLAIM) belongs to the other worker, which counts it.
-    ours = set(
-        LiveScoreClaim.objects.select_for_update()
-        .filter(worker=token, state=ClaimState.CLAIMED, sample_id__in=done + skipped)
-        .values_list("sample_id", flat=True)
-    )
+    # (this worker stalled past STALE_CLAIM) belongs to the other worker, which counts it. The
+    # UPDATE that finishes them is that check: it changes only claims held under the token, keeps
+    # them locked until the scores commit, and returns which they were.
+    ours = _finish_claims(token, done, ClaimState.DONE, now)
+    _finish_claims(token, skipped, ClaimState.SKIPPED, now)
     kept = [(score, call) for score, call in scores if score.sample_id in ours]
     _insert_scores([score for score, _ in kept], now)
     upsert_increments(
@@ -411,35 +416,51 @@ def _store(
         counter_types=[kind for _, kind in ROLLUP_COUNTERS],
         rows=_rollup_rows(kept),
     )
-    finished = LiveScoreClaim.objects.filter(worker=token, state=ClaimState.CLAIMED)
-    finished.filter(sample_id__in=ours.intersection(done)).update(state=ClaimState.DONE, finished_at=now)
-    finished.filter(sample_id__in=skipped).update(state=ClaimState.SKIPPED, finished_at=now)
 
 
-SCORE_COLUMNS = (
-    "sample_id", "scorer", "scorer_version", "score", "passed", "error", "explanation",
-    "judge_version_id", "cost_micro_usd", "scored_at",
-)  # fmt: skip
+def _finish_claims(token: str, sample_ids: Sequence[int], state: ClaimState, now: datetime) -> set[int]:
+    """Move this tick's claims of `sample_ids` to `state`; returns the samples whose claim it held."""
+    if not sample_ids:
+        return set()
+    quote = connection.ops.quote_name
+    # PostgreSQL takes the ids as one array: thousands of parameters cost it more to parse and plan.
+    ids: list[Any]
+    if connection.vendor == "postgresql":
+        among, ids = "= ANY(%s)", [list(sample_ids)]
+    else:
+        among, ids = f"IN ({', '.join(['%s'] * len(sample_ids))})", list(sample_ids)
+    sql = (
+        f"UPDATE {quote(LiveScoreClaim._meta.db_table)} SET state = %s, finished_at = %s "  # noqa: S608
+        f"WHERE worker = %s AND state = %s AND sample_id {among} RETURNING sample_id"
+    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [state.value, at, token, ClaimState.CLAIMED.value, *ids])
+        return {row[0] for row in cursor.fetchall()}
 
 
-def _insert_scores(scores: Sequence[LiveScore], now: datetime) -> None:
-    """One parameterised INSERT run for every score: the ORM's bulk_create spends several times
-    longer preparing each field of each object (bench/bench_live_scoring.py)."""
+SCORE_COLUMNS = (*_Score._fields, "scored_at")
+
+
+def _insert_scores(scores: Sequence[_Score], now: datetime) -> None:
+    """Write the scores with COPY on PostgreSQL (one INSERT per row cost the server several times
+    longer, bench/bench_live_scoring.py), one parameterised INSERT run for every row elsewhere."""
     if not scores:
         return
     quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(LiveScore._meta.db_table)} ({', '.join(quote(c) for c in SCORE_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(SCORE_COLUMNS))})"
-    )
+    table, columns = quote(LiveScore._meta.db_table), ", ".join(quote(c) for c in SCORE_COLUMNS)
     at = connection.ops.adapt_datetimefield_value(now)
-    rows = [
-        (s.sample_id, s.scorer, s.scorer_version, s.score, s.passed, s.error, s.explanation,
-         s.judge_version_id, s.cost_micro_usd, at)
-        for s in scores
-    ]  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for score in scores:
+                    copy.write_row((*score, at))
+        else:
+            placeholders = ", ".join(["%s"] * len(SCORE_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608 (names only)
+                [(*score, at) for score in scores],
+            )
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -447,7 +468,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple("" if part is None else part for part in key)
 
 
-def _rollup_rows(scores: Iterable[tuple[LiveScore, _Sampled]]) -> list[list[Any]]:
+def _rollup_rows(scores: Iterable[tuple[_Score, _Sampled]]) -> list[list[Any]]:
     """One row of (key..., n, passed, score_sum, errors) per rollup key, in key order."""
     rollups: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0.0, 0])
     for score, call in scores:

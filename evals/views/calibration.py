@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +22,7 @@ from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
 from controlplane.views import HtmxHttpRequest, render_page, require_scope, ui_actor
 from evals.agreement import ACTING_MIN_KAPPA, ACTING_MIN_LABELS
-from evals.calibration_status import judge_status
+from evals.calibration_status import CalibrationProgress, calibration_progress, judge_status
 from evals.forms import CalibrateForm, LabelForm, LabelsImportForm
 from evals.lookups import get_eval_set, get_eval_set_version, get_judge
 from evals.models import EvalSet, EvalSetVersion
@@ -27,6 +30,8 @@ from evals.services import calibration
 from evals.tasks import calibrate_judge
 from flags.lookups import get_version
 from flags.models import ConfigVersion, Flag, Surface
+
+POLL_SECONDS = 2
 
 
 @login_required
@@ -73,6 +78,8 @@ def _calibration_page(
         "import_form": import_form or LabelsImportForm(),
         "errors": errors,
         "can_write": Scope.WRITE in scopes_for_user(request.user),
+        "progress": _progress(request, judge),
+        "poll_seconds": POLL_SECONDS,
         **_labelling(request, judge),
     }
     return render_page(request, "evals/calibration.html", context)
@@ -147,7 +154,19 @@ def judge_calibrate(request: HtmxHttpRequest, key: str) -> HttpResponse:
         actor = ui_actor(request).name
         transaction.on_commit(partial(calibrate_judge.delay, version.pk, actor))
         messages.success(
-            request,
-            f"Calibrating v{version.number}: the judge is judging the labelled answers. Reload to see κ.",
+            request, f"Calibrating v{version.number}: the judge is judging the labelled answers."
         )
+        query = urlencode({"calibrating": version.number, "since": int(time.time() * 1000)})
+        return redirect(f"{reverse('evals:calibration', kwargs={'key': key})}?{query}")
     return redirect("evals:calibration", key=key)
+
+
+def _progress(request: HtmxHttpRequest, judge: Flag) -> CalibrationProgress | None:
+    """The calibration the page was sent to watch, from its query (`calibrating`, and `since` in
+    milliseconds since the epoch)."""
+    number, since = request.GET.get("calibrating", ""), request.GET.get("since", "")
+    if not (number.isdigit() and since.isdigit()):
+        return None
+    return calibration_progress(
+        get_version(judge, int(number)), since=datetime.fromtimestamp(int(since) / 1000, tz=UTC)
+    )

@@ -20,10 +20,11 @@ from controlplane.views import HtmxHttpRequest, add_domain_error, render_page, r
 from evals import case_files
 from evals.api.eval_sets import export_response, guess_format, parse_scorers
 from evals.eval_set_reads import eval_sets_with_latest, recent_samples
-from evals.forms import EvalSetForm, ImportForm, SamplesForm, VersionEditForm
+from evals.forms import EvalSetForm, ImportForm, SamplesForm, StartRunForm, VersionEditForm
 from evals.lookups import get_eval_set, get_eval_set_version
 from evals.models import EvalSet, EvalSetVersion, VersionSource
 from evals.services import eval_sets
+from flags.models import Flag, Surface
 
 CASES_PER_PAGE = 50
 
@@ -72,6 +73,14 @@ def _detail_page(
         "selected": selected,
         "page": page,
         "import_form": import_form or ImportForm(),
+        "run_form": StartRunForm(
+            initial={
+                "flag": eval_set.flag.key if eval_set.flag else "",
+                "eval_set_version": selected.pk if selected else None,
+            },
+            eval_set_versions=versions,
+        ),
+        "run_flags": Flag.objects.active().exclude(surface=Surface.JUDGE).order_by("key"),
         "errors": errors or [],
         "can_write": _can_write(request),
     }

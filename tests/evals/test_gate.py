@@ -87,6 +87,67 @@ def test_evaluate_gate__as_good_as_serving__passes_and_publishing_is_allowed():
     assert FlagState.objects.get(flag=flag, environment=environment).serving_version == v2
 
 
+def _rolled_forward_to_v2():
+    """v1 served, then v2 published with a passing verdict; v3 never served and never judged."""
+    environment, flag, v1, v2, esv = _gated_flag()
+    v3 = make_version(flag=flag)
+    make_finished_run(version=v1, eval_set_version=esv, passed=_outcomes(285))
+    make_finished_run(version=v2, eval_set_version=esv, passed=_outcomes(285))
+    gate.evaluate_gate(flag=flag, version=v2, environment=environment, actor=FACTORY_ACTOR)
+    flag_services.publish_version(flag=flag, environment=environment, number=2, actor=FACTORY_ACTOR)
+    return environment, flag, v3
+
+
+def test_publish_version__rollback_to_a_version_served_before__allowed_without_a_verdict():
+    environment, flag, _ = _rolled_forward_to_v2()
+    mark = audit_mark()
+
+    flag_services.publish_version(flag=flag, environment=environment, number=1, actor=FACTORY_ACTOR)
+
+    [entry] = audit_since(mark)
+    [outcome] = entry.changes["preconditions"]
+    assert (
+        FlagState.objects.filter(flag=flag, environment=environment)
+        .values_list("serving_version__number", flat=True)
+        .get()
+        == 1
+    )
+    assert outcome["met"]
+    assert "has served v1 before" in outcome["detail"]
+
+
+def test_publish_version__version_never_served_there__still_409_gate_required():
+    environment, flag, _ = _rolled_forward_to_v2()
+
+    with pytest.raises(Conflict) as caught:
+        flag_services.publish_version(flag=flag, environment=environment, number=3, actor=FACTORY_ACTOR)
+
+    assert caught.value.code == "gate_required"
+    assert caught.value.extra["missing"] == ["a passing gate verdict for v3 on eval set 'support-qa' v1"]
+
+
+def test_publish_version__served_only_in_another_environment__still_gated():
+    _, flag, _ = _rolled_forward_to_v2()
+    staging = make_environment(key="staging")
+
+    with pytest.raises(Conflict) as caught:
+        flag_services.publish_version(flag=flag, environment=staging, number=1, actor=FACTORY_ACTOR)
+
+    assert caught.value.code == "gate_required"
+
+
+def test_publish_api__rollback_allowed_new_version_409(editor):
+    _rolled_forward_to_v2()
+    url = "/api/v1/flags/support-chat/environments/production/publish/"
+
+    back = client_for(editor).post(url, {"version": 1, "reason": "v2 misbehaves"}, format="json")
+    forward = client_for(editor).post(url, {"version": 3}, format="json")
+
+    assert back.status_code == 200
+    assert forward.status_code == 409
+    assert forward.json()["code"] == "gate_required"
+
+
 def test_evaluate_gate__ten_points_worse_than_serving__fails_saying_why():
     environment, flag, v1, v2, esv = _gated_flag(required_pass_rate=0.5)
     make_finished_run(version=v1, eval_set_version=esv, passed=_outcomes(285))

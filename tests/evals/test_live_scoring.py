@@ -11,8 +11,12 @@ from django.utils import timezone
 from controlplane.errors import InvalidInput
 from evals.models import ClaimState, JudgeSpend, LiveScore, LiveScoreClaim, LiveScoreRollup
 from evals.services import live_scoring
+from flags import services as flag_services
+from flags.forms import starter_content
 from tests.evals.live_factories import CONTAINS_OK, ingest_samples, make_policy
+from tests.evals.run_factories import anthropic_at
 from tests.factories import FACTORY_ACTOR, make_environment, make_flag, make_version
+from tests.fakes.anthropic import FakeAnthropic
 from tests.telemetry.call_factories import seed_prices
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +122,48 @@ def test_score_new_samples__judge_budget_spent__judge_stops_and_says_so(served, 
     assert set(LiveScore.objects.values_list("scorer", flat=True)) == {"says-ok"}
     assert "judge budget spent for today" in caplog.text
     assert live_scoring.budget_spent(version.flag.live_scoring_policy, today=NOW.date())
+
+
+def test_score_new_samples__judge_budget_runs_out_mid_batch__judge_stops_deterministic_go_on(
+    served, fake_anthropic: FakeAnthropic, caplog, client, viewer
+):
+    environment, version = served
+    judge = make_version(
+        flag=make_flag(key="helpfulness-judge", surface="judge"), content=starter_content("judge")
+    )
+    flag_services.publish_version(
+        flag=judge.flag, environment=environment, number=judge.number, actor=FACTORY_ACTOR
+    )
+    fake_anthropic.script_verdict("ok", {"passed": True, "explanation": "Helpful."})
+    now = timezone.now()
+    # One judged sample first, to learn what a judge call costs at the fake's token counts.
+    make_policy(version, scorers=[CONTAINS_OK, JUDGE], budget=10**9)
+    ingest_samples(environment, version, texts=["ok"], at=now)
+    with anthropic_at(fake_anthropic):
+        one_call = live_scoring.score_new_samples(now=now).judge_micro_usd
+    assert one_call > 0
+    # Room for three more calls: the third reaches the budget, so the batch's last three go unjudged.
+    make_policy(version, scorers=[CONTAINS_OK, JUDGE], budget=4 * one_call - 1)
+    ingest_samples(environment, version, texts=["ok"] * 6, at=now)
+    judged_before = fake_anthropic.times_answered("ok")
+
+    with anthropic_at(fake_anthropic), caplog.at_level(logging.WARNING, logger="evals.services.live_scoring"):
+        report = live_scoring.score_new_samples(now=now)
+
+    assert report.scored == 6
+    assert report.judge_micro_usd == 3 * one_call
+    assert fake_anthropic.times_answered("ok") - judged_before == 3
+    assert report.budget_stopped == {str(version.flag_id)}
+    scores = LiveScore.objects.order_by("sample_id")
+    assert scores.filter(scorer="says-ok").count() == 7  # the deterministic scorer went on
+    assert scores.filter(scorer="helpful").count() == 4
+    samples = sorted(set(scores.values_list("sample_id", flat=True)))
+    assert list(scores.filter(scorer="helpful").values_list("sample_id", flat=True)) == samples[:4]
+    assert live_scoring.judge_spend_today(version.flag_id, today=now.date()) == 4 * one_call
+    assert "judge budget spent for today" in caplog.text
+    client.force_login(viewer)
+    page = client.get("/flags/support-chat/live-scores/").content.decode()
+    assert "judge scorers stopped until midnight UTC" in page
 
 
 def test_set_live_scoring_policy__reference_scorer_and_bad_rate__400_naming_paths(served):

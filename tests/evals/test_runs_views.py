@@ -124,3 +124,16 @@ def test_run_list__viewer__lists_runs_with_links(viewer: User) -> None:
     html = logged_in(viewer).get("/eval-runs/").content.decode()
 
     assert f"/eval-runs/{run.pk}/" in html
+
+
+def test_run_page__poll_sees_the_run_finished__whole_page_reloads(viewer: User) -> None:
+    run = start()
+    client = logged_in(viewer)
+    headers = {"HX-Request": "true", "HX-Target": "run_progress"}
+
+    running = client.get(f"/eval-runs/{run.pk}/", headers=headers)
+    EvalRun.objects.filter(pk=run.pk).update(state=RunState.CANCELLED)
+    finished = client.get(f"/eval-runs/{run.pk}/", headers=headers)
+
+    assert "HX-Refresh" not in running.headers
+    assert finished.headers["HX-Refresh"] == "true"

@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 from scipy.stats import binomtest, norm, ttest_rel
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.proportion import proportion_confint
 
 from evals import stats
 
@@ -22,6 +23,13 @@ def test_wilson_interval__newcombe_examples__match_published(successes, n, low, 
     interval = stats.wilson_interval(successes, n)
 
     assert interval == pytest.approx((low, high), abs=5e-5)
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 1), (1, 1), (37, 40), (500, 1000), (9_999, 10_000)])
+def test_wilson_interval__counts__equal_statsmodels(successes, n):
+    expected = proportion_confint(successes, n, alpha=0.05, method="wilson")
+
+    assert stats.wilson_interval(successes, n) == pytest.approx(expected, abs=1e-12)
 
 
 def test_wilson_interval__no_trials__is_the_whole_range():

@@ -9,6 +9,12 @@ Map:
 - `batches`: the Message Batches API path: create once, poll, read the results.
 
 `execute_run` (the task's one call) dispatches on the run's mode.
+
+A worker killed with SIGKILL pays twice only for what it had not stored: the calls in flight
+(at most the run's concurrency; the API may finish and bill them, and the case is claimed again
+once its claim is stale) and the answers that arrived but wait to be stored with others (at most
+`messages.STORE_WINDOW_SECONDS` after the first, or `messages.STORE_BATCH` answers). A stored
+answer is never asked again.
 """
 
 from evals.services.runs.lifecycle import (

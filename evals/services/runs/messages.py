@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 WAIT_SECONDS = 0.5  # how long the loop waits for an answer before it looks at the run's state again
 STATE_CHECK_SECONDS = 0.25  # a cancel is seen this soon; reading the state on every answer costs more
 # Answers wait at most this long, or for this many more, before they are stored together. A
-# worker killed in that window has paid for answers it never stored: kept short on purpose.
-STORE_WINDOW_SECONDS = 0.05
+# worker killed in that window has paid for answers it never stored: kept short on purpose, at
+# the price of more, smaller stores (each a few statements and a commit).
+STORE_WINDOW_SECONDS = 0.02
 STORE_BATCH = 16
 
 

@@ -242,6 +242,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as the real API: a client reuses its connections instead of paying a TCP
+    # connect (and this server a new thread) per request.
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; Nagle would hold the body for the client's ACK.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
@@ -304,15 +309,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _send_events(self, events: list[messages.Event], request_id: str) -> None:
-        # HTTP/1.0 (the handler's default) ends the body by closing the connection.
+        # Chunked: each event is a chunk, so the client reads it as it is sent.
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
         self.send_header("request-id", request_id)
         self.end_headers()
         try:
             for event in events:
-                self.wfile.write(f"event: {event.name}\ndata: {json.dumps(event.data)}\n\n".encode())
-                self.wfile.flush()
+                data = f"event: {event.name}\ndata: {json.dumps(event.data)}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading early
+            self.close_connection = True  # the client stopped reading early
