@@ -201,7 +201,7 @@ def test_run_start__unknown_mode__error_and_no_run(client, three_candidates):
 def test_navigation__runs_page__evals_menu_current_with_its_runs_tab(client):
     page = _as(client, None).get("/eval-runs/").content.decode()
 
-    assert 'href="/eval-sets/" class="active" aria-current="page">Evals' in page
+    assert 'href="/eval-runs/" class="active" aria-current="page">Eval runs</a>' in page
     assert 'href="/eval-runs/" class="active" aria-current="page">Runs' in page
 
 
