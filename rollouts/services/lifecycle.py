@@ -455,9 +455,10 @@ def promote_rollout(
     """
     rollout = _fresh(rollout)
     from_stage = rollout.stage_index if stage is None else stage
-    if rollout.state == S.PROMOTED or (
+    already = rollout.state == S.PROMOTED or (
         rollout.state in (S.RUNNING, S.PAUSED) and from_stage < rollout.stage_index
-    ):
+    )
+    if already and expected_version is None:
         return rollout
     if rollout.state not in (S.RUNNING, S.PAUSED):
         raise _refuse(rollout, "be promoted")
