@@ -73,8 +73,10 @@ def _cache_hit_ratio(counters: dict[str, int]) -> float | None:
 def read_stage_aggregates(
     *, rollout: Rollout, guardrails: Iterable[Guardrail], since: datetime, until: datetime
 ) -> StageAggregates:
-    """Each arm's cumulative counts, histograms and live scores in [since, until)."""
+    """Each arm's cumulative counts, histograms and live scores from the minute of `since`
+    (rollups are per minute) to `until`."""
     guardrails = list(guardrails)
+    since = since.replace(second=0, microsecond=0)
     rollups = Rollup.objects.filter(
         _arm_filter(rollout),
         environment=rollout.environment,

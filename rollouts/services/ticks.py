@@ -172,16 +172,22 @@ def tick_rollout(*, rollout_id: int, now: datetime | None = None) -> TickResult 
     """
     now = now or timezone.now()
     rollout = claim_tick(rollout_id=rollout_id, now=now)
-    if rollout is None:
-        return None
+    return None if rollout is None else decide_tick(rollout=rollout, now=now)
+
+
+def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
+    """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim).
+
+    None when another worker decided this tick first (its lease ran out on this one).
+    """
     version, tick = rollout.version, rollout.ticks_done + 1
     moved = _traffic_moved(rollout)
     if moved:
         try:
             lifecycle.supersede_rollout(rollout=rollout, actor=TICK_ACTOR, reason=moved, expected_version=version)
         except DomainError as refused:
-            return TickResult(rollout_id, tick, "supersede", False, refused.detail)
-        return TickResult(rollout_id, tick, "supersede", True, moved)
+            return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
+        return TickResult(rollout.pk, tick, "supersede", True, moved)
     stage = rollout.stages.get(index=rollout.stage_index)
     guardrails = list(rollout.guardrails.order_by("id"))
     started = stage.started_at or now
