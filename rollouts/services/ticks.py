@@ -21,6 +21,7 @@ import inspect
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -188,6 +189,22 @@ def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
         except DomainError as refused:
             return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
         return TickResult(rollout.pk, tick, "supersede", True, moved)
+    return record_tick(analyse_tick(rollout=rollout, now=now))
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A tick's decision before it is recorded, with what it was decided on."""
+
+    rollout: Rollout
+    stage: Stage
+    decision: analysis.Decision
+    inputs: dict[str, Any]
+    now: datetime
+
+
+def analyse_tick(*, rollout: Rollout, now: datetime) -> Analysed:
+    """Read the stage's aggregates and decide; holds no lock and writes nothing."""
     stage = rollout.stages.get(index=rollout.stage_index)
     guardrails = list(rollout.guardrails.order_by("id"))
     started = stage.started_at or now
@@ -205,13 +222,27 @@ def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
         "stage": {"index": stage.index, "weight": stage.weight, "gate": stage.gate},
         "baseline": rollout.baseline.number,
         "candidate": rollout.candidate.number,
-        "rollout_version": version,
+        "rollout_version": rollout.version,
         "analysis_version": ANALYSIS_VERSION,
         "scorers": sorted({g.scorer for g in guardrails if g.scorer}),
         "counters": aggregates.counters,
         "canary": decision_records.arm_json(aggregates.canary),
         "control": decision_records.arm_json(aggregates.control),
     }
+    return Analysed(rollout, stage, decision, inputs, now)
+
+
+def record_tick(analysed: Analysed) -> TickResult | None:
+    """Keep the tick's Decision and act on it from the version read at the claim; None when
+    another worker decided this tick first."""
+    rollout, stage, decision, inputs, now = (
+        analysed.rollout,
+        analysed.stage,
+        analysed.decision,
+        analysed.inputs,
+        analysed.now,
+    )
+    version, tick = rollout.version, rollout.ticks_done + 1
     with transaction.atomic():
         recorded = Rollout.objects.filter(pk=rollout.pk, ticks_done=tick - 1).update(
             ticks_done=F("ticks_done") + 1,
