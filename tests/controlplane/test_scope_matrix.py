@@ -20,6 +20,7 @@ from controlplane.auth import HasScope, declared_scope
 from controlplane.models import ROLE_SCOPES, Role, Scope
 from controlplane.services import IssuedToken
 from flags import services
+from rollouts.services import lifecycle
 from telemetry.models import Incident, IncidentKind
 from telemetry.services import webhooks
 from tests.factories import (
@@ -95,10 +96,21 @@ def world() -> dict[str, Any]:
     webhook = webhooks.create_webhook(
         name="ops", url="https://hooks.example.com/flagstaff", events=["incident.opened"], actor=FACTORY_ACTOR
     )
+    candidate = make_version(flag=flag, content={"model": "claude-haiku-4-5", "max_tokens": 512})
+    rollout = lifecycle.create_rollout(
+        flag=flag, environment=environment, candidate=candidate.number, actor=FACTORY_ACTOR
+    )
+    rollout_routes = [route.name for route in api_routes() if route.name.startswith("api:rollout-")]
     return {
         "environment": environment,
-        "kwargs": {"key": flag.key, "env": environment.key, "number": version.number, "index": 0},
-        "pk": {"api:incident": incident.pk, "api:incident-resolve": incident.pk},
+        # No verdict has id 1: permitted callers get a 404, which the matrix does not look at.
+        "kwargs": {"key": flag.key, "env": environment.key, "number": version.number, "index": 0, "verdict_id": 1},
+        "pk": {
+            "api:incident": incident.pk,
+            "api:incident-resolve": incident.pk,
+            "api:rollout": rollout.pk,
+            **dict.fromkeys(rollout_routes, rollout.pk),
+        },
         "webhook_pk": webhook.pk,
     }
 
