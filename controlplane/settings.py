@@ -428,6 +428,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `state`; these name the rollouts' choice sets rather than a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "RolloutStateEnum": "rollouts.models.RolloutState",
+        "StageStateEnum": "rollouts.models.StageState",
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

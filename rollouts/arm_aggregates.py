@@ -87,24 +87,24 @@ def read_stage_aggregates(
     counters: dict[str, dict[str, int]] = {arm: dict.fromkeys(COUNTERS, 0) for arm in (CANARY, CONTROL)}
     for row in rollups.values("arm").annotate(**{name: Sum(name) for name in COUNTERS}):
         counters[row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
-    for arm in counters.values():
-        arm["answered"] = arm["calls"] - arm["stop_none"]
+    for totals in counters.values():
+        totals["answered"] = totals["calls"] - totals["stop_none"]
 
     histograms: dict[str, dict[str, dict[int, int]]] = {CANARY: defaultdict(dict), CONTROL: defaultdict(dict)}
     wanted = {HISTOGRAMS[g.metric] for g in guardrails if g.metric in HISTOGRAMS}
     if wanted:
-        rows = (
+        histogram_rows = (
             RollupHistogram.objects.filter(rollup__in=rollups, metric__in=wanted)
             .values("rollup__arm", "metric", "bucket")
             .annotate(total=Sum("n"))
         )
-        for row in rows:
+        for row in histogram_rows:
             histograms[row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
 
     scores: dict[str, dict[str, dict[str, Any]]] = {CANARY: {}, CONTROL: {}}
     scorers = {g.scorer for g in guardrails if g.metric == "live_pass_rate"}
     if scorers:
-        rows = (
+        score_rows = (
             LiveScoreRollup.objects.filter(
                 _arm_filter(rollout),
                 environment=rollout.environment,
@@ -116,7 +116,7 @@ def read_stage_aggregates(
             .values("arm", "scorer")
             .annotate(n=Sum("n"), passed=Sum("passed"), errors=Sum("errors"))
         )
-        for row in rows:
+        for row in score_rows:
             scores[row["arm"]][row["scorer"]] = row
 
     def arm(name: str) -> ArmAggregates:
@@ -125,7 +125,9 @@ def read_stage_aggregates(
             if guardrail.metric in RATES:
                 events, trials = RATES[guardrail.metric]
                 count = counters[name][events]
-                metrics[guardrail.name] = MetricAggregate(n=counters[name][trials], total=count, total_sq=count)
+                metrics[guardrail.name] = MetricAggregate(
+                    n=counters[name][trials], total=count, total_sq=count
+                )
             elif guardrail.metric in HISTOGRAMS:
                 histogram = histograms[name].get(HISTOGRAMS[guardrail.metric], {})
                 metrics[guardrail.name] = MetricAggregate(n=sum(histogram.values()), histogram=histogram)

@@ -32,7 +32,7 @@ def _clean(value: Any) -> Any:
 
 
 def metric_aggregate_json(aggregate: MetricAggregate) -> dict[str, Any]:
-    return _clean(asdict(aggregate))  # type: ignore[no-any-return]
+    return _clean(asdict(aggregate))
 
 
 def metric_aggregate_from_json(data: Mapping[str, Any]) -> MetricAggregate:
@@ -57,7 +57,9 @@ def arm_from_json(data: Mapping[str, Any]) -> ArmAggregates:
     return ArmAggregates(
         units=int(data.get("units", 0)),
         cache_hit_ratio=data.get("cache_hit_ratio"),
-        metrics={name: metric_aggregate_from_json(item) for name, item in (data.get("metrics") or {}).items()},
+        metrics={
+            name: metric_aggregate_from_json(item) for name, item in (data.get("metrics") or {}).items()
+        },
     )
 
 
@@ -83,7 +85,7 @@ def tick_state_from_json(data: Mapping[str, Any]) -> TickState:
 
 
 def metric_result_json(result: MetricResult) -> dict[str, Any]:
-    return _clean(asdict(result))  # type: ignore[no-any-return]
+    return _clean(asdict(result))
 
 
 def decision_metrics_json(decision: Decision) -> list[dict[str, Any]]:

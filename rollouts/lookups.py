@@ -7,7 +7,9 @@ from rollouts.models import Rollout
 
 
 def get_rollout(pk: int) -> Rollout:
-    rollout = Rollout.objects.select_related("flag", "environment", "baseline", "candidate").filter(pk=pk).first()
+    rollout = (
+        Rollout.objects.select_related("flag", "environment", "baseline", "candidate").filter(pk=pk).first()
+    )
     if rollout is None:
         raise NotFound(f"No rollout {pk}.")
     return rollout

@@ -77,7 +77,9 @@ class Rollout(models.Model):
     )
     candidate = models.ForeignKey("flags.ConfigVersion", on_delete=models.PROTECT, related_name="+")
     # The split the rollout moves (its seed is the rollout's seed), set when it starts.
-    split = models.ForeignKey("flags.Split", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    split = models.ForeignKey(
+        "flags.Split", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     state = models.CharField(max_length=16, choices=RolloutState.choices, default=RolloutState.DRAFT)
     pause_reason = models.CharField(max_length=32, choices=PauseReason.choices, blank=True)
     stage_index = models.PositiveSmallIntegerField(default=0)
@@ -106,7 +108,9 @@ class Rollout(models.Model):
                 condition=Q(state__in=ACTIVE_STATES),
                 name="rollout_one_active_per_flag_environment",
             ),
-            models.CheckConstraint(condition=~Q(candidate=F("baseline")), name="rollout_candidate_not_baseline"),
+            models.CheckConstraint(
+                condition=~Q(candidate=F("baseline")), name="rollout_candidate_not_baseline"
+            ),
             models.CheckConstraint(
                 condition=Q(state=RolloutState.PAUSED) | Q(pause_reason=""),
                 name="rollout_pause_reason_only_when_paused",
@@ -115,7 +119,9 @@ class Rollout(models.Model):
                 condition=Q(state__in=TERMINAL_STATES) | Q(ended_at__isnull=True),
                 name="rollout_ended_only_when_terminal",
             ),
-            models.CheckConstraint(condition=Q(tick_interval_seconds__gte=1), name="rollout_tick_interval_positive"),
+            models.CheckConstraint(
+                condition=Q(tick_interval_seconds__gte=1), name="rollout_tick_interval_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(alpha__gt=0, alpha__lt=1, alpha_critical__gt=0, alpha_critical__lt=1),
                 name="rollout_alphas_in_unit_interval",
@@ -156,7 +162,9 @@ class Stage(models.Model):
         ordering = ["rollout", "index"]
         constraints = [
             models.UniqueConstraint(fields=["rollout", "index"], name="stage_unique_index"),
-            models.CheckConstraint(condition=Q(weight__gte=1, weight__lte=BUCKETS), name="stage_weight_in_range"),
+            models.CheckConstraint(
+                condition=Q(weight__gte=1, weight__lte=BUCKETS), name="stage_weight_in_range"
+            ),
             models.CheckConstraint(
                 condition=Q(min_duration_seconds__lte=F("max_duration_seconds")),
                 name="stage_min_duration_lte_max",
@@ -180,8 +188,12 @@ class Guardrail(models.Model):
     critical = models.BooleanField(default=False)
     source = models.CharField(max_length=16, choices=[(s.value, s.value) for s in Source])
     may_act = models.BooleanField(default=True, help_text="False: advisory, shown and never acting")
-    metric = models.CharField(max_length=64, help_text="What the aggregates read (rollouts/arm_aggregates.py)")
-    scorer = models.CharField(max_length=64, blank=True, help_text="The live scorer's key (live_score source)")
+    metric = models.CharField(
+        max_length=64, help_text="What the aggregates read (rollouts/arm_aggregates.py)"
+    )
+    scorer = models.CharField(
+        max_length=64, blank=True, help_text="The live scorer's key (live_score source)"
+    )
     quantile = models.FloatField(default=0.95)
     cache_sensitive = models.BooleanField(default=False)
     unit = models.CharField(max_length=8, blank=True)
@@ -191,7 +203,9 @@ class Guardrail(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rollout", "name"], name="guardrail_unique_name"),
             models.CheckConstraint(condition=Q(margin__gte=0), name="guardrail_margin_non_negative"),
-            models.CheckConstraint(condition=Q(quantile__gt=0, quantile__lt=1), name="guardrail_quantile_open"),
+            models.CheckConstraint(
+                condition=Q(quantile__gt=0, quantile__lt=1), name="guardrail_quantile_open"
+            ),
             models.CheckConstraint(
                 condition=~Q(source=Source.LIVE_SCORE.value) | ~Q(scorer=""),
                 name="guardrail_live_score_names_scorer",

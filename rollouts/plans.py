@@ -86,7 +86,12 @@ METRICS: dict[str, MetricDef] = {
         Kind.QUANTILE, Source.TELEMETRY, "TTFT p95", Direction.INCREASE_IS_BAD, "ms", cache_sensitive=True
     ),
     "latency_p95": MetricDef(
-        Kind.QUANTILE, Source.TELEMETRY, "total latency p95", Direction.INCREASE_IS_BAD, "ms", cache_sensitive=True
+        Kind.QUANTILE,
+        Source.TELEMETRY,
+        "total latency p95",
+        Direction.INCREASE_IS_BAD,
+        "ms",
+        cache_sensitive=True,
     ),
 }
 
@@ -103,7 +108,9 @@ DEFAULT_STOP_RATE_MARGIN = 0.01
 DEFAULT_LATENCY_MARGIN_SHARE = 0.10
 
 
-def default_guardrails(*, latency_budgets_ms: Mapping[str, int | None], scorers: Sequence[str]) -> list[GuardrailSpec]:
+def default_guardrails(
+    *, latency_budgets_ms: Mapping[str, int | None], scorers: Sequence[str]
+) -> list[GuardrailSpec]:
     """The default policy: live pass rate per live scorer (critical), API errors (critical), the
     max_tokens and refusal stop rates, and TTFT and total p95 against the surface's budget."""
 
@@ -124,7 +131,13 @@ def default_guardrails(*, latency_budgets_ms: Mapping[str, int | None], scorers:
         )
 
     policy = [
-        spec("live_pass_rate", DEFAULT_PASS_RATE_MARGIN, name=f"live_pass_rate:{key}", scorer=key, critical=True)
+        spec(
+            "live_pass_rate",
+            DEFAULT_PASS_RATE_MARGIN,
+            name=f"live_pass_rate:{key}",
+            scorer=key,
+            critical=True,
+        )
         for key in scorers
     ]
     policy += [
@@ -174,7 +187,9 @@ def clean_stages(raw: Sequence[Mapping[str, Any]]) -> tuple[list[StageSpec], Pro
             problems.append(
                 {"path": f"{at}.weight", "message": f"must be above the previous stage's {specs[-1].weight}"}
             )
-        min_duration = _whole(item.get("min_duration_seconds", 0), low=0, path=f"{at}.min_duration_seconds", problems=problems)
+        min_duration = _whole(
+            item.get("min_duration_seconds", 0), low=0, path=f"{at}.min_duration_seconds", problems=problems
+        )
         max_duration = _whole(
             item.get("max_duration_seconds", max(min_duration, 1)),
             low=0,
@@ -182,14 +197,19 @@ def clean_stages(raw: Sequence[Mapping[str, Any]]) -> tuple[list[StageSpec], Pro
             problems=problems,
         )
         if max_duration < min_duration:
-            problems.append({"path": f"{at}.max_duration_seconds", "message": "must be at least the minimum duration"})
+            problems.append(
+                {"path": f"{at}.max_duration_seconds", "message": "must be at least the minimum duration"}
+            )
         gate = item.get("gate", "auto")
         if gate not in GATES:
             problems.append({"path": f"{at}.gate", "message": f"one of {', '.join(GATES)}"})
         on_inconclusive = item.get("on_inconclusive", OnInconclusive.PAUSE.value)
         if on_inconclusive not in {choice.value for choice in OnInconclusive}:
             problems.append(
-                {"path": f"{at}.on_inconclusive", "message": f"one of {', '.join(c.value for c in OnInconclusive)}"}
+                {
+                    "path": f"{at}.on_inconclusive",
+                    "message": f"one of {', '.join(c.value for c in OnInconclusive)}",
+                }
             )
         specs.append(
             StageSpec(
@@ -197,10 +217,16 @@ def clean_stages(raw: Sequence[Mapping[str, Any]]) -> tuple[list[StageSpec], Pro
                 min_duration_seconds=min_duration,
                 max_duration_seconds=max_duration,
                 min_units_per_arm=_whole(
-                    item.get("min_units_per_arm", 100), low=0, path=f"{at}.min_units_per_arm", problems=problems
+                    item.get("min_units_per_arm", 100),
+                    low=0,
+                    path=f"{at}.min_units_per_arm",
+                    problems=problems,
                 ),
                 min_judged_per_arm=_whole(
-                    item.get("min_judged_per_arm", 30), low=0, path=f"{at}.min_judged_per_arm", problems=problems
+                    item.get("min_judged_per_arm", 30),
+                    low=0,
+                    path=f"{at}.min_judged_per_arm",
+                    problems=problems,
                 ),
                 gate=str(gate),
                 on_inconclusive=str(on_inconclusive),
@@ -230,11 +256,16 @@ def clean_guardrails(raw: Sequence[Mapping[str, Any]]) -> tuple[list[GuardrailSp
         kind = item.get("kind", found.kind.value)
         if kind != found.kind.value:
             problems.append(
-                {"path": f"{at}.kind", "message": f"{metric} is {found.kind.value}; {kind} cannot be computed"}
+                {
+                    "path": f"{at}.kind",
+                    "message": f"{metric} is {found.kind.value}; {kind} cannot be computed",
+                }
             )
         direction = item.get("direction", found.direction.value)
         if direction not in {d.value for d in Direction}:
-            problems.append({"path": f"{at}.direction", "message": f"one of {', '.join(d.value for d in Direction)}"})
+            problems.append(
+                {"path": f"{at}.direction", "message": f"one of {', '.join(d.value for d in Direction)}"}
+            )
         margin = item.get("margin")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0:
             problems.append({"path": f"{at}.margin", "message": "must be a number of at least 0"})
@@ -247,7 +278,9 @@ def clean_guardrails(raw: Sequence[Mapping[str, Any]]) -> tuple[list[GuardrailSp
             problems.append({"path": f"{at}.name", "message": "a name of at most 64 characters"})
             continue
         if name in names:
-            problems.append({"path": f"{at}.name", "message": f"'{name}' is already a guardrail of this policy"})
+            problems.append(
+                {"path": f"{at}.name", "message": f"'{name}' is already a guardrail of this policy"}
+            )
         names.add(name)
         quantile = item.get("quantile", 0.95)
         if isinstance(quantile, bool) or not isinstance(quantile, int | float) or not 0 < quantile < 1:
@@ -263,7 +296,9 @@ def clean_guardrails(raw: Sequence[Mapping[str, Any]]) -> tuple[list[GuardrailSp
         specs.append(
             GuardrailSpec(
                 name=name,
-                label=str(item.get("label") or (f"{found.label} ({scorer})" if scorer else found.label))[:100],
+                label=str(item.get("label") or (f"{found.label} ({scorer})" if scorer else found.label))[
+                    :100
+                ],
                 metric=metric,
                 kind=found.kind.value,
                 direction=str(direction),

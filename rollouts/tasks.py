@@ -20,4 +20,3 @@ def tick_rollouts() -> int:
     unique Decision per tick, so concurrent or repeated runs decide each tick once.
     """
     return ticks.tick_due_rollouts()
-

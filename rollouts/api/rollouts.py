@@ -149,7 +149,8 @@ class StageInputSerializer(StrictSerializer):
 class GuardrailInputSerializer(StrictSerializer):
     metric = serializers.CharField(max_length=64)
     name = serializers.CharField(required=False, max_length=64)
-    label = serializers.CharField(required=False, max_length=100)
+    # Declared fields shadow Field attributes only in the type stubs (see flags/api/versions.py).
+    label = serializers.CharField(required=False, max_length=100)  # type: ignore[assignment]
     kind = serializers.CharField(required=False)
     direction = serializers.CharField(required=False)
     margin = serializers.FloatField(min_value=0)
@@ -165,7 +166,9 @@ class RolloutCreateSerializer(StrictSerializer):
     environment = serializers.CharField(max_length=100)
     candidate = serializers.IntegerField(min_value=1)
     stages = StageInputSerializer(many=True, required=False, help_text="Default: 1 % -> 10 % -> 100 %")
-    policy = GuardrailInputSerializer(many=True, required=False, help_text="Default: the surface's guardrails")
+    policy = GuardrailInputSerializer(
+        many=True, required=False, help_text="Default: the surface's guardrails"
+    )
     tick_interval_seconds = serializers.IntegerField(required=False, min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
@@ -176,12 +179,16 @@ class VerbSerializer(StrictSerializer):
 
 class PromoteSerializer(VerbSerializer):
     stage = serializers.IntegerField(
-        required=False, min_value=0, help_text="The stage being promoted from: a repeat answers the current state"
+        required=False,
+        min_value=0,
+        help_text="The stage being promoted from: a repeat answers the current state",
     )
 
 
 def _detail(rollout: Rollout) -> dict[str, Any]:
-    rollout = Rollout.objects.select_related("flag", "environment", "baseline", "candidate").get(pk=rollout.pk)
+    rollout = Rollout.objects.select_related("flag", "environment", "baseline", "candidate").get(
+        pk=rollout.pk
+    )
     return dict(RolloutSerializer(rollout).data)
 
 

@@ -5,173 +5,427 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('flags', '0004_judge_surface'),
+        ("flags", "0004_judge_surface"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Rollout',
+            name="Rollout",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('draft', "Draft (waiting for the candidate's gate)"), ('ready', 'Ready'), ('running', 'Running'), ('paused', 'Paused'), ('promoted', 'Promoted'), ('rolled_back', 'Rolled back'), ('aborted', 'Aborted'), ('superseded', 'Superseded')], default='draft', max_length=16)),
-                ('pause_reason', models.CharField(blank=True, choices=[('manual', 'Paused by hand'), ('awaiting_approval', 'The stage passed and waits for an Approver'), ('inconclusive', 'The stage ended inconclusive'), ('health_check_failed', 'Sample-ratio mismatch'), ('scorer_errors', 'Too many scorer errors')], max_length=32)),
-                ('stage_index', models.PositiveSmallIntegerField(default=0)),
-                ('version', models.PositiveIntegerField(default=0)),
-                ('tick_interval_seconds', models.PositiveIntegerField()),
-                ('next_tick_at', models.DateTimeField(blank=True, null=True)),
-                ('ticks_done', models.PositiveIntegerField(default=0)),
-                ('tick_state', models.JSONField(blank=True, default=dict, help_text='What the last tick hands the next')),
-                ('alpha', models.FloatField(default=0.05)),
-                ('alpha_critical', models.FloatField(default=0.005)),
-                ('created_by_name', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('baseline', models.ForeignKey(help_text='The serving version', on_delete=django.db.models.deletion.PROTECT, related_name='+', to='flags.configversion')),
-                ('candidate', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='flags.configversion')),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rollouts', to='flags.environment')),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rollouts', to='flags.flag')),
-                ('split', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='flags.split')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft (waiting for the candidate's gate)"),
+                            ("ready", "Ready"),
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("promoted", "Promoted"),
+                            ("rolled_back", "Rolled back"),
+                            ("aborted", "Aborted"),
+                            ("superseded", "Superseded"),
+                        ],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "pause_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("manual", "Paused by hand"),
+                            ("awaiting_approval", "The stage passed and waits for an Approver"),
+                            ("inconclusive", "The stage ended inconclusive"),
+                            ("health_check_failed", "Sample-ratio mismatch"),
+                            ("scorer_errors", "Too many scorer errors"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("stage_index", models.PositiveSmallIntegerField(default=0)),
+                ("version", models.PositiveIntegerField(default=0)),
+                ("tick_interval_seconds", models.PositiveIntegerField()),
+                ("next_tick_at", models.DateTimeField(blank=True, null=True)),
+                ("ticks_done", models.PositiveIntegerField(default=0)),
+                (
+                    "tick_state",
+                    models.JSONField(blank=True, default=dict, help_text="What the last tick hands the next"),
+                ),
+                ("alpha", models.FloatField(default=0.05)),
+                ("alpha_critical", models.FloatField(default=0.005)),
+                ("created_by_name", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "baseline",
+                    models.ForeignKey(
+                        help_text="The serving version",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="flags.configversion",
+                    ),
+                ),
+                (
+                    "candidate",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="flags.configversion",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="rollouts",
+                        to="flags.environment",
+                    ),
+                ),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="rollouts", to="flags.flag"
+                    ),
+                ),
+                (
+                    "split",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="flags.split",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Guardrail',
+            name="Guardrail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64)),
-                ('label', models.CharField(max_length=100)),
-                ('kind', models.CharField(choices=[('binary', 'binary'), ('continuous', 'continuous'), ('quantile', 'quantile')], max_length=16)),
-                ('direction', models.CharField(choices=[('increase_is_bad', 'increase_is_bad'), ('decrease_is_bad', 'decrease_is_bad')], max_length=16)),
-                ('margin', models.FloatField()),
-                ('relative_margin', models.BooleanField(default=False)),
-                ('critical', models.BooleanField(default=False)),
-                ('source', models.CharField(choices=[('live_score', 'live_score'), ('telemetry', 'telemetry')], max_length=16)),
-                ('may_act', models.BooleanField(default=True, help_text='False: advisory, shown and never acting')),
-                ('metric', models.CharField(help_text='What the aggregates read (rollouts/arm_aggregates.py)', max_length=64)),
-                ('scorer', models.CharField(blank=True, help_text="The live scorer's key (live_score source)", max_length=64)),
-                ('quantile', models.FloatField(default=0.95)),
-                ('cache_sensitive', models.BooleanField(default=False)),
-                ('unit', models.CharField(blank=True, max_length=8)),
-                ('rollout', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='guardrails', to='rollouts.rollout')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("label", models.CharField(max_length=100)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("binary", "binary"),
+                            ("continuous", "continuous"),
+                            ("quantile", "quantile"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[
+                            ("increase_is_bad", "increase_is_bad"),
+                            ("decrease_is_bad", "decrease_is_bad"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("margin", models.FloatField()),
+                ("relative_margin", models.BooleanField(default=False)),
+                ("critical", models.BooleanField(default=False)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("live_score", "live_score"), ("telemetry", "telemetry")], max_length=16
+                    ),
+                ),
+                (
+                    "may_act",
+                    models.BooleanField(default=True, help_text="False: advisory, shown and never acting"),
+                ),
+                (
+                    "metric",
+                    models.CharField(
+                        help_text="What the aggregates read (rollouts/arm_aggregates.py)", max_length=64
+                    ),
+                ),
+                (
+                    "scorer",
+                    models.CharField(
+                        blank=True, help_text="The live scorer's key (live_score source)", max_length=64
+                    ),
+                ),
+                ("quantile", models.FloatField(default=0.95)),
+                ("cache_sensitive", models.BooleanField(default=False)),
+                ("unit", models.CharField(blank=True, max_length=8)),
+                (
+                    "rollout",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="guardrails",
+                        to="rollouts.rollout",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rollout', 'id'],
+                "ordering": ["rollout", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Stage',
+            name="Stage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField()),
-                ('weight', models.PositiveIntegerField(help_text='Basis points of units served the candidate (100 = 1 %)')),
-                ('min_duration_seconds', models.PositiveIntegerField()),
-                ('max_duration_seconds', models.PositiveIntegerField()),
-                ('min_units_per_arm', models.PositiveIntegerField()),
-                ('min_judged_per_arm', models.PositiveIntegerField()),
-                ('gate', models.CharField(choices=[('auto', 'Promote automatically'), ('approval', 'Wait for an Approver')], default='auto', max_length=16)),
-                ('on_inconclusive', models.CharField(choices=[('pause', 'pause'), ('extend', 'extend'), ('advance', 'advance')], default='pause', max_length=16)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('analyzing', 'Analyzing'), ('passed', 'Passed'), ('failed', 'Failed'), ('inconclusive', 'Inconclusive'), ('errored', 'Errored')], default='pending', max_length=16)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('rollout', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stages', to='rollouts.rollout')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField()),
+                (
+                    "weight",
+                    models.PositiveIntegerField(
+                        help_text="Basis points of units served the candidate (100 = 1 %)"
+                    ),
+                ),
+                ("min_duration_seconds", models.PositiveIntegerField()),
+                ("max_duration_seconds", models.PositiveIntegerField()),
+                ("min_units_per_arm", models.PositiveIntegerField()),
+                ("min_judged_per_arm", models.PositiveIntegerField()),
+                (
+                    "gate",
+                    models.CharField(
+                        choices=[("auto", "Promote automatically"), ("approval", "Wait for an Approver")],
+                        default="auto",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "on_inconclusive",
+                    models.CharField(
+                        choices=[("pause", "pause"), ("extend", "extend"), ("advance", "advance")],
+                        default="pause",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("analyzing", "Analyzing"),
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                            ("inconclusive", "Inconclusive"),
+                            ("errored", "Errored"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "rollout",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stages",
+                        to="rollouts.rollout",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rollout', 'index'],
+                "ordering": ["rollout", "index"],
             },
         ),
         migrations.CreateModel(
-            name='Decision',
+            name="Decision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tick', models.PositiveIntegerField(help_text="The rollout's tick number: one decision per tick")),
-                ('action', models.CharField(choices=[('hold', 'hold'), ('extend', 'extend'), ('promote', 'promote'), ('rollback', 'rollback'), ('pause', 'pause'), ('inconclusive', 'inconclusive')], max_length=16)),
-                ('reason', models.CharField(help_text='Stable reason code (rollouts.analysis.Reason)', max_length=32)),
-                ('explanation', models.TextField()),
-                ('inputs', models.JSONField(help_text='Per-arm aggregates, window, stage, code and scorer versions')),
-                ('inputs_hash', models.CharField(max_length=64)),
-                ('metrics', models.JSONField(help_text='Per metric: status, estimates, bounds, p-value, margin')),
-                ('srm_p_value', models.FloatField(blank=True, null=True)),
-                ('alpha', models.FloatField()),
-                ('alpha_critical', models.FloatField()),
-                ('applied', models.BooleanField()),
-                ('outcome', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('rollout', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to='rollouts.rollout')),
-                ('stage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to='rollouts.stage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tick",
+                    models.PositiveIntegerField(help_text="The rollout's tick number: one decision per tick"),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("hold", "hold"),
+                            ("extend", "extend"),
+                            ("promote", "promote"),
+                            ("rollback", "rollback"),
+                            ("pause", "pause"),
+                            ("inconclusive", "inconclusive"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        help_text="Stable reason code (rollouts.analysis.Reason)", max_length=32
+                    ),
+                ),
+                ("explanation", models.TextField()),
+                (
+                    "inputs",
+                    models.JSONField(help_text="Per-arm aggregates, window, stage, code and scorer versions"),
+                ),
+                ("inputs_hash", models.CharField(max_length=64)),
+                (
+                    "metrics",
+                    models.JSONField(help_text="Per metric: status, estimates, bounds, p-value, margin"),
+                ),
+                ("srm_p_value", models.FloatField(blank=True, null=True)),
+                ("alpha", models.FloatField()),
+                ("alpha_critical", models.FloatField()),
+                ("applied", models.BooleanField()),
+                ("outcome", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "rollout",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="decisions",
+                        to="rollouts.rollout",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="decisions",
+                        to="rollouts.stage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rollout', '-tick'],
+                "ordering": ["rollout", "-tick"],
             },
         ),
         migrations.AddIndex(
-            model_name='rollout',
-            index=models.Index(condition=models.Q(('state', 'running')), fields=['next_tick_at'], name='rollout_due_idx'),
+            model_name="rollout",
+            index=models.Index(
+                condition=models.Q(("state", "running")), fields=["next_tick_at"], name="rollout_due_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='rollout',
-            index=models.Index(fields=['flag', 'environment', '-created_at'], name='rollout_flag_env_idx'),
+            model_name="rollout",
+            index=models.Index(fields=["flag", "environment", "-created_at"], name="rollout_flag_env_idx"),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ('draft', 'ready', 'running', 'paused'))), fields=('flag', 'environment'), name='rollout_one_active_per_flag_environment'),
+            model_name="rollout",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ("draft", "ready", "running", "paused"))),
+                fields=("flag", "environment"),
+                name="rollout_one_active_per_flag_environment",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.CheckConstraint(condition=models.Q(('candidate', models.F('baseline')), _negated=True), name='rollout_candidate_not_baseline'),
+            model_name="rollout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("candidate", models.F("baseline")), _negated=True),
+                name="rollout_candidate_not_baseline",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.CheckConstraint(condition=models.Q(('state', 'paused'), ('pause_reason', ''), _connector='OR'), name='rollout_pause_reason_only_when_paused'),
+            model_name="rollout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("state", "paused"), ("pause_reason", ""), _connector="OR"),
+                name="rollout_pause_reason_only_when_paused",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ('promoted', 'rolled_back', 'aborted', 'superseded')), ('ended_at__isnull', True), _connector='OR'), name='rollout_ended_only_when_terminal'),
+            model_name="rollout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("state__in", ("promoted", "rolled_back", "aborted", "superseded")),
+                    ("ended_at__isnull", True),
+                    _connector="OR",
+                ),
+                name="rollout_ended_only_when_terminal",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.CheckConstraint(condition=models.Q(('tick_interval_seconds__gte', 1)), name='rollout_tick_interval_positive'),
+            model_name="rollout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("tick_interval_seconds__gte", 1)), name="rollout_tick_interval_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.CheckConstraint(condition=models.Q(('alpha__gt', 0), ('alpha__lt', 1), ('alpha_critical__gt', 0), ('alpha_critical__lt', 1)), name='rollout_alphas_in_unit_interval'),
+            model_name="rollout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("alpha__gt", 0), ("alpha__lt", 1), ("alpha_critical__gt", 0), ("alpha_critical__lt", 1)
+                ),
+                name="rollout_alphas_in_unit_interval",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='guardrail',
-            constraint=models.UniqueConstraint(fields=('rollout', 'name'), name='guardrail_unique_name'),
+            model_name="guardrail",
+            constraint=models.UniqueConstraint(fields=("rollout", "name"), name="guardrail_unique_name"),
         ),
         migrations.AddConstraint(
-            model_name='guardrail',
-            constraint=models.CheckConstraint(condition=models.Q(('margin__gte', 0)), name='guardrail_margin_non_negative'),
+            model_name="guardrail",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("margin__gte", 0)), name="guardrail_margin_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='guardrail',
-            constraint=models.CheckConstraint(condition=models.Q(('quantile__gt', 0), ('quantile__lt', 1)), name='guardrail_quantile_open'),
+            model_name="guardrail",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantile__gt", 0), ("quantile__lt", 1)), name="guardrail_quantile_open"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='guardrail',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('source', 'live_score'), _negated=True), models.Q(('scorer', ''), _negated=True), _connector='OR'), name='guardrail_live_score_names_scorer'),
+            model_name="guardrail",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("source", "live_score"), _negated=True),
+                    models.Q(("scorer", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="guardrail_live_score_names_scorer",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stage',
-            constraint=models.UniqueConstraint(fields=('rollout', 'index'), name='stage_unique_index'),
+            model_name="stage",
+            constraint=models.UniqueConstraint(fields=("rollout", "index"), name="stage_unique_index"),
         ),
         migrations.AddConstraint(
-            model_name='stage',
-            constraint=models.CheckConstraint(condition=models.Q(('weight__gte', 1), ('weight__lte', 10000)), name='stage_weight_in_range'),
+            model_name="stage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("weight__gte", 1), ("weight__lte", 10000)), name="stage_weight_in_range"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stage',
-            constraint=models.CheckConstraint(condition=models.Q(('min_duration_seconds__lte', models.F('max_duration_seconds'))), name='stage_min_duration_lte_max'),
+            model_name="stage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_duration_seconds__lte", models.F("max_duration_seconds"))),
+                name="stage_min_duration_lte_max",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='decision',
-            constraint=models.UniqueConstraint(fields=('rollout', 'tick'), name='decision_one_per_tick'),
+            model_name="decision",
+            constraint=models.UniqueConstraint(fields=("rollout", "tick"), name="decision_one_per_tick"),
         ),
     ]

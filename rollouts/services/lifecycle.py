@@ -187,7 +187,9 @@ def _live_scorer_keys(flag: Flag) -> list[str]:
     return [str(spec.get("key") or spec.get("name")) for spec in policy.scorers if isinstance(spec, dict)]
 
 
-def _plan(flag: Flag, stages: Sequence[Mapping[str, Any]] | None, policy: Sequence[Mapping[str, Any]] | None) -> Plan:
+def _plan(
+    flag: Flag, stages: Sequence[Mapping[str, Any]] | None, policy: Sequence[Mapping[str, Any]] | None
+) -> Plan:
     if stages is None:
         stage_specs = list(plans.DEFAULT_STAGES)
     else:
@@ -215,7 +217,9 @@ def _plan(flag: Flag, stages: Sequence[Mapping[str, Any]] | None, policy: Sequen
 
 
 def _gate_admits(flag: Flag, environment: Environment, candidate: ConfigVersion) -> bool:
-    change = preconditions.ServingChange(flag=flag, environment=environment, version=candidate, action="split")
+    change = preconditions.ServingChange(
+        flag=flag, environment=environment, version=candidate, action="split"
+    )
     return all(outcome.met for outcome in preconditions.evaluate(change))
 
 
@@ -262,7 +266,9 @@ def create_rollout(
             code="candidate_is_baseline",
             errors=[{"path": "candidate", "message": "must differ from the serving version"}],
         )
-    interval = settings.FLAGSTAFF_ROLLOUT_TICK_SECONDS if tick_interval_seconds is None else tick_interval_seconds
+    interval = (
+        settings.FLAGSTAFF_ROLLOUT_TICK_SECONDS if tick_interval_seconds is None else tick_interval_seconds
+    )
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
         raise InvalidInput(
             "The tick interval is a whole number of seconds, at least 1.",
@@ -288,9 +294,12 @@ def create_rollout(
     except IntegrityError:
         raise _refuse_second(flag, environment) from None
     Stage.objects.bulk_create(
-        Stage(rollout=rollout, index=index, **plans.stage_fields(spec)) for index, spec in enumerate(plan.stages)
+        Stage(rollout=rollout, index=index, **plans.stage_fields(spec))
+        for index, spec in enumerate(plan.stages)
     )
-    Guardrail.objects.bulk_create(Guardrail(rollout=rollout, **plans.guardrail_fields(g)) for g in plan.guardrails)
+    Guardrail.objects.bulk_create(
+        Guardrail(rollout=rollout, **plans.guardrail_fields(g)) for g in plan.guardrails
+    )
     audit.record(
         actor=actor,
         action="rollout.created",
@@ -484,7 +493,9 @@ def promote_rollout(
         )
         _end_stage(rollout, StageState.PASSED)
         if following is not None:
-            Stage.objects.filter(pk=following.pk).update(state=StageState.PASSED, started_at=now, ended_at=now)
+            Stage.objects.filter(pk=following.pk).update(
+                state=StageState.PASSED, started_at=now, ended_at=now
+            )
         publish_version(
             flag=rollout.flag,
             environment=rollout.environment,
@@ -492,7 +503,9 @@ def promote_rollout(
             actor=actor,
             reason=f"rollout {rollout.pk} promoted",
         )
-        enqueue_event(event=WebhookEvent.ROLLOUT_PROMOTED, payload={**rollout_payload(rollout), "reason": reason})
+        enqueue_event(
+            event=WebhookEvent.ROLLOUT_PROMOTED, payload={**rollout_payload(rollout), "reason": reason}
+        )
         return rollout
     left = rollout.stage_index
     _transition(
@@ -502,7 +515,12 @@ def promote_rollout(
         actor=actor,
         action="rollout.stage_advanced",
         reason=reason,
-        changes={"from_stage": left, "to_stage": following.index, "weight": following.weight, **(changes or {})},
+        changes={
+            "from_stage": left,
+            "to_stage": following.index,
+            "weight": following.weight,
+            **(changes or {}),
+        },
         stage_index=following.index,
         tick_state={},
         next_tick_at=now,
@@ -589,7 +607,8 @@ def abort_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollou
         _end_stage(rollout, StageState.INCONCLUSIVE)
     split_id = _take_candidate_off(rollout, actor, f"rollout {rollout.pk} aborted")
     enqueue_event(
-        event=WebhookEvent.ROLLOUT_ABORTED, payload={**rollout_payload(rollout), "reason": reason, "split_cleared": split_id}
+        event=WebhookEvent.ROLLOUT_ABORTED,
+        payload={**rollout_payload(rollout), "reason": reason, "split_cleared": split_id},
     )
     return rollout
 
@@ -607,4 +626,3 @@ def supersede_rollout(*, rollout: Rollout, actor: Actor, reason: str, expected_v
         action="rollout.superseded",
         reason=reason,
     )
-

@@ -99,7 +99,9 @@ def claim_tick(*, rollout_id: int, now: datetime) -> Rollout | None:
         claimed = Rollout.objects.due_for_tick(now).filter(pk=rollout_id).update(next_tick_at=now + lease)
         if claimed != 1:
             return None
-        return Rollout.objects.select_related("flag", "environment", "baseline", "candidate").get(pk=rollout_id)
+        return Rollout.objects.select_related("flag", "environment", "baseline", "candidate").get(
+            pk=rollout_id
+        )
 
 
 def _traffic_moved(rollout: Rollout) -> str:
@@ -145,7 +147,11 @@ def _act(rollout: Rollout, stage: Stage, decision: analysis.Decision, version: i
         return "promoted"
     if action is analysis.Action.ROLLBACK:
         lifecycle.rollback_rollout(
-            rollout=rollout, actor=TICK_ACTOR, reason=decision.explanation, expected_version=version, evidence=evidence
+            rollout=rollout,
+            actor=TICK_ACTOR,
+            reason=decision.explanation,
+            expected_version=version,
+            evidence=evidence,
         )
         return "rolled back"
     if action is analysis.Action.PAUSE:
@@ -185,7 +191,9 @@ def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
     moved = _traffic_moved(rollout)
     if moved:
         try:
-            lifecycle.supersede_rollout(rollout=rollout, actor=TICK_ACTOR, reason=moved, expected_version=version)
+            lifecycle.supersede_rollout(
+                rollout=rollout, actor=TICK_ACTOR, reason=moved, expected_version=version
+            )
         except DomainError as refused:
             return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
         return TickResult(rollout.pk, tick, "supersede", True, moved)
@@ -282,6 +290,7 @@ def record_tick(analysed: Analysed) -> TickResult | None:
 def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
     """Tick every running rollout that is due; the number of ticks this worker decided."""
     now = now or timezone.now()
-    due = list(Rollout.objects.due_for_tick(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit])
+    due = list(
+        Rollout.objects.due_for_tick(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit]
+    )
     return sum(1 for rollout_id in due if tick_rollout(rollout_id=rollout_id, now=now) is not None)
-

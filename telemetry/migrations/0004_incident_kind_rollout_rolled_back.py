@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('telemetry', '0003_callrecord_unique_per_environment'),
+        ("telemetry", "0003_callrecord_unique_per_environment"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='incident',
-            name='kind',
-            field=models.CharField(choices=[('latency_budget', 'Latency budget breached'), ('cost_budget', 'Daily cost budget breached'), ('rollout_rolled_back', 'Rollout rolled back')], max_length=32),
+            model_name="incident",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("latency_budget", "Latency budget breached"),
+                    ("cost_budget", "Daily cost budget breached"),
+                    ("rollout_rolled_back", "Rollout rolled back"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

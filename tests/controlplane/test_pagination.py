@@ -10,9 +10,9 @@ from django.test import override_settings
 from django.urls import reverse
 
 from evals.services import eval_sets, runs
-from telemetry.services import webhooks
 from flags import services
 from rollouts.services import lifecycle
+from telemetry.services import webhooks
 from tests.factories import FACTORY_ACTOR, client_for, make_environment, make_flag, make_version
 from tests.routes import api_routes
 

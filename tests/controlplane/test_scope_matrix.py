@@ -104,7 +104,13 @@ def world() -> dict[str, Any]:
     return {
         "environment": environment,
         # No verdict has id 1: permitted callers get a 404, which the matrix does not look at.
-        "kwargs": {"key": flag.key, "env": environment.key, "number": version.number, "index": 0, "verdict_id": 1},
+        "kwargs": {
+            "key": flag.key,
+            "env": environment.key,
+            "number": version.number,
+            "index": 0,
+            "verdict_id": 1,
+        },
         "pk": {
             "api:incident": incident.pk,
             "api:incident-resolve": incident.pk,

@@ -145,7 +145,10 @@ def add_calls(
     )
     if latency_ms is not None:
         RollupHistogram.objects.create(
-            rollup=row, metric=RollupHistogram.Metric.LATENCY, bucket=histograms.bucket_of(latency_ms), n=calls
+            rollup=row,
+            metric=RollupHistogram.Metric.LATENCY,
+            bucket=histograms.bucket_of(latency_ms),
+            n=calls,
         )
     return row
 

@@ -14,7 +14,15 @@ from flags.models import Split
 from rollouts.models import Rollout
 from rollouts.services import ticks
 from tests.factories import audit_mark, audit_since, client_for
-from tests.rollouts.factories import POLICY, STAGES, add_calls, add_scores, make_rollout, make_running_rollout, make_world
+from tests.rollouts.factories import (
+    POLICY,
+    STAGES,
+    add_calls,
+    add_scores,
+    make_rollout,
+    make_running_rollout,
+    make_world,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -153,14 +161,18 @@ def test_promote__approver_twice_for_the_same_stage__promoted_once(approver: Use
 def test_rollback__editor__rolled_back_at_once(editor: User) -> None:
     rollout = make_running_rollout()
 
-    response = client_for(editor).post(f"{URL}{rollout.pk}/rollback/", {"reason": "users complain"}, format="json")
+    response = client_for(editor).post(
+        f"{URL}{rollout.pk}/rollback/", {"reason": "users complain"}, format="json"
+    )
 
     assert (response.status_code, response.json()["state"]) == (200, "rolled_back")
     assert not Split.objects.active().exists()
 
 
 @pytest.mark.parametrize("role", ["viewer", "approver"])
-def test_rollback__without_write_scope__403_traffic_unchanged(role: str, request: pytest.FixtureRequest) -> None:
+def test_rollback__without_write_scope__403_traffic_unchanged(
+    role: str, request: pytest.FixtureRequest
+) -> None:
     rollout = make_running_rollout()
 
     response = client_for(request.getfixturevalue(role)).post(

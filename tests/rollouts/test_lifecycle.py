@@ -97,7 +97,9 @@ def test_transition__stale_version__refused_and_nothing_changed() -> None:
     mark = audit_mark()
 
     with pytest.raises(lifecycle.RolloutMoved):
-        lifecycle.promote_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="stale tick", expected_version=1)
+        lifecycle.promote_rollout(
+            rollout=rollout, actor=FACTORY_ACTOR, reason="stale tick", expected_version=1
+        )
 
     rollout.refresh_from_db()
     assert (rollout.state, rollout.stage_index) == ("paused", 0)
@@ -157,7 +159,11 @@ def test_rollback__split_replaced_by_hand__leaves_the_other_split_alone() -> Non
     rollout = make_running_rollout(world)
     third = make_version(flag=world.flag, content={"model": "claude-opus-4-6", "max_tokens": 256})
     other = flag_services.set_split(
-        flag=world.flag, environment=world.environment, candidate=third.number, weight=500, actor=FACTORY_ACTOR
+        flag=world.flag,
+        environment=world.environment,
+        candidate=third.number,
+        weight=500,
+        actor=FACTORY_ACTOR,
     )
 
     lifecycle.rollback_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="bad")
@@ -189,8 +195,16 @@ def test_start__gated_candidate_without_verdict__409_gate_required_nothing_chang
         ({"stages": []}, "invalid_stages", "stages"),
         ({"candidate": 1}, "candidate_is_baseline", "candidate"),
         ({"candidate": 9}, "unknown_version", "candidate"),
-        ({"policy": [{"metric": "cost_per_call", "margin": 0.1}]}, "metric_not_computable", "policy[0].metric"),
-        ({"policy": [{"metric": "ttft_p95", "kind": "binary", "margin": 1}]}, "metric_not_computable", "policy[0].kind"),
+        (
+            {"policy": [{"metric": "cost_per_call", "margin": 0.1}]},
+            "metric_not_computable",
+            "policy[0].metric",
+        ),
+        (
+            {"policy": [{"metric": "ttft_p95", "kind": "binary", "margin": 1}]},
+            "metric_not_computable",
+            "policy[0].kind",
+        ),
         ({"policy": [{"metric": "live_pass_rate", "margin": 0.02}]}, "invalid_policy", "policy[0].scorer"),
         ({"tick_interval_seconds": 0}, "invalid", "tick_interval_seconds"),
     ],
@@ -241,4 +255,3 @@ def test_create__gated_candidate_without_verdict__draft() -> None:
     gate_the_flag(world)
 
     assert make_rollout(world).state == "draft"
-

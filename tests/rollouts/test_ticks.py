@@ -42,7 +42,8 @@ def test_tick__both_arms_healthy_and_large__promotes_to_the_next_stage_with_its_
 
     rollout.refresh_from_db()
     decision = Decision.objects.get(rollout=rollout)
-    assert result is not None and (result.action, result.applied) == ("promote", True)
+    assert result is not None
+    assert (result.action, result.applied) == ("promote", True)
     assert (rollout.state, rollout.stage_index) == ("running", 1)
     assert Split.objects.active().get().weight == 1000
     assert (decision.reason, decision.tick, decision.stage.index) == ("non_inferior", 1, 0)
@@ -126,7 +127,8 @@ def test_tick__manual_rollback_while_the_tick_decides__rollback_wins_and_promoti
 
     rollout.refresh_from_db()
     decision = Decision.objects.get(rollout=rollout)
-    assert result is not None and (result.action, result.applied) == ("promote", False)
+    assert result is not None
+    assert (result.action, result.applied) == ("promote", False)
     assert rollout.state == "rolled_back"
     assert not Split.objects.active().exists()
     assert decision.outcome.startswith("refused: Rollout")
@@ -154,7 +156,8 @@ def test_tick__first_worker_outlived_its_lease__one_decision_for_the_tick() -> N
     taken_over = ticks.tick_rollout(rollout_id=rollout.pk, now=after_lease)
     late = ticks.decide_tick(rollout=slow, now=now)
 
-    assert taken_over is not None and taken_over.tick == 1
+    assert taken_over is not None
+    assert taken_over.tick == 1
     assert late is None
     assert Decision.objects.filter(rollout=rollout).count() == 1
 
@@ -168,7 +171,8 @@ def test_tick__worker_died_after_claiming__tick_decided_once_the_lease_ran_out()
     after_lease = ticks.tick_rollout(rollout_id=rollout.pk, now=now + timedelta(hours=1))
 
     assert within_lease is None
-    assert after_lease is not None and after_lease.tick == 1
+    assert after_lease is not None
+    assert after_lease.tick == 1
 
 
 def test_tick__split_cleared_by_hand__rollout_superseded() -> None:
@@ -179,7 +183,8 @@ def test_tick__split_cleared_by_hand__rollout_superseded() -> None:
     result = ticks.tick_rollout(rollout_id=rollout.pk, now=_later())
 
     rollout.refresh_from_db()
-    assert result is not None and result.action == "supersede"
+    assert result is not None
+    assert result.action == "supersede"
     assert rollout.state == "superseded"
 
 
