@@ -14,6 +14,7 @@ from flags import services as flag_services
 from flags.models import Split
 from rollouts.models import Decision, Rollout
 from rollouts.services import lifecycle, ticks
+from rollouts.tasks import tick_rollouts
 from telemetry.models import Incident, IncidentKind
 from tests.factories import FACTORY_ACTOR
 from tests.rollouts.factories import STAGES, add_calls, add_scores, make_running_rollout, make_world
@@ -254,3 +255,12 @@ def test_promote__two_callers_from_the_same_version__one_applies_the_other_refus
     assert [type(failure) for failure in failures] == [lifecycle.RolloutMoved]
     assert (rollout.stage_index, rollout.version) == (1, version + 1)
     assert Split.objects.active().get().weight == 1000
+
+
+def test_tick_rollouts_task__one_due_rollout__decides_it() -> None:
+    rollout = make_running_rollout()
+
+    decided = tick_rollouts.run()
+
+    assert decided == 1
+    assert Decision.objects.filter(rollout=rollout).count() == 1
