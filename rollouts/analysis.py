@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from rollouts import stats
+from telemetry import histograms
 
 
 class Kind(StrEnum):
@@ -44,6 +45,9 @@ class Direction(StrEnum):
 class Source(StrEnum):
     LIVE_SCORE = "live_score"  # judged samples: counted against min_judged_per_arm
     TELEMETRY = "telemetry"  # every call: counted against min_units_per_arm
+    # Shadow replay of control inputs through the candidate: the canary arm's aggregate holds the
+    # paired differences d = candidate − control (n pairs, Σd, Σd²); counted as judged samples.
+    PAIRED_REPLAY = "paired_replay"
 
 
 class Action(StrEnum):
@@ -252,6 +256,13 @@ def _describe(result: MetricResult, guardrail: Guardrail) -> str:
     comparison = result.comparison
     assert comparison is not None
     assert result.margin is not None
+    if guardrail.source is Source.PAIRED_REPLAY:
+        worse_by = _amount(guardrail, comparison.difference)
+        lower = _amount(guardrail, comparison.lower)
+        return (
+            f"{guardrail.label} on {result.n_canary} paired replays, candidate worse by {worse_by} "
+            f"beyond the {_margin_text(guardrail, result.margin)}, lower bound {lower} (paired evidence)"
+        )
     return (
         f"{guardrail.label} {_value(guardrail, comparison.canary)} vs control "
         f"{_value(guardrail, comparison.control)}, regression of {_amount(guardrail, comparison.difference)} "
@@ -276,10 +287,20 @@ def _compare(
     policy: Policy,
 ) -> tuple[stats.Comparison, float]:
     increase_is_bad = guardrail.direction is Direction.INCREASE_IS_BAD
+    if guardrail.source is Source.PAIRED_REPLAY:
+        comparison = stats.compare_paired(
+            stats.Moments(canary.n, canary.total, canary.total_sq),
+            increase_is_bad=increase_is_bad,
+            margin=guardrail.margin,
+            alpha_regression=alpha_regression,
+            alpha_promotion=policy.alpha,
+            n_star=policy.n_star,
+        )
+        return comparison, guardrail.margin
     if guardrail.kind is Kind.QUANTILE:
-        control_estimate = stats.quantile_bounds(
-            control.histogram, q=guardrail.quantile, alpha=policy.alpha, n_star=policy.n_star
-        ).estimate
+        control_estimate = histograms.percentiles(control.histogram, (guardrail.quantile,))[
+            guardrail.quantile
+        ]
         assert control_estimate is not None
         margin = _margin(guardrail, control_estimate)
         comparison = stats.compare_quantiles(
@@ -358,9 +379,13 @@ def decide(
             canary_agg = canary_agg.minus(state.warm_snapshot[0].metric(guardrail.name))
             control_agg = control_agg.minus(state.warm_snapshot[1].metric(guardrail.name))
         n_canary = _observations(canary_agg, guardrail.kind)
-        n_control = _observations(control_agg, guardrail.kind)
+        n_control = (
+            n_canary
+            if guardrail.source is Source.PAIRED_REPLAY
+            else _observations(control_agg, guardrail.kind)
+        )
         minimum = (
-            stage.min_judged_per_arm if guardrail.source is Source.LIVE_SCORE else stage.min_units_per_arm
+            stage.min_units_per_arm if guardrail.source is Source.TELEMETRY else stage.min_judged_per_arm
         )
         base = MetricResult(
             name=guardrail.name,
@@ -409,10 +434,14 @@ def decide(
         if result.name in holm:
             rejected, level = holm[result.name]
             if level != comparison.alpha_regression:
-                canary_agg, control_agg = comparable[result.name]
-                comparison, margin = _compare(
-                    guardrail, canary_agg, control_agg, alpha_regression=level, policy=policy
-                )
+                releveled = stats.at_regression_level(comparison, level)
+                if releveled is None:
+                    canary_agg, control_agg = comparable[result.name]
+                    comparison, margin = _compare(
+                        guardrail, canary_agg, control_agg, alpha_regression=level, policy=policy
+                    )
+                else:
+                    comparison = releveled
             regression = rejected
         else:
             regression = comparison.p_value <= comparison.alpha_regression

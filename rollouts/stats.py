@@ -13,7 +13,8 @@ all ticks at once, so the analysis may look as often as it likes.
   order statistics whose ranks come from a time-uniform bound on a binomial count (Howard &
   Ramdas 2022), combined into bounds on the difference.
 - `compare_paired`: the mean of paired differences (shadow replay), the one-sample case.
-- `holm` and `benjamini_hochberg`: statsmodels' `multipletests`.
+- `holm` (Holm's step-down, checked against statsmodels) and `benjamini_hochberg`
+  (statsmodels' `multipletests`).
 
 Sign convention: every comparison is oriented so that a positive difference is *bad* for the
 candidate; "regression" means the lower bound exceeds the margin, "non-inferior" means the upper
@@ -26,7 +27,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from telemetry import histograms
 
@@ -36,7 +37,7 @@ _SQRT2 = math.sqrt(2.0)
 def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | None:
     """p-value of the exposure counts against the configured split; None without any unit.
 
-    Pearson's chi-square goodness of fit with k − 1 degrees of freedom (scipy.stats.chisquare),
+    Pearson's chi-square goodness of fit with k − 1 degrees of freedom (Pearson 1900),
     the health check GrowthBook (gbstats `check_srm`) and Statsig run, with alarm at p < 0.001.
     """
     if len(observed) != len(weights) or len(observed) < 2:
@@ -45,10 +46,13 @@ def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | No
     weight_sum = sum(weights)
     if total == 0 or weight_sum <= 0:
         return None
-    from scipy.stats import chisquare
+    # The statistic Σ (O − E)² / E and its chi-square tail (scipy's chdtrc ufunc): the value
+    # scipy.stats.chisquare returns, without its per-call argument handling on every tick.
+    from scipy.special import chdtrc
 
     expected = [total * weight / weight_sum for weight in weights]
-    return float(chisquare(list(observed), expected).pvalue)
+    statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0)
+    return float(chdtrc(len(observed) - 1, statistic))
 
 
 # -- The normal-mixture boundary -----------------------------------------------------------------
@@ -116,7 +120,7 @@ def one_sided_boundary(alpha: float, eta2: float) -> float:
         inverse_mills = math.exp(-0.5 * x * x - 0.5 * math.log(2.0 * math.pi) - _log_ndtr(x))
         step = f / (x + inverse_mills)
         x -= step
-        if abs(step) < 1e-12:
+        if abs(step) < 1e-9 * x:
             break
     return x / scale
 
@@ -166,6 +170,9 @@ class Comparison:
     p_value: float  # anytime-valid p-value of H0: difference <= margin
     alpha_regression: float
     alpha_promotion: float
+    # Means only: what `at_regression_level` needs to move the lower bound to another level.
+    standard_error: float | None = None
+    eta2: float | None = None
 
     @property
     def regression(self) -> bool:
@@ -224,7 +231,20 @@ def _sequential_comparison(
         p_value=one_sided_p_value((difference - margin) / standard_error, eta2),
         alpha_regression=alpha_regression,
         alpha_promotion=alpha_promotion,
+        standard_error=standard_error,
+        eta2=eta2,
     )
+
+
+def at_regression_level(comparison: Comparison, alpha: float) -> Comparison | None:
+    """The same mean comparison with its lower bound read at another level (same martingale, so
+    the p-value is unchanged); None for a comparison that must be recomputed (quantiles)."""
+    if comparison.standard_error is None or comparison.eta2 is None:
+        return None
+    if comparison.standard_error <= 0.0:
+        return replace(comparison, alpha_regression=alpha)
+    lower = comparison.difference - one_sided_boundary(alpha, comparison.eta2) * comparison.standard_error
+    return replace(comparison, lower=lower, alpha_regression=alpha)
 
 
 def compare_means(
@@ -359,6 +379,10 @@ class _SortedHistogram:
     def bucket_of_rank(self, rank: int) -> int:
         return self.buckets[bisect.bisect_left(self.cumulative, rank)]
 
+    def estimate(self, q: float) -> float:
+        """The nearest-rank quantile, as telemetry.histograms.percentiles reads it."""
+        return histograms.bucket_value(self.bucket_of_rank(max(1, math.ceil(q * self.n))))
+
     def bounds(self, *, q: float, alpha: float, n_star: float) -> tuple[float, float]:
         # The k-th order statistic lies in the bucket that holds the k-th observation, so it is at
         # least that bucket's lower edge; likewise the u-th is at most its bucket's upper edge.
@@ -411,15 +435,14 @@ def compare_quantiles(
 
     The p-value is the smallest α at which the lower bound clears the margin (found by
     bisection on log α: the bound only moves when a rank crosses a bucket, so it is a step
-    function of α and bisection to 1 % relative precision is exact enough to rank p-values
+    function of α and bisection to 5 % relative precision is exact enough to rank p-values
     for Holm). Both histograms must be non-empty.
     """
-    canary_estimate = histograms.percentiles(canary, (q,))[q]
-    control_estimate = histograms.percentiles(control, (q,))[q]
-    if canary_estimate is None or control_estimate is None:
-        raise ValueError("both histograms need observations")
-    sign = 1.0 if increase_is_bad else -1.0
     canary_sorted, control_sorted = _SortedHistogram(canary), _SortedHistogram(control)
+    if canary_sorted.n == 0 or control_sorted.n == 0:
+        raise ValueError("both histograms need observations")
+    canary_estimate, control_estimate = canary_sorted.estimate(q), control_sorted.estimate(q)
+    sign = 1.0 if increase_is_bad else -1.0
     lower, _ = _quantile_difference_bounds(
         canary_sorted,
         control_sorted,
@@ -445,11 +468,11 @@ def compare_quantiles(
 
     if not clears(0.49):
         p_value = 1.0
-    elif clears(1e-12):
-        p_value = 1e-12
+    elif clears(1e-9):
+        p_value = 1e-9
     else:
-        low, high = math.log(1e-12), math.log(0.49)  # clears(high) holds, clears(low) does not
-        while high - low > 0.01:
+        low, high = math.log(1e-9), math.log(0.49)  # clears(high) holds, clears(low) does not
+        while high - low > 0.05:
             middle = 0.5 * (low + high)
             if clears(math.exp(middle)):
                 high = middle
@@ -473,22 +496,24 @@ def compare_quantiles(
 
 
 def holm(p_values: Mapping[str, float], alpha: float) -> dict[str, tuple[bool, float]]:
-    """Holm's step-down rejections (statsmodels) and the level each p-value was held to.
+    """Holm's step-down rejections, and the level each p-value was held to.
 
-    Holm (1979) controls the family-wise error rate; fed anytime-valid p-values it controls it
-    over all ticks at once, because a false rejection needs some true null's p-value to fall
-    below α/|true nulls| at some tick, and each does so with probability at most α/|true nulls|.
-    The level of the j-th smallest p-value (1-based) among K is α / (K − j + 1).
+    Holm (1979): sort the K p-values, compare the j-th smallest (1-based) with α / (K − j + 1),
+    reject until the first one that fails. It controls the family-wise error rate; fed
+    anytime-valid p-values it controls it over all ticks at once, because a false rejection
+    needs some true null's p-value to fall below α/|true nulls| at some tick, and each does so
+    with probability at most α/|true nulls|. Written out rather than taken from statsmodels'
+    `multipletests(method="holm")` (the tests check they agree) because that function runs a full
+    `gc.collect()` on every call, a cost a tick would pay on every suspicious metric.
     """
-    if not p_values:
-        return {}
-    from statsmodels.stats.multitest import multipletests
-
-    names = list(p_values)
-    reject = multipletests([p_values[name] for name in names], alpha=alpha, method="holm")[0]
-    order = sorted(names, key=lambda name: p_values[name])
-    levels = {name: alpha / (len(names) - rank) for rank, name in enumerate(order)}
-    return {name: (bool(rejected), levels[name]) for name, rejected in zip(names, reject, strict=True)}
+    names = sorted(p_values, key=lambda name: p_values[name])
+    result: dict[str, tuple[bool, float]] = {}
+    rejecting = True
+    for rank, name in enumerate(names):
+        level = alpha / (len(names) - rank)
+        rejecting = rejecting and p_values[name] <= level
+        result[name] = (rejecting, level)
+    return {name: result[name] for name in p_values}
 
 
 def benjamini_hochberg(p_values: Mapping[str, float], alpha: float) -> dict[str, tuple[bool, float]]:

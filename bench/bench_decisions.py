@@ -1,0 +1,194 @@
+"""Decision quality of the rollout analysis: the real `rollouts.analysis.decide` on simulated rollouts.
+
+Every run drives a rollout tick by tick on a simulated clock through the 1 % and 10 % stages
+(promotion out of the 10 % stage is the move to 100 %), feeding `decide` the cumulative per-arm
+aggregates since the stage started, exactly as the Celery tick will. The traffic model is in
+`bench/_rollout_sim.py`'s docstring: 20,000 calls per minute on the flag, 60 s ticks, stage
+weights 1 % and 10 % with a control band of the same size (about 200 and 2,000 calls per arm per
+tick), every call a unit, the live judge sampling 100 % of calls at 1 % and 10 % at 10 % (about
+200 judged samples per arm per tick at both stages), 2 % scorer errors; stages of 15 to 120
+minutes with at least 100 units and 100 judged samples per arm. Scenarios and targets (issue 15):
+
+- A/A (1,000 runs): false rollbacks <= 1 %; false pauses are reported.
+- live pass rate 85 → 80 %: missed (not rolled back by the end of the 10 % stage) <= 5 %.
+- live pass rate 85 → 75 %: rolled back in the 1 % or 10 % stage within 300 judged samples per
+  arm (counted over the whole rollout) in >= 95 % of runs.
+- API error rate 1 → 2 % (from the first tick of the 1 % stage, and from the first tick of the
+  10 % stage): rolled back within 3 ticks of the stage.
+- no data, canary arm only, control arm only: 0 promotions.
+- SRM 52/48: paused, never promoted nor rolled back.
+- a candidate only slower and costlier while its prompt cache is cold: never rolled back. The
+  same candidate with the hit ratio not reported (no warm-up exclusion) is shown for contrast.
+
+A missed target is a figure, not a failure: the script exits 0 when it could measure.
+
+    .venv/bin/python bench/bench_decisions.py [--seeds 1 2 3] [--aa-runs 1000] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._rollout_sim import SCENARIOS, RunOutcome, run
+from rollouts.analysis import Action
+
+
+def _rolled_back(outcome: RunOutcome) -> bool:
+    return outcome.final is Action.ROLLBACK
+
+
+def _judged_total(outcome: RunOutcome) -> int:
+    return sum(stage.judged_per_arm for stage in outcome.stages)
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    value: Callable[[Sequence[RunOutcome]], float]  # a share of runs, 0..1
+    met: Callable[[float], bool]
+
+
+def _share(predicate: Callable[[RunOutcome], bool]) -> Callable[[Sequence[RunOutcome]], float]:
+    return lambda outcomes: sum(1 for o in outcomes if predicate(o)) / len(outcomes)
+
+
+def _rolled_back_within(ticks: int, weight: float) -> Callable[[RunOutcome], bool]:
+    return lambda o: _rolled_back(o) and o.last.weight == weight and o.last.ticks <= ticks
+
+
+TARGETS: dict[str, Target] = {
+    "aa": Target("false rollbacks <= 1 %", _share(_rolled_back), lambda v: v <= 0.01),
+    "drop5": Target("missed <= 5 %", _share(lambda o: not _rolled_back(o)), lambda v: v <= 0.05),
+    "drop10": Target(
+        "rolled back within 300 judged/arm >= 95 %",
+        _share(lambda o: _rolled_back(o) and _judged_total(o) <= 300),
+        lambda v: v >= 0.95,
+    ),
+    "errors2x": Target(
+        "rolled back within 3 ticks (1 % stage)", _share(_rolled_back_within(3, 0.01)), lambda v: v >= 0.95
+    ),
+    "errors2x_at_10": Target(
+        "rolled back within 3 ticks (10 % stage)", _share(_rolled_back_within(3, 0.10)), lambda v: v >= 0.95
+    ),
+    "no_data": Target("promotions = 0", _share(lambda o: o.final is Action.PROMOTE), lambda v: v == 0),
+    "canary_only": Target("promotions = 0", _share(lambda o: o.final is Action.PROMOTE), lambda v: v == 0),
+    "control_only": Target("promotions = 0", _share(lambda o: o.final is Action.PROMOTE), lambda v: v == 0),
+    "srm": Target(
+        "paused, never promoted/rolled back",
+        _share(lambda o: o.final is Action.PAUSE),
+        lambda v: v >= 0.95,
+    ),
+    "cold_cache": Target("rollbacks = 0", _share(_rolled_back), lambda v: v == 0),
+}
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _median(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):g}" if values else "-"
+
+
+def _row(key: str, outcomes: Sequence[RunOutcome]) -> tuple[list[str], float | None]:
+    count = len(outcomes)
+
+    def share(action: Action, weight: float | None = None) -> str:
+        hits = sum(1 for o in outcomes if o.final is action and (weight is None or o.last.weight == weight))
+        return _percent(hits / count)
+
+    decided = [o for o in outcomes if o.final in (Action.ROLLBACK, Action.PROMOTE, Action.PAUSE)]
+    target = TARGETS.get(key)
+    value = target.value(outcomes) if target else None
+    cells = [
+        SCENARIOS[key].name,
+        str(count),
+        share(Action.PROMOTE),
+        share(Action.ROLLBACK, 0.01),
+        share(Action.ROLLBACK, 0.10),
+        share(Action.PAUSE),
+        share(Action.INCONCLUSIVE),
+        _median([o.total_ticks for o in decided]),
+        _median([o.last.ticks for o in decided]),
+        _median([_judged_total(o) for o in decided]),
+        f"{target.text}: {_percent(value)} {'met' if target.met(value) else 'NOT met'}"
+        if target and value is not None
+        else "(contrast, no target)",
+    ]
+    return cells, value
+
+
+HEADER = [
+    "scenario",
+    "runs",
+    "promoted",
+    "rb@1%",
+    "rb@10%",
+    "paused",
+    "inconcl.",
+    "med ticks",
+    "med ticks/stage",
+    "med judged/arm",
+    "target",
+]
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
+    for row in [HEADER, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--aa-runs", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=200, help="runs of every other scenario")
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+    print(
+        "columns: share of runs promoted to 100 %, rolled back in the 1 % / 10 % stage, paused, "
+        "inconclusive; medians over decided runs (promoted, rolled back or paused) of ticks in the "
+        "rollout, ticks in the deciding stage, and judged samples per arm over the rollout"
+    )
+    spread: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        started = time.perf_counter()
+        rows = []
+        for index, key in enumerate(args.scenarios):
+            rng = np.random.default_rng([seed, index])
+            runs = args.aa_runs if key == "aa" else args.runs
+            outcomes = [run(SCENARIOS[key], rng) for _ in range(runs)]
+            cells, value = _row(key, outcomes)
+            rows.append(cells)
+            if value is not None:
+                spread.setdefault(key, []).append(value)
+        print(f"\nseed {seed} ({time.perf_counter() - started:.0f} s)")
+        _print_table(rows)
+    print("\nspread over seeds (target figure: min .. max)")
+    for key, values in spread.items():
+        target = TARGETS[key]
+        verdict = "met" if all(target.met(v) for v in values) else "NOT met"
+        print(
+            f"  {SCENARIOS[key].name:<45} {target.text:<45} "
+            f"{_percent(min(values))} .. {_percent(max(values))}  {verdict}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
