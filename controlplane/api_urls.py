@@ -16,7 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("flags.api.urls")),
     path("", include("telemetry.api.urls")),
     path("", include("evals.api.urls")),
-    # Next app, in layer order: path("", include("rollouts.api.urls")).
+    path("", include("rollouts.api.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     # The split view serves its start-up script as a file (?script): the CSP allows no inline script.
     path(

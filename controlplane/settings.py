@@ -238,6 +238,10 @@ CELERY_BEAT_SCHEDULE = {
     # Score new samples of flags with a live scoring policy every 30 seconds, one batch a tick;
     # ticks on several workers never score a sample twice (evals/services/live_scoring.py).
     "score-live-samples": {"task": "evals.score_live_samples", "schedule": 30},
+    # Run the analysis tick of every running rollout that is due (each rollout has its own
+    # interval, FLAGSTAFF_ROLLOUT_TICK_SECONDS by default); checking every 15 s keeps a tick at
+    # most that late, and a due rollout is claimed by one worker only (rollouts/services/ticks.py).
+    "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": 15},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
@@ -315,6 +319,15 @@ FLAGSTAFF_EVAL_BATCH_POLL_SECONDS = env_int("FLAGSTAFF_EVAL_BATCH_POLL_SECONDS",
 for _name in ("CONCURRENCY", "MAX_ATTEMPTS", "CLAIM_TIMEOUT_SECONDS", "SLICE_SECONDS", "BATCH_POLL_SECONDS"):
     if globals()[f"FLAGSTAFF_EVAL_{_name}"] < 1:
         raise ImproperlyConfigured(f"FLAGSTAFF_EVAL_{_name} must be at least 1")
+
+# Rollouts: a new rollout's analysis interval (each rollout may set its own), and the lease a
+# worker holds on a tick it claimed: a worker killed mid-tick leaves the tick to be taken over
+# once the lease runs out, so a tick is delayed, never lost.
+FLAGSTAFF_ROLLOUT_TICK_SECONDS = env_int("FLAGSTAFF_ROLLOUT_TICK_SECONDS", 60)
+FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS = env_int("FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS", 120)
+for _name in ("TICK_SECONDS", "TICK_LEASE_SECONDS"):
+    if globals()[f"FLAGSTAFF_ROLLOUT_{_name}"] < 1:
+        raise ImproperlyConfigured(f"FLAGSTAFF_ROLLOUT_{_name} must be at least 1")
 
 # Budgets and incidents. The check judges latency p95 over the last WINDOW minutes of rollups,
 # and only with at least MIN_CALLS observations of a metric in that window.
@@ -415,6 +428,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `state`; these name the rollouts' choice sets rather than a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "RolloutStateEnum": "rollouts.models.RolloutState",
+        "StageStateEnum": "rollouts.models.StageState",
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -19,7 +19,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("controlplane.ui_urls")),
     path("", include("telemetry.urls")),
     path("", include("evals.urls")),
-    # Next app's pages, in layer order: path("", include("rollouts.urls")).
+    path("", include("rollouts.urls")),
     path(
         "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),

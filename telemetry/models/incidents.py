@@ -10,6 +10,7 @@ from django.utils import timezone
 class IncidentKind(models.TextChoices):
     LATENCY_BUDGET = "latency_budget", "Latency budget breached"
     COST_BUDGET = "cost_budget", "Daily cost budget breached"
+    ROLLOUT_ROLLED_BACK = "rollout_rolled_back", "Rollout rolled back"
 
 
 class IncidentState(models.TextChoices):
@@ -26,7 +27,8 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
 
 
 class Incident(models.Model):
-    """A breach that needs attention: opened and resolved by the periodic budget check."""
+    """A breach that needs attention: opened and resolved by the periodic budget check, or opened
+    by a rollout's rollback and resolved by hand."""
 
     kind = models.CharField(max_length=32, choices=IncidentKind.choices)
     state = models.CharField(max_length=16, choices=IncidentState.choices, default=IncidentState.OPEN)
@@ -74,6 +76,12 @@ class Incident(models.Model):
 class WebhookEvent(models.TextChoices):
     INCIDENT_OPENED = "incident.opened", "Incident opened"
     INCIDENT_RESOLVED = "incident.resolved", "Incident resolved"
+    # Rollouts' events, named like Argo Rollouts' notification triggers.
+    ROLLOUT_STEP_COMPLETED = "rollout-step-completed", "Rollout stage completed"
+    ROLLOUT_PAUSED = "rollout-paused", "Rollout paused"
+    ROLLOUT_PROMOTED = "rollout-promoted", "Rollout promoted"
+    ROLLOUT_ROLLED_BACK = "rollout-rolled-back", "Rollout rolled back"
+    ROLLOUT_ABORTED = "rollout-aborted", "Rollout aborted"
 
 
 class WebhookQuerySet(models.QuerySet["Webhook"]):

@@ -154,6 +154,16 @@ def _close_incident(
     return True
 
 
+def open_incident(
+    *, kind: str, state: FlagState, summary: str, evidence: dict[str, Any], actor: Actor
+) -> Incident | None:
+    """Open an incident for an app above telemetry (a rollout's rollback), in the caller's
+    transaction, announced by webhook; None when one of this kind is already open for the pair."""
+    return _open_incident(
+        kind=kind, state=state, summary=summary, evidence=evidence, now=timezone.now(), actor=actor
+    )
+
+
 def resolve_incident(*, incident: Incident, actor: Actor, reason: str = "") -> Incident:
     """Resolve an incident by hand (e.g. traffic stopped, so the check cannot see a recovery)."""
     resolution = {"resolved_by": actor.name, "reason": reason or "resolved by hand"}

@@ -10,8 +10,10 @@ from django.test import override_settings
 from django.urls import reverse
 
 from evals.services import eval_sets, runs
+from flags import services
+from rollouts.services import lifecycle
 from telemetry.services import webhooks
-from tests.factories import FACTORY_ACTOR, client_for, make_flag, make_version
+from tests.factories import FACTORY_ACTOR, client_for, make_environment, make_flag, make_version
 from tests.routes import api_routes
 
 pytestmark = pytest.mark.django_db
@@ -49,16 +51,23 @@ def list_urls() -> dict[str, str]:
     run = runs.start_run(
         flag=flag, eval_set_version=version, config_version=make_version(flag=flag), actor=FACTORY_ACTOR
     )
+    environment = make_environment()
+    services.publish_version(flag=flag, environment=environment, number=1, actor=FACTORY_ACTOR)
+    candidate = make_version(flag=flag, content={"model": "claude-haiku-4-5", "max_tokens": 512})
+    rollout = lifecycle.create_rollout(
+        flag=flag, environment=environment, candidate=candidate.number, actor=FACTORY_ACTOR
+    )
     kwargs: dict[str, Any] = {"key": flag.key, "pk": webhook.pk, "number": version.number}
-    # `pk` names a webhook on the webhook routes and a run on the eval-run routes.
-    run_kwargs = {**kwargs, "pk": run.pk}
+    # `pk` names a webhook on the webhook routes, a run on the eval-run routes and a rollout on
+    # the rollout routes.
+    by_prefix = {"api:eval-run": {**kwargs, "pk": run.pk}, "api:rollout": {**kwargs, "pk": rollout.pk}}
+
+    def kwargs_of(route_name: str) -> dict[str, Any]:
+        return next((found for prefix, found in by_prefix.items() if route_name.startswith(prefix)), kwargs)
+
     return {
         route.name: reverse(
-            route.name,
-            kwargs={
-                name: (run_kwargs if route.name.startswith("api:eval-run") else kwargs)[name]
-                for name in route.kwarg_names
-            },
+            route.name, kwargs={name: kwargs_of(route.name)[name] for name in route.kwarg_names}
         )
         for route in LIST_ROUTES
     }

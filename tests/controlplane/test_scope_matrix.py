@@ -20,6 +20,7 @@ from controlplane.auth import HasScope, declared_scope
 from controlplane.models import ROLE_SCOPES, Role, Scope
 from controlplane.services import IssuedToken
 from flags import services
+from rollouts.services import lifecycle
 from telemetry.models import Incident, IncidentKind
 from telemetry.services import webhooks
 from tests.factories import (
@@ -97,6 +98,11 @@ def world() -> dict[str, Any]:
         name="ops", url="https://hooks.example.com/flagstaff", events=["incident.opened"], actor=FACTORY_ACTOR
     )
     user = make_user(username="someone@example.com")
+    candidate = make_version(flag=flag, content={"model": "claude-haiku-4-5", "max_tokens": 512})
+    rollout = lifecycle.create_rollout(
+        flag=flag, environment=environment, candidate=candidate.number, actor=FACTORY_ACTOR
+    )
+    rollout_routes = [route.name for route in api_routes() if route.name.startswith("api:rollout-")]
     return {
         "environment": environment,
         # A gate verdict id that names none: a caller without the scope is refused before any lookup.
@@ -107,7 +113,13 @@ def world() -> dict[str, Any]:
             "index": 0,
             "verdict_id": 1,
         },
-        "pk": {"api:incident": incident.pk, "api:incident-resolve": incident.pk, "api:user": user.pk},
+        "pk": {
+            "api:incident": incident.pk,
+            "api:incident-resolve": incident.pk,
+            "api:rollout": rollout.pk,
+            "api:user": user.pk,
+            **dict.fromkeys(rollout_routes, rollout.pk),
+        },
         "webhook_pk": webhook.pk,
     }
 

@@ -1,0 +1,315 @@
+"""REST API of rollouts: create, read and list them, their verbs, and their decisions.
+
+Every verb takes a reason and is idempotent: repeating it answers the rollout as it stands.
+Promoting needs the `approve` scope (an Approver); every other verb, rollback included, needs
+`write` (an Editor), and rollback acts at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.auth import actor_for_request
+from controlplane.inputs import validated_body
+from controlplane.models import Scope
+from controlplane.serializers import StrictSerializer
+from flags.lookups import get_environment, get_flag
+from rollouts.lookups import get_rollout
+from rollouts.models import Decision, Guardrail, Rollout, RolloutState, Stage
+from rollouts.services import lifecycle
+
+
+class StageSerializer(serializers.ModelSerializer[Stage]):
+    class Meta:
+        model = Stage
+        fields = [
+            "index",
+            "weight",
+            "min_duration_seconds",
+            "max_duration_seconds",
+            "min_units_per_arm",
+            "min_judged_per_arm",
+            "gate",
+            "on_inconclusive",
+            "state",
+            "started_at",
+            "ended_at",
+        ]
+
+
+class GuardrailSerializer(serializers.ModelSerializer[Guardrail]):
+    class Meta:
+        model = Guardrail
+        fields = [
+            "name",
+            "label",
+            "metric",
+            "kind",
+            "direction",
+            "margin",
+            "relative_margin",
+            "critical",
+            "source",
+            "may_act",
+            "scorer",
+            "quantile",
+            "cache_sensitive",
+            "unit",
+        ]
+
+
+class DecisionSerializer(serializers.ModelSerializer[Decision]):
+    stage = serializers.IntegerField(source="stage.index")
+
+    class Meta:
+        model = Decision
+        fields = [
+            "tick",
+            "stage",
+            "action",
+            "reason",
+            "explanation",
+            "applied",
+            "outcome",
+            "srm_p_value",
+            "alpha",
+            "alpha_critical",
+            "metrics",
+            "inputs",
+            "inputs_hash",
+            "created_at",
+        ]
+
+
+class RolloutSummarySerializer(serializers.ModelSerializer[Rollout]):
+    flag = serializers.CharField(source="flag.key")
+    environment = serializers.CharField(source="environment.key")
+    baseline = serializers.IntegerField(source="baseline.number")
+    candidate = serializers.IntegerField(source="candidate.number")
+    split = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id",
+            "flag",
+            "environment",
+            "baseline",
+            "candidate",
+            "state",
+            "pause_reason",
+            "stage_index",
+            "version",
+            "split",
+            "tick_interval_seconds",
+            "next_tick_at",
+            "ticks_done",
+            "created_by_name",
+            "created_at",
+            "ended_at",
+        ]
+
+    def get_split(self, rollout: Rollout) -> str | None:
+        return f"split-{rollout.split_id}" if rollout.split_id else None
+
+
+class RolloutSerializer(RolloutSummarySerializer):
+    stages = StageSerializer(many=True)
+    policy = GuardrailSerializer(many=True, source="guardrails")
+    latest_decision = serializers.SerializerMethodField()
+
+    class Meta(RolloutSummarySerializer.Meta):
+        fields = [*RolloutSummarySerializer.Meta.fields, "stages", "policy", "latest_decision"]
+
+    @extend_schema(responses=DecisionSerializer(allow_null=True))
+    def get_latest_decision(self, rollout: Rollout) -> dict[str, Any] | None:
+        decision = rollout.decisions.select_related("stage").order_by("-tick").first()
+        return DecisionSerializer(decision).data if decision else None
+
+
+class StageInputSerializer(StrictSerializer):
+    weight = serializers.IntegerField(help_text="Basis points (100 = 1 %); strictly increasing")
+    min_duration_seconds = serializers.IntegerField(required=False, min_value=0)
+    max_duration_seconds = serializers.IntegerField(required=False, min_value=0)
+    min_units_per_arm = serializers.IntegerField(required=False, min_value=0)
+    min_judged_per_arm = serializers.IntegerField(required=False, min_value=0)
+    gate = serializers.CharField(required=False)
+    on_inconclusive = serializers.CharField(required=False)
+
+
+class GuardrailInputSerializer(StrictSerializer):
+    metric = serializers.CharField(max_length=64)
+    name = serializers.CharField(required=False, max_length=64)
+    # Declared fields shadow Field attributes only in the type stubs (see flags/api/versions.py).
+    label = serializers.CharField(required=False, max_length=100)  # type: ignore[assignment]
+    kind = serializers.CharField(required=False)
+    direction = serializers.CharField(required=False)
+    margin = serializers.FloatField(min_value=0)
+    relative_margin = serializers.BooleanField(required=False)
+    critical = serializers.BooleanField(required=False)
+    may_act = serializers.BooleanField(required=False)
+    scorer = serializers.CharField(required=False, max_length=64)
+    quantile = serializers.FloatField(required=False)
+
+
+class RolloutCreateSerializer(StrictSerializer):
+    flag = serializers.CharField(max_length=100)
+    environment = serializers.CharField(max_length=100)
+    candidate = serializers.IntegerField(min_value=1)
+    stages = StageInputSerializer(many=True, required=False, help_text="Default: 1 % -> 10 % -> 100 %")
+    policy = GuardrailInputSerializer(
+        many=True, required=False, help_text="Default: the surface's guardrails"
+    )
+    tick_interval_seconds = serializers.IntegerField(required=False, min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class VerbSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why; kept in the audit log")
+
+
+class PromoteSerializer(VerbSerializer):
+    stage = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="The stage being promoted from: a repeat answers the current state",
+    )
+
+
+def _detail(rollout: Rollout) -> dict[str, Any]:
+    rollout = Rollout.objects.select_related("flag", "environment", "baseline", "candidate").get(
+        pk=rollout.pk
+    )
+    return dict(RolloutSerializer(rollout).data)
+
+
+class RolloutsView(ListAPIView[Rollout]):
+    serializer_class = RolloutSummarySerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("flag", str, description="Flag key"),
+            OpenApiParameter("environment", str, description="Environment key"),
+            OpenApiParameter("state", str, enum=RolloutState.values),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Rollout]:
+        rollouts = Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
+        params = self.request.query_params
+        filters = {
+            "flag__key": params.get("flag"),
+            "environment__key": params.get("environment"),
+            "state": params.get("state"),
+        }
+        return rollouts.filter(**{name: value for name, value in filters.items() if value})
+
+    @extend_schema(request=RolloutCreateSerializer, responses={201: RolloutSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated_body(RolloutCreateSerializer, request)
+        rollout = lifecycle.create_rollout(
+            flag=get_flag(data["flag"]),
+            environment=get_environment(data["environment"]),
+            candidate=data["candidate"],
+            stages=data.get("stages"),
+            policy=data.get("policy"),
+            tick_interval_seconds=data.get("tick_interval_seconds"),
+            actor=actor_for_request(request),
+            reason=data["reason"],
+        )
+        return Response(_detail(rollout), status=status.HTTP_201_CREATED)
+
+
+class RolloutDetailView(APIView):
+    @extend_schema(responses=RolloutSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(_detail(get_rollout(pk)))
+
+
+def _apply(
+    request: Request, pk: int, verb: Callable[..., Rollout], body: type[VerbSerializer] = VerbSerializer
+) -> Response:
+    rollout = get_rollout(pk)
+    data = validated_body(body, request)
+    return Response(_detail(verb(rollout=rollout, actor=actor_for_request(request), **data)))
+
+
+class StartView(APIView):
+    """Serve the candidate to the first stage: needs its gate (a passing verdict or an override)."""
+
+    required_scopes = {"POST": Scope.WRITE}
+
+    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return _apply(request, pk, lifecycle.start_rollout)
+
+
+class PauseView(APIView):
+    """Hold the rollout at its stage; traffic stays as it is."""
+
+    required_scopes = {"POST": Scope.WRITE}
+
+    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return _apply(request, pk, lifecycle.pause_rollout)
+
+
+class ResumeView(APIView):
+    """Run the paused stage again."""
+
+    required_scopes = {"POST": Scope.WRITE}
+
+    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return _apply(request, pk, lifecycle.resume_rollout)
+
+
+class PromoteView(APIView):
+    """Move to the next stage, or make the candidate the serving version: an Approver's call."""
+
+    required_scopes = {"POST": Scope.APPROVE}
+
+    @extend_schema(request=PromoteSerializer, responses=RolloutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return _apply(request, pk, lifecycle.promote_rollout, PromoteSerializer)
+
+
+class RollbackView(APIView):
+    """Take the candidate off traffic now and open an incident; waits on nothing."""
+
+    required_scopes = {"POST": Scope.WRITE}
+
+    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return _apply(request, pk, lifecycle.rollback_rollout)
+
+
+class AbortView(APIView):
+    """Give the rollout up; the candidate leaves traffic, no incident."""
+
+    required_scopes = {"POST": Scope.WRITE}
+
+    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        return _apply(request, pk, lifecycle.abort_rollout)
+
+
+class DecisionsView(ListAPIView[Decision]):
+    """Every tick's decision of a rollout, newest first: kept for good."""
+
+    serializer_class = DecisionSerializer
+
+    def get_queryset(self) -> QuerySet[Decision]:
+        rollout = get_rollout(self.kwargs["pk"])
+        return rollout.decisions.select_related("stage").order_by("-tick")

@@ -1,0 +1,628 @@
+"""A rollout's life: creation, and every transition of its state machine.
+
+    Draft -> Ready -> Running(stage k) <-> Paused -> Promoted | RolledBack | Aborted | Superseded
+
+Every transition goes through `_transition`, which is an `UPDATE ... WHERE version = <read>`
+that bumps the version: when it changes no row, someone else (a person, or a tick on another
+worker) moved the rollout since it was read, and the caller's transition is refused rather than
+applied a second time. The traffic side effects (the flag's split, publishing the candidate)
+run after the compare-and-set in the same transaction, so a refused transition changes nothing.
+
+Every verb takes a reason and is idempotent: asking for the state the rollout is already in
+answers it as it stands. Rollback never waits on an analysis or a gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from controlplane import audit
+from controlplane.audit import Actor
+from controlplane.errors import Conflict, InvalidInput
+from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
+from flags.services import preconditions
+from flags.services.guards import writable_state
+from flags.services.publishing import publish_version
+from flags.services.splits import clear_split, set_split
+from flagstaff.engine import BUCKETS
+from rollouts import plans
+from rollouts.models import (
+    TERMINAL_STATES,
+    Guardrail,
+    PauseReason,
+    Rollout,
+    RolloutState,
+    Stage,
+    StageState,
+)
+from telemetry.budgets import LATENCY_KEYS
+from telemetry.models.incidents import IncidentKind, WebhookEvent
+from telemetry.services.incidents import budgets_for, open_incident
+from telemetry.services.webhooks import enqueue_event
+
+logger = logging.getLogger(__name__)
+
+S = RolloutState
+# (from, to) pairs the state machine allows; Running -> Running is a stage advancing.
+ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {
+        (S.DRAFT, S.READY),
+        (S.DRAFT, S.ABORTED),
+        (S.DRAFT, S.SUPERSEDED),
+        (S.READY, S.RUNNING),
+        (S.READY, S.ABORTED),
+        (S.READY, S.SUPERSEDED),
+        (S.RUNNING, S.RUNNING),
+        (S.RUNNING, S.PAUSED),
+        (S.RUNNING, S.PROMOTED),
+        (S.RUNNING, S.ROLLED_BACK),
+        (S.RUNNING, S.ABORTED),
+        (S.RUNNING, S.SUPERSEDED),
+        (S.PAUSED, S.RUNNING),
+        (S.PAUSED, S.PROMOTED),
+        (S.PAUSED, S.ROLLED_BACK),
+        (S.PAUSED, S.ABORTED),
+        (S.PAUSED, S.SUPERSEDED),
+    }
+)
+
+
+class RolloutMoved(Conflict):
+    """The compare-and-set found another version: someone else moved the rollout first."""
+
+    code = "rollout_moved"
+
+
+def rollout_payload(rollout: Rollout) -> dict[str, Any]:
+    """What webhooks and the audit log say about a rollout."""
+    return {
+        "id": rollout.pk,
+        "flag": rollout.flag.key,
+        "environment": rollout.environment.key,
+        "baseline": rollout.baseline.number,
+        "candidate": rollout.candidate.number,
+        "state": rollout.state,
+        "pause_reason": rollout.pause_reason,
+        "stage": rollout.stage_index,
+        "version": rollout.version,
+    }
+
+
+def _refuse(rollout: Rollout, verb: str) -> Conflict:
+    return Conflict(
+        f"Rollout {rollout.pk} is {rollout.get_state_display().lower()}; it cannot {verb}.",
+        code="invalid_transition",
+        extra={"state": rollout.state},
+    )
+
+
+def _transition(
+    rollout: Rollout,
+    *,
+    to: str,
+    expected_version: int,
+    actor: Actor,
+    action: str,
+    reason: str,
+    changes: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Rollout:
+    """Move `rollout` to `to` if its version is still `expected_version`; audit it.
+
+    The one place a rollout's state, stage or version changes. RolloutMoved when the version
+    moved (0 rows updated): the caller's view of the rollout is stale.
+    """
+    if (rollout.state, to) not in ALLOWED:
+        raise _refuse(rollout, action.rsplit(".", 1)[-1])
+    now = timezone.now()
+    update: dict[str, Any] = {"state": to, "version": expected_version + 1, "updated_at": now, **fields}
+    update.setdefault("pause_reason", "")
+    if to in TERMINAL_STATES:
+        update["ended_at"] = now
+        update["next_tick_at"] = None
+    moved = Rollout.objects.filter(pk=rollout.pk, version=expected_version).update(**update)
+    if moved != 1:
+        raise RolloutMoved(
+            f"Rollout {rollout.pk} changed since it was read (version {expected_version}); "
+            "nothing was applied. Read it again.",
+            extra={"expected_version": expected_version},
+        )
+    before = rollout.state
+    for name, value in update.items():
+        setattr(rollout, name, value)
+    audit.record(
+        actor=actor,
+        action=action,
+        target=rollout,
+        changes={"state": {"before": before, "after": to}, "version": rollout.version, **(changes or {})},
+        reason=reason,
+        flag_key=rollout.flag.key,
+        environment_key=rollout.environment.key,
+    )
+    return rollout
+
+
+def _fresh(rollout: Rollout) -> Rollout:
+    return Rollout.objects.select_related("flag", "environment", "baseline", "candidate", "split").get(
+        pk=rollout.pk
+    )
+
+
+def _stages(rollout: Rollout) -> list[Stage]:
+    return list(rollout.stages.order_by("index"))
+
+
+def _our_split(rollout: Rollout) -> Split | None:
+    """The flag's active split when it is this rollout's (None when cleared or replaced by hand)."""
+    active = Split.objects.active_for(rollout.flag, rollout.environment)
+    return active if active is not None and active.pk == rollout.split_id else None
+
+
+def _end_stage(rollout: Rollout, state: str) -> None:
+    rollout.stages.filter(index=rollout.stage_index, ended_at__isnull=True).update(
+        state=state, ended_at=timezone.now()
+    )
+
+
+# Creation
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    stages: list[plans.StageSpec]
+    guardrails: list[plans.GuardrailSpec]
+
+
+def _live_scorer_keys(flag: Flag) -> list[str]:
+    policy = getattr(flag, "live_scoring_policy", None)
+    if policy is None or not policy.enabled:
+        return []
+    return [str(spec.get("key") or spec.get("name")) for spec in policy.scorers if isinstance(spec, dict)]
+
+
+def _plan(
+    flag: Flag, stages: Sequence[Mapping[str, Any]] | None, policy: Sequence[Mapping[str, Any]] | None
+) -> Plan:
+    if stages is None:
+        stage_specs = list(plans.DEFAULT_STAGES)
+    else:
+        stage_specs, problems = plans.clean_stages(stages)
+        if problems:
+            raise InvalidInput("The stages are not valid.", code="invalid_stages", errors=problems)
+    if policy is None:
+        budgets = budgets_for(flag)
+        guardrails = plans.default_guardrails(
+            latency_budgets_ms={key: budgets.latency(key) for key in LATENCY_KEYS},
+            scorers=_live_scorer_keys(flag),
+        )
+    else:
+        guardrails, problems = plans.clean_guardrails(policy)
+        if problems:
+            uncomputable = any(p["path"].endswith((".metric", ".kind")) for p in problems)
+            raise InvalidInput(
+                "The policy names a metric that cannot be computed."
+                if uncomputable
+                else "The policy is not valid.",
+                code="metric_not_computable" if uncomputable else "invalid_policy",
+                errors=problems,
+            )
+    return Plan(stage_specs, guardrails)
+
+
+def _gate_admits(flag: Flag, environment: Environment, candidate: ConfigVersion) -> bool:
+    change = preconditions.ServingChange(
+        flag=flag, environment=environment, version=candidate, action="split"
+    )
+    return all(outcome.met for outcome in preconditions.evaluate(change))
+
+
+def _refuse_second(flag: Flag, environment: Environment) -> Conflict:
+    active = Rollout.objects.active().filter(flag=flag, environment=environment).first()
+    return Conflict(
+        f"Flag '{flag.key}' already has an active rollout in '{environment.key}'"
+        + (f" (rollout {active.pk}, {active.state})." if active else "."),
+        code="rollout_active",
+        extra={"rollout": active.pk if active else None},
+    )
+
+
+@transaction.atomic
+def create_rollout(
+    *,
+    flag: Flag,
+    environment: Environment,
+    candidate: int,
+    actor: Actor,
+    stages: Sequence[Mapping[str, Any]] | None = None,
+    policy: Sequence[Mapping[str, Any]] | None = None,
+    tick_interval_seconds: int | None = None,
+    reason: str = "",
+) -> Rollout:
+    """A rollout of version `candidate` against what `environment` serves: Ready when the
+    candidate's gate admits it already (a passing verdict or an override), Draft otherwise."""
+    state = writable_state(flag, environment)
+    if state.serving_version is None:
+        raise Conflict(
+            f"Flag '{flag.key}' has no published version in '{environment.key}'; publish one first.",
+            code="nothing_published",
+        )
+    version = ConfigVersion.objects.filter(flag=flag, number=candidate).first()
+    if version is None:
+        raise InvalidInput(
+            f"Flag '{flag.key}' has no version {candidate}.",
+            code="unknown_version",
+            errors=[{"path": "candidate", "message": f"flag '{flag.key}' has no version {candidate}"}],
+        )
+    if version.pk == state.serving_version_id:
+        raise InvalidInput(
+            f"v{candidate} is what '{environment.key}' already serves; a rollout needs another version.",
+            code="candidate_is_baseline",
+            errors=[{"path": "candidate", "message": "must differ from the serving version"}],
+        )
+    interval = (
+        settings.FLAGSTAFF_ROLLOUT_TICK_SECONDS if tick_interval_seconds is None else tick_interval_seconds
+    )
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise InvalidInput(
+            "The tick interval is a whole number of seconds, at least 1.",
+            errors=[{"path": "tick_interval_seconds", "message": "must be a whole number of at least 1"}],
+        )
+    plan = _plan(flag, stages, policy)
+    if Rollout.objects.active().filter(flag=flag, environment=environment).exists():
+        raise _refuse_second(flag, environment)
+    admitted = _gate_admits(flag, environment, version)
+    try:
+        # A savepoint: a concurrent creation that won the partial unique index must not poison
+        # the caller's transaction.
+        with transaction.atomic():
+            rollout = Rollout.objects.create(
+                flag=flag,
+                environment=environment,
+                baseline=state.serving_version,
+                candidate=version,
+                state=RolloutState.DRAFT,
+                tick_interval_seconds=interval,
+                created_by_name=actor.name,
+            )
+    except IntegrityError:
+        raise _refuse_second(flag, environment) from None
+    Stage.objects.bulk_create(
+        Stage(rollout=rollout, index=index, **plans.stage_fields(spec))
+        for index, spec in enumerate(plan.stages)
+    )
+    Guardrail.objects.bulk_create(
+        Guardrail(rollout=rollout, **plans.guardrail_fields(g)) for g in plan.guardrails
+    )
+    audit.record(
+        actor=actor,
+        action="rollout.created",
+        target=rollout,
+        changes={
+            "baseline": state.serving_version.number,
+            "candidate": version.number,
+            "stages": [plans.stage_fields(spec) for spec in plan.stages],
+            "policy": [plans.guardrail_fields(g) for g in plan.guardrails],
+            "tick_interval_seconds": interval,
+        },
+        reason=reason,
+        flag_key=flag.key,
+        environment_key=environment.key,
+    )
+    if admitted:
+        _transition(
+            rollout,
+            to=S.READY,
+            expected_version=rollout.version,
+            actor=actor,
+            action="rollout.ready",
+            reason="the candidate's gate admits it",
+        )
+    return rollout
+
+
+# Verbs
+
+
+def _baseline_still_serves(rollout: Rollout, state: FlagState) -> bool:
+    return state.serving_version_id == rollout.baseline_id
+
+
+@transaction.atomic
+def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollout:
+    """Serve the candidate to the first stage's share: needs the candidate's gate (a passing
+    verdict or an audited override), asked again here, and the baseline still serving."""
+    rollout = _fresh(rollout)
+    if rollout.state in (S.RUNNING, S.PAUSED):
+        return rollout
+    if rollout.state not in (S.DRAFT, S.READY):
+        raise _refuse(rollout, "start")
+    state = writable_state(rollout.flag, rollout.environment)
+    if not _baseline_still_serves(rollout, state):
+        raise Conflict(
+            f"'{rollout.environment.key}' no longer serves v{rollout.baseline.number}; create a new rollout.",
+            code="baseline_changed",
+        )
+    outcomes = preconditions.require(
+        preconditions.ServingChange(
+            flag=rollout.flag, environment=rollout.environment, version=rollout.candidate, action="split"
+        )
+    )
+    active = Split.objects.active_for(rollout.flag, rollout.environment)
+    if active is not None and active.candidate_id != rollout.candidate_id:
+        raise Conflict(
+            f"Flag '{rollout.flag.key}' already splits '{rollout.environment.key}' with "
+            f"v{active.candidate.number}; clear that split first.",
+            code="split_active",
+        )
+    if rollout.state == S.DRAFT:
+        _transition(
+            rollout,
+            to=S.READY,
+            expected_version=rollout.version,
+            actor=actor,
+            action="rollout.ready",
+            reason="the candidate's gate admits it",
+            changes={"preconditions": [outcome.as_dict() for outcome in outcomes]},
+        )
+    first = _stages(rollout)[0]
+    now = timezone.now()
+    _transition(
+        rollout,
+        to=S.RUNNING,
+        expected_version=rollout.version,
+        actor=actor,
+        action="rollout.started",
+        reason=reason,
+        changes={"stage": 0, "weight": first.weight},
+        stage_index=0,
+        next_tick_at=now,
+    )
+    split = set_split(
+        flag=rollout.flag,
+        environment=rollout.environment,
+        candidate=rollout.candidate.number,
+        weight=first.weight,
+        actor=actor,
+        reason=f"rollout {rollout.pk}: stage 0",
+    )
+    Rollout.objects.filter(pk=rollout.pk).update(split=split)
+    rollout.split = split
+    Stage.objects.filter(pk=first.pk).update(state=StageState.ANALYZING, started_at=now)
+    return rollout
+
+
+@transaction.atomic
+def pause_rollout(
+    *,
+    rollout: Rollout,
+    actor: Actor,
+    reason: str = "",
+    pause_reason: str = PauseReason.MANUAL,
+    expected_version: int | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> Rollout:
+    """Hold the rollout at its stage (traffic stays as it is); the ticks stop until resumed."""
+    rollout = _fresh(rollout)
+    if rollout.state == S.PAUSED and expected_version is None:
+        return rollout
+    _transition(
+        rollout,
+        to=S.PAUSED,
+        expected_version=rollout.version if expected_version is None else expected_version,
+        actor=actor,
+        action="rollout.paused",
+        reason=reason,
+        changes={"pause_reason": pause_reason, **(changes or {})},
+        pause_reason=pause_reason,
+    )
+    enqueue_event(event=WebhookEvent.ROLLOUT_PAUSED, payload={**rollout_payload(rollout), "reason": reason})
+    return rollout
+
+
+@transaction.atomic
+def resume_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollout:
+    """Run the paused stage again; its analysis ticks at once, on everything since it started."""
+    rollout = _fresh(rollout)
+    if rollout.state == S.RUNNING:
+        return rollout
+    if rollout.state != S.PAUSED:
+        raise _refuse(rollout, "resume")
+    return _transition(
+        rollout,
+        to=S.RUNNING,
+        expected_version=rollout.version,
+        actor=actor,
+        action="rollout.resumed",
+        reason=reason,
+        changes={"stage": rollout.stage_index},
+        next_tick_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def promote_rollout(
+    *,
+    rollout: Rollout,
+    actor: Actor,
+    reason: str = "",
+    stage: int | None = None,
+    expected_version: int | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> Rollout:
+    """Move the candidate to the next stage's weight (same split, same seed: nested), or, from
+    the last analysed stage, make it the serving version, which clears the split.
+
+    `stage` names the stage being promoted from: repeating a promotion of a stage already
+    left answers the rollout as it stands instead of promoting twice.
+    """
+    rollout = _fresh(rollout)
+    from_stage = rollout.stage_index if stage is None else stage
+    already = rollout.state == S.PROMOTED or (
+        rollout.state in (S.RUNNING, S.PAUSED) and from_stage < rollout.stage_index
+    )
+    if already and expected_version is None:
+        return rollout
+    if rollout.state not in (S.RUNNING, S.PAUSED):
+        raise _refuse(rollout, "be promoted")
+    if from_stage != rollout.stage_index:
+        raise InvalidInput(
+            f"Rollout {rollout.pk} is at stage {rollout.stage_index}, not {from_stage}.",
+            code="wrong_stage",
+            errors=[{"path": "stage", "message": f"the rollout is at stage {rollout.stage_index}"}],
+        )
+    version = rollout.version if expected_version is None else expected_version
+    stages = _stages(rollout)
+    following = stages[rollout.stage_index + 1] if rollout.stage_index + 1 < len(stages) else None
+    now = timezone.now()
+    if following is None or following.weight == BUCKETS:
+        _transition(
+            rollout,
+            to=S.PROMOTED,
+            expected_version=version,
+            actor=actor,
+            action="rollout.promoted",
+            reason=reason,
+            changes={"from_stage": rollout.stage_index, **(changes or {})},
+        )
+        _end_stage(rollout, StageState.PASSED)
+        if following is not None:
+            Stage.objects.filter(pk=following.pk).update(
+                state=StageState.PASSED, started_at=now, ended_at=now
+            )
+        publish_version(
+            flag=rollout.flag,
+            environment=rollout.environment,
+            number=rollout.candidate.number,
+            actor=actor,
+            reason=f"rollout {rollout.pk} promoted",
+        )
+        enqueue_event(
+            event=WebhookEvent.ROLLOUT_PROMOTED, payload={**rollout_payload(rollout), "reason": reason}
+        )
+        return rollout
+    left = rollout.stage_index
+    _transition(
+        rollout,
+        to=S.RUNNING,
+        expected_version=version,
+        actor=actor,
+        action="rollout.stage_advanced",
+        reason=reason,
+        changes={
+            "from_stage": left,
+            "to_stage": following.index,
+            "weight": following.weight,
+            **(changes or {}),
+        },
+        stage_index=following.index,
+        tick_state={},
+        next_tick_at=now,
+    )
+    Stage.objects.filter(rollout=rollout, index=left).update(state=StageState.PASSED, ended_at=now)
+    Stage.objects.filter(pk=following.pk).update(state=StageState.ANALYZING, started_at=now)
+    set_split(
+        flag=rollout.flag,
+        environment=rollout.environment,
+        candidate=rollout.candidate.number,
+        weight=following.weight,
+        actor=actor,
+        reason=f"rollout {rollout.pk}: stage {following.index}",
+    )
+    enqueue_event(
+        event=WebhookEvent.ROLLOUT_STEP_COMPLETED,
+        payload={**rollout_payload(rollout), "completed_stage": left, "reason": reason},
+    )
+    return rollout
+
+
+def _take_candidate_off(rollout: Rollout, actor: Actor, why: str) -> str | None:
+    """Clear the rollout's split if it is still the flag's active one; its id, or None."""
+    if _our_split(rollout) is None:
+        return None
+    cleared = clear_split(flag=rollout.flag, environment=rollout.environment, actor=actor, reason=why)
+    return cleared.split_id if cleared else None
+
+
+@transaction.atomic
+def rollback_rollout(
+    *,
+    rollout: Rollout,
+    actor: Actor,
+    reason: str = "",
+    expected_version: int | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> Rollout:
+    """Take the candidate off traffic in one motion: the split cleared (one revision bump), an
+    incident opened, the webhook queued. Waits on no analysis and no gate."""
+    rollout = _fresh(rollout)
+    if rollout.state == S.ROLLED_BACK and expected_version is None:
+        return rollout
+    _transition(
+        rollout,
+        to=S.ROLLED_BACK,
+        expected_version=rollout.version if expected_version is None else expected_version,
+        actor=actor,
+        action="rollout.rolled_back",
+        reason=reason,
+        changes={"stage": rollout.stage_index, **({"evidence": dict(evidence)} if evidence else {})},
+    )
+    _end_stage(rollout, StageState.FAILED)
+    split_id = _take_candidate_off(rollout, actor, f"rollout {rollout.pk} rolled back")
+    state = FlagState.objects.get(flag=rollout.flag, environment=rollout.environment)
+    payload = {**rollout_payload(rollout), "reason": reason, "split_cleared": split_id}
+    open_incident(
+        kind=IncidentKind.ROLLOUT_ROLLED_BACK,
+        state=state,
+        summary=f"Rollout {rollout.pk} of v{rollout.candidate.number} rolled back: {reason}",
+        evidence={**payload, **({"decision": dict(evidence)} if evidence else {})},
+        actor=actor,
+    )
+    enqueue_event(event=WebhookEvent.ROLLOUT_ROLLED_BACK, payload=payload)
+    return rollout
+
+
+@transaction.atomic
+def abort_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollout:
+    """Give the rollout up: the candidate off traffic if it was on, no incident."""
+    rollout = _fresh(rollout)
+    if rollout.state == S.ABORTED:
+        return rollout
+    _transition(
+        rollout,
+        to=S.ABORTED,
+        expected_version=rollout.version,
+        actor=actor,
+        action="rollout.aborted",
+        reason=reason,
+        changes={"stage": rollout.stage_index},
+    )
+    if rollout.split_id is not None:
+        _end_stage(rollout, StageState.INCONCLUSIVE)
+    split_id = _take_candidate_off(rollout, actor, f"rollout {rollout.pk} aborted")
+    enqueue_event(
+        event=WebhookEvent.ROLLOUT_ABORTED,
+        payload={**rollout_payload(rollout), "reason": reason, "split_cleared": split_id},
+    )
+    return rollout
+
+
+@transaction.atomic
+def supersede_rollout(*, rollout: Rollout, actor: Actor, reason: str, expected_version: int) -> Rollout:
+    """End a rollout whose traffic was changed under it (its split cleared or replaced, or
+    another version published by hand): its analysis no longer compares what it names."""
+    rollout = _fresh(rollout)
+    return _transition(
+        rollout,
+        to=S.SUPERSEDED,
+        expected_version=expected_version,
+        actor=actor,
+        action="rollout.superseded",
+        reason=reason,
+    )

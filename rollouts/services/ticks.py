@@ -1,0 +1,296 @@
+"""The analysis tick of a running rollout: claim it, read the stage's aggregates, decide, keep
+the Decision, act through the state machine.
+
+One decision per tick, however many workers run and wherever one is killed:
+1. claim: `UPDATE ... SET next_tick_at = now + lease WHERE state = running AND next_tick_at
+   <= now` (0 rows: another worker has it, or it is not due). The claim reads the rollout's
+   version and tick count in the same transaction. A worker killed after claiming leaves the
+   tick due again when the lease runs out, and the next claim decides the same tick number.
+2. decide, holding no lock (the statistics are pure: rollouts/analysis.py).
+3. record and act in one transaction: `UPDATE ... SET ticks_done = n WHERE ticks_done = n - 1`
+   (0 rows: another worker decided this tick: roll back), the Decision row (unique per rollout
+   and tick), then the action as a transition that compares and sets the version read at the
+   claim. A person who moved the rollout meanwhile (a manual rollback) wins: the transition is
+   refused and the Decision says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane.audit import Actor
+from controlplane.errors import DomainError
+from flags.models import FlagState, Split
+from rollouts import analysis, decision_records, stats
+from rollouts.arm_aggregates import read_stage_aggregates
+from rollouts.models import Decision, Guardrail, PauseReason, Rollout, Stage, StageGate
+from rollouts.services import lifecycle
+
+logger = logging.getLogger(__name__)
+
+TICK_ACTOR = Actor.system("celery:tick_rollouts")
+SWEEP_LIMIT = 200
+# The analysis code's version, kept with every decision: the same inputs under the same code
+# give the same decision.
+ANALYSIS_VERSION = hashlib.sha256(
+    (inspect.getsource(analysis) + inspect.getsource(stats)).encode()
+).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TickResult:
+    rollout_id: int
+    tick: int
+    action: str
+    applied: bool
+    outcome: str
+
+
+def policy_of(rollout: Rollout, guardrails: list[Guardrail]) -> analysis.Policy:
+    return analysis.Policy(
+        guardrails=tuple(
+            analysis.Guardrail(
+                name=g.name,
+                label=g.label,
+                kind=analysis.Kind(g.kind),
+                direction=analysis.Direction(g.direction),
+                margin=g.margin,
+                relative_margin=g.relative_margin,
+                critical=g.critical,
+                may_act=g.may_act,
+                source=analysis.Source(g.source),
+                quantile=g.quantile,
+                cache_sensitive=g.cache_sensitive,
+                unit=g.unit,
+            )
+            for g in guardrails
+        ),
+        alpha=rollout.alpha,
+        alpha_critical=rollout.alpha_critical,
+    )
+
+
+def stage_of(stage: Stage) -> analysis.Stage:
+    # Every analysed stage weighs at most 50 %, so its control band is as wide as the canary.
+    return analysis.Stage(
+        weight=stage.weight / 10_000,
+        min_duration_seconds=stage.min_duration_seconds,
+        max_duration_seconds=stage.max_duration_seconds,
+        min_units_per_arm=stage.min_units_per_arm,
+        min_judged_per_arm=stage.min_judged_per_arm,
+        on_inconclusive=analysis.OnInconclusive(stage.on_inconclusive),
+    )
+
+
+def claim_tick(*, rollout_id: int, now: datetime) -> Rollout | None:
+    """Claim the due tick of a running rollout for one lease; None when not due or taken."""
+    lease = timedelta(seconds=settings.FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS)
+    with transaction.atomic():
+        claimed = Rollout.objects.due_for_tick(now).filter(pk=rollout_id).update(next_tick_at=now + lease)
+        if claimed != 1:
+            return None
+        return Rollout.objects.select_related("flag", "environment", "baseline", "candidate").get(
+            pk=rollout_id
+        )
+
+
+def _traffic_moved(rollout: Rollout) -> str:
+    """Why the rollout's traffic is no longer what it names ('' when it still is)."""
+    state = FlagState.objects.current(rollout.flag, rollout.environment)
+    if state is None or state.serving_version_id != rollout.baseline_id:
+        return f"'{rollout.environment.key}' no longer serves v{rollout.baseline.number}"
+    active = Split.objects.active_for(rollout.flag, rollout.environment)
+    if active is None or active.pk != rollout.split_id:
+        return "the rollout's split was cleared or replaced by hand"
+    return ""
+
+
+def _act(rollout: Rollout, stage: Stage, decision: analysis.Decision, version: int) -> str:
+    """Apply the decision as a transition from `version`; what was done, '' for nothing."""
+    evidence = {"reason": decision.reason.value, "explanation": decision.explanation}
+    action = decision.action
+    if action is analysis.Action.INCONCLUSIVE:
+        action = {
+            analysis.OnInconclusive.PAUSE: analysis.Action.PAUSE,
+            analysis.OnInconclusive.EXTEND: analysis.Action.HOLD,
+            analysis.OnInconclusive.ADVANCE: analysis.Action.PROMOTE,
+        }[decision.on_inconclusive]
+    if action is analysis.Action.PROMOTE and stage.gate == StageGate.APPROVAL:
+        lifecycle.pause_rollout(
+            rollout=rollout,
+            actor=TICK_ACTOR,
+            reason=decision.explanation,
+            pause_reason=PauseReason.AWAITING_APPROVAL,
+            expected_version=version,
+            changes=evidence,
+        )
+        return "paused for approval"
+    if action is analysis.Action.PROMOTE:
+        lifecycle.promote_rollout(
+            rollout=rollout,
+            actor=TICK_ACTOR,
+            reason=decision.explanation,
+            stage=stage.index,
+            expected_version=version,
+            changes=evidence,
+        )
+        return "promoted"
+    if action is analysis.Action.ROLLBACK:
+        lifecycle.rollback_rollout(
+            rollout=rollout,
+            actor=TICK_ACTOR,
+            reason=decision.explanation,
+            expected_version=version,
+            evidence=evidence,
+        )
+        return "rolled back"
+    if action is analysis.Action.PAUSE:
+        pause_reason = {
+            analysis.Reason.HEALTH_CHECK_FAILED: PauseReason.HEALTH_CHECK_FAILED,
+            analysis.Reason.SCORER_ERRORS: PauseReason.SCORER_ERRORS,
+        }.get(decision.reason, PauseReason.INCONCLUSIVE)
+        lifecycle.pause_rollout(
+            rollout=rollout,
+            actor=TICK_ACTOR,
+            reason=decision.explanation,
+            pause_reason=pause_reason,
+            expected_version=version,
+            changes=evidence,
+        )
+        return f"paused ({pause_reason})"
+    return ""
+
+
+def tick_rollout(*, rollout_id: int, now: datetime | None = None) -> TickResult | None:
+    """Run one tick of a rollout if it is due and this worker claims it; None otherwise.
+
+    Idempotency key: (rollout, tick number) — the conditional UPDATE of `ticks_done` and the
+    unique Decision make a second worker's decision of the same tick roll back.
+    """
+    now = now or timezone.now()
+    rollout = claim_tick(rollout_id=rollout_id, now=now)
+    return None if rollout is None else decide_tick(rollout=rollout, now=now)
+
+
+def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
+    """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim).
+
+    None when another worker decided this tick first (its lease ran out on this one).
+    """
+    version, tick = rollout.version, rollout.ticks_done + 1
+    moved = _traffic_moved(rollout)
+    if moved:
+        try:
+            lifecycle.supersede_rollout(
+                rollout=rollout, actor=TICK_ACTOR, reason=moved, expected_version=version
+            )
+        except DomainError as refused:
+            return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
+        return TickResult(rollout.pk, tick, "supersede", True, moved)
+    return record_tick(analyse_tick(rollout=rollout, now=now))
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A tick's decision before it is recorded, with what it was decided on."""
+
+    rollout: Rollout
+    stage: Stage
+    decision: analysis.Decision
+    inputs: dict[str, Any]
+    now: datetime
+
+
+def analyse_tick(*, rollout: Rollout, now: datetime) -> Analysed:
+    """Read the stage's aggregates and decide; holds no lock and writes nothing."""
+    stage = rollout.stages.get(index=rollout.stage_index)
+    guardrails = list(rollout.guardrails.order_by("id"))
+    started = stage.started_at or now
+    aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
+    decision = analysis.decide(
+        policy=policy_of(rollout, guardrails),
+        stage=stage_of(stage),
+        canary=aggregates.canary,
+        control=aggregates.control,
+        elapsed_seconds=(now - started).total_seconds(),
+        previous=decision_records.tick_state_from_json(rollout.tick_state or {}),
+    )
+    inputs = {
+        "window": {"since": started.isoformat(), "until": now.isoformat()},
+        "stage": {"index": stage.index, "weight": stage.weight, "gate": stage.gate},
+        "baseline": rollout.baseline.number,
+        "candidate": rollout.candidate.number,
+        "rollout_version": rollout.version,
+        "analysis_version": ANALYSIS_VERSION,
+        "scorers": sorted({g.scorer for g in guardrails if g.scorer}),
+        "counters": aggregates.counters,
+        "canary": decision_records.arm_json(aggregates.canary),
+        "control": decision_records.arm_json(aggregates.control),
+    }
+    return Analysed(rollout, stage, decision, inputs, now)
+
+
+def record_tick(analysed: Analysed) -> TickResult | None:
+    """Keep the tick's Decision and act on it from the version read at the claim; None when
+    another worker decided this tick first."""
+    rollout, stage, decision, inputs, now = (
+        analysed.rollout,
+        analysed.stage,
+        analysed.decision,
+        analysed.inputs,
+        analysed.now,
+    )
+    version, tick = rollout.version, rollout.ticks_done + 1
+    with transaction.atomic():
+        recorded = Rollout.objects.filter(pk=rollout.pk, ticks_done=tick - 1).update(
+            ticks_done=F("ticks_done") + 1,
+            tick_state=decision_records.tick_state_json(decision.state),
+            next_tick_at=now + timedelta(seconds=rollout.tick_interval_seconds),
+        )
+        if recorded != 1:
+            return None  # another worker decided this tick after our lease ran out
+        try:
+            with transaction.atomic():
+                outcome, applied = _act(rollout, stage, decision, version), True
+        except DomainError as refused:
+            outcome, applied = f"refused: {refused.detail}", False
+        Decision.objects.create(
+            rollout=rollout,
+            stage=stage,
+            tick=tick,
+            action=decision.action.value,
+            reason=decision.reason.value,
+            explanation=decision.explanation,
+            inputs=inputs,
+            inputs_hash=decision_records.inputs_hash(inputs),
+            metrics=decision_records.decision_metrics_json(decision),
+            srm_p_value=decision_records.finite(decision.srm_p_value),
+            alpha=decision.alpha,
+            alpha_critical=decision.alpha_critical,
+            applied=applied,
+            outcome=outcome[:200],
+        )
+    logger.info(
+        "rollout tick",
+        extra={"rollout": rollout.pk, "tick": tick, "action": decision.action.value, "applied": applied},
+    )
+    return TickResult(rollout.pk, tick, decision.action.value, applied, outcome)
+
+
+def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
+    """Tick every running rollout that is due; the number of ticks this worker decided."""
+    now = now or timezone.now()
+    due = list(
+        Rollout.objects.due_for_tick(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for rollout_id in due if tick_rollout(rollout_id=rollout_id, now=now) is not None)
