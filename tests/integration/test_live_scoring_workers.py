@@ -6,6 +6,7 @@ PostgreSQL + Redis only: the embedded SQLite database serialises writers, so it 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -62,6 +63,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, list[Path]]]:
         )
         logs.append(log_path)
     try:
+        _wait_until_both_answer([f"live{index}@{socket.gethostname()}" for index in range(2)])
         yield queue, logs
     finally:
         for process, _log in processes:
@@ -73,6 +75,17 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, list[Path]]]:
                 process.kill()
                 process.wait()
             log.close()
+
+
+def _wait_until_both_answer(names: list[str]) -> None:
+    """Both workers consume before any tick is queued: otherwise the first one up, on a loaded
+    machine, can drain the queue alone and the race under test never happens."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        replies = celery_app.control.ping(destination=names, timeout=1.0)
+        if len(replies) == len(names):
+            return
+    pytest.fail(f"workers {names} did not answer a ping within {WAIT_SECONDS} s")
 
 
 @pytest.mark.django_db(transaction=True)
