@@ -97,7 +97,13 @@ def world() -> dict[str, Any]:
     )
     return {
         "environment": environment,
-        "kwargs": {"key": flag.key, "env": environment.key, "number": version.number, "index": 0},
+        "kwargs": {
+            "key": flag.key,
+            "env": environment.key,
+            "number": version.number,
+            "index": 0,
+            "verdict_id": 1,
+        },
         "pk": {"api:incident": incident.pk, "api:incident-resolve": incident.pk},
         "webhook_pk": webhook.pk,
     }
