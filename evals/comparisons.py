@@ -81,17 +81,14 @@ class Comparison:
     winner: Row | None
     evidence: str
     logged: TokenTotals
+    serving_needs_run: bool
 
     @property
     def needing_runs(self) -> list[ConfigVersion]:
-        """Versions without a finished or running run: the candidates and the serving version."""
+        """Versions without a finished or running run: the candidates, and the serving version
+        (the paired difference and the counterfactual need its run)."""
         versions = [row.version for row in self.rows if row.run is None and row.active_run is None]
-        serving_row = next((row for row in self.rows if row.is_serving), None)
-        if (
-            self.serving is not None
-            and serving_row is None
-            and _latest(self.serving, self.eval_set_version) is None
-        ):
+        if self.serving_needs_run and self.serving is not None:
             versions.append(self.serving)
         return versions
 
@@ -186,8 +183,23 @@ def compare(
             )
         )
     winner = _winner(rows)
+    serving_listed = any(row.is_serving for row in rows)
+    serving_needs_run = (
+        serving is not None
+        and not serving_listed
+        and serving_run is None
+        and _active(serving, eval_set_version) is None
+    )
     return Comparison(
-        flag, eval_set_version, environment, serving, rows, winner, _evidence(winner, rows), logged
+        flag,
+        eval_set_version,
+        environment,
+        serving,
+        rows,
+        winner,
+        _evidence(winner, rows),
+        logged,
+        serving_needs_run,
     )
 
 
@@ -204,6 +216,16 @@ def _latest(version: ConfigVersion, eval_set_version: EvalSetVersion) -> EvalRun
             config_version=version, eval_set_version=eval_set_version, state=RunState.SUCCEEDED
         )
         .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def _active(version: ConfigVersion, eval_set_version: EvalSetVersion) -> EvalRun | None:
+    return (
+        EvalRun.objects.filter(
+            config_version=version, eval_set_version=eval_set_version, state__in=ACTIVE_STATES
+        )
+        .order_by("-created_at")
         .first()
     )
 
@@ -334,7 +356,14 @@ def _winner(rows: list[Row]) -> Row | None:
     priced = [
         row for row in rows if row.passes and row.projection and row.projection.per_1000_micro_usd is not None
     ]
-    return min(priced, key=lambda row: (row.projection.per_1000_micro_usd, row.version.number), default=None)  # type: ignore[union-attr]
+    return min(priced, key=_cost_order, default=None)
+
+
+def _cost_order(row: Row) -> tuple[int, int]:
+    """Cheapest first; between equal costs, the older version (fewer changes to review)."""
+    assert row.projection is not None
+    assert row.projection.per_1000_micro_usd is not None
+    return row.projection.per_1000_micro_usd, row.version.number
 
 
 def usd(micro_usd: int | float | None) -> str:

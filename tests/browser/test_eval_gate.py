@@ -172,7 +172,7 @@ def test_eval_workflow__import_run_gate_compare_publish(
     page.goto(f"{base}/flags/support-chat/versions/2/")
     page.locator("#version_evals button:has-text('Judge against production')").click()
     expect(page.locator(".message-success")).to_contain_text("v2 passes the gate")
-    expect(page.locator(".issues .badge")).to_have_text("gate: passed")
+    expect(page.get_by_text("gate: passed", exact=True)).to_be_visible()
     expect(page.locator("#version_evals [data-gate=production]")).to_have_text("passed")
     _shot(page, "eval-gate-version-1280")
 

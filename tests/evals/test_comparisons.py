@@ -178,3 +178,21 @@ def test_comparison_api__unknown_version_or_environment__404(three_candidates, v
 
 def test_comparison_api__anonymous__refused(three_candidates):
     assert client_for(None).get("/api/v1/flags/support-chat/comparison/").status_code in (401, 403)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_compare__serving_version_never_run__listed_as_needing_a_run(three_candidates):
+    environment, flag, esv = three_candidates
+    EvalRun.objects.filter(config_version__number=1).delete()
+
+    result = comparisons.compare(
+        flag=flag,
+        eval_set_version=esv,
+        versions=[flag.versions.get(number=2)],
+        environment=environment,
+        now=NOW,
+    )
+
+    assert [version.number for version in result.needing_runs] == [1]
+    assert result.rows[0].paired is None
+    assert result.rows[0].counterfactual_note == "needs a finished run of the serving version on these cases"
