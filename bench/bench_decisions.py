@@ -179,6 +179,7 @@ def main() -> int:
                 spread.setdefault(key, []).append(value)
         print(f"\nseed {seed} ({time.perf_counter() - started:.0f} s)")
         _print_table(rows)
+        sys.stdout.flush()  # a seed takes minutes: show each table as soon as it is done
     print("\nspread over seeds (target figure: min .. max)")
     for key, values in spread.items():
         target = TARGETS[key]
