@@ -82,7 +82,7 @@ def _wait_until_both_answer(names: list[str]) -> None:
     machine, can drain the queue alone and the race under test never happens."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        replies = celery_app.control.ping(destination=names, timeout=1.0)
+        replies = celery_app.control.ping(destination=names, timeout=1.0) or []
         if len(replies) == len(names):
             return
     pytest.fail(f"workers {names} did not answer a ping within {WAIT_SECONDS} s")
