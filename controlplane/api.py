@@ -12,13 +12,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.audit import EXPORT_COLUMNS, export_rows, record_checkpoint, verify_chain
 from controlplane.auth import actor_for_request
 from controlplane.errors import InvalidInput
@@ -46,6 +48,26 @@ def filtered_entries(request: Request) -> Any:
     return form.apply(AuditEntry.objects.all())
 
 
+AUDIT_ENTRY = {
+    "id": 48213,
+    "created_at": "2026-12-04T16:20:11.402Z",
+    "actor_kind": "user",
+    "actor_name": "maria@acme.example",
+    "source": "ui",
+    "action": "version.published",
+    "target_type": "flags.flagstate",
+    "target_id": "31",
+    "target_label": "support-chat @ production",
+    "flag_key": "support-chat",
+    "environment_key": "production",
+    "changes": {"serving_version": {"old": 7, "new": 8}},
+    "reason": "v8 passed the gate; CHG-4471",
+    "prev_hash": "5fea48a7fb2d39369a9c02078459d914bb98590f2f7a8de8d1846c74688da96e",
+    "entry_hash": "843a2a3fc5d2ff204e90da5af4f7516b71faf99a931fc4cbbf939ed01391cabf",
+}
+
+
+@extend_schema_serializer(examples=[response_example("a publish", AUDIT_ENTRY)])
 class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
     class Meta:
         model = AuditEntry
@@ -114,6 +136,14 @@ def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+def _csv_example() -> str:
+    return "".join(_csv(iter([{column: AUDIT_ENTRY.get(column, "") for column in EXPORT_COLUMNS}])))
+
+
+def _jsonl_example() -> str:
+    return "".join(_jsonl(iter([{column: AUDIT_ENTRY.get(column, "") for column in EXPORT_COLUMNS}])))
+
+
 CHECKPOINT_HEADER = "Flagstaff-Audit-Checkpoint"
 
 EXPORT_FORMATS = {
@@ -131,7 +161,18 @@ class AuditExportView(APIView):
             OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=True),
             *AUDIT_FILTER_PARAMETERS,
         ],
-        responses={200: str},
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="One row per entry; the header Flagstaff-Audit-Checkpoint anchors the chain",
+                examples=[response_example("CSV", _csv_example())],
+            ),
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="One JSON object per line, values as stored (to re-check the hashes)",
+                examples=[response_example("JSON Lines", _jsonl_example())],
+            ),
+        },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         export_format = request.query_params.get("format", "")
@@ -153,6 +194,20 @@ class AuditExportView(APIView):
         return response
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example("intact", {"ok": True, "checked": 48213, "first_broken_id": None, "problem": ""}),
+        response_example(
+            "altered",
+            {
+                "ok": False,
+                "checked": 31877,
+                "first_broken_id": 31877,
+                "problem": "entry 31877's content does not match its hash",
+            },
+        ),
+    ]
+)
 class ChainStatusSerializer(serializers.Serializer[Any]):
     ok = serializers.BooleanField()
     checked = serializers.IntegerField()
@@ -177,6 +232,29 @@ class UserTokenSerializer(serializers.ModelSerializer[ApiToken]):
         fields = ["id", "name", "prefix", "scopes", "environment", "active", "created_at", "last_used_at"]
 
 
+USER_EXAMPLE = {
+    "id": 7,
+    "email": "dana@acme.example",
+    "role": "auditor",
+    "active": True,
+    "last_login": "2026-12-05T08:41:09Z",
+    "date_joined": "2026-11-30T09:12:00Z",
+    "tokens": [
+        {
+            "id": 12,
+            "name": "audit-export",
+            "prefix": "fs_f3M6",
+            "scopes": ["audit"],
+            "environment": None,
+            "active": True,
+            "created_at": "2026-12-01T10:00:00Z",
+            "last_used_at": "2026-12-05T06:00:04Z",
+        }
+    ],
+}
+
+
+@extend_schema_serializer(examples=[response_example("an auditor", USER_EXAMPLE)])
 class UserSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     email = serializers.CharField(source="username")
@@ -187,6 +265,13 @@ class UserSerializer(serializers.Serializer[Any]):
     tokens = UserTokenSerializer(many=True, help_text="API tokens this user created")
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example(
+            "created", {**USER_EXAMPLE, "last_login": None, "tokens": [], "password": "tY7v-q2Lm-9xWe-Rb4k"}
+        )
+    ]
+)
 class UserCreatedSerializer(UserSerializer):
     password = serializers.CharField(
         source="generated_password",
@@ -207,6 +292,13 @@ def _user_document(user: AbstractUser, *, created: NewUser | None = None) -> dic
     return dict(UserCreatedSerializer(user).data)
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "create an auditor", {"email": "dana@acme.example", "role": "auditor", "reason": "Q4 audit"}
+        )
+    ]
+)
 class UserCreateSerializer(ReasonSerializer):
     email = serializers.EmailField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
@@ -215,20 +307,15 @@ class UserCreateSerializer(ReasonSerializer):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example("make an auditor", {"role": "auditor", "reason": "joins the audit team"}),
+        request_example("deactivate", {"active": False, "reason": "left the company"}),
+    ]
+)
 class UserUpdateSerializer(ReasonSerializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     active = serializers.BooleanField(required=False)
-
-
-USER_EXAMPLE = {
-    "id": 7,
-    "email": "dana@example.com",
-    "role": "auditor",
-    "active": True,
-    "last_login": None,
-    "date_joined": "2026-11-30T09:12:00Z",
-    "tokens": [],
-}
 
 
 class UsersView(ListAPIView[AbstractUser]):
@@ -245,18 +332,7 @@ class UsersView(ListAPIView[AbstractUser]):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([_user_document(user) for user in page or []])
 
-    @extend_schema(
-        request=UserCreateSerializer,
-        responses={201: UserCreatedSerializer},
-        examples=[
-            OpenApiExample(
-                "create an auditor",
-                {"email": "dana@example.com", "role": "auditor", "reason": "Q4 audit"},
-                request_only=True,
-            ),
-            OpenApiExample("created", {**USER_EXAMPLE, "password": "generated-once"}, response_only=True),
-        ],
-    )
+    @extend_schema(request=UserCreateSerializer, responses={201: UserCreatedSerializer})
     def post(self, request: Request) -> Response:
         data = validated_body(UserCreateSerializer, request)
         created = create_user(
@@ -274,21 +350,11 @@ class UserView(APIView):
 
     required_scopes = {"GET": Scope.ADMIN, "PATCH": Scope.ADMIN}
 
-    @extend_schema(responses=UserSerializer, examples=[OpenApiExample("user", USER_EXAMPLE)])
+    @extend_schema(responses=UserSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(_user_document(get_object_or_404(get_user_model(), pk=pk)))
 
-    @extend_schema(
-        request=UserUpdateSerializer,
-        responses=UserSerializer,
-        examples=[
-            OpenApiExample(
-                "make an auditor", {"role": "auditor", "reason": "joins the audit team"}, request_only=True
-            ),
-            OpenApiExample("deactivate", {"active": False, "reason": "left the company"}, request_only=True),
-            OpenApiExample("updated", USER_EXAMPLE, response_only=True),
-        ],
-    )
+    @extend_schema(request=UserUpdateSerializer, responses=UserSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         data = validated_body(UserUpdateSerializer, request)
         updated = update_user(

@@ -51,6 +51,15 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
     def get_offset(self, request: Request) -> int:
         return _bounded_int(request, self.offset_query_param, default=0, low=0, high=MAX_OFFSET)
 
+    def get_paginated_response_schema(self, schema: Any) -> dict[str, Any]:
+        """DRF's page schema, with the example values of a page that holds every result (the
+        docs wrap each listed example in it: controlplane.api_docs)."""
+        page: dict[str, Any] = super().get_paginated_response_schema(schema)
+        examples = {"count": 1, "next": None, "previous": None}
+        for name, value in examples.items():
+            page["properties"][name]["example"] = value
+        return page
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         bounds = {
             self.limit_query_param: {"minimum": 1, "maximum": self.max_limit},

@@ -2,7 +2,10 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
+
+from controlplane.api_docs import request_example
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -16,6 +19,12 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
+# Subclasses inherit this example: one that adds a required field must name its own.
+@extend_schema_serializer(
+    examples=[
+        request_example("with a reason", {"reason": "Latency incident INC-2291: back to the last good state"})
+    ]
+)
 class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(
         required=False,

@@ -6,17 +6,19 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import StrictSerializer
 from evals.agreement import ACTING_MIN_KAPPA, ACTING_MIN_LABELS
+from evals.api import examples
 from evals.calibration_status import JudgeStatus, judge_status
 from evals.lookups import get_eval_set, get_eval_set_version, get_judge
 from evals.services import calibration
@@ -36,6 +38,7 @@ class JudgeVersionStatusSerializer(serializers.Serializer[Any]):
     computed_at = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_serializer(examples=[response_example("acting", examples.CALIBRATION)])
 class CalibrationSerializer(serializers.Serializer[Any]):
     judge = serializers.CharField()
     labels = serializers.IntegerField()
@@ -44,10 +47,24 @@ class CalibrationSerializer(serializers.Serializer[Any]):
     versions = JudgeVersionStatusSerializer(many=True)
 
 
+@extend_schema_serializer(examples=[request_example("judge v2", {"version": 2})])
 class CalibrateSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=1)
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "human labels",
+            {
+                "file": '{"case": 1, "response": "It left the depot this morning.", "passed": true}\n',
+                "eval_set": "support-golden",
+                "version": 3,
+            },
+            media_type="multipart/form-data",
+        )
+    ]
+)
 class LabelsImportSerializer(StrictSerializer):
     file = serializers.FileField(
         help_text='JSON Lines: {"case": <position>, "response": <text>, "passed": <bool>}'
@@ -85,7 +102,11 @@ class CalibrationView(APIView):
             }
         )
 
-    @extend_schema(request=CalibrateSerializer, responses={202: JudgeVersionStatusSerializer})
+    @extend_schema(
+        request=CalibrateSerializer,
+        responses={202: JudgeVersionStatusSerializer},
+        examples=[response_example("queued", examples.CALIBRATION["versions"][0], status_codes=["202"])],
+    )
     def post(self, request: Request, key: str) -> Response:
         """Judge the labels with a version (in the background) and store its calibration."""
         judge = get_judge(key)
@@ -98,7 +119,11 @@ class CalibrationView(APIView):
 class LabelsImportView(APIView):
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": LabelsImportSerializer}, responses={201: dict})
+    @extend_schema(
+        request={"multipart/form-data": LabelsImportSerializer},
+        responses={201: inline_serializer("LabelsImported", {"imported": serializers.IntegerField()})},
+        examples=[response_example("imported", {"imported": 120})],
+    )
     def post(self, request: Request, key: str) -> Response:
         judge = get_judge(key)
         data = validated_body(LabelsImportSerializer, request)

@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import response_example
+from evals.api import examples
 from evals.comparisons import Comparison, Row, compare, comparison_inputs
 from flags.lookups import get_flag
 
@@ -54,6 +56,7 @@ class CandidateSerializer(serializers.Serializer[Any]):
     counterfactual_note = serializers.CharField()
 
 
+@extend_schema_serializer(examples=[response_example("v7 against v8", examples.COMPARISON)])
 class ComparisonSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     eval_set = serializers.CharField()

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import MultiPartParser
@@ -16,11 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.errors import InvalidInput
 from controlplane.inputs import validated_body
 from controlplane.serializers import StrictSerializer
 from evals import case_files
+from evals.api import examples
 from evals.eval_set_reads import eval_sets_with_latest, export_cases
 from evals.lookups import get_eval_set, get_eval_set_version
 from evals.models import EvalCase, EvalSet, EvalSetVersion
@@ -29,6 +31,7 @@ from flags.lookups import get_flag
 from flags.models import Surface
 
 
+@extend_schema_serializer(examples=[response_example("support-golden", examples.EVAL_SET)])
 class EvalSetSerializer(serializers.ModelSerializer[EvalSet]):
     flag = serializers.CharField(source="flag.key", allow_null=True, default=None)
     latest_version = serializers.IntegerField(source="latest_number", allow_null=True, default=None)
@@ -38,6 +41,14 @@ class EvalSetSerializer(serializers.ModelSerializer[EvalSet]):
         fields = ["key", "description", "surface", "flag", "latest_version", "created_at"]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "support-golden",
+            {key: examples.EVAL_SET[key] for key in ("key", "description", "surface", "flag")},
+        )
+    ]
+)
 class EvalSetCreateSerializer(StrictSerializer):
     key = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
@@ -45,6 +56,7 @@ class EvalSetCreateSerializer(StrictSerializer):
     flag = serializers.CharField(required=False, allow_null=True, default=None, max_length=100)
 
 
+@extend_schema_serializer(examples=[response_example("v3", examples.EVAL_SET_VERSION)])
 class EvalSetVersionSerializer(serializers.ModelSerializer[EvalSetVersion]):
     eval_set = serializers.CharField(source="eval_set.key")
     parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)  # type: ignore[assignment]
@@ -66,6 +78,19 @@ class EvalSetVersionSerializer(serializers.ModelSerializer[EvalSetVersion]):
         ]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "one case",
+            {
+                "cases": [examples.CASE],
+                "scorers": examples.SCORERS,
+                "message": "Tracking questions",
+                "parent": 2,
+            },
+        )
+    ]
+)
 class EvalSetVersionCreateSerializer(StrictSerializer):
     cases = serializers.ListField(child=serializers.JSONField(), allow_empty=True)
     scorers = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -73,6 +98,19 @@ class EvalSetVersionCreateSerializer(StrictSerializer):
     parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)  # type: ignore[assignment]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "JSON Lines",
+            {
+                "file": case_files.to_jsonl([examples.CASE]),
+                "format": "jsonl",
+                "message": "40 refund cases from November's tickets",
+            },
+            media_type="multipart/form-data",
+        )
+    ]
+)
 class EvalSetImportSerializer(StrictSerializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(
@@ -87,6 +125,19 @@ class EvalSetImportSerializer(StrictSerializer):
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example(
+            "a tracking question",
+            {
+                "position": 1,
+                "case_hash": examples.RUN_CASE["case_hash"],
+                **examples.CASE,
+                "origin": "tickets-2026-11.jsonl:1",
+            },
+        )
+    ]
+)
 class EvalCaseSerializer(serializers.ModelSerializer[EvalCase]):
     class Meta:
         model = EvalCase
@@ -202,7 +253,16 @@ class ExportView(APIView):
                 "format", str, enum=list(case_files.FORMATS), description="jsonl (default) or csv"
             )
         ],
-        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR,
+                examples=[response_example("JSON Lines", case_files.to_jsonl([examples.CASE]))],
+            ),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                examples=[response_example("CSV", case_files.to_csv([examples.CASE]))],
+            ),
+        },
     )
     def get(self, request: Request, key: str, number: int) -> HttpResponse:
         version = get_eval_set_version(get_eval_set(key), number)

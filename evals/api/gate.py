@@ -4,25 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.errors import NotFound
 from controlplane.inputs import validated_body
 from controlplane.models import Scope
 from controlplane.serializers import ReasonSerializer, StrictSerializer
+from evals.api import examples
 from evals.models import GatePolicy, GateVerdict
 from evals.services import gate
 from flags.lookups import get_environment, get_flag, get_version
 from flags.models import Flag
 
 VERDICTS_SHOWN = 50
+OVERRIDE_REASON = "The 3 failing cases ask for a discontinued product; reviewed with CX (CHG-4490)"
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "92 % on support-golden",
+            {
+                **{key: value for key, value in examples.GATE_POLICY.items() if key != "version_policy"},
+                "reason": "Gate every support-chat version from December",
+            },
+        )
+    ]
+)
 class GatePolicyInputSerializer(StrictSerializer):
     eval_set = serializers.CharField(max_length=100)
     pinned_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
@@ -51,6 +65,7 @@ class OverrideSerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(examples=[response_example("passed", examples.VERDICT)])
 class VerdictSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     version = serializers.IntegerField()
@@ -67,6 +82,7 @@ class VerdictSerializer(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(examples=[response_example("gated", examples.GATE)])
 class GateSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     # Declared fields shadow Field attributes only in the type stubs (see flags/api/versions.py).
@@ -76,6 +92,9 @@ class GateSerializer(serializers.Serializer[Any]):
     verdicts = VerdictSerializer(many=True)
 
 
+@extend_schema_serializer(
+    examples=[request_example("v8 against production", {"version": 8, "environment": "production"})]
+)
 class EvaluateSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=1)
     environment = serializers.CharField(
@@ -83,6 +102,14 @@ class EvaluateSerializer(StrictSerializer):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "let it through",
+            {"reason": OVERRIDE_REASON},
+        )
+    ]
+)
 class OverrideInputSerializer(ReasonSerializer):
     reason = serializers.CharField(max_length=2000)
 
@@ -153,7 +180,20 @@ class GateView(APIView):
 class GateEvaluateView(APIView):
     """Judge a version on the policy's eval set version, against what `environment` serves."""
 
-    @extend_schema(request=EvaluateSerializer, responses={201: VerdictSerializer})
+    @extend_schema(
+        request=EvaluateSerializer,
+        responses={
+            201: VerdictSerializer,
+            **refusals(
+                Refusal(
+                    409,
+                    "run_required",
+                    "The gate needs a finished run of v8 on support-golden v3.",
+                    extra={"missing": ["a finished run of v8 on support-golden v3"]},
+                )
+            ),
+        },
+    )
     def post(self, request: Request, key: str) -> Response:
         flag = get_flag(key)
         data = validated_body(EvaluateSerializer, request)
@@ -172,7 +212,28 @@ class GateOverrideView(APIView):
 
     required_scopes = {"POST": Scope.APPROVE}
 
-    @extend_schema(request=OverrideInputSerializer, responses=VerdictSerializer)
+    @extend_schema(
+        request=OverrideInputSerializer,
+        responses={
+            200: VerdictSerializer,
+            **refusals(Refusal(409, "verdict_passed", "The verdict passed; there is nothing to override.")),
+        },
+        examples=[
+            response_example(
+                "overridden",
+                {
+                    **examples.VERDICT,
+                    "passed": False,
+                    "admitted": True,
+                    "override": {
+                        "by": "lead@acme.example",
+                        "reason": OVERRIDE_REASON,
+                        "at": "2026-12-04T15:30:00Z",
+                    },
+                },
+            )
+        ],
+    )
     def post(self, request: Request, key: str, verdict_id: int) -> Response:
         flag = get_flag(key)
         data = validated_body(OverrideInputSerializer, request)

@@ -9,16 +9,23 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import StrictSerializer
+from evals.api import examples
 from evals.lookups import find_eval_set_version, get_run
 from evals.models import CaseScore, EvalRun, RunCase, RunMode
 from evals.run_progress import run_progress
@@ -36,6 +43,45 @@ class ProgressSerializer(serializers.Serializer[Any]):
     finished = serializers.BooleanField()
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example("running", examples.RUN),
+        response_example(
+            "succeeded",
+            {
+                **examples.RUN,
+                "state": "succeeded",
+                "cases_done": 200,
+                "cost_micro_usd": 2961400,
+                "progress": {
+                    **examples.RUN["progress"],
+                    "done": 200,
+                    "percent": 100,
+                    "eta_seconds": None,
+                    "cost_micro_usd": 2961400,
+                    "finished": True,
+                },
+                "summary": {
+                    "cases": 200,
+                    "answered": 200,
+                    "judged": 200,
+                    "passed": 195,
+                    "errors": 0,
+                    "pass_rate": 0.975,
+                    "pass_rate_interval": [0.943, 0.989],
+                    "scorers": {"calls-lookup": {"mean_score": 0.975, "passed": 195, "n": 200, "errors": 0}},
+                    "cost_micro_usd": 2961400,
+                    "cost_per_case_micro_usd": 14807,
+                    "cost_unknown_cases": 0,
+                    "latency_p50_ms": 1650,
+                    "latency_p95_ms": 4180,
+                    "cache_hit_ratio": 0.81,
+                },
+                "finished_at": "2026-12-04T15:09:31Z",
+            },
+        ),
+    ]
+)
 class RunSerializer(serializers.ModelSerializer[EvalRun]):
     flag = serializers.CharField(source="flag.key")
     version = serializers.IntegerField(source="config_version.number", allow_null=True, default=None)
@@ -80,6 +126,24 @@ class RunSerializer(serializers.ModelSerializer[EvalRun]):
         return dict(vars(run_progress(run, now=timezone.now())))
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "version 8 on support-golden",
+            {"flag": "support-chat", "version": 8, "eval_set": "support-golden", "mode": "messages"},
+        ),
+        request_example(
+            "a draft, through the Batches API",
+            {
+                "flag": "support-chat",
+                "draft_content": {"model": "claude-haiku-5-5", "max_tokens": 2048},
+                "eval_set": "support-golden",
+                "eval_set_version": 3,
+                "mode": "batch",
+            },
+        ),
+    ]
+)
 class RunCreateSerializer(StrictSerializer):
     flag = serializers.SlugField()
     version = serializers.IntegerField(required=False, min_value=1, help_text="A config version of the flag")
@@ -146,6 +210,7 @@ class CaseScoreSerializer(serializers.ModelSerializer[CaseScore]):
         fields = ["scorer", "scorer_version", "score", "passed", "error", "explanation", "cost_micro_usd"]
 
 
+@extend_schema_serializer(examples=[response_example("a tool call, passed", examples.RUN_CASE)])
 class RunCaseSerializer(serializers.ModelSerializer[RunCase]):
     position = serializers.IntegerField(source="case.position")
     case_hash = serializers.CharField(source="case.case_hash")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import response_example
+from flags.api import examples
 from flags.models import ClaudeModel, ModelPrice
 from flags.validation import CONFIG_SCHEMA
 
@@ -20,6 +23,7 @@ class PriceSerializer(serializers.ModelSerializer[ModelPrice]):
         fields = ["token_type", "tier", "context", "usd_per_mtok", "effective_from"]
 
 
+@extend_schema_serializer(examples=[response_example("Claude Sonnet 5.5", examples.MODEL)])
 class ModelSerializer(serializers.ModelSerializer[ClaudeModel]):
     id = serializers.CharField(source="model_id")
     prices = PriceSerializer(many=True)
@@ -59,6 +63,10 @@ class ModelsView(ListAPIView[ClaudeModel]):
 class ConfigSchemaView(APIView):
     """The JSON Schema of config content."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        description="A JSON Schema (draft 2020-12) document; docs/config-content.md explains each field.",
+        examples=[response_example("the schema", CONFIG_SCHEMA)],
+    )
     def get(self, request: Request) -> Response:
         return Response(CONFIG_SCHEMA)

@@ -5,28 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
+from flags.api import examples
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag
 from flags.models import Environment, Flag, FlagState, Surface
 
 
+@extend_schema_serializer(examples=[response_example("production", examples.ENVIRONMENT)])
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     class Meta:
         model = Environment
         fields = ["key", "name", "revision", "protected", "created_at"]
 
 
+@extend_schema_serializer(
+    examples=[request_example("production", {"key": "production", "name": "Production", "protected": True})]
+)
 class EnvironmentCreateSerializer(StrictSerializer):
     key = serializers.SlugField(max_length=100)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -38,6 +44,13 @@ class EnvironmentCreateSerializer(StrictSerializer):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "protect", {"protected": True, "reason": "Customer traffic moves here on Monday (OPS-311)"}
+        )
+    ]
+)
 class EnvironmentUpdateSerializer(ReasonSerializer):
     protected = serializers.BooleanField()
 
@@ -67,6 +80,7 @@ class EnvironmentDetailView(EnvironmentFlagView):
         return Response(EnvironmentSerializer(environment).data)
 
 
+@extend_schema_serializer(examples=[response_example("production serves v7", examples.FLAG_STATE)])
 class FlagStateSerializer(serializers.ModelSerializer[FlagState]):
     environment = serializers.CharField(source="environment.key")
     revision = serializers.IntegerField(source="environment.revision")
@@ -77,6 +91,7 @@ class FlagStateSerializer(serializers.ModelSerializer[FlagState]):
         fields = ["environment", "enabled", "serving_version", "revision", "updated_at"]
 
 
+@extend_schema_serializer(examples=[response_example("support-chat", examples.FLAG)])
 class FlagSerializer(serializers.ModelSerializer[Flag]):
     archived = serializers.BooleanField(source="is_archived")
     environments = FlagStateSerializer(source="states", many=True)
@@ -103,6 +118,20 @@ class FlagSerializer(serializers.ModelSerializer[Flag]):
         return latest
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "a chat flag",
+            {
+                "key": "support-chat",
+                "surface": "chat",
+                "name": "Support chat",
+                "owner": "support-platform@acme.example",
+                "description": "The assistant in the help centre's chat window.",
+            },
+        )
+    ]
+)
 class FlagCreateSerializer(StrictSerializer):
     key = serializers.SlugField(max_length=100)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -112,6 +141,14 @@ class FlagCreateSerializer(StrictSerializer):
     stickiness = serializers.CharField(max_length=100, required=False, default="targetingKey")
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "new owner",
+            {"owner": "cx-ai@acme.example", "reason": "The CX AI team owns the assistant from December"},
+        )
+    ]
+)
 class FlagUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
     surface = serializers.ChoiceField(choices=Surface.choices, required=False)
@@ -139,7 +176,13 @@ class FlagsView(ListAPIView[Flag]):
             flags = flags.active()
         return flags
 
-    @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
+    @extend_schema(
+        request=FlagCreateSerializer,
+        responses={
+            201: FlagSerializer,
+            **refusals(Refusal(409, "duplicate_key", "A flag with key 'support-chat' already exists.")),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = validated_body(FlagCreateSerializer, request)
         flag = services.create_flag(actor=actor_for_request(request), **data)

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from controlplane.api_docs import refusals, request_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer
 from flags import services
+from flags.api import examples
 from flags.api.flags import FlagStateSerializer
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag
 from flags.models import FlagState
 
 
+@extend_schema_serializer(
+    examples=[request_example("publish v8", {"version": 8, "reason": "v8 passed the gate; CHG-4471"})]
+)
 class PublishSerializer(ReasonSerializer):
     version = serializers.IntegerField(min_value=1)
 
 
 class PublishView(EnvironmentFlagView):
-    @extend_schema(request=PublishSerializer, responses=FlagStateSerializer)
+    @extend_schema(
+        request=PublishSerializer,
+        responses={200: FlagStateSerializer, **refusals(examples.REASON_REQUIRED)},
+    )
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
         data = validated_body(PublishSerializer, request)
@@ -43,7 +51,10 @@ def _fresh_state(state: FlagState) -> FlagState:
 class EnableView(EnvironmentFlagView):
     enabled = True
 
-    @extend_schema(request=ReasonSerializer, responses=FlagStateSerializer)
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={200: FlagStateSerializer, **refusals(examples.REASON_REQUIRED)},
+    )
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
         data = validated_body(ReasonSerializer, request)

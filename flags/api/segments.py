@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import StrictSerializer
 from flags import services
+from flags.api import examples
 from flags.lookups import get_segment
 from flags.models import Segment
 
 
+@extend_schema_serializer(examples=[response_example("beta testers", examples.SEGMENT)])
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
     class Meta:
         model = Segment
         fields = ["key", "name", "description", "constraints", "created_at", "updated_at"]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "beta testers",
+            {key: examples.SEGMENT[key] for key in ("key", "name", "description", "constraints")},
+        )
+    ]
+)
 class SegmentCreateSerializer(StrictSerializer):
     key = serializers.CharField(max_length=100)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -30,6 +41,19 @@ class SegmentCreateSerializer(StrictSerializer):
     constraints = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "add a plan",
+            {
+                "constraints": [
+                    {"contextName": "plan", "operator": "IN", "values": ["beta", "design-partner"]}
+                ],
+                "reason": "Design partners join the beta",
+            },
+        )
+    ]
+)
 class SegmentUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
+from flags.api import examples
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag
 from flags.models import Environment, Flag, FlagState, Split
@@ -34,6 +36,7 @@ class RuleSerializer(serializers.Serializer[Any]):
     everyone = serializers.BooleanField(help_text="The rule has no conditions and serves every context")
 
 
+@extend_schema_serializer(examples=[response_example("two rules", examples.RULES)])
 class RulesSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     environment = serializers.CharField()
@@ -42,6 +45,21 @@ class RulesSerializer(serializers.Serializer[Any]):
     rules = RuleSerializer(many=True)
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "enterprise plans first",
+            {
+                "constraints": [examples.ENTERPRISE_CONSTRAINT],
+                "version": 8,
+                "description": "Enterprise plans get the candidate first",
+                "position": 0,
+                "reason": "Enterprise pilot agreed with CX (CHG-4480)",
+            },
+        ),
+        request_example("a segment", {"segments": ["beta-testers"], "version": 8, "reason": "Beta cohort"}),
+    ]
+)
 class RuleCreateSerializer(ReasonSerializer):
     constraints = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
     segments = serializers.JSONField(required=False, default=list)  # type: ignore[arg-type]
@@ -55,6 +73,9 @@ class RuleCreateSerializer(ReasonSerializer):
     )
 
 
+@extend_schema_serializer(
+    examples=[request_example("serve v7 again", {"version": 7, "reason": "Rolling the pilot back: INC-2291"})]
+)
 class RuleUpdateSerializer(ReasonSerializer):
     constraints = serializers.JSONField(required=False)
     segments = serializers.JSONField(required=False)
@@ -63,6 +84,9 @@ class RuleUpdateSerializer(ReasonSerializer):
     everyone = serializers.BooleanField(required=False)
 
 
+@extend_schema_serializer(
+    examples=[request_example("to the top", {"to": 0, "reason": "Beta testers take precedence"})]
+)
 class RuleMoveSerializer(ReasonSerializer):
     to = serializers.IntegerField(min_value=0, source="to_index")
 
@@ -80,6 +104,13 @@ def _delete_reason(request: Request) -> str:
     )
     return reason
 
+
+RULES_CHANGED = Refusal(
+    412,
+    "rules_changed",
+    "The rules of 'support-chat' in 'production' changed since you read them; read them again and retry.",
+    extra={"rules_tag": "a41f09b7c2d3e815"},
+)
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -148,7 +179,29 @@ class RulesView(EnvironmentFlagView):
     def get(self, request: Request, key: str, env: str) -> Response:
         return _rules_response(get_flag(key), get_environment(env))
 
-    @extend_schema(request=RuleCreateSerializer, parameters=[IF_MATCH], responses={201: RulesSerializer})
+    @extend_schema(
+        request=RuleCreateSerializer,
+        parameters=[IF_MATCH],
+        responses={
+            201: RulesSerializer,
+            **refusals(
+                Refusal(
+                    400,
+                    "invalid_rule",
+                    "The rule is not valid.",
+                    errors=(
+                        (
+                            "constraints",
+                            "a rule without constraints or segments serves every context; add a "
+                            "condition, or mark the rule 'everyone' if that is what you mean",
+                        ),
+                    ),
+                ),
+                examples.REASON_REQUIRED,
+                RULES_CHANGED,
+            ),
+        },
+    )
     def post(self, request: Request, key: str, env: str) -> Response:
         return _changed_rules(
             request,
@@ -163,18 +216,29 @@ class RulesView(EnvironmentFlagView):
 class RuleDetailView(EnvironmentFlagView):
     """One rule by its index; an index past the last rule is 404."""
 
-    @extend_schema(request=RuleUpdateSerializer, parameters=[IF_MATCH], responses=RulesSerializer)
+    @extend_schema(
+        request=RuleUpdateSerializer,
+        parameters=[IF_MATCH],
+        responses={200: RulesSerializer, **refusals(examples.REASON_REQUIRED, RULES_CHANGED)},
+    )
     def patch(self, request: Request, key: str, env: str, index: int) -> Response:
         return _changed_rules(request, key, env, services.update_rule, body=RuleUpdateSerializer, index=index)
 
-    @extend_schema(parameters=[IF_MATCH, REASON_PARAMETER], responses=RulesSerializer)
+    @extend_schema(
+        parameters=[IF_MATCH, REASON_PARAMETER],
+        responses={200: RulesSerializer, **refusals(examples.REASON_REQUIRED, RULES_CHANGED)},
+    )
     def delete(self, request: Request, key: str, env: str, index: int) -> Response:
         reason = _delete_reason(request)
         return _changed_rules(request, key, env, services.remove_rule, index=index, reason=reason)
 
 
 class RuleMoveView(EnvironmentFlagView):
-    @extend_schema(request=RuleMoveSerializer, parameters=[IF_MATCH], responses=RulesSerializer)
+    @extend_schema(
+        request=RuleMoveSerializer,
+        parameters=[IF_MATCH],
+        responses={200: RulesSerializer, **refusals(examples.REASON_REQUIRED, RULES_CHANGED)},
+    )
     def post(self, request: Request, key: str, env: str, index: int) -> Response:
         return _changed_rules(request, key, env, services.move_rule, body=RuleMoveSerializer, index=index)
 
@@ -194,6 +258,7 @@ class ActiveSplitSerializer(serializers.ModelSerializer[Split]):
         return {"from": band[0], "to": band[1]} if band else None
 
 
+@extend_schema_serializer(examples=[response_example("10 % to v8", examples.SPLIT)])
 class SplitDocumentSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     environment = serializers.CharField()
@@ -201,6 +266,11 @@ class SplitDocumentSerializer(serializers.Serializer[Any]):
     split = ActiveSplitSerializer(allow_null=True)
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example("10 % to v8", {"candidate": 8, "weight": 1000, "reason": "Canary of v8 (CHG-4471)"})
+    ]
+)
 class SplitSetSerializer(ReasonSerializer):
     candidate = serializers.IntegerField(min_value=1)
     weight = serializers.IntegerField(min_value=0, max_value=10000, help_text="Basis points (100 = 1 %)")
@@ -242,12 +312,14 @@ class SplitView(EnvironmentFlagView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_serializer(examples=[request_example("an enterprise user", {"context": examples.CONTEXT})])
 class TrySerializer(StrictSerializer):
     # A DictField, not a JSONField: it does not re-encode the value, which deep nesting breaks.
     # The name shadows Serializer.context only in the stubs: DRF's metaclass moves declared fields.
     context = serializers.DictField(help_text="An evaluation context: a JSON object of at most 64 KiB")  # type: ignore[assignment]
 
 
+@extend_schema_serializer(examples=[response_example("matched rule 0", examples.TRIED)])
 class TriedContextSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     environment = serializers.CharField()

@@ -5,17 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import int_param, validated_body
 from controlplane.serializers import StrictSerializer
 from flags import services
+from flags.api import examples
 from flags.diff import diff_configs
 from flags.lookups import get_flag, get_version
 from flags.models import ConfigVersion
@@ -37,6 +45,7 @@ class CheckSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
 
 
+@extend_schema_serializer(examples=[response_example("v8", examples.VERSION)])
 class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
     flag = serializers.CharField(source="flag.key")
     checks = serializers.SerializerMethodField()
@@ -68,16 +77,43 @@ class VersionSerializer(serializers.ModelSerializer[ConfigVersion]):
         return [{**outcome.as_dict(), "summary": outcome.summary} for outcome in outcomes]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "model swap and prompt edit",
+            {
+                "content": examples.CANDIDATE_CONTENT,
+                "message": "Opus 5.5, refunds up to $500 without a human",
+                "parent": 7,
+            },
+        )
+    ]
+)
 class VersionCreateSerializer(StrictSerializer):
     content = serializers.JSONField()
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     parent = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)  # type: ignore[assignment]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example("valid", {"content": examples.CONFIG_CONTENT}),
+        request_example(
+            "sampling on API 2026-10-21",
+            {"content": {**examples.CONFIG_CONTENT, "max_tokens": 200000, "temperature": 0.2}},
+        ),
+    ]
+)
 class ContentSerializer(StrictSerializer):
     content = serializers.JSONField()
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example("valid", {"ok": True, "errors": [], "warnings": []}),
+        response_example("refused", examples.VALIDATION_FAILED),
+    ]
+)
 class ValidationResultSerializer(serializers.Serializer[Any]):
     ok = serializers.BooleanField()
     errors = IssueSerializer(many=True)  # type: ignore[assignment]
@@ -130,13 +166,59 @@ class ValidateView(APIView):
         )
 
 
+class FieldChangeSerializer(serializers.Serializer[Any]):
+    path = serializers.CharField(help_text="Dotted path of the value, e.g. output_config.effort")
+    old = serializers.JSONField(allow_null=True, help_text="null: absent")
+    new = serializers.JSONField(allow_null=True, help_text="null: absent")
+
+
+class DiffLineSerializer(serializers.Serializer[Any]):
+    op = serializers.ChoiceField(choices=["equal", "insert", "delete"])
+    old_no = serializers.IntegerField(allow_null=True)
+    new_no = serializers.IntegerField(allow_null=True)
+    text = serializers.CharField()
+
+
+class ItemChangeSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    changes = FieldChangeSerializer(many=True)
+
+
+class CollectionDiffSerializer(serializers.Serializer[Any]):
+    added = serializers.ListField(child=serializers.CharField())
+    removed = serializers.ListField(child=serializers.CharField())
+    changed = ItemChangeSerializer(many=True)
+    reordered = serializers.BooleanField()
+
+
+# `from` is a Python keyword, hence a serializer built from a mapping.
+DIFF = inline_serializer(
+    "ConfigDiff",
+    {
+        "flag": serializers.CharField(),
+        "from": serializers.IntegerField(),
+        "to": serializers.IntegerField(),
+        "changes": FieldChangeSerializer(many=True, help_text="Changed parameters (model, max_tokens...)"),
+        "system": DiffLineSerializer(many=True, help_text="The system prompt, line by line"),
+        "tools": CollectionDiffSerializer(),
+        "mcp_servers": CollectionDiffSerializer(),
+        "subagents": CollectionDiffSerializer(),
+        "kinds": serializers.ListField(
+            child=serializers.CharField(), help_text="model_swap, prompt_edit, cache_prefix_changed..."
+        ),
+        "summary": serializers.CharField(),
+    },
+)
+
+
 class DiffView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("from", int, required=True, description="Version number to compare from"),
             OpenApiParameter("to", int, required=True, description="Version number to compare to"),
         ],
-        responses={200: dict},
+        responses={200: DIFF},
+        examples=[response_example("model swap and prompt edit", examples.DIFF)],
     )
     def get(self, request: Request, key: str) -> Response:
         flag = get_flag(key)

@@ -17,17 +17,25 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import permissions, serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import request_scopes
 from controlplane.errors import DomainError
 from controlplane.models import ApiToken, Scope
 from controlplane.negotiation import FirstRenderer
+from flags.api import examples
 from flags.serving import rate_limit
 from flags.serving.auth import (
     CachedTokenAuthentication,
@@ -219,6 +227,59 @@ _FAILURE = inline_serializer(
         "errorDetails": serializers.CharField(),
     },
 )
+# OFREP's own error shape on 401/403 (OfrepView.handle_exception), not the API's `{code, detail}`.
+_REFUSED = inline_serializer(
+    "OfrepRefusal",
+    {
+        "errorCode": serializers.CharField(required=False, help_text="On 400 and 429"),
+        "errorDetails": serializers.CharField(),
+    },
+)
+
+
+def _failure(status: int, error_code: str, details: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        _FAILURE,
+        description=f"evaluationFailure ({error_code})",
+        examples=[
+            OpenApiExample(
+                error_code,
+                {"key": "support-chat", "errorCode": error_code, "errorDetails": details},
+                status_codes=[str(status)],
+            )
+        ],
+    )
+
+
+def _refused(description: str, details: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        _REFUSED, description=description, examples=[OpenApiExample("refused", {"errorDetails": details})]
+    )
+
+
+_ERRORS: dict[int, OpenApiResponse] = {
+    401: _refused("No valid token", "Authentication credentials were not provided."),
+    403: _refused(
+        "The token is not a resolve token bound to one environment",
+        "OFREP evaluation needs a token bound to one environment: the protocol does not name an "
+        "environment, so the token does. Issue a resolve token for the environment to read.",
+    ),
+    413: _refused("The body is too large", "The request body is larger than this server accepts."),
+    429: OpenApiResponse(
+        _REFUSED,
+        description="Over the token's evaluations per second; Retry-After says when to retry",
+        examples=[
+            OpenApiExample(
+                "rate limited",
+                {
+                    "errorCode": "GENERAL",
+                    "errorDetails": "Too many evaluations for this token; retry after 1 s.",
+                },
+            )
+        ],
+    ),
+}
+_OFREP_REQUEST = request_example("a user", {"context": examples.CONTEXT})
 
 
 class EvaluateFlagView(OfrepView):
@@ -250,10 +311,17 @@ class EvaluateFlagView(OfrepView):
         request=_REQUEST,
         responses={
             200: _SUCCESS,
-            400: _FAILURE,
-            404: _FAILURE,
-            429: OpenApiResponse(description="Retry-After"),
+            400: _failure(
+                400,
+                "TARGETING_KEY_MISSING",
+                "Flag 'support-chat' splits traffic by targeting key; set the context's targetingKey.",
+            ),
+            404: _failure(
+                404, "FLAG_NOT_FOUND", "No flag 'support-chat' is served in environment 'production'."
+            ),
+            **_ERRORS,
         },
+        examples=[_OFREP_REQUEST, response_example("in the 10 % split", examples.OFREP_EVALUATION)],
     )
     def post(self, request: Request, key: str) -> Response:
         return Response(evaluation(evaluate_one(request, self.environment(request), key)))
@@ -295,7 +363,48 @@ class EvaluateFlagsView(OfrepView):
                 },
             ),
             304: OpenApiResponse(description="Unchanged for this context"),
+            400: OpenApiResponse(
+                _REFUSED,
+                description="The body or context is not valid",
+                examples=[
+                    OpenApiExample(
+                        "not JSON",
+                        {"errorCode": "PARSE_ERROR", "errorDetails": "The body is not valid JSON."},
+                    )
+                ],
+            ),
+            **_ERRORS,
         },
+        examples=[
+            _OFREP_REQUEST,
+            response_example(
+                "every flag",
+                {
+                    "flags": [
+                        examples.OFREP_EVALUATION,
+                        {
+                            "key": "order-summary",
+                            "reason": "DISABLED",
+                            "variant": "disabled",
+                            "metadata": {
+                                "flag_state": "fs1:production:order-summary:-:-:-:1043",
+                                "revision": 1043,
+                                "environment": "production",
+                            },
+                        },
+                    ],
+                    "metadata": {"environment": "production", "revision": 1043},
+                    "eventStreams": [
+                        {
+                            "type": "sse",
+                            "url": "https://flags.acme.example/api/v1/environments/production/stream"
+                            "?format=ofrep&ticket=eyJ0IjozLCJlIjoicHJvZHVjdGlvbiJ9:1xZtxo:3-sIvxwTNyaSLDE0lGO",
+                            "inactivityDelaySec": 120,
+                        }
+                    ],
+                },
+            ),
+        ],
     )
     def post(self, request: Request) -> Response:
         context = _body_and_context(request)

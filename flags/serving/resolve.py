@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
@@ -22,9 +23,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.errors import DomainError, Forbidden, InvalidInput, NotFound, TooLarge, Unavailable
 from controlplane.models import Scope
 from controlplane.negotiation import FirstRenderer
+from flags.api import examples
 from flags.serving.auth import (
     CachedTokenAuthentication,
     ServingPermission,
@@ -142,6 +145,7 @@ _RESOLVED = inline_serializer(
     },
 )
 _CONTEXT_HELP = "Evaluation context: a JSON object, at most FLAGSTAFF_MAX_CONTEXT_BYTES"
+FLAG_NOT_SERVED = Refusal(404, "not_found", "No flag 'support-chat' is served in environment 'production'.")
 
 
 class ServingView(APIView):
@@ -158,8 +162,12 @@ class SnapshotView(ServingView):
         summary="The environment's snapshot document (docs/serving.md)",
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
         responses={
-            200: OpenApiResponse(description="The snapshot"),
-            304: OpenApiResponse(description="Unchanged"),
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The snapshot: every flag's state and the version contents, by hash",
+                examples=[response_example("production", examples.SNAPSHOT)],
+            ),
+            304: OpenApiResponse(description="Unchanged since the ETag sent in If-None-Match"),
         },
     )
     def get(self, request: Request, env: str) -> HttpResponse:
@@ -205,7 +213,13 @@ class ResolveView(ServingView):
                 "context": serializers.JSONField(required=False, help_text=_CONTEXT_HELP),
             },
         ),
-        responses={200: _RESOLVED},
+        responses={200: _RESOLVED, **refusals(FLAG_NOT_SERVED)},
+        examples=[
+            request_example(
+                "one flag", {"flag": "support-chat", "environment": "production", "context": examples.CONTEXT}
+            ),
+            response_example("in the 10 % split", examples.RESOLVED),
+        ],
     )
     def post(self, request: Request) -> Response:
         data, size = _rest_body(request)
@@ -272,8 +286,45 @@ class BulkResolveView(ServingView):
                     "revision": serializers.IntegerField(),
                     "flags": serializers.DictField(child=_RESOLVED),
                 },
-            )
+            ),
+            **refusals(FLAG_NOT_SERVED),
         },
+        examples=[
+            request_example(
+                "two flags",
+                {
+                    "environment": "production",
+                    "flags": ["support-chat", "order-summary"],
+                    "context": examples.CONTEXT,
+                },
+            ),
+            response_example(
+                "two flags",
+                {
+                    "environment": "production",
+                    "revision": 1043,
+                    "flags": {
+                        "support-chat": examples.RESOLVED,
+                        "order-summary": {
+                            **examples.RESOLVED,
+                            "flag": "order-summary",
+                            "value": None,
+                            "request": None,
+                            "variant": None,
+                            "reason": "DISABLED",
+                            "flag_state": "fs1:production:order-summary:-:-:-:1043",
+                            "metadata": {
+                                **examples.RESOLVED["metadata"],
+                                "version": None,
+                                "content_hash": None,
+                                "arm": None,
+                                "split_id": None,
+                            },
+                        },
+                    },
+                },
+            ),
+        ],
     )
     def post(self, request: Request) -> Response:
         data, size = _rest_body(request)

@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -113,7 +114,21 @@ class StreamView(ServingView):
             ),
         ],
         responses={
-            200: OpenApiResponse(description="text/event-stream"),
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Server-sent events (docs/serving.md): one `revision` event per new revision",
+                examples=[
+                    OpenApiExample(
+                        "a revision, then a keep-alive",
+                        "retry: 2000\n\nevent: revision\nid: 1043\n"
+                        'data: {"environment":"production","revision":1043}\n\n: keep-alive\n\n',
+                    ),
+                    OpenApiExample(
+                        "format=ofrep",
+                        'retry: 2000\n\nevent: message\nid: 1044\ndata: {"type": "refetchEvaluation"}\n\n',
+                    ),
+                ],
+            ),
             503: OpenApiResponse(description="This process holds all the streams it may; Retry-After"),
         },
     )

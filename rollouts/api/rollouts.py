@@ -11,18 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.models import Scope
 from controlplane.serializers import StrictSerializer
 from flags.lookups import get_environment, get_flag
+from rollouts.api import examples
 from rollouts.lookups import get_rollout
 from rollouts.models import Decision, Guardrail, Rollout, RolloutState, Stage
 from rollouts.services import lifecycle
@@ -67,6 +69,7 @@ class GuardrailSerializer(serializers.ModelSerializer[Guardrail]):
         ]
 
 
+@extend_schema_serializer(examples=[response_example("hold: minimum duration not met", examples.DECISION)])
 class DecisionSerializer(serializers.ModelSerializer[Decision]):
     stage = serializers.IntegerField(source="stage.index")
 
@@ -90,6 +93,7 @@ class DecisionSerializer(serializers.ModelSerializer[Decision]):
         ]
 
 
+@extend_schema_serializer(examples=[response_example("running at 1 %", examples.ROLLOUT)])
 class RolloutSummarySerializer(serializers.ModelSerializer[Rollout]):
     flag = serializers.CharField(source="flag.key")
     environment = serializers.CharField(source="environment.key")
@@ -122,6 +126,7 @@ class RolloutSummarySerializer(serializers.ModelSerializer[Rollout]):
         return f"split-{rollout.split_id}" if rollout.split_id else None
 
 
+@extend_schema_serializer(examples=[response_example("running at 1 %", examples.ROLLOUT_DETAIL)])
 class RolloutSerializer(RolloutSummarySerializer):
     stages = StageSerializer(many=True)
     policy = GuardrailSerializer(many=True, source="guardrails")
@@ -161,6 +166,29 @@ class GuardrailInputSerializer(StrictSerializer):
     quantile = serializers.FloatField(required=False)
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "the default plan",
+            {"flag": "support-chat", "environment": "production", "candidate": 8, "reason": "CHG-4471"},
+        ),
+        request_example(
+            "two stages, a stricter error margin",
+            {
+                "flag": "support-chat",
+                "environment": "production",
+                "candidate": 8,
+                "stages": [
+                    {"weight": 500, "min_duration_seconds": 3600, "min_units_per_arm": 300},
+                    {"weight": 10000},
+                ],
+                "policy": [{"metric": "api_error_rate", "margin": 0.005, "critical": True}],
+                "tick_interval_seconds": 120,
+                "reason": "CHG-4471: 5 % for an hour, then everyone",
+            },
+        ),
+    ]
+)
 class RolloutCreateSerializer(StrictSerializer):
     flag = serializers.CharField(max_length=100)
     environment = serializers.CharField(max_length=100)
@@ -173,16 +201,31 @@ class RolloutCreateSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
+@extend_schema_serializer(
+    examples=[request_example("with a reason", {"reason": "TTFT p95 up 40 % on the canary (INC-2291)"})]
+)
 class VerbSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=2000, help_text="Why; kept in the audit log")
 
 
+@extend_schema_serializer(
+    examples=[request_example("to 10 %", {"reason": "1 % stage clean for 4 hours; approved", "stage": 0})]
+)
 class PromoteSerializer(VerbSerializer):
     stage = serializers.IntegerField(
         required=False,
         min_value=0,
         help_text="The stage being promoted from: a repeat answers the current state",
     )
+
+
+INVALID_TRANSITION = Refusal(
+    409,
+    "invalid_transition",
+    "Rollout 12 is rolled back; it cannot pause.",
+    extra={"state": "rolled_back"},
+)
+VERB_REFUSALS = refusals(INVALID_TRANSITION)
 
 
 def _detail(rollout: Rollout) -> dict[str, Any]:
@@ -215,7 +258,20 @@ class RolloutsView(ListAPIView[Rollout]):
         }
         return rollouts.filter(**{name: value for name, value in filters.items() if value})
 
-    @extend_schema(request=RolloutCreateSerializer, responses={201: RolloutSerializer})
+    @extend_schema(
+        request=RolloutCreateSerializer,
+        responses={
+            201: RolloutSerializer,
+            **refusals(
+                Refusal(
+                    409,
+                    "rollout_active",
+                    "Flag 'support-chat' already has an active rollout in 'production' "
+                    "(rollout 12, running).",
+                )
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = validated_body(RolloutCreateSerializer, request)
         rollout = lifecycle.create_rollout(
@@ -250,7 +306,7 @@ class StartView(APIView):
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.start_rollout)
 
@@ -260,7 +316,7 @@ class PauseView(APIView):
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.pause_rollout)
 
@@ -270,7 +326,7 @@ class ResumeView(APIView):
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.resume_rollout)
 
@@ -280,7 +336,25 @@ class PromoteView(APIView):
 
     required_scopes = {"POST": Scope.APPROVE}
 
-    @extend_schema(request=PromoteSerializer, responses=RolloutSerializer)
+    @extend_schema(
+        request=PromoteSerializer,
+        responses={200: RolloutSerializer, **VERB_REFUSALS},
+        examples=[
+            response_example(
+                "at 10 %",
+                {
+                    **examples.ROLLOUT_DETAIL,
+                    "stage_index": 1,
+                    "version": 4,
+                    "stages": [
+                        {**examples.STAGES[0], "state": "passed", "ended_at": "2026-12-05T17:00:00Z"},
+                        {**examples.STAGES[1], "state": "analyzing", "started_at": "2026-12-05T17:00:00Z"},
+                        examples.STAGES[2],
+                    ],
+                },
+            )
+        ],
+    )
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.promote_rollout, PromoteSerializer)
 
@@ -290,7 +364,7 @@ class RollbackView(APIView):
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.rollback_rollout)
 
@@ -300,7 +374,7 @@ class AbortView(APIView):
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses=RolloutSerializer)
+    @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.abort_rollout)
 

@@ -6,13 +6,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.models import Scope
@@ -36,7 +37,45 @@ ADMIN_ONLY = {"GET": Scope.ADMIN, "POST": Scope.ADMIN, "PATCH": Scope.ADMIN, "DE
 
 # Incidents
 
+INCIDENT = {
+    "id": 57,
+    "kind": "latency_budget",
+    "state": "open",
+    "flag": "support-chat",
+    "environment": "production",
+    "summary": "support-chat @ production: TTFT p95 2,612 ms over budget 2,000 ms (last 15 min)",
+    "opened_at": "2026-12-05T13:47:00Z",
+    "resolved_at": None,
+    "evidence": {
+        "window": {"start": "2026-12-05T13:32:00+00:00", "end": "2026-12-05T13:47:00+00:00", "minutes": 15},
+        "surface": "chat",
+        "calls": 1843,
+        "errors": 4,
+        "observations": {"ttft_p95_ms": 1843, "total_p95_ms": 1843},
+        "min_calls": 20,
+        "checks": [
+            {
+                "metric": "ttft_p95_ms",
+                "value": 2612.0,
+                "budget": 2000,
+                "budget_source": "surface default",
+                "breached": True,
+            }
+        ],
+    },
+    "resolution": {},
+}
+RESOLVED_INCIDENT = {
+    **INCIDENT,
+    "state": "resolved",
+    "resolved_at": "2026-12-05T14:05:12Z",
+    "resolution": {"resolved_by": "oncall@acme.example", "reason": "Rolled back to v7; p95 back at 1.4 s"},
+}
 
+
+@extend_schema_serializer(
+    examples=[response_example("TTFT over budget", INCIDENT), response_example("resolved", RESOLVED_INCIDENT)]
+)
 class IncidentSerializer(serializers.ModelSerializer[Incident]):
     flag = serializers.CharField(source="flag.key")
     environment = serializers.CharField(source="environment.key")
@@ -110,6 +149,20 @@ class BudgetValuesSerializer(serializers.Serializer[Any]):
     daily_cost_usd = serializers.CharField(allow_null=True)
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example(
+            "a TTFT override",
+            {
+                "flag": "support-chat",
+                "surface": "chat",
+                "overrides": {"ttft_p95_ms": 1500, "total_p95_ms": None, "daily_cost_usd": "250.00"},
+                "defaults": {"ttft_p95_ms": 2000, "total_p95_ms": None, "daily_cost_usd": None},
+                "effective": {"ttft_p95_ms": 1500, "total_p95_ms": None, "daily_cost_usd": "250.00"},
+            },
+        )
+    ]
+)
 class FlagBudgetsSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField()
     surface = serializers.CharField()
@@ -118,6 +171,15 @@ class FlagBudgetsSerializer(serializers.Serializer[Any]):
     effective = BudgetValuesSerializer()
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "tighter TTFT, a daily cap",
+            {"ttft_p95_ms": 1500, "daily_cost_usd": "250.00", "reason": "Chat SLO is 1.5 s from Q1"},
+        ),
+        request_example("back to the default", {"ttft_p95_ms": None, "reason": "SLO review"}),
+    ]
+)
 class FlagBudgetsUpdateSerializer(StrictSerializer):
     """Only the fields sent change; null clears an override (back to the surface default)."""
 
@@ -158,17 +220,42 @@ class FlagBudgetsView(APIView):
 # Webhooks
 
 
+WEBHOOK = {
+    "id": 3,
+    "name": "ops-pager",
+    "url": "https://hooks.acme.example/flagstaff",
+    "events": ["incident.opened", "incident.resolved", "rollout-rolled-back"],
+    "active": True,
+    "created_by_name": "oncall@acme.example",
+    "created_at": "2026-11-20T09:00:00Z",
+    "deactivated_at": None,
+}
+
+
+@extend_schema_serializer(examples=[response_example("ops pager", WEBHOOK)])
 class WebhookSerializer(serializers.ModelSerializer[Webhook]):
     class Meta:
         model = Webhook
         fields = ["id", "name", "url", "events", "active", "created_by_name", "created_at", "deactivated_at"]
 
 
+@extend_schema_serializer(
+    examples=[response_example("created", {**WEBHOOK, "secret": "whsec_5Jb0yQm2nX8pR4tV7wZ1cE6hK9sD3fG"})]
+)
 class WebhookCreatedSerializer(WebhookSerializer):
     class Meta(WebhookSerializer.Meta):
         fields = [*WebhookSerializer.Meta.fields, "secret"]
 
 
+@extend_schema_serializer(
+    examples=[
+        request_example(
+            "ops pager",
+            {key: WEBHOOK[key] for key in ("name", "url", "events")},
+            description="A secret is generated",
+        )
+    ]
+)
 class WebhookCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     url = serializers.CharField(max_length=500)
@@ -178,6 +265,9 @@ class WebhookCreateSerializer(StrictSerializer):
     secret = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
+@extend_schema_serializer(
+    examples=[request_example("pause it", {"active": False, "reason": "Pager migration this weekend"})]
+)
 class WebhookUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False)
     url = serializers.CharField(max_length=500, required=False)
@@ -220,7 +310,15 @@ class WebhookDetailView(APIView):
         )
         return Response(WebhookSerializer(webhook).data)
 
-    @extend_schema(request=None, responses=WebhookSerializer)
+    @extend_schema(
+        request=None,
+        responses={200: WebhookSerializer},
+        examples=[
+            response_example(
+                "deactivated", {**WEBHOOK, "active": False, "deactivated_at": "2026-12-05T10:00:00Z"}
+            )
+        ],
+    )
     def delete(self, request: Request, pk: int) -> Response:
         """Deactivate (the delivery log is kept)."""
         webhook = get_object_or_404(Webhook, pk=pk)
@@ -228,6 +326,28 @@ class WebhookDetailView(APIView):
         return Response(WebhookSerializer(webhook).data)
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example(
+            "delivered on the second attempt",
+            {
+                "id": 912,
+                "event": "incident.opened",
+                "state": "delivered",
+                "attempts": 2,
+                "last_status": 200,
+                "last_error": "",
+                "created_at": "2026-12-05T13:47:01Z",
+                "last_attempt_at": "2026-12-05T13:48:03Z",
+                "next_attempt_at": None,
+                "delivered_at": "2026-12-05T13:48:03Z",
+                "payload": {
+                    key: INCIDENT[key] for key in ("id", "kind", "state", "summary", "environment", "flag")
+                },
+            },
+        )
+    ]
+)
 class WebhookDeliverySerializer(serializers.ModelSerializer[WebhookDelivery]):
     class Meta:
         model = WebhookDelivery
