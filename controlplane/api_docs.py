@@ -119,7 +119,22 @@ INVALID_PAGINATION = Refusal(
     "The 'limit' query parameter must be a whole number from 1 to 1000.",
     errors=(("limit", "Must be a whole number from 1 to 1000."),),
 )
-NOT_FOUND = Refusal(404, "not_found", "No flag with key 'support-chat'.")
+# What a 404 says, by the collection the path's first parameter looks up (each app's lookups);
+# objects looked up with get_object_or_404 answer DRF's plain "Not found.".
+NOT_FOUND_DETAILS = {
+    "flags": "No flag with key 'support-chat'.",
+    "environments": "No environment with key 'production'.",
+    "segments": "No segment with key 'beta-testers'.",
+    "eval-sets": "No eval set with key 'support-golden'.",
+    "eval-runs": "No eval run with id 418.",
+    "judges": "No flag with key 'support-judge'.",
+    "rollouts": "No rollout 12.",
+}
+
+
+def not_found(path: str) -> Refusal:
+    collection = path.removeprefix("/api/v1/").split("/", 1)[0]
+    return Refusal(404, "not_found", NOT_FOUND_DETAILS.get(collection, "Not found."))
 
 
 class DocumentedAutoSchema(AutoSchema):
@@ -151,7 +166,7 @@ class DocumentedAutoSchema(AutoSchema):
         if operation.get("security") and {} not in operation["security"]:
             found += [NOT_AUTHENTICATED, self._forbidden()]
         if any(parameter["in"] == "path" for parameter in parameters):
-            found.append(NOT_FOUND)
+            found.append(not_found(self.path))
         if body is not None:
             found.append(TOO_LARGE)
         return found
@@ -163,7 +178,9 @@ class DocumentedAutoSchema(AutoSchema):
         """DRF's answer to a body that lacks the first required field of the operation's schema."""
         required = [name for media in body["content"].values() for name in self._required(media["schema"])]
         if not required:
-            return Refusal(400, "malformed_request", "JSON parse error - Expecting value: line 1 column 1")
+            return Refusal(
+                400, "malformed_request", "JSON parse error - Expecting value: line 1 column 1 (char 0)"
+            )
         return Refusal(
             400,
             "invalid",

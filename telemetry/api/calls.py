@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import Refusal, refusals
 from controlplane.auth import request_scopes
 from controlplane.errors import InvalidInput, TooLarge
 from controlplane.models import ApiToken, Scope
@@ -157,7 +158,22 @@ class CallsView(APIView):
     @extend_schema(
         # No DRF parser reads this body (it may be gzip), so its media type is named here.
         request={"application/json": CallBatchDocSerializer},
-        responses={200: IngestResultDocSerializer},
+        responses={
+            200: IngestResultDocSerializer,
+            **refusals(
+                Refusal(
+                    400,
+                    "invalid",
+                    "The body must be an object with a list of records.",
+                    errors=(("records", "Must be a list of call records."),),
+                ),
+                Refusal(
+                    413,
+                    "too_many_records",
+                    "The batch has 1500 records; at most 1000 are accepted per request.",
+                ),
+            ),
+        },
         summary="Send a batch of call records (up to 1,000; JSON, optionally gzip-compressed)",
         description=INGEST_DESCRIPTION,
         examples=[

@@ -203,3 +203,38 @@ def test_documented_config_content__passes_validation(content: dict[str, Any]) -
     result = services.validate_content(flag=make_flag(), content=content)
 
     assert (result.ok, result.errors, result.warnings) == (True, [], [])
+
+
+def _request_examples(schema: dict[str, Any], method: str, path: str) -> list[Any]:
+    content = schema["paths"][path][method]["requestBody"]["content"]["application/json"]
+    return [example["value"] for example in content["examples"].values()]
+
+
+@pytest.mark.django_db
+def test_documented_creations__sent_in_order__accepted(schema: dict[str, Any]) -> None:
+    """The examples of a new team's first calls, as the docs page shows them, work as written."""
+    client = client_for(make_token(scopes=["read", "write"]))
+    calls = [
+        ("post", "/api/v1/environments/", "/api/v1/environments/", 201),
+        ("post", "/api/v1/flags/", "/api/v1/flags/", 201),
+        ("post", "/api/v1/segments/", "/api/v1/segments/", 201),
+        (
+            "post",
+            "/api/v1/flags/{key}/versions/validate/",
+            "/api/v1/flags/support-chat/versions/validate/",
+            200,
+        ),
+        (
+            "post",
+            "/api/v1/flags/{key}/environments/{env}/try/",
+            "/api/v1/flags/support-chat/environments/production/try/",
+            200,
+        ),
+    ]
+    answers = [
+        (url, getattr(client, method)(url, body, format="json").status_code, status)
+        for method, path, url, status in calls
+        for body in _request_examples(schema, method, path)
+    ]
+
+    assert [(url, got) for url, got, _ in answers] == [(url, status) for url, _, status in answers]

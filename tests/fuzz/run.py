@@ -1,13 +1,13 @@
 """`make fuzz`: schemathesis against a live server, with an admin token and a read-only token.
 
-Starts gunicorn (the production entry point, controlplane.wsgi) on a free loopback port over a
-fresh, seeded database of its own (SQLite in a temporary directory; no Redis), then runs
-schemathesis from the server's own OpenAPI schema once per token (and a third time, on the
-serving endpoints, with an environment-bound serving token): a bounded number of generated
-requests per operation (FUZZ_EXAMPLES, default 20), checked for server errors and for answers
-that break the documented response schema. Path parameters name the seeded objects
-(schemathesis.toml beside this file). Exits non-zero when either run found a failure; JUnit
-reports and the server's log go to test-artifacts/fuzz/.
+Starts gunicorn (the production entry point, controlplane.wsgi) on a free loopback port (or
+FUZZ_PORT) over a fresh, seeded database of its own (SQLite in a temporary directory; no
+Redis), then runs schemathesis from the server's own OpenAPI schema once per token (and a
+third time, on the serving endpoints, with an environment-bound serving token): a bounded
+number of generated requests per operation (FUZZ_EXAMPLES, default 20), checked for server
+errors and for answers that break the documented response schema. Path parameters name the
+seeded objects (schemathesis.toml beside this file). Exits non-zero when either run found a
+failure; JUnit reports and the server's log go to test-artifacts/fuzz/.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main() -> int:
             [python, "-m", "tests.fuzz.seed"], cwd=REPO, env=env, check=True, capture_output=True, text=True
         )
         tokens: dict[str, str] = json.loads(seeded.stdout.strip().splitlines()[-1])
-        port = free_port()
+        port = int(os.environ.get("FUZZ_PORT") or free_port())
         base = f"http://127.0.0.1:{port}"
         gunicorn = [python, "-m", "gunicorn", "controlplane.wsgi:application"]
         gunicorn += ["--config", "controlplane/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}"]
