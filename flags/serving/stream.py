@@ -14,8 +14,14 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -29,6 +35,29 @@ from flags.serving.resolve import ServingView, current_snapshot
 from flags.snapshots import Snapshot, SnapshotStore, SnapshotUnavailable, UnknownEnvironment, get_store
 
 STREAM_RETRY_MILLISECONDS = 2000
+
+# The schema of one event of the stream (what SSE clients, and schemathesis, parse the body into).
+STREAM_EVENT = inline_serializer(
+    "StreamEvent",
+    {
+        "event": serializers.ChoiceField(choices=["revision", "message"], required=False),
+        "id": serializers.CharField(required=False, help_text="The environment's revision"),
+        "data": serializers.CharField(required=False, help_text="JSON"),
+    },
+)
+STREAM_DESCRIPTION = """Server-sent events (docs/serving.md), one `revision` event per new revision:
+
+```
+retry: 2000
+
+event: revision
+id: 1043
+data: {"environment":"production","revision":1043}
+
+: keep-alive
+```
+
+With `format=ofrep`: `event: message`, `data: {"type": "refetchEvaluation"}`."""
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -115,17 +144,20 @@ class StreamView(ServingView):
         ],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR,
-                description="Server-sent events (docs/serving.md): one `revision` event per new revision",
+                STREAM_EVENT,
+                description=STREAM_DESCRIPTION,
                 examples=[
                     OpenApiExample(
-                        "a revision, then a keep-alive",
-                        "retry: 2000\n\nevent: revision\nid: 1043\n"
-                        'data: {"environment":"production","revision":1043}\n\n: keep-alive\n\n',
+                        "revision",
+                        {
+                            "event": "revision",
+                            "id": "1043",
+                            "data": '{"environment":"production","revision":1043}',
+                        },
                     ),
                     OpenApiExample(
                         "format=ofrep",
-                        'retry: 2000\n\nevent: message\nid: 1044\ndata: {"type": "refetchEvaluation"}\n\n',
+                        {"event": "message", "id": "1044", "data": '{"type": "refetchEvaluation"}'},
                     ),
                 ],
             ),
