@@ -422,12 +422,21 @@
     return el("select", {}, options);
   };
 
+  // What the model supports for one setting; off when it supports none and none is set.
+  Form.prototype.capability = function (current, allowed, labels, name) {
+    var select = this.choice(current, allowed, labels, "Model default", name);
+    select.disabled = !allowed.length && current === undefined;
+    return select;
+  };
+
+  function objectAt(config, key) {
+    return config[key] && typeof config[key] === "object" ? config[key] : {};
+  }
+
   Form.prototype.effortField = function (config, prefix, model, name) {
     var form = this;
-    var output = config.output_config && typeof config.output_config === "object" ? config.output_config : {};
     var levels = model ? model.effort_levels : [];
-    var select = this.choice(output.effort, levels, EFFORT_LABELS, "Model default", name);
-    select.disabled = !levels.length && output.effort === undefined;
+    var select = this.capability(objectAt(config, "output_config").effort, levels, EFFORT_LABELS, name);
     select.addEventListener("change", function () {
       var next = Object.assign({}, config.output_config);
       if (select.value) { next.effort = select.value; } else { delete next.effort; }
@@ -442,10 +451,9 @@
 
   Form.prototype.thinkingFields = function (config, prefix, model, name) {
     var form = this;
-    var thinking = config.thinking && typeof config.thinking === "object" ? config.thinking : {};
+    var thinking = objectAt(config, "thinking");
     var types = model ? model.thinking_types : [];
-    var select = this.choice(thinking.type, types, THINKING_LABELS, "Model default", name);
-    select.disabled = !types.length && thinking.type === undefined;
+    var select = this.capability(thinking.type, types, THINKING_LABELS, name);
     select.addEventListener("change", function () {
       if (!select.value) {
         delete config.thinking;

@@ -10,7 +10,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from controlplane.models import Role
 from flags.models import ConfigVersion
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import ARTIFACTS, PASSWORD, log_in, violations_on
 from tests.factories import VALID_CONTENT, make_flag, make_user, make_version
 from tests.flags.config_factories import server, toolset
 
@@ -55,6 +55,7 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     flag = make_flag(key="support-chat")
     make_version(flag=flag)
     ARTIFACTS.mkdir(exist_ok=True)
+    violations = violations_on(page)
     log_in(page, f"{live_server.url}/flags/support-chat/versions/new/?from=1", "owner@example.com")
     panel = page.locator("#validation")
     expect(page.get_by_role("tab", name="Form")).to_have_attribute("aria-selected", "true")
@@ -94,9 +95,13 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     expect(schema_field.locator(".field-issue-error")).to_contain_text("Not a valid JSON Schema")
     expect(panel.locator(".check-bad")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "editor-form-error-1280.png"), full_page=True)
-    schema.fill(
-        '{"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}'
-    )
+    # The fix is pasted with the keyboard: a paste is checked like typing.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    fixed = '{"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}'
+    page.evaluate("text => navigator.clipboard.writeText(text)", fixed)
+    schema.press("Control+A")
+    schema.press("Control+V")
+    expect(schema).to_have_value(fixed)
     expect(schema_field.locator(".field-issue")).to_have_count(0)
     expect(panel.locator(".check-title")).to_have_text("Valid")
 
@@ -135,6 +140,7 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     assert content["model"] == "claude-opus-5-5"
     assert content["system"] == [{"type": "text", "text": PROMPT, "cache_control": {"type": "ephemeral"}}]
     assert content["tools"][0]["name"] == "lookup_order"
+    assert violations == []
 
 
 def test_structured_editor__at_390_px__fields_fit_and_errors_show_beside_them(live_server, page):

@@ -401,45 +401,34 @@ def test_version_new__config_with_errors__is_not_saved_and_errors_are_shown(edit
     assert not ConfigVersion.objects.exists()
 
 
-def test_version_new__htmx_validate__each_issue_carries_its_path_and_line(editor):
-    flag = make_flag()
-    content = json.dumps({**VALID_CONTENT, "max_tokens": 900000}, indent=2)
-
-    response = logged_in(editor).post(
-        reverse("flags:version-new", args=[flag.key]),
+def checked(user: Any, content: str) -> str:
+    """The check panel's fragment for `content` typed into a new flag's version editor."""
+    response = logged_in(user).post(
+        reverse("flags:version-new", args=[make_flag().key]),
         editor_form(content=content, intent="validate"),
         headers=htmx("validation"),
     )
+    return response.content.decode()
 
-    body = response.content.decode()
+
+def test_version_new__htmx_validate__each_issue_carries_its_path_and_line(editor):
+    body = checked(editor, json.dumps({**VALID_CONTENT, "max_tokens": 900000}, indent=2))
+
     assert 'data-severity="error" data-path="max_tokens" data-line="3"' in body
     assert '<span class="issue-line">line 3</span>' in body
 
 
 def test_version_new__htmx_validate_yaml__returns_the_content_it_read(editor):
-    flag = make_flag()
+    body = checked(editor, "model: claude-sonnet-5-5\nmax_tokens: 1024\n")
 
-    response = logged_in(editor).post(
-        reverse("flags:version-new", args=[flag.key]),
-        editor_form(content="model: claude-sonnet-5-5\nmax_tokens: 1024\n", intent="validate"),
-        headers=htmx("validation"),
-    )
-
-    body = response.content.decode()
     assert '<script id="checked-content" type="application/json">' in body
     assert '{"model": "claude-sonnet-5-5", "max_tokens": 1024}' in body
 
 
 def test_version_new__syntax_error__carries_its_line(editor):
-    flag = make_flag()
+    body = checked(editor, '{\n  "model": "claude-sonnet-5-5",\n  "max_tokens" 1024\n}')
 
-    response = logged_in(editor).post(
-        reverse("flags:version-new", args=[flag.key]),
-        editor_form(content='{\n  "model": "claude-sonnet-5-5",\n  "max_tokens" 1024\n}', intent="validate"),
-        headers=htmx("validation"),
-    )
-
-    assert b'data-severity="error" data-path="" data-line="3"' in response.content
+    assert 'data-severity="error" data-path="" data-line="3"' in body
 
 
 def editor_references(response: Any) -> dict[str, Any]:
