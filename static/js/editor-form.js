@@ -76,6 +76,10 @@
 
   Form.prototype.start = function () {
     var form = this;
+    // The form's fields carry the model's limits (min, max, pattern) as hints for the author,
+    // but the server checks the config: a field out of range, perhaps hidden in the text view,
+    // must not silently block "Check" or "Save".
+    this.form.noValidate = true;
     this.tabs = el("div", { className: "editor-modes", attrs: { role: "tablist", "aria-label": "Editor" } }, [
       this.tab("form", "Form"),
       this.tab("text", "Text (JSON or YAML)")

@@ -67,6 +67,10 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     expect(page.locator(".model-facts")).to_contain_text("per million tokens")
     page.get_by_label("Max tokens").fill("200000")
     expect(field(page, "max_tokens").locator(".field-issue-error")).to_contain_text("above the output limit")
+    # The field's max is a hint: "Check" still posts the config, and the server's answer says why.
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.get_by_label("Max tokens")).to_have_value("200000")
+    expect(field(page, "max_tokens").locator(".field-issue-error")).to_contain_text("above the output limit")
     page.get_by_label("Max tokens").fill("4096")
     expect(field(page, "max_tokens").locator(".field-issue")).to_have_count(0)
     expect(panel.locator(".check-title")).to_have_text("Valid")
