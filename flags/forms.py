@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 from controlplane.errors import DomainError
 from flags import services
+from flags.config_text import LocatedIssue, NoAliasLoader, locate_issues
 from flags.models import KEY_VALIDATOR, Flag, Surface
 from flags.validation import ValidationResult
 from flagstaff.engine import OPERATORS
@@ -41,17 +42,6 @@ class PublishForm(forms.Form):
     version = forms.IntegerField(min_value=1)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without aliases: a few nested aliases expand into gigabytes of JSON."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not accepted", self.peek_event().start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def _nested_too_deeply(path: list[str | int]) -> ValidationError:
     """The depth error; `path` is empty when the text was too deep for the parser itself."""
     where = f" (at {render_path(path)})" if path else ""
@@ -63,6 +53,14 @@ def _check_depth(document: object) -> object:
     if path is not None:
         raise _nested_too_deeply(path)
     return document
+
+
+class ConfigSyntaxError(ValidationError):
+    """Config text that does not parse, and the line where the parser stopped."""
+
+    def __init__(self, message: str, *, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def parse_config_text(text: str) -> object:
@@ -77,7 +75,7 @@ def parse_config_text(text: str) -> object:
         # Not a syntax error: an integer beyond Python's digit limit.
         raise ValidationError("A number in the JSON has too many digits.") from None
     try:
-        content = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        content = yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise _nested_too_deeply([]) from None
     except ValueError:
@@ -85,13 +83,16 @@ def parse_config_text(text: str) -> object:
     except yaml.YAMLError as error:
         # Text that opens like JSON was meant as JSON: its error is the useful one.
         if text.lstrip().startswith(("{", "[")):
-            raise ValidationError(
-                f"JSON syntax error at line {json_error.lineno}, column {json_error.colno}: {json_error.msg}."
+            where = f"line {json_error.lineno}, column {json_error.colno}"
+            raise ConfigSyntaxError(
+                f"JSON syntax error at {where}: {json_error.msg}.", line=json_error.lineno
             ) from None
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ValidationError(f"YAML syntax error{where}: {problem}.") from None
+        raise ConfigSyntaxError(
+            f"YAML syntax error{where}: {problem}.", line=mark.line + 1 if mark else None
+        ) from None
     _check_depth(content)
     try:
         json.dumps(content, allow_nan=False)
@@ -153,13 +154,27 @@ class VersionForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.flag = flag
         self.validation: ValidationResult | None = None
+        self.syntax_error_line: int | None = None
 
     @property
     def saving(self) -> bool:
         return self.cleaned_data.get("intent") != "validate"
 
+    def located_issues(self) -> dict[str, list[LocatedIssue]]:
+        """The check's errors and warnings, each with its line in the text as submitted."""
+        if self.validation is None:
+            return {"errors": [], "warnings": []}
+        text = self.data.get("content", "")
+        located = locate_issues(text, [*self.validation.errors, *self.validation.warnings])
+        split = len(self.validation.errors)
+        return {"errors": located[:split], "warnings": located[split:]}
+
     def clean_content(self) -> object:
-        return parse_config_text(self.cleaned_data["content"])
+        try:
+            return parse_config_text(self.cleaned_data["content"])
+        except ConfigSyntaxError as error:
+            self.syntax_error_line = error.line
+            raise
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

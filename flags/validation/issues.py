@@ -49,6 +49,23 @@ def format_path(segments: Iterable[str | int], prefix: str = "") -> str:
     return path
 
 
+_PATH_SEGMENT = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
+
+
+def parse_path(path: str) -> list[str | int]:
+    """The segments of a path written by `format_path`; a redacted key stays '<redacted>'."""
+    segments: list[str | int] = []
+    position = 0
+    while position < len(path):
+        match = _PATH_SEGMENT.match(path, position)
+        if match is None:
+            raise ValueError(f"Not a validation path: {path!r}")
+        name, index, quoted = match.groups()
+        segments.append(name if name is not None else int(index) if index is not None else json.loads(quoted))
+        position = match.end()
+    return segments
+
+
 def nesting_issue(segments: Iterable[str | int], limit: int) -> Issue:
     return Issue(format_path(segments), too_deep_message(limit), "nested_too_deeply")
 

@@ -83,3 +83,36 @@ def model_catalog(request: HttpRequest) -> HttpResponse:
     ]
     context = {"groups": groups, "price_columns": [label for label, _ in PRICE_COLUMNS], "today": today}
     return render(request, "flags/models.html", context)
+
+
+# The editor's model picker: the token types and order its price line shows (standard tier).
+EDITOR_PRICES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+def editor_models(today: date) -> list[dict[str, Any]]:
+    """What the version editor's model picker shows and limits fields by, catalog order."""
+    rows = []
+    for model in _catalog_order(ClaudeModel.objects.with_prices()):
+        prices = _current_prices(model, today)
+        capabilities = model.capabilities
+        rows.append(
+            {
+                "id": model.model_id,
+                "aliases": model.aliases,
+                "display_name": model.display_name,
+                "lifecycle": model.lifecycle,
+                "retires_at": model.retires_at.isoformat() if model.retires_at else None,
+                "replacement": model.replacement,
+                "max_tokens": model.max_tokens,
+                "context_window": model.context_window,
+                "effort_levels": capabilities.get("effort_levels", []),
+                "thinking_types": capabilities.get("thinking_types", []),
+                "efforts_requiring_thinking": capabilities.get("efforts_requiring_thinking", []),
+                "prices": {
+                    token_type: _usd(prices[(token_type, "standard", "")])
+                    for token_type in EDITOR_PRICES
+                    if (token_type, "standard", "") in prices
+                },
+            }
+        )
+    return rows

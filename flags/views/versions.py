@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from controlplane.errors import DomainError, NotFound
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, ui_actor
@@ -17,6 +20,7 @@ from flags.lookups import get_flag, get_version
 from flags.models import ConfigVersion, Flag, FlagState
 from flags.services import preconditions
 from flags.views.access import can_write, writable_flag
+from flags.views.catalog import editor_models
 from flags.views.json_text import pretty_json
 from flagstaff.render import RenderError, render_request
 
@@ -39,6 +43,36 @@ def _editor_start(flag: Flag, from_number: int | None) -> dict[str, Any]:
     return {"content": pretty_json(content), "parent": source.number if source else None}
 
 
+def secret_references(content: object) -> Iterator[str]:
+    """The secret names a config's MCP servers reference, its subagents' included."""
+    stack = [content]
+    while stack:
+        config = stack.pop()
+        if not isinstance(config, dict):
+            continue
+        for server in config.get("mcp_servers") or []:
+            if isinstance(server, dict) and isinstance(server.get("authorization_secret"), str):
+                yield server["authorization_secret"]
+        stack.extend(
+            subagent.get("config") for subagent in config.get("subagents") or [] if isinstance(subagent, dict)
+        )
+
+
+def known_secrets() -> list[dict[str, Any]]:
+    """Secret names the saved versions already reference, each with the flags that use it."""
+    flags_using: defaultdict[str, set[str]] = defaultdict(set)
+    versions = ConfigVersion.objects.filter(content__icontains="authorization_secret")
+    for flag_key, content in versions.values_list("flag__key", "content").iterator():
+        for name in secret_references(content):
+            flags_using[name].add(flag_key)
+    return [{"name": name, "flags": sorted(keys)} for name, keys in sorted(flags_using.items())]
+
+
+def _editor_references() -> dict[str, Any]:
+    """What the structured editor offers to pick from: the model catalog and the secret names."""
+    return {"models": editor_models(timezone.now().date()), "secrets": known_secrets()}
+
+
 @login_required
 def version_new(request: HtmxHttpRequest, key: str) -> HttpResponse:
     flag = writable_flag(request, key)
@@ -59,7 +93,10 @@ def version_new(request: HtmxHttpRequest, key: str) -> HttpResponse:
         else:
             messages.success(request, f"Saved {flag.key} v{created.version.number}.")
             return redirect("flags:version", key=flag.key, number=created.version.number)
-    return render_page(request, "flags/version_new.html", {"flag": flag, "form": form})
+    context = {"flag": flag, "form": form}
+    if not request.htmx:
+        context["references"] = _editor_references()
+    return render_page(request, "flags/version_new.html", context)
 
 
 def _rendered_request(content: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +108,14 @@ def _rendered_request(content: dict[str, Any]) -> dict[str, Any]:
     return {"json": pretty_json(rendered.kwargs), "beta": rendered.beta}
 
 
+def _system_blocks(system: object) -> list[dict[str, Any]]:
+    """The system prompt as text blocks, to show with its line breaks instead of JSON escapes."""
+    if isinstance(system, str):
+        return [{"text": system, "cached": False}]
+    blocks = system if isinstance(system, list) else []
+    return [{"text": block.get("text", ""), "cached": "cache_control" in block} for block in blocks]
+
+
 @login_required
 def version_detail(request: HttpRequest, key: str, number: int) -> HttpResponse:
     flag = get_flag(key)
@@ -79,6 +124,7 @@ def version_detail(request: HttpRequest, key: str, number: int) -> HttpResponse:
         "flag": flag,
         "version": version,
         "content_json": pretty_json(version.content),
+        "system_blocks": _system_blocks(version.content.get("system")),
         "rendered": _rendered_request(version.content),
         "serving_in": FlagState.objects.filter(serving_version=version).select_related("environment"),
         "preconditions": preconditions.describe(flag=flag, version=version),

@@ -1,9 +1,9 @@
-"""What the browser tests share besides fixtures: where Chromium is, where screenshots go, and
-logging in."""
+"""What the browser tests share besides fixtures: where Chromium is, where screenshots go,
+logging in, and listening for Content-Security-Policy violations."""
 
 from pathlib import Path
 
-from playwright.sync_api import Page
+from playwright.sync_api import ConsoleMessage, Page
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, and none of Chromium's own network traffic: this machine reaches only loopback.
@@ -27,3 +27,15 @@ def log_in(page: Page, url: str, username: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button:has-text('Log in')")
+
+
+def violations_on(page: Page) -> list[str]:
+    """The Content-Security-Policy violations Chromium reports on `page` from now on."""
+    found: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(f"{page.url}: {message.text}")
+
+    page.on("console", on_console)
+    return found

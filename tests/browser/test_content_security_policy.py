@@ -9,26 +9,15 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import expect
 
 from controlplane.models import Role
-from tests.browser.support import PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, violations_on
 from tests.factories import make_token, make_user
 from tests.ui.test_every_link import one_of_everything
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 MOST_PAGES = 100
-
-
-def violations_on(page: Page) -> list[str]:
-    found: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
-            found.append(f"{page.url}: {message.text}")
-
-    page.on("console", on_console)
-    return found
 
 
 def test_every_page__under_the_policy__no_violation(live_server, page):

@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,8 +252,10 @@ def test_version_new__from_a_version__starts_from_its_content(editor):
 
     response = logged_in(editor).get(reverse("flags:version-new", args=[flag.key]), {"from": 1})
 
-    assert b"claude-sonnet-5-5" in response.content
-    assert b"claude-opus-5-5" not in response.content
+    # The page's model catalog names every model: the editor's text is what starts from v1.
+    text = response.context["form"]["content"].value()
+    assert "claude-sonnet-5-5" in text
+    assert "claude-opus-5-5" not in text
     assert b'name="parent" value="1"' in response.content
 
 
@@ -398,6 +401,92 @@ def test_version_new__config_with_errors__is_not_saved_and_errors_are_shown(edit
     assert not ConfigVersion.objects.exists()
 
 
+def checked(user: Any, content: str) -> str:
+    """The check panel's fragment for `content` typed into a new flag's version editor."""
+    response = logged_in(user).post(
+        reverse("flags:version-new", args=[make_flag().key]),
+        editor_form(content=content, intent="validate"),
+        headers=htmx("validation"),
+    )
+    return response.content.decode()
+
+
+def test_version_new__htmx_validate__each_issue_carries_its_path_and_line(editor):
+    body = checked(editor, json.dumps({**VALID_CONTENT, "max_tokens": 900000}, indent=2))
+
+    assert 'data-severity="error" data-path="max_tokens" data-line="3"' in body
+    assert '<span class="issue-line">line 3</span>' in body
+
+
+def test_version_new__htmx_validate_yaml__returns_the_content_it_read(editor):
+    body = checked(editor, "model: claude-sonnet-5-5\nmax_tokens: 1024\n")
+
+    assert '<script id="checked-content" type="application/json">' in body
+    assert '{"model": "claude-sonnet-5-5", "max_tokens": 1024}' in body
+
+
+def test_version_new__syntax_error__carries_its_line(editor):
+    body = checked(editor, '{\n  "model": "claude-sonnet-5-5",\n  "max_tokens" 1024\n}')
+
+    assert 'data-severity="error" data-path="" data-line="3"' in body
+
+
+def editor_references(response: Any) -> dict[str, Any]:
+    references: dict[str, Any] = response.context["references"]
+    return references
+
+
+def test_version_new__page__offers_the_catalog_with_lifecycle_prices_and_limits(editor):
+    flag = make_flag()
+
+    response = logged_in(editor).get(reverse("flags:version-new", args=[flag.key]))
+
+    models = {model["id"]: model for model in editor_references(response)["models"]}
+    sonnet = models["claude-sonnet-5-5"]
+    assert '<script id="editor-references" type="application/json">' in response.content.decode()
+    assert sonnet["lifecycle"] == "active"
+    assert sonnet["max_tokens"] == 128000
+    assert sonnet["thinking_types"] == ["adaptive", "between_tools", "disabled"]
+    assert sonnet["prices"]["input"].startswith("$")
+    assert models["claude-haiku-4-5-20251001"]["effort_levels"] == []
+    assert models["claude-sonnet-4-5-20250929"]["lifecycle"] == "deprecated"
+    assert models["claude-sonnet-4-5-20250929"]["aliases"] == ["claude-sonnet-4-5"]
+
+
+def test_version_new__page__offers_the_secret_names_versions_reference(editor):
+    docs_flag = make_flag(key="docs-agent", surface="agent")
+    nested = {
+        **VALID_CONTENT,
+        "mcp_servers": [server("wiki", authorization_secret="WIKI_TOKEN")],
+        "tools": [toolset("wiki")],
+    }
+    make_version(
+        flag=docs_flag,
+        content={
+            **VALID_CONTENT,
+            "max_iterations": 5,
+            "mcp_servers": [server("docs", authorization_secret="DOCS_MCP_TOKEN"), server("open")],
+            "tools": [toolset("docs"), toolset("open")],
+            "subagents": [{"name": "wiki", "config": nested}],
+        },
+    )
+    make_version(
+        content={
+            **VALID_CONTENT,
+            "mcp_servers": [server("docs", authorization_secret="DOCS_MCP_TOKEN")],
+            "tools": [toolset("docs")],
+        },
+        flag=make_flag(key="support-chat"),
+    )
+
+    response = logged_in(editor).get(reverse("flags:version-new", args=["support-chat"]))
+
+    assert editor_references(response)["secrets"] == [
+        {"name": "DOCS_MCP_TOKEN", "flags": ["docs-agent", "support-chat"]},
+        {"name": "WIKI_TOKEN", "flags": ["docs-agent"]},
+    ]
+
+
 # version page
 
 
@@ -416,6 +505,25 @@ def test_version_detail__mcp_config__shows_the_rendered_request_with_secret_plac
     assert "<secret:DOCS_MCP_TOKEN>" in body
     assert "client.beta.messages.create" in body
     assert "mcp-client-2025-11-20" in body
+
+
+def test_version_detail__multi_line_prompt__shown_with_its_line_breaks(viewer):
+    prompt = "You help with billing.\n\nNever promise refunds over $250."
+    version = make_version(
+        content={
+            **VALID_CONTENT,
+            "system": [{"type": "text", "text": prompt, "cache_control": {"type": "ephemeral"}}],
+        }
+    )
+
+    response = logged_in(viewer).get(reverse("flags:version", args=[version.flag.key, 1]))
+
+    body = response.content.decode()
+    assert (
+        '<pre class="code system-prompt">You help with billing.\n\nNever promise refunds over $250.</pre>'
+        in body
+    )
+    assert "cache breakpoint" in body
 
 
 def test_version_detail__unknown_version__is_not_found(viewer):
