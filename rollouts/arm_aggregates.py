@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import BigIntegerField, Count, Q, Sum
 
 from evals.models import LiveScoreRollup
 from rollouts.analysis import ArmAggregates, MetricAggregate
@@ -35,7 +35,15 @@ COUNTERS = (
     "cache_read_tokens",
     "cache_write_5m_tokens",
     "cache_write_1h_tokens",
+    "cost_micro_usd",
+    "cost_unknown_calls",
 )
+# Cost per call, the continuous metric: n, sum and sum of squares over the calls with a known
+# cost (an unknown model's calls are left out, not counted as free); errors cost what they cost
+# (usually nothing) and count, as on the dashboards. The rollups keep exact integer sums of
+# micro-USD and micro-USD²; the analysis gets dollars.
+COST_SQ = "cost_sq_micro_usd2"
+MICRO = 1_000_000
 # Quantile metric -> the rollup histogram it reads.
 HISTOGRAMS = {"ttft_p95": RollupHistogram.Metric.TTFT, "latency_p95": RollupHistogram.Metric.LATENCY}
 # Binary telemetry metric -> (events column, trials): the stop reasons count calls that ended
@@ -85,8 +93,18 @@ def read_stage_aggregates(
         bucket__lt=until,
     )
     counters: dict[str, dict[str, int]] = {arm: dict.fromkeys(COUNTERS, 0) for arm in (CANARY, CONTROL)}
-    for row in rollups.values("arm").annotate(**{name: Sum(name) for name in COUNTERS}):
+    # The sum of squares of a stage is unknown if one of its rows' is (written before the column
+    # existed, raw calls gone): then its cost comparison is left out, never guessed.
+    squares: dict[str, int | None] = dict.fromkeys((CANARY, CONTROL), 0)
+    sums = {name: Sum(name) for name in COUNTERS}
+    unknown_rows = Count("pk", filter=Q(**{f"{COST_SQ}__isnull": True}))
+    for row in rollups.values("arm").annotate(
+        **sums, squares=Sum(COST_SQ, output_field=BigIntegerField()), unknown_rows=unknown_rows
+    ):
         counters[row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
+        # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer (beyond 2^63 it keeps
+        # a float); read without Django's decimal converter, which rounds to 15 digits on SQLite.
+        squares[row["arm"]] = None if row["unknown_rows"] else int(row["squares"] or 0)
     for totals in counters.values():
         totals["answered"] = totals["calls"] - totals["stop_none"]
 
@@ -131,6 +149,14 @@ def read_stage_aggregates(
             elif guardrail.metric in HISTOGRAMS:
                 histogram = histograms[name].get(HISTOGRAMS[guardrail.metric], {})
                 metrics[guardrail.name] = MetricAggregate(n=sum(histogram.values()), histogram=histogram)
+            elif guardrail.metric == "cost_per_call":
+                known_squares = squares[name]
+                if known_squares is not None:
+                    metrics[guardrail.name] = MetricAggregate(
+                        n=counters[name]["calls"] - counters[name]["cost_unknown_calls"],
+                        total=counters[name]["cost_micro_usd"] / MICRO,
+                        total_sq=known_squares / MICRO**2,
+                    )
             elif guardrail.metric == "live_pass_rate":
                 row = scores[name].get(guardrail.scorer)
                 if row is not None:
