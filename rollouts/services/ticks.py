@@ -32,7 +32,7 @@ from controlplane.audit import Actor
 from controlplane.errors import DomainError
 from flags.models import FlagState, Split
 from rollouts import analysis, decision_records, stats
-from rollouts.arm_aggregates import read_stage_aggregates
+from rollouts.arm_aggregates import StageAggregates, Window, read_many_stage_aggregates, read_stage_aggregates
 from rollouts.models import Decision, Guardrail, PauseReason, Rollout, Stage, StageGate
 from rollouts.services import lifecycle
 
@@ -182,8 +182,11 @@ def tick_rollout(*, rollout_id: int, now: datetime | None = None) -> TickResult 
     return None if rollout is None else decide_tick(rollout=rollout, now=now)
 
 
-def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
-    """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim).
+def decide_tick(
+    *, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None
+) -> TickResult | None:
+    """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim;
+    `aggregates`, when given, already read for it by `read_many_stage_aggregates`).
 
     None when another worker decided this tick first (its lease ran out on this one).
     """
@@ -197,7 +200,7 @@ def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
         except DomainError as refused:
             return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
         return TickResult(rollout.pk, tick, "supersede", True, moved)
-    return record_tick(analyse_tick(rollout=rollout, now=now))
+    return record_tick(analyse_tick(rollout=rollout, now=now, aggregates=aggregates))
 
 
 @dataclass(frozen=True)
@@ -211,12 +214,23 @@ class Analysed:
     now: datetime
 
 
-def analyse_tick(*, rollout: Rollout, now: datetime) -> Analysed:
-    """Read the stage's aggregates and decide; holds no lock and writes nothing."""
-    stage = rollout.stages.get(index=rollout.stage_index)
-    guardrails = list(rollout.guardrails.order_by("id"))
+def _stage_and_guardrails(rollout: Rollout) -> tuple[Stage, list[Guardrail]]:
+    """The current stage and the policy, from `prefetch_related` when the caller made it."""
+    stage = next(s for s in rollout.stages.all() if s.index == rollout.stage_index)
+    return stage, sorted(rollout.guardrails.all(), key=lambda guardrail: guardrail.pk)
+
+
+def _window(rollout: Rollout, now: datetime) -> Window:
+    stage, guardrails = _stage_and_guardrails(rollout)
+    return Window(rollout, guardrails, stage.started_at or now, now)
+
+
+def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None) -> Analysed:
+    """Read the stage's aggregates (unless given) and decide; holds no lock and writes nothing."""
+    stage, guardrails = _stage_and_guardrails(rollout)
     started = stage.started_at or now
-    aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
+    if aggregates is None:
+        aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
     decision = analysis.decide(
         policy=policy_of(rollout, guardrails),
         stage=stage_of(stage),
@@ -287,10 +301,39 @@ def record_tick(analysed: Analysed) -> TickResult | None:
     return TickResult(rollout.pk, tick, decision.action.value, applied, outcome)
 
 
-def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
-    """Tick every running rollout that is due; the number of ticks this worker decided."""
-    now = now or timezone.now()
-    due = list(
-        Rollout.objects.due_for_tick(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit]
+def claim_due_ticks(*, now: datetime, limit: int = SWEEP_LIMIT) -> list[Rollout]:
+    """Claim the due ticks of up to `limit` running rollouts for one lease, at once: what
+    `claim_tick` does for one. Rows another worker is claiming are skipped (SKIP LOCKED on
+    PostgreSQL; SQLite's transactions are serialised), and the update repeats the due test."""
+    lease = timedelta(seconds=settings.FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS)
+    with transaction.atomic():
+        due = list(
+            Rollout.objects.due_for_tick(now)
+            .order_by("next_tick_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        Rollout.objects.due_for_tick(now).filter(pk__in=due).update(next_tick_at=now + lease)
+    return list(
+        Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
+        .prefetch_related("stages", "guardrails")
+        .filter(pk__in=due)
+        .order_by("pk")
     )
-    return sum(1 for rollout_id in due if tick_rollout(rollout_id=rollout_id, now=now) is not None)
+
+
+def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
+    """Tick every running rollout that is due; the number of ticks this worker decided.
+
+    Claimed together, and their aggregates read together (one query per rollup table for them
+    all), so that a sweep's cost grows with the number of rollouts, not queries per rollout;
+    then each is decided and recorded in its own transaction, as `tick_rollout` does."""
+    now = now or timezone.now()
+    claimed = claim_due_ticks(now=now, limit=limit)
+    windows = [_window(rollout, now) for rollout in claimed]
+    aggregates = read_many_stage_aggregates(windows)
+    decided = 0
+    for window in windows:
+        result = decide_tick(rollout=window.rollout, now=now, aggregates=aggregates[window.key])
+        decided += result is not None
+    return decided

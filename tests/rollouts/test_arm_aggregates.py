@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from rollouts.arm_aggregates import read_stage_aggregates
+from rollouts.arm_aggregates import Window, read_many_stage_aggregates, read_stage_aggregates
 from rollouts.models import Rollout
 from rollouts.stats import Moments
 from telemetry import histograms
@@ -135,3 +135,32 @@ def test_read_stage_aggregates__a_row_without_its_sum_of_squares__cost_left_out(
 
     assert "cost_per_call" in found.canary.metrics
     assert "cost_per_call" not in found.control.metrics  # unknown, never guessed: no evidence
+
+
+def test_read_many_stage_aggregates__two_rollouts_at_once__each_as_read_alone() -> None:
+    first, second = make_running_rollout(policy=POLICY), make_running_rollout(policy=POLICY)
+    now = timezone.now()
+    for rollout, calls in ((first, 100), (second, 300)):
+        add_calls(rollout, arm="candidate", calls=calls, errors=2, at=now, latency_ms=700)
+        add_calls(rollout, arm="control", calls=calls + 10, at=now, latency_ms=500)
+        add_scores(rollout, arm="candidate", n=calls // 2, passed=calls // 3)
+    later = now + timedelta(minutes=5)
+    windows = [Window(r, list(r.guardrails.all()), now, later) for r in (first, second)]
+
+    together = read_many_stage_aggregates(windows)
+
+    for window in windows:
+        alone = read_stage_aggregates(
+            rollout=window.rollout, guardrails=window.guardrails, since=now, until=later
+        )
+        assert together[window.key] == alone
+    assert together[windows[1].key].canary.units == 300
+
+
+def test_read_many_stage_aggregates__same_flag_and_environment_twice__refused() -> None:
+    rollout = make_running_rollout(policy=POLICY)
+    now = timezone.now()
+    window = Window(rollout, list(rollout.guardrails.all()), now, now + timedelta(minutes=1))
+
+    with pytest.raises(ValueError, match="one window per flag and environment"):
+        read_many_stage_aggregates([window, window])
