@@ -107,24 +107,60 @@ def claim_tick(*, rollout_id: int, now: datetime) -> Rollout | None:
 def _traffic_moved(rollout: Rollout) -> str:
     """Why the rollout's traffic is no longer what it names ('' when it still is)."""
     state = FlagState.objects.current(rollout.flag, rollout.environment)
-    if state is None or state.serving_version_id != rollout.baseline_id:
-        return f"'{rollout.environment.key}' no longer serves v{rollout.baseline.number}"
     active = Split.objects.active_for(rollout.flag, rollout.environment)
-    if active is None or active.pk != rollout.split_id:
+    return _moved(rollout, state.serving_version_id if state else None, active.pk if active else None)
+
+
+def _moved(rollout: Rollout, serving_version_id: int | None, active_split_id: int | None) -> str:
+    if serving_version_id != rollout.baseline_id:
+        return f"'{rollout.environment.key}' no longer serves v{rollout.baseline.number}"
+    if active_split_id != rollout.split_id:
         return "the rollout's split was cleared or replaced by hand"
     return ""
+
+
+def _traffic_moved_of(rollouts: list[Rollout]) -> dict[int, str]:
+    """`_traffic_moved` of many rollouts, with one query for the serving versions and one for
+    the active splits."""
+    flags = {rollout.flag_id for rollout in rollouts}
+    environments = {rollout.environment_id for rollout in rollouts}
+    serving = {
+        (flag, environment): version
+        for flag, environment, version in FlagState.objects.filter(
+            flag_id__in=flags, environment_id__in=environments
+        ).values_list("flag_id", "environment_id", "serving_version_id")
+    }
+    splits = {
+        (flag, environment): split
+        for flag, environment, split in Split.objects.active()
+        .filter(flag_id__in=flags, environment_id__in=environments)
+        .values_list("flag_id", "environment_id", "pk")
+    }
+    return {
+        rollout.pk: _moved(
+            rollout,
+            serving.get((rollout.flag_id, rollout.environment_id)),
+            splits.get((rollout.flag_id, rollout.environment_id)),
+        )
+        for rollout in rollouts
+    }
+
+
+def _effective_action(decision: analysis.Decision) -> analysis.Action:
+    """The action to apply: an inconclusive stage does what the stage's `on_inconclusive` says."""
+    if decision.action is not analysis.Action.INCONCLUSIVE:
+        return decision.action
+    return {
+        analysis.OnInconclusive.PAUSE: analysis.Action.PAUSE,
+        analysis.OnInconclusive.EXTEND: analysis.Action.HOLD,
+        analysis.OnInconclusive.ADVANCE: analysis.Action.PROMOTE,
+    }[decision.on_inconclusive]
 
 
 def _act(rollout: Rollout, stage: Stage, decision: analysis.Decision, version: int) -> str:
     """Apply the decision as a transition from `version`; what was done, '' for nothing."""
     evidence = {"reason": decision.reason.value, "explanation": decision.explanation}
-    action = decision.action
-    if action is analysis.Action.INCONCLUSIVE:
-        action = {
-            analysis.OnInconclusive.PAUSE: analysis.Action.PAUSE,
-            analysis.OnInconclusive.EXTEND: analysis.Action.HOLD,
-            analysis.OnInconclusive.ADVANCE: analysis.Action.PROMOTE,
-        }[decision.on_inconclusive]
+    action = _effective_action(decision)
     if action is analysis.Action.PROMOTE and stage.gate == StageGate.APPROVAL:
         lifecycle.pause_rollout(
             rollout=rollout,
@@ -183,15 +219,16 @@ def tick_rollout(*, rollout_id: int, now: datetime | None = None) -> TickResult 
 
 
 def decide_tick(
-    *, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None
+    *, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None, moved: str | None = None
 ) -> TickResult | None:
     """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim;
-    `aggregates`, when given, already read for it by `read_many_stage_aggregates`).
+    `aggregates` and `moved`, when given, already read for it by a sweep).
 
     None when another worker decided this tick first (its lease ran out on this one).
     """
     version, tick = rollout.version, rollout.ticks_done + 1
-    moved = _traffic_moved(rollout)
+    if moved is None:
+        moved = _traffic_moved(rollout)
     if moved:
         try:
             lifecycle.supersede_rollout(
@@ -273,11 +310,14 @@ def record_tick(analysed: Analysed) -> TickResult | None:
         )
         if recorded != 1:
             return None  # another worker decided this tick after our lease ran out
-        try:
-            with transaction.atomic():
-                outcome, applied = _act(rollout, stage, decision, version), True
-        except DomainError as refused:
-            outcome, applied = f"refused: {refused.detail}", False
+        if _effective_action(decision) in (analysis.Action.HOLD, analysis.Action.EXTEND):
+            outcome, applied = "", True  # nothing to apply (and no savepoint to pay for)
+        else:
+            try:
+                with transaction.atomic():
+                    outcome, applied = _act(rollout, stage, decision, version), True
+            except DomainError as refused:
+                outcome, applied = f"refused: {refused.detail}", False
         Decision.objects.create(
             rollout=rollout,
             stage=stage,
@@ -332,8 +372,12 @@ def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) 
     claimed = claim_due_ticks(now=now, limit=limit)
     windows = [_window(rollout, now) for rollout in claimed]
     aggregates = read_many_stage_aggregates(windows)
+    moved = _traffic_moved_of(claimed)
     decided = 0
     for window in windows:
-        result = decide_tick(rollout=window.rollout, now=now, aggregates=aggregates[window.key])
+        rollout = window.rollout
+        result = decide_tick(
+            rollout=rollout, now=now, aggregates=aggregates[window.key], moved=moved[rollout.pk]
+        )
         decided += result is not None
     return decided
