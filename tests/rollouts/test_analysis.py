@@ -238,6 +238,7 @@ def assert_cost_comparison_matches_libraries(
         pytest.approx(canary.mean()),
         pytest.approx(control.mean()),
     )
+    assert result.margin is not None
     assert result.margin == pytest.approx(0.05 * control.mean())
     z_stat, _ = CompareMeans(DescrStatsW(canary), DescrStatsW(control)).ztest_ind(
         alternative="larger", usevar="unequal", value=result.margin

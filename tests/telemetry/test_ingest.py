@@ -350,11 +350,12 @@ def _priced_records(count: int) -> list[dict]:
     ]
 
 
+def _stored_costs() -> list[int]:
+    return [c for c in CallRecord.objects.values_list("cost_micro_usd", flat=True) if c is not None]
+
+
 def _squares_of_stored_costs() -> int:
-    return sum(
-        c * c
-        for c in CallRecord.objects.exclude(cost_micro_usd=None).values_list("cost_micro_usd", flat=True)
-    )
+    return sum(c * c for c in _stored_costs())
 
 
 def test_ingest_calls__rollup__sum_of_squared_costs_exact(prices):
@@ -365,9 +366,7 @@ def test_ingest_calls__rollup__sum_of_squared_costs_exact(prices):
 
     rollup = Rollup.objects.get(model="claude-sonnet-5-5")
     assert rollup.cost_sq_micro_usd2 == _squares_of_stored_costs()
-    assert rollup.cost_micro_usd == sum(
-        CallRecord.objects.exclude(cost_micro_usd=None).values_list("cost_micro_usd", flat=True)
-    )
+    assert rollup.cost_micro_usd == sum(_stored_costs())
     assert Rollup.objects.get(model="claude-unknown-9").cost_sq_micro_usd2 == 0  # no known cost
 
 
@@ -403,8 +402,11 @@ def test_cost_squares_backfill__rows_with_every_raw_call__exact_others_unknown(p
     pruned = [make_record(timestamp=at(later), usage={"input_tokens": 7 * i}) for i in range(1, 5)]
     unknown = make_record(timestamp=at(NOW), model="claude-unknown-9")
     ingest_calls(records=[*attributed, *pruned, unknown], received_at=later)
-    costs = CallRecord.objects.filter(attributed=True).values_list("cost_micro_usd", flat=True)
-    attributed_squares = sum(c * c for c in costs)
+    attributed_squares = sum(
+        c * c
+        for c in CallRecord.objects.filter(attributed=True).values_list("cost_micro_usd", flat=True)
+        if c
+    )
     Rollup.objects.update(cost_sq_micro_usd2=0)  # as adding the column leaves the existing rows
     CallRecord.objects.filter(request_id=pruned[0]["request_id"]).delete()  # retention took one
 
