@@ -10,13 +10,15 @@ sample-ratio check compares calls per arm, which a sticky split keeps in the spl
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import BigIntegerField, Count, Q, Sum
 
 from evals.models import LiveScoreRollup
 from rollouts.analysis import ArmAggregates, MetricAggregate
@@ -35,7 +37,15 @@ COUNTERS = (
     "cache_read_tokens",
     "cache_write_5m_tokens",
     "cache_write_1h_tokens",
+    "cost_micro_usd",
+    "cost_unknown_calls",
 )
+# Cost per call, the continuous metric: n, sum and sum of squares over the calls with a known
+# cost (an unknown model's calls are left out, not counted as free); errors cost what they cost
+# (usually nothing) and count, as on the dashboards. The rollups keep exact integer sums of
+# micro-USD and micro-USD²; the analysis gets dollars.
+COST_SQ = "cost_sq_micro_usd2"
+MICRO = 1_000_000
 # Quantile metric -> the rollup histogram it reads.
 HISTOGRAMS = {"ttft_p95": RollupHistogram.Metric.TTFT, "latency_p95": RollupHistogram.Metric.LATENCY}
 # Binary telemetry metric -> (events column, trials): the stop reasons count calls that ended
@@ -54,10 +64,37 @@ class StageAggregates:
     counters: dict[str, dict[str, int]]  # arm -> rollup counter -> sum, for the Decision's inputs
 
 
-def _arm_filter(rollout: Rollout, *, arm_field: str = "arm", version_field: str = "version") -> Q:
-    return Q(**{arm_field: CANARY, version_field: rollout.candidate.number}) | Q(
-        **{arm_field: CONTROL, version_field: rollout.baseline.number}
-    )
+@dataclass(frozen=True)
+class Window:
+    """A rollout's stage to read: its guardrails, from the minute of `since` to `until`."""
+
+    rollout: Rollout
+    guardrails: list[Guardrail]
+    since: datetime
+    until: datetime
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.rollout.flag_id, self.rollout.environment_id)
+
+    def rows(self, *, prefix: str = "") -> Q:
+        """Its rows of a per-minute rollup keyed by flag, environment, version and arm."""
+        since = self.since.replace(second=0, microsecond=0)
+        arms = Q(**{f"{prefix}arm": CANARY, f"{prefix}version": self.rollout.candidate.number}) | Q(
+            **{f"{prefix}arm": CONTROL, f"{prefix}version": self.rollout.baseline.number}
+        )
+        return arms & Q(
+            **{
+                f"{prefix}flag_id": self.rollout.flag_id,
+                f"{prefix}environment_id": self.rollout.environment_id,
+                f"{prefix}bucket__gte": since,
+                f"{prefix}bucket__lt": self.until,
+            }
+        )
+
+
+def _any_of(windows: Iterable[Window], *, prefix: str = "") -> Q:
+    return reduce(operator.or_, (window.rows(prefix=prefix) for window in windows))
 
 
 def _cache_hit_ratio(counters: dict[str, int]) -> float | None:
@@ -75,50 +112,100 @@ def read_stage_aggregates(
 ) -> StageAggregates:
     """Each arm's cumulative counts, histograms and live scores from the minute of `since`
     (rollups are per minute) to `until`."""
-    guardrails = list(guardrails)
-    since = since.replace(second=0, microsecond=0)
-    rollups = Rollup.objects.filter(
-        _arm_filter(rollout),
-        environment=rollout.environment,
-        flag=rollout.flag,
-        bucket__gte=since,
-        bucket__lt=until,
-    )
-    counters: dict[str, dict[str, int]] = {arm: dict.fromkeys(COUNTERS, 0) for arm in (CANARY, CONTROL)}
-    for row in rollups.values("arm").annotate(**{name: Sum(name) for name in COUNTERS}):
-        counters[row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
-    for totals in counters.values():
-        totals["answered"] = totals["calls"] - totals["stop_none"]
+    window = Window(rollout, list(guardrails), since, until)
+    return read_many_stage_aggregates([window])[window.key]
 
-    histograms: dict[str, dict[str, dict[int, int]]] = {CANARY: defaultdict(dict), CONTROL: defaultdict(dict)}
-    wanted = {HISTOGRAMS[g.metric] for g in guardrails if g.metric in HISTOGRAMS}
+
+def read_many_stage_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int], StageAggregates]:
+    """`read_stage_aggregates` of many rollouts at once, by (flag id, environment id): one
+    query per rollup table for them all, whatever their number (an analysis tick reads every
+    due rollout this way). At most one window per flag and environment, as at most one rollout
+    is active there."""
+    keys = [window.key for window in windows]
+    if len(set(keys)) != len(keys):
+        raise ValueError("one window per flag and environment")
+    if not windows:
+        return {}
+    counters: dict[tuple[int, int], dict[str, dict[str, int]]] = {
+        key: {arm: dict.fromkeys(COUNTERS, 0) for arm in (CANARY, CONTROL)} for key in keys
+    }
+    # The sum of squares of a stage is unknown if one of its rows' is (written before the column
+    # existed, raw calls gone): then its cost comparison is left out, never guessed.
+    squares: dict[tuple[int, int], dict[str, int | None]] = {
+        key: dict.fromkeys((CANARY, CONTROL), 0) for key in keys
+    }
+    sums = {name: Sum(name) for name in COUNTERS}
+    unknown_rows = Count("pk", filter=Q(**{f"{COST_SQ}__isnull": True}))
+    rows = (
+        Rollup.objects.filter(_any_of(windows))
+        .values("flag_id", "environment_id", "arm")
+        .annotate(**sums, squares=Sum(COST_SQ, output_field=BigIntegerField()), unknown_rows=unknown_rows)
+        .order_by()
+    )
+    for row in rows:
+        key = (row["flag_id"], row["environment_id"])
+        counters[key][row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
+        # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer (beyond 2^63 it keeps
+        # a float); read without Django's decimal converter, which rounds to 15 digits on SQLite.
+        squares[key][row["arm"]] = None if row["unknown_rows"] else int(row["squares"] or 0)
+    for by_arm in counters.values():
+        for totals in by_arm.values():
+            totals["answered"] = totals["calls"] - totals["stop_none"]
+
+    histograms: dict[tuple[int, int], dict[str, dict[str, dict[int, int]]]] = {
+        key: {CANARY: defaultdict(dict), CONTROL: defaultdict(dict)} for key in keys
+    }
+    wanted = {HISTOGRAMS[g.metric] for window in windows for g in window.guardrails if g.metric in HISTOGRAMS}
     if wanted:
         histogram_rows = (
-            RollupHistogram.objects.filter(rollup__in=rollups, metric__in=wanted)
-            .values("rollup__arm", "metric", "bucket")
+            RollupHistogram.objects.filter(_any_of(windows, prefix="rollup__"), metric__in=wanted)
+            .values("rollup__flag_id", "rollup__environment_id", "rollup__arm", "metric", "bucket")
             .annotate(total=Sum("n"))
+            .order_by()
         )
         for row in histogram_rows:
-            histograms[row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
+            key = (row["rollup__flag_id"], row["rollup__environment_id"])
+            histograms[key][row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
 
-    scores: dict[str, dict[str, dict[str, Any]]] = {CANARY: {}, CONTROL: {}}
-    scorers = {g.scorer for g in guardrails if g.metric == "live_pass_rate"}
-    if scorers:
+    scores: dict[tuple[int, int], dict[str, dict[str, dict[str, Any]]]] = {
+        key: {CANARY: {}, CONTROL: {}} for key in keys
+    }
+    scored = [
+        (window, scorers)
+        for window in windows
+        if (scorers := {g.scorer for g in window.guardrails if g.metric == "live_pass_rate"})
+    ]
+    if scored:
         score_rows = (
             LiveScoreRollup.objects.filter(
-                _arm_filter(rollout),
-                environment=rollout.environment,
-                flag=rollout.flag,
-                scorer__in=scorers,
-                bucket__gte=since,
-                bucket__lt=until,
+                reduce(operator.or_, (window.rows() & Q(scorer__in=scorers) for window, scorers in scored))
             )
-            .values("arm", "scorer")
+            .values("flag_id", "environment_id", "arm", "scorer")
             .annotate(n=Sum("n"), passed=Sum("passed"), errors=Sum("errors"))
+            .order_by()
         )
         for row in score_rows:
-            scores[row["arm"]][row["scorer"]] = row
+            scores[(row["flag_id"], row["environment_id"])][row["arm"]][row["scorer"]] = row
 
+    return {
+        window.key: _stage_aggregates(
+            window.guardrails,
+            counters[window.key],
+            squares[window.key],
+            histograms[window.key],
+            scores[window.key],
+        )
+        for window in windows
+    }
+
+
+def _stage_aggregates(
+    guardrails: list[Guardrail],
+    counters: dict[str, dict[str, int]],
+    squares: dict[str, int | None],
+    histograms: dict[str, dict[str, dict[int, int]]],
+    scores: dict[str, dict[str, dict[str, Any]]],
+) -> StageAggregates:
     def arm(name: str) -> ArmAggregates:
         metrics: dict[str, MetricAggregate] = {}
         for guardrail in guardrails:
@@ -131,6 +218,14 @@ def read_stage_aggregates(
             elif guardrail.metric in HISTOGRAMS:
                 histogram = histograms[name].get(HISTOGRAMS[guardrail.metric], {})
                 metrics[guardrail.name] = MetricAggregate(n=sum(histogram.values()), histogram=histogram)
+            elif guardrail.metric == "cost_per_call":
+                known_squares = squares[name]
+                if known_squares is not None:
+                    metrics[guardrail.name] = MetricAggregate(
+                        n=counters[name]["calls"] - counters[name]["cost_unknown_calls"],
+                        total=counters[name]["cost_micro_usd"] / MICRO,
+                        total_sq=known_squares / MICRO**2,
+                    )
             elif guardrail.metric == "live_pass_rate":
                 row = scores[name].get(guardrail.scorer)
                 if row is not None:

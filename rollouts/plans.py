@@ -7,9 +7,10 @@ exists only while w ≤ 50 %; so every stage weighs at most 50 %, except a last 
 which is not analysed: reaching it makes the candidate the serving version.
 
 The metrics a guardrail may read are those the per-arm aggregates can give
-(rollouts/arm_aggregates.py): counts from telemetry rollups and live-score rollups, and the
-latency histograms. A mean needs a variance, and neither rollup keeps a sum of squares, so
-continuous metrics (cost per call, mean judge score) are refused as not computable.
+(rollouts/arm_aggregates.py): counts from telemetry rollups and live-score rollups, the latency
+histograms, and the cost per call (a mean: the telemetry rollups keep the sum of squared costs
+for its variance). Other means (mean judge score, tokens per call) have no sum of squares in
+the rollups and are refused as not computable.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ METRICS: dict[str, MetricDef] = {
         "ms",
         cache_sensitive=True,
     ),
+    "cost_per_call": MetricDef(
+        Kind.CONTINUOUS,
+        Source.TELEMETRY,
+        "cost per call",
+        Direction.INCREASE_IS_BAD,
+        "$",
+        cache_sensitive=True,
+    ),
 }
 
 DEFAULT_STAGES: tuple[StageSpec, ...] = (
@@ -106,13 +115,17 @@ DEFAULT_PASS_RATE_MARGIN = 0.02
 DEFAULT_ERROR_RATE_MARGIN = 0.01
 DEFAULT_STOP_RATE_MARGIN = 0.01
 DEFAULT_LATENCY_MARGIN_SHARE = 0.10
+# Cost per call has no per-call budget (the surface budget is per day): the margin is a share of
+# the control's cost per call.
+DEFAULT_COST_MARGIN_SHARE = 0.05
 
 
 def default_guardrails(
     *, latency_budgets_ms: Mapping[str, int | None], scorers: Sequence[str]
 ) -> list[GuardrailSpec]:
     """The default policy: live pass rate per live scorer (critical), API errors (critical), the
-    max_tokens and refusal stop rates, and TTFT and total p95 against the surface's budget."""
+    max_tokens and refusal stop rates, TTFT and total p95 against the surface's budget, and the
+    cost per call within a share of the control's."""
 
     def spec(metric: str, margin: float, *, name: str = "", scorer: str = "", **extra: Any) -> GuardrailSpec:
         found = METRICS[metric]
@@ -151,6 +164,7 @@ def default_guardrails(
             policy.append(spec(metric, DEFAULT_LATENCY_MARGIN_SHARE * budget))
         else:
             policy.append(spec(metric, DEFAULT_LATENCY_MARGIN_SHARE, relative_margin=True))
+    policy.append(spec("cost_per_call", DEFAULT_COST_MARGIN_SHARE, relative_margin=True))
     return policy
 
 

@@ -153,7 +153,12 @@ class Moments:
 
     @property
     def variance(self) -> float:
-        """Unbiased sample variance; the caller guarantees n >= 2."""
+        """Unbiased sample variance from the sums, s² = (Σx² − (Σx)²/n) / (n − 1): the one-pass
+        "textbook" formula of Chan, Golub & LeVeque (1983, "Algorithms for computing the sample
+        variance: analysis and recommendations", The American Statistician 37). With exact sums
+        (the rollups' are integers) only the final doubles round, so its relative error is about
+        κ²·ε, κ² = 1 + mean²/s² their condition number: below 1e-11 for a cost per call whose
+        spread is over 1 % of its mean. The caller guarantees n >= 2."""
         return max(0.0, (self.total_sq - self.total * self.total / self.n) / (self.n - 1))
 
 

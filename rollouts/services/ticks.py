@@ -32,7 +32,7 @@ from controlplane.audit import Actor
 from controlplane.errors import DomainError
 from flags.models import FlagState, Split
 from rollouts import analysis, decision_records, stats
-from rollouts.arm_aggregates import read_stage_aggregates
+from rollouts.arm_aggregates import StageAggregates, Window, read_many_stage_aggregates, read_stage_aggregates
 from rollouts.models import Decision, Guardrail, PauseReason, Rollout, Stage, StageGate
 from rollouts.services import lifecycle
 
@@ -107,24 +107,60 @@ def claim_tick(*, rollout_id: int, now: datetime) -> Rollout | None:
 def _traffic_moved(rollout: Rollout) -> str:
     """Why the rollout's traffic is no longer what it names ('' when it still is)."""
     state = FlagState.objects.current(rollout.flag, rollout.environment)
-    if state is None or state.serving_version_id != rollout.baseline_id:
-        return f"'{rollout.environment.key}' no longer serves v{rollout.baseline.number}"
     active = Split.objects.active_for(rollout.flag, rollout.environment)
-    if active is None or active.pk != rollout.split_id:
+    return _moved(rollout, state.serving_version_id if state else None, active.pk if active else None)
+
+
+def _moved(rollout: Rollout, serving_version_id: int | None, active_split_id: int | None) -> str:
+    if serving_version_id != rollout.baseline_id:
+        return f"'{rollout.environment.key}' no longer serves v{rollout.baseline.number}"
+    if active_split_id != rollout.split_id:
         return "the rollout's split was cleared or replaced by hand"
     return ""
+
+
+def _traffic_moved_of(rollouts: list[Rollout]) -> dict[int, str]:
+    """`_traffic_moved` of many rollouts, with one query for the serving versions and one for
+    the active splits."""
+    flags = {rollout.flag_id for rollout in rollouts}
+    environments = {rollout.environment_id for rollout in rollouts}
+    serving = {
+        (flag, environment): version
+        for flag, environment, version in FlagState.objects.filter(
+            flag_id__in=flags, environment_id__in=environments
+        ).values_list("flag_id", "environment_id", "serving_version_id")
+    }
+    splits = {
+        (flag, environment): split
+        for flag, environment, split in Split.objects.active()
+        .filter(flag_id__in=flags, environment_id__in=environments)
+        .values_list("flag_id", "environment_id", "pk")
+    }
+    return {
+        rollout.pk: _moved(
+            rollout,
+            serving.get((rollout.flag_id, rollout.environment_id)),
+            splits.get((rollout.flag_id, rollout.environment_id)),
+        )
+        for rollout in rollouts
+    }
+
+
+def _effective_action(decision: analysis.Decision) -> analysis.Action:
+    """The action to apply: an inconclusive stage does what the stage's `on_inconclusive` says."""
+    if decision.action is not analysis.Action.INCONCLUSIVE:
+        return decision.action
+    return {
+        analysis.OnInconclusive.PAUSE: analysis.Action.PAUSE,
+        analysis.OnInconclusive.EXTEND: analysis.Action.HOLD,
+        analysis.OnInconclusive.ADVANCE: analysis.Action.PROMOTE,
+    }[decision.on_inconclusive]
 
 
 def _act(rollout: Rollout, stage: Stage, decision: analysis.Decision, version: int) -> str:
     """Apply the decision as a transition from `version`; what was done, '' for nothing."""
     evidence = {"reason": decision.reason.value, "explanation": decision.explanation}
-    action = decision.action
-    if action is analysis.Action.INCONCLUSIVE:
-        action = {
-            analysis.OnInconclusive.PAUSE: analysis.Action.PAUSE,
-            analysis.OnInconclusive.EXTEND: analysis.Action.HOLD,
-            analysis.OnInconclusive.ADVANCE: analysis.Action.PROMOTE,
-        }[decision.on_inconclusive]
+    action = _effective_action(decision)
     if action is analysis.Action.PROMOTE and stage.gate == StageGate.APPROVAL:
         lifecycle.pause_rollout(
             rollout=rollout,
@@ -182,13 +218,17 @@ def tick_rollout(*, rollout_id: int, now: datetime | None = None) -> TickResult 
     return None if rollout is None else decide_tick(rollout=rollout, now=now)
 
 
-def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
-    """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim).
+def decide_tick(
+    *, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None, moved: str | None = None
+) -> TickResult | None:
+    """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim;
+    `aggregates` and `moved`, when given, already read for it by a sweep).
 
     None when another worker decided this tick first (its lease ran out on this one).
     """
     version, tick = rollout.version, rollout.ticks_done + 1
-    moved = _traffic_moved(rollout)
+    if moved is None:
+        moved = _traffic_moved(rollout)
     if moved:
         try:
             lifecycle.supersede_rollout(
@@ -197,7 +237,7 @@ def decide_tick(*, rollout: Rollout, now: datetime) -> TickResult | None:
         except DomainError as refused:
             return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
         return TickResult(rollout.pk, tick, "supersede", True, moved)
-    return record_tick(analyse_tick(rollout=rollout, now=now))
+    return record_tick(analyse_tick(rollout=rollout, now=now, aggregates=aggregates))
 
 
 @dataclass(frozen=True)
@@ -211,12 +251,23 @@ class Analysed:
     now: datetime
 
 
-def analyse_tick(*, rollout: Rollout, now: datetime) -> Analysed:
-    """Read the stage's aggregates and decide; holds no lock and writes nothing."""
-    stage = rollout.stages.get(index=rollout.stage_index)
-    guardrails = list(rollout.guardrails.order_by("id"))
+def _stage_and_guardrails(rollout: Rollout) -> tuple[Stage, list[Guardrail]]:
+    """The current stage and the policy, from `prefetch_related` when the caller made it."""
+    stage = next(s for s in rollout.stages.all() if s.index == rollout.stage_index)
+    return stage, sorted(rollout.guardrails.all(), key=lambda guardrail: guardrail.pk)
+
+
+def _window(rollout: Rollout, now: datetime) -> Window:
+    stage, guardrails = _stage_and_guardrails(rollout)
+    return Window(rollout, guardrails, stage.started_at or now, now)
+
+
+def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None) -> Analysed:
+    """Read the stage's aggregates (unless given) and decide; holds no lock and writes nothing."""
+    stage, guardrails = _stage_and_guardrails(rollout)
     started = stage.started_at or now
-    aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
+    if aggregates is None:
+        aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
     decision = analysis.decide(
         policy=policy_of(rollout, guardrails),
         stage=stage_of(stage),
@@ -259,11 +310,14 @@ def record_tick(analysed: Analysed) -> TickResult | None:
         )
         if recorded != 1:
             return None  # another worker decided this tick after our lease ran out
-        try:
-            with transaction.atomic():
-                outcome, applied = _act(rollout, stage, decision, version), True
-        except DomainError as refused:
-            outcome, applied = f"refused: {refused.detail}", False
+        if _effective_action(decision) in (analysis.Action.HOLD, analysis.Action.EXTEND):
+            outcome, applied = "", True  # nothing to apply (and no savepoint to pay for)
+        else:
+            try:
+                with transaction.atomic():
+                    outcome, applied = _act(rollout, stage, decision, version), True
+            except DomainError as refused:
+                outcome, applied = f"refused: {refused.detail}", False
         Decision.objects.create(
             rollout=rollout,
             stage=stage,
@@ -287,10 +341,43 @@ def record_tick(analysed: Analysed) -> TickResult | None:
     return TickResult(rollout.pk, tick, decision.action.value, applied, outcome)
 
 
-def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
-    """Tick every running rollout that is due; the number of ticks this worker decided."""
-    now = now or timezone.now()
-    due = list(
-        Rollout.objects.due_for_tick(now).order_by("next_tick_at").values_list("pk", flat=True)[:limit]
+def claim_due_ticks(*, now: datetime, limit: int = SWEEP_LIMIT) -> list[Rollout]:
+    """Claim the due ticks of up to `limit` running rollouts for one lease, at once: what
+    `claim_tick` does for one. Rows another worker is claiming are skipped (SKIP LOCKED on
+    PostgreSQL; SQLite's transactions are serialised), and the update repeats the due test."""
+    lease = timedelta(seconds=settings.FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS)
+    with transaction.atomic():
+        due = list(
+            Rollout.objects.due_for_tick(now)
+            .order_by("next_tick_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        Rollout.objects.due_for_tick(now).filter(pk__in=due).update(next_tick_at=now + lease)
+    return list(
+        Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
+        .prefetch_related("stages", "guardrails")
+        .filter(pk__in=due)
+        .order_by("pk")
     )
-    return sum(1 for rollout_id in due if tick_rollout(rollout_id=rollout_id, now=now) is not None)
+
+
+def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
+    """Tick every running rollout that is due; the number of ticks this worker decided.
+
+    Claimed together, and their aggregates read together (one query per rollup table for them
+    all), so that a sweep's cost grows with the number of rollouts, not queries per rollout;
+    then each is decided and recorded in its own transaction, as `tick_rollout` does."""
+    now = now or timezone.now()
+    claimed = claim_due_ticks(now=now, limit=limit)
+    windows = [_window(rollout, now) for rollout in claimed]
+    aggregates = read_many_stage_aggregates(windows)
+    moved = _traffic_moved_of(claimed)
+    decided = 0
+    for window in windows:
+        rollout = window.rollout
+        result = decide_tick(
+            rollout=rollout, now=now, aggregates=aggregates[window.key], moved=moved[rollout.pk]
+        )
+        decided += result is not None
+    return decided

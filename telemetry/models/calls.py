@@ -191,6 +191,19 @@ class Rollup(models.Model):
     cache_read_tokens = models.BigIntegerField(default=0)
     cost_micro_usd = models.BigIntegerField(default=0, help_text="Sum over the calls with a known cost")
     cost_unknown_calls = models.BigIntegerField(default=0)
+    # The sum of the squared per-call costs, in micro-USD squared, exact: the variance of the
+    # cost per call (a rollout's continuous guardrail) needs it. One call may cost up to
+    # ~1.5e11 micro-USD (records.MAX_TOKENS per token field), so a square can pass 1e22 and a
+    # 64-bit column could overflow on one valid record; numeric(38) holds ~1e16 such calls.
+    # Null means unknown: rows written before the column existed whose raw calls were gone
+    # (the migration backfills the others); adding to an unknown sum keeps it unknown.
+    cost_sq_micro_usd2 = models.DecimalField(
+        max_digits=38,
+        decimal_places=0,
+        null=True,
+        default=0,
+        help_text="Sum of squared per-call costs (micro-USD²) of the calls with a known cost; null: unknown",
+    )
 
     objects = RollupQuerySet.as_manager()
 

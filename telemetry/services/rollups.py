@@ -63,6 +63,11 @@ ROLLUP_COUNTERS = (
     "cost_micro_usd",
     "cost_unknown_calls",
 )
+# The sum of squared per-call costs (micro-USD², for the variance of the cost per call) is kept
+# apart from the counters above: it is numeric, not int8 (Rollup.cost_sq_micro_usd2 says why),
+# and the dashboards do not sum it. It travels as decimal text (the JSON row source casts text,
+# and orjson refuses integers beyond 64 bits), which SQLite's numeric column stores as an integer.
+COST_SQ = "cost_sq_micro_usd2"
 HISTOGRAM_KEY = (("rollup_id", "int8"), ("metric", "text"), ("bucket", "int2"))
 COUNT_KEY = (("rollup_id", "int8"), ("kind", "text"), ("key", "text"))
 _LATENCY = RollupHistogram.Metric.LATENCY.value
@@ -155,10 +160,11 @@ def _sort_key(key: RollupKey) -> tuple[Any, ...]:
 class _Group:
     """What one rollup key gathers from a batch."""
 
-    __slots__ = ("counters", "counts", "histogram")
+    __slots__ = ("cost_sq", "counters", "counts", "histogram")
 
     def __init__(self) -> None:
         self.counters = [0] * len(ROLLUP_COUNTERS)
+        self.cost_sq = 0  # exact: a Python int does not overflow
         self.histogram: dict[tuple[str, int], int] = {}
         self.counts: dict[tuple[str, str], int] = {}
 
@@ -216,6 +222,7 @@ class RollupBatch:
             counters[_COST_UNKNOWN] += 1
         else:
             counters[_COST] += cost_micro_usd
+            group.cost_sq += cost_micro_usd * cost_micro_usd
         histogram = group.histogram
         if call.latency_ms is not None:
             slot = (_LATENCY, self._bucket(call.latency_ms))
@@ -234,8 +241,17 @@ class RollupBatch:
             table=Rollup._meta.db_table,
             key_columns=ROLLUP_KEY,
             conflict_target=ROLLUP_CONFLICT,
-            counters=ROLLUP_COUNTERS,
-            rows=[(adapt(_bucket_at(key[0])), *key[1:], *self.groups[key].counters) for key in keys],
+            counters=(*ROLLUP_COUNTERS, COST_SQ),
+            counter_types=(*["int8"] * len(ROLLUP_COUNTERS), "numeric"),
+            rows=[
+                (
+                    adapt(_bucket_at(key[0])),
+                    *key[1:],
+                    *self.groups[key].counters,
+                    str(self.groups[key].cost_sq),
+                )
+                for key in keys
+            ],
             returning=("id", *(name for name, _ in ROLLUP_KEY)),
         )
         ids = {(int(_as_utc(row[1]).timestamp()) // 60, *row[2:]): row[0] for row in returned}

@@ -6,6 +6,10 @@ import math
 import re
 
 import numpy as np
+import pytest
+from scipy import integrate
+from scipy import stats as scipy_stats
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from rollouts.analysis import (
     Action,
@@ -14,6 +18,7 @@ from rollouts.analysis import (
     Guardrail,
     Kind,
     MetricAggregate,
+    MetricResult,
     MetricStatus,
     Policy,
     Reason,
@@ -199,6 +204,104 @@ def test_decide__non_critical_regression__holds_once_then_rolls_back_on_the_seco
         r"2-point margin, lower bound \d+\.\d points, 2 consecutive ticks",
         second.explanation,
     )
+
+
+COST_ONLY = Policy(guardrails=(COST,))
+
+
+def lognormal_costs(seed: int, n: int, mean_usd: float) -> np.ndarray:
+    """Per-call costs in dollars, priced to whole micro-USD as ingest prices them."""
+    sigma = 0.6
+    usd = np.random.default_rng(seed).lognormal(math.log(mean_usd) - sigma**2 / 2, sigma, n)
+    return np.round(usd * 1e6) / 1e6
+
+
+def cost_arm(costs: np.ndarray) -> ArmAggregates:
+    """The arm as the rollups sum it: exact integer sums of micro-USD and micro-USD², in dollars."""
+    micro = [int(value) for value in np.round(costs * 1e6)]
+    aggregate = MetricAggregate(
+        n=len(micro), total=sum(micro) / 1e6, total_sq=sum(value * value for value in micro) / 1e12
+    )
+    return ArmAggregates(units=len(micro), metrics={"cost_per_call": aggregate})
+
+
+def assert_cost_comparison_matches_libraries(
+    result: MetricResult, canary: np.ndarray, control: np.ndarray, *, alpha: float
+) -> None:
+    """Means (numpy), the Welch z against the margin (statsmodels) and the confidence-sequence
+    boundary at `alpha`: the one-sided normal mixture integrated by scipy reaches 1/α there."""
+    comparison = result.comparison
+    assert comparison is not None
+    assert comparison.eta2 is not None
+    assert comparison.standard_error is not None
+    assert (comparison.canary, comparison.control) == (
+        pytest.approx(canary.mean()),
+        pytest.approx(control.mean()),
+    )
+    assert result.margin is not None
+    assert result.margin == pytest.approx(0.05 * control.mean())
+    z_stat, _ = CompareMeans(DescrStatsW(canary), DescrStatsW(control)).ztest_ind(
+        alternative="larger", usevar="unequal", value=result.margin
+    )
+    assert (comparison.difference - result.margin) / comparison.standard_error == pytest.approx(
+        z_stat, rel=1e-9
+    )
+    boundary = (comparison.difference - comparison.lower) / comparison.standard_error
+    rho = math.sqrt(comparison.eta2)
+    mixture, _ = integrate.quad(
+        lambda lam: math.exp(lam * boundary - lam * lam / 2) * 2 * scipy_stats.norm.pdf(lam / rho) / rho,
+        0,
+        np.inf,
+    )
+    assert mixture == pytest.approx(1 / alpha, rel=1e-6)
+
+
+def test_decide__cost_per_call_20_percent_higher__holds_then_rolls_back_with_library_values() -> None:
+    canary_costs, control_costs = lognormal_costs(1, 5_000, 0.0048), lognormal_costs(2, 5_000, 0.004)
+    canary, control = cost_arm(canary_costs), cost_arm(control_costs)
+
+    first = decide(policy=COST_ONLY, stage=STAGE, canary=canary, control=control, elapsed_seconds=300)
+    second = decide(
+        policy=COST_ONLY,
+        stage=STAGE,
+        canary=canary,
+        control=control,
+        elapsed_seconds=360,
+        previous=first.state,
+    )
+
+    assert (first.action, first.reason) == (Action.HOLD, Reason.REGRESSION_UNCONFIRMED)
+    assert (second.action, second.reason) == (Action.ROLLBACK, Reason.REGRESSION)
+    result = second.metrics[0]
+    assert result.status is MetricStatus.REGRESSION
+    assert_cost_comparison_matches_libraries(result, canary_costs, control_costs, alpha=POLICY.alpha)
+    assert re.fullmatch(
+        r"rolled back: cost per call \$0\.00\d{3} vs control \$0\.00\d{3}, regression of \$0\.000\d{2} "
+        r"beyond the 5 % margin \(\$0\.000\d{2}\), lower bound \$0\.000\d{2}, 2 consecutive ticks",
+        second.explanation,
+    )
+
+
+def test_decide__cost_per_call_same_distribution__shown_non_inferior_and_promoted_with_library_values() -> (
+    None
+):
+    canary_costs, control_costs = lognormal_costs(3, 20_000, 0.004), lognormal_costs(4, 20_000, 0.004)
+
+    decision = decide(
+        policy=COST_ONLY,
+        stage=STAGE,
+        canary=cost_arm(canary_costs),
+        control=cost_arm(control_costs),
+        elapsed_seconds=1800,
+    )
+
+    assert (decision.action, decision.reason) == (Action.PROMOTE, Reason.NON_INFERIOR)
+    result = decision.metrics[0]
+    assert result.status is MetricStatus.NON_INFERIOR
+    assert result.comparison is not None
+    assert result.margin is not None
+    assert result.comparison.upper < result.margin
+    assert_cost_comparison_matches_libraries(result, canary_costs, control_costs, alpha=POLICY.alpha)
 
 
 def test_decide__regression_not_repeated__counter_resets() -> None:

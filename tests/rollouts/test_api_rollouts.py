@@ -79,7 +79,7 @@ def test_create__anonymous__401() -> None:
         ({"stages": [{"weight": 1000}, {"weight": 100}]}, 400, "invalid_stages"),
         ({"stages": [{"weight": 100}, {"weight": 10001}]}, 400, "invalid_stages"),
         ({"candidate": 1}, 400, "candidate_is_baseline"),
-        ({"policy": [{"metric": "cost_per_call", "margin": 0.1}]}, 400, "metric_not_computable"),
+        ({"policy": [{"metric": "output_tokens_mean", "margin": 0.1}]}, 400, "metric_not_computable"),
         ({"stages": [{"weight": 100, "colour": "red"}]}, 400, "invalid"),
     ],
 )

@@ -196,7 +196,7 @@ def test_start__gated_candidate_without_verdict__409_gate_required_nothing_chang
         ({"candidate": 1}, "candidate_is_baseline", "candidate"),
         ({"candidate": 9}, "unknown_version", "candidate"),
         (
-            {"policy": [{"metric": "cost_per_call", "margin": 0.1}]},
+            {"policy": [{"metric": "output_tokens_mean", "margin": 0.1}]},
             "metric_not_computable",
             "policy[0].metric",
         ),
@@ -245,7 +245,21 @@ def test_create__no_plan__default_stages_and_surface_policy() -> None:
 
     assert list(rollout.stages.values_list("weight", flat=True)) == [100, 1000, 10000]
     names = set(rollout.guardrails.values_list("name", flat=True))
-    assert {"api_error_rate", "max_tokens_rate", "refusal_rate", "ttft_p95", "latency_p95"} == names
+    assert {
+        "api_error_rate",
+        "max_tokens_rate",
+        "refusal_rate",
+        "ttft_p95",
+        "latency_p95",
+        "cost_per_call",
+    } == names
+    cost = rollout.guardrails.get(name="cost_per_call")
+    assert (cost.kind, cost.margin, cost.relative_margin, cost.cache_sensitive) == (
+        "continuous",
+        0.05,
+        True,
+        True,
+    )
     ttft = rollout.guardrails.get(name="ttft_p95")
     assert (ttft.margin, ttft.relative_margin) == (200.0, False)  # 10 % of the chat TTFT budget
 

@@ -43,3 +43,21 @@ def test_default_guardrails__surface_without_a_total_budget__relative_latency_ma
     assert by_name["live_pass_rate:tone"].critical
     assert (by_name["ttft_p95"].margin, by_name["ttft_p95"].relative_margin) == (200.0, False)
     assert (by_name["latency_p95"].margin, by_name["latency_p95"].relative_margin) == (0.1, True)
+
+
+def test_default_guardrails__cost_per_call__continuous_within_5_percent_of_control_excluded_in_warmup() -> (
+    None
+):
+    policy = plans.default_guardrails(latency_budgets_ms={}, scorers=[])
+
+    cost = next(spec for spec in policy if spec.name == "cost_per_call")
+    assert (cost.kind, cost.direction, cost.source) == ("continuous", "increase_is_bad", "telemetry")
+    assert (cost.margin, cost.relative_margin, cost.critical, cost.may_act) == (0.05, True, False, True)
+    assert (cost.cache_sensitive, cost.unit) == (True, "$")
+
+
+def test_clean_guardrails__cost_per_call__accepted_as_continuous() -> None:
+    specs, problems = plans.clean_guardrails([{"metric": "cost_per_call", "margin": 0.0005}])
+
+    assert problems == []
+    assert (specs[0].kind, specs[0].margin, specs[0].relative_margin) == ("continuous", 0.0005, False)

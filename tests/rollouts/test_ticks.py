@@ -202,6 +202,22 @@ def test_tick_due_rollouts__paused_and_not_yet_due__skipped() -> None:
     assert set(Decision.objects.values_list("rollout", flat=True)) == {due.pk}
 
 
+def test_tick_due_rollouts__three_rollouts_read_together__each_decided_on_its_own_arms() -> None:
+    healthy, regressing, empty = make_running_rollout(), make_running_rollout(), make_running_rollout()
+    _healthy(healthy)
+    for arm, passed in (("candidate", 12_000), ("control", 17_000)):
+        add_calls(regressing, arm=arm, calls=20_000)
+        add_scores(regressing, arm=arm, n=20_000, passed=passed)
+
+    decided = ticks.tick_due_rollouts(now=_later())
+
+    reasons = {d.rollout_id: d.reason for d in Decision.objects.all()}
+    assert decided == 3
+    assert reasons == {healthy.pk: "non_inferior", regressing.pk: "critical_regression", empty.pk: "no_data"}
+    counters = Decision.objects.get(rollout=healthy).inputs["counters"]
+    assert (counters["candidate"]["calls"], counters["control"]["calls"]) == (20_000, 20_000)
+
+
 def _in_threads(count: int, work: object) -> list[BaseException]:
     barrier = threading.Barrier(count)
     failures: list[BaseException] = []
@@ -236,6 +252,20 @@ def test_tick__two_workers_at_once__one_decision_per_tick() -> None:
     assert failures == []
     assert Decision.objects.filter(rollout=rollout).count() == 1
     assert (rollout.stage_index, Split.objects.active().get().weight) == (1, 1000)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_tick_due_rollouts__two_sweeps_at_once__one_decision_per_rollout() -> None:
+    rollouts = [make_running_rollout() for _ in range(4)]
+    for rollout in rollouts:
+        _healthy(rollout)
+    now = _later()
+
+    failures = _in_threads(2, lambda: ticks.tick_due_rollouts(now=now))
+
+    assert failures == []
+    assert sorted(Decision.objects.values_list("rollout", "tick")) == sorted((r.pk, 1) for r in rollouts)
 
 
 @postgresql_only

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import importlib
 import threading
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection, connections
 from django.test import override_settings
 
@@ -336,6 +339,85 @@ def test_ingest_calls__rollup__sums_tokens_and_cost(prices):
     assert rollup.cost_micro_usd == 8600
 
 
+def _priced_records(count: int) -> list[dict]:
+    """Calls of varied size (so of varied cost), all in NOW's minute."""
+    return [
+        make_record(
+            timestamp=at(NOW),
+            usage={"input_tokens": 97 * i + 13, "output_tokens": 31 * (i % 17), "cache_read_input_tokens": i},
+        )
+        for i in range(count)
+    ]
+
+
+def _stored_costs() -> list[int]:
+    return [c for c in CallRecord.objects.values_list("cost_micro_usd", flat=True) if c is not None]
+
+
+def _squares_of_stored_costs() -> int:
+    return sum(c * c for c in _stored_costs())
+
+
+def test_ingest_calls__rollup__sum_of_squared_costs_exact(prices):
+    ingest_calls(
+        records=[*_priced_records(50), make_record(model="claude-unknown-9", timestamp=at(NOW))],
+        received_at=NOW,
+    )
+
+    rollup = Rollup.objects.get(model="claude-sonnet-5-5")
+    assert rollup.cost_sq_micro_usd2 == _squares_of_stored_costs()
+    assert rollup.cost_micro_usd == sum(_stored_costs())
+    assert Rollup.objects.get(model="claude-unknown-9").cost_sq_micro_usd2 == 0  # no known cost
+
+
+def test_ingest_calls__batches_resent_and_overlapping__sum_of_squared_costs_counts_each_call_once(prices):
+    records = _priced_records(120)
+
+    for batch in (records[:70], records[40:120], records, records[10:20]):
+        ingest_calls(records=batch, received_at=NOW)
+
+    rollup = Rollup.objects.get()
+    assert rollup.calls == CallRecord.objects.count() == 120
+    assert rollup.cost_sq_micro_usd2 == _squares_of_stored_costs()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite keeps integers up to 2^63 only")
+def test_ingest_calls__squared_cost_beyond_64_bits__summed_exactly(prices):
+    # A billion output tokens at $10 per MTok: $10,000 = 1e10 micro-USD, squared 1e20 > 2^64.
+    huge = make_record(timestamp=at(NOW), usage={"input_tokens": 0, "output_tokens": 10**9})
+    ingest_calls(records=[huge, *_priced_records(3)], received_at=NOW)
+    ingest_calls(records=[huge], received_at=NOW)
+
+    rollup = Rollup.objects.get()
+    assert rollup.cost_sq_micro_usd2 == _squares_of_stored_costs() > 2**64
+
+
+def test_cost_squares_backfill__rows_with_every_raw_call__exact_others_unknown(prices, served):
+    environment, version = served
+    token = flag_state_for(environment, version, arm="candidate")
+    later = NOW + timedelta(minutes=1)
+    attributed = [
+        make_record(timestamp=at(NOW), flag_state=token, usage={"input_tokens": 10 * i}) for i in range(1, 4)
+    ]
+    pruned = [make_record(timestamp=at(later), usage={"input_tokens": 7 * i}) for i in range(1, 5)]
+    unknown = make_record(timestamp=at(NOW), model="claude-unknown-9")
+    ingest_calls(records=[*attributed, *pruned, unknown], received_at=later)
+    attributed_squares = sum(
+        c * c
+        for c in CallRecord.objects.filter(attributed=True).values_list("cost_micro_usd", flat=True)
+        if c
+    )
+    Rollup.objects.update(cost_sq_micro_usd2=0)  # as adding the column leaves the existing rows
+    CallRecord.objects.filter(request_id=pruned[0]["request_id"]).delete()  # retention took one
+
+    migration = importlib.import_module("telemetry.migrations.0005_rollup_cost_sum_of_squares")
+    migration.backfill(django_apps, SimpleNamespace(connection=connection))
+
+    assert Rollup.objects.get(flag__isnull=False).cost_sq_micro_usd2 == attributed_squares
+    assert Rollup.objects.get(flag=None, model="claude-sonnet-5-5").cost_sq_micro_usd2 is None
+    assert Rollup.objects.get(model="claude-unknown-9").cost_sq_micro_usd2 == 0
+
+
 def test_ingest_calls__latencies__give_percentiles_within_the_bucket_width(prices):
     records = [make_record(timestamp=at(NOW), latency_ms=ms, ttft_ms=ms // 10) for ms in range(100, 1100)]
 
@@ -563,5 +645,6 @@ def test_ingest_calls__concurrent_overlapping_batches__rollups_count_each_record
     assert sum(result.accepted for result in results) == 600
     assert sum(result.accepted + result.duplicate for result in results) == sum(len(b) for b in batches)
     assert (rollup.calls, rollup.input_tokens) == (600, 600 * 1000)
+    assert rollup.cost_sq_micro_usd2 == 600 * 4300**2
     assert sum(RollupHistogram.objects.filter(metric="latency").values_list("n", flat=True)) == 600
     assert CallRecord.objects.count() == 600
