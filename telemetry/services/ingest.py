@@ -11,10 +11,11 @@ at the same moment, is counted once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,8 +113,7 @@ def ingest_calls(
 
     prices = cached_price_table()
     store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
-    user_hashes: dict[str, str] = {}
-    user_hash_of = _user_hasher()
+    secret = settings.SECRET_KEY
     rows: list[CallRow] = []
     kept: list[tuple[CallInput, Attribution, int | None]] = []
     samples: dict[CallKey, tuple[bytes, Any, Any]] = {}
@@ -142,11 +142,7 @@ def ingest_calls(
             call.cache_write_1h_tokens,
             call.cache_read_tokens,
         )
-        user_hash = ""
-        if call.user_id:
-            user_hash = user_hashes.get(call.user_id) or user_hashes.setdefault(
-                call.user_id, user_hash_of(call.user_id)
-            )
+        user_hash = _user_hash(secret, call.user_id) if call.user_id else ""
         if call.sample is not None:
             sample = _sample(call.sample)
             if sample is None:
@@ -237,16 +233,12 @@ def ingest_calls(
     return result
 
 
-def _user_hasher() -> Callable[[str], str]:
-    """HMAC-SHA256 under SECRET_KEY; the keyed state is computed once per batch and copied."""
-    keyed = hmac.new(settings.SECRET_KEY.encode(), digestmod=hashlib.sha256)
-
-    def user_hash(user_id: str) -> str:
-        digest = keyed.copy()
-        digest.update(user_id.encode())
-        return digest.hexdigest()
-
-    return user_hash
+@functools.lru_cache(maxsize=16_384)
+def _user_hash(secret: str, user_id: str) -> str:
+    """HMAC-SHA256 of the user id under SECRET_KEY. Kept for the process's most recent users
+    (a few MiB): a user's calls come in bursts, and a hash costs more than pricing the
+    call."""
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 def _json_columns(
