@@ -9,7 +9,8 @@ one raw `COPY ... FROM STDIN (FORMAT BINARY)` into the emptied call table, the b
 
 Prints records/s through the API, COPY rows/s, their ratio, the loss check
 (sent = stored + duplicates + rejected, and rollup calls = stored) and the core count.
-Targets (issue "telemetry", item 10): >= 20,000 records/s and >= 25 % of the COPY rate.
+Targets: >= 20,000 records/s (issue "telemetry", item 10) and >= 50 % of the COPY rate
+measured in the same run (issue 17, item 6; it was 25 %).
 
     .venv/bin/python bench/bench_ingest.py [--records N] [--senders N] [--workers N] [--threads N] [--keep]
 
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgresql://root@127.0.0.1:5432"
 BATCH = 1000
 TARGET_RATE = 20_000
-TARGET_RATIO = 0.25
+TARGET_RATIO = 0.5
 # The baseline (v1) on Sonnet 5.5 and a canary (v2) on Opus 5.5: a version pins its model.
 MODELS = ("claude-sonnet-5-5", "claude-opus-5-5")
 STOP_REASONS = ("end_turn",) * 8 + ("max_tokens", "tool_use")
@@ -339,7 +340,7 @@ def main() -> None:
             f"  CPU per 1,000 records: web {cpu_web * per_thousand * 1000:.0f} ms,"
             f" database backends {cpu_db * per_thousand * 1000:.0f} ms,"
             f" senders {cpu_senders * per_thousand * 1000:.0f} ms"
-            f" (machine load average before the run: {load_before:.1f})"
+            f" (machine load average before the run: {load_before:.1f}, after: {os.getloadavg()[0]:.1f})"
         )
         print(f"raw COPY:   {copy_rows:,} rows in {copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s")
         print(f"ratio API / COPY: {ratio:.1%}")

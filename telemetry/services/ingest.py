@@ -1,12 +1,19 @@
 """Ingest a batch of call records: validate, attribute, price, store once, roll up.
 
-The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch: one query
-for the environments, flags and versions its flag_state tokens name, one insert of the new
-calls (telemetry/services/call_store.py, which also says how duplicates are told apart), and
-one upsert per rollup table, all in one transaction, so a batch is stored whole or not at all
-(its invalid records aside, which are reported and never stored). Only the calls the
-database really inserted count into the rollups: a record sent twice, even by two requests
-at the same moment, is counted once.
+The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch, in steps:
+1. validate each record (telemetry/records.py: the API hands over each record's JSON text,
+   decoded and checked in one step; other callers pass dicts);
+2. one query for the environments, flags and versions its flag_state tokens name, then price
+   and build the rows in Python;
+3. one insert of the new calls (telemetry/services/call_store.py: a binary COPY on
+   PostgreSQL, INSERT ... ON CONFLICT DO NOTHING on SQLite or when a call is stored already;
+   it says how duplicates are told apart) that returns which calls the database really
+   inserted;
+4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one upsert
+   per rollup table);
+all in one transaction, so a batch is stored whole or not at all (its invalid records aside,
+which are reported and never stored). A record sent twice, even by two requests at the same
+moment, is counted once.
 """
 
 from __future__ import annotations
