@@ -12,7 +12,8 @@ Prints records/s through the API, COPY rows/s, their ratio, the loss check
 Targets: >= 20,000 records/s (issue "telemetry", item 10) and >= 50 % of the COPY rate
 measured in the same run (issue 17, item 6; it was 25 %).
 
-    .venv/bin/python bench/bench_ingest.py [--records N] [--senders N] [--workers N] [--threads N] [--port N] [--keep]
+    .venv/bin/python bench/bench_ingest.py [--records N] [--senders N] [--workers N] [--threads N]
+        [--port N] [--database NAME] [--keep]
 
 Also prints the CPU time per 1,000 records of the web workers, the database backends and the
 senders: on a shared machine the rate follows what else runs, the CPU cost much less so.
