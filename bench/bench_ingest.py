@@ -9,9 +9,11 @@ one raw `COPY ... FROM STDIN (FORMAT BINARY)` into the emptied call table, the b
 
 Prints records/s through the API, COPY rows/s, their ratio, the loss check
 (sent = stored + duplicates + rejected, and rollup calls = stored) and the core count.
-Targets (issue "telemetry", item 10): >= 20,000 records/s and >= 25 % of the COPY rate.
+Targets: >= 20,000 records/s (issue "telemetry", item 10) and >= 50 % of the COPY rate
+measured in the same run (issue 17, item 6; it was 25 %).
 
-    .venv/bin/python bench/bench_ingest.py [--records N] [--senders N] [--workers N] [--threads N] [--keep]
+    .venv/bin/python bench/bench_ingest.py [--records N] [--senders N] [--workers N] [--threads N]
+        [--port N] [--database NAME] [--keep]
 
 Also prints the CPU time per 1,000 records of the web workers, the database backends and the
 senders: on a shared machine the rate follows what else runs, the CPU cost much less so.
@@ -47,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgresql://root@127.0.0.1:5432"
 BATCH = 1000
 TARGET_RATE = 20_000
-TARGET_RATIO = 0.25
+TARGET_RATIO = 0.5
 # The baseline (v1) on Sonnet 5.5 and a canary (v2) on Opus 5.5: a version pins its model.
 MODELS = ("claude-sonnet-5-5", "claude-opus-5-5")
 STOP_REASONS = ("end_turn",) * 8 + ("max_tokens", "tool_use")
@@ -156,7 +158,7 @@ def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> 
         "--log-level", "warning", "--timeout", "120",
     ]  # fmt: skip
     server = subprocess.Popen(argv, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded shared machine takes over a minute to import Django
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -267,6 +269,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--database", default="flagstaff_bench")
+    parser.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
@@ -295,7 +298,7 @@ def main() -> None:
     try:
         token, states = prepare(env)
         batches, sent = make_batches(args.records, states)
-        port = free_port()
+        port = args.port or free_port()
         server = start_server(env, port, args.workers, args.threads)
         warmup, _ = send_all(port, token, batches[: args.workers * 2], args.workers * 2)
         # Persistent connections (CONN_MAX_AGE): the warm-up opened every worker's backend.
@@ -339,7 +342,7 @@ def main() -> None:
             f"  CPU per 1,000 records: web {cpu_web * per_thousand * 1000:.0f} ms,"
             f" database backends {cpu_db * per_thousand * 1000:.0f} ms,"
             f" senders {cpu_senders * per_thousand * 1000:.0f} ms"
-            f" (machine load average before the run: {load_before:.1f})"
+            f" (machine load average before the run: {load_before:.1f}, after: {os.getloadavg()[0]:.1f})"
         )
         print(f"raw COPY:   {copy_rows:,} rows in {copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s")
         print(f"ratio API / COPY: {ratio:.1%}")

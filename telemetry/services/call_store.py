@@ -2,13 +2,14 @@
 inserted. A call's key is (request_id, environment): the same request_id sent from staging and
 from production is two calls; unattributed calls (no environment) share one key space.
 
-- PostgreSQL: the rows not stored yet go in by one COPY; if it completes, it inserted every
-  one of them (the unique index on the key would have refused any other). If a concurrent
-  batch stored one of them meanwhile, the COPY fails whole, is undone to its savepoint, and
-  the rows go in by `INSERT ... ON CONFLICT (<key>) DO NOTHING RETURNING <key>` instead,
-  which waits for the concurrent insert and then skips it. COPY inserts many rows per page
-  and WAL record, faster than INSERT ... ON CONFLICT row by row (bench/bench_ingest.py
-  compares ingest with a raw COPY).
+- PostgreSQL: the rows go in by one binary COPY; if it completes, it inserted every one of
+  them (the unique index on the key would have refused any other). If one of them is stored
+  already (a re-sent batch, or a concurrent batch that stored it meanwhile), the COPY fails
+  whole, is undone to its savepoint, and the rows are copied into a temporary table and go in
+  by one `INSERT ... SELECT ... ON CONFLICT (<key>) DO NOTHING RETURNING <key>` instead, which
+  waits for a concurrent insert of the same key and then skips it. COPY inserts many rows per
+  page and WAL record, faster than INSERT ... ON CONFLICT row by row (bench/bench_ingest.py
+  compares ingest with a raw COPY; bench/README.md has the measurements).
 - SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
   DO NOTHING RETURNING (SQLite >= 3.35) reports the inserted rows.
 Rows go in key order, so concurrent batches lock shared keys in the same order.
@@ -20,7 +21,6 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple, get_type_hints
 
-import orjson
 import psycopg
 from django.db import connection, transaction
 from psycopg import postgres
@@ -124,13 +124,15 @@ class _JsonTextDumper(Dumper):
 
 
 def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
-    """COPY the rows that are not stored yet straight into the table; on a unique violation (a
-    concurrent batch stored one of them meanwhile) insert with ON CONFLICT DO NOTHING instead.
+    """COPY the rows straight into the table; if one of them is stored already (a re-sent
+    batch, or a concurrent batch that stored it first) insert with ON CONFLICT DO NOTHING
+    instead.
 
-    COPY inserts many rows per page and WAL record, faster than INSERT ... ON CONFLICT, which
-    inserts row by row. Either way the unique index decides: a COPY that
-    completes inserted every row it carried; one that meets a stored (or concurrently
-    inserted, then committed) key fails whole and is undone to its savepoint.
+    No duplicate check beforehand: looking up a batch's keys cost the database about a fifth
+    of the COPY itself, for every batch, while a re-sent batch is rare and its COPY stops at its
+    first row (the rows go in key order). The unique index decides either way: a COPY that
+    completes inserted every row it carried; one that meets a stored (or concurrently inserted,
+    then committed) key fails whole and is undone to its savepoint.
     """
     quote = connection.ops.quote_name
     table = quote(CallRecord._meta.db_table)
@@ -140,10 +142,6 @@ def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey
     assert raw is not None
     # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
     with psycopg.Cursor(raw) as cursor:
-        stored = _stored_keys(cursor, [row.request_id for row in rows])
-        fresh = [row for row in rows if call_key(row) not in stored]
-        if not fresh:
-            return set()
         cursor.adapters.register_dumper(None, _JsonTextDumper)
         try:
             with (
@@ -151,24 +149,12 @@ def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey
                 cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
                 copy.set_types(COLUMN_TYPES)
-                for row in fresh:
+                for row in rows:
                     copy.write_row(row)
         except psycopg.errors.UniqueViolation:
-            logger.info("telemetry batch met a concurrent duplicate; inserting with ON CONFLICT")
-            return _insert_staged(cursor, fresh, empty_stage=empty_stage)
-    return {call_key(row) for row in fresh}
-
-
-def _stored_keys(cursor: psycopg.Cursor[Any], request_ids: list[str]) -> set[CallKey]:
-    table = connection.ops.quote_name(CallRecord._meta.db_table)
-    # The ids travel as one JSON text: adapting a list of 1,000 strings to an array costs more.
-    # request_id leads the unique index, so this is an index scan.
-    cursor.execute(
-        f"SELECT request_id, environment_id FROM {table} "  # noqa: S608 - a constant name
-        "WHERE request_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
-        [orjson.dumps(list(set(request_ids))).decode()],
-    )
-    return set(cursor.fetchall())
+            logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
+            return _insert_staged(cursor, rows, empty_stage=empty_stage)
+    return {call_key(row) for row in rows}
 
 
 def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:

@@ -1,20 +1,28 @@
 """Ingest a batch of call records: validate, attribute, price, store once, roll up.
 
-The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch: one query
-for the environments, flags and versions its flag_state tokens name, one insert of the new
-calls (telemetry/services/call_store.py, which also says how duplicates are told apart), and
-one upsert per rollup table, all in one transaction, so a batch is stored whole or not at all
-(its invalid records aside, which are reported and never stored). Only the calls the
-database really inserted count into the rollups: a record sent twice, even by two requests
-at the same moment, is counted once.
+The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch, in steps:
+1. validate each record (telemetry/records.py: the API hands over each record's JSON text,
+   decoded and checked in one step; other callers pass dicts);
+2. one query for the environments, flags and versions its flag_state tokens name, then price
+   and build the rows in Python;
+3. one insert of the new calls (telemetry/services/call_store.py: a binary COPY on
+   PostgreSQL, INSERT ... ON CONFLICT DO NOTHING on SQLite or when a call is stored already;
+   it says how duplicates are told apart) that returns which calls the database really
+   inserted;
+4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one upsert
+   per rollup table);
+all in one transaction, so a batch is stored whole or not at all (its invalid records aside,
+which are reported and never stored). A record sent twice, even by two requests at the same
+moment, is counted once.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,18 +31,20 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from msgspec import Raw
 
 from flags.models import ConfigVersion, Environment, Flag
 from flagstaff.flag_state import FlagState, FlagStateError
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
-from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_record
+from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_json_record, parse_record
 from telemetry.services.call_store import CallKey, CallRow, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
 logger = logging.getLogger(__name__)
 
 _NO_JSON: tuple[str | None, str | None] = (None, None)
+_new_row = tuple.__new__  # a CallRow from its values in field order, without keyword binding
 _NUL_ESCAPE = b"\\u0000"  # PostgreSQL's jsonb refuses it; one such record must not fail a batch
 
 
@@ -83,6 +93,9 @@ def ingest_calls(
 ) -> IngestResult:
     """Store the valid, new records of a batch and add them to the rollups.
 
+    `records`: each one decoded (a dict, as sent) or its JSON text (`msgspec.Raw`, from
+    telemetry.records.split_batch), which is decoded and checked faster; both give the same
+    result. A Raw record that is not valid JSON raises orjson.JSONDecodeError.
     `bound_environment` is the key of the environment the sender's token is bound to: then
     a record must carry a flag_state naming that environment, or it is rejected.
     """
@@ -92,7 +105,10 @@ def ingest_calls(
     rejected: dict[int, list[dict[str, str]]] = {}
     calls: list[CallInput] = []
     for index, raw in enumerate(records):
-        parsed = parse_record(raw, index, now=now, latest=latest)
+        if type(raw) is Raw:
+            parsed = parse_json_record(raw, index, now=now, latest=latest)
+        else:
+            parsed = parse_record(raw, index, now=now, latest=latest)
         if isinstance(parsed, list):
             rejected[index] = parsed
         else:
@@ -104,8 +120,7 @@ def ingest_calls(
 
     prices = cached_price_table()
     store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
-    user_hashes: dict[str, str] = {}
-    user_hash_of = _user_hasher()
+    secret = settings.SECRET_KEY
     rows: list[CallRow] = []
     kept: list[tuple[CallInput, Attribution, int | None]] = []
     samples: dict[CallKey, tuple[bytes, Any, Any]] = {}
@@ -134,53 +149,55 @@ def ingest_calls(
             call.cache_write_1h_tokens,
             call.cache_read_tokens,
         )
-        user_hash = ""
-        if call.user_id:
-            user_hash = user_hashes.get(call.user_id) or user_hashes.setdefault(
-                call.user_id, user_hash_of(call.user_id)
-            )
+        user_hash = _user_hash(secret, call.user_id) if call.user_id else ""
         if call.sample is not None:
             sample = _sample(call.sample)
             if sample is None:
                 result.samples_dropped += 1
             else:
                 samples[key] = sample
+        # Positional, in CallRow's field order (each value is commented with its column): a
+        # keyword NamedTuple call costs several times a tuple's, 1,000 times a batch.
+        # test_ingest_calls__stored_record__keeps_every_column checks every column.
         rows.append(
-            CallRow(
-                request_id=call.request_id,
-                timestamp=call.timestamp,
-                received_at=now,
-                model=call.model,
-                stop_reason=call.stop_reason,
-                stop_reason_known=call.stop_reason_known,
-                input_tokens=call.input_tokens,
-                output_tokens=call.output_tokens,
-                cache_write_5m_tokens=call.cache_write_5m_tokens,
-                cache_write_1h_tokens=call.cache_write_1h_tokens,
-                cache_read_tokens=call.cache_read_tokens,
-                web_search_requests=call.web_search_requests,
-                web_fetch_requests=call.web_fetch_requests,
-                server_tool_use=json_columns[0],
-                iterations=json_columns[1],
-                service_tier=call.service_tier,
-                inference_geo=call.inference_geo,
-                latency_ms=call.latency_ms,
-                ttft_ms=call.ttft_ms,
-                flag_state=call.flag_state,
-                environment_id=attribution.environment_id,
-                flag_id=attribution.flag_id,
-                version=attribution.version,
-                arm=attribution.arm,
-                split_id=attribution.split_id,
-                revision=attribution.revision,
-                attributed=attribution.attributed,
-                user_hash=user_hash,
-                user_id=call.user_id if store_raw_user else "",
-                session_id=call.session_id,
-                surface=call.surface,
-                error_type=call.error_type,
-                error_status=call.error_status,
-                cost_micro_usd=cost,
+            _new_row(
+                CallRow,
+                (
+                    call.request_id,  # request_id
+                    call.timestamp,  # timestamp
+                    now,  # received_at
+                    call.model,  # model
+                    call.stop_reason,  # stop_reason
+                    call.stop_reason_known,  # stop_reason_known
+                    call.input_tokens,  # input_tokens
+                    call.output_tokens,  # output_tokens
+                    call.cache_write_5m_tokens,  # cache_write_5m_tokens
+                    call.cache_write_1h_tokens,  # cache_write_1h_tokens
+                    call.cache_read_tokens,  # cache_read_tokens
+                    call.web_search_requests,  # web_search_requests
+                    call.web_fetch_requests,  # web_fetch_requests
+                    json_columns[0],  # server_tool_use
+                    json_columns[1],  # iterations
+                    call.service_tier,  # service_tier
+                    call.inference_geo,  # inference_geo
+                    call.latency_ms,  # latency_ms
+                    call.ttft_ms,  # ttft_ms
+                    call.flag_state,  # flag_state
+                    attribution.environment_id,  # environment_id
+                    attribution.flag_id,  # flag_id
+                    attribution.version,  # version
+                    attribution.arm,  # arm
+                    attribution.split_id,  # split_id
+                    attribution.revision,  # revision
+                    attribution.attributed,  # attributed
+                    user_hash,  # user_hash
+                    call.user_id if store_raw_user else "",  # user_id
+                    call.session_id,  # session_id
+                    call.surface,  # surface
+                    call.error_type,  # error_type
+                    call.error_status,  # error_status
+                    cost,  # cost_micro_usd
+                ),
             )
         )
         kept.append((call, attribution, cost))
@@ -223,16 +240,12 @@ def ingest_calls(
     return result
 
 
-def _user_hasher() -> Callable[[str], str]:
-    """HMAC-SHA256 under SECRET_KEY; the keyed state is computed once per batch and copied."""
-    keyed = hmac.new(settings.SECRET_KEY.encode(), digestmod=hashlib.sha256)
-
-    def user_hash(user_id: str) -> str:
-        digest = keyed.copy()
-        digest.update(user_id.encode())
-        return digest.hexdigest()
-
-    return user_hash
+@functools.lru_cache(maxsize=16_384)
+def _user_hash(secret: str, user_id: str) -> str:
+    """HMAC-SHA256 of the user id under SECRET_KEY. Kept for the process's most recent users
+    (a few MiB): a user's calls come in bursts, and a hash costs more than pricing the
+    call."""
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 def _json_columns(

@@ -176,6 +176,54 @@ def test_calls_api__invalid_json__400(sender):
     assert response.json()["code"] == "malformed_request"
 
 
+@pytest.mark.parametrize("value", [b"1e400", b"-1e999"])
+def test_calls_api__number_json_decoders_refuse_in_a_record__400_and_nothing_stored(sender, value):
+    body = (
+        b'{"records": [' + orjson.dumps(make_record()) + b', {"request_id": "r", "model": "m", "latency_ms": '
+    )
+    response = post(sender, body + value + b"}]}")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_request"
+    assert not CallRecord.objects.exists()
+
+
+def test_calls_api__nul_character_in_a_record__that_record_rejected_at_its_path(sender):
+    records = [make_record(), make_record(session_id="sess\x00ion")]
+
+    body = post(sender, {"records": records}).json()
+
+    assert body["accepted"] == 1
+    assert body["rejected"] == [
+        {
+            "index": 1,
+            "errors": [{"path": "records[1].session_id", "message": "Must not contain NUL characters."}],
+        }
+    ]
+
+
+def test_calls_api__batches_with_invalid_and_repeated_records__loss_check_exact(sender):
+    batches = []
+    for number in range(4):
+        records = [make_record(latency_ms=10 * i) for i in range(20)]
+        records[3] = make_record(usage={"output_tokens": -1})  # rejected
+        records[7] = dict(records[5])  # the same call twice in a batch
+        batches.append({"records": records})
+        if number % 2:
+            batches.append({"records": records})  # a retried batch
+
+    answers = [post(sender, batch).json() for batch in batches]
+
+    sent = sum(len(batch["records"]) for batch in batches)
+    accepted = sum(answer["accepted"] for answer in answers)
+    duplicate = sum(answer["duplicate"] for answer in answers)
+    rejected = sum(len(answer["rejected"]) for answer in answers)
+    assert (sent, accepted, duplicate, rejected) == (120, 4 * 18, 4 * 1 + 2 * 19, 6)
+    assert sent == accepted + duplicate + rejected
+    assert CallRecord.objects.count() == accepted
+    assert sum(Rollup.objects.values_list("calls", flat=True)) == accepted
+
+
 @pytest.mark.parametrize("body", [[], {"records": {}}, {"calls": []}])
 def test_calls_api__body_without_a_records_list__400_at_records(sender, body):
     response = post(sender, body)

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 from unittest import mock
 
 import pytest
 from django.apps import apps as django_apps
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import override_settings
 
 from telemetry import histograms
@@ -77,6 +79,82 @@ def test_ingest_calls__stored_record__keeps_usage_and_timing(prices):
     assert (stored.service_tier, stored.inference_geo) == ("priority", "global")
     assert (stored.latency_ms, stored.ttft_ms) == (850, 210)
     assert (stored.session_id, stored.surface, stored.received_at) == ("sess-1", "chat", NOW)
+
+
+@override_settings(FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID=True)
+def test_ingest_calls__stored_record__keeps_every_column(prices, served):
+    environment, version = served
+    state = flag_state_for(environment, version, arm="canary", split_id="split-3")
+    record = make_record(
+        request_id="req-every",
+        timestamp="2026-11-25T12:29:00+00:00",
+        stop_reason="a_new_reason",
+        usage={
+            "input_tokens": 11,
+            "output_tokens": 22,
+            "cache_creation_input_tokens": 7,
+            "cache_read_input_tokens": 33,
+            "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
+            "server_tool_use": {
+                "web_search_requests": 5,
+                "web_fetch_requests": 6,
+                "code_execution_requests": 8,
+            },
+            "iterations": [{"type": "message", "input_tokens": 9}],
+            "service_tier": "priority",
+            "inference_geo": "us",
+        },
+        latency_ms=901.4,
+        ttft_ms=77,
+        flag_state=state,
+        user_id="user-7",
+        session_id="sess-8",
+        surface="voice",
+        error={"type": "api_error", "status": 500},
+    )
+
+    ingest_calls(records=[record], received_at=NOW)
+
+    stored: dict[str, Any] = dict(CallRecord.objects.values().get())
+    stored.pop("id")
+    assert len(stored.pop("user_hash")) == 64
+    cost = stored.pop("cost_micro_usd")
+    assert cost is not None
+    assert cost > 0
+    assert stored == {
+        "request_id": "req-every",
+        "timestamp": datetime(2026, 11, 25, 12, 29, tzinfo=UTC),
+        "received_at": NOW,
+        "model": "claude-sonnet-5-5",
+        "stop_reason": "a_new_reason",
+        "stop_reason_known": False,
+        "input_tokens": 11,
+        "output_tokens": 22,
+        "cache_write_5m_tokens": 3,
+        "cache_write_1h_tokens": 4,
+        "cache_read_tokens": 33,
+        "web_search_requests": 5,
+        "web_fetch_requests": 6,
+        "server_tool_use": {"code_execution_requests": 8},
+        "iterations": [{"type": "message", "input_tokens": 9}],
+        "service_tier": "priority",
+        "inference_geo": "us",
+        "latency_ms": 901,
+        "ttft_ms": 77,
+        "flag_state": state,
+        "environment_id": environment.id,
+        "flag_id": version.flag_id,
+        "version": version.number,
+        "arm": "canary",
+        "split_id": "split-3",
+        "revision": environment.revision,
+        "attributed": True,
+        "user_id": "user-7",
+        "session_id": "sess-8",
+        "surface": "voice",
+        "error_type": "api_error",
+        "error_status": 500,
+    }
 
 
 def test_ingest_calls__cache_total_without_split__counts_as_5m_writes(prices):
@@ -577,17 +655,51 @@ def test_ingest_calls__empty_batch__stores_nothing(prices):
     assert not Rollup.objects.exists()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
-def test_ingest_calls__row_stored_after_the_duplicate_check__copy_falls_back_to_on_conflict(prices):
+def test_ingest_calls__batch_sent_again__all_duplicates_and_rollups_unchanged(prices):
+    batch = [make_record(timestamp=at(NOW), latency_ms=100 + i) for i in range(5)]
+    ingest_calls(records=batch, received_at=NOW)
+
+    with mock.patch.object(call_store, "_insert_staged", wraps=call_store._insert_staged) as staged:
+        result = ingest_calls(records=batch, received_at=NOW)
+
+    assert (result.accepted, result.duplicate, result.rejected) == (0, 5, [])
+    rollup = Rollup.objects.get()
+    assert (rollup.calls, rollup.input_tokens, CallRecord.objects.count()) == (5, 5000, 5)
+    assert sum(RollupHistogram.objects.filter(metric="latency").values_list("n", flat=True)) == 5
+    # PostgreSQL: the COPY met the stored rows and the batch went in by ON CONFLICT DO NOTHING.
+    assert staged.called == (connection.vendor == "postgresql")
+
+
+def test_ingest_calls__batch_partly_stored__new_ones_counted_once(prices):
+    records = [make_record(timestamp=at(NOW)) for _ in range(9)]
+    ingest_calls(records=records[::3], received_at=NOW)
+
+    result = ingest_calls(records=records, received_at=NOW)
+
+    assert (result.accepted, result.duplicate) == (6, 3)
+    assert (CallRecord.objects.count(), Rollup.objects.get().calls) == (9, 9)
+    assert set(CallRecord.objects.values_list("request_id", flat=True)) == {r["request_id"] for r in records}
+
+
+def test_ingest_calls__duplicates_in_the_batch_and_stored__loss_check_exact(prices):
     stored = make_record(timestamp=at(NOW))
     ingest_calls(records=[stored], received_at=NOW)
+    fresh = make_record(timestamp=at(NOW))
+    records = [
+        fresh,
+        stored,
+        dict(fresh),
+        make_record(usage={"output_tokens": -1}),
+        dict(stored),
+        make_record(),
+    ]
 
-    # As if a concurrent batch committed `stored` between the check and the COPY.
-    with mock.patch.object(call_store, "_stored_keys", return_value=set()):
-        result = ingest_calls(records=[stored, make_record(timestamp=at(NOW))], received_at=NOW)
+    result = ingest_calls(records=records, received_at=NOW)
 
-    assert (result.accepted, result.duplicate) == (1, 1)
-    assert (CallRecord.objects.count(), Rollup.objects.get().calls) == (2, 2)
+    assert (result.accepted, result.duplicate, len(result.rejected)) == (2, 3, 1)
+    assert result.accepted + result.duplicate + len(result.rejected) == len(records)
+    assert CallRecord.objects.count() == 3
+    assert sum(Rollup.objects.values_list("calls", flat=True)) == 3
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
@@ -606,17 +718,75 @@ def test_ingest_calls__copy_of_an_id_stored_in_another_environment__both_stored(
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
-def test_ingest_calls__concurrent_duplicate_in_one_environment__fallback_keeps_the_other(prices):
+def test_ingest_calls__stored_in_one_environment__copy_falls_back_and_keeps_the_other(prices):
     staging, production = two_environments()
     ingest_calls(records=[make_record(request_id="req-1", flag_state=staging)], received_at=NOW)
     records = [make_record(request_id="req-1", flag_state=state) for state in (staging, production)]
 
-    # As if a concurrent batch committed the staging row between the check and the COPY.
-    with mock.patch.object(call_store, "_stored_keys", return_value=set()):
+    with mock.patch.object(call_store, "_insert_staged", wraps=call_store._insert_staged) as staged:
         result = ingest_calls(records=records, received_at=NOW)
 
+    assert staged.called
     assert (result.accepted, result.duplicate) == (1, 1)
     assert CallRecord.objects.count() == 2
+
+
+def _blocked_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first_commits", [True, False], ids=["first commits", "first rolls back"])
+def test_ingest_calls__same_batch_from_two_connections__each_record_counted_once(first_commits):
+    """The second batch's COPY meets rows the first has inserted but not committed: it waits,
+    then (first committed) falls back to ON CONFLICT and counts none, or (first rolled back)
+    stores every row."""
+    seed_prices()
+    batch = [make_record(timestamp=at(NOW), latency_ms=100 + i) for i in range(50)]
+    results = {}
+    inserted, release = threading.Event(), threading.Event()
+
+    def first():
+        try:
+            with transaction.atomic():
+                results["first"] = ingest_calls(records=batch, received_at=NOW)
+                inserted.set()
+                assert release.wait(timeout=30)
+                transaction.set_rollback(not first_commits)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            assert inserted.wait(timeout=30)
+            results["second"] = ingest_calls(records=list(reversed(batch)), received_at=NOW)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    waited = 0.0
+    while not _blocked_on_a_lock() and waited < 10:
+        time.sleep(0.05)
+        waited += 0.05
+    was_blocked = _blocked_on_a_lock()
+    release.set()
+    for thread in threads:
+        thread.join()
+
+    assert was_blocked
+    second_counts = (results["second"].accepted, results["second"].duplicate)
+    assert second_counts == ((0, 50) if first_commits else (50, 0))
+    rollup = Rollup.objects.get()
+    assert (CallRecord.objects.count(), rollup.calls, rollup.input_tokens) == (50, 50, 50_000)
+    assert sum(RollupHistogram.objects.filter(metric="latency").values_list("n", flat=True)) == 50
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
