@@ -73,7 +73,10 @@ def enqueue_run(run_id: int, *, part: int | None = None, countdown: float | None
     args = (run_id,) if part is None else (run_id, part)
 
     def send() -> None:
-        execute_run_task.apply_async(args=args, countdown=countdown)
+        if countdown is None:
+            execute_run_task.apply_async(args=args)
+        else:
+            execute_run_task.apply_async(args=args, countdown=countdown)
 
     transaction.on_commit(send, robust=True)
 
