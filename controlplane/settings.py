@@ -310,13 +310,23 @@ FLAGSTAFF_PRICE_CACHE_SECONDS = env_int("FLAGSTAFF_PRICE_CACHE_SECONDS", 60)
 # MAX_ATTEMPTS: tries per call on 429/529/5xx before the run pauses with the reason. A case
 # claimed longer than CLAIM_TIMEOUT_SECONDS belongs to a worker taken to be dead (it must exceed
 # a call's time with its retries). A worker gives a run SLICE_SECONDS, then queues the rest, so
-# that no task outlives the task time limit; a batch is polled every BATCH_POLL_SECONDS.
+# that no task outlives the task time limit; a batch is polled every BATCH_POLL_SECONDS. A run
+# with more than CALLS_PER_WORKER calls in flight is split into parts of at most that many, each
+# worked by a task (so a worker process) of its own.
 FLAGSTAFF_EVAL_CONCURRENCY = env_int("FLAGSTAFF_EVAL_CONCURRENCY", 8)
+FLAGSTAFF_EVAL_CALLS_PER_WORKER = env_int("FLAGSTAFF_EVAL_CALLS_PER_WORKER", 16)
 FLAGSTAFF_EVAL_MAX_ATTEMPTS = env_int("FLAGSTAFF_EVAL_MAX_ATTEMPTS", 6)
 FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS = env_int("FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS", 600)
 FLAGSTAFF_EVAL_SLICE_SECONDS = env_int("FLAGSTAFF_EVAL_SLICE_SECONDS", 240)
 FLAGSTAFF_EVAL_BATCH_POLL_SECONDS = env_int("FLAGSTAFF_EVAL_BATCH_POLL_SECONDS", 60)
-for _name in ("CONCURRENCY", "MAX_ATTEMPTS", "CLAIM_TIMEOUT_SECONDS", "SLICE_SECONDS", "BATCH_POLL_SECONDS"):
+for _name in (
+    "CONCURRENCY",
+    "CALLS_PER_WORKER",
+    "MAX_ATTEMPTS",
+    "CLAIM_TIMEOUT_SECONDS",
+    "SLICE_SECONDS",
+    "BATCH_POLL_SECONDS",
+):
     if globals()[f"FLAGSTAFF_EVAL_{_name}"] < 1:
         raise ImproperlyConfigured(f"FLAGSTAFF_EVAL_{_name} must be at least 1")
 
@@ -453,4 +463,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # The Anthropic SDK's HTTP client logs every request at INFO: an eval run makes thousands, and
+    # each line costs its thread CPU under the interpreter lock (bench/bench_eval_run.py). A
+    # failed call reaches the log and the run's reason through the run engine instead. LOG_LEVEL
+    # DEBUG shows them again.
+    "loggers": {"httpx2": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"}},
 }

@@ -30,14 +30,15 @@ def calibrate_judge(judge_version_id: int, actor_name: str) -> int:
     time_limit=settings.FLAGSTAFF_EVAL_SLICE_SECONDS + 120,
     soft_time_limit=settings.FLAGSTAFF_EVAL_SLICE_SECONDS + 90,
 )
-def execute_run(run_id: int) -> str:
-    """Do one slice of an eval run (Messages), or one step of it (Batches).
+def execute_run(run_id: int, part: int | None = None) -> str:
+    """Do one slice of an eval run (Messages; of one of its parts when it has several), or one
+    step of it (Batches).
 
     Idempotency key: (run id, case). Each case is claimed by a conditional UPDATE of its RunCase
     and stored with its answer in one transaction, keyed by (content hash, case hash); a repeated
     or concurrent delivery finds the stored cases done and claims only what nobody holds.
     """
-    return runs.execute_run(run_id=run_id)
+    return runs.execute_run(run_id=run_id, part=part)
 
 
 @shared_task(name="evals.sweep_runs", acks_late=True, time_limit=60, soft_time_limit=50)

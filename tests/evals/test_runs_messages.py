@@ -1,14 +1,17 @@
+import threading
 from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
 from controlplane.audit import Actor
 from evals.models import CaseOutput, EvalRun, RunCase, RunState
 from evals.services import runs
+from evals.services.runs.lifecycle import part_concurrencies
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.factories import make_version
 from tests.fakes.anthropic import FakeAnthropic
@@ -231,3 +234,67 @@ def test_sweep_runs__run_untouched_past_the_claim_timeout__queued_again_fresh_on
     assert count == 1
     assert [c.args[0] for c in enqueued.call_args_list] == [stale.pk]
     assert fresh.pk != stale.pk
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "per_worker", "parts"),
+    [(8, 16, [8]), (16, 16, [16]), (32, 16, [16, 16]), (33, 16, [11, 11, 11]), (5, 2, [2, 2, 1])],
+)
+def test_part_concurrencies__split_as_evenly_as_possible(
+    concurrency: int, per_worker: int, parts: list[int]
+) -> None:
+    with override_settings(FLAGSTAFF_EVAL_CALLS_PER_WORKER=per_worker):
+        assert part_concurrencies(concurrency) == parts
+
+
+def test_start_run__concurrency_over_calls_per_worker__one_task_per_part(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with (
+        override_settings(FLAGSTAFF_EVAL_CALLS_PER_WORKER=2),
+        mock.patch("evals.tasks.execute_run.apply_async") as sent,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        run = start(3, concurrency=5)
+
+    assert [c.kwargs["args"] for c in sent.call_args_list] == [(run.pk, 0), (run.pk, 1), (run.pk, 2)]
+
+
+def test_execute_run__part_out_of_range__missing_and_no_call(fake_anthropic: FakeAnthropic) -> None:
+    run = start(2, concurrency=4)
+
+    with anthropic_at(fake_anthropic, FLAGSTAFF_EVAL_CALLS_PER_WORKER=2):
+        outcome = runs.execute_run(run_id=run.pk, part=2)
+
+    assert outcome == "missing"
+    assert fake_anthropic.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_execute_run__two_parts_at_once__every_case_answered_once_and_one_part_finishes(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.latency = 0.05
+    run = start(24, concurrency=4)
+    outcomes: dict[int, str] = {}
+
+    def work(part: int) -> None:
+        try:
+            outcomes[part] = runs.execute_run(run_id=run.pk, part=part)
+        finally:
+            connection.close()
+
+    with anthropic_at(fake_anthropic, FLAGSTAFF_EVAL_CALLS_PER_WORKER=2):
+        workers = [threading.Thread(target=work, args=(part,)) for part in (0, 1)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    run.refresh_from_db()
+    assert sorted(outcomes.values()) == ["succeeded", "waiting"]
+    assert run.state == RunState.SUCCEEDED
+    assert run.cases_done == 24
+    assert fake_anthropic.repeated_prompts() == {}
+    assert all(fake_anthropic.times_answered(marker(i)) == 1 for i in range(24))
+    assert RunCase.objects.filter(run=run, attempts=1).count() == 24

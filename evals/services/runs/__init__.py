@@ -5,10 +5,13 @@ Map:
   state change is a conditional UPDATE, audited when a person asked for it.
 - `storing`: the per-case claim, the reuse of stored answers by (content hash, case hash), and
   storing an answer with its cost and scores; the database is the source of truth.
-- `messages`: the Messages API path, calls in flight bounded by the run's concurrency.
+- `messages`: the Messages API path: sender threads (at most the run's concurrency, or its part's)
+  call the API, the task's own thread claims ahead and stores.
 - `batches`: the Message Batches API path: create once, poll, read the results.
 
-`execute_run` (the task's one call) dispatches on the run's mode.
+`execute_run` (the task's one call) dispatches on the run's mode. A Messages run past
+FLAGSTAFF_EVAL_CALLS_PER_WORKER calls in flight is split into parts (`lifecycle.part_concurrencies`):
+one task per part, each in its own worker process, claiming disjoint cases.
 
 A worker killed with SIGKILL pays twice only for what it had not stored: the calls in flight
 (at most the run's concurrency; the API may finish and bill them, and the case is claimed again

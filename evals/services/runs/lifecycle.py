@@ -50,20 +50,45 @@ class RunStateConflict(Conflict):
     code = "run_state_conflict"
 
 
-def enqueue_run(run_id: int, *, countdown: float | None = None) -> None:
+def part_concurrencies(concurrency: int) -> list[int]:
+    """The calls in flight of each part of a run at `concurrency`, as even as they divide.
+
+    A run's calls share one process's interpreter lock, and each streamed call costs a few
+    milliseconds of CPU: past FLAGSTAFF_EVAL_CALLS_PER_WORKER calls in flight, a run is worked by
+    several tasks at once (its parts), each in a worker process of its own, which claim disjoint
+    cases (bench/bench_eval_run.py).
+    """
+    parts = -(-concurrency // settings.FLAGSTAFF_EVAL_CALLS_PER_WORKER)
+    return [concurrency // parts + (1 if index < concurrency % parts else 0) for index in range(parts)]
+
+
+def enqueue_run(run_id: int, *, part: int | None = None, countdown: float | None = None) -> None:
     """Nudge a worker once the caller's transaction commits (at once outside one).
 
+    `part`: the part of the run the task works (None: the whole run, at the run's concurrency).
     Robust: a broker outage must not fail the caller; the sweep queues the run anyway.
     """
     from evals.tasks import execute_run as execute_run_task
 
+    args = (run_id,) if part is None else (run_id, part)
+
     def send() -> None:
         if countdown is None:
-            execute_run_task.delay(run_id)
+            execute_run_task.apply_async(args=args)
         else:
-            execute_run_task.apply_async(args=(run_id,), countdown=countdown)
+            execute_run_task.apply_async(args=args, countdown=countdown)
 
     transaction.on_commit(send, robust=True)
+
+
+def enqueue_parts(run: EvalRun) -> None:
+    """Nudge a worker for each part of a run (a batch, or a run of one part: one task)."""
+    parts = part_concurrencies(run.concurrency)
+    if run.mode == RunMode.BATCH or len(parts) == 1:
+        enqueue_run(run.pk)
+        return
+    for part in range(len(parts)):
+        enqueue_run(run.pk, part=part)
 
 
 @transaction.atomic
@@ -124,7 +149,7 @@ def start_run(
         },
         flag_key=flag.key,
     )
-    enqueue_run(run.pk)
+    enqueue_parts(run)
     return run
 
 
@@ -158,7 +183,7 @@ def resume_run(*, run: EvalRun, actor: Actor) -> EvalRun:
     if not changed:
         raise RunStateConflict(f"Run {run.pk} is {run.state}; only a paused run can be resumed.")
     audit.record(actor=actor, action="eval_run.resumed", target=run, flag_key=run.flag.key)
-    enqueue_run(run.pk)
+    enqueue_parts(run)
     run.refresh_from_db()
     return run
 
@@ -201,12 +226,17 @@ def finish_if_complete(run: EvalRun) -> bool:
     return finished == 1
 
 
-def execute_run(*, run_id: int) -> str:
-    """Do one slice of a run's work; the task's only call. Returns what happened, for the log."""
+def execute_run(*, run_id: int, part: int | None = None) -> str:
+    """Do one slice of a run's work; the task's only call. Returns what happened, for the log.
+
+    `part`: which of the run's parts (`part_concurrencies`) this slice works, with that part's
+    calls in flight; None works the whole run here, at the run's concurrency.
+    """
     run = (
         EvalRun.objects.select_related("config_version", "eval_set_version", "flag").filter(pk=run_id).first()
     )
-    if run is None:
+    shares = part_concurrencies(run.concurrency) if run is not None else []
+    if run is None or (part is not None and not 0 <= part < len(shares)):
         return "missing"
     if run.mode == RunMode.BATCH and run.state == RunState.CANCELLED and run.batch_id:
         from evals.services.runs.batches import cancel_remote_batch
@@ -239,14 +269,18 @@ def execute_run(*, run_id: int) -> str:
             from evals.services.runs.batches import step_batch
 
             return step_batch(run, client, requests)
-        return _run_slice(run, client, requests)
+        return _run_slice(
+            run, client, requests, part=part, concurrency=run.concurrency if part is None else shares[part]
+        )
 
 
-def _run_slice(run: EvalRun, client: Any, requests: RunRequests) -> str:
+def _run_slice(
+    run: EvalRun, client: Any, requests: RunRequests, *, part: int | None, concurrency: int
+) -> str:
     from evals.services.runs.messages import run_messages
 
     deadline = time.monotonic() + settings.FLAGSTAFF_EVAL_SLICE_SECONDS
-    stop = run_messages(run, client, requests, deadline=deadline)
+    stop = run_messages(run, client, requests, concurrency=concurrency, deadline=deadline)
     if stop is not None and stop.state == RunState.FAILED:
         fail_run(run, stop.reason)
         return "failed"
@@ -258,7 +292,7 @@ def _run_slice(run: EvalRun, client: Any, requests: RunRequests) -> str:
     if finish_if_complete(run):
         return "succeeded"
     if RunCase.objects.filter(run=run, state=RunCaseState.PENDING).exists():
-        enqueue_run(run.pk)  # the slice ended; the rest in a fresh task
+        enqueue_run(run.pk, part=part)  # the slice ended; the rest in a fresh task
         return "continued"
     return "waiting"  # only other workers' claims are left: they finish it, or the sweep does
 
@@ -275,6 +309,6 @@ def sweep_runs() -> int:
     )
     batch_due = EvalRun.objects.filter(state=RunState.RUNNING, mode=RunMode.BATCH).exclude(batch_id="")
     ids = sorted({*runs.values_list("pk", flat=True), *batch_due.values_list("pk", flat=True)})
-    for run_id in ids:
-        enqueue_run(run_id)
+    for run in EvalRun.objects.filter(pk__in=ids).order_by("pk").only("pk", "mode", "concurrency"):
+        enqueue_parts(run)
     return len(ids)

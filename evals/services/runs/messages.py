@@ -1,17 +1,19 @@
-"""A run through the Messages API: at most `run.concurrency` calls in flight, answers stored as they come.
+"""A run through the Messages API: `run.concurrency` sender threads, answers stored as they come.
 
-Threads only talk to the API and score; this thread alone claims and stores, so a worker uses
-one database connection however many calls it has in flight. Each loop re-reads the run's state,
-so a cancel (or a pause) is seen within one answer's time; answers already in flight are still
-stored, since they are paid for.
+Sender threads take claimed cases from a queue, call the API and score; they never wait for the
+database. This thread alone claims (ahead, so that a sender that frees up starts its next case at
+once) and stores, so a worker uses one database connection however many calls it has in flight,
+and a store in progress never holds back a call. Each loop re-reads the run's state (at most
+every STATE_CHECK_SECONDS), so a cancel (or a pause) is seen within one answer's time; answers
+already in flight are still stored, since they are paid for.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import anthropic
@@ -58,76 +60,140 @@ class Answered:
     reused: CaseOutput | None = None
 
 
+Ready = tuple[Claimed, CaseOutput | None]  # a claimed case, with the stored output to reuse if any
+Arrived = tuple[Claimed, Answered | Exception]
+
+
 def run_messages(
-    run: EvalRun, client: anthropic.Anthropic, requests: RunRequests, *, deadline: float
+    run: EvalRun, client: anthropic.Anthropic, requests: RunRequests, *, concurrency: int, deadline: float
 ) -> Stop | None:
-    """Answer claimable cases until none is left, the slice ends, or the run must stop."""
-    loop = _Loop(run, client, requests)
-    with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix=f"eval-run-{run.pk}") as pool:
+    """Answer claimable cases, `concurrency` calls in flight at most, until none is left, the
+    slice ends, or the run must stop."""
+    loop = _Loop(run, client, requests, concurrency)
+    senders = [
+        threading.Thread(target=loop.send, name=f"eval-run-{run.pk}-{index}", daemon=True)
+        for index in range(concurrency)
+    ]
+    for sender in senders:
+        sender.start()
+    try:
         while True:
             now = time.monotonic()
             loop.check_state(now)
-            if loop.stop is None and now < deadline:
+            if loop.stop is None and now < deadline and not loop.halted.is_set():
                 loop.refill()
-                loop.submit(pool)
-            if not loop.in_flight:
+            else:
+                loop.halt()
+            if loop.outstanding == 0 and (loop.halted.is_set() or loop.exhausted):
                 loop.store()
-                release_cases(loop.queued_claims)
+                loop.halt()  # the last store may have stopped the run with claims still queued
                 return loop.stop
-            done, _ = wait(loop.in_flight, timeout=loop.wait_seconds(now), return_when=FIRST_COMPLETED)
-            loop.arrived(done, now)
+            loop.collect(loop.wait_seconds(now))
             if loop.store_due(time.monotonic()):
                 loop.store()
+    finally:
+        loop.halted.set()
+        for _ in senders:
+            loop.ready.put(None)
+        for sender in senders:
+            sender.join()
 
 
 class _Loop:
-    """The state of one slice: claimed cases waiting for a thread, calls in flight, answers to store.
+    """The state of one slice: claimed cases waiting for a sender, answers to store.
 
-    Claims are taken ahead, `concurrency` at a time, so that a thread that frees up starts its
+    Claims are taken ahead, `concurrency` at a time, so that a sender that frees up starts its
     next case at once; answers are stored in groups (at most STORE_BATCH, or STORE_WINDOW_SECONDS
     after the first arrived), so that the database costs a few statements per group, not per case.
+    `outstanding` counts the cases handed to the senders (queued or in flight) whose answer has
+    not come back.
     """
 
-    def __init__(self, run: EvalRun, client: anthropic.Anthropic, requests: RunRequests) -> None:
-        self.run, self.client, self.requests = run, client, requests
+    def __init__(
+        self, run: EvalRun, client: anthropic.Anthropic, requests: RunRequests, concurrency: int
+    ) -> None:
+        self.run, self.client, self.requests, self.concurrency = run, client, requests, concurrency
         self.stop: Stop | None = None
         self.checked_at = 0.0
         self.exhausted = False
-        self.queued: deque[tuple[Claimed, CaseOutput | None]] = deque()
-        self.in_flight: dict[Future[Answered], Claimed] = {}
-        self.arrivals: list[tuple[Claimed, Future[Answered]]] = []
+        self.ready: queue.SimpleQueue[Ready | None] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[Arrived] = queue.SimpleQueue()
+        # Set when no sender may start another case: the run stops, the slice ends, or a call
+        # failed in a way that the next call would too (a 401 must not cost a second call).
+        self.halted = threading.Event()
+        self.outstanding = 0
+        self.arrivals: list[Arrived] = []
         self.first_arrival = 0.0
 
-    @property
-    def queued_claims(self) -> list[Claimed]:
-        return [claimed for claimed, _ in self.queued]
+    def send(self) -> None:
+        """A sender thread: answer queued cases until the loop halts."""
+        while not self.halted.is_set():
+            item = self.ready.get()
+            if item is None:
+                return
+            if self.halted.is_set():
+                self.ready.put(item)  # never sent: the loop takes it back and releases its claim
+                return
+            claimed, output = item
+            case = claimed.run_case.case
+            try:
+                if output is not None:
+                    answered = _rescore(self.requests, case, output)
+                else:
+                    answered = _answer(self.client, self.requests, case)
+            except CallFailed as failed:
+                if failed.failure.kind != "case":
+                    self.halted.set()
+                self.results.put((claimed, failed))
+            except Exception as error:
+                self.results.put((claimed, error))
+            else:
+                self.results.put((claimed, answered))
 
     def check_state(self, now: float) -> None:
         if self.stop is None and now - self.checked_at >= STATE_CHECK_SECONDS:
             self.stop, self.checked_at = _stop_asked(self.run), now
 
     def refill(self) -> None:
-        if self.exhausted or len(self.queued) >= self.run.concurrency:
+        queued = self.ready.qsize()
+        if self.exhausted or queued >= self.concurrency:
             return
-        claims = claim_cases(self.run, limit=2 * self.run.concurrency - len(self.queued))
+        claims = claim_cases(self.run, limit=2 * self.concurrency - queued)
         self.exhausted = not claims
         reusable = stored_outputs(self.run.content_hash, [c.run_case.case.case_hash for c in claims])
-        self.queued.extend((claimed, reusable.get(claimed.run_case.case.case_hash)) for claimed in claims)
+        for claimed in claims:
+            self.ready.put((claimed, reusable.get(claimed.run_case.case.case_hash)))
+        self.outstanding += len(claims)
 
-    def submit(self, pool: ThreadPoolExecutor) -> None:
-        while self.queued and len(self.in_flight) < self.run.concurrency:
-            claimed, output = self.queued.popleft()
-            case = claimed.run_case.case
-            if output is not None:
-                future = pool.submit(_rescore, self.requests, case, output)
-            else:
-                future = pool.submit(_answer, self.client, self.requests, case)
-            self.in_flight[future] = claimed
+    def halt(self) -> None:
+        """Let no sender start another case, and give back the claims of cases not sent."""
+        self.halted.set()
+        unsent: list[Claimed] = []
+        while True:
+            try:
+                item = self.ready.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                unsent.append(item[0])
+        self.outstanding -= len(unsent)
+        release_cases(unsent)
 
-    def arrived(self, done: set[Future[Answered]], now: float) -> None:
-        if done and not self.arrivals:
-            self.first_arrival = now
-        self.arrivals += [(self.in_flight.pop(future), future) for future in done]
+    def collect(self, timeout: float) -> None:
+        """Take every answer that has arrived, waiting up to `timeout` for the first."""
+        try:
+            arrived = [self.results.get(timeout=timeout)]
+        except queue.Empty:
+            return
+        while True:
+            try:
+                arrived.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        if not self.arrivals:
+            self.first_arrival = time.monotonic()
+        self.arrivals += arrived
+        self.outstanding -= len(arrived)
 
     def wait_seconds(self, now: float) -> float:
         if self.arrivals:
@@ -135,12 +201,12 @@ class _Loop:
         return WAIT_SECONDS
 
     def store_due(self, now: float) -> bool:
-        # A failed call is looked at before anything else is sent: a 401 must not cost a second call.
+        # A failed call is looked at before anything else is stored (the senders already halted).
         return bool(self.arrivals) and (
             len(self.arrivals) >= STORE_BATCH
             or now - self.first_arrival >= STORE_WINDOW_SECONDS
             or self.stop is not None
-            or any(future.exception() is not None for _, future in self.arrivals)
+            or any(isinstance(result, Exception) for _, result in self.arrivals)
         )
 
     def store(self) -> None:
@@ -149,23 +215,20 @@ class _Loop:
             return
         tally, finished = Tally(), []
         with transaction.atomic():
-            for claimed, future in self.arrivals:
-                try:
-                    answered = future.result()
-                except CallFailed as failed:
-                    if failed.failure.kind == "case":
-                        fail_case(claimed, failed.failure.reason, tally)
+            for claimed, result in self.arrivals:
+                if isinstance(result, CallFailed):
+                    if result.failure.kind == "case":
+                        fail_case(claimed, result.failure.reason, tally)
                     else:
-                        self.stop = self.stop or _stop_for(failed.failure)
+                        self.stop = self.stop or _stop_for(result.failure)
                         release_cases([claimed])
                     continue
-                finished.append(Finished(claimed, answered.verdict, answered.answer, answered.reused))
+                if isinstance(result, Exception):
+                    raise result
+                finished.append(Finished(claimed, result.verdict, result.answer, result.reused))
             store_finished(self.run, finished, tally)
             tally.flush(self.run)
         self.arrivals = []
-        if self.stop is not None:
-            release_cases(self.queued_claims)
-            self.queued.clear()
 
 
 def _answer(client: anthropic.Anthropic, requests: RunRequests, case: EvalCase) -> Answered:

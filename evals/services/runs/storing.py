@@ -9,22 +9,24 @@ requested again, by this run or any later run of the same content.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 
 from evals.calls import CallResult
+from evals.cost_projection import usage_tokens
 from evals.models import CaseOutput, CaseScore, EvalRun, RunCase, RunCaseState, RunMode
 from evals.run_summary import CaseResult, ScorerResult, summarize
-from evals.services.runs.scoring import CaseVerdict
+from evals.services.runs.scoring import CaseVerdict, ScoreRow
 from telemetry.price_table import cached_price_table
-from telemetry.pricing import TokenCounts
+from telemetry.services.rollups import MAX_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -38,28 +40,41 @@ class Claimed:
 def claim_cases(run: EvalRun, *, limit: int) -> list[Claimed]:
     """Claim up to `limit` cases in position order: pending ones, else those of a dead worker."""
     now = timezone.now()
-    # RunCases are created in position order, so the primary key orders them without a join.
-    pending = list(
-        RunCase.objects.filter(run=run, state=RunCaseState.PENDING)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    claimed: list[int] = []
-    if pending:
-        # Conditional on the state: a row another worker took meanwhile is not updated, and the
-        # claim time (this call's own) tells the rows this worker won.
-        RunCase.objects.filter(pk__in=pending, state=RunCaseState.PENDING).update(
-            state=RunCaseState.CLAIMED, claimed_at=now, attempts=F("attempts") + 1
-        )
-        claimed = list(
-            RunCase.objects.filter(pk__in=pending, state=RunCaseState.CLAIMED, claimed_at=now).values_list(
-                "pk", flat=True
-            )
-        )
+    claimed = _claim_pending(run, limit=limit, now=now)
     if len(claimed) < limit:
         claimed += _claim_stale(run, limit=limit - len(claimed), now=now)
     rows = RunCase.objects.filter(pk__in=claimed).select_related("case").order_by("pk")
     return [Claimed(row, now) for row in rows]
+
+
+def _claim_pending(run: EvalRun, *, limit: int, now: datetime) -> list[int]:
+    """Claim pending cases in one statement; returns the ids this call won.
+
+    Several workers claim from one run at once (a run's parts): the UPDATE is conditional on the
+    state, so a row another worker took first is not updated, and RETURNING names the rows this
+    one did. PostgreSQL skips rows another claim has locked instead of waiting for it and then
+    finding them taken (SQLite runs one writer at a time). RunCases are created in position
+    order, so the primary key orders them without a join.
+    """
+    quote = connection.ops.quote_name
+    table = quote(RunCase._meta.db_table)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"UPDATE {table} SET state = %s, claimed_at = %s, attempts = attempts + 1 "  # noqa: S608
+        f"WHERE id IN (SELECT id FROM {table} WHERE run_id = %s AND state = %s ORDER BY id LIMIT %s"
+        f"{skip_locked}) AND state = %s RETURNING id"
+    )
+    pending = RunCaseState.PENDING.value
+    params = [
+        RunCaseState.CLAIMED.value,
+        connection.ops.adapt_datetimefield_value(now),
+        run.pk,
+        pending,
+        limit,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, pending])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _claim_stale(run: EvalRun, *, limit: int, now: datetime) -> list[int]:
@@ -86,23 +101,10 @@ def stored_outputs(content_hash: str, case_hashes: Iterable[str]) -> dict[str, C
 def answer_cost(answer: CallResult) -> int | None:
     """What the answer cost in micro-USD by telemetry's price table; None when it cannot be known."""
     usage = answer.usage
-    split = usage.get("cache_creation") or {}
-    if split:
-        write_5m = int(split.get("ephemeral_5m_input_tokens") or 0)
-        write_1h = int(split.get("ephemeral_1h_input_tokens") or 0)
-    else:  # without the split, the default TTL (5 minutes), as telemetry ingest does
-        write_5m, write_1h = int(usage.get("cache_creation_input_tokens") or 0), 0
-    tokens = TokenCounts(
-        input=int(usage.get("input_tokens") or 0),
-        output=int(usage.get("output_tokens") or 0),
-        cache_write_5m=write_5m,
-        cache_write_1h=write_1h,
-        cache_read=int(usage.get("cache_read_input_tokens") or 0),
-    )
     return cached_price_table().cost_micro_usd(
         model=answer.model,
         on=timezone.now().date(),
-        tokens=tokens,
+        tokens=usage_tokens(usage),
         service_tier=str(usage.get("service_tier") or ""),
         inference_geo=str(usage.get("inference_geo") or ""),
     )
@@ -143,59 +145,138 @@ def store_finished(run: EvalRun, finished: Sequence[Finished], tally: Tally) -> 
     Call inside a transaction: answers and the cases marked done commit together, so a case whose
     answer was stored is never claimed again.
     """
-    fresh = [item for item in finished if item.answer is not None]
-    costs = {id(item): answer_cost(item.answer) for item in fresh if item.answer is not None}
-    CaseOutput.objects.bulk_create(
+    fresh = [(item, item.answer) for item in finished if item.answer is not None]
+    costs = {id(item): answer_cost(answer) for item, answer in fresh}
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    json = connection.ops.adapt_json_value
+    inserted = _insert_new(
+        CaseOutput,
         [
-            _output_row(run, item.claimed, item.answer, costs[id(item)])
-            for item in fresh
-            if item.answer is not None
+            _OutputRow(
+                content_hash=run.content_hash,
+                case_hash=item.claimed.run_case.case.case_hash,
+                output=json(answer.output, None),
+                text=answer.text,
+                stop_reason=answer.stop_reason,
+                usage=json(answer.usage, None),
+                iterations=1,
+                cost_micro_usd=costs[id(item)],
+                latency_ms=answer.latency_ms,
+                ttft_ms=answer.ttft_ms,
+                model=answer.model,
+                request_id=answer.request_id,
+                mode=run.mode,
+                created_at=now,
+            )
+            for item, answer in fresh
         ],
-        # Another worker may have stored the same answer meanwhile: it stays, and is used.
-        ignore_conflicts=True,
+        returning=("case_hash", "id"),
     )
-    outputs = {
-        item.claimed.run_case.case.case_hash: item.reused for item in finished if item.reused is not None
-    }
-    if fresh:
-        stored = CaseOutput.objects.filter(
-            content_hash=run.content_hash,
-            case_hash__in=[item.claimed.run_case.case.case_hash for item in fresh],
+    outputs: dict[str, int] = dict(inserted)
+    outputs.update(
+        (item.claimed.run_case.case.case_hash, item.reused.pk) for item in finished if item.reused is not None
+    )
+    # Another worker may have stored the same answer meanwhile: it stays, and is used.
+    lost = [item.claimed.run_case.case.case_hash for item, _ in fresh]
+    lost = [case_hash for case_hash in lost if case_hash not in outputs]
+    if lost:
+        outputs.update(
+            CaseOutput.objects.filter(content_hash=run.content_hash, case_hash__in=lost).values_list(
+                "case_hash", "pk"
+            )
         )
-        outputs.update({output.case_hash: output for output in stored})
-    CaseScore.objects.bulk_create(
+    # Unique per (output, scorer, version, params): a score another worker stored stays.
+    _insert_new(
+        CaseScore,
         [
-            CaseScore(output=outputs[item.claimed.run_case.case.case_hash], **row.fields())
+            _score_row(outputs[item.claimed.run_case.case.case_hash], row, now)
             for item in finished
             for row in item.verdict.rows
             if not row.stored
         ],
-        # Unique per (output, scorer, version, params): a score another worker stored stays.
-        ignore_conflicts=True,
     )
     _finish(finished, outputs, costs, tally)
 
 
-def _output_row(run: EvalRun, claimed: Claimed, answer: CallResult, cost: int | None) -> CaseOutput:
-    return CaseOutput(
-        content_hash=run.content_hash,
-        case_hash=claimed.run_case.case.case_hash,
-        output=answer.output,
-        text=answer.text,
-        stop_reason=answer.stop_reason,
-        usage=answer.usage,
-        cost_micro_usd=cost,
-        latency_ms=answer.latency_ms,
-        ttft_ms=answer.ttft_ms,
-        model=answer.model,
-        request_id=answer.request_id,
-        mode=run.mode,
+class _OutputRow(NamedTuple):
+    """A CaseOutput row as inserted: the field names are the columns, JSON adapted for the backend."""
+
+    content_hash: str
+    case_hash: str
+    output: Any
+    text: str
+    stop_reason: str
+    usage: Any
+    iterations: int
+    cost_micro_usd: int | None
+    latency_ms: int | None
+    ttft_ms: int | None
+    model: str
+    request_id: str
+    mode: str
+    created_at: Any
+
+
+class _ScoreRow(NamedTuple):
+    """A CaseScore row as inserted (the columns of `ScoreRow.fields()`, its output and its time)."""
+
+    output_id: int
+    scorer: str
+    scorer_version: int
+    params_hash: str
+    score: float | None
+    passed: bool | None
+    error: str
+    explanation: str
+    usage: Any
+    cost_micro_usd: int
+    judge_version_id: int | None
+    created_at: Any
+
+
+def _score_row(output_id: int, row: ScoreRow, created_at: Any) -> _ScoreRow:
+    fields = row.fields()
+    usage = fields.pop("usage")
+    return _ScoreRow(
+        output_id=output_id,
+        usage=None if usage is None else connection.ops.adapt_json_value(usage, None),
+        created_at=created_at,
+        **fields,
     )
+
+
+def _insert_new(
+    model: type[Model], rows: Sequence[NamedTuple], *, returning: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
+    """`INSERT ... ON CONFLICT DO NOTHING [RETURNING]`, the same on PostgreSQL and SQLite (>= 3.35):
+    the rows the database really inserted. Raw SQL because building a model instance per row and
+    compiling the ORM's insert cost more than the statement (bench/bench_eval_run.py)."""
+    if not rows:
+        return []
+    quote = connection.ops.quote_name
+    columns = rows[0]._fields
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "  # noqa: S608
+    tail = " ON CONFLICT DO NOTHING"
+    if returning:
+        tail += f" RETURNING {', '.join(quote(c) for c in returning)}"
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    per_statement = MAX_PARAMETERS // len(columns)
+    returned: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            # Identifiers come from the model and the row's fields; every value is a parameter.
+            cursor.execute(
+                head + ", ".join([placeholders] * len(chunk)) + tail, [v for row in chunk for v in row]
+            )
+            if returning:
+                returned.extend(cursor.fetchall())
+    return returned
 
 
 def _finish(
     finished: Sequence[Finished],
-    outputs: Mapping[str, CaseOutput],
+    outputs: Mapping[str, int],
     costs: Mapping[int, int | None],
     tally: Tally,
 ) -> None:
@@ -217,9 +298,9 @@ def _finish(
         # A fresh answer is paid even when the claim was lost; the run counts what it paid.
         tally.paid_micro_usd += costs.get(id(item)) or 0
         verdict, reused = item.verdict, item.answer is None
-        output = outputs[item.claimed.run_case.case.case_hash]
+        output_id = outputs[item.claimed.run_case.case.case_hash]
         rows[reused].append(
-            (RunCaseState.DONE.value, output.pk, reused, verdict.passed, verdict.score, verdict.error, now,
+            (RunCaseState.DONE.value, output_id, reused, verdict.passed, verdict.score, verdict.error, now,
              item.claimed.run_case.pk, RunCaseState.CLAIMED.value, adapt(item.claimed.claimed_at))
         )  # fmt: skip
     with connection.cursor() as cursor:
@@ -248,29 +329,33 @@ def release_cases(claims: Iterable[Claimed]) -> None:
 
 
 def run_summary(run: EvalRun) -> dict[str, Any]:
-    """The run's summary from its cases, their answers and the scores of the run's scorer versions."""
+    """The run's summary from its cases, their answers and the scores of the run's scorer versions.
+
+    Two queries of the columns it reads, no model instances (a run has up to 10,000 cases).
+    """
     versions: Mapping[str, Any] = run.scorer_versions or {}
+    scores: dict[int, dict[str, ScorerResult]] = defaultdict(dict)
+    for output_id, scorer, version, score, passed, error in CaseScore.objects.filter(
+        output__run_cases__run=run
+    ).values_list("output_id", "scorer", "scorer_version", "score", "passed", "error"):
+        if versions.get(scorer) == version:
+            scores[output_id][scorer] = ScorerResult(score, passed, error)
     cases = []
     reused = 0
-    rows = RunCase.objects.filter(run=run).select_related("output").prefetch_related("output__scores")
-    for row in rows:
-        output = row.output
-        reused += row.reused
-        scores = {}
-        if output is not None:
-            scores = {
-                score.scorer: ScorerResult(score.score, score.passed, score.error)
-                for score in output.scores.all()
-                if versions.get(score.scorer) == score.scorer_version
-            }
+    rows = RunCase.objects.filter(run=run).values_list(
+        "passed", "reused", "output_id", "output__cost_micro_usd", "output__latency_ms", "output__usage"
+    )
+    for passed, was_reused, output_id, cost, latency, usage in rows:
+        reused += was_reused
+        answered = output_id is not None
         cases.append(
             CaseResult(
-                passed=row.passed,
-                answered=output is not None,
-                scores=scores,
-                cost_micro_usd=output.cost_micro_usd if output is not None else None,
-                latency_ms=output.latency_ms if output is not None else None,
-                usage=output.usage if output is not None else {},
+                passed=passed,
+                answered=answered,
+                scores=scores.get(output_id, {}) if answered else {},
+                cost_micro_usd=cost,
+                latency_ms=latency,
+                usage=usage if answered else {},
             )
         )
     summary = summarize(cases)
