@@ -9,9 +9,10 @@ from typing import Any
 from django.db.models import Sum
 from django.utils import timezone
 
-from evals.models import LiveScoreRollup, LiveScoringPolicy
-from evals.services.live_scoring import JUDGE_SCORERS, judge_spend_today
-from flags.models import Flag
+from evals.models import GatePolicy, LiveScoreRollup, LiveScoringPolicy
+from evals.services.gate import gate_eval_set_version
+from evals.services.live_scoring import JUDGE_SCORERS, judge_spend_today, judge_version, policy_specs
+from flags.models import Environment, Flag
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,36 @@ def live_scores(flag: Flag, *, since: datetime) -> LiveScores:
         budget_stopped=policy is not None and uses_judge and spent >= policy.daily_judge_budget_micro_usd,
         uses_judge=uses_judge,
     )
+
+
+def scoring_versions(flag: Flag, environment: Environment) -> dict[str, Any]:
+    """What live scoring of `flag` in `environment` judges with now: each scorer's version, the
+    judge config version behind an LLM judge, and the gate's eval set version (whose scorers
+    live scoring uses when its policy names none). A rollout keeps it with each decision."""
+    policy = LiveScoringPolicy.objects.filter(flag=flag).first()
+    gate = GatePolicy.objects.select_related("eval_set", "pinned_version").filter(flag=flag).first()
+    eval_set_version = gate_eval_set_version(gate) if gate else None
+    scorers: dict[str, dict[str, Any]] = {}
+    for spec in policy_specs(policy) if policy is not None else []:
+        entry: dict[str, Any] = {"scorer": spec.name, "scorer_version": spec.definition.version}
+        if spec.name in JUDGE_SCORERS:
+            key = str(spec.params["judge"])
+            judge = judge_version(key, environment.pk)
+            entry["judge"] = {
+                "flag": key,
+                "version": judge.number if judge else None,
+                "content_hash": judge.content_hash if judge else None,
+            }
+        scorers[spec.key] = entry
+    return {
+        "enabled": policy is not None and policy.enabled,
+        "scorers_from": "policy" if policy is not None and policy.scorers else "gate eval set",
+        "scorers": scorers,
+        "eval_set": {
+            "key": eval_set_version.eval_set.key,
+            "version": eval_set_version.number,
+            "content_hash": eval_set_version.content_hash,
+        }
+        if eval_set_version is not None
+        else None,
+    }

@@ -5,8 +5,9 @@ stage started, the elapsed time, the previous tick's state) and returns a `Decis
 a stable reason code, every metric's numbers and a one-sentence explanation. The rules, in the
 order they are applied (rollout-analysis.md §8.5, DESIGN.md "Analysis"):
 
-1. health: a sample-ratio mismatch (p < 0.001) pauses, and nothing else may act on data whose
-   split is wrong;
+1. health: a sample-ratio mismatch (p < 0.001) pauses, and nothing but a critical regression
+   may act on data whose split is wrong (a rollback is the safe direction; a pause would keep
+   the candidate on traffic);
 2. data: too few units in an arm extends the stage, then ends it inconclusive at its maximum
    duration; missing data is never a pass and one arm alone never promotes;
 3. a critical guardrail regressing acts at once; a non-critical one must be Holm-significant on
@@ -482,15 +483,32 @@ def decide(
 
     warm_note = " (cost and latency excluded while the candidate's cache warms)" if warming else ""
 
-    # 1. Health: a split that is not what was configured makes every comparison suspect.
-    if srm_p is not None and srm_p < policy.srm_alpha:
+    acting = [r for r in results if r.acting]
+    critical = [r for r in acting if r.critical and r.status is MetricStatus.REGRESSION]
+
+    def critical_rollback(note: str) -> Decision:
+        worst = min(critical, key=lambda r: r.comparison.p_value if r.comparison else 1.0)
         return decision(
-            Action.PAUSE,
-            Reason.HEALTH_CHECK_FAILED,
-            f"paused: sample-ratio mismatch, {canary.units} canary vs {control.units} control units "
-            f"against an expected {stage.expected_split[0]:g}:{stage.expected_split[1]:g} split "
-            f"(chi-square p = {srm_p:.2g} < {policy.srm_alpha:g})",
+            Action.ROLLBACK,
+            Reason.CRITICAL_REGRESSION,
+            f"rolled back: {_describe(worst, by_name[worst.name])} (critical, α = {policy.alpha_critical:g})"
+            f"{note}",
         )
+
+    # 1. Health: a split that is not what was configured makes every comparison suspect, so it
+    # voids the evidence for promotion and for a non-critical rollback, and pauses. Pausing
+    # keeps the candidate on its share of traffic, though, so a critical guardrail shown
+    # regressed (each arm at its minimum) still rolls back: a biased comparison can at worst
+    # take a harmless candidate off traffic, the safe direction (docs/analysis.md, "Health").
+    if srm_p is not None and srm_p < policy.srm_alpha:
+        mismatch = (
+            f"sample-ratio mismatch, {canary.units} canary vs {control.units} control units "
+            f"against an expected {stage.expected_split[0]:g}:{stage.expected_split[1]:g} split "
+            f"(chi-square p = {srm_p:.2g} < {policy.srm_alpha:g})"
+        )
+        if critical and min(canary.units, control.units) >= stage.min_units_per_arm:
+            return critical_rollback(f", despite a {mismatch}, which never holds back a critical rollback")
+        return decision(Action.PAUSE, Reason.HEALTH_CHECK_FAILED, f"paused: {mismatch}")
 
     # 2. Units: nothing acts on an arm that has (almost) no data.
     if canary.units == 0 and control.units == 0:
@@ -506,16 +524,8 @@ def decide(
         )
 
     # 3. Regressions: critical at once, non-critical on consecutive Holm-significant ticks.
-    acting = [r for r in results if r.acting]
-    critical = [r for r in acting if r.critical and r.status is MetricStatus.REGRESSION]
     if critical:
-        worst = min(critical, key=lambda r: r.comparison.p_value if r.comparison else 1.0)
-        return decision(
-            Action.ROLLBACK,
-            Reason.CRITICAL_REGRESSION,
-            f"rolled back: {_describe(worst, by_name[worst.name])} (critical, α = {policy.alpha_critical:g})"
-            f"{warm_note}",
-        )
+        return critical_rollback(warm_note)
     confirmed = [r for r in acting if not r.critical and r.consecutive >= policy.consecutive_ticks]
     if confirmed:
         worst = max(confirmed, key=lambda r: r.consecutive)

@@ -371,7 +371,7 @@ def _context(specs: Sequence[scorers.ScorerSpec], environment_id: int | None) ->
     client, prices, today = make_client(max_retries=2), cached_price_table(), timezone.now().date()
     judges = {}
     for key in keys:
-        version = _judge_version(key, environment_id)
+        version = judge_version(key, environment_id)
         if version is not None:
             judges[key] = scorers.Judge(
                 content=version.content, client=client, prices=prices, today=today, version_id=version.pk
@@ -379,7 +379,7 @@ def _context(specs: Sequence[scorers.ScorerSpec], environment_id: int | None) ->
     return scorers.Context(judges=judges)
 
 
-def _judge_version(key: str, environment_id: int | None) -> ConfigVersion | None:
+def judge_version(key: str, environment_id: int | None) -> ConfigVersion | None:
     """The judge flag's version serving in the sample's environment, else its latest version."""
     if environment_id is not None:
         state = FlagState.objects.filter(

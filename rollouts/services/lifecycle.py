@@ -150,9 +150,48 @@ def _transition(
 
 
 def _fresh(rollout: Rollout) -> Rollout:
-    return Rollout.objects.select_related("flag", "environment", "baseline", "candidate", "split").get(
-        pk=rollout.pk
+    """The rollout as committed, its row locked until the caller's transaction ends.
+
+    The lock makes a verb wait for a tick that is recording its decision, then read what the
+    tick committed: a person's rollback issued while a tick promotes applies after the
+    promotion instead of failing its compare-and-set against a version it never saw.
+    """
+    return (
+        Rollout.objects.select_related("flag", "environment", "baseline", "candidate", "split")
+        .select_for_update(of=("self",))
+        .get(pk=rollout.pk)
     )
+
+
+def _move_to(
+    rollout: Rollout,
+    *,
+    to: str,
+    actor: Actor,
+    action: str,
+    reason: str,
+    expected_version: int | None,
+    changes: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> tuple[Rollout, bool]:
+    """The preamble of pause, rollback and abort: read the rollout afresh; answer it as it stands
+    when it already is in `to` and the caller named no version (a person repeating a verb);
+    otherwise move it from `expected_version` (a tick: the version it read at its claim) or
+    from the version just read. Returns the rollout and whether it moved."""
+    rollout = _fresh(rollout)
+    if rollout.state == to and expected_version is None:
+        return rollout, False
+    _transition(
+        rollout,
+        to=to,
+        expected_version=rollout.version if expected_version is None else expected_version,
+        actor=actor,
+        action=action,
+        reason=reason,
+        changes={"stage": rollout.stage_index, **(changes or {})},
+        **fields,
+    )
+    return rollout, True
 
 
 def _stages(rollout: Rollout) -> list[Stage]:
@@ -409,19 +448,18 @@ def pause_rollout(
     changes: Mapping[str, Any] | None = None,
 ) -> Rollout:
     """Hold the rollout at its stage (traffic stays as it is); the ticks stop until resumed."""
-    rollout = _fresh(rollout)
-    if rollout.state == S.PAUSED and expected_version is None:
-        return rollout
-    _transition(
+    rollout, moved = _move_to(
         rollout,
         to=S.PAUSED,
-        expected_version=rollout.version if expected_version is None else expected_version,
         actor=actor,
         action="rollout.paused",
         reason=reason,
+        expected_version=expected_version,
         changes={"pause_reason": pause_reason, **(changes or {})},
         pause_reason=pause_reason,
     )
+    if not moved:
+        return rollout
     enqueue_event(event=WebhookEvent.ROLLOUT_PAUSED, payload={**rollout_payload(rollout), "reason": reason})
     return rollout
 
@@ -561,18 +599,17 @@ def rollback_rollout(
 ) -> Rollout:
     """Take the candidate off traffic in one motion: the split cleared (one revision bump), an
     incident opened, the webhook queued. Waits on no analysis and no gate."""
-    rollout = _fresh(rollout)
-    if rollout.state == S.ROLLED_BACK and expected_version is None:
-        return rollout
-    _transition(
+    rollout, moved = _move_to(
         rollout,
         to=S.ROLLED_BACK,
-        expected_version=rollout.version if expected_version is None else expected_version,
         actor=actor,
         action="rollout.rolled_back",
         reason=reason,
-        changes={"stage": rollout.stage_index, **({"evidence": dict(evidence)} if evidence else {})},
+        expected_version=expected_version,
+        changes={"evidence": dict(evidence)} if evidence else None,
     )
+    if not moved:
+        return rollout
     _end_stage(rollout, StageState.FAILED)
     split_id = _take_candidate_off(rollout, actor, f"rollout {rollout.pk} rolled back")
     state = FlagState.objects.get(flag=rollout.flag, environment=rollout.environment)
@@ -591,18 +628,11 @@ def rollback_rollout(
 @transaction.atomic
 def abort_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollout:
     """Give the rollout up: the candidate off traffic if it was on, no incident."""
-    rollout = _fresh(rollout)
-    if rollout.state == S.ABORTED:
-        return rollout
-    _transition(
-        rollout,
-        to=S.ABORTED,
-        expected_version=rollout.version,
-        actor=actor,
-        action="rollout.aborted",
-        reason=reason,
-        changes={"stage": rollout.stage_index},
+    rollout, moved = _move_to(
+        rollout, to=S.ABORTED, actor=actor, action="rollout.aborted", reason=reason, expected_version=None
     )
+    if not moved:
+        return rollout
     if rollout.split_id is not None:
         _end_stage(rollout, StageState.INCONCLUSIVE)
     split_id = _take_candidate_off(rollout, actor, f"rollout {rollout.pk} aborted")

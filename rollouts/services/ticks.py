@@ -17,6 +17,7 @@ One decision per tick, however many workers run and wherever one is killed:
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import logging
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from django.utils import timezone
 
 from controlplane.audit import Actor
 from controlplane.errors import DomainError
+from evals.live_scores import scoring_versions
 from flags.models import FlagState, Split
 from rollouts import analysis, decision_records, stats
 from rollouts.arm_aggregates import StageAggregates, Window, read_many_stage_aggregates, read_stage_aggregates
@@ -45,6 +47,8 @@ SWEEP_LIMIT = 200
 ANALYSIS_VERSION = hashlib.sha256(
     (inspect.getsource(analysis) + inspect.getsource(stats)).encode()
 ).hexdigest()[:16]
+# The deployed control plane's version (the package's), beside the analysis' own.
+CODE_VERSION = importlib.metadata.version("flagstaff-controlplane")
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,7 @@ def _window(rollout: Rollout, now: datetime) -> Window:
 def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None) -> Analysed:
     """Read the stage's aggregates (unless given) and decide; holds no lock and writes nothing."""
     stage, guardrails = _stage_and_guardrails(rollout)
+    scorers = {g.scorer for g in guardrails if g.scorer}
     started = stage.started_at or now
     if aggregates is None:
         aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
@@ -283,7 +288,9 @@ def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates
         "candidate": rollout.candidate.number,
         "rollout_version": rollout.version,
         "analysis_version": ANALYSIS_VERSION,
-        "scorers": sorted({g.scorer for g in guardrails if g.scorer}),
+        "code_version": CODE_VERSION,
+        "scorers": sorted(scorers),
+        "live_scoring": scoring_versions(rollout.flag, rollout.environment) if scorers else None,
         "counters": aggregates.counters,
         "canary": decision_records.arm_json(aggregates.canary),
         "control": decision_records.arm_json(aggregates.control),

@@ -149,6 +149,34 @@ def test_decide__sample_ratio_52_48__pauses_with_health_check_failed() -> None:
     assert decision.srm_p_value < 0.001
 
 
+def test_decide__sample_ratio_mismatch_and_critical_regression__rolls_back_saying_so() -> None:
+    decision = decide(
+        policy=POLICY,
+        stage=STAGE,
+        canary=arm(units=10_400, error_rate=0.04),
+        control=arm(units=9_600),
+        elapsed_seconds=60,
+    )
+    assert decision.action is Action.ROLLBACK
+    assert decision.reason is Reason.CRITICAL_REGRESSION
+    assert decision.srm_p_value is not None
+    assert decision.srm_p_value < 0.001
+    assert decision.explanation.startswith("rolled back: API error rate 4.0 % vs control 1.0 %")
+    assert "despite a sample-ratio mismatch, 10400 canary vs 9600 control units" in decision.explanation
+
+
+def test_decide__sample_ratio_mismatch_and_critical_regression_below_min_units__pauses() -> None:
+    decision = decide(
+        policy=POLICY,
+        stage=STAGE,
+        canary=arm(units=80, judged=80, error_rate=0.5),
+        control=arm(units=40, judged=40),
+        elapsed_seconds=60,
+    )
+    assert decision.action is Action.PAUSE
+    assert decision.reason is Reason.HEALTH_CHECK_FAILED
+
+
 def test_decide__no_data__extends_then_ends_inconclusive() -> None:
     empty = ArmAggregates()
     early = decide(policy=POLICY, stage=STAGE, canary=empty, control=empty, elapsed_seconds=600)

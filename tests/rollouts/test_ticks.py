@@ -3,20 +3,28 @@ through the state machine, and a person's move winning over a tick in flight."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
 from datetime import datetime, timedelta
+from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
+from controlplane.models import AuditEntry
+from evals.services import gate
 from flags import services as flag_services
+from flags.forms import starter_content
 from flags.models import Split
 from rollouts.models import Decision, Rollout
 from rollouts.services import lifecycle, ticks
 from rollouts.tasks import tick_rollouts
 from telemetry.models import Incident, IncidentKind
-from tests.factories import FACTORY_ACTOR
+from tests.evals.gate_factories import make_eval_set_version
+from tests.evals.live_factories import make_policy
+from tests.factories import FACTORY_ACTOR, make_flag, make_version
 from tests.rollouts.factories import STAGES, add_calls, add_scores, make_running_rollout, make_world
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +77,47 @@ def test_tick__candidate_pass_rate_25_points_lower__rolled_back_with_incident_an
     assert Incident.objects.get(kind=IncidentKind.ROLLOUT_ROLLED_BACK).evidence["decision"]["reason"] == (
         "critical_regression"
     )
+
+
+def test_tick__live_scored_guardrail__decision_keeps_scorer_judge_eval_set_and_code_versions() -> None:
+    world = make_world()
+    judge = make_version(
+        flag=make_flag(key="helpfulness-judge", surface="judge"), content=starter_content("judge")
+    )
+    flag_services.publish_version(
+        flag=judge.flag, environment=world.environment, number=judge.number, actor=FACTORY_ACTOR
+    )
+    make_policy(
+        world.baseline, scorers=[{"name": "llm_judge", "key": "helpful", "params": {"judge": judge.flag.key}}]
+    )
+    rollout = make_running_rollout(world)
+    # The gate policy comes after the start (the tick does not ask the gate again).
+    eval_set_version = make_eval_set_version(cases=3, key="support-qa")
+    gate.set_gate_policy(
+        flag=world.flag, eval_set_key="support-qa", required_pass_rate=0.8, actor=FACTORY_ACTOR
+    )
+
+    ticks.tick_rollout(rollout_id=rollout.pk, now=_later())
+
+    inputs = Decision.objects.get(rollout=rollout).inputs
+    assert inputs["code_version"] == importlib.metadata.version("flagstaff-controlplane")
+    assert inputs["analysis_version"] == ticks.ANALYSIS_VERSION
+    assert inputs["live_scoring"] == {
+        "enabled": True,
+        "scorers_from": "policy",
+        "scorers": {
+            "helpful": {
+                "scorer": "llm_judge",
+                "scorer_version": 1,
+                "judge": {
+                    "flag": "helpfulness-judge",
+                    "version": judge.number,
+                    "content_hash": judge.content_hash,
+                },
+            }
+        },
+        "eval_set": {"key": "support-qa", "version": 1, "content_hash": eval_set_version.content_hash},
+    }
 
 
 def test_tick__no_data__extends_and_never_promotes() -> None:
@@ -285,6 +334,65 @@ def test_promote__two_callers_from_the_same_version__one_applies_the_other_refus
     assert [type(failure) for failure in failures] == [lifecycle.RolloutMoved]
     assert (rollout.stage_index, rollout.version) == (1, version + 1)
     assert Split.objects.active().get().weight == 1000
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_rollback__issued_while_a_tick_records_its_promotion__waits_then_rolls_back() -> None:
+    rollout = make_running_rollout()
+    _healthy(rollout)
+    acting, release = threading.Event(), threading.Event()
+    real_act = ticks._act
+
+    def act_slowly(*args: Any, **kwargs: Any) -> str:
+        # The tick holds its record transaction (and the rollout's row) open here.
+        acting.set()
+        assert release.wait(timeout=30)
+        return real_act(*args, **kwargs)
+
+    results: dict[str, Any] = {}
+
+    def tick() -> None:
+        try:
+            results["tick"] = ticks.tick_rollout(rollout_id=rollout.pk, now=_later())
+        finally:
+            connections.close_all()
+
+    def person() -> None:
+        try:
+            results["rollback"] = lifecycle.rollback_rollout(
+                rollout=rollout, actor=FACTORY_ACTOR, reason="a person saw it"
+            )
+        except BaseException as exc:
+            results["rollback"] = exc
+        finally:
+            connections.close_all()
+
+    with mock.patch.object(ticks, "_act", act_slowly):
+        ticking = threading.Thread(target=tick)
+        ticking.start()
+        assert acting.wait(timeout=30)
+        rolling_back = threading.Thread(target=person)
+        rolling_back.start()
+        rolling_back.join(timeout=1.0)
+        waited = rolling_back.is_alive()  # blocked on the row the tick holds
+        release.set()
+        ticking.join()
+        rolling_back.join()
+
+    rollout.refresh_from_db()
+    decision = Decision.objects.get(rollout=rollout)
+    actions = list(
+        AuditEntry.objects.filter(target_type="rollouts.rollout", target_id=str(rollout.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert waited
+    assert isinstance(results["rollback"], Rollout)
+    assert (decision.action, decision.applied) == ("promote", True)
+    assert rollout.state == "rolled_back"
+    assert not Split.objects.active().exists()
+    assert actions[-2:] == ["rollout.stage_advanced", "rollout.rolled_back"]
 
 
 def test_tick_rollouts_task__one_due_rollout__decides_it() -> None:
