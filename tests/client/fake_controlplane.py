@@ -196,7 +196,7 @@ class FakeControlPlane:
     def _record(self, handler: _Handler, status: int) -> None:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         with self._condition:
-            self.requests.append(Seen(handler.command, handler.path, headers, status))
+            self.requests.append(Seen(handler.command, handler.path.partition("?")[0], headers, status))
             self._condition.notify_all()
 
     def _snapshot(self, handler: _Handler) -> None:
@@ -301,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         prefix = f"/api/v1/environments/{fake.environment}/"
         if self.path == prefix + "snapshot":
             fake._snapshot(self)
-        elif self.path == prefix + "stream":
+        elif self.path.partition("?")[0] == prefix + "stream":
             fake._stream(self)
         else:
             fake._record(self, 404)
