@@ -341,7 +341,8 @@ def report(
         f" load average (1, 5 min) before {load_before[0]:.2f} {load_before[1]:.2f},"
         f" after {load_after[0]:.2f} {load_after[1]:.2f}"
     )
-    refused = args.clients - open_streams
+    # Other connections (a client reconnecting while its old stream is being closed) may count.
+    refused = max(0, args.clients - open_streams)
     per_thousand = (rss_full - rss_idle) / max(open_streams, 1) * 1000 / 1024
     print(
         f"streams open: {open_streams} (refused {refused}); stream process RSS"

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,8 @@ class Servers:
         return revision
 
     def snapshot_fetches(self) -> int:
+        """Snapshot requests the web process has logged (a line is written after its answer)."""
+        time.sleep(1.0)
         return self.access_log.read_text().count(f"GET {SNAPSHOT_PATH}")
 
     def open_stream(self, query: str = "", **headers: str) -> RawStream:
