@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +63,9 @@ PATCHES_KEPT = 8
 LISTENER_MAX_BACKOFF_SECONDS = 5.0
 DROP_SCOPE_KEY = "flagstaff.drop"
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+# The ASGI types as Django's handler declares them.
+Scope = dict[str, Any]
+Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
