@@ -326,20 +326,14 @@ def main() -> None:
                 if number:
                     population["rows"].append(row)
             population["load"] = load_before, os.getloadavg()
+            # Printed at once: a larger population that fails later does not lose these figures.
+            report(population, None if populations else args)
             populations.append(population)
     finally:
         generators.close()
         streams.close()
         setup.close()
         Path(access_log).unlink(missing_ok=True)
-    print(
-        f"cores: {os.cpu_count()}  web: gunicorn {args.workers} workers x {args.threads} threads;"
-        f" streams: one uvicorn process (uvloop, httptools); PostgreSQL database {args.database},"
-        f" Redis db {args.redis_db} (pub/sub)"
-    )
-    print("clock: from the PUT .../split/ call's return to each client getting the new revision")
-    for population in populations:
-        report(population)
 
 
 def measure(
@@ -366,7 +360,15 @@ def measure(
     }
 
 
-def report(population: dict[str, Any]) -> None:
+def report(population: dict[str, Any], args: argparse.Namespace | None) -> None:
+    """Print one population's figures; with `args`, the set-up first."""
+    if args is not None:
+        print(
+            f"cores: {os.cpu_count()}  web: gunicorn {args.workers} workers x {args.threads} threads;"
+            f" streams: one uvicorn process (uvloop, httptools); PostgreSQL database {args.database},"
+            f" Redis db {args.redis_db} (pub/sub)"
+        )
+        print("clock: from the PUT .../split/ call's return to each client getting the new revision")
     clients, rows = population["clients"], population["rows"]
     (before, after), opened = population["load"], population["open"]
     print()
@@ -404,7 +406,7 @@ def report(population: dict[str, Any]) -> None:
             f"{row['loadgen_cpu'] / wall * 100:>11.0f}%{row['stream_cpu'] / wall * 100:>10.0f}%"
         )
     if not everything:
-        print("no client got any change")
+        print("no client got any change", flush=True)
         return
     p50, p99 = statistics.median(everything), percentile(everything, 0.99)
     print(
@@ -416,7 +418,8 @@ def report(population: dict[str, Any]) -> None:
     met = p99 <= target and missed == 0 and refused == 0
     print(
         f"target: p99 <= {target * 1000:.0f} ms, 0 missed, 0 refused: {p99 * 1000:.1f} ms,"
-        f" {missed} missed, {refused} refused -> {'met' if met else 'NOT met'}"
+        f" {missed} missed, {refused} refused -> {'met' if met else 'NOT met'}",
+        flush=True,
     )
 
 

@@ -8,13 +8,10 @@ KEEP_RESILIENCE_LOG=1 prints the server's log at the end (run with -s).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,16 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.flags.throwaway import (
-    PG_BINARIES,
-    REDIS_SERVER,
-    REPO,
-    Postgres,
-    Redis,
-    free_port,
-    unavailable,
-    wait_for,
-)
+from tests.flags.throwaway import REPO, Postgres, Redis, free_port, server_env, throwaway_services, wait_for
 
 SEED = """
 import json
@@ -65,23 +53,13 @@ class Cluster:
         self.log = root / "gunicorn.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.secrets: dict[str, str] = {}
-        self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_"))
-            },
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis.url,
-            "CELERY_BROKER_URL": redis.url,
-            "SECRET_KEY": "resilience-test-secret-key",
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "FLAGSTAFF_VAR_DIR": str(root / "var"),
-            "FLAGSTAFF_REVISION_CHECK_SECONDS": "0.2",
-            "FLAGSTAFF_TOKEN_CACHE_SECONDS": "0.5",
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = server_env(
+            root,
+            postgres,
+            redis,
+            FLAGSTAFF_REVISION_CHECK_SECONDS="0.2",
+            FLAGSTAFF_TOKEN_CACHE_SECONDS="0.5",
+        )
 
     @property
     def url(self) -> str:
@@ -131,26 +109,15 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if not PG_BINARIES or not (PG_BINARIES[0] / "initdb").exists():
-        unavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    if REDIS_SERVER is None:
-        unavailable("redis-server is not installed")
-    root = Path(tempfile.mkdtemp(prefix="flagstaff-resilience-"))
-    postgres, redis = Postgres(PG_BINARIES[0], root), Redis(root)
-    cluster = Cluster(root, postgres, redis)
-    try:
-        postgres.init()
-        redis.start()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-        redis.stop()
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped by a test
-            postgres.stop()
-        if os.environ.get("KEEP_RESILIENCE_LOG"):
-            print(cluster.log_text())
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_services("flagstaff-resilience-") as (root, postgres, redis):
+        cluster = Cluster(root, postgres, redis)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+            if os.environ.get("KEEP_RESILIENCE_LOG"):
+                print(cluster.log_text())
 
 
 RESOLVE = {"flag": "support-chat", "environment": "production", "context": {"targetingKey": "user-7"}}

@@ -6,15 +6,12 @@ this module (tests/flags/throwaway.py). KEEP_STREAM_LOG=1 prints the servers' lo
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,16 +23,7 @@ import requests
 from controlplane.management.commands.serve import stream_command
 from flagstaff import Flagstaff
 from tests.flags.test_resilience import SEED
-from tests.flags.throwaway import (
-    PG_BINARIES,
-    REDIS_SERVER,
-    REPO,
-    Postgres,
-    Redis,
-    free_port,
-    unavailable,
-    wait_for,
-)
+from tests.flags.throwaway import REPO, Postgres, Redis, free_port, server_env, throwaway_services, wait_for
 
 ENVIRONMENT = "production"
 SPLIT_PATH = "/api/v1/flags/support-chat/environments/production/split/"
@@ -56,26 +44,16 @@ class Servers:
         self.web: subprocess.Popen[bytes] | None = None
         self.stream: subprocess.Popen[bytes] | None = None
         self.secrets: dict[str, str] = {}
-        self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_"))
-            },
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis.url,
-            "CELERY_BROKER_URL": redis.url,
-            "SECRET_KEY": "stream-process-test-secret-key",
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "FLAGSTAFF_VAR_DIR": str(root / "var"),
-            "FLAGSTAFF_STREAM_URL": f"http://127.0.0.1:{self.stream_port}",
-            "FLAGSTAFF_STREAM_KEEPALIVE_SECONDS": "0.5",
-            "FLAGSTAFF_REVISION_CHECK_SECONDS": "0.2",
-            "FLAGSTAFF_REVISION_RECHECK_SECONDS": "3",
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = server_env(
+            root,
+            postgres,
+            redis,
+            FLAGSTAFF_STREAM_URL=f"http://127.0.0.1:{self.stream_port}",
+            FLAGSTAFF_STREAM_KEEPALIVE_SECONDS="0.5",
+            FLAGSTAFF_REVISION_CHECK_SECONDS="0.2",
+            FLAGSTAFF_REVISION_RECHECK_SECONDS="3",
+            LOG_LEVEL="INFO",
+        )
 
     @property
     def url(self) -> str:
@@ -192,26 +170,18 @@ class RawStream:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    if not PG_BINARIES or not (PG_BINARIES[0] / "initdb").exists():
-        unavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    if REDIS_SERVER is None:
-        unavailable("redis-server is not installed")
-    root = Path(tempfile.mkdtemp(prefix="flagstaff-streams-"))
-    postgres, redis = Postgres(PG_BINARIES[0], root), Redis(root)
-    servers = Servers(root, postgres, redis)
-    try:
-        postgres.init()
-        redis.start()
-        servers.start()
-        yield servers
-    finally:
-        servers.stop()
-        redis.stop()
-        with contextlib.suppress(subprocess.CalledProcessError):
-            postgres.stop()
-        if os.environ.get("KEEP_STREAM_LOG"):
-            print(servers.web_log.read_text(errors="replace"), servers.stream_log.read_text(errors="replace"))
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_services("flagstaff-streams-") as (root, postgres, redis):
+        servers = Servers(root, postgres, redis)
+        try:
+            servers.start()
+            yield servers
+        finally:
+            servers.stop()
+            if os.environ.get("KEEP_STREAM_LOG"):
+                print(
+                    servers.web_log.read_text(errors="replace"),
+                    servers.stream_log.read_text(errors="replace"),
+                )
 
 
 @pytest.fixture

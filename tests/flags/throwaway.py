@@ -5,11 +5,14 @@ that is a failure."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +118,42 @@ class Redis:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def throwaway_services(prefix: str) -> Iterator[tuple[Path, Postgres, Redis]]:
+    """A temporary directory with a started PostgreSQL and Redis of its own; all removed after."""
+    if not PG_BINARIES or not (PG_BINARIES[0] / "initdb").exists():
+        unavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    if REDIS_SERVER is None:
+        unavailable("redis-server is not installed")
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    postgres, redis = Postgres(PG_BINARIES[0], root), Redis(root)
+    try:
+        postgres.init()
+        redis.start()
+        yield root, postgres, redis
+    finally:
+        redis.stop()
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped by a test
+            postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def server_env(root: Path, postgres: Postgres, redis: Redis, **settings: str) -> dict[str, str]:
+    """The environment of a server process on the throwaway services (DEBUG off)."""
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_"))
+    }
+    return {
+        **inherited,
+        "DATABASE_URL": postgres.url,
+        "REDIS_URL": redis.url,
+        "CELERY_BROKER_URL": redis.url,
+        "SECRET_KEY": "throwaway-test-secret-key",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "FLAGSTAFF_VAR_DIR": str(root / "var"),
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
