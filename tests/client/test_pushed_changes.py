@@ -50,6 +50,7 @@ def test_client__changes_event_from_the_revision_held__applied_without_a_fetch(
 
     assert client.wait_for_revision(held + 1, 5)
     resolved = client.resolve("support-chat", {"targetingKey": "u-1"})
+    assert resolved.content is not None
     assert (resolved.version, resolved.revision, resolved.content["max_tokens"]) == (2, held + 1, 777)
     assert client.revision_received_at is not None
     assert len(controlplane.seen(SNAPSHOT)) == fetches
