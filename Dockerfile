@@ -1,4 +1,4 @@
-# One image for web, worker and beat; docker-compose.yml picks the command.
+# One image for web, stream, worker and beat; docker-compose.yml picks the command.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FLAGSTAFF_VAR_DIR=/app/var
@@ -20,6 +20,8 @@ RUN pip install --no-cache-dir ./client . \
     && mkdir -p /app/var && chown flagstaff /app/var
 USER flagstaff
 
-EXPOSE 8000
+# 8000: web (gunicorn, below); 8001: the stream process (uvicorn controlplane.asgi:application,
+# docker-compose.yml's `stream` service).
+EXPOSE 8000 8001
 # gthread workers, one listening socket each: controlplane/gunicorn_conf.py (docs/serving.md, "Workers").
 CMD ["gunicorn", "controlplane.wsgi:application", "--config", "controlplane/gunicorn_conf.py", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "32"]

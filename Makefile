@@ -32,7 +32,7 @@ $(VAR)/secret_key:
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
 	chmod 600 $@
 
-## run: install, migrate and start web + worker + beat on SQLite and a file broker (PORT, BIND)
+## run: install, migrate and start web + stream process + worker + beat on SQLite and a file broker (PORT, BIND)
 run: $(STAMP) $(VAR)/secret_key
 	export SECRET_KEY_FILE=$(CURDIR)/$(VAR)/secret_key; \
 	$(BIN)/python manage.py migrate --no-input && \

@@ -131,6 +131,9 @@ class Setup:
     threads: int
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    """gunicorn's port; 0: a free one."""
+    access_log: str = ""
+    """A file for gunicorn's access log (a line per request); empty: none."""
     server: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     revision: int = 0
@@ -194,15 +197,17 @@ class Setup:
         seeded = json.loads(output.strip().splitlines()[-1])
         self.tokens = {"resolve": seeded["resolve"], "write": seeded["write"]}
         self.revision = int(seeded["revision"])
-        self.port = free_port()
+        self.port = self.port or free_port()
         argv = [
             sys.executable, "-m", "gunicorn", "controlplane.wsgi:application",
             "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(self.workers), "--threads", str(self.threads),
             "--log-level", "warning", "--timeout", "120", "--backlog", "2048",
         ]  # fmt: skip
+        if self.access_log:
+            argv += ["--access-logfile", self.access_log]
         self.server = subprocess.Popen(argv, cwd=ROOT, env=self.env)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
                 raise SystemExit(f"gunicorn exited with status {self.server.returncode}")
@@ -214,7 +219,7 @@ class Setup:
                     return
             except OSError:
                 time.sleep(0.2)
-        raise SystemExit("gunicorn did not come up within 60 s")
+        raise SystemExit("gunicorn did not come up within 180 s")
 
     def request(
         self, method: str, path: str, body: object = None, *, scope: str = "resolve"

@@ -1,9 +1,33 @@
+"""The stream process's application (docs/serving.md, "The stream process"): uvicorn serves
+the change streams with it; pages and the rest of the API are the web processes' (wsgi.py).
+
+Its requests are routed by `controlplane.stream_urls` (the stream and `healthz`), and a stream
+that its hub drops is ended as if its client had left (flags.serving.fanout.DroppableStreams).
+"""
+
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
 from controlplane.boot import prepare_web_process
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from flags.serving.fanout import DroppableStreams  # noqa: E402 (imports models: after django.setup())
+from flags.snapshots import follow_announcements_elsewhere  # noqa: E402
+
+
+class StreamRequest(ASGIRequest):
+    urlconf = "controlplane.stream_urls"
+
+
+class StreamHandler(ASGIHandler):
+    request_class = StreamRequest
+
+
+# One Redis subscription for the process: the hub's, not the snapshot store's.
+follow_announcements_elsewhere()
+application = DroppableStreams(StreamHandler())
 prepare_web_process()

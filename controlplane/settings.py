@@ -288,6 +288,14 @@ FLAGSTAFF_STREAM_MAX_SECONDS = env_float("FLAGSTAFF_STREAM_MAX_SECONDS", 300.0)
 # Open streams one web process holds at most (0: no limit). Keep it below the threads per
 # worker, so that streams never take the threads requests need: 24 of `serve`'s 32.
 FLAGSTAFF_STREAMS_PER_PROCESS = env_int("FLAGSTAFF_STREAMS_PER_PROCESS", 24)
+# The stream process (controlplane.asgi under uvicorn) holds streams on an event loop: a few KiB
+# each, so thousands per process; past this many it answers 503 stream_capacity (0: no limit).
+FLAGSTAFF_STREAM_PROCESS_CAPACITY = env_int("FLAGSTAFF_STREAM_PROCESS_CAPACITY", 10000)
+# The stream process's public base URL (`http://streams.example.com`), when it is not reached
+# through the web processes' own origin: snapshot answers name it (header Flagstaff-Stream) and
+# OFREP's eventStreams point at it. Empty: streams are asked of the same origin (a proxy routes
+# them to the stream process, or the web processes hold them in threads).
+FLAGSTAFF_STREAM_URL = env_str("FLAGSTAFF_STREAM_URL", "").rstrip("/")
 
 # Telemetry ingest (POST /api/v1/telemetry/calls). Larger batches or bodies are refused with 413;
 # the body limit applies to the decoded JSON, so a gzip body cannot expand past it.

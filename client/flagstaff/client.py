@@ -1,8 +1,10 @@
 """`Flagstaff`: resolves flags locally from an environment's snapshot, kept fresh in the background.
 
-One daemon thread follows the environment's change stream (SSE) and re-fetches the snapshot
-(`If-None-Match`) when a newer revision is announced; when the stream fails it polls the
-snapshot with its ETag, backing off exponentially with jitter, and tries the stream again.
+One daemon thread follows the environment's change stream (SSE) and applies the changes it
+pushes (flagstaff.changes); it fetches the snapshot (`If-None-Match`) only when it cannot apply
+them (it missed a revision, or the server asks it to resync), at a jittered moment so that a
+fleet does not fetch at once. When the stream fails it polls the snapshot with its ETag, backing
+off exponentially with jitter, and tries the stream again.
 `resolve` reads one immutable `Snapshot` that the thread swaps in whole, so it takes no lock,
 and it never raises because the control plane is unreachable: it serves the last snapshot
 (reason STALE) or the caller's default (reason ERROR). client/README.md, "Client".
@@ -14,14 +16,17 @@ import json
 import logging
 import math
 import os
+import random
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from flagstaff import _http
+from flagstaff.changes import ChangesNotApplicable, apply_changes
 from flagstaff.engine import resolve as resolve_flag
 from flagstaff.resolved import (
     FLAG_NOT_FOUND,
@@ -47,6 +52,12 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_PATH = "/api/v1/environments/{env}/snapshot"
 STREAM_PATH = "/api/v1/environments/{env}/stream"
+# The server names where its stream process listens (docs/serving.md, "The stream process").
+STREAM_URL_HEADER = "flagstaff-stream"
+# The event format this client asks for; a server that does not know it sends `revision` events.
+STREAM_FORMAT = "changes"
+# Spread of a snapshot fetch after changes that do not apply (the server's resync events say theirs).
+GAP_SPREAD_SECONDS = 1.0
 STALE_AFTER_POLL_INTERVALS = 3
 STREAM_RETRY_BASE, STREAM_RETRY_CAP = 0.5, 60.0
 POLL_RETRY_BASE = 0.5
@@ -59,6 +70,8 @@ class _State:
     confirmed_at: float | None
     """time.monotonic() when the server last confirmed the snapshot current (None: never)."""
     refresh_failed: bool
+    received_at: float | None = None
+    """time.time() when this client got the snapshot's revision (None: from a file)."""
 
 
 class Flagstaff:
@@ -167,6 +180,7 @@ class Flagstaff:
         self._stopped = threading.Event()
         self._stream_lock = threading.Lock()
         self._stream: _http.EventStream | None = None
+        self._stream_url: str | None = None
         self._thread = None
         self._messages: Messages | None = None
         self._cache_path = None
@@ -233,6 +247,12 @@ class Flagstaff:
     def revision(self) -> int | None:
         snapshot = self._state.snapshot
         return None if snapshot is None else snapshot.revision
+
+    @property
+    def revision_received_at(self) -> datetime | None:
+        """When this client got the revision it serves (None: none yet, or read from a file)."""
+        received = self._state.received_at
+        return None if received is None else datetime.fromtimestamp(received, UTC)
 
     @property
     def stale(self) -> bool:
@@ -342,8 +362,13 @@ class Flagstaff:
         headers = dict(self._auth)
         if (snapshot := self._state.snapshot) is not None:
             headers["Last-Event-ID"] = str(snapshot.revision)
-        path = self._endpoint.path(STREAM_PATH, env=self.environment)
-        stream = _http.EventStream(self._endpoint, path, headers=headers, connect_timeout=self._timeout)
+        endpoint, path = self._endpoint, self._endpoint.path(STREAM_PATH, env=self.environment)
+        if self._stream_url is not None:
+            endpoint = _http.Endpoint.parse(self._stream_url)
+            path = endpoint.prefix
+        stream = _http.EventStream(
+            endpoint, f"{path}?format={STREAM_FORMAT}", headers=headers, connect_timeout=self._timeout
+        )
         with self._stream_lock:
             if self._stopped.is_set():
                 return False, None
@@ -354,10 +379,14 @@ class Flagstaff:
             if status != 200:
                 logger.warning("change stream of %s answered %s; polling instead", self.environment, status)
                 return False, None
-            self._fetch()  # whatever changed while disconnected
+            # Whatever changed while disconnected comes first: the server compares the revision
+            # held (Last-Event-ID) with its own and sends changes, a resync or the revision.
             announced, attempted, retry_at = -1, -2, 0.0
             for event in stream.events():
                 healthy = True
+                if event is not None and event.event in ("changes", "resync"):
+                    self._on_pushed(event)
+                    continue
                 if event is not None and event.event == "revision":
                     announced = max(announced, _announced_revision(event) or -1)
                 held = self.revision
@@ -379,6 +408,27 @@ class Flagstaff:
             stream.close()
         return healthy, stream.retry
 
+    def _on_pushed(self, event: _http.ServerSentEvent) -> None:
+        """Apply a `changes` event, or fetch the snapshot (once, at a jittered moment) when it
+        does not apply or the event is a `resync`."""
+        revision = _announced_revision(event)
+        held = self._state.snapshot
+        spread = GAP_SPREAD_SECONDS
+        if event.event == "changes" and held is not None:
+            if revision is not None and revision <= held.revision:
+                self._confirm()
+                return
+            try:
+                self._install(apply_changes(held, event.data), persist=self._cache_path is not None)
+                return
+            except ChangesNotApplicable as error:
+                logger.info("changes to %s not applied (%s): %s", self.environment, error.problem, error)
+        elif event.event == "resync":
+            spread = _resync_spread(event.data)
+        # Not confirmed until the fetch: resolutions turn STALE if it takes too long.
+        self._stopped.wait(random.uniform(0.0, spread))
+        self._catch_up(-1 if revision is None else revision)
+
     def _catch_up(self, revision: int) -> None:
         for attempt in range(CATCH_UP_ATTEMPTS):
             if not self._fetch() or (self.revision or -1) >= revision:
@@ -396,6 +446,7 @@ class Flagstaff:
             response = _http.request(self._endpoint, "GET", path, headers=headers, timeout=self._timeout)
         except _http.TRANSPORT_ERRORS as error:
             return self._fail(f"snapshot fetch failed: {error!r}")
+        self._stream_url = response.headers.get(STREAM_URL_HEADER) or None
         if response.status == 304 and held is not None:
             self._confirm()
             return True
@@ -412,7 +463,11 @@ class Flagstaff:
 
     def _install(self, snapshot: Snapshot, *, persist: bool) -> None:
         previous = self._state.snapshot
-        self._state = _State(snapshot, time.monotonic(), refresh_failed=False)
+        if previous is not None and previous.revision == snapshot.revision:
+            received = self._state.received_at
+        else:
+            received = time.time()
+        self._state = _State(snapshot, time.monotonic(), refresh_failed=False, received_at=received)
         self._notify()
         if previous is None or previous.revision != snapshot.revision:
             logger.info("serving %s revision %s", snapshot.environment, snapshot.revision)
@@ -426,13 +481,17 @@ class Flagstaff:
         state = self._state
         if state.refresh_failed:
             logger.info("control plane reachable again for %s", self.environment)
-        self._state = _State(state.snapshot, time.monotonic(), refresh_failed=False)
+        self._state = _State(
+            state.snapshot, time.monotonic(), refresh_failed=False, received_at=state.received_at
+        )
 
     def _fail(self, message: str) -> bool:
         state = self._state
         if not state.refresh_failed:
             logger.warning("%s (%s); serving the last snapshot", message, self.environment)
-        self._state = _State(state.snapshot, state.confirmed_at, refresh_failed=True)
+        self._state = _State(
+            state.snapshot, state.confirmed_at, refresh_failed=True, received_at=state.received_at
+        )
         return False
 
     def _notify(self) -> None:
@@ -444,6 +503,17 @@ def _is_stale(state: _State, stale_after: float) -> bool:
     if state.refresh_failed or state.confirmed_at is None:
         return True
     return time.monotonic() - state.confirmed_at > stale_after
+
+
+def _resync_spread(data: str) -> float:
+    """The `spread` of a resync event (seconds over which the fleet should fetch), bounded."""
+    try:
+        spread = json.loads(data).get("spread")
+    except (ValueError, AttributeError):
+        return GAP_SPREAD_SECONDS
+    if type(spread) not in (int, float) or not math.isfinite(spread):
+        return GAP_SPREAD_SECONDS
+    return min(max(float(spread), 0.0), STREAM_RETRY_CAP)
 
 
 def _announced_revision(event: _http.ServerSentEvent) -> int | None:

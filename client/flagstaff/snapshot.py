@@ -7,11 +7,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flagstaff.engine import DefinitionError, FlagDefinition, compile_segments, flag_from_dict
+from flagstaff.canonical import canonical_json
+from flagstaff.engine import DefinitionError, FlagDefinition, Rule, compile_segments, flag_from_dict
 
 if TYPE_CHECKING:
     from flagstaff.resolved import ResolvedConfig
@@ -49,8 +50,11 @@ class Snapshot:
     revision: int
     flags: Mapping[str, CompiledFlag]
     etag: str | None
-    raw: bytes
-    """The document exactly as received, for the cache file."""
+    raw: bytes | None
+    """The document exactly as received, for the cache file (None: built from pushed changes,
+    serialised when saved)."""
+    document: Mapping[str, Any]
+    """The parsed document, which pushed changes apply to (flagstaff.changes)."""
 
     @classmethod
     def parse(cls, raw: bytes, *, etag: str | None = None) -> Snapshot:
@@ -59,6 +63,24 @@ class Snapshot:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise SnapshotError(f"snapshot is not JSON: {error}") from None
+        return cls.from_document(document, etag=etag, raw=raw)
+
+    @classmethod
+    def from_document(
+        cls,
+        document: object,
+        *,
+        etag: str | None = None,
+        raw: bytes | None = None,
+        reuse: Mapping[str, CompiledFlag] | None = None,
+        rules: Mapping[str, tuple[Rule, ...]] | None = None,
+    ) -> Snapshot:
+        """Compile a parsed document; raises SnapshotError when it is unusable.
+
+        `reuse`: flags compiled from an identical entry under identical segments, taken over
+        instead of compiled again (their per-outcome answers name a revision: not taken).
+        `rules`: per flag, its rules compiled from identical rules under identical segments.
+        """
         if not isinstance(document, dict):
             raise SnapshotError("snapshot is not a JSON object")
         if document.get("format") != SUPPORTED_FORMAT:
@@ -77,8 +99,16 @@ class Snapshot:
             segments = compile_segments(document.get("segments", {}), strict=False)
         except DefinitionError as error:
             raise SnapshotError(f"snapshot segments: {error}") from None
-        compiled = {key: _compile_flag(key, data, segments, contents) for key, data in flags.items()}
-        return cls(environment=environment, revision=revision, flags=compiled, etag=etag, raw=raw)
+        reuse, rules = reuse or {}, rules or {}
+        compiled = {
+            key: replace(reuse[key], outcomes={})
+            if key in reuse
+            else _compile_flag(key, data, segments, contents, rules.get(key))
+            for key, data in flags.items()
+        }
+        return cls(
+            environment=environment, revision=revision, flags=compiled, etag=etag, raw=raw, document=document
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:
@@ -91,7 +121,7 @@ class Snapshot:
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(descriptor, "wb") as file:
-                file.write(self.raw)
+                file.write(self.raw if self.raw is not None else canonical_json(self.document).encode())
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, target)
@@ -101,12 +131,20 @@ class Snapshot:
 
 
 def _compile_flag(
-    key: str, data: object, segments: Mapping[str, Any], contents: Mapping[str, Any]
+    key: str,
+    data: object,
+    segments: Mapping[str, Any],
+    contents: Mapping[str, Any],
+    rules: tuple[Rule, ...] | None = None,
 ) -> CompiledFlag:
     surface = data.get("surface") if isinstance(data, dict) else None
     surface = surface if isinstance(surface, str) else None
     try:
-        definition = flag_from_dict(data, segments=segments, strict=False)
+        if rules is not None and isinstance(data, dict):
+            # Compiling constraints is most of a flag's cost; a split change keeps the rules.
+            definition = replace(flag_from_dict({**data, "rules": []}, strict=False), rules=rules)
+        else:
+            definition = flag_from_dict(data, segments=segments, strict=False)
     except DefinitionError as error:
         logger.warning("snapshot flag %s does not compile: %s", key, error)
         return CompiledFlag(key, None, {}, surface, error=str(error))

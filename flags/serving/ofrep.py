@@ -16,7 +16,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -45,7 +44,7 @@ from flags.serving.auth import (
     token_environment,
 )
 from flags.serving.requests import BodyError, ContextError, check_units, etag_matches, read_body, read_context
-from flags.serving.resolve import current_snapshot, quick_answer
+from flags.serving.resolve import current_snapshot, quick_answer, stream_url
 from flags.snapshots import (
     Served,
     ServedFlag,
@@ -433,10 +432,9 @@ class EvaluateFlagsView(OfrepView):
     @staticmethod
     def event_stream(request: Request, environment: str) -> dict[str, Any]:
         assert isinstance(request.auth, ApiToken)
-        path = reverse("api:environment-stream", kwargs={"env": environment})
         ticket = stream_ticket(request.auth, environment)
         return {
             "type": "sse",
-            "url": request.build_absolute_uri(f"{path}?format=ofrep&ticket={ticket}"),
+            "url": f"{stream_url(request, environment)}?format=ofrep&ticket={ticket}",
             "inactivityDelaySec": EVENT_STREAM_INACTIVITY_SECONDS,
         }

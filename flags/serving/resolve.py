@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -70,6 +72,18 @@ def requested_environment(bound: str | None, requested: object) -> str:
     if bound is not None and requested != bound:
         raise Forbidden(f"This token is bound to environment '{bound}'.")
     return requested
+
+
+STREAM_URL_HEADER = "Flagstaff-Stream"
+
+
+def stream_url(request: HttpRequest, environment: str) -> str:
+    """The absolute URL of the environment's change stream: at FLAGSTAFF_STREAM_URL (the
+    stream process) when it is set, else on this request's origin."""
+    path = reverse("api:environment-stream", kwargs={"env": environment})
+    if settings.FLAGSTAFF_STREAM_URL:
+        return settings.FLAGSTAFF_STREAM_URL + path
+    return request.build_absolute_uri(path)
 
 
 def current_snapshot(environment: str, store: SnapshotStore | None = None) -> Snapshot:
@@ -178,6 +192,9 @@ class SnapshotView(ServingView):
             response = HttpResponse(snapshot.body, content_type="application/json")
         response["ETag"] = snapshot.etag
         response["Cache-Control"] = "no-cache"
+        if settings.FLAGSTAFF_STREAM_URL:
+            # Where clients follow the changes (docs/serving.md, "The stream process").
+            response[STREAM_URL_HEADER] = stream_url(request, env)
         return response
 
 

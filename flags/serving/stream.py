@@ -1,5 +1,11 @@
 """The change stream: `GET /api/v1/environments/{env}/stream`, server-sent events, one per
-revision change of the environment (docs/serving.md, "Change stream")."""
+revision change of the environment (docs/serving.md, "Change stream").
+
+`StreamView` checks a stream request (authentication, tickets, permission, environment,
+`Last-Event-ID`, format). In a web process (WSGI) it then holds the stream in the thread, with
+`revision` or OFREP events; the stream process (flags.serving.fanout) runs the same checks and
+holds streams on its event loop, with pushed changes as well.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,13 @@ import json
 import threading
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -31,6 +38,7 @@ from rest_framework.response import Response
 from controlplane.errors import DomainError
 from controlplane.models import Scope
 from flags.serving.auth import CachedTokenAuthentication, StreamTicketAuthentication
+from flags.serving.changes import FORMATS, KEEPALIVE, ofrep_event, retry_hint, revision_event
 from flags.serving.resolve import ServingView, current_snapshot
 from flags.snapshots import Snapshot, SnapshotStore, SnapshotUnavailable, UnknownEnvironment, get_store
 
@@ -121,6 +129,18 @@ class _HeldStream:
                 _open_streams -= 1
 
 
+@dataclass(frozen=True, slots=True)
+class StreamOpening:
+    """A stream request that passed the checks."""
+
+    environment: str
+    snapshot: Snapshot
+    last_event_id: int | None
+    """None when absent or not a number."""
+    format: str
+    """flagstaff, ofrep or changes (flags.serving.changes.FORMATS)."""
+
+
 class StreamView(ServingView):
     authentication_classes = [CachedTokenAuthentication, StreamTicketAuthentication, SessionAuthentication]
     renderer_classes = [JSONRenderer, EventStreamRenderer]
@@ -139,7 +159,10 @@ class StreamView(ServingView):
             OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, description="Resume after"),
             OpenApiParameter("last_event_id", int, description="The same, for clients without headers"),
             OpenApiParameter(
-                "format", str, enum=["flagstaff", "ofrep"], description="ofrep: refetchEvaluation"
+                "format",
+                str,
+                enum=list(FORMATS),
+                description="ofrep: refetchEvaluation; changes: pushed changes (the stream process)",
             ),
         ],
         responses={
@@ -164,16 +187,28 @@ class StreamView(ServingView):
             503: OpenApiResponse(description="This process holds all the streams it may; Retry-After"),
         },
     )
-    def get(self, request: Request, env: str) -> StreamingHttpResponse:
-        snapshot = current_snapshot(env)
-        last_event_id = _last_event_id(request)
-        ofrep = request.query_params.get("format", "flagstaff") == "ofrep"
+    def get(self, request: Request, env: str) -> HttpResponseBase:
+        requested = request.query_params.get("format", "flagstaff")
+        opening = StreamOpening(
+            environment=env,
+            snapshot=current_snapshot(env),
+            last_event_id=_last_event_id(request),
+            # An unknown format gets the default: a client asking for a newer one than this
+            # server has is sent `revision` events, which every client handles.
+            format=requested if requested in FORMATS else "flagstaff",
+        )
+        return self.stream_response(opening)
+
+    def stream_response(self, opening: StreamOpening) -> HttpResponseBase:
+        """Hold the stream in this thread. A web process has no pushed changes: `changes`
+        clients get `revision` events, and fetch the snapshot on each."""
         if not _hold_stream():
             raise StreamCapacity(
                 f"This server process holds {settings.FLAGSTAFF_STREAMS_PER_PROCESS} change streams, "
                 "its limit; retry shortly, or poll the snapshot meanwhile."
             )
-        events = revision_events(get_store(), snapshot, last_event_id, ofrep=ofrep)
+        ofrep = opening.format == "ofrep"
+        events = revision_events(get_store(), opening.snapshot, opening.last_event_id, ofrep=ofrep)
         response = StreamingHttpResponse(_HeldStream(events), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # no proxy buffering of the events
@@ -201,7 +236,7 @@ def revision_events(
     keepalive = settings.FLAGSTAFF_STREAM_KEEPALIVE_SECONDS
     ends_at = time.monotonic() + settings.FLAGSTAFF_STREAM_MAX_SECONDS
     # The reconnection delay for the client; also sends the headers at once.
-    yield f"retry: {STREAM_RETRY_MILLISECONDS}\n\n".encode()
+    yield retry_hint(STREAM_RETRY_MILLISECONDS)
     revision = snapshot.revision
     if last_event_id != revision and not (ofrep and last_event_id is None):
         yield _event(environment, revision, ofrep=ofrep)
@@ -219,16 +254,11 @@ def revision_events(
             revision = snapshot.revision
             yield _event(environment, revision, ofrep=ofrep)
         else:
-            yield b": keep-alive\n\n"
+            yield KEEPALIVE
 
 
 def _event(environment: str, revision: int, *, ofrep: bool) -> bytes:
-    if ofrep:
-        # OFREP's notification (ADR-0008): the provider re-fetches its bulk evaluation.
-        data = json.dumps({"type": "refetchEvaluation"})
-        return f"event: message\nid: {revision}\ndata: {data}\n\n".encode()
-    data = json.dumps({"environment": environment, "revision": revision}, separators=(",", ":"))
-    return f"event: revision\nid: {revision}\ndata: {data}\n\n".encode()
+    return ofrep_event(revision) if ofrep else revision_event(environment, revision)
 
 
 def _release_database_connection() -> None:

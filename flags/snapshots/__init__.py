@@ -35,6 +35,7 @@ from flags.snapshots.redis_link import RedisLink, redis_link
 from flags.snapshots.store import (
     SnapshotStore,
     announce_revisions,
+    follow_announcements_elsewhere,
     get_store,
     latest_key,
     reset_store,
@@ -56,6 +57,7 @@ __all__ = [
     "announce_revisions",
     "compile_snapshot",
     "environment_fingerprint",
+    "follow_announcements_elsewhere",
     "get_store",
     "latest_key",
     "redis_link",

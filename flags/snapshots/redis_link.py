@@ -32,9 +32,7 @@ class RedisLink:
     def __init__(self, url: str) -> None:
         self.url = url
         self.client = make_redis_client(url)
-        # Pub/sub ignores database numbers: without the number, deployments sharing a Redis
-        # server on different databases would hear each other's revisions.
-        self.channel = f"{CHANNEL_PREFIX}:{self.client.connection_pool.connection_kwargs.get('db', 0)}"
+        self.channel = revision_channel(url)
         self._down = False
         self._lock = threading.Lock()
 
@@ -85,6 +83,14 @@ class RedisLink:
                 pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self.mark_down(exc)
+
+
+def revision_channel(url: str) -> str:
+    """The announcements' channel for the Redis database of `url`."""
+    # Pub/sub ignores database numbers: without the number, deployments sharing a Redis
+    # server on different databases would hear each other's revisions.
+    db = redis.connection.parse_url(url).get("db", 0)
+    return f"{CHANNEL_PREFIX}:{db}"
 
 
 def make_redis_client(url: str, **options: Any) -> redis.Redis:

@@ -59,6 +59,7 @@ class SnapshotStore:
         redis_url: str | None = None,
         check_seconds: float | None = None,
         recheck_seconds: float | None = None,
+        listen: bool = True,
     ) -> None:
         self.redis_url = settings.REDIS_URL if redis_url is None else redis_url
         self.check_seconds = (
@@ -68,6 +69,7 @@ class SnapshotStore:
             settings.FLAGSTAFF_REVISION_RECHECK_SECONDS if recheck_seconds is None else recheck_seconds
         )
         self._link = redis_link(self.redis_url) if self.redis_url else None
+        self._follows_announcements = listen
         self._snapshots: dict[str, Snapshot] = {}
         self._announced: dict[str, int] = {}
         self._checked_at: dict[str, float] = {}
@@ -121,6 +123,15 @@ class SnapshotStore:
                 return
             self._announced[environment] = revision
         self._notify()
+
+    def expire_checks(self) -> None:
+        """Make the next read of every environment check its revision in the database."""
+        with self._lock:
+            self._checked_at.clear()
+
+    def cached_snapshot(self, environment: str, revision: int, fingerprint: str) -> Snapshot | None:
+        """The snapshot of an earlier revision from the Redis cache, if it is still there."""
+        return self._load_cached(environment, revision, fingerprint)
 
     def clear(self) -> None:
         """Forget every snapshot (tests; an operator's reset)."""
@@ -327,7 +338,7 @@ class SnapshotStore:
     # The listener
 
     def _ensure_listener(self) -> None:
-        if self._link is None or self._stopped.is_set():
+        if self._link is None or not self._follows_announcements or self._stopped.is_set():
             return
         pid = os.getpid()
         if self._listener_pid == pid and self._listener is not None:
@@ -395,6 +406,7 @@ class SnapshotStore:
 
 _store: SnapshotStore | None = None
 _store_lock = threading.Lock()
+_store_listens = True
 
 
 def get_store() -> SnapshotStore:
@@ -403,8 +415,16 @@ def get_store() -> SnapshotStore:
     if _store is None:
         with _store_lock:
             if _store is None:
-                _store = SnapshotStore()
+                _store = SnapshotStore(listen=_store_listens)
     return _store
+
+
+def follow_announcements_elsewhere() -> None:
+    """The process's store will not subscribe to the announcements itself: its owner does (the
+    stream process's hub, one subscription for the process) and passes them on (note_revision)."""
+    global _store_listens
+    _store_listens = False
+    reset_store()
 
 
 def reset_store() -> None:

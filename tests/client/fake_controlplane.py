@@ -3,7 +3,7 @@
 Serves what the `flagstaff` client talks to, in the shapes of docs/serving.md and issue 4:
 - `GET /api/v1/environments/{env}/snapshot` with `ETag: "<env>:<revision>"` and 304;
 - `GET /api/v1/environments/{env}/stream`: SSE `event: revision` / `id: <revision>`,
-  keep-alive comments, resumption from `Last-Event-ID`;
+  keep-alive comments, resumption from `Last-Event-ID`, and the events a test pushes (`push`);
 - `POST /api/v1/telemetry/calls`: `{"records": [...]}` (gzip accepted), scripted failures.
 Tests change its state (`set_flag`, `fail_snapshot`, `stream_status`, ...) and read what it
 received (`requests`, `telemetry_batches`).
@@ -69,6 +69,8 @@ class FakeControlPlane:
         self._snapshot_failures: list[int] = []
         self._telemetry_failures: list[tuple[int, dict[str, str]]] = []
         self._stream_generation = 0
+        self._pushed: list[bytes] = []
+        self.revision_events = True  # False: new revisions only through pushed events
         self._stopping = False
         self._port = 0
         self._server: _Server | None = None
@@ -145,6 +147,13 @@ class FakeControlPlane:
         }
         return self._change(lambda: self.flags.__setitem__(key, flag))
 
+    def push(self, event: str, data: JSON | str, event_id: int) -> None:
+        """Send an event to every open stream (as the stream process pushes changes)."""
+        text = data if isinstance(data, str) else json.dumps(data)
+        with self._condition:
+            self._pushed.append(f"event: {event}\nid: {event_id}\ndata: {text}\n\n".encode())
+            self._condition.notify_all()
+
     def bump(self) -> int:
         return self._change(lambda: None)
 
@@ -196,7 +205,7 @@ class FakeControlPlane:
     def _record(self, handler: _Handler, status: int) -> None:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         with self._condition:
-            self.requests.append(Seen(handler.command, handler.path, headers, status))
+            self.requests.append(Seen(handler.command, handler.path.partition("?")[0], headers, status))
             self._condition.notify_all()
 
     def _snapshot(self, handler: _Handler) -> None:
@@ -222,6 +231,7 @@ class FakeControlPlane:
     def _stream(self, handler: _Handler) -> None:
         with self._condition:
             generation = self._stream_generation  # before the request is seen: drop_streams races
+            pushed = len(self._pushed)
         status = self.stream_status
         self._record(handler, status)
         if status != 200:
@@ -239,12 +249,22 @@ class FakeControlPlane:
             )
             while True:
                 with self._condition:
-                    if not self._stopping and self._stream_generation == generation and self.revision <= sent:
+                    if (
+                        not self._stopping
+                        and self._stream_generation == generation
+                        and self.revision <= sent
+                        and len(self._pushed) == pushed
+                    ):
                         self._condition.wait(self.keepalive_interval)
                     if self._stopping or self._stream_generation != generation:
                         return
                     revision = self.revision
-                if revision > sent:
+                    events, pushed = self._pushed[pushed:], len(self._pushed)
+                for event in events:
+                    handler.write(event)
+                if revision > sent and not self.revision_events:
+                    sent = revision
+                elif revision > sent:
                     data = json.dumps({"environment": self.environment, "revision": revision})
                     handler.write(f"event: revision\nid: {revision}\ndata: {data}\n\n".encode())
                     sent = revision
@@ -301,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
         prefix = f"/api/v1/environments/{fake.environment}/"
         if self.path == prefix + "snapshot":
             fake._snapshot(self)
-        elif self.path == prefix + "stream":
+        elif self.path.partition("?")[0] == prefix + "stream":
             fake._stream(self)
         else:
             fake._record(self, 404)

@@ -417,3 +417,45 @@ def test_stream__announcement_from_another_process__event_without_revision_check
         )
 
         assert int(stream.event().fields["id"]) == first + 1
+
+
+# where clients find the stream process
+
+
+@override_settings(FLAGSTAFF_STREAM_URL="https://streams.example.com")
+def test_snapshot__stream_url_set__answer_names_the_stream_process(
+    live_server: LiveServer, token: IssuedToken, chat: Served
+) -> None:
+    response = requests.get(
+        f"{live_server.url}/api/v1/environments/production/snapshot",
+        headers={"Authorization": f"Bearer {token.secret}"},
+        timeout=30,
+    )
+
+    assert (
+        response.headers["Flagstaff-Stream"]
+        == "https://streams.example.com/api/v1/environments/production/stream"
+    )
+
+
+@override_settings(FLAGSTAFF_STREAM_URL="https://streams.example.com")
+def test_ofrep_bulk__stream_url_set__event_stream_at_the_stream_process(
+    live_server: LiveServer, token: IssuedToken, chat: Served
+) -> None:
+    url = bulk_stream_url(live_server, token)
+
+    assert url.startswith(
+        "https://streams.example.com/api/v1/environments/production/stream?format=ofrep&ticket="
+    )
+
+
+def test_snapshot__stream_url_not_set__no_header(
+    live_server: LiveServer, token: IssuedToken, chat: Served
+) -> None:
+    response = requests.get(
+        f"{live_server.url}/api/v1/environments/production/snapshot",
+        headers={"Authorization": f"Bearer {token.secret}"},
+        timeout=30,
+    )
+
+    assert "Flagstaff-Stream" not in response.headers

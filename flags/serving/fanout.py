@@ -1,0 +1,465 @@
+"""The stream process: change streams on an event loop (docs/serving.md, "The stream process").
+
+`controlplane.asgi` serves `GET /api/v1/environments/{env}/stream` with `stream`, an async
+Django view, under uvicorn. One `Hub` per process holds every stream:
+
+- one Redis subscription to the revision announcements (`redis.asyncio`), resubscribing with
+  backoff; while it is down, and as a safety net while it is up, a revision check per
+  environment (the snapshot store's, in the hub's one worker thread, which is the only one
+  that compiles snapshots);
+- per environment a `Feed`: the current snapshot, and each event of its last change encoded
+  once (`revision`, OFREP's `refetchEvaluation`, and `changes` from the previous revision:
+  flags.serving.changes), appended to every stream of the environment in one pass;
+- per stream a `Subscriber`: a short queue its own task writes to the socket. A stream whose
+  queue fills (its client does not read, the socket buffer is full) is dropped: its
+  connection is closed and the client reconnects; nothing waits for it.
+
+Authentication, tickets, permissions and `Last-Event-ID` are the WSGI stream's
+(flags.serving.stream.StreamView, run in a thread before the stream starts); keep-alives and
+the streams' ends are one timer for the process, not one per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+
+from flags.serving.changes import (
+    KEEPALIVE,
+    changes_event,
+    ofrep_event,
+    resync_event,
+    retry_hint,
+    revision_event,
+)
+from flags.serving.stream import STREAM_RETRY_MILLISECONDS, StreamCapacity, StreamOpening, StreamView
+from flags.snapshots import Snapshot, SnapshotUnavailable, UnknownEnvironment, get_store
+from flags.snapshots.redis_link import REDIS_TIMEOUT_SECONDS, revision_channel
+
+logger = logging.getLogger(__name__)
+
+# Events a stream may have waiting for its socket; past this its client is not reading.
+MAX_PENDING_EVENTS = 32
+# A resync asks the environment's clients to fetch the snapshot spread over this many per second.
+RESYNC_FETCHES_PER_SECOND = 1000
+# Patches kept per environment from earlier revisions (clients reconnecting from them).
+PATCHES_KEPT = 8
+LISTENER_MAX_BACKOFF_SECONDS = 5.0
+DROP_SCOPE_KEY = "flagstaff.drop"
+
+# The ASGI types as Django's handler declares them.
+Scope = dict[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Subscriber:
+    """One open stream: its format, its waiting events, and the moment it ends."""
+
+    __slots__ = ("closed", "drop", "ends_at", "format", "pending", "wake")
+
+    def __init__(self, format: str, ends_at: float, drop: asyncio.Event | None) -> None:
+        self.format = format
+        self.ends_at = ends_at
+        self.drop = drop
+        self.pending: deque[bytes] = deque()
+        self.wake = asyncio.Event()
+        self.closed = False
+
+    def offer(self, chunk: bytes) -> bool:
+        """Queue `chunk`; False (and the stream dropped) when the client is not reading."""
+        if self.closed:
+            return True
+        if len(self.pending) >= MAX_PENDING_EVENTS:
+            self.pending.clear()
+            self.end()
+            if self.drop is not None:
+                self.drop.set()
+            return False
+        self.pending.append(chunk)
+        self.wake.set()
+        return True
+
+    def end(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+
+@dataclass(eq=False)
+class Feed:
+    """One environment's streams in this process and its current snapshot."""
+
+    environment: str
+    snapshot: Snapshot
+    subscribers: set[Subscriber] = field(default_factory=set)
+    patches: dict[int, bytes | None] = field(default_factory=dict)
+    """`changes` events to the current revision by revision of origin (None: none possible)."""
+    refreshing: asyncio.Task[None] | None = None
+    again: bool = False
+
+    @property
+    def resync_spread(self) -> float:
+        return max(1.0, len(self.subscribers) / RESYNC_FETCHES_PER_SECOND)
+
+    def advance(self, snapshot: Snapshot) -> None:
+        """Make `snapshot` current and send its events to every stream, each encoded once."""
+        current = self.snapshot
+        if snapshot.fingerprint == current.fingerprint and snapshot.revision <= current.revision:
+            return
+        revision = snapshot.revision
+        patch = None
+        if snapshot.fingerprint == current.fingerprint:
+            patch = changes_event(current.document, snapshot.document)
+        self.snapshot = snapshot
+        self.patches = {current.revision: patch}
+        events = {
+            "flagstaff": revision_event(self.environment, revision),
+            "ofrep": ofrep_event(revision),
+            "changes": patch or resync_event(self.environment, revision, spread=self.resync_spread),
+        }
+        dropped = sum(not subscriber.offer(events[subscriber.format]) for subscriber in self.subscribers)
+        logger.info(
+            "revision sent to streams",
+            extra={"environment": self.environment, "revision": revision, "streams": len(self.subscribers)},
+        )
+        if dropped:
+            logger.warning(
+                "dropped %s change streams whose clients were not reading",
+                dropped,
+                extra={"environment": self.environment},
+            )
+
+
+class Hub:
+    """Every change stream of this process; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.store = get_store()
+        self.capacity = settings.FLAGSTAFF_STREAM_PROCESS_CAPACITY
+        self.keepalive = settings.FLAGSTAFF_STREAM_KEEPALIVE_SECONDS
+        self.max_seconds = settings.FLAGSTAFF_STREAM_MAX_SECONDS
+        self.feeds: dict[str, Feed] = {}
+        self.listening = False
+        self._held = 0
+        self._held_lock = threading.Lock()
+        # One thread reads the database and the snapshot cache: snapshots are compiled one at a
+        # time, and never on the event loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flagstaff-stream-hub")
+        self._older: dict[tuple[str, int, int], asyncio.Future[bytes | None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._tick())]
+        if self.store.redis_url:
+            self._tasks.append(asyncio.create_task(self._listen(self.store.redis_url)))
+        self._tasks.append(asyncio.create_task(self._recheck()))
+
+    # Places (taken in the request's thread, given back on the loop)
+
+    @property
+    def open_streams(self) -> int:
+        return self._held
+
+    def hold(self) -> None:
+        """Take a stream place; raises StreamCapacity when the process holds all it may."""
+        with self._held_lock:
+            if self.capacity and self._held >= self.capacity:
+                raise StreamCapacity(
+                    f"This stream process holds {self.capacity} change streams, its limit; retry "
+                    "shortly (another stream process may take it), or poll the snapshot meanwhile."
+                )
+            self._held += 1
+
+    def release(self) -> None:
+        with self._held_lock:
+            self._held -= 1
+
+    # Streams
+
+    async def join(
+        self, opening: StreamOpening, drop: asyncio.Event | None
+    ) -> tuple[Feed, Subscriber, bytes]:
+        """Register a stream; returns its feed, its subscriber and its first bytes."""
+        feed = self.feeds.get(opening.environment)
+        if feed is None:
+            feed = self.feeds[opening.environment] = Feed(opening.environment, opening.snapshot)
+        else:
+            feed.advance(opening.snapshot)
+        # Spread over the last tenth of the lifetime: streams opened together do not all end,
+        # and reconnect, together.
+        ends_at = time.monotonic() + self.max_seconds * random.uniform(0.9, 1.0)
+        subscriber = Subscriber(opening.format, ends_at, drop)
+        # Registered first: a change that arrives while the first event is made is queued
+        # behind it.
+        feed.subscribers.add(subscriber)
+        try:
+            first = retry_hint(STREAM_RETRY_MILLISECONDS) + await self._first_event(feed, opening)
+        except BaseException:
+            feed.subscribers.discard(subscriber)
+            raise
+        return feed, subscriber, first
+
+    def leave(self, feed: Feed, subscriber: Subscriber) -> None:
+        if subscriber in feed.subscribers:
+            feed.subscribers.discard(subscriber)
+            self.release()
+
+    async def _first_event(self, feed: Feed, opening: StreamOpening) -> bytes:
+        """What a stream sends on connect, given the client's Last-Event-ID."""
+        revision, last = feed.snapshot.revision, opening.last_event_id
+        if opening.format == "flagstaff":
+            return b"" if last == revision else revision_event(feed.environment, revision)
+        if opening.format == "ofrep":
+            return b"" if last is None or last == revision else ofrep_event(revision)
+        if last == revision:
+            return b""
+        if last is not None and 0 <= last < revision:
+            patch = await self._patch_from(feed, last)
+            if patch is not None:
+                return patch
+        # Garbage, from the future, or too old for a patch: a full resync.
+        return resync_event(feed.environment, revision, spread=feed.resync_spread)
+
+    async def _patch_from(self, feed: Feed, origin: int) -> bytes | None:
+        """The `changes` event from revision `origin` to the current one, computed once for
+        every client reconnecting from it (the earlier document from the snapshot cache)."""
+        if origin in feed.patches:
+            return feed.patches[origin]
+        snapshot = feed.snapshot
+        key = (feed.environment, origin, snapshot.revision)
+        pending = self._older.get(key)
+        if pending is None:
+            pending = self._older[key] = asyncio.get_running_loop().create_future()
+            try:
+                older = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self.store.cached_snapshot, feed.environment, origin, snapshot.fingerprint
+                )
+                patch = None if older is None else changes_event(older.document, snapshot.document)
+                pending.set_result(patch)
+            except Exception as exc:  # the cache unreadable: a resync instead, never a failed stream
+                logger.warning("could not read an earlier snapshot: %s", exc, extra={"environment": key[0]})
+                pending.set_result(None)
+            finally:
+                del self._older[key]
+            if feed.snapshot is snapshot:
+                feed.patches[origin] = pending.result()
+                while len(feed.patches) > PATCHES_KEPT:
+                    del feed.patches[next(iter(feed.patches))]
+        return await pending
+
+    async def events(self, feed: Feed, subscriber: Subscriber, first: bytes) -> AsyncIterator[bytes]:
+        """The stream's body. Ends when the subscriber is ended (its time is up, it was dropped,
+        its environment is gone) or when the client leaves (the server cancels it)."""
+        try:
+            yield first
+            while True:
+                if subscriber.pending:
+                    yield subscriber.pending.popleft()
+                elif subscriber.closed:
+                    return
+                else:
+                    subscriber.wake.clear()
+                    await subscriber.wake.wait()
+        finally:
+            self.leave(feed, subscriber)
+
+    # Learning about revisions
+
+    def refresh(self, feed: Feed) -> None:
+        """Bring the feed to the store's current snapshot, in the hub's thread; one at a time."""
+        if feed.refreshing is not None and not feed.refreshing.done():
+            feed.again = True
+            return
+        feed.refreshing = asyncio.create_task(self._refresh(feed))
+
+    async def _refresh(self, feed: Feed) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            feed.again = False
+            try:
+                snapshot = await loop.run_in_executor(self._executor, self.store.get, feed.environment)
+            except UnknownEnvironment:
+                for subscriber in feed.subscribers:
+                    subscriber.end()
+                return
+            except SnapshotUnavailable:
+                return  # the database and the cache are down: the next check tries again
+            feed.advance(snapshot)
+            if not feed.again:
+                return
+
+    def on_announcement(self, data: object) -> None:
+        try:
+            payload = json.loads(data)  # type: ignore[arg-type]
+            environment, revision = payload["environment"], int(payload["revision"])
+        except (ValueError, TypeError, KeyError) as exc:
+            logger.warning("ignored a malformed revision announcement", extra={"error": str(exc)})
+            return
+        feed = self.feeds.get(environment) if isinstance(environment, str) else None
+        if feed is None or revision <= feed.snapshot.revision:
+            return
+        self.store.note_revision(environment, revision)
+        self.refresh(feed)
+
+    def recheck_all(self) -> None:
+        """Ask the database for the revision of every environment with streams."""
+        self.store.expire_checks()
+        for feed in self.feeds.values():
+            if feed.subscribers:
+                self.refresh(feed)
+
+    async def _listen(self, url: str) -> None:
+        """Follow the announcements with one subscription; resubscribe with backoff."""
+        delay = 0.1
+        while True:
+            client = redis.asyncio.Redis.from_url(
+                url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=10
+            )
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(revision_channel(url))
+                self.listening = True
+                logger.info("stream process subscribed to revision announcements")
+                # Whatever was announced while nobody listened: one check per environment.
+                self.recheck_all()
+                delay = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.on_announcement(message.get("data"))
+            except (redis.RedisError, OSError) as exc:
+                if self.listening:
+                    logger.warning(
+                        "Redis is unreachable (%s): streams follow revision checks every %s s until it is"
+                        " back",
+                        exc,
+                        self.store.check_seconds,
+                    )
+                self.listening = False
+            finally:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    await pubsub.aclose()
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LISTENER_MAX_BACKOFF_SECONDS)
+
+    async def _recheck(self) -> None:
+        """The revision checks: the only source without Redis, a safety net with it (pub/sub
+        delivers at most once)."""
+        while True:
+            interval = self.store.recheck_seconds if self.listening else self.store.check_seconds
+            await asyncio.sleep(max(interval, 0.05))
+            for feed in self.feeds.values():
+                if feed.subscribers:
+                    self.refresh(feed)
+
+    async def _tick(self) -> None:
+        """Keep-alives for every stream, and the end of those whose time is up: one timer."""
+        while True:
+            await asyncio.sleep(self.keepalive)
+            now = time.monotonic()
+            for feed in self.feeds.values():
+                for subscriber in list(feed.subscribers):
+                    if now >= subscriber.ends_at:
+                        subscriber.end()
+                    else:
+                        subscriber.offer(KEEPALIVE)
+
+
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    """The process's hub, started on the running loop at first use."""
+    global _hub
+    if _hub is None:
+        _hub = Hub()
+        _hub.start()
+    return _hub
+
+
+class StreamOpenView(StreamView):
+    """The WSGI stream's checks, in a thread: on success a 204 carrying the opening (never
+    sent), with a stream place taken; any refusal is DRF's answer, as the WSGI stream gives it."""
+
+    def stream_response(self, opening: StreamOpening) -> HttpResponseBase:
+        get_hub().hold()
+        return _Granted(opening)
+
+
+class _Granted(HttpResponseBase):
+    def __init__(self, opening: StreamOpening) -> None:
+        super().__init__(status=204)
+        self.opening = opening
+
+
+_open_stream = StreamOpenView.as_view()
+
+
+async def stream(request: HttpRequest, env: str) -> HttpResponseBase:
+    """`GET /api/v1/environments/{env}/stream` in the stream process."""
+    hub = get_hub()  # on the loop: its tasks belong to it
+    checked = await sync_to_async(_open_stream)(request, env=env)
+    if not isinstance(checked, _Granted):
+        return checked
+    try:
+        drop = request.scope.get(DROP_SCOPE_KEY) if hasattr(request, "scope") else None
+        feed, subscriber, first = await hub.join(checked.opening, drop)
+    except BaseException:
+        hub.release()
+        raise
+    response = StreamingHttpResponse(hub.events(feed, subscriber, first), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # no proxy buffering of the events
+    return response
+
+
+class DroppableStreams:
+    """ASGI wrapper: a stream the hub drops looks to Django like a client that left (the
+    request is cancelled and the server closes the connection), without waiting for the
+    socket that is not being read."""
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.application(scope, receive, send)
+            return
+        drop = asyncio.Event()
+        scope[DROP_SCOPE_KEY] = drop
+
+        async def receive_or_drop() -> Message:
+            if drop.is_set():
+                return {"type": "http.disconnect"}
+            receiving = asyncio.ensure_future(receive())
+            dropping = asyncio.ensure_future(drop.wait())
+            try:
+                await asyncio.wait({receiving, dropping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                dropping.cancel()
+                if not receiving.done():
+                    receiving.cancel()
+            if receiving.done() and not receiving.cancelled():
+                return receiving.result()
+            return {"type": "http.disconnect"}
+
+        await self.application(scope, receive_or_drop, send)

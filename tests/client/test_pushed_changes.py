@@ -1,0 +1,85 @@
+"""The client and pushed changes (`changes` and `resync` events) on the fake control plane's
+stream: applied without a request when they apply, one snapshot fetch when they do not."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from flagstaff import Flagstaff
+from tests.client.fake_controlplane import FakeControlPlane, MakeClient, content
+
+SNAPSHOT = "/snapshot"
+
+
+def streaming(controlplane: FakeControlPlane, client: Flagstaff) -> None:
+    assert controlplane.wait_for(lambda: bool(controlplane.seen("/stream")))
+    assert client.revision is not None
+    time.sleep(0.2)  # the stream's first lines are read
+
+
+def changes(controlplane: FakeControlPlane, *, origin: int, max_tokens: int, **extra: Any) -> dict[str, Any]:
+    """A changes event from `origin` that serves v2 with `max_tokens` (its content sent)."""
+    entry = {**controlplane.flags["support-chat"], "version": 2, "versions": {"2": "sha256:pushed"}}
+    return {
+        "environment": controlplane.environment,
+        "from": origin,
+        "revision": origin + 1,
+        "generated_at": "2026-12-05T00:00:00Z",
+        "flags": {"support-chat": entry},
+        "removed": [],
+        "segments": {},
+        "removed_segments": [],
+        "contents": {"sha256:pushed": content(2, max_tokens=max_tokens)},
+        **extra,
+    }
+
+
+def test_client__changes_event_from_the_revision_held__applied_without_a_fetch(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    controlplane.set_flag("support-chat")
+    client = make_client(poll_interval=30.0)
+    streaming(controlplane, client)
+    held, fetches = client.revision, len(controlplane.seen(SNAPSHOT))
+    assert held is not None
+
+    controlplane.push("changes", changes(controlplane, origin=held, max_tokens=777), held + 1)
+
+    assert client.wait_for_revision(held + 1, 5)
+    resolved = client.resolve("support-chat", {"targetingKey": "u-1"})
+    assert resolved.content is not None
+    assert (resolved.version, resolved.revision, resolved.content["max_tokens"]) == (2, held + 1, 777)
+    assert client.revision_received_at is not None
+    assert len(controlplane.seen(SNAPSHOT)) == fetches
+
+
+@pytest.mark.parametrize(
+    ("event", "build"),
+    [
+        ("changes", lambda fake, held: changes(fake, origin=held - 1, max_tokens=5)),  # a gap
+        ("changes", lambda fake, held: {**changes(fake, origin=held, max_tokens=5), "contents": {}}),
+        ("changes", lambda fake, held: "{not json"),
+        ("resync", lambda fake, held: {"environment": fake.environment, "revision": held + 1, "spread": 0.2}),
+    ],
+    ids=["gap", "unknown-hash", "malformed", "resync"],
+)
+def test_client__changes_it_cannot_apply_or_a_resync__one_snapshot_fetch(
+    controlplane: FakeControlPlane, make_client: MakeClient, event: str, build: Any
+) -> None:
+    controlplane.set_flag("support-chat")
+    client = make_client(poll_interval=30.0)
+    streaming(controlplane, client)
+    held, fetches = client.revision, len(controlplane.seen(SNAPSHOT))
+    assert held is not None
+    controlplane.revision_events = False  # the new revision reaches the stream only as pushed
+    controlplane.set_flag("support-chat", version=3)
+
+    controlplane.push(event, build(controlplane, held), held + 1)
+
+    assert client.wait_for_revision(held + 1, 5)
+    time.sleep(0.5)
+    assert len(controlplane.seen(SNAPSHOT)) == fetches + 1
+    assert client.resolve("support-chat", {"targetingKey": "u-1"}).version == 3

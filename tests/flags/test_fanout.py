@@ -1,0 +1,98 @@
+"""The stream process's fan-out (flags.serving.fanout): one encoding per revision for every
+stream, slow consumers dropped without holding up the others."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from flags.serving.fanout import MAX_PENDING_EVENTS, Feed, Subscriber
+from flags.snapshots import Snapshot
+
+FLAG = {
+    "key": "support-chat",
+    "enabled": True,
+    "version": 1,
+    "stickiness": "targetingKey",
+    "surface": "chat",
+    "rules": [],
+    "rollout": None,
+    "experiment": None,
+    "versions": {"1": "h1"},
+}
+
+
+def snapshot(revision: int, *, max_tokens: int = 100) -> Snapshot:
+    document: dict[str, Any] = {
+        "format": 1,
+        "environment": "production",
+        "revision": revision,
+        "generated_at": "2026-12-05T00:00:00Z",
+        "segments": {},
+        "flags": {"support-chat": FLAG},
+        "contents": {"h1": {"model": "claude-sonnet-5-5", "max_tokens": max_tokens}},
+    }
+    return Snapshot.from_document(document, fingerprint="1.1")
+
+
+def subscribers(count: int, format: str = "changes") -> list[Subscriber]:
+    return [Subscriber(format, ends_at=float("inf"), drop=asyncio.Event()) for _ in range(count)]
+
+
+def test_feed__new_revision__one_encoded_event_queued_to_every_stream() -> None:
+    async def run() -> list[Subscriber]:
+        feed = Feed("production", snapshot(7))
+        feed.subscribers.update(subscribers(50))
+        feed.advance(snapshot(8))
+        return list(feed.subscribers)
+
+    streams = asyncio.run(run())
+
+    chunks = [stream.pending[0] for stream in streams]
+    assert all(chunk is chunks[0] for chunk in chunks)
+    assert chunks[0].startswith(b"event: changes\nid: 8\n")
+
+
+def test_feed__a_stream_whose_queue_is_full__dropped_and_the_others_served() -> None:
+    async def run() -> tuple[Subscriber, list[Subscriber]]:
+        feed = Feed("production", snapshot(7))
+        slow, *others = subscribers(3)
+        for _ in range(MAX_PENDING_EVENTS):
+            slow.offer(b": keep-alive\n\n")
+        feed.subscribers.update([slow, *others])
+        feed.advance(snapshot(8))
+        return slow, others
+
+    slow, others = asyncio.run(run())
+
+    assert slow.closed
+    assert slow.drop is not None
+    assert slow.drop.is_set()
+    assert not slow.pending
+    assert all(len(stream.pending) == 1 and not stream.closed for stream in others)
+
+
+def test_feed__older_format_streams__revision_and_ofrep_events() -> None:
+    async def run() -> tuple[bytes, bytes]:
+        feed = Feed("production", snapshot(7))
+        (legacy,), (ofrep,) = subscribers(1, "flagstaff"), subscribers(1, "ofrep")
+        feed.subscribers.update([legacy, ofrep])
+        feed.advance(snapshot(8))
+        return legacy.pending[0], ofrep.pending[0]
+
+    legacy, ofrep = asyncio.run(run())
+
+    assert legacy == b'event: revision\nid: 8\ndata: {"environment":"production","revision":8}\n\n'
+    assert ofrep == b'event: message\nid: 8\ndata: {"type": "refetchEvaluation"}\n\n'
+
+
+def test_feed__same_or_older_revision__nothing_sent() -> None:
+    async def run() -> Subscriber:
+        feed = Feed("production", snapshot(8))
+        (stream,) = subscribers(1)
+        feed.subscribers.add(stream)
+        feed.advance(snapshot(8, max_tokens=5))
+        feed.advance(snapshot(7))
+        return stream
+
+    assert not asyncio.run(run()).pending
