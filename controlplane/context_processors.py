@@ -45,6 +45,13 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Eval runs", "evals:runs", Scope.READ),
         ),
     ),
+    (
+        "Rollouts",
+        (
+            NavItem("Rollouts", "rollouts:list", Scope.READ),
+            NavItem("Experiments", "rollouts:experiments", Scope.READ),
+        ),
+    ),
     ("Audit", (NavItem("Audit log", "core:audit", Scope.AUDIT),)),
     (
         "Admin",

@@ -3,7 +3,8 @@ calls or scores, so a tick's cost does not grow with traffic): telemetry's per-m
 and RollupHistogram, and evals' per-minute LiveScoreRollup, summed in SQL.
 
 The canary arm is the candidate version in the `candidate` arm; the control arm is the
-baseline version in the `control` band (client/flagstaff/engine/resolve.py labels both). A
+baseline version in the `control` band (client/flagstaff/engine/resolve.py labels both); an
+experiment's arms are named by the experiment (`baseline` and its candidates' names). A
 unit of the analysis is a call: the rollups count calls, not distinct users, so the
 sample-ratio check compares calls per arm, which a sticky split keeps in the split's ratio.
 """
@@ -11,10 +12,10 @@ sample-ratio check compares calls per arm, which a sticky split keeps in the spl
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db.models import Q, Sum
 
@@ -35,6 +36,8 @@ COUNTERS = (
     "cache_read_tokens",
     "cache_write_5m_tokens",
     "cache_write_1h_tokens",
+    "cost_micro_usd",
+    "cost_unknown_calls",
 )
 # Quantile metric -> the rollup histogram it reads.
 HISTOGRAMS = {"ttft_p95": RollupHistogram.Metric.TTFT, "latency_p95": RollupHistogram.Metric.LATENCY}
@@ -47,6 +50,17 @@ RATES = {
 }
 
 
+class MetricSource(Protocol):
+    """What a reader needs of a guardrail: its name, the metric it reads, and its scorer."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def scorer(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class StageAggregates:
     canary: ArmAggregates
@@ -54,10 +68,11 @@ class StageAggregates:
     counters: dict[str, dict[str, int]]  # arm -> rollup counter -> sum, for the Decision's inputs
 
 
-def _arm_filter(rollout: Rollout, *, arm_field: str = "arm", version_field: str = "version") -> Q:
-    return Q(**{arm_field: CANARY, version_field: rollout.candidate.number}) | Q(
-        **{arm_field: CONTROL, version_field: rollout.baseline.number}
-    )
+def _arm_filter(arms: Mapping[str, int], *, arm_field: str = "arm", version_field: str = "version") -> Q:
+    match = Q(pk__in=[])
+    for arm, version in arms.items():
+        match |= Q(**{arm_field: arm, version_field: version})
+    return match
 
 
 def _cache_hit_ratio(counters: dict[str, int]) -> float | None:
@@ -75,22 +90,45 @@ def read_stage_aggregates(
 ) -> StageAggregates:
     """Each arm's cumulative counts, histograms and live scores from the minute of `since`
     (rollups are per minute) to `until`."""
+    aggregates, counters = read_arm_aggregates(
+        environment_id=rollout.environment_id,
+        flag_id=rollout.flag_id,
+        arms={CANARY: rollout.candidate.number, CONTROL: rollout.baseline.number},
+        guardrails=guardrails,
+        since=since,
+        until=until,
+    )
+    return StageAggregates(canary=aggregates[CANARY], control=aggregates[CONTROL], counters=counters)
+
+
+def read_arm_aggregates(
+    *,
+    environment_id: int,
+    flag_id: int,
+    arms: Mapping[str, int],
+    guardrails: Iterable[MetricSource],
+    since: datetime,
+    until: datetime,
+) -> tuple[dict[str, ArmAggregates], dict[str, dict[str, int]]]:
+    """For each arm (name -> the version it serves; a rollout's two, an experiment's up to
+    four): its aggregates, and its rollup counters summed, from the minute of `since` to `until`.
+    A handful of grouped queries whatever the number of arms."""
     guardrails = list(guardrails)
     since = since.replace(second=0, microsecond=0)
     rollups = Rollup.objects.filter(
-        _arm_filter(rollout),
-        environment=rollout.environment,
-        flag=rollout.flag,
+        _arm_filter(arms),
+        environment_id=environment_id,
+        flag_id=flag_id,
         bucket__gte=since,
         bucket__lt=until,
     )
-    counters: dict[str, dict[str, int]] = {arm: dict.fromkeys(COUNTERS, 0) for arm in (CANARY, CONTROL)}
+    counters: dict[str, dict[str, int]] = {arm: dict.fromkeys(COUNTERS, 0) for arm in arms}
     for row in rollups.values("arm").annotate(**{name: Sum(name) for name in COUNTERS}):
         counters[row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
     for totals in counters.values():
         totals["answered"] = totals["calls"] - totals["stop_none"]
 
-    histograms: dict[str, dict[str, dict[int, int]]] = {CANARY: defaultdict(dict), CONTROL: defaultdict(dict)}
+    histograms: dict[str, dict[str, dict[int, int]]] = {arm: defaultdict(dict) for arm in arms}
     wanted = {HISTOGRAMS[g.metric] for g in guardrails if g.metric in HISTOGRAMS}
     if wanted:
         histogram_rows = (
@@ -101,14 +139,14 @@ def read_stage_aggregates(
         for row in histogram_rows:
             histograms[row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
 
-    scores: dict[str, dict[str, dict[str, Any]]] = {CANARY: {}, CONTROL: {}}
+    scores: dict[str, dict[str, dict[str, Any]]] = {arm: {} for arm in arms}
     scorers = {g.scorer for g in guardrails if g.metric == "live_pass_rate"}
     if scorers:
         score_rows = (
             LiveScoreRollup.objects.filter(
-                _arm_filter(rollout),
-                environment=rollout.environment,
-                flag=rollout.flag,
+                _arm_filter(arms),
+                environment_id=environment_id,
+                flag_id=flag_id,
                 scorer__in=scorers,
                 bucket__gte=since,
                 bucket__lt=until,
@@ -143,4 +181,4 @@ def read_stage_aggregates(
             units=counters[name]["calls"], metrics=metrics, cache_hit_ratio=_cache_hit_ratio(counters[name])
         )
 
-    return StageAggregates(canary=arm(CANARY), control=arm(CONTROL), counters=counters)
+    return {name: arm(name) for name in arms}, counters
