@@ -66,6 +66,14 @@ def _bounds_rows(policy: list[dict[str, Any]], columns: list[dict[str, Any]]) ->
     return rows
 
 
+def _duration(seconds: int) -> str:
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit if count != 1 else unit[:-1]}"
+    return f"{seconds} seconds"
+
+
 def _bound(value: float | None) -> str:
     return "∞" if value is None else f"{value:.4g}"
 
@@ -78,6 +86,7 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     columns = _arm_columns(experiment, latest)
     context = {
         "experiment": experiment,
+        "window": _duration(experiment.window_seconds or 0),
         "columns": columns,
         "bounds": _bounds_rows(experiment.guardrails, columns),
         "latest": latest,
