@@ -122,7 +122,8 @@ def check_experiment_arms(
 
 
 def _lock_active_split(flag: Flag, environment: Environment) -> Split | None:
-    splits = Split.objects.select_for_update().active().select_related("candidate")
+    # Only the split row: the candidate is an outer join now that an experiment split has none.
+    splits = Split.objects.select_for_update(of=("self",)).active().select_related("candidate")
     return splits.filter(flag=flag, environment=environment).first()
 
 
