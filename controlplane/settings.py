@@ -242,6 +242,8 @@ CELERY_BEAT_SCHEDULE = {
     # interval, FLAGSTAFF_ROLLOUT_TICK_SECONDS by default); checking every 15 s keeps a tick at
     # most that late, and a due rollout is claimed by one worker only (rollouts/services/ticks.py).
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": 15},
+    # The same for running experiments: health each interval, the conclusion at the end.
+    "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": 15},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
@@ -453,6 +455,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RolloutStateEnum": "rollouts.models.RolloutState",
         "StageStateEnum": "rollouts.models.StageState",
+        "ExperimentStateEnum": "rollouts.models.ExperimentState",
     },
 }
 

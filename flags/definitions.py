@@ -17,7 +17,8 @@ def flag_definition(
 ) -> dict[str, Any]:
     """The engine's flag dict plus `surface` and `versions` {"<number>": content hash}.
 
-    `state.serving_version` and `split.candidate` should be loaded with select_related.
+    `state.serving_version` and `split.candidate` should be loaded with select_related, and an
+    experiment split's arms prefetched (`Split.objects.active()` does).
     `version_hashes` (number -> content hash) saves a query when the caller has them, as
     the snapshot compiler does for every flag at once; missing numbers are looked up.
     """
@@ -31,18 +32,26 @@ def flag_definition(
         for rule in state.rules
         if isinstance(rule, dict)
     ]
-    rollout = None
-    if split is not None:
+    rollout = experiment = None
+    hashes: dict[int, str] = {}
+    if serving is not None:
+        hashes[serving.number] = serving.content_hash
+    if split is not None and split.is_experiment:
+        arms = list(split.arms.all())
+        experiment = {
+            "id": split.split_id,
+            "seed": split.seed,
+            "arms": [{"name": arm.name, "version": arm.version.number, "weight": arm.weight} for arm in arms],
+        }
+        hashes.update({arm.version.number: arm.version.content_hash for arm in arms})
+    elif split is not None:
+        assert split.candidate is not None
         rollout = {
             "id": split.split_id,
             "seed": split.seed,
             "candidate": split.candidate.number,
             "weight": split.weight,
         }
-    hashes: dict[int, str] = {}
-    if serving is not None:
-        hashes[serving.number] = serving.content_hash
-    if split is not None:
         hashes[split.candidate.number] = split.candidate.content_hash
     wanted = {rule["version"] for rule in rules if isinstance(rule["version"], int)} - set(hashes)
     known = version_hashes or {}
@@ -61,7 +70,7 @@ def flag_definition(
         "surface": flag.surface,
         "rules": rules,
         "rollout": rollout,
-        "experiment": None,
+        "experiment": experiment,
         "versions": {str(number): hashes[number] for number in sorted(hashes)},
     }
 

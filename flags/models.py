@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -288,20 +289,51 @@ class SplitQuerySet(models.QuerySet["Split"]):
         return self.filter(cleared_at__isnull=True)
 
     def active_for(self, flag: Flag, environment: Environment) -> Split | None:
-        """The flag's active split in the environment (at most one), with its candidate."""
-        return self.active().select_related("candidate").filter(flag=flag, environment=environment).first()
+        """The flag's active split in the environment (at most one), with its candidate and arms."""
+        split = self.active().select_related("candidate").filter(flag=flag, environment=environment).first()
+        if split is not None:
+            load_arms([split])
+        return split
+
+
+def load_arms(splits: Iterable[Split]) -> None:
+    """Prefetch the arms (with their versions, without content) of the experiment splits among
+    `splits`, in one query; none when all are canaries, which have no arms."""
+    experiments = [split for split in splits if split.is_experiment]
+    if experiments:
+        models.prefetch_related_objects(
+            experiments,
+            models.Prefetch(
+                "arms",
+                queryset=SplitArm.objects.select_related("version")
+                .defer("version__content")
+                .order_by("index"),
+            ),
+        )
+
+
+class SplitKind(models.TextChoices):
+    CANARY = "canary", "Canary: a candidate against the serving version"
+    EXPERIMENT = "experiment", "Experiment: the baseline and up to three candidates"
 
 
 class Split(models.Model):
-    """A weighted split of one flag in one environment: candidate vs the serving version.
+    """A weighted split of one flag in one environment.
 
-    The seed is drawn once, at creation, and kept for life: changing the weight never moves a
-    unit to another bucket, and a new candidate means a new split with a new seed.
+    A canary split serves `candidate` to `weight` basis points of units and the serving version
+    to the rest (with a control band of the candidate's size). An experiment split has no
+    candidate field: its `arms` (the baseline first, then up to three candidates) share the
+    units by weight. The seed is drawn once, at creation, and kept for life: changing a canary's
+    weight never moves a unit to another bucket, and new arms or a new candidate mean a new
+    split with a new seed.
     """
 
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="splits")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="splits")
-    candidate = models.ForeignKey(ConfigVersion, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=SplitKind.choices, default=SplitKind.CANARY)
+    candidate = models.ForeignKey(
+        ConfigVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     weight = models.PositiveIntegerField(help_text="Basis points of units served the candidate (100 = 1 %)")
     seed = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -319,6 +351,11 @@ class Split(models.Model):
                 name="split_one_active_per_flag_environment",
             ),
             models.CheckConstraint(condition=Q(weight__lte=10000), name="split_weight_lte_10000"),
+            models.CheckConstraint(
+                condition=Q(kind=SplitKind.CANARY, candidate__isnull=False)
+                | Q(kind=SplitKind.EXPERIMENT, candidate__isnull=True),
+                name="split_candidate_only_for_canary",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -328,3 +365,31 @@ class Split(models.Model):
     def split_id(self) -> str:
         """The id resolutions and flag_state tokens carry (no ':', which separates token fields)."""
         return f"split-{self.pk}"
+
+    @property
+    def is_experiment(self) -> bool:
+        return self.kind == SplitKind.EXPERIMENT
+
+
+class SplitArm(models.Model):
+    """One arm of an experiment split: its name (the `arm` telemetry is attributed to), version
+    and share of the units in basis points. Arms are bucketed in `index` order."""
+
+    split = models.ForeignKey(Split, on_delete=models.CASCADE, related_name="arms")
+    index = models.PositiveSmallIntegerField()
+    # Telemetry keeps the arm in 32 characters (telemetry Rollup.arm).
+    name = models.CharField(max_length=32)
+    version = models.ForeignKey(ConfigVersion, on_delete=models.PROTECT, related_name="+")
+    weight = models.PositiveIntegerField(help_text="Basis points of units (100 = 1 %)")
+
+    class Meta:
+        ordering = ["split", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["split", "index"], name="split_arm_unique_index"),
+            models.UniqueConstraint(fields=["split", "name"], name="split_arm_unique_name"),
+            models.UniqueConstraint(fields=["split", "version"], name="split_arm_unique_version"),
+            models.CheckConstraint(condition=Q(weight__lte=10000), name="split_arm_weight_lte_10000"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of split-{self.split_id}"

@@ -3,7 +3,8 @@ calls or scores, so a tick's cost does not grow with traffic): telemetry's per-m
 and RollupHistogram, and evals' per-minute LiveScoreRollup, summed in SQL.
 
 The canary arm is the candidate version in the `candidate` arm; the control arm is the
-baseline version in the `control` band (client/flagstaff/engine/resolve.py labels both). A
+baseline version in the `control` band (client/flagstaff/engine/resolve.py labels both); an
+experiment's arms are named by the experiment (`baseline` and its candidates' names). A
 unit of the analysis is a call: the rollups count calls, not distinct users, so the
 sample-ratio check compares calls per arm, which a sticky split keeps in the split's ratio.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
-from typing import Any
+from typing import Any, Protocol
 
 from django.db.models import BigIntegerField, Count, Q, Sum
 
@@ -57,6 +58,17 @@ RATES = {
 }
 
 
+class MetricSource(Protocol):
+    """What a reader needs of a guardrail: its name, the metric it reads, and its scorer."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def scorer(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class StageAggregates:
     canary: ArmAggregates
@@ -64,29 +76,45 @@ class StageAggregates:
     counters: dict[str, dict[str, int]]  # arm -> rollup counter -> sum, for the Decision's inputs
 
 
+# Each arm's aggregates and its rollup counters summed, by arm name.
+ArmReading = tuple[dict[str, ArmAggregates], dict[str, dict[str, int]]]
+
+
 @dataclass(frozen=True)
 class Window:
-    """A rollout's stage to read: its guardrails, from the minute of `since` to `until`."""
+    """One flag × environment's arms to read (arm name -> the version it serves: a rollout's
+    two, an experiment's up to four), the guardrails saying which metrics, from the minute of
+    `since` to `until`."""
 
-    rollout: Rollout
-    guardrails: list[Guardrail]
+    flag_id: int
+    environment_id: int
+    arms: Mapping[str, int]
+    guardrails: Sequence[MetricSource]
     since: datetime
     until: datetime
 
+    @classmethod
+    def of_rollout(
+        cls, rollout: Rollout, guardrails: Iterable[Guardrail], since: datetime, until: datetime
+    ) -> Window:
+        arms = {CANARY: rollout.candidate.number, CONTROL: rollout.baseline.number}
+        return cls(rollout.flag_id, rollout.environment_id, arms, list(guardrails), since, until)
+
     @property
     def key(self) -> tuple[int, int]:
-        return (self.rollout.flag_id, self.rollout.environment_id)
+        return (self.flag_id, self.environment_id)
 
     def rows(self, *, prefix: str = "") -> Q:
         """Its rows of a per-minute rollup keyed by flag, environment, version and arm."""
         since = self.since.replace(second=0, microsecond=0)
-        arms = Q(**{f"{prefix}arm": CANARY, f"{prefix}version": self.rollout.candidate.number}) | Q(
-            **{f"{prefix}arm": CONTROL, f"{prefix}version": self.rollout.baseline.number}
+        arms = reduce(
+            operator.or_,
+            (Q(**{f"{prefix}arm": arm, f"{prefix}version": version}) for arm, version in self.arms.items()),
         )
         return arms & Q(
             **{
-                f"{prefix}flag_id": self.rollout.flag_id,
-                f"{prefix}environment_id": self.rollout.environment_id,
+                f"{prefix}flag_id": self.flag_id,
+                f"{prefix}environment_id": self.environment_id,
                 f"{prefix}bucket__gte": since,
                 f"{prefix}bucket__lt": self.until,
             }
@@ -112,27 +140,51 @@ def read_stage_aggregates(
 ) -> StageAggregates:
     """Each arm's cumulative counts, histograms and live scores from the minute of `since`
     (rollups are per minute) to `until`."""
-    window = Window(rollout, list(guardrails), since, until)
+    window = Window.of_rollout(rollout, guardrails, since, until)
     return read_many_stage_aggregates([window])[window.key]
 
 
 def read_many_stage_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int], StageAggregates]:
-    """`read_stage_aggregates` of many rollouts at once, by (flag id, environment id): one
-    query per rollup table for them all, whatever their number (an analysis tick reads every
-    due rollout this way). At most one window per flag and environment, as at most one rollout
-    is active there."""
+    """`read_stage_aggregates` of many rollouts at once (windows from `Window.of_rollout`), by
+    (flag id, environment id)."""
+    return {
+        key: StageAggregates(canary=aggregates[CANARY], control=aggregates[CONTROL], counters=counters)
+        for key, (aggregates, counters) in read_many_arm_aggregates(windows).items()
+    }
+
+
+def read_arm_aggregates(
+    *,
+    environment_id: int,
+    flag_id: int,
+    arms: Mapping[str, int],
+    guardrails: Iterable[MetricSource],
+    since: datetime,
+    until: datetime,
+) -> ArmReading:
+    """For each arm (name -> the version it serves): its aggregates, and its rollup counters
+    summed, from the minute of `since` to `until`."""
+    window = Window(flag_id, environment_id, dict(arms), list(guardrails), since, until)
+    return read_many_arm_aggregates([window])[window.key]
+
+
+def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int], ArmReading]:
+    """`read_arm_aggregates` of many windows at once, by (flag id, environment id): one query
+    per rollup table for them all, whatever their number (an analysis tick reads every due
+    rollout this way). At most one window per flag and environment, as at most one rollout or
+    experiment is active there."""
     keys = [window.key for window in windows]
     if len(set(keys)) != len(keys):
         raise ValueError("one window per flag and environment")
     if not windows:
         return {}
     counters: dict[tuple[int, int], dict[str, dict[str, int]]] = {
-        key: {arm: dict.fromkeys(COUNTERS, 0) for arm in (CANARY, CONTROL)} for key in keys
+        window.key: {arm: dict.fromkeys(COUNTERS, 0) for arm in window.arms} for window in windows
     }
     # The sum of squares of a stage is unknown if one of its rows' is (written before the column
     # existed, raw calls gone): then its cost comparison is left out, never guessed.
     squares: dict[tuple[int, int], dict[str, int | None]] = {
-        key: dict.fromkeys((CANARY, CONTROL), 0) for key in keys
+        window.key: dict.fromkeys(window.arms, 0) for window in windows
     }
     sums = {name: Sum(name) for name in COUNTERS}
     unknown_rows = Count("pk", filter=Q(**{f"{COST_SQ}__isnull": True}))
@@ -153,7 +205,7 @@ def read_many_stage_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int
             totals["answered"] = totals["calls"] - totals["stop_none"]
 
     histograms: dict[tuple[int, int], dict[str, dict[str, dict[int, int]]]] = {
-        key: {CANARY: defaultdict(dict), CONTROL: defaultdict(dict)} for key in keys
+        window.key: {arm: defaultdict(dict) for arm in window.arms} for window in windows
     }
     wanted = {HISTOGRAMS[g.metric] for window in windows for g in window.guardrails if g.metric in HISTOGRAMS}
     if wanted:
@@ -168,7 +220,7 @@ def read_many_stage_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int
             histograms[key][row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
 
     scores: dict[tuple[int, int], dict[str, dict[str, dict[str, Any]]]] = {
-        key: {CANARY: {}, CONTROL: {}} for key in keys
+        window.key: {arm: {} for arm in window.arms} for window in windows
     }
     scored = [
         (window, scorers)
@@ -188,8 +240,8 @@ def read_many_stage_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int
             scores[(row["flag_id"], row["environment_id"])][row["arm"]][row["scorer"]] = row
 
     return {
-        window.key: _stage_aggregates(
-            window.guardrails,
+        window.key: _arm_reading(
+            window,
             counters[window.key],
             squares[window.key],
             histograms[window.key],
@@ -199,16 +251,16 @@ def read_many_stage_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int
     }
 
 
-def _stage_aggregates(
-    guardrails: list[Guardrail],
+def _arm_reading(
+    window: Window,
     counters: dict[str, dict[str, int]],
     squares: dict[str, int | None],
     histograms: dict[str, dict[str, dict[int, int]]],
     scores: dict[str, dict[str, dict[str, Any]]],
-) -> StageAggregates:
+) -> ArmReading:
     def arm(name: str) -> ArmAggregates:
         metrics: dict[str, MetricAggregate] = {}
-        for guardrail in guardrails:
+        for guardrail in window.guardrails:
             if guardrail.metric in RATES:
                 events, trials = RATES[guardrail.metric]
                 count = counters[name][events]
@@ -238,4 +290,4 @@ def _stage_aggregates(
             units=counters[name]["calls"], metrics=metrics, cache_hit_ratio=_cache_hit_ratio(counters[name])
         )
 
-    return StageAggregates(canary=arm(CANARY), control=arm(CONTROL), counters=counters)
+    return {name: arm(name) for name in window.arms}, counters

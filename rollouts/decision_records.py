@@ -31,6 +31,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def json_ready(value: Any) -> Any:
+    """`value` with every non-finite number as null and every key a string."""
+    return _clean(value)
+
+
 def metric_aggregate_json(aggregate: MetricAggregate) -> dict[str, Any]:
     return _clean(asdict(aggregate))
 

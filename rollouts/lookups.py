@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controlplane.errors import NotFound
-from rollouts.models import Rollout
+from rollouts.models import Experiment, Rollout
 
 
 def get_rollout(pk: int) -> Rollout:
@@ -13,3 +13,14 @@ def get_rollout(pk: int) -> Rollout:
     if rollout is None:
         raise NotFound(f"No rollout {pk}.")
     return rollout
+
+
+def get_experiment(pk: int) -> Experiment:
+    experiment = (
+        Experiment.objects.select_related("flag", "environment", "baseline", "split", "canary")
+        .filter(pk=pk)
+        .first()
+    )
+    if experiment is None:
+        raise NotFound(f"No experiment {pk}.")
+    return experiment

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from rollouts.services import ticks
+from rollouts.services import experiment_ticks, ticks
 
 
 @shared_task(name="rollouts.tick_rollouts", acks_late=True, time_limit=120, soft_time_limit=100)
@@ -20,3 +20,13 @@ def tick_rollouts() -> int:
     unique Decision per tick, so concurrent or repeated runs decide each tick once.
     """
     return ticks.tick_due_rollouts()
+
+
+@shared_task(name="rollouts.tick_experiments", acks_late=True, time_limit=120, soft_time_limit=100)
+def tick_experiments() -> int:
+    """Run the analysis tick of every running experiment that is due.
+
+    Idempotency key: (experiment, tick number), as for rollouts: a claim by conditional UPDATE
+    of `next_tick_at`, a conditional UPDATE of `ticks_done` and a unique decision per tick.
+    """
+    return experiment_ticks.tick_due_experiments()

@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from rollouts.views import rollouts
+from rollouts.views import experiments, rollouts
 
 app_name = "rollouts"
 
 urlpatterns = [
     path("rollouts/", rollouts.rollout_list, name="list"),
     path("rollouts/<int:pk>/", rollouts.rollout_detail, name="detail"),
+    path("experiments/", experiments.experiment_list, name="experiments"),
+    path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
 ]

@@ -18,7 +18,7 @@ from flags import services
 from flags.api import examples
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag
-from flags.models import Environment, Flag, FlagState, Split
+from flags.models import Environment, Flag, FlagState, Split, SplitArm
 from flags.targeting import control_band, rules_tag, try_context
 
 # Targeting: rules, splits, and trying a context (segments: flags.api.segments). Constraints and
@@ -243,18 +243,35 @@ class RuleMoveView(EnvironmentFlagView):
         return _changed_rules(request, key, env, services.move_rule, body=RuleMoveSerializer, index=index)
 
 
+class SplitArmSerializer(serializers.ModelSerializer[SplitArm]):
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = SplitArm
+        fields = ["name", "version", "weight"]
+
+
 class ActiveSplitSerializer(serializers.ModelSerializer[Split]):
     id = serializers.CharField(source="split_id")
-    candidate = serializers.IntegerField(source="candidate.number")
+    candidate = serializers.IntegerField(
+        source="candidate.number", allow_null=True, help_text="A canary's candidate; null for an experiment"
+    )
+    weight = serializers.IntegerField(
+        help_text="Basis points of units served a candidate (the experiment's candidates together)"
+    )
     control = serializers.SerializerMethodField()
+    arms = SplitArmSerializer(
+        many=True, help_text="An experiment's arms, the baseline first; empty for a canary"
+    )
 
     class Meta:
         model = Split
-        fields = ["id", "candidate", "weight", "seed", "control", "created_at", "updated_at"]
+        fields = ["id", "kind", "candidate", "weight", "seed", "control", "arms", "created_at", "updated_at"]
 
     def get_control(self, split: Split) -> dict[str, int] | None:
-        """The control arm's buckets, [from, to): served the baseline, compared with the candidate."""
-        band = control_band(split.weight)
+        """A canary's control arm's buckets, [from, to): served the baseline, compared with the
+        candidate; an experiment's baseline arm is its control."""
+        band = None if split.is_experiment else control_band(split.weight)
         return {"from": band[0], "to": band[1]} if band else None
 
 

@@ -7,7 +7,8 @@
 - `catalog`: syncing the model catalog, and refreshing it from the Models API.
 - `segments`: creating, editing and deleting segments.
 - `targeting`: the targeting rules of a flag in an environment.
-- `splits`: setting and clearing the split that serves a candidate version to a share of units.
+- `splits`: setting and clearing the split that serves a candidate version to a share of units,
+  or an experiment's arms (the baseline and up to three candidates) by weight.
 - `guards`: what every write checks and locks first (key format, flag and state rows).
 - `revisions`: bumping environment revisions and announcing them after commit.
 """
@@ -17,7 +18,7 @@ from flags.services.environments import create_environment, set_environment_prot
 from flags.services.flags import archive_flag, create_flag, update_flag
 from flags.services.publishing import publish_version, set_flag_enabled
 from flags.services.segments import create_segment, delete_segment, update_segment
-from flags.services.splits import clear_split, set_split
+from flags.services.splits import clear_split, set_experiment_split, set_split
 from flags.services.targeting import MAX_RULE_DESCRIPTION, add_rule, move_rule, remove_rule, update_rule
 from flags.services.versions import NewVersion, create_version, validate_content
 
@@ -38,6 +39,7 @@ __all__ = [
     "refresh_model_catalog",
     "remove_rule",
     "set_environment_protected",
+    "set_experiment_split",
     "set_flag_enabled",
     "set_split",
     "sync_model_catalog",

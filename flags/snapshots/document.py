@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flags.definitions import flag_definition
-from flags.models import ConfigVersion, Environment, FlagState, Segment, Split
+from flags.models import ConfigVersion, Environment, FlagState, Segment, Split, load_arms
 from flagstaff.canonical import canonical_json
 from flagstaff.engine import (
     DefinitionError,
@@ -65,6 +65,7 @@ def compile_snapshot(environment: Environment) -> dict[str, Any]:
             .select_related("candidate")
             .defer("candidate__content")
         }
+        load_arms(splits.values())
         rule_versions: dict[int, set[int]] = {}
         segment_keys: set[str] = set()
         for state in states:
@@ -87,8 +88,11 @@ def compile_snapshot(environment: Environment) -> dict[str, Any]:
             )
             if state.serving_version is not None:
                 pk_by_hash.setdefault(state.serving_version.content_hash, state.serving_version.pk)
-            if split is not None:
+            if split is not None and split.candidate is not None:
                 pk_by_hash.setdefault(split.candidate.content_hash, split.candidate.pk)
+            if split is not None and split.is_experiment:
+                for arm in split.arms.all():
+                    pk_by_hash.setdefault(arm.version.content_hash, arm.version.pk)
             for content_hash, pk in rows.values():
                 pk_by_hash.setdefault(content_hash, pk)
         contents = dict(

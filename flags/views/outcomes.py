@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split
+from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split, load_arms
 from flags.targeting import compiled_flag
 from flags.views.constraints import describe_constraint
 from flagstaff.engine import BUCKETS, Outcome, outcomes
@@ -64,6 +64,14 @@ def _part(outcome: Outcome, rules: list[Any], reached_by_rule: bool) -> Part:
         else:
             audience = conditions
         return Part(audience, f"v{outcome.version} (rule {outcome.index + 1})", "rule")
+    if outcome.kind == "split" and outcome.experiment:
+        # An experiment's arms have names people chose; a unit outside them gets the baseline.
+        shares = ", ".join(
+            f"{_percent(share.weight)} v{share.version}"
+            + (f" ({share.arm})" if share.arm != "outside" else "")
+            for share in outcome.shares
+        )
+        return Part(rest, f"{shares} (experiment)", "split")
     if outcome.kind == "split":
         shares = ", ".join(f"{_percent(share.weight)} v{share.version}" for share in outcome.shares)
         return Part(rest, f"{shares} (split)", "split")
@@ -103,7 +111,8 @@ def for_flags(flags: Iterable[Flag]) -> dict[int, list[WhatUsersGet]]:
     """Each flag's sentences, one per environment it has a state in (states prefetched with
     their environment and serving version, as `Flag.objects.with_states()` does), in four queries."""
     flags = list(flags)
-    splits = Split.objects.active().select_related("candidate").filter(flag__in=flags)
+    splits = list(Split.objects.active().select_related("candidate").filter(flag__in=flags))
+    load_arms(splits)
     split_of = {(split.flag_id, split.environment_id): split for split in splits}
     hashes: dict[int, dict[int, str]] = defaultdict(dict)
     for flag_id, number, content_hash in ConfigVersion.objects.filter(flag__in=flags).values_list(

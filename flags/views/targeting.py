@@ -36,6 +36,15 @@ def _percent(weight: int) -> str:
 def _split_box(split: Split | None, serving: int | None) -> dict[str, Any] | None:
     if split is None:
         return None
+    if split.candidate is None:
+        return {
+            "split": split,
+            "arms": [
+                {"name": arm.name, "version": arm.version.number, "percent": _percent(arm.weight)}
+                for arm in split.arms.all()
+            ],
+            "seed_prefix": split.seed[:6],
+        }
     band = control_band(split.weight)
     return {
         "split": split,
@@ -58,7 +67,9 @@ def _targeting_section(
     serving = state.serving_version.number if state and state.serving_version else None
     rules = state.rules if state else []
     split_initial = (
-        {"candidate": split.candidate.number, "percent": Decimal(split.weight) / 100} if split else {}
+        {"candidate": split.candidate.number, "percent": Decimal(split.weight) / 100}
+        if split and split.candidate
+        else {}
     )
     ids = _form_ids(environment)
     return {

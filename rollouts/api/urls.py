@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.api import rollouts
+from rollouts.api import experiments, rollouts
 
 urlpatterns = [
     path("rollouts/", rollouts.RolloutsView.as_view(), name="rollouts"),
@@ -14,4 +14,17 @@ urlpatterns = [
     path("rollouts/<int:pk>/rollback/", rollouts.RollbackView.as_view(), name="rollout-rollback"),
     path("rollouts/<int:pk>/abort/", rollouts.AbortView.as_view(), name="rollout-abort"),
     path("rollouts/<int:pk>/decisions/", rollouts.DecisionsView.as_view(), name="rollout-decisions"),
+    path("experiments/", experiments.ExperimentsView.as_view(), name="experiments"),
+    path("experiments/<int:pk>/", experiments.ExperimentDetailView.as_view(), name="experiment"),
+    path("experiments/<int:pk>/start/", experiments.StartView.as_view(), name="experiment-start"),
+    path("experiments/<int:pk>/pause/", experiments.PauseView.as_view(), name="experiment-pause"),
+    path("experiments/<int:pk>/resume/", experiments.ResumeView.as_view(), name="experiment-resume"),
+    path("experiments/<int:pk>/abort/", experiments.AbortView.as_view(), name="experiment-abort"),
+    path("experiments/<int:pk>/conclude/", experiments.ConcludeView.as_view(), name="experiment-conclude"),
+    path(
+        "experiments/<int:pk>/start-canary/",
+        experiments.StartCanaryView.as_view(),
+        name="experiment-start-canary",
+    ),
+    path("experiments/<int:pk>/decisions/", experiments.DecisionsView.as_view(), name="experiment-decisions"),
 ]

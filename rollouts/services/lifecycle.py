@@ -35,6 +35,7 @@ from flagstaff.engine import BUCKETS
 from rollouts import plans
 from rollouts.models import (
     TERMINAL_STATES,
+    Experiment,
     Guardrail,
     PauseReason,
     Rollout,
@@ -316,6 +317,16 @@ def create_rollout(
     plan = _plan(flag, stages, policy)
     if Rollout.objects.active().filter(flag=flag, environment=environment).exists():
         raise _refuse_second(flag, environment)
+    # At most one active rollout or experiment per flag × environment: both creations hold the
+    # flag's row lock (writable_state) while they look.
+    experiment = Experiment.objects.active().filter(flag=flag, environment=environment).first()
+    if experiment is not None:
+        raise Conflict(
+            f"Flag '{flag.key}' has an active experiment in '{environment.key}' "
+            f"(experiment {experiment.pk}).",
+            code="experiment_active",
+            extra={"experiment": experiment.pk},
+        )
     admitted = _gate_admits(flag, environment, version)
     try:
         # A savepoint: a concurrent creation that won the partial unique index must not poison
@@ -397,7 +408,8 @@ def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollou
     if active is not None and active.candidate_id != rollout.candidate_id:
         raise Conflict(
             f"Flag '{rollout.flag.key}' already splits '{rollout.environment.key}' with "
-            f"v{active.candidate.number}; clear that split first.",
+            f"{f'v{active.candidate.number}' if active.candidate else 'an experiment'}; "
+            "clear that split first.",
             code="split_active",
         )
     if rollout.state == S.DRAFT:

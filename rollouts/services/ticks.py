@@ -263,7 +263,7 @@ def _stage_and_guardrails(rollout: Rollout) -> tuple[Stage, list[Guardrail]]:
 
 def _window(rollout: Rollout, now: datetime) -> Window:
     stage, guardrails = _stage_and_guardrails(rollout)
-    return Window(rollout, guardrails, stage.started_at or now, now)
+    return Window.of_rollout(rollout, guardrails, stage.started_at or now, now)
 
 
 def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None) -> Analysed:

@@ -9,8 +9,11 @@ from playwright.sync_api import Page, expect
 from controlplane.audit import Actor
 from controlplane.models import Role
 from flags import services
+from rollouts.models import Experiment
+from rollouts.services import experiments
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.factories import VALID_CONTENT, make_environment, make_flag, make_user, make_version
+from tests.rollouts.factories import add_arm_traffic
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SYSTEM = Actor.system("tests")
@@ -33,13 +36,14 @@ PAGES = [
     ("audit", "/audit/"),
     ("users", "/users/"),
     ("tokens", "/tokens/"),
+    ("experiments", "/experiments/"),
 ]
 
 
 def support_chat() -> None:
     """support-chat in a protected production: v1 served, a rule to v2 and a 10 % split to v3."""
     production = make_environment(key="production")
-    make_environment(key="staging")
+    staging = make_environment(key="staging")
     flag = make_flag(key="support-chat", name="Support chat", owner="cx-team")
     make_version(flag=flag, message="Sonnet")
     make_version(flag=flag, content={**VALID_CONTENT, "model": "claude-opus-5-5"}, message="Opus")
@@ -57,6 +61,23 @@ def support_chat() -> None:
     )
     services.set_split(flag=flag, environment=production, candidate=3, weight=1000, actor=SYSTEM)
     services.set_environment_protected(environment=production, protected=True, actor=SYSTEM)
+    services.publish_version(flag=flag, environment=staging, number=1, actor=SYSTEM)
+    experiment = experiments.create_experiment(
+        flag=flag,
+        environment=staging,
+        baseline_weight=3400,
+        candidates=[
+            {"version": 2, "weight": 3300, "name": "opus"},
+            {"version": 3, "weight": 3300, "name": "longer"},
+        ],
+        window_seconds=86_400,
+        policy=[{"metric": "api_error_rate", "margin": 0.01, "critical": True}],
+        actor=SYSTEM,
+    )
+    experiments.start_experiment(experiment=experiment, actor=SYSTEM, reason="a day of traffic")
+    for arm, cost in (("baseline", 0.004), ("opus", 0.009), ("longer", 0.0052)):
+        add_arm_traffic(experiment, arm=arm, calls=3_000, passed=2_500, errors=15, cost_usd=cost)
+    experiments.conclude_experiment(experiment=experiment, actor=SYSTEM, reason="enough traffic")
 
 
 def clipped(page: Page, selector: str) -> list[str]:
@@ -102,7 +123,8 @@ def test_layout__main_pages_at_1280_and_390__nothing_clipped(live_server, page):
     ARTIFACTS.mkdir(exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
-        for name, path in PAGES:
+        experiment = Experiment.objects.get()
+        for name, path in [*PAGES, ("experiment", f"/experiments/{experiment.pk}/")]:
             page.goto(f"{live_server.url}{path}")
             page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
             check_page(page, name, width)

@@ -75,6 +75,7 @@ def test_targeting__rule_try_and_split__shown_on_the_flag_page(live_server, page
     page.locator("#targeting-production").screenshot(path=str(ARTIFACTS / "targeting.png"))
 
     split = Split.objects.active().get()
+    assert split.candidate is not None
     assert (split.candidate.number, split.weight) == (3, 1000)
     assert FlagState.objects.get(flag__key="support-chat").rules == [
         {

@@ -195,6 +195,27 @@ def test_resolve__experiment__arm_by_cumulative_weight():
         )
 
 
+def test_resolve__baseline_and_three_candidates__shares_match_the_weights():
+    flag = flag_from_dict(_flag(experiment=_experiment(4000, 2000, 2000, 2000)))
+    counts = dict.fromkeys(("arm-0", "arm-1", "arm-2", "arm-3"), 0)
+    for unit in UNITS:
+        counts[str(resolve(flag, {"targetingKey": unit}).arm)] += 1
+    shares = [counts[arm] / len(UNITS) for arm in sorted(counts)]
+    assert shares == pytest.approx([0.4, 0.2, 0.2, 0.2], abs=0.03)
+
+
+def test_resolve__experiment_weights_moved__a_unit_keeps_its_bucket():
+    # The bucket depends on the seed and the unit alone: re-weighting arms moves band edges,
+    # never a unit's bucket, so a unit inside an unchanged prefix of bands keeps its arm.
+    before = flag_from_dict(_flag(experiment=_experiment(2500, 2500, 2500, 2500)))
+    after = flag_from_dict(_flag(experiment=_experiment(2500, 2500, 4000, 1000)))
+    for unit in UNITS[:2000]:
+        first, second = resolve(before, {"targetingKey": unit}), resolve(after, {"targetingKey": unit})
+        assert first.bucket == second.bucket
+        if first.bucket is not None and first.bucket < 5000:
+            assert first.arm == second.arm
+
+
 def test_resolve__experiment_unit_outside_arms__serving_version_not_counted():
     flag = flag_from_dict(_flag(experiment=_experiment(1000)))
     outside = [
@@ -494,6 +515,7 @@ def test_compile_constraint__cidr_with_invalid_entry_not_strict__valid_entries_k
         ({"rollout": _rollout(100), "experiment": _experiment(100)}, "experiment"),
         ({"experiment": _experiment(6000, 5000)}, "experiment.arms"),
         ({"experiment": {**_experiment(), "arms": []}}, "experiment.arms"),
+        ({"experiment": _experiment(2000, 2000, 2000, 2000, 2000)}, "experiment.arms"),
         (
             {"experiment": {**_experiment(1, 1), "arms": [{"name": "a", "version": 4, "weight": 1}] * 2}},
             "experiment.arms[1].name",

@@ -94,3 +94,21 @@ def test_outcomes__split_shares__match_what_resolve_serves() -> None:
     assert abs(observed[2] - expected[2]) < 0.015
     assert abs(observed[1] - expected[1]) < 0.015
     assert resolve(flag, {"targetingKey": "user-1", "plan": "enterprise"}).value_version == 3
+
+
+def test_outcomes__baseline_and_three_candidates__one_share_per_arm_as_resolve_serves() -> None:
+    arms: list[dict[str, Any]] = [
+        {"name": "baseline", "version": 1, "weight": 4000},
+        {"name": "concise", "version": 2, "weight": 2000},
+        {"name": "verbose", "version": 3, "weight": 2000},
+        {"name": "haiku", "version": 4, "weight": 2000},
+    ]
+    flag = _flag(experiment={"id": "split-9", "seed": "seed-9", "arms": arms})
+    [split] = outcomes(flag)
+    served = [resolve(flag, {"targetingKey": f"user-{n}"}).arm for n in range(BUCKETS)]
+
+    assert split.experiment
+    assert split.shares == tuple(Share(a["version"], a["weight"], a["name"]) for a in arms)
+    # 10 000 units: each share within 1.5 points of its weight (binomial sd at most 0.5 points).
+    for share in split.shares:
+        assert abs(served.count(share.arm) / BUCKETS - share.weight / BUCKETS) < 0.015

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from evals.services import eval_sets, runs
 from flags import services
-from rollouts.services import lifecycle
+from rollouts.services import experiments, lifecycle
 from telemetry.services import webhooks
 from tests.factories import FACTORY_ACTOR, client_for, make_environment, make_flag, make_version
 from tests.routes import api_routes
@@ -57,10 +57,24 @@ def list_urls() -> dict[str, str]:
     rollout = lifecycle.create_rollout(
         flag=flag, environment=environment, candidate=candidate.number, actor=FACTORY_ACTOR
     )
+    staging = make_environment(key="staging")
+    services.publish_version(flag=flag, environment=staging, number=1, actor=FACTORY_ACTOR)
+    experiment = experiments.create_experiment(
+        flag=flag,
+        environment=staging,
+        baseline_weight=5000,
+        candidates=[{"version": candidate.number, "weight": 5000}],
+        window_seconds=3600,
+        actor=FACTORY_ACTOR,
+    )
     kwargs: dict[str, Any] = {"key": flag.key, "pk": webhook.pk, "number": version.number}
-    # `pk` names a webhook on the webhook routes, a run on the eval-run routes and a rollout on
-    # the rollout routes.
-    by_prefix = {"api:eval-run": {**kwargs, "pk": run.pk}, "api:rollout": {**kwargs, "pk": rollout.pk}}
+    # `pk` names a webhook on the webhook routes, a run on the eval-run routes, a rollout on the
+    # rollout routes and an experiment on the experiment routes.
+    by_prefix = {
+        "api:eval-run": {**kwargs, "pk": run.pk},
+        "api:rollout": {**kwargs, "pk": rollout.pk},
+        "api:experiment": {**kwargs, "pk": experiment.pk},
+    }
 
     def kwargs_of(route_name: str) -> dict[str, Any]:
         return next((found for prefix, found in by_prefix.items() if route_name.startswith(prefix)), kwargs)
@@ -74,7 +88,7 @@ def list_urls() -> dict[str, str]:
 
 
 def test_list_routes__walked__cover_the_audit_log_and_flags() -> None:
-    assert {"api:audit", "api:flags", "api:incidents", "api:webhook-deliveries"} <= {
+    assert {"api:audit", "api:flags", "api:incidents", "api:webhook-deliveries", "api:experiments"} <= {
         r.name for r in LIST_ROUTES
     }
 

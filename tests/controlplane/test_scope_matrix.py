@@ -20,7 +20,7 @@ from controlplane.auth import HasScope, declared_scope
 from controlplane.models import ROLE_SCOPES, Role, Scope
 from controlplane.services import IssuedToken
 from flags import services
-from rollouts.services import lifecycle
+from rollouts.services import experiments, lifecycle
 from telemetry.models import Incident, IncidentKind
 from telemetry.services import webhooks
 from tests.factories import (
@@ -103,6 +103,18 @@ def world() -> dict[str, Any]:
         flag=flag, environment=environment, candidate=candidate.number, actor=FACTORY_ACTOR
     )
     rollout_routes = [route.name for route in api_routes() if route.name.startswith("api:rollout-")]
+    # An experiment on another environment: the flag × environment holds one rollout or experiment.
+    experiment_environment = make_environment(key="staging")
+    services.publish_version(flag=flag, environment=experiment_environment, number=1, actor=FACTORY_ACTOR)
+    experiment = experiments.create_experiment(
+        flag=flag,
+        environment=experiment_environment,
+        baseline_weight=5000,
+        candidates=[{"version": candidate.number, "weight": 5000}],
+        window_seconds=3600,
+        actor=FACTORY_ACTOR,
+    )
+    experiment_routes = [route.name for route in api_routes() if route.name.startswith("api:experiment-")]
     return {
         "environment": environment,
         # A gate verdict id that names none: a caller without the scope is refused before any lookup.
@@ -119,6 +131,8 @@ def world() -> dict[str, Any]:
             "api:rollout": rollout.pk,
             "api:user": user.pk,
             **dict.fromkeys(rollout_routes, rollout.pk),
+            "api:experiment": experiment.pk,
+            **dict.fromkeys(experiment_routes, experiment.pk),
         },
         "webhook_pk": webhook.pk,
     }
@@ -154,6 +168,9 @@ def test_api_routes__walked__include_the_audit_webhook_and_user_routes() -> None
         "api:webhook-deliveries",
         "api:users",
         "api:user",
+        "api:experiments",
+        "api:experiment-conclude",
+        "api:experiment-start-canary",
     } <= names
 
 

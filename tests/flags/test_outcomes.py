@@ -8,6 +8,7 @@ from django.urls import reverse
 from controlplane.audit import Actor
 from flags import services
 from flags.models import Environment, Flag, FlagState, Split
+from flags.services.splits import ArmSpec
 from flags.views.outcomes import all_segments, for_flags, what_users_get
 from tests.factories import make_environment, make_flag, make_version
 
@@ -129,3 +130,20 @@ def test_flag_list__rule_and_split__sentence_in_the_row(viewer: User, production
 
     assert "plan is one of enterprise → <strong>v2 (rule 1)</strong>" in body
     assert "everyone else → <strong>90 % v1, 10 % v2 (split)</strong>" in body
+
+
+def test_sentence__experiment_with_baseline_and_two_candidates__each_arm_by_name(
+    production: Environment,
+) -> None:
+    flag = serving_v1(production)
+    make_version(flag=flag)
+    services.set_experiment_split(
+        flag=flag,
+        environment=production,
+        arms=[ArmSpec("baseline", 1, 5000), ArmSpec("concise", 2, 2500), ArmSpec("verbose", 3, 2500)],
+        actor=SYSTEM,
+    )
+
+    assert sentence(flag, production) == (
+        "production: everyone → 50 % v1 (baseline), 25 % v2 (concise), 25 % v3 (verbose) (experiment)"
+    )

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from flags import services
 from flags.models import Environment, Flag, Segment
+from flags.services.splits import ArmSpec, set_experiment_split
 from flags.snapshots import (
     RedisLink,
     Snapshot,
@@ -656,3 +657,33 @@ def test_store_get__revision_bumped_without_announcement__found_by_the_check(
     Environment.objects.filter(pk=production.pk).update(revision=F("revision") + 1)
 
     assert store.get("production").revision == before + 1
+
+
+def test_compile_snapshot__more_experiment_splits__same_number_of_queries(production: Environment) -> None:
+    def add_experiments(count: int) -> None:
+        for _ in range(count):
+            served = served_flag(production)
+            set_experiment_split(
+                flag=served.flag,
+                environment=production,
+                arms=[
+                    ArmSpec("baseline", 1, 5000),
+                    ArmSpec("concise", 2, 2500),
+                    ArmSpec("verbose", 3, 2500),
+                ],
+                actor=ACTOR,
+            )
+
+    add_experiments(1)
+    with CaptureQueriesContext(connection) as one_flag:
+        compile_snapshot(reloaded(production))
+    add_experiments(4)
+    with CaptureQueriesContext(connection) as five_flags:
+        document = compile_snapshot(reloaded(production))
+
+    arms = [flag["experiment"]["arms"] for flag in document["flags"].values()]
+    assert [[arm["name"] for arm in flag_arms] for flag_arms in arms] == [
+        ["baseline", "concise", "verbose"]
+    ] * 5
+    assert all(set(flag["versions"]) == {"1", "2", "3"} for flag in document["flags"].values())
+    assert len(five_flags.captured_queries) == len(one_flag.captured_queries)

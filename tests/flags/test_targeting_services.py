@@ -601,6 +601,7 @@ def test_set_split__none_active__created_with_a_fresh_seed(actor: Actor, environ
 
     created = split(flag, environment, actor)
 
+    assert created.candidate is not None
     assert (created.candidate.number, created.weight, created.cleared_at) == (2, 1000, None)
     assert len(created.seed) == 16
     assert int(created.seed, 16) >= 0

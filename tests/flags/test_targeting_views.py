@@ -297,6 +297,7 @@ def test_split_set__ten_percent__1000_basis_points_shown_on_flag_page(editor: Us
     response = client.post(url("split-set"), {"candidate": "3", "percent": "10"}, follow=True)
 
     split = Split.objects.get()
+    assert split.candidate is not None
     assert (split.candidate.number, split.weight) == (3, 1000)
     assert "v3 now serves 10 % of units" in text(response)
     assert "control: next 10 %, served v1" in text(response)

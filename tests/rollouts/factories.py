@@ -13,8 +13,8 @@ from evals.models import LiveScoreRollup
 from evals.services import gate
 from flags import services as flag_services
 from flags.models import ConfigVersion, Environment, Flag
-from rollouts.models import Rollout
-from rollouts.services import lifecycle, ticks
+from rollouts.models import Experiment, Rollout
+from rollouts.services import experiments, lifecycle, ticks
 from telemetry import histograms
 from telemetry.models.calls import Rollup, RollupHistogram
 from tests.evals.gate_factories import make_eval_set_version
@@ -169,4 +169,87 @@ def add_scores(
         passed=passed,
         score_sum=float(passed),
         errors=errors,
+    )
+
+
+# Experiments
+
+
+def make_experiment_world() -> World:
+    """The world, plus v3 and v4: the baseline v1 and three possible candidates."""
+    world = make_world()
+    make_version(flag=world.flag, content={"model": "claude-sonnet-4-5", "max_tokens": 256})
+    make_version(flag=world.flag, content={"model": "claude-haiku-4-5", "max_tokens": 256})
+    return world
+
+
+EXPERIMENT_POLICY: list[dict[str, Any]] = [
+    {"metric": "api_error_rate", "margin": 0.01, "critical": True},
+    {"metric": "live_pass_rate", "scorer": "helpful", "margin": 0.02, "critical": True},
+]
+CANDIDATES: list[dict[str, Any]] = [
+    {"version": 2, "weight": 2500, "name": "haiku"},
+    {"version": 3, "weight": 2500, "name": "sonnet"},
+    {"version": 4, "weight": 2500, "name": "short"},
+]
+
+
+def make_experiment(world: World | None = None, **overrides: Any) -> Experiment:
+    world = world or make_experiment_world()
+    fields: dict[str, Any] = {
+        "flag": world.flag,
+        "environment": world.environment,
+        "baseline_weight": 2500,
+        "candidates": CANDIDATES,
+        "window_seconds": 3600,
+        "policy": EXPERIMENT_POLICY,
+        "actor": FACTORY_ACTOR,
+        "reason": "which is cheapest?",
+    }
+    fields.update(overrides)
+    return experiments.create_experiment(**fields)
+
+
+def make_running_experiment(world: World | None = None, **overrides: Any) -> Experiment:
+    experiment = make_experiment(world, **overrides)
+    return experiments.start_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="go")
+
+
+def add_arm_traffic(
+    experiment: Experiment,
+    *,
+    arm: str,
+    calls: int,
+    passed: int,
+    errors: int = 0,
+    cost_usd: float = 0.0,
+    at: datetime | None = None,
+) -> None:
+    """The telemetry and live-score rollup rows of one experiment arm in one minute."""
+    version = experiment.arms.get(name=arm).version.number
+    bucket = (at or timezone.now()).replace(second=0, microsecond=0)
+    Rollup.objects.create(
+        bucket=bucket,
+        environment=experiment.environment,
+        flag=experiment.flag,
+        version=version,
+        arm=arm,
+        model="claude-sonnet-5-5",
+        calls=calls,
+        errors=errors,
+        stop_end_turn=calls - errors,
+        stop_none=errors,
+        cost_micro_usd=round(cost_usd * calls * 1_000_000),
+    )
+    LiveScoreRollup.objects.create(
+        bucket=bucket,
+        environment=experiment.environment,
+        flag=experiment.flag,
+        version=version,
+        arm=arm,
+        scorer="helpful",
+        n=calls,
+        passed=passed,
+        score_sum=float(passed),
+        errors=0,
     )

@@ -145,7 +145,7 @@ def test_read_many_stage_aggregates__two_rollouts_at_once__each_as_read_alone() 
         add_calls(rollout, arm="control", calls=calls + 10, at=now, latency_ms=500)
         add_scores(rollout, arm="candidate", n=calls // 2, passed=calls // 3)
     later = now + timedelta(minutes=5)
-    windows = [Window(r, list(r.guardrails.all()), now, later) for r in (first, second)]
+    windows = [Window.of_rollout(r, r.guardrails.all(), now, later) for r in (first, second)]
 
     together = read_many_stage_aggregates(windows)
 
@@ -160,7 +160,7 @@ def test_read_many_stage_aggregates__two_rollouts_at_once__each_as_read_alone() 
 def test_read_many_stage_aggregates__same_flag_and_environment_twice__refused() -> None:
     rollout = make_running_rollout(policy=POLICY)
     now = timezone.now()
-    window = Window(rollout, list(rollout.guardrails.all()), now, now + timedelta(minutes=1))
+    window = Window.of_rollout(rollout, rollout.guardrails.all(), now, now + timedelta(minutes=1))
 
     with pytest.raises(ValueError, match="one window per flag and environment"):
         read_many_stage_aggregates([window, window])

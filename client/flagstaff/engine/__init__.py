@@ -15,6 +15,7 @@ from flagstaff.engine.constraints import (
 from flagstaff.engine.outcomes import Outcome, Share, outcomes
 from flagstaff.engine.resolve import (
     DEFAULT_STICKINESS,
+    MAX_EXPERIMENT_ARMS,
     Arm,
     Experiment,
     FlagDefinition,
@@ -32,6 +33,7 @@ from flagstaff.engine.validation import ConstraintError, DefinitionError
 __all__ = [
     "BUCKETS",
     "DEFAULT_STICKINESS",
+    "MAX_EXPERIMENT_ARMS",
     "OPERATORS",
     "Arm",
     "Constraint",

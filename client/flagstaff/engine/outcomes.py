@@ -34,6 +34,8 @@ class Outcome:
     catch_all: bool = False
     """A rule without conditions: every context that reaches it stops here."""
     shares: tuple[Share, ...] = ()
+    experiment: bool = False
+    """The split is an experiment's arms (named by people), not a canary's candidate and baseline."""
 
 
 def outcomes(flag: FlagDefinition) -> tuple[Outcome, ...]:
@@ -57,7 +59,7 @@ def outcomes(flag: FlagDefinition) -> tuple[Outcome, ...]:
         arms = tuple(Share(arm.version, arm.weight, arm.name) for arm in flag.experiment.arms if arm.weight)
         rest = BUCKETS - sum(arm.weight for arm in flag.experiment.arms)
         outside = (Share(flag.experiment.baseline, rest, "outside"),) if rest else ()
-        parts.append(Outcome("split", shares=arms + outside))
+        parts.append(Outcome("split", shares=arms + outside, experiment=True))
     else:
         parts.append(Outcome("static", version=flag.version))
     return tuple(parts)

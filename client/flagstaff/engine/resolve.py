@@ -39,6 +39,8 @@ Segments = Mapping[str, tuple[Constraint, ...]]
 
 DEFAULT_STICKINESS = "targetingKey"
 CONTROL_BAND_MAX_WEIGHT = BUCKETS // 2
+# An experiment's arms: the baseline and up to three candidates (client/README.md, "Engine").
+MAX_EXPERIMENT_ARMS = 4
 
 
 # A NamedTuple rather than a frozen dataclass: immutable too (resolutions without a bucket are
@@ -305,6 +307,8 @@ def _read_experiment(data: object, baseline: int | None) -> Experiment:
         )
     if not arms:
         raise DefinitionError("experiment.arms", "needs at least one arm")
+    if len(arms) > MAX_EXPERIMENT_ARMS:
+        raise DefinitionError("experiment.arms", f"has more than {MAX_EXPERIMENT_ARMS} arms")
     if sum(arm.weight for arm in arms) > BUCKETS:
         raise DefinitionError("experiment.arms", f"weights add up to more than {BUCKETS}")
     return Experiment(

@@ -1,0 +1,97 @@
+"""Experiment pages, read-only: the list, and an experiment with its arms side by side (the
+cheapest arm that passes marked), its policy, goals and decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+
+from controlplane.web import HtmxHttpRequest, render_page
+from rollouts.experiment_reads import arms_of
+from rollouts.lookups import get_experiment
+from rollouts.models import Experiment, ExperimentDecision
+
+PAGE_SIZE = 50
+
+
+@login_required
+def experiment_list(request: HtmxHttpRequest) -> HttpResponse:
+    found = Experiment.objects.select_related("flag", "environment", "baseline")
+    if flag := request.GET.get("flag", "").strip():
+        found = found.filter(flag__key=flag)
+    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render_page(request, "rollouts/experiments.html", {"page": page, "flag": flag})
+
+
+def _arm_columns(experiment: Experiment, decision: ExperimentDecision | None) -> list[dict[str, Any]]:
+    """One column per arm: what it serves, and from the latest decision its units, cost per call,
+    verdict and each guardrail's bounds of the difference with the baseline."""
+    verdicts = {item["arm"]: item for item in (decision.arms if decision else [])}
+    counters = decision.inputs.get("counters", {}) if decision else {}
+    columns = []
+    for arm in arms_of(experiment):
+        totals = counters.get(arm.name, {})
+        known = totals.get("calls", 0) - totals.get("cost_unknown_calls", 0)
+        verdict = verdicts.get(arm.name, {})
+        columns.append(
+            {
+                "arm": arm,
+                "percent": f"{arm.weight / 100:g} %",
+                "units": totals.get("calls"),
+                "cost_per_call": totals.get("cost_micro_usd", 0) / 1_000_000 / known if known > 0 else None,
+                "verdict": verdict,
+                "comparisons": verdict.get("comparisons", {}),
+                "cheapest": bool(decision and decision.cheapest_passing == arm.name),
+            }
+        )
+    return columns
+
+
+def _bounds_rows(policy: list[dict[str, Any]], columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per guardrail, per arm: the difference with the baseline and its bounds, in words."""
+    rows = []
+    for guardrail in policy:
+        cells = []
+        for column in columns:
+            found = column["comparisons"].get(guardrail["name"])
+            cells.append(
+                "—"
+                if not found or found.get("difference") is None
+                else f"{found['difference']:.4g} [{_bound(found.get('lower'))}, {_bound(found.get('upper'))}]"
+            )
+        rows.append({"label": guardrail["label"], "cells": cells})
+    return rows
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit if count != 1 else unit[:-1]}"
+    return f"{seconds} seconds"
+
+
+def _bound(value: float | None) -> str:
+    return "∞" if value is None else f"{value:.4g}"
+
+
+@login_required
+def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    experiment = get_experiment(pk)
+    decisions = experiment.decisions.order_by("-tick")
+    latest = decisions.first()
+    columns = _arm_columns(experiment, latest)
+    context = {
+        "experiment": experiment,
+        "window": _duration(experiment.window_seconds or 0),
+        "columns": columns,
+        "bounds": _bounds_rows(experiment.guardrails, columns),
+        "latest": latest,
+        "policy": experiment.guardrails,
+        "goals": experiment.goals,
+        "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
+    }
+    return render_page(request, "rollouts/experiment.html", context)
