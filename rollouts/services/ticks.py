@@ -377,14 +377,11 @@ def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) 
     then each is decided and recorded in its own transaction, as `tick_rollout` does."""
     now = now or timezone.now()
     claimed = claim_due_ticks(now=now, limit=limit)
-    windows = [_window(rollout, now) for rollout in claimed]
-    aggregates = read_many_stage_aggregates(windows)
+    aggregates = read_many_stage_aggregates([_window(rollout, now) for rollout in claimed])
     moved = _traffic_moved_of(claimed)
     decided = 0
-    for window in windows:
-        rollout = window.rollout
-        result = decide_tick(
-            rollout=rollout, now=now, aggregates=aggregates[window.key], moved=moved[rollout.pk]
-        )
+    for rollout in claimed:
+        key = (rollout.flag_id, rollout.environment_id)
+        result = decide_tick(rollout=rollout, now=now, aggregates=aggregates[key], moved=moved[rollout.pk])
         decided += result is not None
     return decided

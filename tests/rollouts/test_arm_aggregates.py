@@ -149,9 +149,9 @@ def test_read_many_stage_aggregates__two_rollouts_at_once__each_as_read_alone() 
 
     together = read_many_stage_aggregates(windows)
 
-    for window in windows:
+    for rollout, window in zip((first, second), windows, strict=True):
         alone = read_stage_aggregates(
-            rollout=window.rollout, guardrails=window.guardrails, since=now, until=later
+            rollout=rollout, guardrails=rollout.guardrails.all(), since=now, until=later
         )
         assert together[window.key] == alone
     assert together[windows[1].key].canary.units == 300
