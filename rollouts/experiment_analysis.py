@@ -28,8 +28,8 @@ from rollouts.analysis import ArmAggregates, ExperimentConclusion, Guardrail, Po
 BASELINE = "baseline"
 COST_METRIC = "cost_per_call"
 COST_TEST = (
-    "point estimate: Σ cost ÷ calls with a known cost, per arm, from the rollups; no test of the "
-    "cost difference (the rollups keep no sum of squares of cost)"
+    "cheapest by point estimate: Σ cost ÷ calls with a known cost, per arm, from the rollups; "
+    "a cost guardrail in the policy is tested as a mean (the rollups keep the sum of squared costs)"
 )
 
 

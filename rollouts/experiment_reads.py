@@ -22,6 +22,15 @@ from rollouts.experiment_analysis import (
 )
 from rollouts.models import Experiment, ExperimentArm
 
+COST_SOURCE = plans.GuardrailSpec(
+    name=COST_METRIC,
+    label="cost per call",
+    metric="cost_per_call",
+    kind="continuous",
+    direction="increase_is_bad",
+    margin=0.0,
+)
+
 # The analysis code's version, kept with every decision: the same inputs under the same code
 # give the same decision.
 ANALYSIS_VERSION = hashlib.sha256(
@@ -76,21 +85,16 @@ def analyse_experiment(*, experiment: Experiment, now: datetime, by_hand: bool =
     started = experiment.started_at or now
     policy, goals = experiment_policy(experiment)
     specs = [plans.GuardrailSpec(**g) for g in [*experiment.guardrails, *experiment.goals]]
+    # Every arm's cost per call (n, sum, sum of squares), whether or not a guardrail tests it:
+    # the cheapest that passes is chosen by it. A policy's own cost guardrail reads the same.
     aggregates, counters = read_arm_aggregates(
         environment_id=experiment.environment_id,
         flag_id=experiment.flag_id,
         arms={arm.name: arm.version.number for arm in arms},
-        guardrails=specs,
+        guardrails=[*specs, COST_SOURCE],
         since=started,
         until=now,
     )
-    for name, totals in counters.items():
-        cost = analysis.MetricAggregate(
-            n=totals["calls"] - totals["cost_unknown_calls"], total=totals["cost_micro_usd"] / 1_000_000
-        )
-        aggregates[name] = dataclasses.replace(
-            aggregates[name], metrics={**aggregates[name].metrics, COST_METRIC: cost}
-        )
     tick = decide_experiment(
         policy=policy,
         arms=aggregates,

@@ -74,7 +74,7 @@ def test_create__baseline_and_three_candidates__draft_with_arms_in_order() -> No
         ({"candidates": [{"version": 2, "weight": 7500, "name": "Bad:Name"}]}, "invalid_arms"),
         ({"window_seconds": None}, "invalid_end"),
         ({"window_seconds": 10}, "invalid_end"),
-        ({"policy": [{"metric": "cost_per_call", "margin": 0.1}]}, "invalid_policy"),
+        ({"policy": [{"metric": "tokens_per_call", "margin": 0.1}]}, "invalid_policy"),
         ({"goals": [{"metric": "latency_p95"}]}, "invalid_goals"),
     ],
 )
