@@ -14,7 +14,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def write_config(page: Page, content: dict[str, object]) -> None:
-    """Replace the editor's text and release a key, as typing would, so live validation runs."""
+    """Replace the editor's text (in its text view; the page opens on the form) and release a
+    key, as typing would, so live validation runs."""
+    text_tab = page.get_by_role("tab", name="Text (JSON or YAML)")
+    if text_tab.get_attribute("aria-selected") != "true":
+        text_tab.click()
     editor = page.locator("textarea[name=content]")
     editor.fill(json.dumps(content, indent=2))
     editor.press("End")
