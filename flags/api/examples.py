@@ -191,10 +191,12 @@ SPLIT: dict[str, Any] = {
     "serving_version": 7,
     "split": {
         "id": "split-12",
+        "kind": "canary",
         "candidate": 8,
         "weight": 1000,
         "seed": "0b20c3992b127531",
         "control": {"from": 1000, "to": 2000},
+        "arms": [],
         "created_at": "2026-12-04T16:20:11Z",
         "updated_at": "2026-12-04T16:20:11Z",
     },

@@ -120,3 +120,83 @@ ROLLOUT: dict[str, Any] = {
 }
 
 ROLLOUT_DETAIL = {**ROLLOUT, "stages": STAGES, "policy": [GUARDRAIL], "latest_decision": DECISION}
+
+# Experiment 3 of support-chat in production: v7 (baseline) against Opus and Haiku arms, for a
+# week, concluded with the Haiku arm as the cheapest that passes.
+EXPERIMENT_DECISION: dict[str, Any] = {
+    "tick": 168,
+    "action": "conclude",
+    "reason": "window_ended",
+    "explanation": (
+        "concluded: haiku is the cheapest arm that passes at $0.00150 per call vs baseline "
+        "$0.00400 (2 of 2 candidates pass every guardrail)"
+    ),
+    "applied": True,
+    "outcome": "concluded",
+    "cheapest_passing": "haiku",
+    "evidence": (
+        "haiku: cost per call $0.00150 vs baseline $0.00400; non-inferior on all 2 acting "
+        "guardrails; next cheapest passing arm opus at $0.00900"
+    ),
+    "srm_p_value": 0.62,
+    "alpha": 0.05,
+    "arms": {
+        "opus": {"passes": True, "failing": [], "cost_per_call": 0.009},
+        "haiku": {"passes": True, "failing": [], "cost_per_call": 0.0015},
+    },
+    "inputs": {
+        "window": {"since": "2026-11-28T12:00:00+00:00", "until": "2026-12-05T12:00:00+00:00"},
+        "arms": {
+            "baseline": {"version": 7, "weight": 3400},
+            "opus": {"version": 8, "weight": 3300},
+            "haiku": {"version": 9, "weight": 3300},
+        },
+    },
+    "inputs_hash": "5f0c2a9e1b7d4c3a8e6f0b2d4a6c8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d",
+    "created_at": "2026-12-05T12:00:04Z",
+}
+
+EXPERIMENT: dict[str, Any] = {
+    "id": 3,
+    "flag": "support-chat",
+    "environment": "production",
+    "baseline": 7,
+    "state": "concluded",
+    "pause_reason": "",
+    "version": 3,
+    "split": None,
+    "window_seconds": 604800,
+    "required_units_per_arm": None,
+    "tick_interval_seconds": 3600,
+    "next_tick_at": None,
+    "ticks_done": 168,
+    "started_at": "2026-11-28T12:00:00Z",
+    "winner": "haiku",
+    "canary": None,
+    "created_by_name": "maria@example.com",
+    "created_at": "2026-11-28T11:58:12Z",
+    "ended_at": "2026-12-05T12:00:04Z",
+}
+
+EXPERIMENT_DETAIL: dict[str, Any] = {
+    **EXPERIMENT,
+    "arms": [
+        {"name": "baseline", "version": 7, "weight": 3400},
+        {"name": "opus", "version": 8, "weight": 3300},
+        {"name": "haiku", "version": 9, "weight": 3300},
+    ],
+    "policy": [
+        {
+            "name": "api_error_rate",
+            "label": "API error rate",
+            "metric": "api_error_rate",
+            "kind": "binary",
+            "direction": "increase_is_bad",
+            "margin": 0.01,
+            "critical": True,
+        }
+    ],
+    "goals": [],
+    "latency_budgets_ms": {"ttft_p95_ms": 1500, "total_p95_ms": 12000},
+    "latest_decision": EXPERIMENT_DECISION,
+}

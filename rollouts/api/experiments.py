@@ -11,18 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.api_docs import response_example
 from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.models import Scope
 from controlplane.serializers import StrictSerializer
 from flags.lookups import get_environment, get_flag
+from rollouts.api import examples
 from rollouts.api.rollouts import (
     GuardrailInputSerializer,
     RolloutSerializer,
@@ -43,6 +45,7 @@ class ExperimentArmSerializer(serializers.ModelSerializer[ExperimentArm]):
         fields = ["name", "version", "weight"]
 
 
+@extend_schema_serializer(examples=[response_example("concluded", examples.EXPERIMENT_DECISION)])
 class ExperimentDecisionSerializer(serializers.ModelSerializer[ExperimentDecision]):
     class Meta:
         model = ExperimentDecision
@@ -64,6 +67,7 @@ class ExperimentDecisionSerializer(serializers.ModelSerializer[ExperimentDecisio
         ]
 
 
+@extend_schema_serializer(examples=[response_example("concluded", examples.EXPERIMENT)])
 class ExperimentSummarySerializer(serializers.ModelSerializer[Experiment]):
     flag = serializers.CharField(source="flag.key")
     environment = serializers.CharField(source="environment.key")
@@ -99,6 +103,7 @@ class ExperimentSummarySerializer(serializers.ModelSerializer[Experiment]):
         return f"split-{experiment.split_id}" if experiment.split_id else None
 
 
+@extend_schema_serializer(examples=[response_example("concluded", examples.EXPERIMENT_DETAIL)])
 class ExperimentSerializer(ExperimentSummarySerializer):
     arms = ExperimentArmSerializer(many=True)
     policy = serializers.JSONField(source="guardrails", help_text="The guardrails, as for rollouts")
