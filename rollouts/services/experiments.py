@@ -116,32 +116,18 @@ def _transition(
     """Move `experiment` to `to` if its version is still `expected_version`; audit it."""
     if (experiment.state, to) not in ALLOWED:
         raise _refuse(experiment, action.rsplit(".", 1)[-1])
-    now = timezone.now()
-    update: dict[str, Any] = {"state": to, "version": expected_version + 1, "updated_at": now, **fields}
-    update.setdefault("pause_reason", "")
-    if to in EXPERIMENT_TERMINAL_STATES:
-        update["ended_at"] = now
-        update["next_tick_at"] = None
-    moved = Experiment.objects.filter(pk=experiment.pk, version=expected_version).update(**update)
-    if moved != 1:
-        raise ExperimentMoved(
-            f"Experiment {experiment.pk} changed since it was read (version {expected_version}); "
-            "nothing was applied. Read it again.",
-            extra={"expected_version": expected_version},
-        )
-    before = experiment.state
-    for name, value in update.items():
-        setattr(experiment, name, value)
-    audit.record(
+    return lifecycle.compare_and_set(
+        experiment,
+        to=to,
+        expected_version=expected_version,
+        terminal_states=EXPERIMENT_TERMINAL_STATES,
+        moved=ExperimentMoved,
         actor=actor,
         action=action,
-        target=experiment,
-        changes={"state": {"before": before, "after": to}, "version": experiment.version, **(changes or {})},
         reason=reason,
-        flag_key=experiment.flag.key,
-        environment_key=experiment.environment.key,
+        changes=changes,
+        **fields,
     )
-    return experiment
 
 
 def fresh(experiment: Experiment | int) -> Experiment:

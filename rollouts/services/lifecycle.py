@@ -15,9 +15,9 @@ answers it as it stands. Rollback never waits on an analysis or a gate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -75,6 +75,10 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
 )
 
 
+# What `compare_and_set` moves: both keep a state, a version column and the same timestamps.
+Transitioned = TypeVar("Transitioned", Rollout, Experiment)
+
+
 class RolloutMoved(Conflict):
     """The compare-and-set found another version: someone else moved the rollout first."""
 
@@ -122,32 +126,60 @@ def _transition(
     """
     if (rollout.state, to) not in ALLOWED:
         raise _refuse(rollout, action.rsplit(".", 1)[-1])
+    return compare_and_set(
+        rollout,
+        to=to,
+        expected_version=expected_version,
+        terminal_states=TERMINAL_STATES,
+        moved=RolloutMoved,
+        actor=actor,
+        action=action,
+        reason=reason,
+        changes=changes,
+        **fields,
+    )
+
+
+def compare_and_set(
+    target: Transitioned,
+    *,
+    to: str,
+    expected_version: int,
+    terminal_states: Iterable[str],
+    moved: type[Conflict],
+    actor: Actor,
+    action: str,
+    reason: str,
+    changes: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Transitioned:
+    """Move a rollout or an experiment to `to` if its version is still `expected_version`, and
+    audit it; `moved` (0 rows updated) when the caller's view of it is stale."""
     now = timezone.now()
     update: dict[str, Any] = {"state": to, "version": expected_version + 1, "updated_at": now, **fields}
     update.setdefault("pause_reason", "")
-    if to in TERMINAL_STATES:
+    if to in terminal_states:
         update["ended_at"] = now
         update["next_tick_at"] = None
-    moved = Rollout.objects.filter(pk=rollout.pk, version=expected_version).update(**update)
-    if moved != 1:
-        raise RolloutMoved(
-            f"Rollout {rollout.pk} changed since it was read (version {expected_version}); "
+    if type(target).objects.filter(pk=target.pk, version=expected_version).update(**update) != 1:
+        raise moved(
+            f"{type(target).__name__} {target.pk} changed since it was read (version {expected_version}); "
             "nothing was applied. Read it again.",
             extra={"expected_version": expected_version},
         )
-    before = rollout.state
+    before = target.state
     for name, value in update.items():
-        setattr(rollout, name, value)
+        setattr(target, name, value)
     audit.record(
         actor=actor,
         action=action,
-        target=rollout,
-        changes={"state": {"before": before, "after": to}, "version": rollout.version, **(changes or {})},
+        target=target,
+        changes={"state": {"before": before, "after": to}, "version": target.version, **(changes or {})},
         reason=reason,
-        flag_key=rollout.flag.key,
-        environment_key=rollout.environment.key,
+        flag_key=target.flag.key,
+        environment_key=target.environment.key,
     )
-    return rollout
+    return target
 
 
 def _fresh(rollout: Rollout) -> Rollout:
