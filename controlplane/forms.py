@@ -158,7 +158,7 @@ class ThrottledLoginMixin:
 
     def clean(self) -> dict[str, Any]:
         username = str(self.cleaned_data.get("username") or "")
-        address = str(self.request.META.get("REMOTE_ADDR", "")) if self.request is not None else ""
+        address = login_throttle.client_address(self.request) if self.request is not None else ""
         locked = login_throttle.locked_out(username=username, address=address)
         if locked:
             raise ValidationError(login_throttle.refusal_message(locked), code="locked_out")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 
 from controlplane import audit
 from controlplane.audit import Actor, AuditTarget
@@ -51,6 +52,24 @@ def _counters(username: str, address: str) -> list[_Counter]:
         ),
     ]
     return [counter for counter in counters if counter.limit > 0]
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a login came from, for the per-address counter.
+
+    Behind FLAGSTAFF_TRUSTED_PROXY_HOPS reverse proxies, each appending the address it received
+    from to X-Forwarded-For, the client's address is that many entries from the right end of
+    the header (the entries further left were written by the client and can be forged); the
+    same rule as Werkzeug's ProxyFix(x_for=N). Without proxies, or when the header is shorter
+    than the trusted hops (a request that did not come through them), REMOTE_ADDR.
+    """
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    hops = settings.FLAGSTAFF_TRUSTED_PROXY_HOPS
+    if hops <= 0:
+        return remote
+    forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+    forwarded = [part for part in forwarded if part]
+    return forwarded[-hops] if len(forwarded) >= hops else remote
 
 
 def refusal_message(kind: str) -> str:

@@ -399,6 +399,11 @@ AUTH_PASSWORD_VALIDATORS = [
 FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
 FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
 FLAGSTAFF_LOGIN_LOCKOUT_SECONDS = env_int("FLAGSTAFF_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Reverse proxies in front of the web process that each append to X-Forwarded-For; the login
+# throttle's client address is read that many entries from the header's right end.
+FLAGSTAFF_TRUSTED_PROXY_HOPS = env_int("FLAGSTAFF_TRUSTED_PROXY_HOPS", 0)
+if FLAGSTAFF_TRUSTED_PROXY_HOPS < 0:
+    raise ImproperlyConfigured("FLAGSTAFF_TRUSTED_PROXY_HOPS must be 0 or more")
 if FLAGSTAFF_LOGIN_LOCKOUT_SECONDS < 1:
     raise ImproperlyConfigured("FLAGSTAFF_LOGIN_LOCKOUT_SECONDS must be 1 or more")
 LOGIN_URL = "login"

@@ -7,9 +7,10 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, RequestFactory
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from controlplane import login_throttle
 from controlplane.models import Role
 from tests.factories import audit_mark, audit_since, make_user
 
@@ -133,3 +134,39 @@ def test_login__limit_zero__never_locked(settings: SettingsWrapper, operator: Us
         log_in("/login/", "operator", "wrong")
 
     assert logged_in(log_in("/login/", "operator", PASSWORD)[0])
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "expected"),
+    [
+        (0, "192.0.2.1", "10.0.0.2"),
+        (1, "192.0.2.1", "192.0.2.1"),
+        (1, "6.6.6.6, 192.0.2.1", "192.0.2.1"),
+        (2, "6.6.6.6, 192.0.2.1, 10.0.0.9", "192.0.2.1"),
+        (2, "192.0.2.1", "10.0.0.2"),
+        (1, "", "10.0.0.2"),
+    ],
+    ids=["no-proxy", "one-hop", "forged-left-entry-ignored", "two-hops", "header-too-short", "no-header"],
+)
+def test_client_address__trusted_hops__reads_forwarded_for_from_the_right(
+    settings: SettingsWrapper, hops: int, forwarded: str, expected: str
+) -> None:
+    settings.FLAGSTAFF_TRUSTED_PROXY_HOPS = hops
+    request = RequestFactory().get("/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert login_throttle.client_address(request) == expected
+
+
+def test_login__behind_a_proxy__address_lockout_is_per_forwarded_client(
+    operator: User, settings: SettingsWrapper
+) -> None:
+    settings.FLAGSTAFF_TRUSTED_PROXY_HOPS = 1
+    settings.FLAGSTAFF_LOGIN_MAX_FAILURES_PER_ADDRESS = 3
+    proxy = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.50")
+    for name in ("a", "b", "c"):
+        proxy.post("/login/", {"username": name, "password": "wrong"})
+
+    other = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.51")
+    response = other.post("/login/", {"username": "operator", "password": PASSWORD})
+
+    assert response.status_code == 302
