@@ -1,20 +1,36 @@
-"""Request input the API views of every app read: a serializer-validated body and whole-number
-query parameters."""
+"""Request input the API views of every app read: a serializer-validated body, a DELETE's
+reason and whole-number query parameters."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.request import Request
 
 from controlplane.errors import InvalidInput
+from controlplane.serializers import ReasonSerializer
 
 
 def validated_body(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+# OpenAPI gives DELETE no request body, and some clients send none: a DELETE takes its reason
+# (required in a protected environment) from the query string, or from a JSON body.
+REASON_PARAMETER = OpenApiParameter(
+    "reason", str, description="Why; required in a protected environment (400 reason_required without it)"
+)
+
+
+def delete_reason(request: Request) -> str:
+    reason: str = validated_body(ReasonSerializer, request)["reason"] or request.query_params.get(
+        "reason", ""
+    )
+    return reason
 
 
 def int_param(request: Request, name: str) -> int:

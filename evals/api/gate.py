@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.errors import NotFound
-from controlplane.inputs import validated_body
+from controlplane.inputs import REASON_PARAMETER, delete_reason, validated_body
 from controlplane.models import Scope
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from evals.api import examples
@@ -170,10 +170,10 @@ class GateView(APIView):
         )
         return Response(GateSerializer(_gate_data(flag)).data)
 
-    @extend_schema(request=ReasonSerializer, responses={204: None})
+    @extend_schema(parameters=[REASON_PARAMETER], responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
-        data = validated_body(ReasonSerializer, request)
-        gate.remove_gate_policy(flag=get_flag(key), actor=actor_for_request(request), reason=data["reason"])
+        reason = delete_reason(request)
+        gate.remove_gate_policy(flag=get_flag(key), actor=actor_for_request(request), reason=reason)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
-from controlplane.inputs import validated_body
+from controlplane.inputs import REASON_PARAMETER, delete_reason, validated_body
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
 from flags.api import examples
@@ -89,20 +89,6 @@ class RuleUpdateSerializer(ReasonSerializer):
 )
 class RuleMoveSerializer(ReasonSerializer):
     to = serializers.IntegerField(min_value=0, source="to_index")
-
-
-# OpenAPI gives DELETE no request body, and some clients send none: a DELETE takes its reason
-# (required in a protected environment) from the query string, or from a JSON body.
-REASON_PARAMETER = OpenApiParameter(
-    "reason", str, description="Why; required in a protected environment (400 reason_required without it)"
-)
-
-
-def _delete_reason(request: Request) -> str:
-    reason: str = validated_body(ReasonSerializer, request)["reason"] or request.query_params.get(
-        "reason", ""
-    )
-    return reason
 
 
 RULES_CHANGED = Refusal(
@@ -229,7 +215,7 @@ class RuleDetailView(EnvironmentFlagView):
         responses={200: RulesSerializer, **refusals(examples.REASON_REQUIRED, RULES_CHANGED)},
     )
     def delete(self, request: Request, key: str, env: str, index: int) -> Response:
-        reason = _delete_reason(request)
+        reason = delete_reason(request)
         return _changed_rules(request, key, env, services.remove_rule, index=index, reason=reason)
 
 
@@ -322,7 +308,7 @@ class SplitView(EnvironmentFlagView):
     @extend_schema(parameters=[REASON_PARAMETER], responses={204: None})
     def delete(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
-        reason = _delete_reason(request)
+        reason = delete_reason(request)
         services.clear_split(
             flag=flag, environment=environment, actor=actor_for_request(request), reason=reason
         )

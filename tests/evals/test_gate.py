@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.errors import Conflict
+from controlplane.models import AuditEntry
 from evals.models import GatePolicy
 from evals.services import gate
 from flags import services as flag_services
@@ -292,6 +293,25 @@ def test_gate_api__editor_sets_policy_viewer_reads_anonymous_refused(editor, vie
     assert read.json()["policy"]["required_pass_rate"] == 0.9
     assert read.json()["required"] is True
     assert anonymous_client.get("/api/v1/flags/support-chat/gate/").status_code == 401
+
+
+def test_gate_api__delete_with_reason_in_query__removes_policy_and_audits_the_reason(editor):
+    flag = make_flag(key="support-chat")
+    make_eval_set_version(cases=3, key="support-qa")
+    client_for(editor).put(
+        "/api/v1/flags/support-chat/gate/",
+        {"eval_set": "support-qa", "required_pass_rate": 0.9},
+        format="json",
+    )
+
+    response = client_for(editor).delete("/api/v1/flags/support-chat/gate/?reason=Gate+moves+to+the+new+set")
+    again = client_for(editor).delete("/api/v1/flags/support-chat/gate/")
+
+    assert response.status_code == 204
+    assert not GatePolicy.objects.filter(flag=flag).exists()
+    entry = AuditEntry.objects.filter(action="gate.policy_removed").get()
+    assert entry.reason == "Gate moves to the new set"
+    assert again.status_code == 404
 
 
 def test_gate_api__no_policy__says_no_verdict_needed(viewer):
