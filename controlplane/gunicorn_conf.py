@@ -29,6 +29,11 @@ worker_class = "gthread"
 # of them).
 reuse_port = sys.platform == "linux"
 
+# gunicorn 24+ opens a control socket at one fixed path per user (~/.gunicorn/gunicorn.ctl), so
+# every server on a machine (the test suite's, make fuzz's, a benchmark's, make run's) fought
+# over the one file. Flagstaff never uses the control interface: it stays closed.
+control_socket_disable = True
+
 # How long a thread ready to run waits for one holding the GIL in Python code before the
 # interpreter makes it let go. CPython's 5 ms suits batch work; in a gthread worker the poller
 # that dispatches the next request and the threads answering others (a fraction of a millisecond

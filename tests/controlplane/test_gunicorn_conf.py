@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -41,10 +42,11 @@ def server_with(*binds: str) -> SimpleNamespace:
     return SimpleNamespace(cfg=cfg, log=logging.getLogger("gunicorn.error"))
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen[str]:
+def start_gunicorn(port: int, workers: int, home: Path | None = None) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "gunicorn", "tests.fakes.worker_wsgi:application", "--config", str(CONF)]
     argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "2"]
-    return subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "HOME": str(home)} if home else None
+    return subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def listening_sockets(port: int) -> int:
@@ -108,6 +110,22 @@ def test_a_second_server_on_the_same_port_is_refused(served: tuple[int, subproce
     assert second.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}: address already in use" in log
     assert first.poll() is None
+
+
+def test_no_control_socket__servers_on_one_machine_share_no_file(tmp_path: Path) -> None:
+    """gunicorn would open ~/.gunicorn/gunicorn.ctl in a thread once its workers are spawned; its
+    shutdown waits for that thread, so the folder would exist by the time the master exits."""
+    port = free_port()
+    process = start_gunicorn(port, workers=1, home=tmp_path)
+    deadline = time.monotonic() + 30
+    while listening_sockets(port) < 1:
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "gunicorn did not listen within 30 s"
+        time.sleep(0.05)
+    process.terminate()
+    process.communicate(timeout=30)
+
+    assert not (tmp_path / ".gunicorn").exists()
 
 
 @linux_only
