@@ -6,7 +6,7 @@ in order. OFREP's routes live here too (`ofrep_patterns`), mounted by the projec
 
 from django.urls import path
 
-from flags.api import catalog, flags, publishing, segments, targeting, versions
+from flags.api import approvals, catalog, flags, publishing, segments, targeting, versions
 from flags.serving import ofrep, resolve, stream
 
 urlpatterns = [
@@ -55,4 +55,9 @@ urlpatterns = [
 ofrep_patterns = [
     path("evaluate/flags", ofrep.EvaluateFlagsView.as_view(), name="ofrep-evaluate-flags"),
     path("evaluate/flags/<str:key>", ofrep.EvaluateFlagView.as_view(), name="ofrep-evaluate-flag"),
+    path("approvals/", approvals.ApprovalsView.as_view(), name="approvals"),
+    path("approvals/<int:pk>/", approvals.ApprovalDetailView.as_view(), name="approval"),
+    path("approvals/<int:pk>/approve/", approvals.ApproveView.as_view(), name="approval-approve"),
+    path("approvals/<int:pk>/reject/", approvals.RejectView.as_view(), name="approval-reject"),
+    path("approvals/<int:pk>/cancel/", approvals.CancelView.as_view(), name="approval-cancel"),
 ]
