@@ -186,6 +186,9 @@ def effort(subject: Subject) -> Verdict:
         value = (version.content.get("output_config") or {}).get("effort")
         if value:
             return passed(f"v{version.number} sets effort '{value}'.")
+        row = _catalog_entry(str(version.content.get("model", "")))
+        if row is not None and not (row.capabilities or {}).get("effort_levels"):
+            return not_applicable(f"v{version.number}'s model {row.model_id} takes no effort setting.")
         return failed(f"v{version.number} leaves output_config.effort to the model's default.")
 
     return _each(subject, check)
