@@ -55,7 +55,7 @@ class Signoff:
     note: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"by": self.by, "at": self.at, "note": self.note}
+        return {"by": self.by, "at": self.at.isoformat(), "note": self.note}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ class Board:
             "ready": self.ready,
             "red": [row.item.key for row in self.red],
             "policy": "default" if self.policy_is_default else "environment",
-            "checked_at": self.checked_at,
+            "checked_at": self.checked_at.isoformat(),
             "items": [row.as_dict() for row in self.rows],
         }
 
