@@ -23,10 +23,10 @@ from evals.forms import ComparisonRunForm, PublishWinnerForm
 from evals.services import comparisons as comparison_services
 from evals.views.runs import POLL_SECONDS
 from flags import services as flag_services
-from flags.services import approvals
-from flags.views.publishing import published_or_waiting
 from flags.lookups import get_environment, get_flag
 from flags.models import Flag
+from flags.services import approvals
+from flags.views.publishing import published_or_waiting
 
 QUERY_FIELDS = ("eval_set", "eval_set_version", "versions", "environment")
 

@@ -87,7 +87,10 @@ OWN_CHANGE = Refusal(
     "(v7 → v8)); four eyes means another Approver approves it.",
 )
 DECIDED = Refusal(
-    409, "approval_decided", "Approval 31 is rejected already; it cannot be approved.", extra={"state": "rejected"}
+    409,
+    "approval_decided",
+    "Approval 31 is rejected already; it cannot be approved.",
+    extra={"state": "rejected"},
 )
 
 
@@ -179,7 +182,10 @@ class CancelView(APIView):
 
     @extend_schema(
         request=ReasonSerializer,
-        responses={200: ApprovalSerializer, **refusals(Refusal(403, "not_author", "Only alice can withdraw it."))},
+        responses={
+            200: ApprovalSerializer,
+            **refusals(Refusal(403, "not_author", "Only alice can withdraw it.")),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         data = validated_body(ReasonSerializer, request)

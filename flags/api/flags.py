@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request, request_scopes
 from controlplane.errors import Forbidden
-from controlplane.models import Scope
 from controlplane.inputs import validated_body
+from controlplane.models import Scope
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
 from flags.api import examples

@@ -5,44 +5,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flags', '0007_split_arms_for_experiments'),
+        ("flags", "0007_split_arms_for_experiments"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='environment',
-            name='requires_approval',
-            field=models.BooleanField(default=False, help_text='Four eyes: a publish, a rollout or experiment start and a manual promote need an Approver other than the author'),
+            model_name="environment",
+            name="requires_approval",
+            field=models.BooleanField(
+                default=False,
+                help_text="Four eyes: a publish, a rollout or experiment start and a manual promote need an Approver other than the author",
+            ),
         ),
         migrations.CreateModel(
-            name='Approval',
+            name="Approval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('version.publish', 'Publish a version'), ('rollout.start', 'Start a rollout'), ('rollout.promote', 'Promote a rollout by hand'), ('experiment.start', 'Start an experiment')], max_length=32)),
-                ('subject', models.CharField(max_length=100)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('summary', models.CharField(max_length=300)),
-                ('reason', models.TextField(blank=True, help_text="The author's reason, applied with the change")),
-                ('author_kind', models.CharField(max_length=16)),
-                ('author_id', models.BigIntegerField(blank=True, null=True)),
-                ('author_name', models.CharField(max_length=200)),
-                ('state', models.CharField(choices=[('pending', 'Waiting for an Approver'), ('approved', 'Approved and applied'), ('rejected', 'Rejected'), ('cancelled', 'Withdrawn by its author')], default='pending', max_length=16)),
-                ('decided_by_kind', models.CharField(blank=True, max_length=16)),
-                ('decided_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('decided_by_name', models.CharField(blank=True, max_length=200)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('decision_reason', models.TextField(blank=True)),
-                ('evidence', models.JSONField(blank=True, default=dict, help_text='What the Approver was shown')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approvals', to='flags.environment')),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approvals', to='flags.flag')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("version.publish", "Publish a version"),
+                            ("rollout.start", "Start a rollout"),
+                            ("rollout.promote", "Promote a rollout by hand"),
+                            ("experiment.start", "Start an experiment"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("subject", models.CharField(max_length=100)),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("summary", models.CharField(max_length=300)),
+                (
+                    "reason",
+                    models.TextField(blank=True, help_text="The author's reason, applied with the change"),
+                ),
+                ("author_kind", models.CharField(max_length=16)),
+                ("author_id", models.BigIntegerField(blank=True, null=True)),
+                ("author_name", models.CharField(max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for an Approver"),
+                            ("approved", "Approved and applied"),
+                            ("rejected", "Rejected"),
+                            ("cancelled", "Withdrawn by its author"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("decided_by_kind", models.CharField(blank=True, max_length=16)),
+                ("decided_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("decided_by_name", models.CharField(blank=True, max_length=200)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("decision_reason", models.TextField(blank=True)),
+                (
+                    "evidence",
+                    models.JSONField(blank=True, default=dict, help_text="What the Approver was shown"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approvals",
+                        to="flags.environment",
+                    ),
+                ),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="approvals", to="flags.flag"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['state', '-created_at'], name='approval_state_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state', 'pending')), fields=('action', 'flag', 'environment', 'subject'), name='approval_one_pending_per_change'), models.CheckConstraint(condition=models.Q(('state', 'pending'), ('decided_at__isnull', False), _connector='OR'), name='approval_decided_when_not_pending')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["state", "-created_at"], name="approval_state_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state", "pending")),
+                        fields=("action", "flag", "environment", "subject"),
+                        name="approval_one_pending_per_change",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("state", "pending"), ("decided_at__isnull", False), _connector="OR"
+                        ),
+                        name="approval_decided_when_not_pending",
+                    ),
+                ],
             },
         ),
     ]

@@ -195,7 +195,9 @@ def _undecided(approval: Approval, verb: str) -> Conflict:
     )
 
 
-def _decide(approval: Approval, *, state: str, actor: Actor, reason: str, evidence: Mapping[str, Any]) -> None:
+def _decide(
+    approval: Approval, *, state: str, actor: Actor, reason: str, evidence: Mapping[str, Any]
+) -> None:
     now = timezone.now()
     Approval.objects.filter(pk=approval.pk).update(
         state=state,
@@ -262,9 +264,7 @@ def reject(*, approval: Approval, actor: Actor, reason: str) -> Approval:
     if approval.state != ApprovalState.PENDING:
         raise _undecided(approval, "rejected")
     if _is_author(approval, actor):
-        raise Forbidden(
-            "You asked for this change; withdraw it instead of rejecting it.", code="own_change"
-        )
+        raise Forbidden("You asked for this change; withdraw it instead of rejecting it.", code="own_change")
     if not reason.strip():
         raise InvalidInput(
             "Say why the change is rejected: its author reads it.",

@@ -33,7 +33,9 @@ def publish_version(
     previous = state.serving_version.number if state.serving_version else None
     if previous == number:
         return state
-    require_approval(change=publish_change(version=version, environment=environment, reason=reason), actor=actor)
+    require_approval(
+        change=publish_change(version=version, environment=environment, reason=reason), actor=actor
+    )
     outcomes = preconditions.require(
         preconditions.ServingChange(flag=flag, environment=environment, version=version, action="publish")
     )

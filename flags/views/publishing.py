@@ -12,9 +12,9 @@ from controlplane.errors import DomainError
 from controlplane.web import ui_actor
 from flags import services
 from flags.forms import PublishForm
+from flags.lookups import get_environment
 from flags.models import Approval, Environment
 from flags.services import approvals
-from flags.lookups import get_environment
 from flags.views.access import writable_flag
 from flags.views.protected import confirmation, reason_of
 

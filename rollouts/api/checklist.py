@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -25,7 +25,7 @@ from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags.lookups import get_environment
 from flags.models import Environment
 from rollouts.api import examples
-from rollouts.checklist import ITEMS, board_for, required_items
+from rollouts.checklist import ITEMS, board_of, required_items
 from rollouts.lookups import get_experiment, get_rollout
 from rollouts.models import ChecklistPolicy, ChecklistSignoff, Experiment, Rollout
 from rollouts.services import checklist as services
@@ -40,9 +40,12 @@ class SignoffNoteSerializer(serializers.Serializer[Any]):
 @extend_schema_serializer(examples=[response_example("waived by an Approver", examples.CHECKLIST_ROW)])
 class ChecklistRowSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    label = serializers.CharField()
+    # Declared fields shadow Field attributes only in the type stubs (see flags/api/versions.py).
+    label = serializers.CharField()  # type: ignore[assignment]
     kind = serializers.ChoiceField(choices=["computed", "attested"])
-    required = serializers.BooleanField(help_text="Whether the environment's policy requires it")
+    required = serializers.BooleanField(  # type: ignore[assignment]
+        help_text="Whether the environment's policy requires it"
+    )
     state = serializers.ChoiceField(
         choices=["pass", "fail", "not_applicable", "attested", "unattested", "waived"]
     )
@@ -56,7 +59,9 @@ class ChecklistRowSerializer(serializers.Serializer[Any]):
 class ChecklistSerializer(serializers.Serializer[Any]):
     environment = serializers.CharField()
     ready = serializers.BooleanField(help_text="Every required item green or waived: a start may go ahead")
-    red = serializers.ListField(child=serializers.CharField(), help_text="The required items that block a start")
+    red = serializers.ListField(
+        child=serializers.CharField(), help_text="The required items that block a start"
+    )
     policy = serializers.ChoiceField(choices=["default", "environment"])
     checked_at = serializers.DateTimeField()
     items = ChecklistRowSerializer(many=True)
@@ -73,10 +78,14 @@ class SignoffSerializer(serializers.ModelSerializer[ChecklistSignoff]):
 
 
 @extend_schema_serializer(
-    examples=[request_example("attest", {"note": "Reviewed the tool list with the owner: no destructive tools"})]
+    examples=[
+        request_example("attest", {"note": "Reviewed the tool list with the owner: no destructive tools"})
+    ]
 )
 class AttestSerializer(StrictSerializer):
-    note = serializers.CharField(max_length=2000, help_text="What was checked; shown with your name and the time")
+    note = serializers.CharField(
+        max_length=2000, help_text="What was checked; shown with your name and the time"
+    )
 
 
 @extend_schema_serializer(
@@ -110,8 +119,7 @@ class _SubjectView(APIView):
         return get_rollout(pk) if self.kind == "rollout" else get_experiment(pk)
 
     def board(self, subject: Rollout | Experiment) -> dict[str, Any]:
-        board = board_for(**{self.kind: subject})
-        return dict(ChecklistSerializer(board.as_dict()).data)
+        return dict(ChecklistSerializer(board_of(subject).as_dict()).data)
 
 
 class ChecklistView(_SubjectView):
@@ -185,7 +193,7 @@ class ExperimentWaiveView(WaiveView):
 class PolicySerializer(serializers.Serializer[Any]):
     environment = serializers.CharField()
     default = serializers.BooleanField(help_text="True: no policy was set, the default holds")
-    required = serializers.ListField(child=serializers.CharField())
+    required = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
     updated_by_name = serializers.CharField(allow_blank=True)
     updated_at = serializers.DateTimeField(allow_null=True)
     items = serializers.ListField(child=serializers.DictField(), help_text="Every item: key, label, kind")
@@ -203,7 +211,9 @@ class PolicySerializer(serializers.Serializer[Any]):
     ]
 )
 class PolicyInputSerializer(ReasonSerializer):
-    required = serializers.ListField(child=serializers.CharField(max_length=64), max_length=100)
+    required = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.CharField(max_length=64), max_length=100
+    )
 
 
 class EnvironmentPolicySerializer(PolicySerializer):

@@ -239,7 +239,7 @@ CHECKLIST: dict[str, Any] = {
             "required": True,
             "state": "unattested",
             "green": False,
-            "detail": "Every tool is there on purpose; destructive operations are denied or need confirmation.",
+            "detail": "Every tool is there on purpose; destructive operations are denied.",
             "attestation": None,
             "waiver": None,
         },

@@ -252,7 +252,9 @@ def _apply(request: Request, pk: int, verb: Callable[..., Experiment]) -> Respon
     experiment = get_experiment(pk)
     data = validated_body(VerbSerializer, request)
     actor = actor_for_request(request)
-    answer = approvals.apply_or_ask(actor=actor, call=lambda: verb(experiment=experiment, actor=actor, **data))
+    answer = approvals.apply_or_ask(
+        actor=actor, call=lambda: verb(experiment=experiment, actor=actor, **data)
+    )
     if isinstance(answer, Approval):
         return Response(approval_data(answer), status=status.HTTP_202_ACCEPTED)
     return Response(_detail(answer))

@@ -13,7 +13,7 @@ deploy gate rather than an aspiration.
 The writes (attest, waive, set a policy) are rollouts/services/checklist.py.
 """
 
-from rollouts.checklist.board import Board, Row, board_for, default_required, required_items
+from rollouts.checklist.board import Board, Row, board_for, board_of, default_required, required_items
 from rollouts.checklist.items import ITEMS, Item, Kind, Subject, Verdict, register
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Subject",
     "Verdict",
     "board_for",
+    "board_of",
     "default_required",
     "register",
     "required_items",

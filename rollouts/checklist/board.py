@@ -149,8 +149,10 @@ def _serving(subject: Rollout | Experiment) -> Any:
 
 
 def _signoffs(rollout: Rollout | None, experiment: Experiment | None) -> dict[tuple[str, str], Signoff]:
-    rows = ChecklistSignoff.objects.filter(rollout=rollout) if rollout else ChecklistSignoff.objects.filter(
-        experiment=experiment
+    rows = (
+        ChecklistSignoff.objects.filter(rollout=rollout)
+        if rollout
+        else ChecklistSignoff.objects.filter(experiment=experiment)
     )
     return {(row.item, row.kind): Signoff(row.actor_name, row.created_at, row.note) for row in rows}
 
@@ -182,3 +184,10 @@ def board_for(
     signoffs = _signoffs(rollout, experiment)
     rows = tuple(_row(item, subject, key in required, signoffs) for key, item in ITEMS.items())
     return Board(subject.environment, rows, is_default, subject.now)
+
+
+def board_of(subject: Rollout | Experiment) -> Board:
+    """The checklist of a rollout or an experiment, computed now."""
+    if isinstance(subject, Rollout):
+        return board_for(rollout=subject)
+    return board_for(experiment=subject)

@@ -54,7 +54,7 @@ def _recent_calls(subject: Subject, **filters: Any) -> list[dict[str, Any]]:
         environment=subject.environment,
         **filters,
     )
-    return list(calls.order_by("-timestamp").values("request_id", "ttft_ms")[:RECENT_CALLS])
+    return [dict(row) for row in calls.order_by("-timestamp").values("request_id", "ttft_ms")[:RECENT_CALLS]]
 
 
 def _rollup_totals(subject: Subject) -> dict[str, int]:
@@ -153,7 +153,10 @@ def _uncached(content: dict[str, Any]) -> list[str]:
     tools_cached = system_cached or any(isinstance(tool, dict) and "cache_control" in tool for tool in tools)
     return [
         part
-        for part, present, cached in (("the system prompt", system, system_cached), ("the tools", tools, tools_cached))
+        for part, present, cached in (
+            ("the system prompt", system, system_cached),
+            ("the tools", tools, tools_cached),
+        )
         if present and not cached
     ]
 
@@ -218,7 +221,10 @@ def budgets(subject: Subject) -> Verdict:
     ]
     missing = [
         what
-        for what, ok in (("a latency budget", bool(latency)), ("a daily cost budget", found.daily_cost_usd is not None))
+        for what, ok in (
+            ("a latency budget", bool(latency)),
+            ("a daily cost budget", found.daily_cost_usd is not None),
+        )
         if not ok
     ]
     if missing:
@@ -264,7 +270,9 @@ def model_lifecycle(subject: Subject) -> Verdict:
             return passed(f"v{version.number}'s model {model_id} is active.")
         replacement = f"; move to {row.replacement}" if row.replacement else ""
         if row.lifecycle == Lifecycle.RETIRED or row.retires_at is None:
-            return failed(f"v{version.number}'s model {model_id} is {row.get_lifecycle_display().lower()}{replacement}.")
+            return failed(
+                f"v{version.number}'s model {model_id} is {row.get_lifecycle_display().lower()}{replacement}."
+            )
         days = (row.retires_at - today).days
         if days >= RETIREMENT_RUNWAY.days:
             return passed(f"v{version.number}'s model {model_id} is deprecated and retires in {days} days.")

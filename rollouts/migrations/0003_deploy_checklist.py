@@ -5,40 +5,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flags', '0008_approvals_four_eyes'),
-        ('rollouts', '0002_experiments_arms_decisions'),
+        ("flags", "0008_approvals_four_eyes"),
+        ("rollouts", "0002_experiments_arms_decisions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChecklistPolicy',
+            name="ChecklistPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('required', models.JSONField(default=list, help_text='The keys of the required items')),
-                ('updated_by_name', models.CharField(blank=True, max_length=200)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('environment', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='checklist_policy', to='flags.environment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("required", models.JSONField(default=list, help_text="The keys of the required items")),
+                ("updated_by_name", models.CharField(blank=True, max_length=200)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "environment",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="checklist_policy",
+                        to="flags.environment",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ChecklistSignoff',
+            name="ChecklistSignoff",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('item', models.CharField(max_length=64)),
-                ('kind', models.CharField(choices=[('attested', 'Attested'), ('waived', 'Waived')], max_length=16)),
-                ('note', models.TextField(help_text="The attestation's note, or the waiver's reason")),
-                ('actor_kind', models.CharField(max_length=16)),
-                ('actor_id', models.BigIntegerField(blank=True, null=True)),
-                ('actor_name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('experiment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='signoffs', to='rollouts.experiment')),
-                ('rollout', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='signoffs', to='rollouts.rollout')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("item", models.CharField(max_length=64)),
+                (
+                    "kind",
+                    models.CharField(choices=[("attested", "Attested"), ("waived", "Waived")], max_length=16),
+                ),
+                ("note", models.TextField(help_text="The attestation's note, or the waiver's reason")),
+                ("actor_kind", models.CharField(max_length=16)),
+                ("actor_id", models.BigIntegerField(blank=True, null=True)),
+                ("actor_name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="signoffs",
+                        to="rollouts.experiment",
+                    ),
+                ),
+                (
+                    "rollout",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="signoffs",
+                        to="rollouts.rollout",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('rollout__isnull', False), ('experiment__isnull', True)), models.Q(('rollout__isnull', True), ('experiment__isnull', False)), _connector='OR'), name='signoff_one_subject'), models.CheckConstraint(condition=models.Q(('note', ''), _negated=True), name='signoff_note_not_empty'), models.UniqueConstraint(condition=models.Q(('rollout__isnull', False)), fields=('rollout', 'item', 'kind'), name='signoff_one_per_rollout_item_kind'), models.UniqueConstraint(condition=models.Q(('experiment__isnull', False)), fields=('experiment', 'item', 'kind'), name='signoff_one_per_experiment_item_kind')],
+                "ordering": ["created_at", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("rollout__isnull", False), ("experiment__isnull", True)),
+                            models.Q(("rollout__isnull", True), ("experiment__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="signoff_one_subject",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("note", ""), _negated=True), name="signoff_note_not_empty"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("rollout__isnull", False)),
+                        fields=("rollout", "item", "kind"),
+                        name="signoff_one_per_rollout_item_kind",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("experiment__isnull", False)),
+                        fields=("experiment", "item", "kind"),
+                        name="signoff_one_per_experiment_item_kind",
+                    ),
+                ],
             },
         ),
     ]

@@ -12,7 +12,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Environment
 from flags.services.guards import require_reason
-from rollouts.checklist import ITEMS, Board, Item, Kind, board_for, default_required, required_items
+from rollouts.checklist import ITEMS, Board, Item, Kind, board_of, default_required, required_items
 from rollouts.models import (
     EXPERIMENT_TERMINAL_STATES,
     TERMINAL_STATES,
@@ -60,7 +60,9 @@ def _locked(subject: Subject) -> Subject:
 def _sign(subject: Subject, *, item: Item, kind: str, note: str, actor: Actor) -> ChecklistSignoff:
     subject = _locked(subject)
     _refuse_ended(subject)
-    owner = {"rollout": subject} if isinstance(subject, Rollout) else {"experiment": subject}
+    owner: dict[str, Rollout | Experiment] = (
+        {"rollout": subject} if isinstance(subject, Rollout) else {"experiment": subject}
+    )
     existing = ChecklistSignoff.objects.filter(item=item.key, kind=kind, **owner).first()
     if existing is not None:
         return existing
@@ -131,7 +133,10 @@ def set_checklist_policy(
         raise InvalidInput(
             f"Unknown checklist items: {', '.join(unknown)}.",
             code="unknown_item",
-            errors=[{"path": f"required[{list(required).index(key)}]", "message": "unknown item"} for key in unknown],
+            errors=[
+                {"path": f"required[{list(required).index(key)}]", "message": "unknown item"}
+                for key in unknown
+            ],
         )
     require_reason(environment, reason)
     wanted = [key for key in ITEMS if key in set(required)]
@@ -160,7 +165,7 @@ def set_checklist_policy(
 
 def require_checklist(subject: Subject) -> Board:
     """The subject's checklist; Conflict naming every red required item when one is red."""
-    board = board_for(**({"rollout": subject} if isinstance(subject, Rollout) else {"experiment": subject}))
+    board = board_of(subject)
     if not board.ready:
         raise Conflict(
             f"The deploy checklist of {_label(subject)} has {len(board.red)} red "

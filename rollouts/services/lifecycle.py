@@ -34,8 +34,6 @@ from flags.services.publishing import publish_version
 from flags.services.splits import clear_split, set_split
 from flagstaff.engine import BUCKETS
 from rollouts import plans
-from rollouts.services.approvals import promote_change, start_change
-from rollouts.services.checklist import require_checklist
 from rollouts.models import (
     TERMINAL_STATES,
     Experiment,
@@ -46,6 +44,8 @@ from rollouts.models import (
     Stage,
     StageState,
 )
+from rollouts.services.approvals import promote_change, start_change
+from rollouts.services.checklist import require_checklist
 from telemetry.budgets import LATENCY_KEYS
 from telemetry.models.incidents import IncidentKind, WebhookEvent
 from telemetry.services.incidents import budgets_for, open_incident

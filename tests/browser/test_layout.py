@@ -37,6 +37,7 @@ PAGES = [
     ("users", "/users/"),
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
+    ("approvals", "/approvals/"),
 ]
 
 

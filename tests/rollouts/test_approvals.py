@@ -52,7 +52,9 @@ def test_start__asked_twice__one_pending_request(editor: User) -> None:
 
 def test_start__environment_without_four_eyes__starts_at_once(editor: User) -> None:
     rollout = _rollout_by(editor, make_world())
-    response = client_for(editor).post(f"/api/v1/rollouts/{rollout.pk}/start/", {"reason": "go"}, format="json")
+    response = client_for(editor).post(
+        f"/api/v1/rollouts/{rollout.pk}/start/", {"reason": "go"}, format="json"
+    )
     assert (response.status_code, response.json()["state"]) == (200, "running")
 
 
@@ -78,7 +80,9 @@ def test_approve__another_approver__starts_and_records_the_evidence(editor: User
 def test_approve__own_request__403_and_nothing_started(admin: User) -> None:
     rollout = _rollout_by(admin, _four_eyes(make_world()))
     approval = _start(admin, rollout)
-    response = client_for(admin).post(f"/api/v1/approvals/{approval.pk}/approve/", {"reason": "me"}, format="json")
+    response = client_for(admin).post(
+        f"/api/v1/approvals/{approval.pk}/approve/", {"reason": "me"}, format="json"
+    )
     assert (response.status_code, response.json()["code"]) == (403, "own_change")
     rollout.refresh_from_db()
     approval.refresh_from_db()
@@ -104,7 +108,9 @@ def test_approve__editor__403_needs_the_approve_scope(editor: User) -> None:
 
 def test_reject__without_reason__400_and_still_pending(editor: User, approver: User) -> None:
     approval = _start(editor, _rollout_by(editor, _four_eyes(make_world())))
-    response = client_for(approver).post(f"/api/v1/approvals/{approval.pk}/reject/", {"reason": ""}, format="json")
+    response = client_for(approver).post(
+        f"/api/v1/approvals/{approval.pk}/reject/", {"reason": ""}, format="json"
+    )
     assert response.status_code == 400
     approval.refresh_from_db()
     assert approval.state == ApprovalState.PENDING
@@ -112,7 +118,9 @@ def test_reject__without_reason__400_and_still_pending(editor: User, approver: U
 
 def test_reject__then_approve__409_decided(editor: User, approver: User) -> None:
     approval = _start(editor, _rollout_by(editor, _four_eyes(make_world())))
-    client_for(approver).post(f"/api/v1/approvals/{approval.pk}/reject/", {"reason": "not now"}, format="json")
+    client_for(approver).post(
+        f"/api/v1/approvals/{approval.pk}/reject/", {"reason": "not now"}, format="json"
+    )
     other = make_user(role=Role.APPROVER)
     response = client_for(other).post(f"/api/v1/approvals/{approval.pk}/approve/", {}, format="json")
     assert (response.status_code, response.json()["code"]) == (409, "approval_decided")

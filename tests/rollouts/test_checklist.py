@@ -306,7 +306,8 @@ def test_attest__attested_item__shown_with_name_time_and_note() -> None:
     )
     row = next(row for row in board_for(rollout=rollout).rows if row.item.key == "tools_deliberate")
     assert (row.state, row.attestation and row.attestation.by) == ("attested", FACTORY_ACTOR.name)
-    assert row.attestation is not None and row.attestation.note == "Reviewed: no destructive tools"
+    assert row.attestation is not None
+    assert row.attestation.note == "Reviewed: no destructive tools"
 
 
 def test_attest__computed_item__refused_and_nothing_recorded() -> None:
@@ -336,7 +337,9 @@ def test_waive__without_reason__refused_and_nothing_recorded() -> None:
 def test_waive__red_item__waived_and_audited() -> None:
     rollout = make_rollout()
     mark = audit_mark()
-    checklist.waive_item(subject=rollout, item="budgets", reason="Budget lands Monday (FIN-12)", actor=FACTORY_ACTOR)
+    checklist.waive_item(
+        subject=rollout, item="budgets", reason="Budget lands Monday (FIN-12)", actor=FACTORY_ACTOR
+    )
     assert _state(rollout, "budgets") == "waived"
     [entry] = audit_since(mark)
     assert (entry.action, entry.reason) == ("checklist.waived", "Budget lands Monday (FIN-12)")
@@ -376,7 +379,9 @@ def _rollout_in(environment: Any) -> Rollout:
 
 def test_set_policy__unknown_item__refused() -> None:
     with pytest.raises(InvalidInput) as refused:
-        checklist.set_checklist_policy(environment=make_environment(), required=["vibes"], actor=FACTORY_ACTOR)
+        checklist.set_checklist_policy(
+            environment=make_environment(), required=["vibes"], actor=FACTORY_ACTOR
+        )
     assert refused.value.code == "unknown_item"
 
 
