@@ -8,7 +8,6 @@ what happened said in words, without JavaScript the page is reloaded with a mess
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -108,11 +107,12 @@ def _start(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
             request, kind, pk, f"'{subject.environment.key}' is protected: say why you start it.", error=True
         )
     actor = ui_actor(request)
-    verb: Callable[[], Any] = (
-        (lambda: lifecycle.start_rollout(rollout=subject, actor=actor, reason=reason))
-        if kind == "rollout"
-        else (lambda: experiments.start_experiment(experiment=subject, actor=actor, reason=reason))
-    )
+
+    def verb() -> Any:
+        if kind == "rollout":
+            return lifecycle.start_rollout(rollout=subject, actor=actor, reason=reason)
+        return experiments.start_experiment(experiment=subject, actor=actor, reason=reason)
+
     try:
         answer = approvals.apply_or_ask(actor=actor, call=verb)
     except DomainError as refused:
