@@ -31,6 +31,8 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             # fit the navigation's one line at 1024 px.
             NavItem("Rollouts", "rollouts:list", Scope.READ),
             NavItem("Experiments", "rollouts:experiments", Scope.READ),
+            # Four eyes: the changes waiting for an Approver other than their author.
+            NavItem("Approvals", "flags:approvals", Scope.READ),
         ),
     ),
     (

@@ -31,6 +31,11 @@ class Environment(models.Model):
         default=False,
         help_text="Changes to what it serves (publish, enable, disable, rules, splits) need a reason",
     )
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="Four eyes: a publish, a rollout or experiment start and a manual promote "
+        "need an Approver other than the author",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = EnvironmentQuerySet.as_manager()
@@ -393,3 +398,78 @@ class SplitArm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} of split-{self.split_id}"
+
+
+# -- Approvals (four eyes) ------------------------------------------------------------------------
+
+
+class ApprovalAction(models.TextChoices):
+    """The changes that need an Approver other than the author where the environment says so.
+
+    Publishing lives here in flags; the rollout verbs are registered by rollouts, which flags
+    never imports (flags/services/approvals.py)."""
+
+    PUBLISH = "version.publish", "Publish a version"
+    ROLLOUT_START = "rollout.start", "Start a rollout"
+    ROLLOUT_PROMOTE = "rollout.promote", "Promote a rollout by hand"
+    EXPERIMENT_START = "experiment.start", "Start an experiment"
+
+
+class ApprovalState(models.TextChoices):
+    PENDING = "pending", "Waiting for an Approver"
+    APPROVED = "approved", "Approved and applied"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Withdrawn by its author"
+
+
+class ApprovalQuerySet(models.QuerySet["Approval"]):
+    def pending(self) -> ApprovalQuerySet:
+        return self.filter(state=ApprovalState.PENDING)
+
+
+class Approval(models.Model):
+    """A change waiting for (or decided by) a second person: who asked, who decided, and the
+    evidence the Approver was shown at that moment (gate verdict, checklist, latest decision).
+
+    `subject` names what the change acts on ("rollout:12", "version:8") so that asking twice
+    answers the same pending request; `params` is what the change needs to be applied.
+    """
+
+    action = models.CharField(max_length=32, choices=ApprovalAction.choices)
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="approvals")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="approvals")
+    subject = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    summary = models.CharField(max_length=300)
+    reason = models.TextField(blank=True, help_text="The author's reason, applied with the change")
+    author_kind = models.CharField(max_length=16)
+    author_id = models.BigIntegerField(null=True, blank=True)
+    author_name = models.CharField(max_length=200)
+    state = models.CharField(max_length=16, choices=ApprovalState.choices, default=ApprovalState.PENDING)
+    decided_by_kind = models.CharField(max_length=16, blank=True)
+    decided_by_id = models.BigIntegerField(null=True, blank=True)
+    decided_by_name = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True, help_text="What the Approver was shown")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ApprovalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action", "flag", "environment", "subject"],
+                condition=Q(state="pending"),
+                name="approval_one_pending_per_change",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending") | Q(decided_at__isnull=False),
+                name="approval_decided_when_not_pending",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "-created_at"], name="approval_state_idx")]
+
+    def __str__(self) -> str:
+        return f"approval {self.pk}: {self.summary}"

@@ -3,7 +3,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from flags.views import catalog, flags, publishing, segments, targeting, version_diff, versions
+from flags.views import approvals, catalog, flags, publishing, segments, targeting, version_diff, versions
 
 app_name = "flags"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("flags/", flags.flag_list, name="list"),
     path("environments/new/", flags.environment_create, name="environment-create"),
     path("models/", catalog.model_catalog, name="models"),
+    path("approvals/", approvals.approval_list, name="approvals"),
+    path("approvals/<int:pk>/decide/", approvals.approval_decide, name="approval-decide"),
     path("flags/<slug:key>/", flags.flag_detail, name="detail"),
     path("flags/<slug:key>/edit/", flags.flag_edit, name="edit"),
     path("flags/<slug:key>/environments/<slug:env>/publish/", publishing.publish, name="publish"),

@@ -25,6 +25,8 @@ from evals.views.runs import POLL_SECONDS
 from flags import services as flag_services
 from flags.lookups import get_environment, get_flag
 from flags.models import Flag
+from flags.services import approvals
+from flags.views.publishing import published_or_waiting
 
 QUERY_FIELDS = ("eval_set", "eval_set_version", "versions", "environment")
 
@@ -151,16 +153,16 @@ def comparison_publish(request: HttpRequest, key: str) -> HttpResponse:
         return redirect(_back(flag, request))
     environment = get_environment(form.cleaned_data["environment"])
     number = form.cleaned_data["version"]
+    actor, reason = ui_actor(request), form.cleaned_data["reason"]
     try:
-        flag_services.publish_version(
-            flag=flag,
-            environment=environment,
-            number=number,
-            actor=ui_actor(request),
-            reason=form.cleaned_data["reason"],
+        answer = approvals.apply_or_ask(
+            actor=actor,
+            call=lambda: flag_services.publish_version(
+                flag=flag, environment=environment, number=number, actor=actor, reason=reason
+            ),
         )
     except DomainError as error:
         messages.error(request, error.detail)
     else:
-        messages.success(request, f"'{environment.key}' now serves v{number}.")
+        messages.success(request, published_or_waiting(answer, environment, number))
     return redirect(_back(flag, request))

@@ -63,6 +63,7 @@ ENVIRONMENT: dict[str, Any] = {
     "name": "Production",
     "revision": 1043,
     "protected": True,
+    "requires_approval": True,
     "created_at": "2026-09-14T08:00:00Z",
 }
 
@@ -327,4 +328,29 @@ SNAPSHOT: dict[str, Any] = {
     },
     "segments": {},
     "contents": {CONTENT_HASH_V7: CONFIG_CONTENT, CONTENT_HASH_V8: CANDIDATE_CONTENT},
+}
+
+APPROVAL: dict[str, Any] = {
+    "id": 31,
+    "action": "rollout.start",
+    "flag": "support-chat",
+    "environment": "production",
+    "subject": "rollout:12",
+    "params": {"rollout": 12},
+    "summary": "starting rollout 12 of 'support-chat' in 'production' (v7 → v8)",
+    "reason": "CHG-4471: v8 cuts cost per call by a third",
+    "author_name": "alice",
+    "state": "pending",
+    "decided_by_name": "",
+    "decided_at": None,
+    "decision_reason": "",
+    "evidence": {
+        "rollout": 12,
+        "state": "ready",
+        "stage": 0,
+        "gate": [{"version": 8, "summary": "passed", "detail": "v8 passes: 92.0 % ...", "verdict": 44}],
+        "checklist": {"environment": "production", "ready": True, "red": [], "items": []},
+        "latest_decision": None,
+    },
+    "created_at": "2026-12-05T16:40:00Z",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -13,8 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.api_docs import Refusal, refusals, request_example, response_example
-from controlplane.auth import actor_for_request
+from controlplane.auth import actor_for_request, request_scopes
+from controlplane.errors import Forbidden
 from controlplane.inputs import validated_body
+from controlplane.models import Scope
 from controlplane.serializers import ReasonSerializer, StrictSerializer
 from flags import services
 from flags.api import examples
@@ -27,7 +30,7 @@ from flags.models import Environment, Flag, FlagState, Surface
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     class Meta:
         model = Environment
-        fields = ["key", "name", "revision", "protected", "created_at"]
+        fields = ["key", "name", "revision", "protected", "requires_approval", "created_at"]
 
 
 @extend_schema_serializer(
@@ -48,11 +51,19 @@ class EnvironmentCreateSerializer(StrictSerializer):
     examples=[
         request_example(
             "protect", {"protected": True, "reason": "Customer traffic moves here on Monday (OPS-311)"}
-        )
+        ),
+        request_example(
+            "require four eyes", {"requires_approval": True, "reason": "SOC 2 change control (SEC-88)"}
+        ),
     ]
 )
 class EnvironmentUpdateSerializer(ReasonSerializer):
-    protected = serializers.BooleanField()
+    protected = serializers.BooleanField(required=False)
+    requires_approval = serializers.BooleanField(
+        required=False,
+        help_text="Four eyes: a publish, a rollout start and a manual promote need an Approver "
+        "other than the author; only an Admin changes it",
+    )
 
 
 class EnvironmentsView(ListAPIView[Environment]):
@@ -74,9 +85,23 @@ class EnvironmentDetailView(EnvironmentFlagView):
     @extend_schema(request=EnvironmentUpdateSerializer, responses=EnvironmentSerializer)
     def patch(self, request: Request, env: str) -> Response:
         data = validated_body(EnvironmentUpdateSerializer, request)
-        environment = services.set_environment_protected(
-            environment=get_environment(env), actor=actor_for_request(request), **data
-        )
+        environment, actor = get_environment(env), actor_for_request(request)
+        if "requires_approval" in data and Scope.ADMIN not in request_scopes(request):
+            raise Forbidden(
+                "Only an Admin turns four eyes on or off in an environment.", code="admin_required"
+            )
+        with transaction.atomic():
+            if "protected" in data:
+                environment = services.set_environment_protected(
+                    environment=environment, protected=data["protected"], actor=actor, reason=data["reason"]
+                )
+            if "requires_approval" in data:
+                environment = services.set_environment_requires_approval(
+                    environment=environment,
+                    required=data["requires_approval"],
+                    actor=actor,
+                    reason=data["reason"],
+                )
         return Response(EnvironmentSerializer(environment).data)
 
 

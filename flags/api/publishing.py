@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -13,10 +13,12 @@ from controlplane.inputs import validated_body
 from controlplane.serializers import ReasonSerializer
 from flags import services
 from flags.api import examples
+from flags.api.approvals import ApprovalSerializer, approval_data
 from flags.api.flags import FlagStateSerializer
 from flags.api.scoping import EnvironmentFlagView
 from flags.lookups import get_environment, get_flag
-from flags.models import FlagState
+from flags.models import Approval, FlagState
+from flags.services import approvals
 
 
 @extend_schema_serializer(
@@ -29,19 +31,25 @@ class PublishSerializer(ReasonSerializer):
 class PublishView(EnvironmentFlagView):
     @extend_schema(
         request=PublishSerializer,
-        responses={200: FlagStateSerializer, **refusals(examples.REASON_REQUIRED)},
+        responses={
+            200: FlagStateSerializer,
+            202: OpenApiResponse(ApprovalSerializer, description="Four eyes: waiting for an Approver"),
+            **refusals(examples.REASON_REQUIRED),
+        },
     )
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
         data = validated_body(PublishSerializer, request)
-        state = services.publish_version(
-            flag=flag,
-            environment=environment,
-            number=data["version"],
-            actor=actor_for_request(request),
-            reason=data["reason"],
+        actor = actor_for_request(request)
+        answer = approvals.apply_or_ask(
+            actor=actor,
+            call=lambda: services.publish_version(
+                flag=flag, environment=environment, number=data["version"], actor=actor, reason=data["reason"]
+            ),
         )
-        return Response(FlagStateSerializer(_fresh_state(state)).data)
+        if isinstance(answer, Approval):
+            return Response(approval_data(answer), status=status.HTTP_202_ACCEPTED)
+        return Response(FlagStateSerializer(_fresh_state(answer)).data)
 
 
 def _fresh_state(state: FlagState) -> FlagState:

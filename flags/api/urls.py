@@ -6,7 +6,7 @@ in order. OFREP's routes live here too (`ofrep_patterns`), mounted by the projec
 
 from django.urls import path
 
-from flags.api import catalog, flags, publishing, segments, targeting, versions
+from flags.api import approvals, catalog, flags, publishing, segments, targeting, versions
 from flags.serving import ofrep, resolve, stream
 
 urlpatterns = [
@@ -49,6 +49,11 @@ urlpatterns = [
     path("flags/<slug:key>/environments/<slug:env>/try/", targeting.TryView.as_view(), name="try"),
     path("models/", catalog.ModelsView.as_view(), name="models"),
     path("config-schema/", catalog.ConfigSchemaView.as_view(), name="config-schema"),
+    path("approvals/", approvals.ApprovalsView.as_view(), name="approvals"),
+    path("approvals/<int:pk>/", approvals.ApprovalDetailView.as_view(), name="approval"),
+    path("approvals/<int:pk>/approve/", approvals.ApproveView.as_view(), name="approval-approve"),
+    path("approvals/<int:pk>/reject/", approvals.RejectView.as_view(), name="approval-reject"),
+    path("approvals/<int:pk>/cancel/", approvals.CancelView.as_view(), name="approval-cancel"),
 ]
 
 # OFREP 0.3.0; the provider posts to these paths without a trailing slash.

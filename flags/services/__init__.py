@@ -1,6 +1,9 @@
 """Every write of the flags app: each validates, records its audit entry and bumps revisions.
 
-- `environments`: creating environments, and protecting them (changes then need a reason).
+- `environments`: creating environments, protecting them (changes then need a reason), and
+  requiring four eyes there (`approvals`).
+- `approvals`: four eyes: changes filed for an Approver other than the author, approved with
+  the evidence shown, then applied.
 - `flags`: creating, editing and archiving flags.
 - `versions`: validating config content and storing it as a flag's next version.
 - `publishing`: publishing a version in an environment, and enabling or disabling the flag there.
@@ -14,7 +17,11 @@
 """
 
 from flags.services.catalog import ModelsApiFailed, refresh_model_catalog, sync_model_catalog
-from flags.services.environments import create_environment, set_environment_protected
+from flags.services.environments import (
+    create_environment,
+    set_environment_protected,
+    set_environment_requires_approval,
+)
 from flags.services.flags import archive_flag, create_flag, update_flag
 from flags.services.publishing import publish_version, set_flag_enabled
 from flags.services.segments import create_segment, delete_segment, update_segment
@@ -39,6 +46,7 @@ __all__ = [
     "refresh_model_catalog",
     "remove_rule",
     "set_environment_protected",
+    "set_environment_requires_approval",
     "set_experiment_split",
     "set_flag_enabled",
     "set_split",

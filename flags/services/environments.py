@@ -58,3 +58,26 @@ def set_environment_protected(
         environment_key=environment.key,
     )
     return environment
+
+
+@transaction.atomic
+def set_environment_requires_approval(
+    *, environment: Environment, required: bool, actor: Actor, reason: str = ""
+) -> Environment:
+    """Turn four eyes on or off (a publish, a rollout start and a manual promote then need an
+    Approver other than the author); either way a change in a protected environment says why."""
+    environment = Environment.objects.select_for_update().get(pk=environment.pk)
+    if environment.requires_approval == required:
+        return environment
+    require_reason(environment, reason)
+    environment.requires_approval = required
+    environment.save(update_fields=["requires_approval"])
+    audit.record(
+        actor=actor,
+        action="environment.approval_required" if required else "environment.approval_not_required",
+        target=environment,
+        changes={"requires_approval": {"before": not required, "after": required}},
+        reason=reason,
+        environment_key=environment.key,
+    )
+    return environment

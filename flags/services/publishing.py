@@ -12,6 +12,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, NotFound
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
 from flags.services import preconditions
+from flags.services.approvals import publish_change, require_approval
 from flags.services.guards import lock_state, lock_writable_flag, require_reason
 from flags.services.revisions import bump_revisions
 
@@ -20,7 +21,8 @@ from flags.services.revisions import bump_revisions
 def publish_version(
     *, flag: Flag, environment: Environment, number: int, actor: Actor, reason: str = ""
 ) -> FlagState:
-    """Make a version the one an environment serves."""
+    """Make a version the one an environment serves; where the environment requires four eyes,
+    only as an Approver approves it (flags/services/approvals.py)."""
     require_reason(environment, reason)
     flag = lock_writable_flag(flag)
     try:
@@ -31,6 +33,9 @@ def publish_version(
     previous = state.serving_version.number if state.serving_version else None
     if previous == number:
         return state
+    require_approval(
+        change=publish_change(version=version, environment=environment, reason=reason), actor=actor
+    )
     outcomes = preconditions.require(
         preconditions.ServingChange(flag=flag, environment=environment, version=version, action="publish")
     )

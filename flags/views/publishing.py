@@ -13,6 +13,8 @@ from controlplane.web import ui_actor
 from flags import services
 from flags.forms import PublishForm
 from flags.lookups import get_environment
+from flags.models import Approval, Environment
+from flags.services import approvals
 from flags.views.access import writable_flag
 from flags.views.protected import confirmation, reason_of
 
@@ -28,18 +30,18 @@ def publish(request: HttpRequest, key: str, env: str) -> HttpResponse:
     number = form.cleaned_data["version"]
     if page := confirmation(request, flag, environment, f"Publish v{number}"):
         return page
+    actor, reason = ui_actor(request), reason_of(request)
     try:
-        services.publish_version(
-            flag=flag,
-            environment=environment,
-            number=number,
-            actor=ui_actor(request),
-            reason=reason_of(request),
+        answer = approvals.apply_or_ask(
+            actor=actor,
+            call=lambda: services.publish_version(
+                flag=flag, environment=environment, number=number, actor=actor, reason=reason
+            ),
         )
     except DomainError as error:
         messages.error(request, error.detail)
     else:
-        messages.success(request, f"'{environment.key}' now serves v{number}.")
+        messages.success(request, published_or_waiting(answer, environment, number))
     return redirect("flags:detail", key=flag.key)
 
 
@@ -64,3 +66,13 @@ def set_enabled(request: HttpRequest, key: str, env: str, enabled: bool) -> Http
             request, f"'{flag.key}' is {'enabled' if enabled else 'disabled'} in '{environment.key}'."
         )
     return redirect("flags:detail", key=flag.key)
+
+
+def published_or_waiting(answer: object, environment: Environment, number: int) -> str:
+    """What a person is told after asking to publish: done, or waiting for an Approver."""
+    if isinstance(answer, Approval):
+        return (
+            f"'{environment.key}' needs four eyes: publishing v{number} waits for an Approver "
+            f"other than you (approval #{answer.pk}, listed under Approvals)."
+        )
+    return f"'{environment.key}' now serves v{number}."

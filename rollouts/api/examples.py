@@ -200,3 +200,65 @@ EXPERIMENT_DETAIL: dict[str, Any] = {
     "latency_budgets_ms": {"ttft_p95_ms": 1500, "total_p95_ms": 12000},
     "latest_decision": EXPERIMENT_DECISION,
 }
+
+CHECKLIST_ROW: dict[str, Any] = {
+    "key": "effort",
+    "label": "Effort set explicitly",
+    "kind": "computed",
+    "required": True,
+    "state": "waived",
+    "green": True,
+    "detail": "v8 leaves output_config.effort to the model's default.",
+    "attestation": None,
+    "waiver": {"by": "bob", "at": "2026-12-05T12:55:00Z", "note": "Haiku ignores effort; CHG-4471"},
+}
+
+CHECKLIST: dict[str, Any] = {
+    "environment": "production",
+    "ready": False,
+    "red": ["tools_deliberate"],
+    "policy": "default",
+    "checked_at": "2026-12-05T12:58:00Z",
+    "items": [
+        {
+            "key": "eval_gate",
+            "label": "Eval gate passed",
+            "kind": "computed",
+            "required": True,
+            "state": "pass",
+            "green": True,
+            "detail": "v8: gate passed. v8 passes: 92.0 % on support-golden v3.",
+            "attestation": None,
+            "waiver": None,
+        },
+        CHECKLIST_ROW,
+        {
+            "key": "tools_deliberate",
+            "label": "Tools deliberate (destructive operations denied)",
+            "kind": "attested",
+            "required": True,
+            "state": "unattested",
+            "green": False,
+            "detail": "Every tool is there on purpose; destructive operations are denied.",
+            "attestation": None,
+            "waiver": None,
+        },
+    ],
+}
+
+CHECKLIST_POLICY: dict[str, Any] = {
+    "environment": "production",
+    "default": False,
+    "required": ["eval_gate", "streaming", "request_ids", "tools_deliberate"],
+    "updated_by_name": "admin",
+    "updated_at": "2026-12-01T09:00:00Z",
+    "items": [{"key": "eval_gate", "label": "Eval gate passed", "kind": "computed"}],
+}
+
+SIGNOFF: dict[str, Any] = {
+    "item": "tools_deliberate",
+    "kind": "attested",
+    "note": "Reviewed the tool list with the owner: refunds need a human, delete_account is gone",
+    "by": "alice",
+    "at": "2026-12-05T12:50:00Z",
+}

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -23,7 +29,10 @@ from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.models import Scope
 from controlplane.serializers import StrictSerializer
+from flags.api.approvals import ApprovalSerializer, approval_data
 from flags.lookups import get_environment, get_flag
+from flags.models import Approval
+from flags.services import approvals
 from rollouts.api import examples
 from rollouts.api.rollouts import (
     GuardrailInputSerializer,
@@ -242,7 +251,13 @@ class ExperimentDetailView(APIView):
 def _apply(request: Request, pk: int, verb: Callable[..., Experiment]) -> Response:
     experiment = get_experiment(pk)
     data = validated_body(VerbSerializer, request)
-    return Response(_detail(verb(experiment=experiment, actor=actor_for_request(request), **data)))
+    actor = actor_for_request(request)
+    answer = approvals.apply_or_ask(
+        actor=actor, call=lambda: verb(experiment=experiment, actor=actor, **data)
+    )
+    if isinstance(answer, Approval):
+        return Response(approval_data(answer), status=status.HTTP_202_ACCEPTED)
+    return Response(_detail(answer))
 
 
 class StartView(APIView):
@@ -250,7 +265,14 @@ class StartView(APIView):
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses=ExperimentSerializer, examples=VERB_EXAMPLE)
+    @extend_schema(
+        request=VerbSerializer,
+        responses={
+            200: ExperimentSerializer,
+            202: OpenApiResponse(ApprovalSerializer, description="Four eyes: waiting for an Approver"),
+        },
+        examples=VERB_EXAMPLE,
+    )
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, experiments.start_experiment)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -23,7 +23,10 @@ from controlplane.auth import actor_for_request
 from controlplane.inputs import validated_body
 from controlplane.models import Scope
 from controlplane.serializers import StrictSerializer
+from flags.api.approvals import ApprovalSerializer, approval_data
 from flags.lookups import get_environment, get_flag
+from flags.models import Approval
+from flags.services import approvals
 from rollouts.api import examples
 from rollouts.lookups import get_rollout
 from rollouts.models import Decision, Guardrail, Rollout, RolloutState, Stage
@@ -226,6 +229,17 @@ INVALID_TRANSITION = Refusal(
     extra={"state": "rolled_back"},
 )
 VERB_REFUSALS = refusals(INVALID_TRANSITION)
+WAITING = OpenApiResponse(
+    ApprovalSerializer, description="Four eyes: the change waits for an Approver other than its author"
+)
+CHECKLIST_RED = Refusal(
+    409,
+    "checklist_incomplete",
+    "The deploy checklist of rollout 12 has 1 red item: Effort set explicitly (v8 leaves "
+    "output_config.effort to the model's default.). Make each green, or an Approver may waive it "
+    "with a reason.",
+    extra={"red": ["effort"]},
+)
 
 
 def _detail(rollout: Rollout) -> dict[str, Any]:
@@ -298,15 +312,23 @@ def _apply(
 ) -> Response:
     rollout = get_rollout(pk)
     data = validated_body(body, request)
-    return Response(_detail(verb(rollout=rollout, actor=actor_for_request(request), **data)))
+    actor = actor_for_request(request)
+    answer = approvals.apply_or_ask(actor=actor, call=lambda: verb(rollout=rollout, actor=actor, **data))
+    if isinstance(answer, Approval):
+        return Response(approval_data(answer), status=status.HTTP_202_ACCEPTED)
+    return Response(_detail(answer))
 
 
 class StartView(APIView):
-    """Serve the candidate to the first stage: needs its gate (a passing verdict or an override)."""
+    """Serve the candidate to the first stage: needs its gate (a passing verdict or an override)
+    and the deploy checklist; where four eyes are required, answers 202 with the approval."""
 
     required_scopes = {"POST": Scope.WRITE}
 
-    @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
+    @extend_schema(
+        request=VerbSerializer,
+        responses={200: RolloutSerializer, 202: WAITING, **refusals(INVALID_TRANSITION, CHECKLIST_RED)},
+    )
     def post(self, request: Request, pk: int) -> Response:
         return _apply(request, pk, lifecycle.start_rollout)
 
@@ -338,7 +360,7 @@ class PromoteView(APIView):
 
     @extend_schema(
         request=PromoteSerializer,
-        responses={200: RolloutSerializer, **VERB_REFUSALS},
+        responses={200: RolloutSerializer, 202: WAITING, **VERB_REFUSALS},
         examples=[
             response_example(
                 "at 10 %",

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.api import experiments, rollouts
+from rollouts.api import checklist, experiments, rollouts
 
 urlpatterns = [
     path("rollouts/", rollouts.RolloutsView.as_view(), name="rollouts"),
@@ -27,4 +27,32 @@ urlpatterns = [
         name="experiment-start-canary",
     ),
     path("experiments/<int:pk>/decisions/", experiments.DecisionsView.as_view(), name="experiment-decisions"),
+    path("rollouts/<int:pk>/checklist/", checklist.ChecklistView.as_view(), name="rollout-checklist"),
+    path(
+        "rollouts/<int:pk>/checklist/<slug:item>/attest/",
+        checklist.AttestView.as_view(),
+        name="rollout-checklist-attest",
+    ),
+    path(
+        "rollouts/<int:pk>/checklist/<slug:item>/waive/",
+        checklist.WaiveView.as_view(),
+        name="rollout-checklist-waive",
+    ),
+    path(
+        "experiments/<int:pk>/checklist/",
+        checklist.ExperimentChecklistView.as_view(),
+        name="experiment-checklist",
+    ),
+    path(
+        "experiments/<int:pk>/checklist/<slug:item>/attest/",
+        checklist.ExperimentAttestView.as_view(),
+        name="experiment-checklist-attest",
+    ),
+    path(
+        "experiments/<int:pk>/checklist/<slug:item>/waive/",
+        checklist.ExperimentWaiveView.as_view(),
+        name="experiment-checklist-waive",
+    ),
+    path("checklist-policies/", checklist.PoliciesView.as_view(), name="checklist-policies"),
+    path("checklist-policies/<slug:env>/", checklist.PolicyView.as_view(), name="checklist-policy"),
 ]

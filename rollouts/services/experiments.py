@@ -28,6 +28,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Environment, Flag, Split
+from flags.services.approvals import require_approval
 from flags.services.guards import writable_state
 from flags.services.splits import ArmSpec, check_experiment_arms, clear_split, set_experiment_split
 from rollouts import analysis, decision_records, plans
@@ -43,6 +44,8 @@ from rollouts.models import (
     Rollout,
 )
 from rollouts.services import lifecycle
+from rollouts.services.approvals import experiment_start_change
+from rollouts.services.checklist import require_checklist
 from telemetry.budgets import TOTAL_P95_MS, TTFT_P95_MS
 from telemetry.services.incidents import budgets_for
 
@@ -292,6 +295,8 @@ def start_experiment(*, experiment: Experiment, actor: Actor, reason: str = "") 
             "create a new experiment.",
             code="baseline_changed",
         )
+    require_checklist(experiment)
+    require_approval(change=experiment_start_change(experiment, reason), actor=actor)
     now = timezone.now()
     _transition(
         experiment,

@@ -28,6 +28,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
 from flags.services import preconditions
+from flags.services.approvals import require_approval
 from flags.services.guards import writable_state
 from flags.services.publishing import publish_version
 from flags.services.splits import clear_split, set_split
@@ -43,6 +44,8 @@ from rollouts.models import (
     Stage,
     StageState,
 )
+from rollouts.services.approvals import promote_change, start_change
+from rollouts.services.checklist import require_checklist
 from telemetry.budgets import LATENCY_KEYS
 from telemetry.models.incidents import IncidentKind, WebhookEvent
 from telemetry.services.incidents import budgets_for, open_incident
@@ -412,6 +415,14 @@ def create_rollout(
 # Verbs
 
 
+def _checklist_record(board: Any) -> dict[str, Any]:
+    """What the start's audit entry keeps of the checklist: the items waived and attested."""
+    return {
+        "waived": [row.item.key for row in board.rows if row.waiver is not None],
+        "attested": [row.item.key for row in board.rows if row.attestation is not None],
+    }
+
+
 def _baseline_still_serves(rollout: Rollout, state: FlagState) -> bool:
     return state.serving_version_id == rollout.baseline_id
 
@@ -419,7 +430,9 @@ def _baseline_still_serves(rollout: Rollout, state: FlagState) -> bool:
 @transaction.atomic
 def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollout:
     """Serve the candidate to the first stage's share: needs the candidate's gate (a passing
-    verdict or an audited override), asked again here, and the baseline still serving."""
+    verdict or an audited override), asked again here, the baseline still serving, every
+    required checklist item green or waived, and where the environment requires four eyes an
+    Approver other than the author (flags/services/approvals.py)."""
     rollout = _fresh(rollout)
     if rollout.state in (S.RUNNING, S.PAUSED):
         return rollout
@@ -444,6 +457,9 @@ def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollou
             "clear that split first.",
             code="split_active",
         )
+    # The checklist first: a change an Approver is asked to approve should be one that can start.
+    board = require_checklist(rollout)
+    require_approval(change=start_change(rollout, reason), actor=actor)
     if rollout.state == S.DRAFT:
         _transition(
             rollout,
@@ -463,7 +479,7 @@ def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollou
         actor=actor,
         action="rollout.started",
         reason=reason,
-        changes={"stage": 0, "weight": first.weight},
+        changes={"stage": 0, "weight": first.weight, "checklist": _checklist_record(board)},
         stage_index=0,
         next_tick_at=now,
     )
@@ -559,6 +575,9 @@ def promote_rollout(
             code="wrong_stage",
             errors=[{"path": "stage", "message": f"the rollout is at stage {rollout.stage_index}"}],
         )
+    # A person's promotion needs four eyes where the environment asks for them; the analysis's
+    # own promotions (a system actor) belong to the rollout that was approved when it started.
+    require_approval(change=promote_change(rollout, from_stage, reason), actor=actor)
     version = rollout.version if expected_version is None else expected_version
     stages = _stages(rollout)
     following = stages[rollout.stage_index + 1] if rollout.stage_index + 1 < len(stages) else None

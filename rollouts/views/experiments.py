@@ -13,6 +13,7 @@ from controlplane.web import HtmxHttpRequest, render_page
 from rollouts.experiment_reads import arms_of
 from rollouts.lookups import get_experiment
 from rollouts.models import Experiment, ExperimentDecision
+from rollouts.views.checklist import checklist_context
 
 PAGE_SIZE = 50
 
@@ -93,5 +94,6 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "policy": experiment.guardrails,
         "goals": experiment.goals,
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
+        "checklist": checklist_context(request, experiment),
     }
     return render_page(request, "rollouts/experiment.html", context)

@@ -13,7 +13,7 @@ from rollouts.models import Experiment
 from rollouts.services import experiments
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.factories import VALID_CONTENT, make_environment, make_flag, make_user, make_version
-from tests.rollouts.factories import add_arm_traffic
+from tests.rollouts.factories import add_arm_traffic, without_checklist
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SYSTEM = Actor.system("tests")
@@ -37,13 +37,14 @@ PAGES = [
     ("users", "/users/"),
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
+    ("approvals", "/approvals/"),
 ]
 
 
 def support_chat() -> None:
     """support-chat in a protected production: v1 served, a rule to v2 and a 10 % split to v3."""
     production = make_environment(key="production")
-    staging = make_environment(key="staging")
+    staging = without_checklist(make_environment(key="staging"))
     flag = make_flag(key="support-chat", name="Support chat", owner="cx-team")
     make_version(flag=flag, message="Sonnet")
     make_version(flag=flag, content={**VALID_CONTENT, "model": "claude-opus-5-5"}, message="Opus")

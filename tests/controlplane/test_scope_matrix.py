@@ -124,6 +124,7 @@ def world() -> dict[str, Any]:
             "number": version.number,
             "index": 0,
             "verdict_id": 1,
+            "item": "tools_deliberate",
         },
         "pk": {
             "api:incident": incident.pk,

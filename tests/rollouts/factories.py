@@ -14,7 +14,7 @@ from evals.services import gate
 from flags import services as flag_services
 from flags.models import ConfigVersion, Environment, Flag
 from rollouts.models import Experiment, Rollout
-from rollouts.services import experiments, lifecycle, ticks
+from rollouts.services import checklist, experiments, lifecycle, ticks
 from telemetry import histograms
 from telemetry.models.calls import Rollup, RollupHistogram
 from tests.evals.gate_factories import make_eval_set_version
@@ -53,8 +53,15 @@ class World:
     candidate: ConfigVersion
 
 
+def without_checklist(environment: Environment) -> Environment:
+    """Require no checklist item in `environment`: for tests of the state machine, the analysis
+    and the API's verbs (the checklist has its own tests, tests/rollouts/test_checklist*.py)."""
+    checklist.set_checklist_policy(environment=environment, required=[], actor=FACTORY_ACTOR, reason="tests")
+    return environment
+
+
 def make_world(**flag_fields: Any) -> World:
-    environment = make_environment()
+    environment = without_checklist(make_environment())
     flag = make_flag(**flag_fields)
     baseline = make_version(flag=flag)
     candidate = make_version(flag=flag, content=dict(CANDIDATE_CONTENT))
