@@ -8,6 +8,7 @@ that moment and applies the change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -106,6 +107,14 @@ def approval_data(approval: Approval, *, current: bool = False) -> dict[str, Any
     return dict(ApprovalSerializer(fresh, context={"with_current_evidence": current}).data)
 
 
+def _decide(
+    request: Request, pk: int, body: type[serializers.Serializer[Any]], decide: Callable[..., Approval]
+) -> Response:
+    data = validated_body(body, request)
+    approval = decide(approval=get_approval(pk), actor=actor_for_request(request), reason=data["reason"])
+    return Response(approval_data(approval))
+
+
 class ApprovalsView(ListAPIView[Approval]):
     """Changes waiting for an Approver (state=pending), or decided ones."""
 
@@ -152,11 +161,7 @@ class ApproveView(APIView):
         request=DecideSerializer, responses={200: ApprovalSerializer, **refusals(OWN_CHANGE, DECIDED)}
     )
     def post(self, request: Request, pk: int) -> Response:
-        data = validated_body(DecideSerializer, request)
-        approval = approvals.approve(
-            approval=get_approval(pk), actor=actor_for_request(request), reason=data["reason"]
-        )
-        return Response(approval_data(approval))
+        return _decide(request, pk, DecideSerializer, approvals.approve)
 
 
 class RejectView(APIView):
@@ -168,11 +173,7 @@ class RejectView(APIView):
         request=RejectSerializer, responses={200: ApprovalSerializer, **refusals(OWN_CHANGE, DECIDED)}
     )
     def post(self, request: Request, pk: int) -> Response:
-        data = validated_body(RejectSerializer, request)
-        approval = approvals.reject(
-            approval=get_approval(pk), actor=actor_for_request(request), reason=data["reason"]
-        )
-        return Response(approval_data(approval))
+        return _decide(request, pk, RejectSerializer, approvals.reject)
 
 
 class CancelView(APIView):
@@ -188,8 +189,4 @@ class CancelView(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        data = validated_body(ReasonSerializer, request)
-        approval = approvals.cancel(
-            approval=get_approval(pk), actor=actor_for_request(request), reason=data["reason"]
-        )
-        return Response(approval_data(approval))
+        return _decide(request, pk, ReasonSerializer, approvals.cancel)

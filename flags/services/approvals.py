@@ -211,6 +211,16 @@ def _decide(
     approval.state, approval.decided_by_name, approval.decided_at = state, actor.name, now
     approval.decided_by_kind, approval.decided_by_id = actor.kind, actor.id
     approval.decision_reason, approval.evidence = reason, dict(evidence)
+    changes = {"action": approval.action, "subject": approval.subject}
+    audit.record(
+        actor=actor,
+        action=f"approval.{state}",
+        target=approval,
+        changes={**changes, "evidence": dict(evidence)} if evidence else changes,
+        reason=reason,
+        flag_key=approval.flag.key,
+        environment_key=approval.environment.key,
+    )
 
 
 def evidence_for(approval: Approval) -> dict[str, Any]:
@@ -238,15 +248,6 @@ def approve(*, approval: Approval, actor: Actor, reason: str = "") -> Approval:
     require_reason(approval.environment, reason)
     evidence = evidence_for(approval)
     _decide(approval, state=ApprovalState.APPROVED, actor=actor, reason=reason, evidence=evidence)
-    audit.record(
-        actor=actor,
-        action="approval.approved",
-        target=approval,
-        changes={"action": approval.action, "subject": approval.subject, "evidence": evidence},
-        reason=reason,
-        flag_key=approval.flag.key,
-        environment_key=approval.environment.key,
-    )
     token = _applying.set(approval)
     try:
         _registry[approval.action].apply(approval, _author(approval, actor.source))
@@ -272,15 +273,6 @@ def reject(*, approval: Approval, actor: Actor, reason: str) -> Approval:
             errors=[{"path": "reason", "message": "Required to reject a change."}],
         )
     _decide(approval, state=ApprovalState.REJECTED, actor=actor, reason=reason, evidence={})
-    audit.record(
-        actor=actor,
-        action="approval.rejected",
-        target=approval,
-        changes={"action": approval.action, "subject": approval.subject},
-        reason=reason,
-        flag_key=approval.flag.key,
-        environment_key=approval.environment.key,
-    )
     return approval
 
 
@@ -297,15 +289,6 @@ def cancel(*, approval: Approval, actor: Actor, reason: str = "") -> Approval:
             f"Only {approval.author_name}, who asked for it, can withdraw this request.", code="not_author"
         )
     _decide(approval, state=ApprovalState.CANCELLED, actor=actor, reason=reason, evidence={})
-    audit.record(
-        actor=actor,
-        action="approval.cancelled",
-        target=approval,
-        changes={"action": approval.action, "subject": approval.subject},
-        reason=reason,
-        flag_key=approval.flag.key,
-        environment_key=approval.environment.key,
-    )
     return approval
 
 

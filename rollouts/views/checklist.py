@@ -128,37 +128,22 @@ def _start(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     return _answer(request, kind, pk, f"Started: the {kind} is running.")
 
 
-@login_required
-@require_POST
-def rollout_attest(request: HtmxHttpRequest, pk: int, item: str) -> HttpResponse:
-    return _attest(request, "rollout", pk, item)
+# The pages of a rollout and of an experiment share these views; the URLconf names the `kind`.
 
 
 @login_required
 @require_POST
-def rollout_waive(request: HtmxHttpRequest, pk: int, item: str) -> HttpResponse:
-    return _waive(request, "rollout", pk, item)
+def attest(request: HtmxHttpRequest, pk: int, item: str, kind: str) -> HttpResponse:
+    return _attest(request, kind, pk, item)
 
 
 @login_required
 @require_POST
-def rollout_start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _start(request, "rollout", pk)
+def waive(request: HtmxHttpRequest, pk: int, item: str, kind: str) -> HttpResponse:
+    return _waive(request, kind, pk, item)
 
 
 @login_required
 @require_POST
-def experiment_attest(request: HtmxHttpRequest, pk: int, item: str) -> HttpResponse:
-    return _attest(request, "experiment", pk, item)
-
-
-@login_required
-@require_POST
-def experiment_waive(request: HtmxHttpRequest, pk: int, item: str) -> HttpResponse:
-    return _waive(request, "experiment", pk, item)
-
-
-@login_required
-@require_POST
-def experiment_start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _start(request, "experiment", pk)
+def start(request: HtmxHttpRequest, pk: int, kind: str) -> HttpResponse:
+    return _start(request, kind, pk)
