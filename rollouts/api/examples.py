@@ -200,3 +200,56 @@ EXPERIMENT_DETAIL: dict[str, Any] = {
     "latency_budgets_ms": {"ttft_p95_ms": 1500, "total_p95_ms": 12000},
     "latest_decision": EXPERIMENT_DECISION,
 }
+
+ROLLED_BACK = {
+    "flag": "support-chat",
+    "environment": "production",
+    "motion": "rollout_rolled_back",
+    "summary": "Stop serving v8 (rollout 12); everyone in 'production' gets v7 again.",
+    "serving_version": 7,
+    "rollout": 12,
+    "experiment": None,
+    "split": "split-31",
+    "candidate": 8,
+    "revision_before": 1043,
+    "revision_after": 1044,
+    "incident": 57,
+    "rehearsal": False,
+}
+
+REHEARSAL = {
+    "id": 9,
+    "flag": "support-chat",
+    "environment": "staging",
+    "state": "passed",
+    "trigger": "schedule",
+    "started_by": "schedule:support-chat/staging",
+    "rollout": 14,
+    "candidate": 9,
+    "threshold_seconds": 5.0,
+    "snapshot_seconds": 0.041,
+    "stream_seconds": 0.063,
+    "probe_seconds": 0.071,
+    "clients_connected": 12,
+    "clients_reached": 12,
+    "outcome": "Passed: the API served revision 88 after 0.041 s, all 12 connected stream clients "
+    "had it after 0.063 s, and the probe resolved the baseline for 20 canary units after 0.071 s.",
+    "failures": [],
+    "steps": [
+        {"step": "candidate_created", "at": "2026-12-05T03:00:00.012Z", "detail": "v9, the content of v8"},
+        {"step": "canary_started", "at": "2026-12-05T03:00:00.055Z", "detail": "rollout 14 at 1 %"},
+        {
+            "step": "canary_seen",
+            "at": "2026-12-05T03:00:00.180Z",
+            "detail": "the probe serves v9 to 20 units",
+        },
+        {"step": "rolled_back", "at": "2026-12-05T03:00:00.201Z", "detail": "revision 88"},
+        {"step": "snapshot_served", "at": "2026-12-05T03:00:00.242Z", "detail": "after 0.041 s"},
+        {"step": "streams_reached", "at": "2026-12-05T03:00:00.264Z", "detail": "12 of 12 after 0.063 s"},
+        {"step": "probe_on_baseline", "at": "2026-12-05T03:00:00.272Z", "detail": "after 0.071 s"},
+    ],
+    "incident": None,
+    "requested_at": "2026-12-05T03:00:00Z",
+    "started_at": "2026-12-05T03:00:00.004Z",
+    "finished_at": "2026-12-05T03:00:00.280Z",
+}
