@@ -37,6 +37,8 @@ PAGES = [
     ("users", "/users/"),
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
+    ("rollback", "/flags/support-chat/environments/production/rollback/"),
+    ("rehearsals", "/flags/support-chat/environments/staging/rehearsals/"),
 ]
 
 
