@@ -244,6 +244,9 @@ CELERY_BEAT_SCHEDULE = {
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": 15},
     # The same for running experiments: health each interval, the conclusion at the end.
     "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": 15},
+    # Start the rollback rehearsals whose schedule is due (each schedule is taken by one sweep
+    # only), and run again any requested rehearsal whose message was lost.
+    "sweep-rehearsals": {"task": "rollouts.sweep_rehearsals", "schedule": 30},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
@@ -348,6 +351,26 @@ FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS = env_int("FLAGSTAFF_ROLLOUT_TICK_LEASE_SEC
 for _name in ("TICK_SECONDS", "TICK_LEASE_SECONDS"):
     if globals()[f"FLAGSTAFF_ROLLOUT_{_name}"] < 1:
         raise ImproperlyConfigured(f"FLAGSTAFF_ROLLOUT_{_name} must be at least 1")
+
+# Rollback rehearsals (rollouts/services/rehearsals.py): where they run unless told (production,
+# meaning a protected environment or one keyed `production`, only with ALLOW_PRODUCTION), the
+# time any of the three propagation measures may take before the rehearsal fails and opens an
+# incident, how long each is waited for at most, the API the probe client and the snapshot check
+# go through (what services see; the worker must reach it), the canary's share in basis points,
+# and how many canary units the probe resolves.
+FLAGSTAFF_REHEARSAL_ENVIRONMENT = env_str("FLAGSTAFF_REHEARSAL_ENVIRONMENT", "staging")
+FLAGSTAFF_REHEARSAL_ALLOW_PRODUCTION = env_bool("FLAGSTAFF_REHEARSAL_ALLOW_PRODUCTION", False)
+FLAGSTAFF_REHEARSAL_THRESHOLD_SECONDS = env_float("FLAGSTAFF_REHEARSAL_THRESHOLD_SECONDS", 5.0)
+FLAGSTAFF_REHEARSAL_TIMEOUT_SECONDS = env_float("FLAGSTAFF_REHEARSAL_TIMEOUT_SECONDS", 30.0)
+FLAGSTAFF_REHEARSAL_API_URL = env_str("FLAGSTAFF_REHEARSAL_API_URL", "http://127.0.0.1:8000").rstrip("/")
+FLAGSTAFF_REHEARSAL_CANARY_WEIGHT = env_int("FLAGSTAFF_REHEARSAL_CANARY_WEIGHT", 100)
+FLAGSTAFF_REHEARSAL_PROBE_UNITS = env_int("FLAGSTAFF_REHEARSAL_PROBE_UNITS", 20)
+if FLAGSTAFF_REHEARSAL_THRESHOLD_SECONDS <= 0 or FLAGSTAFF_REHEARSAL_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("FLAGSTAFF_REHEARSAL_THRESHOLD_SECONDS and _TIMEOUT_SECONDS must be positive")
+if not 1 <= FLAGSTAFF_REHEARSAL_CANARY_WEIGHT <= 5000:
+    raise ImproperlyConfigured("FLAGSTAFF_REHEARSAL_CANARY_WEIGHT must be from 1 to 5000 basis points")
+if not 1 <= FLAGSTAFF_REHEARSAL_PROBE_UNITS <= 1000:
+    raise ImproperlyConfigured("FLAGSTAFF_REHEARSAL_PROBE_UNITS must be from 1 to 1000")
 
 # Budgets and incidents. The check judges latency p95 over the last WINDOW minutes of rollups,
 # and only with at least MIN_CALLS observations of a metric in that window.

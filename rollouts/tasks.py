@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from rollouts.services import experiment_ticks, ticks
+from rollouts.services import experiment_ticks, rehearsals, ticks
 
 
 @shared_task(name="rollouts.tick_rollouts", acks_late=True, time_limit=120, soft_time_limit=100)
@@ -30,3 +30,24 @@ def tick_experiments() -> int:
     of `next_tick_at`, a conditional UPDATE of `ticks_done` and a unique decision per tick.
     """
     return experiment_ticks.tick_due_experiments()
+
+
+@shared_task(name="rollouts.run_rehearsal", acks_late=True, time_limit=300, soft_time_limit=280)
+def run_rehearsal(rehearsal_id: int) -> str | None:
+    """Run one requested rollback rehearsal.
+
+    Idempotency key: the rehearsal's id. It is claimed by a conditional UPDATE from pending to
+    running, so a repeated or redelivered message runs nothing a second time.
+    """
+    rehearsal = rehearsals.run_rehearsal(rehearsal_id=rehearsal_id)
+    return rehearsal.state if rehearsal else None
+
+
+@shared_task(name="rollouts.sweep_rehearsals", acks_late=True, time_limit=120, soft_time_limit=100)
+def sweep_rehearsals() -> int:
+    """Request the rehearsal of every due schedule; send lost pending rehearsals again.
+
+    Idempotency key: (schedule, due time). A due schedule is claimed by a conditional UPDATE of
+    its `next_run_at`, so concurrent or repeated sweeps request each due rehearsal once.
+    """
+    return rehearsals.sweep_rehearsals()

@@ -5,7 +5,7 @@
 sends telemetry through a `TelemetrySender`. client/README.md, "Client".
 """
 
-from flagstaff.client import Flagstaff
+from flagstaff.client import Flagstaff, RollbackRefused
 from flagstaff.resolved import FlagUnavailable, ResolvedConfig
 from flagstaff.snapshot import Snapshot, SnapshotError
 from flagstaff.telemetry import TelemetrySender, TelemetryStats
@@ -14,6 +14,7 @@ __all__ = [
     "FlagUnavailable",
     "Flagstaff",
     "ResolvedConfig",
+    "RollbackRefused",
     "Snapshot",
     "SnapshotError",
     "TelemetrySender",

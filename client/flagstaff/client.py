@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_PATH = "/api/v1/environments/{env}/snapshot"
 STREAM_PATH = "/api/v1/environments/{env}/stream"
+ROLLBACK_PATH = "/api/v1/flags/{key}/environments/{env}/rollback/"
 # The server names where its stream process listens (docs/serving.md, "The stream process").
 STREAM_URL_HEADER = "flagstaff-stream"
 # The event format this client asks for; a server that does not know it sends `revision` events.
@@ -62,6 +63,16 @@ STALE_AFTER_POLL_INTERVALS = 3
 STREAM_RETRY_BASE, STREAM_RETRY_CAP = 0.5, 60.0
 POLL_RETRY_BASE = 0.5
 CATCH_UP_ATTEMPTS = 3
+
+
+class RollbackRefused(Exception):
+    """The control plane refused a rollback: `status` (409: nothing to roll back), `code`, `detail`."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +290,37 @@ class Flagstaff:
 
             self._messages = Messages(self, self.anthropic_client)
         return self._messages
+
+    # Acting ----------------------------------------------------------------------------------
+
+    def rollback(self, flag: str, *, reason: str, environment: str | None = None) -> dict[str, Any]:
+        """Take `flag`'s candidate off traffic now, in this client's environment (or
+        `environment`), through the control plane's one-motion rollback (the same as its Roll
+        back button): needs a token with the `write` scope. Returns the server's account of what
+        was done (`motion`, `summary`, `revision_after`, `incident`, ...); raises
+        RollbackRefused when the server refuses (nothing to roll back: status 409) and one of
+        OSError, http.client.HTTPException when it cannot be reached.
+        """
+        if self._offline:
+            raise RuntimeError("a client made from a file has no control plane to roll back through")
+        path = self._endpoint.path(ROLLBACK_PATH, key=flag, env=environment or self.environment)
+        answer = _http.request(
+            self._endpoint,
+            "POST",
+            path,
+            headers={**self._auth, "Content-Type": "application/json", "Accept": "application/json"},
+            body=json.dumps({"reason": reason}).encode(),
+            timeout=self._timeout,
+        )
+        try:
+            document = json.loads(answer.body) if answer.body else {}
+        except ValueError:
+            document = {}
+        if answer.status != 200 or not isinstance(document, dict):
+            detail = document.get("detail") if isinstance(document, dict) else None
+            code = document.get("code") if isinstance(document, dict) else None
+            raise RollbackRefused(answer.status, str(code or "error"), str(detail or answer.body[:200]))
+        return document
 
     # Lifecycle -------------------------------------------------------------------------------
 

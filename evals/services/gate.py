@@ -585,6 +585,25 @@ def check_serving(change: preconditions.ServingChange) -> preconditions.Outcome:
             code="gate_required",
             summary="gate: served before",
         )
+    # A version with the content the environment serves now changes nothing a gate could judge
+    # (a rollback rehearsal's no-op candidate: the serving content as a new version).
+    serving = _serving(change.flag, environment)
+    if (
+        environment is not None
+        and serving is not None
+        and serving.pk != change.version.pk
+        and serving.content_hash == change.version.content_hash
+    ):
+        return preconditions.Outcome(
+            name=CHECK_NAME,
+            met=True,
+            detail=(
+                f"v{change.version.number} has the content of v{serving.number}, which "
+                f"'{environment.key}' serves: there is no change for the gate to judge."
+            ),
+            code="gate_required",
+            summary="gate: same content as serving",
+        )
     status = gate_status(flag=change.flag, version=change.version, environment=environment)
     return preconditions.Outcome(
         name=CHECK_NAME,

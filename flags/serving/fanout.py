@@ -12,7 +12,9 @@ Django view, under uvicorn. One `Hub` per process holds every stream:
   flags.serving.changes), appended to every stream of the environment in one pass;
 - per stream a `Subscriber`: a short queue its own task writes to the socket. A stream whose
   queue fills (its client does not read, the socket buffer is full) is dropped: its
-  connection is closed and the client reconnects; nothing waits for it.
+  connection is closed and the client reconnects; nothing waits for it;
+- with Redis, an `AckReporter`: per environment the number of streams and up to which revision
+  each has been written to its connection, for rollback rehearsals (flags.serving.acks).
 
 Authentication, tickets, permissions and `Last-Event-ID` are the WSGI stream's
 (flags.serving.stream.StreamView, run in a thread before the stream starts); keep-alives and
@@ -25,10 +27,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import threading
 import time
-from collections import deque
+import uuid
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
+from flags.serving.acks import report_document, report_key
 from flags.serving.changes import (
     KEEPALIVE,
     changes_event,
@@ -72,20 +77,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Subscriber:
-    """One open stream: its format, its waiting events, and the moment it ends."""
+    """One open stream: its format, its waiting events, the moment it ends, and the revision
+    its client holds (the last one written to the connection; None before the first event)."""
 
-    __slots__ = ("closed", "drop", "ends_at", "format", "pending", "wake")
+    __slots__ = ("closed", "drop", "ends_at", "format", "pending", "revision", "wake")
 
     def __init__(self, format: str, ends_at: float, drop: asyncio.Event | None) -> None:
         self.format = format
         self.ends_at = ends_at
         self.drop = drop
-        self.pending: deque[bytes] = deque()
+        self.pending: deque[tuple[bytes, int | None]] = deque()
         self.wake = asyncio.Event()
         self.closed = False
+        self.revision: int | None = None
 
-    def offer(self, chunk: bytes) -> bool:
-        """Queue `chunk`; False (and the stream dropped) when the client is not reading."""
+    def offer(self, chunk: bytes, revision: int | None = None) -> bool:
+        """Queue `chunk` (carrying `revision`, or None for a keep-alive); False (and the stream
+        dropped) when the client is not reading."""
         if self.closed:
             return True
         if len(self.pending) >= MAX_PENDING_EVENTS:
@@ -94,7 +102,7 @@ class Subscriber:
             if self.drop is not None:
                 self.drop.set()
             return False
-        self.pending.append(chunk)
+        self.pending.append((chunk, revision))
         self.wake.set()
         return True
 
@@ -114,6 +122,11 @@ class Feed:
     """`changes` events to the current revision by revision of origin (None: none possible)."""
     refreshing: asyncio.Task[None] | None = None
     again: bool = False
+
+    def ack_report(self) -> str:
+        """This feed's line of the process's acknowledgement report (flags.serving.acks)."""
+        held = Counter(s.revision for s in self.subscribers if s.revision is not None)
+        return report_document(len(self.subscribers), held, time.time())
 
     @property
     def resync_spread(self) -> float:
@@ -135,7 +148,9 @@ class Feed:
             "ofrep": ofrep_event(revision),
             "changes": patch or resync_event(self.environment, revision, spread=self.resync_spread),
         }
-        dropped = sum(not subscriber.offer(events[subscriber.format]) for subscriber in self.subscribers)
+        dropped = sum(
+            not subscriber.offer(events[subscriber.format], revision) for subscriber in self.subscribers
+        )
         logger.info(
             "revision sent to streams",
             extra={"environment": self.environment, "revision": revision, "streams": len(self.subscribers)},
@@ -146,6 +161,41 @@ class Feed:
                 dropped,
                 extra={"environment": self.environment},
             )
+
+
+class AckReporter:
+    """Reports, per environment, this process's streams and the revisions written to them
+    (flags.serving.acks): at most one write in flight, coalescing every change meanwhile."""
+
+    def __init__(self, url: str, ttl_seconds: float) -> None:
+        self.url = url
+        self.ttl = max(1, math.ceil(ttl_seconds))
+        self.process = uuid.uuid4().hex[:12]
+        self.dirty: dict[str, Feed] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        self._client: redis.asyncio.Redis | None = None
+
+    def changed(self, feed: Feed) -> None:
+        self.dirty[feed.environment] = feed
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.dirty:
+            feeds, self.dirty = self.dirty, {}
+            try:
+                if self._client is None:
+                    self._client = redis.asyncio.Redis.from_url(
+                        self.url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+                    )
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for environment, feed in feeds.items():
+                        pipe.set(report_key(environment, self.process), feed.ack_report(), ex=self.ttl)
+                    await pipe.execute()
+            except (redis.RedisError, OSError) as exc:
+                # Rehearsals then see fewer streams reached; serving the streams goes on.
+                logger.warning("could not report stream acknowledgements: %s", exc)
+                return
 
 
 class Hub:
@@ -165,6 +215,10 @@ class Hub:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flagstaff-stream-hub")
         self._older: dict[tuple[str, int, int], asyncio.Future[bytes | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Reports outlive a few keep-alives, which refresh them: a dead process stops counting.
+        self.acks = (
+            AckReporter(self.store.redis_url, 3 * self.keepalive + 1) if self.store.redis_url else None
+        )
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._tick())]
@@ -221,6 +275,11 @@ class Hub:
         if subscriber in feed.subscribers:
             feed.subscribers.discard(subscriber)
             self.release()
+            self._delivered(feed)
+
+    def _delivered(self, feed: Feed) -> None:
+        if self.acks is not None:
+            self.acks.changed(feed)
 
     async def _first_event(self, feed: Feed, opening: StreamOpening) -> bytes:
         """What a stream sends on connect, given the client's Last-Event-ID."""
@@ -268,11 +327,20 @@ class Hub:
     async def events(self, feed: Feed, subscriber: Subscriber, first: bytes) -> AsyncIterator[bytes]:
         """The stream's body. Ends when the subscriber is ended (its time is up, it was dropped,
         its environment is gone) or when the client leaves (the server cancels it)."""
+        # The generator resumes after a `yield` once the server has handed the chunk to the
+        # connection (Django's ASGI handler asks for the next chunk after sending one).
         try:
+            revision = feed.snapshot.revision
             yield first
+            subscriber.revision = revision
+            self._delivered(feed)
             while True:
                 if subscriber.pending:
-                    yield subscriber.pending.popleft()
+                    chunk, revision_sent = subscriber.pending.popleft()
+                    yield chunk
+                    if revision_sent is not None:
+                        subscriber.revision = revision_sent
+                        self._delivered(feed)
                 elif subscriber.closed:
                     return
                 else:
@@ -377,6 +445,8 @@ class Hub:
             await asyncio.sleep(self.keepalive)
             now = time.monotonic()
             for feed in self.feeds.values():
+                if self.acks is not None and feed.subscribers:
+                    self.acks.changed(feed)
                 for subscriber in list(feed.subscribers):
                     if now >= subscriber.ends_at:
                         subscriber.end()

@@ -31,6 +31,7 @@ from rollouts.api import examples
 from rollouts.lookups import get_rollout
 from rollouts.models import Decision, Guardrail, Rollout, RolloutState, Stage
 from rollouts.services import lifecycle
+from rollouts.services.rollback import roll_back
 
 
 class StageSerializer(serializers.ModelSerializer[Stage]):
@@ -382,13 +383,25 @@ class PromoteView(APIView):
 
 
 class RollbackView(APIView):
-    """Take the candidate off traffic now and open an incident; waits on nothing."""
+    """Take the candidate off traffic now and open an incident; waits on nothing. The same
+    service as `POST /api/v1/flags/{key}/environments/{env}/rollback/`."""
 
     required_scopes = {"POST": Scope.WRITE}
 
     @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
-        return _apply(request, pk, lifecycle.rollback_rollout)
+        rollout = get_rollout(pk)
+        if rollout.state not in (RolloutState.RUNNING, RolloutState.PAUSED):
+            return _apply(request, pk, lifecycle.rollback_rollout)  # answered as it stands, or refused
+        data = validated_body(VerbSerializer, request)
+        # The one motion every Roll back entry point takes (and its flag.rolled_back entry).
+        roll_back(
+            flag=rollout.flag,
+            environment=rollout.environment,
+            actor=actor_for_request(request),
+            reason=data["reason"],
+        )
+        return Response(_detail(rollout))
 
 
 class AbortView(APIView):

@@ -2,9 +2,18 @@
 
 from django.urls import path
 
-from rollouts.api import checklist, experiments, rollouts
+from rollouts.api import checklist, experiments, rehearsals, rollback, rollouts
 
 urlpatterns = [
+    path(
+        "flags/<slug:key>/environments/<slug:env>/rollback/",
+        rollback.RollbackView.as_view(),
+        name="flag-rollback",
+    ),
+    path("rehearsals/", rehearsals.RehearsalsView.as_view(), name="rehearsals"),
+    path("rehearsals/<int:pk>/", rehearsals.RehearsalDetailView.as_view(), name="rehearsal"),
+    path("rehearsal-schedules/", rehearsals.SchedulesView.as_view(), name="rehearsal-schedules"),
+    path("rehearsal-schedules/<int:pk>/", rehearsals.ScheduleDetailView.as_view(), name="rehearsal-schedule"),
     path("rollouts/", rollouts.RolloutsView.as_view(), name="rollouts"),
     path("rollouts/<int:pk>/", rollouts.RolloutDetailView.as_view(), name="rollout"),
     path("rollouts/<int:pk>/start/", rollouts.StartView.as_view(), name="rollout-start"),

@@ -659,9 +659,12 @@ def rollback_rollout(
     reason: str = "",
     expected_version: int | None = None,
     evidence: Mapping[str, Any] | None = None,
+    rehearsal: bool = False,
 ) -> Rollout:
     """Take the candidate off traffic in one motion: the split cleared (one revision bump), an
-    incident opened, the webhook queued. Waits on no analysis and no gate."""
+    incident opened, the webhook queued. Waits on no analysis and no gate. People and services
+    reach it through rollouts.services.rollback.roll_back; `rehearsal` (a rollback rehearsal's
+    own canary) opens no incident and marks the webhook."""
     rollout, moved = _move_to(
         rollout,
         to=S.ROLLED_BACK,
@@ -676,14 +679,20 @@ def rollback_rollout(
     _end_stage(rollout, StageState.FAILED)
     split_id = _take_candidate_off(rollout, actor, f"rollout {rollout.pk} rolled back")
     state = FlagState.objects.get(flag=rollout.flag, environment=rollout.environment)
-    payload = {**rollout_payload(rollout), "reason": reason, "split_cleared": split_id}
-    open_incident(
-        kind=IncidentKind.ROLLOUT_ROLLED_BACK,
-        state=state,
-        summary=f"Rollout {rollout.pk} of v{rollout.candidate.number} rolled back: {reason}",
-        evidence={**payload, **({"decision": dict(evidence)} if evidence else {})},
-        actor=actor,
-    )
+    payload = {
+        **rollout_payload(rollout),
+        "reason": reason,
+        "split_cleared": split_id,
+        "rehearsal": rehearsal,
+    }
+    if not rehearsal:
+        open_incident(
+            kind=IncidentKind.ROLLOUT_ROLLED_BACK,
+            state=state,
+            summary=f"Rollout {rollout.pk} of v{rollout.candidate.number} rolled back: {reason}",
+            evidence={**payload, **({"decision": dict(evidence)} if evidence else {})},
+            actor=actor,
+        )
     enqueue_event(event=WebhookEvent.ROLLOUT_ROLLED_BACK, payload=payload)
     return rollout
 

@@ -10,6 +10,7 @@ from controlplane.web import HtmxHttpRequest, render_page
 from rollouts.lookups import get_rollout
 from rollouts.models import Rollout
 from rollouts.views.checklist import checklist_context
+from rollouts.rehearsal_reads import rehearsal_panel
 
 PAGE_SIZE = 50
 
@@ -33,5 +34,6 @@ def rollout_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "policy": rollout.guardrails.order_by("id"),
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
         "checklist": checklist_context(request, rollout),
+        "rehearsals": rehearsal_panel(flag=rollout.flag, environment=rollout.environment),
     }
     return render_page(request, "rollouts/rollout.html", context)

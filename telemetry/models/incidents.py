@@ -11,6 +11,7 @@ class IncidentKind(models.TextChoices):
     LATENCY_BUDGET = "latency_budget", "Latency budget breached"
     COST_BUDGET = "cost_budget", "Daily cost budget breached"
     ROLLOUT_ROLLED_BACK = "rollout_rolled_back", "Rollout rolled back"
+    ROLLBACK_REHEARSAL_FAILED = "rollback_rehearsal_failed", "Rollback rehearsal failed or slow"
 
 
 class IncidentState(models.TextChoices):
@@ -28,7 +29,7 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
 
 class Incident(models.Model):
     """A breach that needs attention: opened and resolved by the periodic budget check, or opened
-    by a rollout's rollback and resolved by hand."""
+    by a rollback (or a failed rollback rehearsal) and resolved by hand."""
 
     kind = models.CharField(max_length=32, choices=IncidentKind.choices)
     state = models.CharField(max_length=16, choices=IncidentState.choices, default=IncidentState.OPEN)

@@ -38,6 +38,8 @@ PAGES = [
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
     ("approvals", "/approvals/"),
+    ("rollback", "/flags/support-chat/environments/production/rollback/"),
+    ("rehearsals", "/flags/support-chat/environments/staging/rehearsals/"),
 ]
 
 

@@ -4,6 +4,7 @@ stream, slow consumers dropped without holding up the others."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from flags.serving.fanout import MAX_PENDING_EVENTS, Feed, Subscriber
@@ -48,9 +49,24 @@ def test_feed__new_revision__one_encoded_event_queued_to_every_stream() -> None:
 
     streams = asyncio.run(run())
 
-    chunks = [stream.pending[0] for stream in streams]
+    chunks = [stream.pending[0][0] for stream in streams]
     assert all(chunk is chunks[0] for chunk in chunks)
     assert chunks[0].startswith(b"event: changes\nid: 8\n")
+    assert {stream.pending[0][1] for stream in streams} == {8}
+
+
+def test_feed__ack_report__counts_streams_by_the_revision_written_to_them() -> None:
+    async def run() -> dict[str, object]:
+        feed = Feed("production", snapshot(8))
+        streams = subscribers(4)
+        for stream, revision in zip(streams, [8, 8, 7, None], strict=True):
+            stream.revision = revision
+        feed.subscribers.update(streams)
+        return json.loads(feed.ack_report())
+
+    report = asyncio.run(run())
+
+    assert (report["connected"], report["revisions"]) == (4, {"8": 2, "7": 1})
 
 
 def test_feed__a_stream_whose_queue_is_full__dropped_and_the_others_served() -> None:
@@ -78,7 +94,7 @@ def test_feed__older_format_streams__revision_and_ofrep_events() -> None:
         (legacy,), (ofrep,) = subscribers(1, "flagstaff"), subscribers(1, "ofrep")
         feed.subscribers.update([legacy, ofrep])
         feed.advance(snapshot(8))
-        return legacy.pending[0], ofrep.pending[0]
+        return legacy.pending[0][0], ofrep.pending[0][0]
 
     legacy, ofrep = asyncio.run(run())
 

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from controlplane.management.commands.serve import stream_command
+from flags.serving.acks import stream_reach
 from flagstaff import Flagstaff
 from tests.flags.test_resilience import SEED
 from tests.flags.throwaway import REPO, Postgres, Redis, free_port, server_env, throwaway_services, wait_for
@@ -34,8 +35,11 @@ STREAM_PATH = "/api/v1/environments/production/stream"
 class Servers:
     """gunicorn (the API) and uvicorn (the streams) on a throwaway PostgreSQL and Redis."""
 
-    def __init__(self, root: Path, postgres: Postgres, redis: Redis) -> None:
+    def __init__(
+        self, root: Path, postgres: Postgres, redis: Redis, seed: str = SEED, **settings: str
+    ) -> None:
         self.root = root
+        self.seed = seed
         self.postgres = postgres
         self.redis = redis
         self.web_port, self.stream_port = free_port(), free_port()
@@ -53,6 +57,7 @@ class Servers:
             FLAGSTAFF_REVISION_CHECK_SECONDS="0.2",
             FLAGSTAFF_REVISION_RECHECK_SECONDS="3",
             LOG_LEVEL="INFO",
+            **settings,
         )
 
     @property
@@ -72,7 +77,7 @@ class Servers:
             ).stdout
 
         manage("migrate", "--no-input")
-        self.secrets = json.loads(manage("shell", "-c", SEED).strip().splitlines()[-1])
+        self.secrets = json.loads(manage("shell", "-c", self.seed).strip().splitlines()[-1])
         argv = [sys.executable, "-m", "gunicorn", "controlplane.wsgi:application"]
         argv += ["--config", str(REPO / "controlplane" / "gunicorn_conf.py")]
         argv += ["--bind", f"127.0.0.1:{self.web_port}", "--workers", "1", "--threads", "8"]
@@ -326,3 +331,94 @@ def test_stream_process__at_capacity__503_stream_capacity_with_retry_after(serve
     assert first.response.status == 200
     assert (second.response.status, second.response.getheader("Retry-After")) == (503, "2")
     assert body["code"] == "stream_capacity"
+
+
+REHEARSAL_SEED = """
+import json
+from flags import services
+from tests.factories import FACTORY_ACTOR, make_environment, make_flag, make_token, make_version
+
+environment = make_environment(key="staging")
+flag = make_flag(key="rehearsed")
+make_version(flag=flag)
+services.publish_version(flag=flag, environment=environment, number=1, actor=FACTORY_ACTOR)
+services.set_flag_enabled(flag=flag, environment=environment, enabled=True, actor=FACTORY_ACTOR)
+print(json.dumps({
+    "resolve": make_token(scopes=["resolve"], environment=environment).secret,
+    "read": make_token(scopes=["read"]).secret,
+}))
+"""
+
+
+@pytest.mark.skipif(
+    os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") != "1", reason="a rollback rehearsal: the services pass only"
+)
+def test_rollback_rehearsal__streaming_clients__three_times_recorded_every_stream_reached(
+    servers: Servers,
+) -> None:
+    """`manage.py rehearse_rollback` as an operator runs it, against this process and gunicorn,
+    with five clients following the stream of a staging environment."""
+
+    def manage(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *argv],
+            cwd=REPO,
+            env={**servers.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+
+    secrets = json.loads(manage("shell", "-c", REHEARSAL_SEED).stdout.strip().splitlines()[-1])
+    read = {"Authorization": f"Bearer {secrets['read']}"}
+    clients = [Flagstaff(url=servers.url, token=secrets["resolve"], environment="staging") for _ in range(5)]
+    try:
+        wait_for(
+            lambda: stream_reach(servers.redis.url, "staging", 0).connected >= 5, "five reported streams"
+        )
+
+        ran = manage(
+            "rehearse_rollback",
+            "rehearsed",
+            "staging",
+            "--reason",
+            "drill",
+            FLAGSTAFF_REHEARSAL_API_URL=servers.url,
+        )
+
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        [rehearsal] = requests.get(
+            f"{servers.url}/api/v1/rehearsals/?flag=rehearsed", headers=read, timeout=10
+        ).json()["results"]
+        assert rehearsal["state"] == "passed", rehearsal
+        for key in ("snapshot_seconds", "stream_seconds", "probe_seconds"):
+            assert 0 <= rehearsal[key] <= rehearsal["threshold_seconds"]
+        # The five clients and the rehearsal's own probe were connected; every one had the revision.
+        assert rehearsal["clients_connected"] >= 6
+        assert rehearsal["clients_reached"] == rehearsal["clients_connected"]
+        steps = [step["step"] for step in rehearsal["steps"]]
+        assert steps[:3] == ["probe_connected", "candidate_created", "canary_started"]
+        assert {
+            "canary_seen",
+            "rolled_back",
+            "snapshot_served",
+            "streams_reached",
+            "probe_on_baseline",
+        } <= set(steps)
+        rollout = requests.get(
+            f"{servers.url}/api/v1/rollouts/{rehearsal['rollout']}/", headers=read, timeout=10
+        )
+        assert rollout.json()["state"] == "rolled_back"
+        revision = requests.get(
+            f"{servers.url}/api/v1/environments/staging/snapshot",
+            headers={"Authorization": f"Bearer {secrets['resolve']}"},
+            timeout=10,
+        ).json()["revision"]
+        for client in clients:
+            assert client.wait_for_revision(revision, 10)
+            served = {client.resolve("rehearsed", {"targetingKey": f"user-{n}"}).version for n in range(200)}
+            assert served == {1}
+    finally:
+        for client in clients:
+            client.close(timeout=2)
