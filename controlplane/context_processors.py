@@ -31,6 +31,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             # fit the navigation's one line at 1024 px.
             NavItem("Rollouts", "rollouts:list", Scope.READ),
             NavItem("Experiments", "rollouts:experiments", Scope.READ),
+            NavItem("Scheduled changes", "rollouts:scheduled", Scope.READ),
         ),
     ),
     (
@@ -49,7 +50,13 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Eval runs", "evals:runs", Scope.READ),
         ),
     ),
-    ("Audit", (NavItem("Audit log", "core:audit", Scope.AUDIT),)),
+    (
+        "Audit",
+        (
+            NavItem("Audit log", "core:audit", Scope.AUDIT),
+            NavItem("Timeline", "rollouts:timeline", Scope.AUDIT),
+        ),
+    ),
     (
         "Admin",
         (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from rollouts.services import experiment_ticks, ticks
+from rollouts.services import experiment_ticks, scheduling, ticks
 
 
 @shared_task(name="rollouts.tick_rollouts", acks_late=True, time_limit=120, soft_time_limit=100)
@@ -30,3 +30,14 @@ def tick_experiments() -> int:
     of `next_tick_at`, a conditional UPDATE of `ticks_done` and a unique decision per tick.
     """
     return experiment_ticks.tick_due_experiments()
+
+
+@shared_task(name="rollouts.apply_scheduled_changes", acks_late=True, time_limit=120, soft_time_limit=100)
+def apply_scheduled_changes() -> int:
+    """Apply every scheduled change that is due.
+
+    Idempotency key: the scheduled change's id. Each is claimed by a conditional UPDATE of its
+    state (pending -> applied) in the transaction that applies it, so several beats and workers
+    sweeping at once apply each change once.
+    """
+    return scheduling.apply_due_changes()

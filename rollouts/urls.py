@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.views import experiments, rollouts
+from rollouts.views import experiments, rollouts, scheduling, timeline
 
 app_name = "rollouts"
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path("rollouts/<int:pk>/", rollouts.rollout_detail, name="detail"),
     path("experiments/", experiments.experiment_list, name="experiments"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
+    path("scheduled-changes/", scheduling.scheduled_list, name="scheduled"),
+    path("scheduled-changes/<int:pk>/cancel/", scheduling.scheduled_cancel, name="scheduled-cancel"),
+    path("timeline/", timeline.timeline, name="timeline"),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.api import experiments, rollouts
+from rollouts.api import experiments, rollouts, scheduling
 
 urlpatterns = [
     path("rollouts/", rollouts.RolloutsView.as_view(), name="rollouts"),
@@ -27,4 +27,9 @@ urlpatterns = [
         name="experiment-start-canary",
     ),
     path("experiments/<int:pk>/decisions/", experiments.DecisionsView.as_view(), name="experiment-decisions"),
+    path("scheduled-changes/", scheduling.ScheduledChangesView.as_view(), name="scheduled-changes"),
+    path("scheduled-changes/<int:pk>/", scheduling.ScheduledChangeView.as_view(), name="scheduled-change"),
+    path(
+        "scheduled-changes/<int:pk>/cancel/", scheduling.CancelView.as_view(), name="scheduled-change-cancel"
+    ),
 ]

@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from controlplane.web import HtmxHttpRequest, render_page
 from rollouts.lookups import get_rollout
 from rollouts.models import Rollout
+from rollouts.scheduled_reads import scheduled_for
 
 PAGE_SIZE = 50
 
@@ -31,5 +32,6 @@ def rollout_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "stages": rollout.stages.order_by("index"),
         "policy": rollout.guardrails.order_by("id"),
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
+        "scheduled": scheduled_for(rollout.flag, rollout.environment),
     }
     return render_page(request, "rollouts/rollout.html", context)
