@@ -37,6 +37,8 @@ PAGES = [
     ("users", "/users/"),
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
+    ("scheduled", "/scheduled-changes/?flag=support-chat"),
+    ("timeline", "/timeline/?flag=support-chat&environment=production"),
 ]
 
 
