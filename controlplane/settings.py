@@ -466,6 +466,8 @@ SPECTACULAR_SETTINGS = {
         "RolloutStateEnum": "rollouts.models.RolloutState",
         "StageStateEnum": "rollouts.models.StageState",
         "ExperimentStateEnum": "rollouts.models.ExperimentState",
+        "ScheduledChangeKindEnum": "rollouts.models.ScheduledChangeKind",
+        "ScheduledChangeStateEnum": "rollouts.models.ScheduledChangeState",
     },
 }
 

@@ -329,7 +329,7 @@ def apply_scheduled_change(*, change_id: int, now: datetime | None = None) -> Sc
             environment_key=change.environment.key,
         )
     logger.info(
-        "scheduled change applied",
+        "scheduled change ended",
         extra={"scheduled_change": change.pk, "state": change.state, "code": change.outcome_code},
     )
     return change

@@ -33,7 +33,7 @@ from tests.rollouts.factories import make_world
 BEATS = 2
 WORKERS = 2
 BEAT_SECONDS = 0.5
-WAIT_SECONDS = 120
+WAIT_SECONDS = 300  # the processes start in seconds, or minutes on a loaded machine
 
 
 @pytest.fixture
