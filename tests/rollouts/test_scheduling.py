@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -15,6 +17,7 @@ from controlplane.errors import Conflict, DomainError, InvalidInput
 from controlplane.models import Role, UserRole
 from flags import services as flag_services
 from flags.models import Environment, FlagState, Split
+from rollouts import tasks
 from rollouts.models import RolloutState, ScheduledChange, ScheduledChangeState
 from rollouts.services import scheduling
 from tests.factories import FACTORY_ACTOR, audit_mark, audit_since, make_environment, make_user
@@ -307,3 +310,17 @@ def test_schedule__rollout_already_running__400_nothing_stored() -> None:
 
     assert refused.value.code == "invalid_transition"
     assert not ScheduledChange.objects.exists()
+
+
+def test_task__beat_entry_names_it_and_it_applies_what_is_due(scheduler: User) -> None:
+    world = make_world()
+    change = _schedule(world, scheduler, "publish", version=2)
+
+    with time_machine.travel(_after(change), tick=False):
+        applied = tasks.apply_scheduled_changes()
+
+    assert applied == 1
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["apply-scheduled-changes"]["task"] == tasks.apply_scheduled_changes.name
+    )
+    assert _serving(world) == 2
