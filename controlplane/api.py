@@ -37,7 +37,16 @@ AUDIT_FILTER_PARAMETERS = [
     OpenApiParameter("actor", str, description="Actor name contains"),
     OpenApiParameter("flag", str, description="Flag key"),
     OpenApiParameter("environment", str, description="Environment key"),
-    OpenApiParameter("action", str, description="Action, or a prefix ending in '.' (e.g. 'version.')"),
+    OpenApiParameter(
+        "action",
+        str,
+        description="Action, or a prefix ending in '.' (e.g. 'version.'); several separated by commas",
+    ),
+    OpenApiParameter(
+        "flag_wide",
+        bool,
+        description="With environment: also the flag's entries that name no environment (versions, gate)",
+    ),
 ]
 
 

@@ -129,6 +129,7 @@ NOT_FOUND_DETAILS = {
     "eval-runs": "No eval run with id 418.",
     "judges": "No flag with key 'support-judge'.",
     "rollouts": "No rollout 12.",
+    "scheduled-changes": "No scheduled change 31.",
 }
 
 

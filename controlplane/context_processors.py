@@ -33,6 +33,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Experiments", "rollouts:experiments", Scope.READ),
             # Four eyes: the changes waiting for an Approver other than their author.
             NavItem("Approvals", "flags:approvals", Scope.READ),
+            NavItem("Scheduled changes", "rollouts:scheduled", Scope.READ),
         ),
     ),
     (
@@ -51,7 +52,13 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Eval runs", "evals:runs", Scope.READ),
         ),
     ),
-    ("Audit", (NavItem("Audit log", "core:audit", Scope.AUDIT),)),
+    (
+        "Audit",
+        (
+            NavItem("Audit log", "core:audit", Scope.AUDIT),
+            NavItem("Timeline", "rollouts:timeline", Scope.AUDIT),
+        ),
+    ),
     (
         "Admin",
         (

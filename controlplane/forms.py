@@ -12,7 +12,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from controlplane import login_throttle
@@ -26,7 +26,14 @@ class AuditFilterForm(forms.Form):
     flag = forms.CharField(required=False, max_length=100)
     environment = forms.CharField(required=False, max_length=100)
     action = forms.CharField(
-        required=False, max_length=64, help_text="Exact action or a prefix ending in '.'"
+        required=False,
+        max_length=1000,
+        help_text="Exact action or a prefix ending in '.'; several, separated by commas",
+    )
+    flag_wide = forms.BooleanField(
+        required=False,
+        help_text="With an environment: also the entries about the flag as a whole (its versions, "
+        "gate verdicts), which name no environment",
     )
 
     def clean(self) -> dict[str, Any]:
@@ -47,14 +54,14 @@ class AuditFilterForm(forms.Form):
         if data.get("flag"):
             entries = entries.filter(flag_key=data["flag"])
         if data.get("environment"):
-            entries = entries.filter(environment_key=data["environment"])
-        action = data.get("action")
-        if action:
-            entries = (
-                entries.filter(action__startswith=action)
-                if action.endswith(".")
-                else entries.filter(action=action)
-            )
+            environments = [data["environment"], *([""] if data.get("flag_wide") else [])]
+            entries = entries.filter(environment_key__in=environments)
+        actions = [action.strip() for action in (data.get("action") or "").split(",") if action.strip()]
+        if actions:
+            matches = Q()
+            for action in actions:
+                matches |= Q(action__startswith=action) if action.endswith(".") else Q(action=action)
+            entries = entries.filter(matches)
         return entries
 
     def error_list(self) -> list[dict[str, str]]:
@@ -71,6 +78,8 @@ class AuditFilterPickerForm(AuditFilterForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Picking an environment on the page shows its entries; the API offers `flag_wide`.
+        del self.fields["flag_wide"]
         entries = AuditEntry.objects.order_by()
         users = get_user_model().objects.order_by("username").values_list("username", flat=True)
         tokens = ApiToken.objects.order_by("name").values_list("name", flat=True)

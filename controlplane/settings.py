@@ -216,6 +216,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat sweeps for scheduled changes that are due: a change applies at most this late.
+FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS = env_int("FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS", 10)
+if FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS < 1:
+    raise ImproperlyConfigured("FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS must be at least 1.")
 # Tasks are named by their `name=` (stable across code moves), which is what "task" refers to.
 CELERY_BEAT_SCHEDULE = {
     # Anchor the audit chain (entry count and head hash, signed) every 10 minutes, so a chain
@@ -247,6 +251,12 @@ CELERY_BEAT_SCHEDULE = {
     # Start the rollback rehearsals whose schedule is due (each schedule is taken by one sweep
     # only), and run again any requested rehearsal whose message was lost.
     "sweep-rehearsals": {"task": "rollouts.sweep_rehearsals", "schedule": 30},
+    # Apply the scheduled changes that are due (publish, enable/disable, rollout start, split);
+    # each is applied once however many beats and workers run (rollouts/services/scheduling.py).
+    "apply-scheduled-changes": {
+        "task": "rollouts.apply_scheduled_changes",
+        "schedule": FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS,
+    },
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
@@ -484,6 +494,8 @@ SPECTACULAR_SETTINGS = {
         "RolloutStateEnum": "rollouts.models.RolloutState",
         "StageStateEnum": "rollouts.models.StageState",
         "ExperimentStateEnum": "rollouts.models.ExperimentState",
+        "ScheduledChangeKindEnum": "rollouts.models.ScheduledChangeKind",
+        "ScheduledChangeStateEnum": "rollouts.models.ScheduledChangeState",
     },
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -22,6 +22,7 @@ from controlplane.audit import verify_chain
 from controlplane.errors import DomainError, NotFound
 from controlplane.forms import (
     ApiTokenForm,
+    AuditFilterForm,
     AuditFilterPickerForm,
     UserActiveForm,
     UserCreateForm,
@@ -111,12 +112,17 @@ def change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def filtered_page(request: HttpRequest, form: AuditFilterForm) -> Page[AuditEntry]:
+    """The page of entries the request asks for, of those that `form`'s filters match."""
+    entries = form.apply(AuditEntry.objects.all()) if form.is_valid() else AuditEntry.objects.none()
+    return Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+
+
 @login_required
 def audit(request: HtmxHttpRequest) -> HttpResponse:
     require_scope(request, Scope.AUDIT)
     form = AuditFilterPickerForm(request.GET)
-    entries = form.apply(AuditEntry.objects.all()) if form.is_valid() else AuditEntry.objects.none()
-    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = filtered_page(request, form)
     context = {
         "form": form,
         "page": page,

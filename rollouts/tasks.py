@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from rollouts.services import experiment_ticks, rehearsals, ticks
+from rollouts.services import experiment_ticks, rehearsals, scheduling, ticks
 
 
 @shared_task(name="rollouts.tick_rollouts", acks_late=True, time_limit=120, soft_time_limit=100)
@@ -51,3 +51,12 @@ def sweep_rehearsals() -> int:
     its `next_run_at`, so concurrent or repeated sweeps request each due rehearsal once.
     """
     return rehearsals.sweep_rehearsals()
+@shared_task(name="rollouts.apply_scheduled_changes", acks_late=True, time_limit=120, soft_time_limit=100)
+def apply_scheduled_changes() -> int:
+    """Apply every scheduled change that is due.
+
+    Idempotency key: the scheduled change's id. Each is claimed by a conditional UPDATE of its
+    state (pending -> applied) in the transaction that applies it, so several beats and workers
+    sweeping at once apply each change once.
+    """
+    return scheduling.apply_due_changes()

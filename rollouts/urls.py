@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.views import checklist, experiments, rollback, rollouts
+from rollouts.views import checklist, experiments, rollback, rollouts, scheduling, timeline
 
 app_name = "rollouts"
 
@@ -31,4 +31,7 @@ urlpatterns = [
     path("experiments/", experiments.experiment_list, name="experiments"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
     *CHECKLIST_FORMS,
+    path("scheduled-changes/", scheduling.scheduled_list, name="scheduled"),
+    path("scheduled-changes/<int:pk>/cancel/", scheduling.scheduled_cancel, name="scheduled-cancel"),
+    path("timeline/", timeline.timeline, name="timeline"),
 ]

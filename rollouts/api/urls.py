@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.api import checklist, experiments, rehearsals, rollback, rollouts
+from rollouts.api import checklist, experiments, rehearsals, rollback, rollouts, scheduling
 
 urlpatterns = [
     path(
@@ -64,4 +64,9 @@ urlpatterns = [
     ),
     path("checklist-policies/", checklist.PoliciesView.as_view(), name="checklist-policies"),
     path("checklist-policies/<slug:env>/", checklist.PolicyView.as_view(), name="checklist-policy"),
+    path("scheduled-changes/", scheduling.ScheduledChangesView.as_view(), name="scheduled-changes"),
+    path("scheduled-changes/<int:pk>/", scheduling.ScheduledChangeView.as_view(), name="scheduled-change"),
+    path(
+        "scheduled-changes/<int:pk>/cancel/", scheduling.CancelView.as_view(), name="scheduled-change-cancel"
+    ),
 ]

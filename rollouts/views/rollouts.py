@@ -9,8 +9,9 @@ from django.http import HttpResponse
 from controlplane.web import HtmxHttpRequest, render_page
 from rollouts.lookups import get_rollout
 from rollouts.models import Rollout
-from rollouts.views.checklist import checklist_context
 from rollouts.rehearsal_reads import rehearsal_panel
+from rollouts.scheduled_reads import scheduled_for
+from rollouts.views.checklist import checklist_context
 
 PAGE_SIZE = 50
 
@@ -35,5 +36,6 @@ def rollout_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
         "checklist": checklist_context(request, rollout),
         "rehearsals": rehearsal_panel(flag=rollout.flag, environment=rollout.environment),
+        "scheduled": scheduled_for(rollout.flag, rollout.environment),
     }
     return render_page(request, "rollouts/rollout.html", context)

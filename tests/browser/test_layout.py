@@ -40,6 +40,8 @@ PAGES = [
     ("approvals", "/approvals/"),
     ("rollback", "/flags/support-chat/environments/production/rollback/"),
     ("rehearsals", "/flags/support-chat/environments/staging/rehearsals/"),
+    ("scheduled", "/scheduled-changes/?flag=support-chat"),
+    ("timeline", "/timeline/?flag=support-chat&environment=production"),
 ]
 
 

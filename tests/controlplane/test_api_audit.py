@@ -101,6 +101,16 @@ def test_audit_get__limit__paginated(api: APIClient) -> None:
         ("action=version.", ["version.published", "version.created"]),
         ("action=version", []),
         ("action=flag.created&flag=other", ["flag.created"]),
+        ("action=version.created,environment.", ["version.created", "environment.created"]),
+        (
+            "action=version., flag.created&flag=support-chat",
+            ["version.published", "version.created", "flag.created"],
+        ),
+        ("flag=support-chat&environment=staging", ["version.published"]),
+        (
+            "flag=support-chat&environment=staging&flag_wide=true",
+            ["version.published", "version.created", "flag.created"],
+        ),
     ],
 )
 def test_audit_get__filter__matching_entries_only(api: APIClient, query: str, expected: list[str]) -> None:

@@ -1,0 +1,82 @@
+"""Forms of the rollouts pages: scheduling a change, and the timeline's filters."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+
+from controlplane.forms import AuditFilterPickerForm
+from flags.models import Environment, Flag
+from rollouts.models import ScheduledChangeKind
+from rollouts.timeline import TIMELINE_ACTIONS
+
+
+class ScheduleForm(forms.Form):
+    flag = forms.ModelChoiceField(queryset=Flag.objects.order_by("key"), to_field_name="key")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("key"), to_field_name="key")
+    kind = forms.ChoiceField(choices=ScheduledChangeKind.choices, label="Change")
+    run_at = forms.DateTimeField(
+        label="When (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Applied within a few seconds of this time.",
+    )
+    version = forms.IntegerField(
+        required=False, min_value=1, help_text="To publish, or to serve to a share of units."
+    )
+    weight_percent = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_value=100,
+        decimal_places=2,
+        label="Share of units (%)",
+        help_text="For a split change only.",
+    )
+    rollout = forms.IntegerField(required=False, min_value=1, help_text="For a rollout start: its number.")
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required in a protected environment; kept in the audit log.",
+    )
+
+    def service_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        percent = data.get("weight_percent")
+        return {
+            "flag": data["flag"],
+            "environment": data["environment"],
+            "kind": data["kind"],
+            "run_at": data["run_at"],
+            "version": data.get("version"),
+            "weight": None if percent is None else int(percent * 100),
+            "rollout": data.get("rollout"),
+            "reason": data.get("reason") or "",
+        }
+
+
+class TimelineForm(AuditFilterPickerForm):
+    """The audit filters a timeline offers (flag, environment, time, actor); the actions are the
+    timeline's, and a flag's timeline in an environment keeps the flag's own entries (its
+    versions, gate verdicts), which name no environment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["action"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        cleaned["action"] = ",".join(TIMELINE_ACTIONS)
+        cleaned["flag_wide"] = bool(cleaned.get("flag"))
+        return cleaned
+
+    def export_query(self, export_format: str) -> str:
+        """The audit export's query string for these very entries."""
+        query = {name: self.data.get(name, "") for name in ("since", "until", "actor", "flag", "environment")}
+        query.update(
+            format=export_format,
+            action=",".join(TIMELINE_ACTIONS),
+            flag_wide="true" if query["flag"] and query["environment"] else "",
+        )
+        return urlencode({name: value for name, value in query.items() if value})
