@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "telemetry",
     "evals",
     "rollouts",
+    "deprecations",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,9 @@ CELERY_BEAT_SCHEDULE = {
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": 15},
     # The same for running experiments: health each interval, the conclusion at the end.
     "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": 15},
+    # Notify the runway thresholds of retiring models once a day (the days left change daily);
+    # a catalog sync that changes a lifecycle or date re-checks at once (deprecations/tasks.py).
+    "check-deprecations": {"task": "deprecations.check_deprecations", "schedule": 24 * 60 * 60},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
