@@ -129,12 +129,14 @@ def _notify(
     history = list(open_incident_row.evidence.get("notices", [])) if open_incident_row else []
     notices = [*history, _notice_dict(notice)]
     evidence = _evidence(due, pair_exposures, notices)
-    # The summary names the most urgent model of the pair, which the newest notice may not be.
     summary = _summary(due, pair)
     if open_incident_row is not None and rules.severity_rank(notice.severity) < rules.severity_rank(
         str(open_incident_row.evidence.get("severity", "info"))
     ):
+        # A less urgent model of the pair: the incident keeps naming the most urgent one and
+        # gains this notice and the current exposures.
         summary = open_incident_row.summary
+        evidence = {**open_incident_row.evidence, "exposures": evidence["exposures"], "notices": notices}
     incident: Incident | None = None
     if open_incident_row is not None and escalate_incident(
         incident=open_incident_row, summary=summary, evidence=evidence, actor=actor

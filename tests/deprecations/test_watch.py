@@ -17,13 +17,13 @@ from django.db import IntegrityError, transaction
 from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from deprecations import tasks
+from deprecations import services, tasks
 from deprecations.models import DeprecationNotice
 from flags import services as flag_services
 from flags.models import ClaudeModel
 from telemetry.models.incidents import Incident, IncidentKind, WebhookEvent
 from telemetry.services import webhooks
-from tests.deprecations.factories import Served, serve
+from tests.deprecations.factories import Served, serve, set_lifecycle
 from tests.factories import FACTORY_ACTOR, make_version
 from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 from tests.telemetry.webhook_receiver import WebhookReceiver, running_receiver
@@ -208,3 +208,26 @@ def test_watch__model_no_longer_served__incident_resolved(
     incident = incident_of(served)
     assert result["resolved"] == [incident.pk]
     assert incident.resolution["reason"] == "It no longer serves a retiring or retired model."
+
+
+def test_watch__second_model_less_urgent__incident_keeps_the_most_urgent_words() -> None:
+    served = serve("claude-opus-5", key="support-chat")
+    make_version(flag=served.flag, content={**served.version.content, "model": "claude-sonnet-5"})
+    flag_services.set_split(
+        flag=served.flag, environment=served.environment, candidate=2, weight=500, actor=FACTORY_ACTOR
+    )
+    today = DAY_ONE.date()
+    set_lifecycle("claude-opus-5", "deprecated", today + timedelta(days=6))
+    services.check_deprecations(today=today)
+    set_lifecycle("claude-sonnet-5", "deprecated", today + timedelta(days=50))
+
+    services.check_deprecations(today=today)
+
+    incident = incident_of(served)
+    assert incident.summary.startswith("High: support-chat @ ")
+    assert (incident.evidence["severity"], incident.evidence["model"]) == ("high", "claude-opus-5")
+    assert [(n["model"], n["severity"]) for n in incident.evidence["notices"]] == [
+        ("claude-opus-5", "high"),
+        ("claude-sonnet-5", "info"),
+    ]
+    assert {e["model"] for e in incident.evidence["exposures"]} == {"claude-opus-5", "claude-sonnet-5"}
