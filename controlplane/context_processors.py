@@ -27,6 +27,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Flags", "flags:list", Scope.READ),
             NavItem("Segments", "flags:segments", Scope.READ),
             NavItem("Models", "flags:models", Scope.READ),
+            NavItem("Deprecations", "deprecations:list", Scope.READ),
             # Rollouts and experiments move a flag's traffic; a group of their own would not
             # fit the navigation's one line at 1024 px.
             NavItem("Rollouts", "rollouts:list", Scope.READ),

@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "telemetry",
     "evals",
     "rollouts",
+    "deprecations",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rollouts.apply_scheduled_changes",
         "schedule": FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS,
     },
+    # Notify the runway thresholds of retiring models once a day (the days left change daily);
+    # a catalog sync that changes a lifecycle or date re-checks at once (deprecations/tasks.py).
+    "check-deprecations": {"task": "deprecations.check_deprecations", "schedule": 24 * 60 * 60},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")

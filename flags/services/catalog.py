@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import anthropic
 from django.db import transaction
+from django.dispatch import Signal
 
 from controlplane import audit
 from controlplane.anthropic_client import make_client
@@ -16,6 +17,10 @@ from flags.catalog import fetch_models, store_models
 from flags.validation import ModelInfo
 
 logger = logging.getLogger(__name__)
+
+# Sent after the commit of a sync that changed the catalog, with `changes` (ids added, changed,
+# repriced): apps above flags (the deprecation watch) re-read lifecycles and retirement dates.
+catalog_synced = Signal()
 
 
 @transaction.atomic
@@ -28,6 +33,10 @@ def sync_model_catalog(*, models: Sequence[ModelInfo], source: str, actor: Actor
             action="catalog.synced",
             target=AuditTarget(type="flags.modelcatalog", id=source, label=f"model catalog ({source})"),
             changes={"source": source, **changes},
+        )
+        # robust: a listener's failure must not undo or fail the sync that already committed.
+        transaction.on_commit(
+            lambda: catalog_synced.send_robust(sender=sync_model_catalog, changes=changes), robust=True
         )
     logger.info("model catalog synced", extra={"source": source, **{k: len(v) for k, v in changes.items()}})
     return changes

@@ -60,6 +60,23 @@ class ModelInfo:
     prices: tuple[ModelPrice, ...] = ()
 
 
+def is_unpinned_alias(model_id: str, model: ModelInfo) -> bool:
+    """Whether `model_id` is an alias of `model` rather than its dated id.
+
+    Only models before Opus 4.6 have aliases: later ones have one fixed, dateless id (the
+    reference on the Anthropic API, section 4.1), so an alias in the catalog always names a
+    pre-4.6 model whose alias could move to a newer snapshot.
+    """
+    return model_id != model.id and model_id in model.aliases
+
+
+def unpinned_alias_message(model_id: str, model: ModelInfo) -> str:
+    return (
+        f"'{model_id}' is an alias of '{model.id}': pin the dated id in production, so the "
+        "model cannot change under the version when the alias moves to a newer snapshot."
+    )
+
+
 def load_seed(path: Path | None = None) -> list[ModelInfo]:
     """Read the catalog seed file (flags/data/models.json unless another path is given)."""
     document = json.loads((path or SEED_PATH).read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeGuard
 
-from flags.validation.catalog import ModelInfo
+from flags.validation.catalog import ModelInfo, is_unpinned_alias, unpinned_alias_message
 from flags.validation.issues import (
     Issue,
     ValidationResult,
@@ -165,6 +165,8 @@ class _Checker:
         if model.lifecycle == "deprecated":
             message = f"Model '{model_id}' is deprecated{self._retirement(model)}.{switch}"
             self.warning(path, message, "model_deprecated")
+        if is_unpinned_alias(model_id, model):
+            self.warning(path, unpinned_alias_message(model_id, model), "model_alias_not_pinned")
         return model
 
     def _retirement(self, model: ModelInfo) -> str:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("telemetry", "0005_rollup_cost_sum_of_squares"),
+        ("telemetry", "0006_incident_kind_deprecation"),
     ]
 
     operations = [
@@ -18,6 +18,7 @@ class Migration(migrations.Migration):
                     ("cost_budget", "Daily cost budget breached"),
                     ("rollout_rolled_back", "Rollout rolled back"),
                     ("rollback_rehearsal_failed", "Rollback rehearsal failed or slow"),
+                    ("deprecation", "Model retiring or retired"),
                 ],
                 max_length=32,
             ),

@@ -12,6 +12,7 @@ class IncidentKind(models.TextChoices):
     COST_BUDGET = "cost_budget", "Daily cost budget breached"
     ROLLOUT_ROLLED_BACK = "rollout_rolled_back", "Rollout rolled back"
     ROLLBACK_REHEARSAL_FAILED = "rollback_rehearsal_failed", "Rollback rehearsal failed or slow"
+    DEPRECATION = "deprecation", "Model retiring or retired"
 
 
 class IncidentState(models.TextChoices):
@@ -28,8 +29,9 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
 
 
 class Incident(models.Model):
-    """A breach that needs attention: opened and resolved by the periodic budget check, or opened
-    by a rollback (or a failed rollback rehearsal) and resolved by hand."""
+    """A breach that needs attention: opened and resolved by the periodic budget check, opened
+    by a rollback (or a failed rollback rehearsal) and resolved by hand, or opened, escalated
+    and resolved by the deprecation watch (deprecations/services.py)."""
 
     kind = models.CharField(max_length=32, choices=IncidentKind.choices)
     state = models.CharField(max_length=16, choices=IncidentState.choices, default=IncidentState.OPEN)
@@ -77,6 +79,8 @@ class Incident(models.Model):
 class WebhookEvent(models.TextChoices):
     INCIDENT_OPENED = "incident.opened", "Incident opened"
     INCIDENT_RESOLVED = "incident.resolved", "Incident resolved"
+    # An open incident got more urgent (a deprecation's next runway threshold).
+    INCIDENT_ESCALATED = "incident.escalated", "Incident escalated"
     # Rollouts' events, named like Argo Rollouts' notification triggers.
     ROLLOUT_STEP_COMPLETED = "rollout-step-completed", "Rollout stage completed"
     ROLLOUT_PAUSED = "rollout-paused", "Rollout paused"

@@ -101,6 +101,22 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     }
 
 
+def _announce(
+    *, incident: Incident, action: str, changes: dict[str, Any], event: str, actor: Actor, reason: str = ""
+) -> None:
+    """Audit a change of an incident and queue its webhook, in the caller's transaction."""
+    audit.record(
+        actor=actor,
+        action=action,
+        target=incident,
+        changes=changes,
+        reason=reason,
+        flag_key=incident.flag.key,
+        environment_key=incident.environment.key,
+    )
+    enqueue_event(event=event, payload=incident_payload(incident))
+
+
 def _open_incident(
     *, kind: str, state: FlagState, summary: str, evidence: dict[str, Any], now: datetime, actor: Actor
 ) -> Incident | None:
@@ -118,15 +134,13 @@ def _open_incident(
                 )
         except IntegrityError:
             return None  # the partial unique constraint: another check opened it first
-        audit.record(
-            actor=actor,
+        _announce(
+            incident=incident,
             action="incident.opened",
-            target=incident,
             changes={"kind": kind, "summary": incident.summary, "evidence": evidence},
-            flag_key=state.flag.key,
-            environment_key=state.environment.key,
+            event=WebhookEvent.INCIDENT_OPENED,
+            actor=actor,
         )
-        enqueue_event(event=WebhookEvent.INCIDENT_OPENED, payload=incident_payload(incident))
     return incident
 
 
@@ -141,16 +155,14 @@ def _close_incident(
     if resolved != 1:
         return False
     incident.refresh_from_db()
-    audit.record(
-        actor=actor,
+    _announce(
+        incident=incident,
         action="incident.resolved",
-        target=incident,
         changes={"kind": incident.kind, "resolution": resolution},
+        event=WebhookEvent.INCIDENT_RESOLVED,
+        actor=actor,
         reason=reason,
-        flag_key=incident.flag.key,
-        environment_key=incident.environment.key,
     )
-    enqueue_event(event=WebhookEvent.INCIDENT_RESOLVED, payload=incident_payload(incident))
     return True
 
 
@@ -162,6 +174,26 @@ def open_incident(
     return _open_incident(
         kind=kind, state=state, summary=summary, evidence=evidence, now=timezone.now(), actor=actor
     )
+
+
+@transaction.atomic
+def escalate_incident(*, incident: Incident, summary: str, evidence: dict[str, Any], actor: Actor) -> bool:
+    """Give an open incident new words and evidence (it got more urgent), announced by webhook;
+    False when it was resolved meanwhile (the caller then opens a new one)."""
+    updated = Incident.objects.filter(pk=incident.pk, state=IncidentState.OPEN).update(
+        summary=summary[:300], evidence=evidence
+    )
+    if updated != 1:
+        return False
+    incident.refresh_from_db()
+    _announce(
+        incident=incident,
+        action="incident.escalated",
+        changes={"kind": incident.kind, "summary": incident.summary, "evidence": evidence},
+        event=WebhookEvent.INCIDENT_ESCALATED,
+        actor=actor,
+    )
+    return True
 
 
 def resolve_incident(*, incident: Incident, actor: Actor, reason: str = "") -> Incident:

@@ -28,6 +28,7 @@ PAGES = [
     ("diff", "/flags/support-chat/diff/?from=1&to=2"),
     ("segments", "/segments/"),
     ("models", "/models/"),
+    ("deprecations", "/deprecations/"),
     ("dashboard", "/telemetry/flags/support-chat/"),
     ("telemetry", "/telemetry/"),
     ("incidents", "/incidents/"),

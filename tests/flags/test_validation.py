@@ -19,7 +19,7 @@ VALID = [
         id="sampling-under-2023-06-01-on-accepting-model",
     ),
     pytest.param(
-        make(model="claude-haiku-4-5", anthropic_version="2023-06-01", temperature=0.7),
+        make(model="claude-haiku-4-5-20251001", anthropic_version="2023-06-01", temperature=0.7),
         "chat",
         id="haiku-4-5-one-sampling-param",
     ),
@@ -39,7 +39,11 @@ VALID = [
         make(thinking={"type": "adaptive", "display": "summarized"}), "chat", id="thinking-supported"
     ),
     pytest.param(
-        make(model="claude-haiku-4-5", max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024}),
+        make(
+            model="claude-haiku-4-5-20251001",
+            max_tokens=4096,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        ),
         "chat",
         id="budget-at-minimum-below-max-tokens",
     ),
@@ -267,10 +271,10 @@ WARNINGS = [
         id="deprecated",
     ),
     pytest.param(
-        make(model="claude-sonnet-4-5"),
+        make(model="claude-sonnet-4-5-20250929"),
         "model",
         "is deprecated and retires on 2026-11-30 (5 days left). Switch to 'claude-sonnet-5-5'.",
-        id="deprecated-seed-alias",
+        id="deprecated-seed-model",
     ),
     pytest.param(
         make(model="test-retires-today"), "model", "retires today (2026-11-25)", id="deprecated-due-today"
