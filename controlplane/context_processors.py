@@ -31,6 +31,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             # fit the navigation's one line at 1024 px.
             NavItem("Rollouts", "rollouts:list", Scope.READ),
             NavItem("Experiments", "rollouts:experiments", Scope.READ),
+            NavItem("Model migrations", "autopilot:list", Scope.READ),
         ),
     ),
     (
@@ -39,6 +40,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Dashboards", "telemetry:overview", Scope.READ),
             NavItem("Incidents", "incidents:list", Scope.READ),
             NavItem("Usage & cost", "usage:status", Scope.READ),
+            NavItem("Console usage", "usage:console", Scope.READ),
         ),
     ),
     (

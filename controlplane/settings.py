@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "telemetry",
     "evals",
     "rollouts",
+    "autopilot",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,8 @@ CELERY_BEAT_SCHEDULE = {
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": 15},
     # The same for running experiments: health each interval, the conclusion at the end.
     "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": 15},
+    # Judge the gate of every model migration whose eval runs finished, and propose its rollout.
+    "advance-migrations": {"task": "autopilot.advance_migrations", "schedule": 60},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
