@@ -26,19 +26,19 @@ from flags.catalog import current_catalog
 from flags.lookups import get_environment, get_flag
 
 
-class ChangeSerializer(serializers.Serializer[Any]):
+class MigrationChangeSerializer(serializers.Serializer[Any]):
     path = serializers.CharField(help_text="Where, as the version diff names it")
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True, help_text="null: removed")
     reason = serializers.CharField()
 
 
-class GateSerializer(serializers.Serializer[Any]):
+class MigrationGateSerializer(serializers.Serializer[Any]):
     passed = serializers.BooleanField()
     explanation = serializers.CharField()
 
 
-class RolloutRefSerializer(serializers.Serializer[Any]):
+class MigrationRolloutSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     state = serializers.CharField()
 
@@ -50,7 +50,7 @@ class MigrationSerializer(serializers.ModelSerializer[Migration]):
     runway_days = serializers.SerializerMethodField(help_text="Days to the old model's retirement, now")
     base_version = serializers.IntegerField(source="base_version.number")
     draft_version = serializers.IntegerField(source="draft_version.number")
-    changes = ChangeSerializer(many=True)
+    changes = MigrationChangeSerializer(many=True)
     gate = serializers.SerializerMethodField()
     rollout = serializers.SerializerMethodField()
     next_step = serializers.SerializerMethodField()
@@ -87,14 +87,14 @@ class MigrationSerializer(serializers.ModelSerializer[Migration]):
         catalog = self.context.get("catalog") or current_catalog()
         return reads.runway(migration.from_model, catalog, today=timezone.now().date())
 
-    @extend_schema_field(GateSerializer(allow_null=True))
+    @extend_schema_field(MigrationGateSerializer(allow_null=True))
     def get_gate(self, migration: Migration) -> dict[str, Any] | None:
         verdict = migration.verdict
         if verdict is None:
             return None
         return {"passed": verdict.passed, "explanation": verdict.evidence.get("explanation", "")}
 
-    @extend_schema_field(RolloutRefSerializer(allow_null=True))
+    @extend_schema_field(MigrationRolloutSerializer(allow_null=True))
     def get_rollout(self, migration: Migration) -> dict[str, Any] | None:
         rollout = migration.rollout
         return {"id": rollout.pk, "state": rollout.state} if rollout is not None else None
