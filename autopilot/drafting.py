@@ -215,12 +215,12 @@ def _move_model(edit: _Editor, model: ModelInfo, replacement: ModelInfo) -> None
     _thinking(edit, replacement, name)
     _effort(edit, replacement, name)
     choice = edit.config.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") in FORCED_TOOL_CHOICES:
-        if not replacement.supports_forced_tool_use:
-            why = f"{name} does not support forced tool use; the model chooses its tools."
-            edit.set_nested("tool_choice", "type", "auto", why)
-            if "name" in choice:
-                edit.remove_nested("tool_choice", "name", "'auto' names no tool.")
+    forced = isinstance(choice, dict) and choice.get("type") in FORCED_TOOL_CHOICES
+    if forced and not replacement.supports_forced_tool_use:
+        why = f"{name} does not support forced tool use; the model chooses its tools."
+        edit.set_nested("tool_choice", "type", "auto", why)
+        if "name" in edit.config["tool_choice"]:
+            edit.remove_nested("tool_choice", "name", "'auto' names no tool.")
 
 
 def _sampling(edit: _Editor, replacement: ModelInfo, name: str) -> None:
@@ -261,7 +261,9 @@ def _thinking(edit: _Editor, replacement: ModelInfo, name: str) -> None:
         )
     elif to == "enabled" and "budget_tokens" not in thinking:
         budget = max(1024, int(edit.config.get("max_tokens", 2048)) // 2)
-        edit.set_nested("thinking", "budget_tokens", budget, "thinking 'enabled' needs a budget: half of max_tokens.")
+        edit.set_nested(
+            "thinking", "budget_tokens", budget, "thinking 'enabled' needs a budget: half of max_tokens."
+        )
     _budget_below_max_tokens(edit)
 
 
@@ -297,10 +299,6 @@ def _effort(edit: _Editor, replacement: ModelInfo, name: str) -> None:
     # The closest level at or below the old one keeps cost and latency from growing; else the lowest.
     below = [level for level in allowed if level in EFFORT_ORDER and EFFORT_ORDER.index(level) <= rank]
     to = below[-1] if below else allowed[0]
-    why = "with thinking off" if effort in replacement.effort_levels else ""
-    edit.set_nested(
-        "output_config",
-        "effort",
-        to,
-        f"{name} does not accept effort '{effort}'{' ' + why if why else ''}; '{to}' is the closest it supports.",
-    )
+    why = " with thinking off" if effort in replacement.effort_levels else ""
+    reason = f"{name} does not accept effort '{effort}'{why}; '{to}' is the closest it supports."
+    edit.set_nested("output_config", "effort", to, reason)

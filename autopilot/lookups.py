@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from controlplane.errors import NotFound
 from autopilot.models import Migration
+from controlplane.errors import NotFound
 
 
 def get_migration(pk: int) -> Migration:

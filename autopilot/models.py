@@ -49,7 +49,14 @@ class MigrationQuerySet(models.QuerySet["Migration"]):
 
     def for_page(self) -> MigrationQuerySet:
         return self.select_related(
-            "flag", "environment", "base_version", "draft_version", "run", "baseline_run", "verdict", "rollout"
+            "flag",
+            "environment",
+            "base_version",
+            "draft_version",
+            "run",
+            "baseline_run",
+            "verdict",
+            "rollout",
         ).order_by("-created_at", "-id")
 
 

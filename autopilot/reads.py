@@ -61,9 +61,7 @@ class MigrationRow:
 def migration_rows(migrations: list[Migration], *, today: date | None = None) -> list[MigrationRow]:
     catalog = current_catalog()
     today = today or timezone.now().date()
-    return [
-        MigrationRow(m, runway(m.from_model, catalog, today=today), next_step(m)) for m in migrations
-    ]
+    return [MigrationRow(m, runway(m.from_model, catalog, today=today), next_step(m)) for m in migrations]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,8 @@ from flags.diff import diff_configs
 from flags.models import Environment, Flag
 from flags.services.guards import require_reason, writable_state
 from flags.services.versions import create_version
-from rollouts.models import Experiment, Rollout
 from rollouts.services import lifecycle
+from rollouts.services.experiments import ensure_no_active_change
 
 logger = logging.getLogger(__name__)
 AUTOPILOT = Actor.system("autopilot")
@@ -60,10 +60,9 @@ def set_autopilot_setting(
             code="reason_required",
             errors=[{"path": "reason", "message": "must not be blank"}],
         )
-    setting = (
-        AutopilotSetting.objects.select_for_update().filter(environment=environment).first()
-        or AutopilotSetting(environment=environment)
-    )
+    setting = AutopilotSetting.objects.select_for_update().filter(
+        environment=environment
+    ).first() or AutopilotSetting(environment=environment)
     before = {"auto_start": setting.auto_start, "use_batches": setting.use_batches}
     setting.auto_start, setting.use_batches = auto_start, use_batches
     setting.save()
@@ -79,23 +78,8 @@ def set_autopilot_setting(
 
 
 def _refuse_busy(flag: Flag, environment: Environment) -> None:
-    rollout = Rollout.objects.active().filter(flag=flag, environment=environment).first()
-    if rollout is not None:
-        raise Conflict(
-            f"Flag '{flag.key}' already has a rollout in '{environment.key}' "
-            f"(rollout {rollout.pk}, {rollout.get_state_display().lower()}); finish or abort it "
-            "before migrating the flag.",
-            code="rollout_active",
-            extra={"rollout": rollout.pk},
-        )
-    experiment = Experiment.objects.active().filter(flag=flag, environment=environment).first()
-    if experiment is not None:
-        raise Conflict(
-            f"Flag '{flag.key}' has an active experiment in '{environment.key}' "
-            f"(experiment {experiment.pk}); conclude or abort it before migrating the flag.",
-            code="experiment_active",
-            extra={"experiment": experiment.pk},
-        )
+    """Refuse while the flag has an active rollout or experiment, or an open migration, there."""
+    ensure_no_active_change(flag, environment)
     open_migration = Migration.objects.open().filter(flag=flag, environment=environment).first()
     if open_migration is not None:
         raise Conflict(
@@ -117,9 +101,7 @@ def _gate_policy(flag: Flag) -> GatePolicy:
     return policy
 
 
-def _start_runs(
-    *, migration: Migration, policy: GatePolicy, actor: Actor
-) -> tuple[EvalRun, EvalRun | None]:
+def _start_runs(*, migration: Migration, policy: GatePolicy, actor: Actor) -> tuple[EvalRun, EvalRun | None]:
     """Run the draft on the gate's eval set, and the base version when it has no run there yet.
 
     Answers are stored by (content hash, case hash): a re-run of an unchanged draft pays nothing.
@@ -178,7 +160,9 @@ def create_migration(*, flag: Flag, environment: Environment, actor: Actor, reas
     except drafting.NoReplacement as error:
         raise Conflict(str(error), code="no_replacement", extra={"model": model.id}) from None
     message = draft.message(today=timezone.now().date())
-    new = create_version(flag=flag, content=draft.content, actor=actor, message=message, parent_number=base.number)
+    new = create_version(
+        flag=flag, content=draft.content, actor=actor, message=message, parent_number=base.number
+    )
     diff = diff_configs(base.content, new.version.content)
     migration = Migration.objects.create(
         flag=flag,
@@ -237,8 +221,7 @@ def rerun_gate(*, migration: Migration, actor: Actor, reason: str = "") -> Migra
             code="migration_proposed",
         )
     writable_state(migration.flag, migration.environment)
-    if Rollout.objects.active().filter(flag=migration.flag, environment=migration.environment).exists():
-        _refuse_busy(migration.flag, migration.environment)
+    ensure_no_active_change(migration.flag, migration.environment)
     policy = _gate_policy(migration.flag)
     migration.run, migration.baseline_run = _start_runs(migration=migration, policy=policy, actor=actor)
     before = migration.state
@@ -284,14 +267,11 @@ def _move(migration: Migration, state: str, detail: str, **changes: Any) -> Migr
 def failed_cases(run: EvalRun) -> dict[str, Any]:
     """Which cases of a run did not pass, and which scorers failed them (counts per scorer)."""
     rows = (
-        RunCase.objects.filter(run=run)
-        .exclude(passed=True)
-        .select_related("case")
-        .order_by("case__position")
+        RunCase.objects.filter(run=run).exclude(passed=True).select_related("case").order_by("case__position")
     )
     scorers = set(run.scorer_versions)
     failing: Counter[str] = Counter()
-    cases = []
+    cases: list[dict[str, Any]] = []
     for row in rows:
         names = sorted(
             {
@@ -366,7 +346,9 @@ def _gate_failed(migration: Migration, verdict: GateVerdict) -> str:
     shown = ", ".join(f"#{case['case']}" for case in migration.failures["cases"])
     detail = verdict.evidence.get("explanation", "The gate failed.")
     if migration.failures["count"]:
-        detail += f" Failed cases: {shown}" + (" …" if migration.failures["count"] > FAILED_CASES_SHOWN else "")
+        detail += f" Failed cases: {shown}" + (
+            " …" if migration.failures["count"] > FAILED_CASES_SHOWN else ""
+        )
         detail += f"; failing scorers: {scorers or 'none (the answers errored)'}."
     detail += " The draft stays for a person to edit or override."
     _move(migration, MigrationState.GATE_FAILED, detail, verdict=verdict.pk, failures=migration.failures)
@@ -384,7 +366,11 @@ def _propose(migration: Migration, verdict: GateVerdict) -> str:
                 reason=f"migration {migration.pk}: {migration.from_model} → {migration.to_model}",
             )
     except DomainError as error:
-        _move(migration, MigrationState.GATE_ERROR, f"The gate passed, but no rollout could be proposed: {error.detail}")
+        _move(
+            migration,
+            MigrationState.GATE_ERROR,
+            f"The gate passed, but no rollout could be proposed: {error.detail}",
+        )
         return MigrationState.GATE_ERROR
     migration.rollout = rollout
     detail = (
@@ -403,7 +389,7 @@ def _propose(migration: Migration, verdict: GateVerdict) -> str:
             _move(
                 migration,
                 MigrationState.ROLLOUT_STARTED,
-                f"Rollout {rollout.pk} started: '{migration.environment.key}' allows the autopilot to start it.",
+                f"Rollout {rollout.pk} started: '{migration.environment.key}' lets the autopilot start it.",
                 verdict=verdict.pk,
                 rollout=rollout.pk,
             )

@@ -56,7 +56,8 @@ def migration_create(request: HttpRequest, key: str, env: str) -> HttpResponse:
         return redirect("autopilot:list")
     messages.success(
         request,
-        f"Drafted v{migration.draft_version.number} of {flag.key} on {migration.to_model}; its eval gate is running.",
+        f"Drafted v{migration.draft_version.number} of {flag.key} on {migration.to_model}; "
+        "its eval gate is running.",
     )
     return redirect("autopilot:detail", pk=migration.pk)
 

@@ -66,7 +66,10 @@ class LineError:
     message: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"path": f"line {self.line}" + (f", {self.column}" if self.column else ""), "message": self.message}
+        return {
+            "path": f"line {self.line}" + (f", {self.column}" if self.column else ""),
+            "message": self.message,
+        }
 
 
 class ExportRefused(Exception):
@@ -120,7 +123,8 @@ def _header(header: list[str]) -> list[str]:
             parts.append(f"required columns missing: {', '.join(missing)}")
         raise ExportRefused(
             "This is not the Console's usage export (" + "; ".join(parts) + "). "
-            f"Expected the columns {', '.join(REQUIRED_COLUMNS)}, and optionally {', '.join(OPTIONAL_COLUMNS)}.",
+            f"Expected the columns {', '.join(REQUIRED_COLUMNS)}, "
+            f"and optionally {', '.join(OPTIONAL_COLUMNS)}.",
             code="unexpected_columns",
         )
     if len(set(columns)) != len(columns):
@@ -180,13 +184,17 @@ def _row_errors(record: dict[str, str], line: int, known_models: Container[str])
     try:
         _day(record["usage_date_utc"])
     except ValueError:
-        problems.append(LineError(line, "usage_date_utc", f"'{record['usage_date_utc']}' is not a date (YYYY-MM-DD)"))
+        problems.append(
+            LineError(line, "usage_date_utc", f"'{record['usage_date_utc']}' is not a date (YYYY-MM-DD)")
+        )
     model = record["model_version"]
     if not model:
         problems.append(LineError(line, "model_version", "no model"))
     elif model not in known_models:
         problems.append(
-            LineError(line, "model_version", f"'{model}' is not a model in the catalog; sync the catalog first")
+            LineError(
+                line, "model_version", f"'{model}' is not a model in the catalog; sync the catalog first"
+            )
         )
     for column in TOKEN_COLUMNS:
         value = record.get(column, "")

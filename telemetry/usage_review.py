@@ -77,9 +77,13 @@ def exposed_usage(usage_import: ConsoleUsageImport, *, today: date | None = None
                 replacement=model.replacement,
                 days_left=(model.retires_at - today).days if model.retires_at else None,
                 last_date=usage.last_date,
-                input_tokens=usage.input_tokens + usage.cache_read_tokens
-                + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+                input_tokens=usage.input_tokens
+                + usage.cache_read_tokens
+                + usage.cache_write_5m_tokens
+                + usage.cache_write_1h_tokens,
                 output_tokens=usage.output_tokens,
             )
         )
-    return sorted(found, key=lambda u: (u.days_left is None, u.days_left or 0, u.api_key, u.workspace, u.model))
+    return sorted(
+        found, key=lambda u: (u.days_left is None, u.days_left or 0, u.api_key, u.workspace, u.model)
+    )

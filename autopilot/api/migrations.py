@@ -6,7 +6,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -114,7 +119,11 @@ class MigrationCreateSerializer(StrictSerializer):
     flag = serializers.CharField(max_length=100)
     environment = serializers.CharField(max_length=100)
     reason = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=2000, help_text="Required in a protected environment"
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="Required in a protected environment",
     )
 
 
@@ -150,7 +159,9 @@ class MigrationsView(ListAPIView[Migration]):
             "environment__key": params.get("environment"),
             "state": params.get("state"),
         }
-        return Migration.objects.for_page().filter(**{name: value for name, value in filters.items() if value})
+        return Migration.objects.for_page().filter(
+            **{name: value for name, value in filters.items() if value}
+        )
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "catalog": current_catalog()}

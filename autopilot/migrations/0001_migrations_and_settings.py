@@ -5,54 +5,196 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('evals', '0001_initial'),
-        ('flags', '0007_split_arms_for_experiments'),
-        ('rollouts', '0002_experiments_arms_decisions'),
+        ("evals", "0001_initial"),
+        ("flags", "0007_split_arms_for_experiments"),
+        ("rollouts", "0002_experiments_arms_decisions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AutopilotSetting',
+            name="AutopilotSetting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('auto_start', models.BooleanField(default=False, help_text='Start the proposed rollout once its gate passes (off: a person starts it)')),
-                ('use_batches', models.BooleanField(default=False, help_text="Run the gate's evals through the Message Batches API (half the price, up to a day)")),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('environment', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='autopilot_setting', to='flags.environment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "auto_start",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Start the proposed rollout once its gate passes (off: a person starts it)",
+                    ),
+                ),
+                (
+                    "use_batches",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Run the gate's evals through the Message Batches API (half the price, up to a day)",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "environment",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="autopilot_setting",
+                        to="flags.environment",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Migration',
+            name="Migration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_model', models.CharField(max_length=100)),
-                ('to_model', models.CharField(max_length=100)),
-                ('retires_at', models.DateField(blank=True, help_text="The old model's retirement, as drafted", null=True)),
-                ('changes', models.JSONField(default=list, help_text='[{path, before, after, reason}] as drafted')),
-                ('diff', models.JSONField(default=dict, help_text='flags.diff of the base and the draft')),
-                ('state', models.CharField(choices=[('gate_running', 'Eval gate running'), ('gate_failed', 'Gate failed: the draft waits for a person'), ('gate_error', 'Gate could not run: the draft waits for a person'), ('rollout_drafted', 'Rollout proposed: waits for a person to start it'), ('rollout_started', "Rollout started by the environment's auto-start setting")], max_length=20)),
-                ('mode', models.CharField(help_text="How the gate's evals run: messages or batch", max_length=16)),
-                ('failures', models.JSONField(blank=True, default=dict, help_text='The failed cases and scorers when the gate fails')),
-                ('detail', models.TextField(blank=True, help_text='Where the migration stands, in words')),
-                ('created_by', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('base_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='flags.configversion')),
-                ('baseline_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='evals.evalrun')),
-                ('draft_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='flags.configversion')),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='migrations', to='flags.environment')),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='migrations', to='flags.flag')),
-                ('rollout', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='rollouts.rollout')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='evals.evalrun')),
-                ('verdict', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='evals.gateverdict')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("from_model", models.CharField(max_length=100)),
+                ("to_model", models.CharField(max_length=100)),
+                (
+                    "retires_at",
+                    models.DateField(
+                        blank=True, help_text="The old model's retirement, as drafted", null=True
+                    ),
+                ),
+                (
+                    "changes",
+                    models.JSONField(default=list, help_text="[{path, before, after, reason}] as drafted"),
+                ),
+                ("diff", models.JSONField(default=dict, help_text="flags.diff of the base and the draft")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("gate_running", "Eval gate running"),
+                            ("gate_failed", "Gate failed: the draft waits for a person"),
+                            ("gate_error", "Gate could not run: the draft waits for a person"),
+                            ("rollout_drafted", "Rollout proposed: waits for a person to start it"),
+                            ("rollout_started", "Rollout started by the environment's auto-start setting"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(help_text="How the gate's evals run: messages or batch", max_length=16),
+                ),
+                (
+                    "failures",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The failed cases and scorers when the gate fails"
+                    ),
+                ),
+                ("detail", models.TextField(blank=True, help_text="Where the migration stands, in words")),
+                ("created_by", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "base_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="flags.configversion",
+                    ),
+                ),
+                (
+                    "baseline_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="evals.evalrun",
+                    ),
+                ),
+                (
+                    "draft_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="flags.configversion",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="migrations",
+                        to="flags.environment",
+                    ),
+                ),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="migrations",
+                        to="flags.flag",
+                    ),
+                ),
+                (
+                    "rollout",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="rollouts.rollout",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="evals.evalrun",
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="evals.gateverdict",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state__in', ('gate_running', 'gate_failed', 'gate_error'))), fields=('flag', 'environment'), name='migration_one_open_per_flag_environment'), models.CheckConstraint(condition=models.Q(models.Q(('state__in', ('rollout_drafted', 'rollout_started')), ('rollout__isnull', False)), models.Q(models.Q(('state__in', ('rollout_drafted', 'rollout_started')), _negated=True), ('rollout__isnull', True)), _connector='OR'), name='migration_rollout_only_when_proposed')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state__in", ("gate_running", "gate_failed", "gate_error"))),
+                        fields=("flag", "environment"),
+                        name="migration_one_open_per_flag_environment",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("state__in", ("rollout_drafted", "rollout_started")),
+                                ("rollout__isnull", False),
+                            ),
+                            models.Q(
+                                models.Q(
+                                    ("state__in", ("rollout_drafted", "rollout_started")), _negated=True
+                                ),
+                                ("rollout__isnull", True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="migration_rollout_only_when_proposed",
+                    ),
+                ],
             },
         ),
     ]

@@ -5,49 +5,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('telemetry', '0005_rollup_cost_sum_of_squares'),
+        ("telemetry", "0005_rollup_cost_sum_of_squares"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConsoleUsageImport',
+            name="ConsoleUsageImport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('filename', models.CharField(max_length=255)),
-                ('sha256', models.CharField(max_length=64)),
-                ('rows', models.PositiveIntegerField(help_text='Usage rows in the file')),
-                ('period_start', models.DateField()),
-                ('period_end', models.DateField()),
-                ('imported_by', models.CharField(max_length=200)),
-                ('imported_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("filename", models.CharField(max_length=255)),
+                ("sha256", models.CharField(max_length=64)),
+                ("rows", models.PositiveIntegerField(help_text="Usage rows in the file")),
+                ("period_start", models.DateField()),
+                ("period_end", models.DateField()),
+                ("imported_by", models.CharField(max_length=200)),
+                ("imported_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-imported_at', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('period_start__lte', models.F('period_end'))), name='console_import_period_ordered')],
+                "ordering": ["-imported_at", "-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("period_start__lte", models.F("period_end"))),
+                        name="console_import_period_ordered",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ConsoleUsage',
+            name="ConsoleUsage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('api_key', models.CharField(blank=True, max_length=200)),
-                ('workspace', models.CharField(blank=True, max_length=200)),
-                ('model', models.CharField(max_length=100)),
-                ('first_date', models.DateField()),
-                ('last_date', models.DateField()),
-                ('rows', models.PositiveIntegerField()),
-                ('input_tokens', models.BigIntegerField(default=0, help_text='Uncached input tokens')),
-                ('cache_write_5m_tokens', models.BigIntegerField(default=0)),
-                ('cache_write_1h_tokens', models.BigIntegerField(default=0)),
-                ('cache_read_tokens', models.BigIntegerField(default=0)),
-                ('output_tokens', models.BigIntegerField(default=0)),
-                ('usage_import', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage', to='telemetry.consoleusageimport')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("api_key", models.CharField(blank=True, max_length=200)),
+                ("workspace", models.CharField(blank=True, max_length=200)),
+                ("model", models.CharField(max_length=100)),
+                ("first_date", models.DateField()),
+                ("last_date", models.DateField()),
+                ("rows", models.PositiveIntegerField()),
+                ("input_tokens", models.BigIntegerField(default=0, help_text="Uncached input tokens")),
+                ("cache_write_5m_tokens", models.BigIntegerField(default=0)),
+                ("cache_write_1h_tokens", models.BigIntegerField(default=0)),
+                ("cache_read_tokens", models.BigIntegerField(default=0)),
+                ("output_tokens", models.BigIntegerField(default=0)),
+                (
+                    "usage_import",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage",
+                        to="telemetry.consoleusageimport",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['usage_import', 'api_key', 'workspace', 'model'],
-                'constraints': [models.UniqueConstraint(fields=('usage_import', 'api_key', 'workspace', 'model'), name='console_usage_unique_key_model')],
+                "ordering": ["usage_import", "api_key", "workspace", "model"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("usage_import", "api_key", "workspace", "model"),
+                        name="console_usage_unique_key_model",
+                    )
+                ],
             },
         ),
     ]

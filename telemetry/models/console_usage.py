@@ -54,7 +54,8 @@ class ConsoleUsage(models.Model):
         ordering = ["usage_import", "api_key", "workspace", "model"]
         constraints = [
             models.UniqueConstraint(
-                fields=["usage_import", "api_key", "workspace", "model"], name="console_usage_unique_key_model"
+                fields=["usage_import", "api_key", "workspace", "model"],
+                name="console_usage_unique_key_model",
             )
         ]
 

@@ -41,7 +41,8 @@ def import_console_usage(*, filename: str, data: bytes, actor: Actor) -> Console
             errors=[error.as_dict() for error in shown],
         )
     start, end = parsed.period
-    assert start is not None and end is not None  # parse_export refuses a file without rows
+    assert start is not None
+    assert end is not None
     usage_import = ConsoleUsageImport.objects.create(
         filename=filename[:255],
         sha256=hashlib.sha256(data).hexdigest(),

@@ -146,7 +146,9 @@ def console_usage(request: HttpRequest) -> HttpResponse:
                         f"{MAX_BYTES // 1024 // 1024} MiB. Export a shorter period from the Console.",
                         code="file_too_large",
                     )
-                imported = import_console_usage(filename=upload.name, data=upload.read(), actor=ui_actor(request))
+                imported = import_console_usage(
+                    filename=upload.name, data=upload.read(), actor=ui_actor(request)
+                )
             except DomainError as error:
                 add_domain_error(form, error)
             else:

@@ -50,6 +50,10 @@ def make_exposed_flag(*, protected: bool = False, content: dict[str, Any] | None
         flag=flag, environment=environment, number=serving.number, actor=ACTOR, reason="tests"
     )
     gate.set_gate_policy(
-        flag=flag, eval_set_key=eval_set_version.eval_set.key, required_pass_rate=0.5, margin=MARGIN, actor=ACTOR
+        flag=flag,
+        eval_set_key=eval_set_version.eval_set.key,
+        required_pass_rate=0.5,
+        margin=MARGIN,
+        actor=ACTOR,
     )
     return Exposed(environment, flag, serving, eval_set_version)

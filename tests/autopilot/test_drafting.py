@@ -37,7 +37,9 @@ CATALOG = catalog_by_id([OLD, NEW, PINNED])
 def paths(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
     diff = diff_configs(old, new)
     found = {change.path for change in diff.changes}
-    return found | {f"subagents[{item.name}].{c.path}" for item in diff.subagents.changed for c in item.changes}
+    return found | {
+        f"subagents[{item.name}].{c.path}" for item in diff.subagents.changed for c in item.changes
+    }
 
 
 def test_draft__alias_of_the_old_model__moved_with_every_change_listed_and_only_those() -> None:
@@ -70,7 +72,12 @@ def test_draft__alias_of_the_old_model__moved_with_every_change_listed_and_only_
 
 def test_draft__effort_the_replacement_rejects_without_thinking__closest_level_below() -> None:
     old = ModelInfo(**{**_fields(OLD), "effort_levels": ("low", "medium", "high", "max")})
-    content = {"model": old.id, "max_tokens": 1000, "thinking": {"type": "disabled"}, "output_config": {"effort": "max"}}
+    content = {
+        "model": old.id,
+        "max_tokens": 1000,
+        "thinking": {"type": "disabled"},
+        "output_config": {"effort": "max"},
+    }
 
     draft = draft_migration(content, model=old, catalog=catalog_by_id([old, NEW]))
 
@@ -95,7 +102,11 @@ def test_draft__subagent_on_the_old_model_and_another_on_an_alias__both_moved_or
         "max_tokens": 1000,
         "subagents": [
             {"name": "researcher", "description": "d", "config": {"model": OLD.id, "max_tokens": 60000}},
-            {"name": "summary", "description": "d", "config": {"model": "claude-small-4-5", "max_tokens": 500}},
+            {
+                "name": "summary",
+                "description": "d",
+                "config": {"model": "claude-small-4-5", "max_tokens": 500},
+            },
         ],
     }
 
@@ -126,9 +137,11 @@ def test_message__lists_every_change_with_its_reason() -> None:
 
     message = draft.message(today=date(2027, 1, 1))
 
-    assert message.startswith("Migration claude-old-4-5-20250101 → claude-new-5 (retires 2027-01-31, 30 days left):")
+    assert message.startswith(
+        "Migration claude-old-4-5-20250101 → claude-new-5 (retires 2027-01-31, 30 days left):"
+    )
     assert "- max_tokens: 50000 → 32000. capped at the output limit of New 5 (32,000 tokens)." in message
 
 
 def _fields(model: ModelInfo) -> dict[str, Any]:
-    return {name: getattr(model, name) for name in model.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(model, name) for name in model.__slots__}

@@ -31,7 +31,10 @@ def diff_paths(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
     diff = diff_configs(old, new)
     paths = {change.path for change in diff.changes}
     paths |= {f"subagents[{item.name}].{c.path}" for item in diff.subagents.changed for c in item.changes}
-    assert not (diff.tools or diff.mcp_servers or diff.subagents.added or diff.subagents.removed)
+    assert not (diff.tools)
+    assert not (diff.mcp_servers)
+    assert not (diff.subagents.added)
+    assert not (diff.subagents.removed)
     return paths
 
 
@@ -62,8 +65,10 @@ def test_create_migration__deprecated_model__draft_whose_diff_is_exactly_the_lis
         assert change["path"] in draft.message
     assert migration.state == MigrationState.GATE_RUNNING
     assert migration.mode == RunMode.MESSAGES
-    assert migration.run is not None and migration.run.config_version_id == draft.pk
-    assert migration.baseline_run is not None and migration.baseline_run.config_version_id == exposed.serving.pk
+    assert migration.run is not None
+    assert migration.run.config_version_id == draft.pk
+    assert migration.baseline_run is not None
+    assert migration.baseline_run.config_version_id == exposed.serving.pk
     assert AuditEntry.objects.filter(action="migration.created", target_id=str(migration.pk)).exists()
 
 
@@ -79,7 +84,8 @@ def test_advance_migration__gate_passes_on_the_fake_server__rollout_proposed_not
 
     migration.refresh_from_db()
     assert outcome == MigrationState.ROLLOUT_DRAFTED, migration.detail
-    assert migration.verdict is not None and migration.verdict.passed
+    assert migration.verdict is not None
+    assert migration.verdict.passed
     rollout = migration.rollout
     assert rollout is not None
     assert rollout.candidate_id == migration.draft_version_id
@@ -90,7 +96,9 @@ def test_advance_migration__gate_passes_on_the_fake_server__rollout_proposed_not
     created = AuditEntry.objects.get(action="rollout.created", target_id=str(rollout.pk))
     assert created.actor_name == "autopilot"
     assert not AuditEntry.objects.filter(action="rollout.started", target_id=str(rollout.pk)).exists()
-    requested = {request.body.get("model") for request in fake_anthropic.requests if isinstance(request.body, dict)}
+    requested = {
+        request.body.get("model") for request in fake_anthropic.requests if isinstance(request.body, dict)
+    }
     assert {"claude-sonnet-5-5", "claude-sonnet-4-5-20250929"} <= requested
 
 
@@ -125,7 +133,9 @@ def test_rerun_gate__after_the_policy_changed__judged_again_and_proposed(
     answered = fake_anthropic.scripts.total()
     # 4 of 6 passed: the Wilson lower bound (about 30 %) misses 50 %; the owner lowers the bar.
     gate.set_gate_policy(
-        flag=exposed.flag, eval_set_key=exposed.eval_set_version.eval_set.key, required_pass_rate=0.2,
+        flag=exposed.flag,
+        eval_set_key=exposed.eval_set_version.eval_set.key,
+        required_pass_rate=0.2,
         margin=MARGIN,
         actor=ACTOR,
     )
@@ -141,13 +151,16 @@ def test_advance_migration__auto_start_allowed__rollout_started(fake_anthropic: 
     for index in range(CASES):
         fake_anthropic.script_reply(marker(index), f"It is answer {index}.")
     exposed = make_exposed_flag()
-    services.set_autopilot_setting(environment=exposed.environment, auto_start=True, use_batches=False, actor=ACTOR)
+    services.set_autopilot_setting(
+        environment=exposed.environment, auto_start=True, use_batches=False, actor=ACTOR
+    )
     migration = services.create_migration(flag=exposed.flag, environment=exposed.environment, actor=ACTOR)
 
     assert run_gate(fake_anthropic, migration) == MigrationState.ROLLOUT_STARTED
 
     migration.refresh_from_db()
-    assert migration.rollout is not None and migration.rollout.state == RolloutState.RUNNING
+    assert migration.rollout is not None
+    assert migration.rollout.state == RolloutState.RUNNING
 
 
 def test_create_migration__batches_allowed__gate_runs_through_batches() -> None:
@@ -156,14 +169,17 @@ def test_create_migration__batches_allowed__gate_runs_through_batches() -> None:
 
     migration = services.create_migration(flag=exposed.flag, environment=exposed.environment, actor=ACTOR)
 
-    assert migration.run is not None and migration.run.mode == RunMode.BATCH
+    assert migration.run is not None
+    assert migration.run.mode == RunMode.BATCH
     assert migration.mode == RunMode.BATCH
 
 
 def test_create_migration__rollout_already_running__refused_and_nothing_half_done() -> None:
     exposed = make_exposed_flag()
     other = make_version(flag=exposed.flag, content={**exposed.serving.content, "system": "Other."})
-    lifecycle.create_rollout(flag=exposed.flag, environment=exposed.environment, candidate=other.number, actor=ACTOR)
+    lifecycle.create_rollout(
+        flag=exposed.flag, environment=exposed.environment, candidate=other.number, actor=ACTOR
+    )
     versions = ConfigVersion.objects.filter(flag=exposed.flag).count()
 
     with pytest.raises(Conflict) as refused:
@@ -210,7 +226,9 @@ def test_advance_migration__a_run_failed__gate_error_with_the_reason() -> None:
     exposed = make_exposed_flag()
     migration = services.create_migration(flag=exposed.flag, environment=exposed.environment, actor=ACTOR)
     assert migration.run is not None
-    type(migration.run).objects.filter(pk=migration.run.pk).update(state=RunState.FAILED, reason="401 from the API")
+    type(migration.run).objects.filter(pk=migration.run.pk).update(
+        state=RunState.FAILED, reason="401 from the API"
+    )
 
     assert services.advance_migration(migration_id=migration.pk) == MigrationState.GATE_ERROR
 

@@ -29,7 +29,9 @@ def test_create__editor__redirected_to_the_migration_with_its_changes(client: Cl
     exposed = make_exposed_flag()
     client.force_login(editor)
 
-    response = client.post(reverse("autopilot:create", args=[exposed.flag.key, exposed.environment.key]), follow=True)
+    response = client.post(
+        reverse("autopilot:create", args=[exposed.flag.key, exposed.environment.key]), follow=True
+    )
 
     migration = Migration.objects.get()
     assert response.redirect_chain[-1][0] == reverse("autopilot:detail", args=[migration.pk])

@@ -33,10 +33,12 @@ PAGES = [
     ("incidents", "/incidents/"),
     ("budgets", "/flags/support-chat/budgets/"),
     ("usage", "/usage/"),
+    ("console-usage", "/usage/console/"),
     ("audit", "/audit/"),
     ("users", "/users/"),
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
+    ("migrations", "/migrations/"),
 ]
 
 

@@ -35,9 +35,18 @@ def _catalog() -> None:
 def test_import__good_export__usage_per_key_and_model_summed_and_audited() -> None:
     imported = import_console_usage(filename="usage.csv", data=GOOD.encode(), actor=ACTOR)
 
-    assert (imported.rows, imported.period_start, imported.period_end) == (4, date(2026, 11, 1), date(2026, 11, 3))
+    assert (imported.rows, imported.period_start, imported.period_end) == (
+        4,
+        date(2026, 11, 1),
+        date(2026, 11, 3),
+    )
     checkout = ConsoleUsage.objects.get(usage_import=imported, api_key="key-checkout")
-    assert (checkout.input_tokens, checkout.output_tokens, checkout.cache_read_tokens, checkout.rows) == (4000, 600, 50, 2)
+    assert (checkout.input_tokens, checkout.output_tokens, checkout.cache_read_tokens, checkout.rows) == (
+        4000,
+        600,
+        50,
+        2,
+    )
     assert ConsoleUsage.objects.filter(usage_import=imported).count() == 3
     assert AuditEntry.objects.filter(action="console_usage.imported", target_id=str(imported.pk)).exists()
 
@@ -80,7 +89,12 @@ def test_import__malformed_rows__every_line_named_and_nothing_imported() -> None
 
     assert refused.value.code == "invalid_rows"
     paths = [error["path"] for error in refused.value.errors]
-    assert paths == ["line 3, usage_date_utc", "line 4, model_version", "line 5, usage_input_tokens_no_cache", "line 6"]
+    assert paths == [
+        "line 3, usage_date_utc",
+        "line 4, model_version",
+        "line 5, usage_input_tokens_no_cache",
+        "line 6",
+    ]
     assert "claude-sonnet-9-9" in refused.value.errors[1]["message"]
     assert not ConsoleUsageImport.objects.exists()
     assert not ConsoleUsage.objects.exists()
@@ -91,7 +105,11 @@ def test_import__malformed_rows__every_line_named_and_nothing_imported() -> None
     [
         (b"", "empty_file", "empty"),
         (f"{HEADER}\n".encode(), "empty_file", "no usage rows"),
-        (b"date,model,cost\n2026-11-01,claude-sonnet-5-5,3\n", "unexpected_columns", "columns we do not read: date"),
+        (
+            b"date,model,cost\n2026-11-01,claude-sonnet-5-5,3\n",
+            "unexpected_columns",
+            "columns we do not read: date",
+        ),
         (b"\xff\xfe\x00bad", "not_csv", "UTF-8"),
     ],
 )
@@ -111,10 +129,14 @@ def test_import__over_20_mib__refused_as_too_large() -> None:
     assert "20 MiB" in refused.value.detail
 
 
-def test_console_page__editor_uploads__redirected_and_the_exposed_key_shown(client: Client, editor: User) -> None:
+def test_console_page__editor_uploads__redirected_and_the_exposed_key_shown(
+    client: Client, editor: User
+) -> None:
     client.force_login(editor)
 
-    response = client.post(reverse("usage:console"), {"export": SimpleUploadedFile("usage.csv", GOOD.encode())})
+    response = client.post(
+        reverse("usage:console"), {"export": SimpleUploadedFile("usage.csv", GOOD.encode())}
+    )
     page = client.get(reverse("usage:console"))
 
     assert response.status_code == 302
@@ -136,7 +158,9 @@ def test_console_page__bad_upload__400_with_line_numbers(client: Client, editor:
 def test_console_page__viewer_posts__refused(client: Client, viewer: User) -> None:
     client.force_login(viewer)
 
-    response = client.post(reverse("usage:console"), {"export": SimpleUploadedFile("usage.csv", GOOD.encode())})
+    response = client.post(
+        reverse("usage:console"), {"export": SimpleUploadedFile("usage.csv", GOOD.encode())}
+    )
 
     assert response.status_code == 403
     assert not ConsoleUsageImport.objects.exists()
