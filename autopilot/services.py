@@ -266,20 +266,21 @@ def _move(migration: Migration, state: str, detail: str, **changes: Any) -> Migr
 
 def failed_cases(run: EvalRun) -> dict[str, Any]:
     """Which cases of a run did not pass, and which scorers failed them (counts per scorer)."""
-    rows = (
+    rows = list(
         RunCase.objects.filter(run=run).exclude(passed=True).select_related("case").order_by("case__position")
     )
-    scorers = set(run.scorer_versions)
+    failing_scores = CaseScore.objects.filter(output_id__in=[row.output_id for row in rows]).exclude(
+        passed=True
+    )
+    if run.scorer_versions:
+        failing_scores = failing_scores.filter(scorer__in=list(run.scorer_versions))
+    by_output: dict[int, set[str]] = {}
+    for output_id, scorer in failing_scores.values_list("output_id", "scorer"):
+        by_output.setdefault(output_id, set()).add(scorer)
     failing: Counter[str] = Counter()
     cases: list[dict[str, Any]] = []
     for row in rows:
-        names = sorted(
-            {
-                score.scorer
-                for score in CaseScore.objects.filter(output_id=row.output_id).exclude(passed=True)
-                if not scorers or score.scorer in scorers
-            }
-        )
+        names = sorted(by_output.get(row.output_id, set()) if row.output_id else set())
         failing.update(names)
         if len(cases) < FAILED_CASES_SHOWN:
             cases.append({"case": row.case.position, "scorers": names, "error": row.error})

@@ -11,4 +11,5 @@ urlpatterns = [
     path("migrations/<int:pk>/", views.migration_detail, name="detail"),
     path("migrations/<int:pk>/rerun-gate/", views.migration_rerun, name="rerun"),
     path("flags/<slug:key>/environments/<slug:env>/migrate/", views.migration_create, name="create"),
+    path("migrations/settings/<slug:env>/", views.setting_change, name="setting"),
 ]

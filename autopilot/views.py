@@ -15,8 +15,10 @@ from autopilot.lookups import get_migration
 from autopilot.models import Migration
 from controlplane.errors import DomainError
 from controlplane.models import Scope
+from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_actor
 from flags.lookups import get_environment
+from flags.models import Environment
 from flags.views.access import writable_flag
 from flags.views.protected import confirmation, reason_of
 
@@ -30,6 +32,10 @@ def migration_list(request: HtmxHttpRequest) -> HttpResponse:
         "page": page,
         "rows": reads.migration_rows(list(page)),
         "exposures": reads.unmigrated_exposures(),
+        "settings": [
+            (environment, services.setting_for(environment)) for environment in Environment.objects.all()
+        ],
+        "can_configure": Scope.ADMIN in scopes_for_user(request.user),
     }
     return render_page(request, "autopilot/migrations.html", context)
 
@@ -74,3 +80,24 @@ def migration_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "The eval gate runs again on the draft.")
     return redirect("autopilot:detail", pk=migration.pk)
+
+
+@login_required
+@require_POST
+def setting_change(request: HttpRequest, env: str) -> HttpResponse:
+    """An Admin lets the autopilot auto-start rollouts or use the Batches API in an environment."""
+    require_scope(request, Scope.ADMIN)
+    environment = get_environment(env)
+    try:
+        services.set_autopilot_setting(
+            environment=environment,
+            auto_start=request.POST.get("auto_start") == "on",
+            use_batches=request.POST.get("use_batches") == "on",
+            actor=ui_actor(request),
+            reason=reason_of(request),
+        )
+    except DomainError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"Autopilot settings of '{environment.key}' saved.")
+    return redirect("autopilot:list")

@@ -7,7 +7,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from autopilot.models import Migration
+from autopilot.models import AutopilotSetting, Migration
+from controlplane.models import AuditEntry
 from tests.autopilot.factories import make_exposed_flag
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +65,37 @@ def test_create__viewer__403(client: Client, viewer: User) -> None:
 
 def test_list__anonymous__redirected_to_login(client: Client) -> None:
     assert client.get(reverse("autopilot:list")).status_code == 302
+
+
+def test_setting__admin_allows_auto_start__saved_and_audited(client: Client, admin: User) -> None:
+    exposed = make_exposed_flag()
+    client.force_login(admin)
+
+    response = client.post(
+        reverse("autopilot:setting", args=[exposed.environment.key]),
+        {"auto_start": "on", "use_batches": "on"},
+    )
+
+    setting = AutopilotSetting.objects.get(environment=exposed.environment)
+    assert response.status_code == 302
+    assert (setting.auto_start, setting.use_batches) == (True, True)
+    assert AuditEntry.objects.filter(action="autopilot.setting_changed").exists()
+
+
+def test_setting__protected_without_reason__refused(client: Client, admin: User) -> None:
+    exposed = make_exposed_flag(protected=True)
+    client.force_login(admin)
+
+    client.post(reverse("autopilot:setting", args=[exposed.environment.key]), {"auto_start": "on"})
+
+    assert not AutopilotSetting.objects.exists()
+
+
+def test_setting__editor__403(client: Client, editor: User) -> None:
+    exposed = make_exposed_flag()
+    client.force_login(editor)
+
+    response = client.post(reverse("autopilot:setting", args=[exposed.environment.key]), {"auto_start": "on"})
+
+    assert response.status_code == 403
+    assert not AutopilotSetting.objects.exists()
