@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("evals.api.urls")),
     path("", include("rollouts.api.urls")),
     path("", include("deprecations.api.urls")),
+    path("", include("autopilot.api.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     # The split view serves its start-up script as a file (?script): the CSP allows no inline script.
     path(

@@ -35,6 +35,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             # Four eyes: the changes waiting for an Approver other than their author.
             NavItem("Approvals", "flags:approvals", Scope.READ),
             NavItem("Scheduled changes", "rollouts:scheduled", Scope.READ),
+            NavItem("Model migrations", "autopilot:list", Scope.READ),
         ),
     ),
     (
@@ -43,6 +44,7 @@ NAVIGATION: tuple[tuple[str, tuple[NavItem, ...]], ...] = (
             NavItem("Dashboards", "telemetry:overview", Scope.READ),
             NavItem("Incidents", "incidents:list", Scope.READ),
             NavItem("Usage & cost", "usage:status", Scope.READ),
+            NavItem("Console usage", "usage:console", Scope.READ),
         ),
     ),
     (

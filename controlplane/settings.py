@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "evals",
     "rollouts",
     "deprecations",
+    "autopilot",
 ]
 
 MIDDLEWARE = [
@@ -261,6 +262,8 @@ CELERY_BEAT_SCHEDULE = {
     # Notify the runway thresholds of retiring models once a day (the days left change daily);
     # a catalog sync that changes a lifecycle or date re-checks at once (deprecations/tasks.py).
     "check-deprecations": {"task": "deprecations.check_deprecations", "schedule": 24 * 60 * 60},
+    # Judge the gate of every model migration whose eval runs finished, and propose its rollout.
+    "advance-migrations": {"task": "autopilot.advance_migrations", "schedule": 60},
 }
 
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")

@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("evals.urls")),
     path("", include("rollouts.urls")),
     path("", include("deprecations.urls")),
+    path("", include("autopilot.urls")),
     path(
         "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),

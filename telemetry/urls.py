@@ -34,6 +34,7 @@ incident_patterns = [
 
 usage_patterns = [
     path("usage/", usage.usage_status, name="status"),
+    path("usage/console/", usage.console_usage, name="console"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -8,6 +8,7 @@ from telemetry.models.calls import (
     RollupHistogram,
     Sample,
 )
+from telemetry.models.console_usage import ConsoleUsage, ConsoleUsageImport
 from telemetry.models.incidents import (
     DeliveryState,
     Incident,
@@ -32,6 +33,8 @@ __all__ = [
     "AdminSyncState",
     "BucketWidth",
     "CallRecord",
+    "ConsoleUsage",
+    "ConsoleUsageImport",
     "CostBucket",
     "DeliveryState",
     "Incident",

@@ -1,4 +1,5 @@
-"""The Usage & Cost Admin API page: sync status, organisation spend and the reconciliation."""
+"""The Usage & Cost Admin API page (sync status, organisation spend, the reconciliation) and the
+Console usage export page (upload, and the keys on deprecated or retiring models)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,27 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from controlplane.errors import DomainError, TooLarge
+from controlplane.models import Scope
+from controlplane.web import add_domain_error, require_scope, ui_actor
+from telemetry.console_usage import MAX_BYTES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from telemetry.models.calls import CallRecord
+from telemetry.models.console_usage import ConsoleUsageImport
 from telemetry.models.usage_sync import AdminSyncState, BucketWidth, CostBucket, SyncHealth, UsageBucket
 from telemetry.reconciliation import Key, reconcile
+from telemetry.services.console_usage import import_console_usage
 from telemetry.services.usage_sync import STREAMS, is_configured
+from telemetry.usage_review import exposed_usage, last_usage_review
 
 DAY_CHOICES = (7, 14, 30, 90)
 MICRO = Decimal(1_000_000)
@@ -114,3 +124,44 @@ def usage_status(request: HttpRequest) -> HttpResponse:
         "threshold": threshold,
     }
     return render(request, "telemetry/usage.html", context)
+
+
+class ConsoleUsageForm(forms.Form):
+    export = forms.FileField(label="Console usage export (CSV)", allow_empty_file=True)
+
+
+@login_required
+def console_usage(request: HttpRequest) -> HttpResponse:
+    """Upload the Console's Usage export; see which keys use deprecated or retiring models."""
+    form = ConsoleUsageForm()
+    if request.method == "POST":
+        require_scope(request, Scope.WRITE)
+        form = ConsoleUsageForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["export"]
+            try:
+                if upload.size > MAX_BYTES:
+                    raise TooLarge(
+                        f"The file is {upload.size / 1024 / 1024:.1f} MiB; the limit is "
+                        f"{MAX_BYTES // 1024 // 1024} MiB. Export a shorter period from the Console.",
+                        code="file_too_large",
+                    )
+                imported = import_console_usage(
+                    filename=upload.name, data=upload.read(), actor=ui_actor(request)
+                )
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                messages.success(request, f"Imported {imported.rows:,} usage rows from {imported.filename}.")
+                return redirect("usage:console")
+    review = last_usage_review()
+    latest = ConsoleUsageImport.objects.filter(pk=review.import_id).first() if review else None
+    context = {
+        "form": form,
+        "review": review,
+        "exposed": exposed_usage(latest) if latest else [],
+        "max_mib": MAX_BYTES // 1024 // 1024,
+        "required_columns": REQUIRED_COLUMNS,
+        "optional_columns": OPTIONAL_COLUMNS,
+    }
+    return render(request, "telemetry/console_usage.html", context, status=400 if form.errors else 200)

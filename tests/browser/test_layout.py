@@ -34,6 +34,7 @@ PAGES = [
     ("incidents", "/incidents/"),
     ("budgets", "/flags/support-chat/budgets/"),
     ("usage", "/usage/"),
+    ("console-usage", "/usage/console/"),
     ("audit", "/audit/"),
     ("users", "/users/"),
     ("tokens", "/tokens/"),
@@ -43,6 +44,7 @@ PAGES = [
     ("rehearsals", "/flags/support-chat/environments/staging/rehearsals/"),
     ("scheduled", "/scheduled-changes/?flag=support-chat"),
     ("timeline", "/timeline/?flag=support-chat&environment=production"),
+    ("migrations", "/migrations/"),
 ]
 
 
