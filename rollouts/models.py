@@ -492,6 +492,8 @@ class ChecklistSignoff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.item} by {self.actor_name}"
+
+
 # -- Rollback rehearsals -------------------------------------------------------------------------
 
 
@@ -628,6 +630,8 @@ class RollbackRehearsal(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in REHEARSAL_ACTIVE_STATES
+
+
 # -- Scheduled changes ---------------------------------------------------------------------------
 
 

@@ -51,6 +51,8 @@ def sweep_rehearsals() -> int:
     its `next_run_at`, so concurrent or repeated sweeps request each due rehearsal once.
     """
     return rehearsals.sweep_rehearsals()
+
+
 @shared_task(name="rollouts.apply_scheduled_changes", acks_late=True, time_limit=120, soft_time_limit=100)
 def apply_scheduled_changes() -> int:
     """Apply every scheduled change that is due.

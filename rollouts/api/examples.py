@@ -261,6 +261,8 @@ SIGNOFF: dict[str, Any] = {
     "note": "Reviewed the tool list with the owner: refunds need a human, delete_account is gone",
     "by": "alice",
     "at": "2026-12-05T12:50:00Z",
+}
+
 ROLLED_BACK = {
     "flag": "support-chat",
     "environment": "production",
