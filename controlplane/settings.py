@@ -375,6 +375,10 @@ for _name in ("TICK_SECONDS", "TICK_LEASE_SECONDS"):
 # incident, how long each is waited for at most, the API the probe client and the snapshot check
 # go through (what services see; the worker must reach it), the canary's share in basis points,
 # and how many canary units the probe resolves.
+# The deploy checklist's "successful rollback rehearsal" item accepts one this many days old.
+FLAGSTAFF_CHECKLIST_REHEARSAL_DAYS = env_int("FLAGSTAFF_CHECKLIST_REHEARSAL_DAYS", 30)
+if FLAGSTAFF_CHECKLIST_REHEARSAL_DAYS < 1:
+    raise ImproperlyConfigured("FLAGSTAFF_CHECKLIST_REHEARSAL_DAYS must be 1 or more")
 FLAGSTAFF_REHEARSAL_ENVIRONMENT = env_str("FLAGSTAFF_REHEARSAL_ENVIRONMENT", "staging")
 FLAGSTAFF_REHEARSAL_ALLOW_PRODUCTION = env_bool("FLAGSTAFF_REHEARSAL_ALLOW_PRODUCTION", False)
 FLAGSTAFF_REHEARSAL_THRESHOLD_SECONDS = env_float("FLAGSTAFF_REHEARSAL_THRESHOLD_SECONDS", 5.0)

@@ -28,7 +28,7 @@ from django.utils import timezone
 from deprecations import runway as rules
 from evals.judges import JUDGE_SCORER
 from evals.models import EvalSetVersion
-from flags.catalog import model_info
+from flags.catalog import model_info, models_in
 from flags.models import ClaudeModel, ConfigVersion, Environment, Flag, FlagState, Split, SplitArm, Surface
 from flags.validation import ModelInfo, catalog_by_id
 from rollouts.models import Experiment, ExperimentArm, Rollout
@@ -151,20 +151,6 @@ def watched_catalog() -> dict[str, ModelInfo]:
         Q(lifecycle__in=["deprecated", "retired"]) | Q(retires_at__isnull=False) | ~Q(replacement="")
     )
     return catalog_by_id(model_info(row) for row in rows)
-
-
-def models_in(content: object, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(path, model id) of the config's own model and of every subagent's, depth first."""
-    if not isinstance(content, dict):
-        return
-    model = content.get("model")
-    if isinstance(model, str):
-        yield (f"{prefix}.model" if prefix else "model"), model
-    subagents = content.get("subagents")
-    for index, subagent in enumerate(subagents if isinstance(subagents, list) else []):
-        if isinstance(subagent, dict):
-            base = f"{prefix}.subagents[{index}].config" if prefix else f"subagents[{index}].config"
-            yield from models_in(subagent.get("config"), base)
 
 
 @dataclass(frozen=True, slots=True)

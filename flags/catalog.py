@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,20 @@ def model_info(row: ClaudeModel) -> ModelInfo:
 def current_catalog() -> dict[str, ModelInfo]:
     """Every model id and alias in the database, mapped to its facts."""
     return catalog_by_id(model_info(row) for row in ClaudeModel.objects.with_prices())
+
+
+def models_in(content: object, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(path, model id) of the config's own model and of every subagent's, depth first."""
+    if not isinstance(content, dict):
+        return
+    model = content.get("model")
+    if isinstance(model, str):
+        yield (f"{prefix}.model" if prefix else "model"), model
+    subagents = content.get("subagents")
+    for index, subagent in enumerate(subagents if isinstance(subagents, list) else []):
+        if isinstance(subagent, dict):
+            base = f"{prefix}.subagents[{index}].config" if prefix else f"subagents[{index}].config"
+            yield from models_in(subagent.get("config"), base)
 
 
 def _row_fields(info: ModelInfo) -> dict[str, Any]:

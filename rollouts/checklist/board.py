@@ -11,6 +11,7 @@ from django.utils import timezone
 from flags.models import Environment, FlagState
 from rollouts.checklist import attested as _attested  # noqa: F401  (registers the attested items)
 from rollouts.checklist import computed as _computed  # noqa: F401  (registers the computed items)
+from rollouts.checklist import operations as _operations  # noqa: F401  (and those of rollout operations)
 from rollouts.checklist.items import ITEMS, Item, Kind, Status, Subject
 from rollouts.models import ChecklistPolicy, ChecklistSignoff, Experiment, Rollout, SignoffKind
 
