@@ -430,9 +430,10 @@ def _baseline_still_serves(rollout: Rollout, state: FlagState) -> bool:
 @transaction.atomic
 def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollout:
     """Serve the candidate to the first stage's share: needs the candidate's gate (a passing
-    verdict or an audited override), asked again here, the baseline still serving, every
-    required checklist item green or waived, and where the environment requires four eyes an
-    Approver other than the author (flags/services/approvals.py)."""
+    verdict or an audited override), asked again here, the baseline still serving, and, unless
+    the candidate's content is the baseline's, every required checklist item green or waived
+    and where the environment requires four eyes an Approver other than the author
+    (flags/services/approvals.py)."""
     rollout = _fresh(rollout)
     if rollout.state in (S.RUNNING, S.PAUSED):
         return rollout
@@ -457,9 +458,13 @@ def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollou
             "clear that split first.",
             code="split_active",
         )
-    # The checklist first: a change an Approver is asked to approve should be one that can start.
-    board = require_checklist(rollout)
-    require_approval(change=start_change(rollout, reason), actor=actor)
+    checklist: dict[str, Any] = {"no_op": True}
+    if rollout.candidate.content_hash != rollout.baseline.content_hash:
+        # The checklist first: a change an Approver is asked to approve should be one that can
+        # start. A candidate with the baseline's very content (a rollback rehearsal's canary)
+        # changes nothing the checklist guards or an Approver would judge.
+        checklist = _checklist_record(require_checklist(rollout))
+        require_approval(change=start_change(rollout, reason), actor=actor)
     if rollout.state == S.DRAFT:
         _transition(
             rollout,
@@ -479,7 +484,7 @@ def start_rollout(*, rollout: Rollout, actor: Actor, reason: str = "") -> Rollou
         actor=actor,
         action="rollout.started",
         reason=reason,
-        changes={"stage": 0, "weight": first.weight, "checklist": _checklist_record(board)},
+        changes={"stage": 0, "weight": first.weight, "checklist": checklist},
         stage_index=0,
         next_tick_at=now,
     )

@@ -411,3 +411,19 @@ def test_start__red_item_waived__runs() -> None:
     rollout = make_rollout(world)
     checklist.waive_item(subject=rollout, item="budgets", reason="FIN-12", actor=FACTORY_ACTOR)
     assert lifecycle.start_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="go").state == "running"
+
+
+def test_start__candidate_with_the_baselines_content__needs_no_checklist() -> None:
+    """A rollback rehearsal's canary: a new version with the serving content changes nothing the
+    checklist guards, so its red items do not hold it."""
+    world = make_world()
+    checklist.set_checklist_policy(environment=world.environment, required=["budgets"], actor=FACTORY_ACTOR)
+    same = make_version(flag=world.flag, content=dict(world.baseline.content))
+    rollout = make_rollout(world, candidate=same.number)
+    mark = audit_mark()
+
+    started = lifecycle.start_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="rehearsal")
+
+    assert started.state == RolloutState.RUNNING
+    [entry] = [entry for entry in audit_since(mark) if entry.action == "rollout.started"]
+    assert entry.changes["checklist"] == {"no_op": True}
