@@ -37,6 +37,7 @@ PAGES = [
     ("users", "/users/"),
     ("tokens", "/tokens/"),
     ("experiments", "/experiments/"),
+    ("rollouts", "/rollouts/"),
 ]
 
 
@@ -152,7 +153,7 @@ def test_layout__flag_page_tabs__each_panel_fits_at_390(live_server, page):
 
     tabs.locator("a", has_text="Overview").click()
     expect(page.locator("#users-get")).to_contain_text(
-        "plan is one of enterprise → v2 (rule 1); everyone else → 90 % v1, 10 % v3 (split)"
+        "plan is one of enterprise → v2 (rule 1); everyone else → v1 to 90 %, v3 to 10 % (split)"
     )
     expect(page.locator("#targeting")).to_be_hidden()
     expect(
