@@ -153,7 +153,7 @@ def rollout_health(state: str, pause_reason: str, latest_action: str | None) -> 
 
 def experiment_health(state: str, pause_reason: str, latest_action: str | None) -> Health:
     if state == ExperimentState.CONCLUDED:
-        return Health(DONE, "concluded")
+        return Health(DONE, "ended: its split is over, everyone gets the baseline")
     if state in (ExperimentState.ABORTED, ExperimentState.SUPERSEDED):
         return Health(DONE, ExperimentState(state).label.lower())
     if state == ExperimentState.DRAFT:
