@@ -52,6 +52,8 @@ class Chart:
     unit: str
     data: dict[str, Any]
     note: str = ""  # the budget it is drawn against, in words
+    # A pass rate moves within a few points: its axis starts near the data, not at zero.
+    begin_at_zero: bool = True
 
 
 @dataclass(frozen=True)
@@ -316,4 +318,10 @@ def _pass_rate_chart(
         # Filled down to the dataset just before it: the band between the two bounds.
         datasets.append(_line(f"{label}, 95 % interval high", colour + BAND_ALPHA, highs, fill="-1", **band))
         datasets.append(_line(label, colour, rates))
-    return Chart(f"pass_rate_{guardrail.scorer}", guardrail.label, "% passed", {"datasets": datasets})
+    return Chart(
+        f"pass_rate_{guardrail.scorer}",
+        guardrail.label,
+        "% passed",
+        {"datasets": datasets},
+        begin_at_zero=False,
+    )

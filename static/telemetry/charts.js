@@ -18,7 +18,7 @@
         x: { stacked: stacked },
         y: {
           stacked: stacked,
-          beginAtZero: true,
+          beginAtZero: canvas.dataset.beginAtZero !== "false",
           grace: "5%",
           title: { display: Boolean(unit), text: unit }
         }
