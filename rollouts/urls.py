@@ -28,6 +28,7 @@ urlpatterns = [
         rollback.schedule,
         name="rehearsal-schedule",
     ),
+    path("rollouts/<int:pk>/rollback/", rollouts.rollout_rollback, name="rollout-rollback"),
     path("experiments/", experiments.experiment_list, name="experiments"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
     *CHECKLIST_FORMS,

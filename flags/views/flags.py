@@ -12,7 +12,7 @@ from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
-from flags import services
+from flags import services, split_owners
 from flags.forms import EnvironmentForm, FlagEditForm, FlagForm
 from flags.lookups import get_flag
 from flags.models import ConfigVersion, Environment, Flag, Split
@@ -84,6 +84,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
         for split in Split.objects.active().filter(flag=flag).select_related("candidate")
     }
     segments = outcomes.all_segments()
+    owners = split_owners.describe(list(splits.values()))
     context = {
         "flag": flag,
         "environments": [(env, states.get(env.pk)) for env in environments],
@@ -94,6 +95,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
                 state=states.get(env.pk),
                 split=splits.get(env.pk),
                 segments=segments,
+                split_owner=owners.get(splits[env.pk].pk, "") if env.pk in splits else "",
             )
             for env in environments
         ],

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flags import split_owners
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Segment, Split, load_arms
 from flags.targeting import compiled_flag
 from flags.views.constraints import describe_constraint
@@ -52,7 +53,7 @@ def _conditions(rule: dict[str, Any]) -> str:
     return " and ".join(words)
 
 
-def _part(outcome: Outcome, rules: list[Any], reached_by_rule: bool) -> Part:
+def _part(outcome: Outcome, rules: list[Any], reached_by_rule: bool, split_owner: str = "") -> Part:
     rest = "everyone else" if reached_by_rule else "everyone"
     if outcome.kind == "rule":
         assert outcome.index is not None
@@ -67,14 +68,15 @@ def _part(outcome: Outcome, rules: list[Any], reached_by_rule: bool) -> Part:
     if outcome.kind == "split" and outcome.experiment:
         # An experiment's arms have names people chose; a unit outside them gets the baseline.
         shares = ", ".join(
-            f"{_percent(share.weight)} v{share.version}"
+            f"v{share.version}"
             + (f" ({share.arm})" if share.arm != "outside" else "")
+            + f" to {_percent(share.weight)}"
             for share in outcome.shares
         )
-        return Part(rest, f"{shares} (experiment)", "split")
+        return Part(rest, f"{shares} ({split_owner or 'experiment'})", "split")
     if outcome.kind == "split":
-        shares = ", ".join(f"{_percent(share.weight)} v{share.version}" for share in outcome.shares)
-        return Part(rest, f"{shares} (split)", "split")
+        shares = ", ".join(f"v{share.version} to {_percent(share.weight)}" for share in outcome.shares)
+        return Part(rest, f"{shares} ({split_owner or 'split'})", "split")
     return Part(rest, f"v{outcome.version}", "serving")
 
 
@@ -86,8 +88,10 @@ def what_users_get(
     split: Split | None,
     segments: dict[str, Any],
     version_hashes: Mapping[int, str] | None = None,
+    split_owner: str = "",
 ) -> WhatUsersGet:
-    """The sentence for one environment; `state.serving_version` loaded, `segments` {key: constraints}."""
+    """The sentence for one environment; `state.serving_version` loaded, `segments` {key: constraints},
+    `split_owner` what moves the split in words (`flags.split_owners`)."""
     if state is None or state.serving_version_id is None:
         return WhatUsersGet(environment.key, (Part("", f"not published, {CODE_DEFAULT}", "disabled"),))
     if flag.is_archived:
@@ -99,7 +103,10 @@ def what_users_get(
     if parts[0].kind == "disabled":
         return WhatUsersGet(environment.key, (Part("", f"disabled, {CODE_DEFAULT}", "disabled"),))
     rules = state.rules if isinstance(state.rules, list) else []
-    worded = tuple(_part(outcome, rules, reached_by_rule=index > 0) for index, outcome in enumerate(parts))
+    worded = tuple(
+        _part(outcome, rules, reached_by_rule=index > 0, split_owner=split_owner)
+        for index, outcome in enumerate(parts)
+    )
     return WhatUsersGet(environment.key, worded)
 
 
@@ -109,11 +116,13 @@ def all_segments() -> dict[str, Any]:
 
 def for_flags(flags: Iterable[Flag]) -> dict[int, list[WhatUsersGet]]:
     """Each flag's sentences, one per environment it has a state in (states prefetched with
-    their environment and serving version, as `Flag.objects.with_states()` does), in four queries."""
+    their environment and serving version, as `Flag.objects.with_states()` does), in four queries
+    and those of the split describers."""
     flags = list(flags)
     splits = list(Split.objects.active().select_related("candidate").filter(flag__in=flags))
     load_arms(splits)
     split_of = {(split.flag_id, split.environment_id): split for split in splits}
+    owners = split_owners.describe(splits)
     hashes: dict[int, dict[int, str]] = defaultdict(dict)
     for flag_id, number, content_hash in ConfigVersion.objects.filter(flag__in=flags).values_list(
         "flag_id", "number", "content_hash"
@@ -126,9 +135,10 @@ def for_flags(flags: Iterable[Flag]) -> dict[int, list[WhatUsersGet]]:
                 flag=flag,
                 environment=state.environment,
                 state=state,
-                split=split_of.get((flag.pk, state.environment_id)),
+                split=(split := split_of.get((flag.pk, state.environment_id))),
                 segments=segments,
                 version_hashes=hashes[flag.pk],
+                split_owner=owners.get(split.pk, "") if split else "",
             )
             for state in flag.states.all()
         ]

@@ -1,5 +1,6 @@
-"""Experiment pages, read-only: the list, and an experiment with its arms side by side (the
-cheapest arm that passes marked), its policy, goals and decisions."""
+"""Experiment pages, read-only: the list (what moves traffic now, live), and an experiment with
+its arms side by side as cards (stacked on a phone; the cheapest arm that passes marked), its
+policy, goals and decision log, live while it runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from controlplane.web import HtmxHttpRequest, render_page
 from rollouts.experiment_reads import arms_of
 from rollouts.lookups import get_experiment
 from rollouts.models import Experiment, ExperimentDecision
+from rollouts.status import experiment_health
 from rollouts.views.checklist import checklist_context
+from rollouts.views.rollouts import POLL_SECONDS, list_page
 
 PAGE_SIZE = 50
 
@@ -21,10 +24,7 @@ PAGE_SIZE = 50
 @login_required
 def experiment_list(request: HtmxHttpRequest) -> HttpResponse:
     found = Experiment.objects.select_related("flag", "environment", "baseline")
-    if flag := request.GET.get("flag", "").strip():
-        found = found.filter(flag__key=flag)
-    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render_page(request, "rollouts/experiments.html", {"page": page, "flag": flag})
+    return list_page(request, "rollouts/experiments.html", found)
 
 
 def _arm_columns(experiment: Experiment, decision: ExperimentDecision | None) -> list[dict[str, Any]]:
@@ -44,27 +44,28 @@ def _arm_columns(experiment: Experiment, decision: ExperimentDecision | None) ->
                 "units": totals.get("calls"),
                 "cost_per_call": totals.get("cost_micro_usd", 0) / 1_000_000 / known if known > 0 else None,
                 "verdict": verdict,
-                "comparisons": verdict.get("comparisons", {}),
+                "bounds": _bounds(experiment.guardrails, verdict.get("comparisons", {})),
                 "cheapest": bool(decision and decision.cheapest_passing == arm.name),
             }
         )
     return columns
 
 
-def _bounds_rows(policy: list[dict[str, Any]], columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per guardrail, per arm: the difference with the baseline and its bounds, in words."""
-    rows = []
+def _bounds(policy: list[dict[str, Any]], comparisons: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per guardrail: the arm's difference with the baseline and its bounds, in words."""
+    cells = []
     for guardrail in policy:
-        cells = []
-        for column in columns:
-            found = column["comparisons"].get(guardrail["name"])
-            cells.append(
+        found = comparisons.get(guardrail["name"])
+        cells.append(
+            (
+                guardrail["label"],
                 "—"
                 if not found or found.get("difference") is None
-                else f"{found['difference']:.4g} [{_bound(found.get('lower'))}, {_bound(found.get('upper'))}]"
+                else f"{found['difference']:.4g} "
+                f"[{_bound(found.get('lower'))}, {_bound(found.get('upper'))}]",
             )
-        rows.append({"label": guardrail["label"], "cells": cells})
-    return rows
+        )
+    return cells
 
 
 def _duration(seconds: int) -> str:
@@ -89,8 +90,11 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "experiment": experiment,
         "window": _duration(experiment.window_seconds or 0),
         "columns": columns,
-        "bounds": _bounds_rows(experiment.guardrails, columns),
         "latest": latest,
+        "health": experiment_health(
+            experiment.state, experiment.pause_reason, latest.action if latest else None
+        ),
+        "poll_seconds": POLL_SECONDS if experiment.is_active else None,
         "policy": experiment.guardrails,
         "goals": experiment.goals,
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),

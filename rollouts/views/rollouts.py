@@ -1,32 +1,89 @@
-"""Rollout pages, read-only: the list, and a rollout with its stages, policy and decisions."""
+"""Rollout pages: what is moving traffic now (live), and a rollout with its stage bar, per-arm
+charts, current decision and decision log (live while it runs), and its Roll back button."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 
-from controlplane.web import HtmxHttpRequest, render_page
+from controlplane.errors import DomainError
+from controlplane.models import Scope
+from controlplane.roles import scopes_for_user
+from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_actor
+from rollouts.arm_series import rollout_arm_series
 from rollouts.lookups import get_rollout
 from rollouts.models import Rollout
 from rollouts.rehearsal_reads import rehearsal_panel
 from rollouts.scheduled_reads import scheduled_for
+from rollouts.services.rollback import roll_back
+from rollouts.status import active_changes, last_move, rollout_health, stage_bar
 from rollouts.views.checklist import checklist_context
 
 PAGE_SIZE = 50
+# How often an open page asks for the live parts again; a tick runs every minute by default.
+POLL_SECONDS = 3
+
+
+def list_page(request: HtmxHttpRequest, template: str, found: QuerySet[Any]) -> HttpResponse:
+    """A list of rollouts or experiments (`?flag=`), under what moves traffic now."""
+    if flag := request.GET.get("flag", "").strip():
+        found = found.filter(flag__key=flag)
+    context = {
+        "active": active_changes(),
+        "page": Paginator(found, PAGE_SIZE).get_page(request.GET.get("page")),
+        "flag": flag,
+        "poll_seconds": POLL_SECONDS,
+    }
+    return render_page(request, template, context)
 
 
 @login_required
 def rollout_list(request: HtmxHttpRequest) -> HttpResponse:
     found = Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
-    if flag := request.GET.get("flag", "").strip():
-        found = found.filter(flag__key=flag)
-    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render_page(request, "rollouts/rollouts.html", {"page": page, "flag": flag})
+    return list_page(request, "rollouts/rollouts.html", found)
+
+
+def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) -> HttpResponse:
+    decisions = rollout.decisions.select_related("stage").order_by("-tick")
+    page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    latest = decisions.first()
+    stages = list(rollout.stages.order_by("index"))
+    context = {
+        "rollout": rollout,
+        "stages": stages,
+        "bar": stage_bar(rollout, stages),
+        "health": rollout_health(rollout.state, rollout.pause_reason, latest.action if latest else None),
+        "latest": latest,
+        "last_move": last_move(rollout),
+        "series": rollout_arm_series(rollout),
+        "policy": rollout.guardrails.order_by("id"),
+        "page": page,
+        "can_roll_back": Scope.WRITE in scopes_for_user(request.user),
+        "poll_seconds": POLL_SECONDS if rollout.is_active else None,
+        "reason": request.POST.get("reason", ""),
+    }
+    response = render_page(request, "rollouts/rollout.html", context)
+    response.status_code = status
+    return response
 
 
 @login_required
 def rollout_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _detail_page(request, get_rollout(pk))
+
+
+@login_required
+@require_POST
+def rollout_rollback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Take the candidate off traffic now; a protected environment asks for a reason first."""
+    require_scope(request, Scope.WRITE)
     rollout = get_rollout(pk)
     decisions = rollout.decisions.select_related("stage").order_by("-tick")
     context = {
@@ -39,3 +96,24 @@ def rollout_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "scheduled": scheduled_for(rollout.flag, rollout.environment),
     }
     return render_page(request, "rollouts/rollout.html", context)
+    reason = request.POST.get("reason", "").strip()
+    if rollout.environment.protected and not reason:
+        messages.error(request, f"'{rollout.environment.key}' is protected: say why you roll back.")
+        return _detail_page(request, rollout, status=400)
+    if not rollout.is_active:
+        messages.error(
+            request, f"Nothing to roll back: rollout #{rollout.pk} is {rollout.get_state_display().lower()}."
+        )
+        return _detail_page(request, rollout, status=409)
+    try:
+        done = roll_back(
+            flag=rollout.flag,
+            environment=rollout.environment,
+            actor=ui_actor(request),
+            reason=reason or "rolled back from the rollout page",
+        )
+    except DomainError as error:
+        messages.error(request, error.detail)
+        return _detail_page(request, rollout, status=error.status_code)
+    messages.success(request, f"Rolled back: {done.summary}")
+    return redirect("rollouts:detail", pk=rollout.pk)

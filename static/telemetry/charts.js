@@ -1,5 +1,7 @@
-/* Telemetry dashboards: draw every <canvas data-chart> from the JSON <script> it names.
- * Runs on page load and again after each htmx swap (a new time range or environment). */
+/* Telemetry dashboards and rollout pages: draw every <canvas data-chart> from the JSON <script>
+ * it names. Runs on page load and again after each htmx swap (a new time range or environment,
+ * a rollout page's live part). A dataset marked hideInLegend (an interval's bound) stays out of
+ * the legend. */
 (function () {
   "use strict";
   var drawn = [];
@@ -16,11 +18,21 @@
         x: { stacked: stacked },
         y: {
           stacked: stacked,
-          beginAtZero: true,
+          beginAtZero: canvas.dataset.beginAtZero !== "false",
+          grace: "5%",
           title: { display: Boolean(unit), text: unit }
         }
       },
-      plugins: { legend: { position: "bottom" } }
+      plugins: {
+        legend: {
+          position: "bottom",
+          labels: {
+            filter: function (item, data) {
+              return !data.datasets[item.datasetIndex].hideInLegend;
+            }
+          }
+        }
+      }
     };
   }
 

@@ -45,6 +45,7 @@ PAGES = [
     ("scheduled", "/scheduled-changes/?flag=support-chat"),
     ("timeline", "/timeline/?flag=support-chat&environment=production"),
     ("migrations", "/migrations/"),
+    ("rollouts", "/rollouts/"),
 ]
 
 
@@ -160,7 +161,7 @@ def test_layout__flag_page_tabs__each_panel_fits_at_390(live_server, page):
 
     tabs.locator("a", has_text="Overview").click()
     expect(page.locator("#users-get")).to_contain_text(
-        "plan is one of enterprise → v2 (rule 1); everyone else → 90 % v1, 10 % v3 (split)"
+        "plan is one of enterprise → v2 (rule 1); everyone else → v1 to 90 %, v3 to 10 % (split)"
     )
     expect(page.locator("#targeting")).to_be_hidden()
     expect(

@@ -1,4 +1,5 @@
-"""The read-only rollout pages."""
+"""The rollout pages: what moves traffic now (live), a rollout (live, with its Roll back button),
+the experiment page's arms, and the flag page's words for a rollout's canary."""
 
 from __future__ import annotations
 
@@ -10,9 +11,21 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rollouts.services import experiments, ticks
-from tests.factories import FACTORY_ACTOR
-from tests.rollouts.factories import add_arm_traffic, make_running_experiment, make_running_rollout
+from controlplane.models import AuditEntry
+from flags import services as flag_services
+from flags.models import Split
+from rollouts.models import Rollout
+from rollouts.services import experiments, lifecycle, ticks
+from tests.factories import FACTORY_ACTOR, make_environment
+from tests.rollouts.factories import (
+    add_arm_traffic,
+    add_calls,
+    add_scores,
+    make_running_experiment,
+    make_running_rollout,
+    make_world,
+    rollout_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +60,171 @@ def test_rollout_detail__after_a_tick__shows_stages_guardrails_and_the_decision(
     assert "100 bp" in page
     assert "live pass rate (helpful)" in page
     assert "missing data is never a pass" in page
+    assert "Stage 1 of 3: 1 % of units get v2." in page
+    assert 'aria-current="step"' in page
+
+
+def _healthy_tick(rollout: Rollout) -> None:
+    for arm in ("candidate", "control"):
+        add_calls(rollout, arm=arm, calls=20_000, latency_ms=900)
+        add_scores(rollout, arm=arm, n=20_000, passed=17_000)
+    ticks.tick_rollout(rollout_id=rollout.pk, now=timezone.now() + timedelta(minutes=2))
+
+
+def test_rollout_detail__running_with_traffic__charts_decision_and_polling(viewer: User) -> None:
+    rollout = make_running_rollout()
+    _healthy_tick(rollout)
+
+    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+
+    assert 'id="chart-pass_rate_helpful"' in page
+    assert 'id="chart-latency_p95"' in page
+    assert 'data-source="chart-error_rate"' in page
+    assert "Promoted: all 2 acting guardrails shown non-inferior" in page
+    assert 'hx-trigger="every 3s"' in page
+    assert "Stage 2 of 3: 10 % of units get v2." in page
+
+
+def test_rollout_detail__htmx_poll__answers_only_the_live_part(viewer: User) -> None:
+    rollout = make_running_rollout()
+    _healthy_tick(rollout)
+
+    response = login(viewer).get(
+        reverse("rollouts:detail", args=[rollout.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
+    )
+
+    fragment = response.content.decode()
+    assert fragment.lstrip().startswith('<div id="rollout_live"')
+    assert "Stage 2 of 3" in fragment
+    assert "<html" not in fragment
+    assert 'name="reason"' not in fragment  # the Roll back form stays, with what is typed in it
+
+
+def test_rollout_detail__rolled_back__stops_polling_and_says_nothing_to_roll_back(editor: User) -> None:
+    rollout = rollout_in("rolled_back")
+
+    page = login(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+
+    assert "hx-trigger" not in page
+    assert "Nothing to roll back: this rollout is rolled back." in page
+    assert "Rolled back: the candidate is off traffic." in page
+
+
+def test_rollout_detail__viewer__roll_back_shown_disabled_with_the_reason(viewer: User) -> None:
+    rollout = make_running_rollout()
+
+    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+
+    assert "Rolling back needs the Editor role." in page
+    assert '<button type="submit" class="btn btn-danger" disabled>Roll back</button>' in page
+
+
+def test_rollout_rollback__editor__candidate_off_traffic_in_one_motion(editor: User) -> None:
+    rollout = make_running_rollout()
+
+    response = login(editor).post(
+        reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "users complain"}
+    )
+
+    rollout.refresh_from_db()
+    assert response.status_code == 302
+    assert rollout.state == "rolled_back"
+    assert not Split.objects.active().exists()
+    entry = AuditEntry.objects.filter(action="rollout.rolled_back").get()
+    assert (entry.reason, entry.actor_name) == ("users complain", editor.username)
+    page = login(editor).get(response["Location"]).content.decode()
+    assert f"Rolled back by {editor.username} at " in page
+    assert ": users complain." in page
+
+
+def test_rollout_rollback__viewer__403_and_nothing_changed(viewer: User) -> None:
+    rollout = make_running_rollout()
+
+    response = login(viewer).post(reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "no"})
+
+    rollout.refresh_from_db()
+    assert (response.status_code, rollout.state) == (403, "running")
+
+
+def test_rollout_rollback__anonymous__sent_to_login(client: Client) -> None:
+    rollout = make_running_rollout()
+
+    response = client.post(reverse("rollouts:rollout-rollback", args=[rollout.pk]))
+
+    rollout.refresh_from_db()
+    assert (response.status_code, rollout.state) == (302, "running")
+
+
+def test_rollout_rollback__protected_without_a_reason__400_and_nothing_changed(editor: User) -> None:
+    world = make_world()
+    rollout = make_running_rollout(world)
+    flag_services.set_environment_protected(
+        environment=world.environment, protected=True, actor=FACTORY_ACTOR
+    )
+
+    response = login(editor).post(reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "  "})
+
+    rollout.refresh_from_db()
+    assert (response.status_code, rollout.state) == (400, "running")
+    assert "is protected: say why you roll back" in response.content.decode()
+    assert Split.objects.active().exists()
+
+
+def test_rollout_rollback__already_promoted__409_with_the_reason_and_nothing_changed(editor: User) -> None:
+    rollout = rollout_in("promoted")
+
+    response = login(editor).post(reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "late"})
+
+    rollout.refresh_from_db()
+    assert (response.status_code, rollout.state) == (409, "promoted")
+    assert "cannot" in response.content.decode()
+
+
+def test_rollout_rollback__get__405(editor: User) -> None:
+    rollout = make_running_rollout()
+
+    assert login(editor).get(reverse("rollouts:rollout-rollback", args=[rollout.pk])).status_code == 405
+
+
+def test_rollout_list__htmx_poll__answers_what_moves_traffic_now(viewer: User) -> None:
+    rollout = make_running_rollout()
+    experiment = make_running_experiment()
+
+    response = login(viewer).get(reverse("rollouts:list"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="active")
+
+    fragment = response.content.decode()
+    assert fragment.lstrip().startswith('<section class="card card-flush" id="active"')
+    assert f"Rollout #{rollout.pk}" in fragment
+    assert f"Experiment #{experiment.pk}" in fragment
+    assert "stage 1 of 3 · 1 %" in fragment
+    assert "Every rollout" not in fragment
+
+
+def test_rollout_list__nothing_active__says_so(viewer: User) -> None:
+    rollout_in("aborted")
+
+    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+
+    assert "No rollout or experiment is moving traffic now." in page
+
+
+def test_flag_detail__a_rollouts_canary__says_what_each_environment_serves_and_the_stage(
+    viewer: User,
+) -> None:
+    world = make_world(key="support-chat")
+    rollout = make_running_rollout(world)
+    lifecycle.promote_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="ok", stage=0)
+    flag_services.set_flag_enabled(
+        flag=world.flag, environment=world.environment, enabled=True, actor=FACTORY_ACTOR
+    )
+    staging = make_environment(key="staging-x")
+    flag_services.publish_version(flag=world.flag, environment=staging, number=2, actor=FACTORY_ACTOR)
+    flag_services.set_flag_enabled(flag=world.flag, environment=staging, enabled=True, actor=FACTORY_ACTOR)
+
+    page = login(viewer).get(reverse("flags:detail", args=["support-chat"])).content.decode()
+
+    assert "everyone → <strong>v1 to 90 %, v2 to 10 % (canary, stage 2 of 3)</strong>" in page
+    assert "everyone → <strong>v2</strong>" in page  # staging serves v2, no split there
 
 
 def test_rollout_detail__anonymous__sent_to_login(client: Client) -> None:
@@ -93,10 +271,18 @@ def test_experiment_detail__concluded__arms_side_by_side_and_the_cheapest_that_p
 
     page = login(viewer).get(reverse("rollouts:experiment", args=[experiment.pk])).content.decode()
 
-    header = page[page.index("<thead>", page.index("Arms")) : page.index("</thead>", page.index("Arms"))]
-    assert [name in header for name in ("baseline", "haiku", "sonnet", "short")] == [True] * 4
-    assert header.index("cheapest that passes") > header.index("haiku") > header.index("baseline")
-    assert header.index("cheapest that passes") < header.index("sonnet")
+    cards = page[
+        page.index('<div class="arm-cards">') : page.index(
+            "</section>", page.index('<div class="arm-cards">')
+        )
+    ]
+    names = ("baseline", "haiku", "sonnet", "short")
+    assert [cards.index(f'aria-label="Arm {name}"') for name in names] == sorted(
+        cards.index(f'aria-label="Arm {name}"') for name in names
+    )
+    assert cards.count("cheapest that passes") == 1
+    assert 'class="card arm-card arm-cheapest" aria-label="Arm haiku"' in cards
+    assert "hx-trigger" not in page  # concluded: nothing moves any more
     assert "$0.00150" in page
     assert "fails: live_pass_rate:helpful" in page
     assert "concluded: haiku is the cheapest arm that passes" in page
