@@ -585,11 +585,13 @@ def check_serving(change: preconditions.ServingChange) -> preconditions.Outcome:
             code="gate_required",
             summary="gate: served before",
         )
-    # A version with the content the environment serves now changes nothing a gate could judge
-    # (a rollback rehearsal's no-op candidate: the serving content as a new version).
+    # A canary of the content the environment serves now changes nothing a gate could judge
+    # (a rollback rehearsal's no-op candidate: the serving content as a new version). Only a
+    # split: publishing such a version is asked as any other.
     serving = _serving(change.flag, environment)
     if (
-        environment is not None
+        change.action == "split"
+        and environment is not None
         and serving is not None
         and serving.pk != change.version.pk
         and serving.content_hash == change.version.content_hash
