@@ -183,7 +183,9 @@ def board_for(
     subject = _subject(rollout, experiment, now or timezone.now())
     required, is_default = required_items(subject.environment)
     signoffs = _signoffs(rollout, experiment)
-    rows = tuple(_row(item, subject, key in required, signoffs) for key, item in ITEMS.items())
+    # The computed items first, as the checklist lists them; each kind in registry order.
+    ordered = sorted(ITEMS.values(), key=lambda item: item.kind != Kind.COMPUTED)
+    rows = tuple(_row(item, subject, item.key in required, signoffs) for item in ordered)
     return Board(subject.environment, rows, is_default, subject.now)
 
 

@@ -16,7 +16,7 @@ from tests.rollouts.factories import make_rollout, make_world
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "checklist"}
+HTMX = {"HX-Request": "true", "HX-Target": "checklist"}
 
 
 def _client(user: User) -> Client:
@@ -43,7 +43,9 @@ def test_rollout_page__red_items__says_blocked_and_names_them(editor: User) -> N
 def test_attest__htmx__block_swapped_with_name_and_note(editor: User) -> None:
     rollout = _blocked_rollout()
     response = _client(editor).post(
-        f"/rollouts/{rollout.pk}/checklist/tools_deliberate/attest/", {"note": "No destructive tools"}, **HTMX
+        f"/rollouts/{rollout.pk}/checklist/tools_deliberate/attest/",
+        {"note": "No destructive tools"},
+        headers=HTMX,
     )
     body = response.content.decode()
     assert response.status_code == 200
@@ -55,7 +57,7 @@ def test_attest__htmx__block_swapped_with_name_and_note(editor: User) -> None:
 def test_attest__viewer__403_and_nothing_recorded(viewer: User) -> None:
     rollout = _blocked_rollout()
     response = _client(viewer).post(
-        f"/rollouts/{rollout.pk}/checklist/tools_deliberate/attest/", {"note": "x"}, **HTMX
+        f"/rollouts/{rollout.pk}/checklist/tools_deliberate/attest/", {"note": "x"}, headers=HTMX
     )
     assert response.status_code == 403
     assert not ChecklistSignoff.objects.exists()
@@ -64,7 +66,7 @@ def test_attest__viewer__403_and_nothing_recorded(viewer: User) -> None:
 def test_waive__without_reason__says_why_and_nothing_recorded(approver: User) -> None:
     rollout = _blocked_rollout()
     response = _client(approver).post(
-        f"/rollouts/{rollout.pk}/checklist/budgets/waive/", {"reason": ""}, **HTMX
+        f"/rollouts/{rollout.pk}/checklist/budgets/waive/", {"reason": ""}, headers=HTMX
     )
     assert "A waiver needs a reason" in response.content.decode()
     assert not ChecklistSignoff.objects.exists()
@@ -73,14 +75,14 @@ def test_waive__without_reason__says_why_and_nothing_recorded(approver: User) ->
 def test_waive__editor__403(editor: User) -> None:
     rollout = _blocked_rollout()
     response = _client(editor).post(
-        f"/rollouts/{rollout.pk}/checklist/budgets/waive/", {"reason": "x"}, **HTMX
+        f"/rollouts/{rollout.pk}/checklist/budgets/waive/", {"reason": "x"}, headers=HTMX
     )
     assert response.status_code == 403
 
 
 def test_start__red_checklist__refused_in_words_and_not_started(editor: User) -> None:
     rollout = _blocked_rollout()
-    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, **HTMX)
+    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
     assert "has 2 red items" in response.content.decode()
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.READY
@@ -92,7 +94,7 @@ def test_start__four_eyes__waits_for_an_approver(editor: User) -> None:
         environment=world.environment, required=True, actor=FACTORY_ACTOR
     )
     rollout = make_rollout(world, actor=Actor.for_user(editor))
-    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, **HTMX)
+    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
     assert "waits for an Approver other than you" in response.content.decode()
     assert Approval.objects.pending().count() == 1
 
