@@ -51,12 +51,13 @@ services:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL or Redis did not come up" >&2; exit 1
 
-## test: the whole suite on the embedded default, then on PostgreSQL + Redis + a real worker
+## test: the whole suite on the embedded default and on PostgreSQL + Redis + a real worker, both
+## passes at once (logs in var/test-logs/); without PostgreSQL/Redis outside CI, the embedded one
 test: $(STAMP) chromium
-	$(MAKE) --no-print-directory test-embedded
 	@if [ "$$CI" = "true" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \
-	  $(MAKE) --no-print-directory test-services; \
+	  MAKE="$(MAKE)" .ci/test-passes; \
 	else \
+	  $(MAKE) --no-print-directory test-embedded && \
 	  echo "PostgreSQL/Redis not reachable: skipped the services pass (CI runs it)"; \
 	fi
 
@@ -67,7 +68,7 @@ test-embedded: $(STAMP)
 test-services: $(STAMP) services
 	@echo "== test suite: PostgreSQL + Redis + Celery worker =="
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) CELERY_BROKER_URL=$(REDIS_TEST_URL) \
-	  FLAGSTAFF_REQUIRE_SERVICES=1 $(BIN)/pytest
+	  FLAGSTAFF_REQUIRE_SERVICES=1 $(BIN)/pytest -o cache_dir=.pytest_cache/services
 
 ## lint: formatting, lint rules, types, the layering contracts, migrations and the OpenAPI schema
 lint: $(STAMP)

@@ -1,6 +1,7 @@
 """What the browser tests share besides fixtures: where Chromium is, where screenshots go,
 logging in, and listening for Content-Security-Policy violations."""
 
+import os
 from pathlib import Path
 
 from playwright.sync_api import ConsoleMessage, Page
@@ -16,7 +17,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# The services pass keeps its screenshots apart: `make test` runs both passes at once.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+if os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") == "1":
+    ARTIFACTS /= "services"
 PASSWORD = "correct horse battery staple"
 
 
