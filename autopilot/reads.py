@@ -29,8 +29,7 @@ def next_step(migration: Migration) -> str:
     if state == MigrationState.GATE_RUNNING:
         run = migration.run
         progress = f" ({run.cases_done} of {run.cases_total} cases)" if run is not None else ""
-        paused = run is not None and run.state == RunState.PAUSED
-        if paused:
+        if run is not None and run.state == RunState.PAUSED:
             return f"The eval run is paused: {run.reason} Resume it from its page."
         return f"Wait: the eval gate is running{progress}; the rollout is proposed when it passes."
     if state == MigrationState.GATE_FAILED:

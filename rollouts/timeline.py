@@ -132,10 +132,28 @@ def _rollout_links(entry: AuditEntry, anchor: str = "") -> list[Link]:
     return [Link(f"rollout {entry.target_id}", reverse("rollouts:detail", args=[entry.target_id]) + anchor)]
 
 
+def _flag_rollouts_link(entry: AuditEntry) -> list[Link]:
+    """A checklist sign-off is recorded on a rollout or an experiment of the entry's flag."""
+    if not entry.flag_key:
+        return []
+    return [
+        Link(
+            f"{entry.flag_key}'s rollouts",
+            reverse("rollouts:list") + f"?{urlencode({'flag': entry.flag_key})}",
+        )
+    ]
+
+
+def _rehearsals_link(entry: AuditEntry) -> list[Link]:
+    if not entry.flag_key or not entry.environment_key:
+        return []
+    url = reverse("rollouts:rehearsals", args=[entry.flag_key, entry.environment_key])
+    return [Link(f"rehearsals in {entry.environment_key}", url)]
+
+
 LinkMaker = Callable[[AuditEntry, dict[int, int]], list[Link]]
 
-# Where the evidence of an entry lives, by the type of its target. A piece that records new
-# targets (approvals, rehearsals) adds its line here.
+# Where the evidence of an entry lives, by the type of its target.
 EVIDENCE_LINKS: dict[str, LinkMaker] = {
     "flags.configversion": lambda entry, numbers: _version_link(
         entry.flag_key, numbers.get(int(entry.target_id)) if entry.target_id.isdigit() else None
@@ -159,6 +177,14 @@ EVIDENCE_LINKS: dict[str, LinkMaker] = {
             + f"?{urlencode({'flag': entry.flag_key})}#change-{entry.target_id}",
         )
     ],
+    "flags.approval": lambda entry, _: [
+        Link(
+            f"approval {entry.target_id}",
+            reverse("flags:approvals") + f"#approval-{entry.target_id}",
+        )
+    ],
+    "rollouts.checklistsignoff": lambda entry, _: _flag_rollouts_link(entry),
+    "rollouts.rollbackrehearsal": lambda entry, _: _rehearsals_link(entry),
     "telemetry.incident": lambda entry, _: [
         Link(f"incident {entry.target_id}", reverse("incidents:detail", args=[entry.target_id]))
     ],

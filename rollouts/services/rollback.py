@@ -32,6 +32,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Environment, Flag, FlagState, Split
+from flags.services import approvals
 from flags.services.guards import writable_state
 from flags.services.publishing import publish_version
 from flags.services.splits import clear_split
@@ -239,13 +240,14 @@ def roll_back(
     else:
         assert plan.rollout is not None
         candidate = plan.rollout.candidate.number
-        publish_version(
-            flag=flag,
-            environment=environment,
-            number=plan.rollout.baseline.number,
-            actor=actor,
-            reason=f"rollback of rollout {plan.rollout.pk}'s promotion: {reason}",
-        )
+        with approvals.not_needed("rollback"):
+            publish_version(
+                flag=flag,
+                environment=environment,
+                number=plan.rollout.baseline.number,
+                actor=actor,
+                reason=f"rollback of rollout {plan.rollout.pk}'s promotion: {reason}",
+            )
         incident = _announce(
             state=state,
             actor=actor,

@@ -68,6 +68,9 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "can_roll_back": Scope.WRITE in scopes_for_user(request.user),
         "poll_seconds": POLL_SECONDS if rollout.is_active else None,
         "reason": request.POST.get("reason", ""),
+        "checklist": checklist_context(request, rollout),
+        "rehearsals": rehearsal_panel(flag=rollout.flag, environment=rollout.environment),
+        "scheduled": scheduled_for(rollout.flag, rollout.environment),
     }
     response = render_page(request, "rollouts/rollout.html", context)
     response.status_code = status
@@ -85,17 +88,6 @@ def rollout_rollback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Take the candidate off traffic now; a protected environment asks for a reason first."""
     require_scope(request, Scope.WRITE)
     rollout = get_rollout(pk)
-    decisions = rollout.decisions.select_related("stage").order_by("-tick")
-    context = {
-        "rollout": rollout,
-        "stages": rollout.stages.order_by("index"),
-        "policy": rollout.guardrails.order_by("id"),
-        "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
-        "checklist": checklist_context(request, rollout),
-        "rehearsals": rehearsal_panel(flag=rollout.flag, environment=rollout.environment),
-        "scheduled": scheduled_for(rollout.flag, rollout.environment),
-    }
-    return render_page(request, "rollouts/rollout.html", context)
     reason = request.POST.get("reason", "").strip()
     if rollout.environment.protected and not reason:
         messages.error(request, f"'{rollout.environment.key}' is protected: say why you roll back.")

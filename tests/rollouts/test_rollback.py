@@ -14,10 +14,11 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from controlplane.models import AuditEntry, Role
 from flags import services as flag_services
-from flags.models import Environment, FlagState, Split
+from flags.models import Approval, Environment, FlagState, Split
 from flagstaff import Flagstaff, RollbackRefused
 from rollouts.models import Experiment, Rollout
 from rollouts.services.rollback import roll_back
@@ -293,8 +294,8 @@ def test_rollout_page__roll_back_button_and_rehearsals_block(editor: User) -> No
 
     page = browser.get(f"/rollouts/{rollout.pk}/").content.decode()
 
-    assert 'id="rollback-button"' in page
-    assert f"/flags/{rollout.flag.key}/environments/{rollout.environment.key}/rollback/" in page
+    assert 'id="rollback"' in page
+    assert f'action="/rollouts/{rollout.pk}/rollback/"' in page
     assert "no successful rollback rehearsal" in page
 
 
@@ -330,3 +331,19 @@ def test_rollback_page__third_version_published_since__nothing_to_roll_back_said
 
     assert "Nothing to roll back" in page
     assert 'id="rollback-confirm"' not in page
+
+
+@pytest.mark.django_db
+def test_roll_back__promotion_in_a_four_eyes_environment__acts_at_once_without_an_approval() -> None:
+    rollout = rollout_in("promoted")
+    flag_services.set_environment_requires_approval(
+        environment=rollout.environment, required=True, actor=FACTORY_ACTOR
+    )
+    rollout.environment.refresh_from_db()
+    person = Actor.for_user(make_user(role=Role.EDITOR))
+
+    done = roll_back(flag=rollout.flag, environment=rollout.environment, actor=person, reason="regressed")
+
+    state = FlagState.objects.get(flag=rollout.flag, environment=rollout.environment)
+    assert (done.motion, state.serving_version_id) == ("promotion_reverted", rollout.baseline_id)
+    assert not Approval.objects.filter(flag=rollout.flag).exists()

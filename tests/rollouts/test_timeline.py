@@ -18,10 +18,10 @@ from django.utils import timezone
 from controlplane.audit import Actor
 from controlplane.models import AuditEntry, Role
 from flags import services as flag_services
-from rollouts.services import lifecycle, scheduling
+from rollouts.services import checklist, lifecycle, rehearsals, scheduling
 from rollouts.services.ticks import TICK_ACTOR
-from tests.factories import FACTORY_ACTOR, make_environment, make_flag, make_user, make_version
-from tests.rollouts.factories import World, make_running_rollout, make_world
+from tests.factories import FACTORY_ACTOR, client_for, make_environment, make_flag, make_user, make_version
+from tests.rollouts.factories import World, make_rollout, make_running_rollout, make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -167,3 +167,33 @@ def test_timeline__bad_time_filter__says_so_and_shows_nothing(auditor_client: Cl
     assert response.status_code == 200
     assert response.context["events"] == []
     assert "The filters are not valid" in response.content.decode()
+
+
+def test_timeline__approvals_waivers_and_rehearsals__linked_to_their_pages(
+    auditor_client: Client, editor: User
+) -> None:
+    world = make_world()
+    rehearsals.request_rehearsal(flag=world.flag, environment=world.environment, actor=FACTORY_ACTOR)
+    flag_services.set_environment_requires_approval(
+        environment=world.environment, required=True, actor=FACTORY_ACTOR
+    )
+    rollout = make_rollout(world, actor=Actor.for_user(editor))
+    started = client_for(editor).post(
+        f"/api/v1/rollouts/{rollout.pk}/start/", {"reason": "go"}, format="json"
+    )
+    assert started.status_code == 202
+    checklist.waive_item(
+        subject=rollout, item="budgets", reason="FIN-12: budgets next sprint", actor=FACTORY_ACTOR
+    )
+
+    _, context = _timeline(auditor_client, world)
+    events = {event.entry.action: event for event, _ in context["events"]}
+
+    approval_id = events["approval.requested"].entry.target_id
+    assert [link.url for link in events["approval.requested"].links] == [
+        f"/approvals/#approval-{approval_id}"
+    ]
+    assert [link.url for link in events["checklist.waived"].links] == [f"/rollouts/?flag={world.flag.key}"]
+    assert [link.url for link in events["rehearsal.requested"].links] == [
+        f"/flags/{world.flag.key}/environments/{world.environment.key}/rehearsals/"
+    ]
