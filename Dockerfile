@@ -11,6 +11,7 @@ COPY flags ./flags
 COPY telemetry ./telemetry
 COPY evals ./evals
 COPY rollouts ./rollouts
+COPY demo ./demo
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
