@@ -29,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
-SETTLE_TIMEOUT_SECONDS = 150.0
+SETTLE_TIMEOUT_SECONDS = 300.0
 STOP_TIMEOUT_SECONDS = 30.0
 
 pytestmark = [
