@@ -15,7 +15,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-embedded test-services lint format bench fuzz chromium services clean
+.PHONY: run demo test test-embedded test-services lint format bench fuzz chromium services clean
 
 # pip's and setuptools' output goes to var/install.log and is shown only when the install fails.
 $(STAMP): pyproject.toml client/pyproject.toml
@@ -39,6 +39,18 @@ run: $(STAMP) $(VAR)/secret_key
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
 	$(BIN)/python manage.py ensure_admin && \
 	exec $(BIN)/python manage.py serve --bind $(BIND)
+
+## demo: a fresh demo database (var/demo), the fake Anthropic API, Flagstaff and a traffic simulator:
+## watch one canary promote and one roll back by itself, no Anthropic key needed (PORT, BIND,
+## DEMO_STAGE_SECONDS: the shortest a canary stage lasts). Ctrl-C stops everything.
+DEMO_STAGE_SECONDS ?= 20
+demo: $(STAMP) $(VAR)/secret_key
+	rm -rf $(VAR)/demo && mkdir -p $(VAR)/demo
+	export SECRET_KEY_FILE=$(CURDIR)/$(VAR)/secret_key FLAGSTAFF_VAR_DIR=$(CURDIR)/$(VAR)/demo; \
+	unset DATABASE_URL REDIS_URL CELERY_BROKER_URL; \
+	$(BIN)/python manage.py migrate --no-input --verbosity 0 && \
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
+	exec $(BIN)/python -m demo --bind $(BIND) --min-stage-seconds $(DEMO_STAGE_SECONDS)
 
 ## chromium: Debian's Chromium for the browser tests (never a browser download)
 chromium:

@@ -1,6 +1,6 @@
 """Eval run throughput through the Messages API: the run engine against the fake Anthropic server.
 
-A fake Anthropic server (tests/fakes, real HTTP on loopback) runs in a process of its own with
+A fake Anthropic server (demo/fake_anthropic, real HTTP on loopback) runs in a process of its own with
 a fixed latency per request; a throwaway SQLite database is migrated; an eval set of N cases is
 run by the real engine (`evals.services.runs.execute_run`: claims, streamed calls, scoring,
 storing, the summary) at concurrency C. A run past FLAGSTAFF_EVAL_CALLS_PER_WORKER calls in
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 TARGET = 0.90
 FAKE_SERVER = """
 import sys, time
-from tests.fakes.anthropic import FakeAnthropic
+from demo.fake_anthropic import FakeAnthropic
 fake = FakeAnthropic().start()
 fake.latency = float(sys.argv[1])
 print(fake.base_url, flush=True)

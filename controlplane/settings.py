@@ -218,10 +218,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# How often beat sweeps for scheduled changes that are due: a change applies at most this late.
-FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS = env_int("FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS", 10)
-if FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS < 1:
-    raise ImproperlyConfigured("FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS must be at least 1.")
+# How often beat scores new live samples and looks for due rollout and experiment ticks (below);
+# `make demo` shortens both so that a canary settles in minutes.
+FLAGSTAFF_LIVE_SCORING_SECONDS = env_int("FLAGSTAFF_LIVE_SCORING_SECONDS", 30)
+FLAGSTAFF_TICK_SWEEP_SECONDS = env_int("FLAGSTAFF_TICK_SWEEP_SECONDS", 15)
+for _name in ("FLAGSTAFF_LIVE_SCORING_SECONDS", "FLAGSTAFF_TICK_SWEEP_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1")
 # Tasks are named by their `name=` (stable across code moves), which is what "task" refers to.
 CELERY_BEAT_SCHEDULE = {
     # Anchor the audit chain (entry count and head hash, signed) every 10 minutes, so a chain
@@ -241,15 +244,15 @@ CELERY_BEAT_SCHEDULE = {
     # Resume eval runs whose worker died (no claim or answer for FLAGSTAFF_EVAL_CLAIM_TIMEOUT_SECONDS)
     # and poll batch runs whose poll was lost.
     "sweep-eval-runs": {"task": "evals.sweep_runs", "schedule": 60},
-    # Score new samples of flags with a live scoring policy every 30 seconds, one batch a tick;
+    # Score new samples of flags with a live scoring policy every 30 seconds (by default), one batch a tick;
     # ticks on several workers never score a sample twice (evals/services/live_scoring.py).
-    "score-live-samples": {"task": "evals.score_live_samples", "schedule": 30},
+    "score-live-samples": {"task": "evals.score_live_samples", "schedule": FLAGSTAFF_LIVE_SCORING_SECONDS},
     # Run the analysis tick of every running rollout that is due (each rollout has its own
-    # interval, FLAGSTAFF_ROLLOUT_TICK_SECONDS by default); checking every 15 s keeps a tick at
+    # interval, FLAGSTAFF_ROLLOUT_TICK_SECONDS by default); checking every 15 s (by default) keeps a tick at
     # most that late, and a due rollout is claimed by one worker only (rollouts/services/ticks.py).
-    "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": 15},
+    "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": FLAGSTAFF_TICK_SWEEP_SECONDS},
     # The same for running experiments: health each interval, the conclusion at the end.
-    "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": 15},
+    "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": FLAGSTAFF_TICK_SWEEP_SECONDS},
     # Start the rollback rehearsals whose schedule is due (each schedule is taken by one sweep
     # only), and run again any requested rehearsal whose message was lost.
     "sweep-rehearsals": {"task": "rollouts.sweep_rehearsals", "schedule": 30},

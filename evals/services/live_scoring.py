@@ -478,7 +478,11 @@ def _rollup_rows(scores: Iterable[tuple[_Score, _Sampled]]) -> list[list[Any]]:
         counters[1] += 1 if score.passed else 0
         counters[2] += score.score or 0.0
         counters[3] += 1 if score.error else 0
+    # The minute as the database backend stores a DateTimeField (as telemetry's rollups write
+    # theirs): on SQLite an ISO string with a "T" would sort after every bound a window compares
+    # it with, and no stage would ever read its scores.
+    adapt = connection.ops.adapt_datetimefield_value
     return [
-        [key[0].isoformat(), *key[1:], *counters]
+        [adapt(key[0]), *key[1:], *counters]
         for key, counters in sorted(rollups.items(), key=lambda item: _sort_key(item[0]))
     ]

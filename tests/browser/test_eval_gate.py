@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from controlplane.audit import Actor
 from controlplane.celery import app as celery_app
 from controlplane.models import Role
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals.services import gate
 from flags import services as flag_services
 from flags.catalog import seed_catalog
@@ -29,7 +30,6 @@ from telemetry.models import Rollup
 from telemetry.price_table import clear_price_cache
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.factories import make_environment, make_flag, make_user, make_version
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 from tests.integration.test_worker import database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -4,10 +4,10 @@ from typing import Any
 import anthropic
 import pytest
 
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from flagstaff import Flagstaff, FlagUnavailable
 from flagstaff.flag_state import FlagState
 from tests.client.fake_controlplane import FakeControlPlane, MakeClient, content, unreachable_url
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 HELLO: Any = [{"role": "user", "content": "Hello there"}]
 Records = Callable[[], list[dict[str, Any]]]

@@ -13,10 +13,10 @@ from typing import Any
 
 from django.test import override_settings
 
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals.models import EvalCase, EvalSet, EvalSetVersion
 from flags.catalog import seed_catalog
 from flagstaff.canonical import canonical_json, content_hash
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 _sequence = itertools.count(1)
 

@@ -9,13 +9,13 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from controlplane.audit import Actor
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals.models import JudgeCalibration
 from evals.services import eval_sets
 from evals.tasks import calibrate_judge
 from flags.forms import starter_content
 from flags.models import ConfigVersion
 from tests.factories import client_for, make_flag, make_version
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/judges/tone/calibration/"

@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from controlplane.audit import Actor
 from controlplane.errors import InvalidInput
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals.agreement import cohens_kappa
 from evals.calibration_status import judge_status
 from evals.models import EvalSetVersion, JudgeCalibration, JudgeVerdict
@@ -18,7 +19,6 @@ from evals.tasks import calibrate_judge
 from flags.forms import starter_content
 from flags.models import ConfigVersion
 from tests.factories import make_flag, make_version
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 ACTOR = Actor.system("tests")
 

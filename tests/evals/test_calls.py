@@ -4,6 +4,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals.calls import (
     BACKOFF_CAP_SECONDS,
     CallFailed,
@@ -13,7 +14,6 @@ from evals.calls import (
     stream_once,
 )
 from flagstaff.render import render_request
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 CONTENT = {"model": "claude-sonnet-5-5", "max_tokens": 200, "system": "Answer briefly."}
 

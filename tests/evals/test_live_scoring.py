@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from controlplane.errors import InvalidInput
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import ClaimState, JudgeSpend, LiveScore, LiveScoreClaim, LiveScoreRollup
 from evals.services import live_scoring
 from flags import services as flag_services
@@ -16,7 +17,6 @@ from flags.forms import starter_content
 from tests.evals.live_factories import CONTAINS_OK, ingest_samples, make_policy
 from tests.evals.run_factories import anthropic_at
 from tests.factories import FACTORY_ACTOR, make_environment, make_flag, make_version
-from tests.fakes.anthropic import FakeAnthropic
 from tests.telemetry.call_factories import seed_prices
 
 pytestmark = pytest.mark.django_db

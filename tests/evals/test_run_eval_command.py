@@ -4,10 +4,10 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import EvalRun, RunState
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.factories import make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 CONTENT: dict[str, Any] = {"model": "claude-sonnet-5-5", "max_tokens": 100}

@@ -5,11 +5,11 @@ from django.contrib.auth.models import User
 
 from controlplane.audit import Actor
 from controlplane.services import IssuedToken
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import EvalRun, RunState
 from evals.services import runs
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.factories import client_for, make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 CONTENT: dict[str, Any] = {"model": "claude-sonnet-5-5", "max_tokens": 200}

@@ -2,13 +2,13 @@ from typing import Any
 
 import pytest
 
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import CaseOutput, RunCase, RunState
 from evals.services import runs
 from evals.services.runs.batches import CREATING
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.evals.test_runs_messages import ACTOR
 from tests.factories import make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 CONTENT: dict[str, Any] = {"model": "claude-sonnet-5-5", "max_tokens": 200}

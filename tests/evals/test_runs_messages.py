@@ -9,12 +9,12 @@ from django.test import override_settings
 from django.utils import timezone
 
 from controlplane.audit import Actor
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import CaseOutput, EvalRun, RunCase, RunState
 from evals.services import runs
 from evals.services.runs.lifecycle import part_concurrencies
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.factories import make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")

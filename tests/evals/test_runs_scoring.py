@@ -3,13 +3,13 @@ from typing import Any
 import pytest
 
 from controlplane.audit import Actor
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import CaseScore, RunCase, RunState
 from evals.services import runs
 from flags import services as flag_services
 from flags.forms import starter_content
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.factories import make_environment, make_flag, make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")

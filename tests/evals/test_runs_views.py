@@ -6,11 +6,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from controlplane.audit import Actor
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import EvalRun, RunState
 from evals.services import runs
 from tests.evals.run_factories import anthropic_at, make_eval_set_version, marker
 from tests.factories import make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 CONTENT: dict[str, Any] = {"model": "claude-sonnet-5-5", "max_tokens": 100}

@@ -11,10 +11,10 @@ from typing import Any
 import anthropic
 import pytest
 
+from demo.fake_anthropic import FakeAnthropic
 from evals.scorers import Answer, Case, Context, Judge, run_scorer, validate_specs
 from flags.forms import starter_content
 from telemetry.pricing import ModelPricing, Price, PriceTable
-from tests.fakes.anthropic import FakeAnthropic
 
 PRICES = PriceTable(
     [

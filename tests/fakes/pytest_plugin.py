@@ -1,11 +1,11 @@
-"""Fixtures for the fake Anthropic API; register with `pytest_plugins = ["tests.fakes.pytest_plugin"]`."""
+"""Fixtures for the fake Anthropic API (demo/fake_anthropic); registered by tests/conftest.py."""
 
 from collections.abc import Iterator
 
 import anthropic
 import pytest
 
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 
 @pytest.fixture(scope="session")

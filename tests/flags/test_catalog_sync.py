@@ -6,10 +6,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from controlplane.models import AuditEntry
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 from flags import tasks
 from flags.models import ClaudeModel, ModelPrice
 from tests.factories import audit_mark, audit_since
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 
 pytestmark = pytest.mark.django_db
 

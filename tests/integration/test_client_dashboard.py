@@ -19,13 +19,13 @@ from pytest_django.live_server_helper import LiveServer
 from controlplane.audit import Actor
 from controlplane.models import Role
 from controlplane.services import create_api_token
+from demo.fake_anthropic import FakeAnthropic
 from flags import services
 from flags.models import Flag
 from flagstaff import Flagstaff
 from telemetry.dashboards import Window, flag_dashboard
 from telemetry.models import CallRecord
 from tests.factories import make_user
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,11 +18,11 @@ from rest_framework.test import APIClient
 
 from controlplane.audit import Actor
 from controlplane.services import IssuedToken, create_api_token
+from demo.fake_anthropic import FakeAnthropic
 from flags import services
 from flags.models import Environment, Flag
 from flagstaff import Flagstaff
 from telemetry.models import CallRecord
-from tests.fakes.anthropic import FakeAnthropic
 from tests.flags.serving_helpers import fresh_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_store", "fast_stream")]

@@ -24,13 +24,13 @@ from django.test import override_settings
 
 from controlplane.audit import Actor
 from controlplane.celery import app as celery_app
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals import tasks
 from evals.models import CaseOutput, EvalRun, RunCase, RunCaseState, RunState
 from evals.services import runs
 from evals.services.runs.messages import STORE_WINDOW_SECONDS
 from tests.evals.run_factories import make_eval_set_version, marker
 from tests.factories import make_version
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
 from tests.integration.test_worker import broker_options, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db import connection
 
 from controlplane.celery import app as celery_app
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 from flags import tasks
 from flags.models import ClaudeModel
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 
 REQUIRE_SERVICES = os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") == "1"
 WAIT_SECONDS = 30

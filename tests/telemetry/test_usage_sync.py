@@ -8,10 +8,10 @@ import time_machine
 from pytest_django.fixtures import Settings
 
 from controlplane.settings import env_secret
+from demo.fake_anthropic import DEFAULT_ADMIN_KEY, FakeAnthropic, cost_result, report_bucket, usage_result
 from telemetry import tasks
 from telemetry.models.usage_sync import AdminSyncState, CostBucket, SyncHealth, UsageBucket
 from telemetry.services import usage_sync
-from tests.fakes.anthropic import DEFAULT_ADMIN_KEY, FakeAnthropic, cost_result, report_bucket, usage_result
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

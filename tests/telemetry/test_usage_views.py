@@ -8,10 +8,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+from demo.fake_anthropic import DEFAULT_ADMIN_KEY, FakeAnthropic, cost_result, report_bucket
 from telemetry.reconciliation import reconcile
 from telemetry.services import usage_sync
 from telemetry.services.ingest import ingest_calls
-from tests.fakes.anthropic import DEFAULT_ADMIN_KEY, FakeAnthropic, cost_result, report_bucket
 from tests.pages import logged_in
 from tests.telemetry.call_factories import at, make_record, seed_prices
 

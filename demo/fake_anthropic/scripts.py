@@ -9,7 +9,7 @@ import threading
 from collections import Counter
 from typing import Any, NamedTuple
 
-from tests.fakes.anthropic.wire import JSON
+from demo.fake_anthropic.wire import JSON
 
 
 class ScriptedReply(NamedTuple):

@@ -9,11 +9,11 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.anthropic import messages, models, reports
-from tests.fakes.anthropic.batches import BatchStore
-from tests.fakes.anthropic.forced_tools import ForcedToolInput, forced_tool_content
-from tests.fakes.anthropic.scripts import ScriptedReply, Scripts, prompt_text
-from tests.fakes.anthropic.wire import JSON, ApiError, RecordedRequest
+from demo.fake_anthropic import messages, models, reports
+from demo.fake_anthropic.batches import BatchStore
+from demo.fake_anthropic.forced_tools import ForcedToolInput, forced_tool_content
+from demo.fake_anthropic.scripts import ScriptedReply, Scripts, prompt_text
+from demo.fake_anthropic.wire import JSON, ApiError, RecordedRequest
 
 DEFAULT_API_KEY = "sk-ant-api03-fake-key"
 DEFAULT_ADMIN_KEY = "sk-ant-admin01-fake-key"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tests.fakes.anthropic.wire import JSON, ApiError, Query, int_param, one, time_param
+from demo.fake_anthropic.wire import JSON, ApiError, Query, int_param, one, time_param
 
 
 @dataclass(frozen=True)

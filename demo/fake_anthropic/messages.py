@@ -7,8 +7,8 @@ import secrets
 import threading
 from typing import Any, NamedTuple
 
-from tests.fakes.anthropic.models import find_model
-from tests.fakes.anthropic.wire import JSON, ApiError, RecordedRequest
+from demo.fake_anthropic.models import find_model
+from demo.fake_anthropic.wire import JSON, ApiError, RecordedRequest
 
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 # Beta-only fields are "extra inputs" unless `anthropic-beta` names a matching beta.

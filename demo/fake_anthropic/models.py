@@ -1,6 +1,6 @@
 """Models API: `ModelInfo` builders and GET /v1/models pagination."""
 
-from tests.fakes.anthropic.wire import JSON, ApiError, Query, int_param, one
+from demo.fake_anthropic.wire import JSON, ApiError, Query, int_param, one
 
 MODEL_LINES = ("haiku", "sonnet", "opus", "fable", "mythos")
 LIFECYCLES = ("active", "deprecated", "retired")

@@ -5,8 +5,8 @@ import json
 import secrets
 from collections.abc import Callable
 
-from tests.fakes.anthropic.messages import count_tokens
-from tests.fakes.anthropic.wire import JSON
+from demo.fake_anthropic.messages import count_tokens
+from demo.fake_anthropic.wire import JSON
 
 # (forced tool name, request body) -> the tool's input, or None to answer with text as usual.
 ForcedToolInput = Callable[[str, JSON], JSON | None]

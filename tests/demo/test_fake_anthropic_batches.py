@@ -5,7 +5,7 @@ import anthropic
 import httpx2
 import pytest
 
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 
 MODEL = "claude-sonnet-5-5"
 

@@ -5,10 +5,10 @@ HTTP client for the Admin reports) at it, set its state, and assert on `fake.req
 Shapes follow /work/shared/reference/anthropic-api.md.
 """
 
-from tests.fakes.anthropic.models import default_models, model_info
-from tests.fakes.anthropic.reports import cost_result, report_bucket, usage_result
-from tests.fakes.anthropic.server import DEFAULT_ADMIN_KEY, DEFAULT_API_KEY, FakeAnthropic
-from tests.fakes.anthropic.wire import RecordedRequest
+from demo.fake_anthropic.models import default_models, model_info
+from demo.fake_anthropic.reports import cost_result, report_bucket, usage_result
+from demo.fake_anthropic.server import DEFAULT_ADMIN_KEY, DEFAULT_API_KEY, FakeAnthropic
+from demo.fake_anthropic.wire import RecordedRequest
 
 __all__ = [
     "DEFAULT_ADMIN_KEY",

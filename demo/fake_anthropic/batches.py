@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tests.fakes.anthropic.wire import JSON, ApiError, Query, RecordedRequest, int_param, one
+from demo.fake_anthropic.wire import JSON, ApiError, Query, RecordedRequest, int_param, one
 
 MAX_REQUESTS = 100_000
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")

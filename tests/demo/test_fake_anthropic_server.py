@@ -6,7 +6,7 @@ import anthropic
 import httpx2
 import pytest
 
-from tests.fakes.anthropic import (
+from demo.fake_anthropic import (
     DEFAULT_ADMIN_KEY,
     DEFAULT_API_KEY,
     FakeAnthropic,
