@@ -218,6 +218,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat sweeps for scheduled changes that are due: a change applies at most this late.
+FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS = env_int("FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS", 10)
+if FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS < 1:
+    raise ImproperlyConfigured("FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS must be at least 1.")
 # How often beat scores new live samples and looks for due rollout and experiment ticks (below);
 # `make demo` shortens both so that a canary settles in minutes.
 FLAGSTAFF_LIVE_SCORING_SECONDS = env_int("FLAGSTAFF_LIVE_SCORING_SECONDS", 30)
