@@ -47,6 +47,7 @@ from rollouts.models import Decision, Rollout, RolloutState
 from rollouts.services import lifecycle, ticks
 from telemetry.models import Incident, IncidentKind
 from tests.flags.serving_helpers import fresh_store
+from tests.rollouts.factories import without_checklist
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_store", "fast_stream")]
 __all__ = ["fresh_store"]
@@ -64,7 +65,11 @@ def fast_stream() -> Iterator[None]:
 
 @pytest.fixture
 def production() -> Environment:
-    return flag_services.create_environment(key="production", name="Production", actor=ACTOR, protected=False)
+    environment = flag_services.create_environment(
+        key="production", name="Production", actor=ACTOR, protected=False
+    )
+    # The analysis is under test here, not the deploy checklist (tests/rollouts/test_checklist.py).
+    return without_checklist(environment)
 
 
 @pytest.fixture
