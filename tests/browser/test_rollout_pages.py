@@ -93,7 +93,7 @@ def test_rollout_page__while_it_ticks__stage_bar_and_charts_update_without_a_rel
     # One motion: the candidate leaves traffic, the page says so and stops polling.
     page.fill("#id_rollback_reason", "error rate climbing")
     page.click("#rollback button")
-    expect(page.locator(".messages")).to_contain_text("Rolled back: v2 is off traffic")
+    expect(page.locator(".messages")).to_contain_text("Rolled back: Stop serving v2")
     expect(page.locator("#rollout_live")).not_to_have_attribute("hx-trigger", "every 1s")
     rollout.refresh_from_db()
     assert rollout.state == "rolled_back"
