@@ -6,6 +6,7 @@ from autopilot import services
 from autopilot.models import AutopilotSetting, Migration, MigrationState
 from controlplane.errors import Conflict, InvalidInput
 from controlplane.models import AuditEntry
+from demo.fake_anthropic import FakeAnthropic
 from evals.models import RunMode, RunState
 from evals.services import gate, runs
 from flags.diff import diff_configs
@@ -22,7 +23,6 @@ from tests.autopilot.factories import (
 )
 from tests.evals.run_factories import anthropic_at, marker
 from tests.factories import make_version
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.django_db
 

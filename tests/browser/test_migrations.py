@@ -12,13 +12,13 @@ from playwright.sync_api import Page, expect
 from autopilot import services
 from autopilot.models import Migration, MigrationState
 from controlplane.models import Role
+from demo.fake_anthropic import FakeAnthropic
 from evals.services import runs
 from flags.catalog import seed_catalog
 from tests.autopilot.factories import CASES, make_exposed_flag
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in
 from tests.evals.run_factories import anthropic_at, marker
 from tests.factories import make_user
-from tests.fakes.anthropic import FakeAnthropic
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 from deprecations import services, tasks
 from deprecations.models import DeprecationNotice
 from flags import services as flag_services
@@ -25,7 +26,6 @@ from telemetry.models.incidents import Incident, IncidentKind, WebhookEvent
 from telemetry.services import webhooks
 from tests.deprecations.factories import Served, serve, set_lifecycle
 from tests.factories import FACTORY_ACTOR, make_version
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, model_info
 from tests.telemetry.webhook_receiver import WebhookReceiver, running_receiver
 
 pytestmark = pytest.mark.django_db

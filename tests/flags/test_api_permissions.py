@@ -222,7 +222,15 @@ def test_forbidden__any_endpoint__names_the_missing_scope() -> None:
 
 
 PUBLIC_ROUTES = {"schema", "docs"}
-ROUTE_ARGUMENTS = {"key": "support-chat", "env": "staging", "number": 1, "index": 0, "pk": 1, "verdict_id": 1}
+ROUTE_ARGUMENTS = {
+    "key": "support-chat",
+    "env": "staging",
+    "number": 1,
+    "index": 0,
+    "pk": 1,
+    "verdict_id": 1,
+    "item": "tools_deliberate",
+}
 
 
 def _patterns(patterns: Sequence[object]) -> list[URLPattern]:
