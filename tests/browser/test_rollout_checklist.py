@@ -72,6 +72,6 @@ def test_rollout__blocked_by_the_checklist__waived_and_approved__starts(
     approver.screenshot(path=str(ARTIFACTS / "rollout-checklist-started.png"), full_page=True)
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.RUNNING
-    assert Split.objects.filter(pk=rollout.split_id, cleared_at__isnull=True).exists()
+    assert Split.objects.filter(flag=world.flag, candidate=world.candidate, cleared_at__isnull=True).exists()
     violations = author_violations + approver_violations
     assert violations == [], "\n".join(violations)
