@@ -1,4 +1,4 @@
-"""Forms of the rollouts pages: scheduling a change, and the timeline's filters."""
+"""Forms of the rollouts pages: a new rollout, scheduling a change, and the timeline's filters."""
 
 from __future__ import annotations
 
@@ -11,6 +11,23 @@ from controlplane.forms import AuditFilterPickerForm
 from flags.models import Environment, Flag
 from rollouts.models import ScheduledChangeKind
 from rollouts.timeline import TIMELINE_ACTIONS
+
+
+class RolloutForm(forms.Form):
+    """A rollout with the default plan (FLAGSTAFF_ROLLOUT_STAGES) and the flag's policy; the API
+    takes a plan of its own."""
+
+    flag = forms.ModelChoiceField(queryset=Flag.objects.order_by("key"), to_field_name="key")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("key"), to_field_name="key")
+    candidate = forms.IntegerField(
+        min_value=1, label="Candidate version", help_text="The version to move onto traffic in stages."
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required in a protected environment; kept in the audit log.",
+    )
 
 
 class ScheduleForm(forms.Form):

@@ -19,6 +19,7 @@ CHECKLIST_FORMS = [
 
 urlpatterns = [
     path("rollouts/", rollouts.rollout_list, name="list"),
+    path("rollouts/new/", rollouts.rollout_create, name="create"),
     path("rollouts/<int:pk>/", rollouts.rollout_detail, name="detail"),
     path("flags/<slug:key>/environments/<slug:env>/rollback/", rollback.rollback, name="rollback"),
     path("flags/<slug:key>/environments/<slug:env>/rehearsals/", rollback.rehearsal_list, name="rehearsals"),

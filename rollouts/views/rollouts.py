@@ -16,12 +16,14 @@ from django.views.decorators.http import require_POST
 from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
-from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_actor
+from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from rollouts.arm_series import rollout_arm_series
+from rollouts.forms import RolloutForm
 from rollouts.lookups import get_rollout
 from rollouts.models import Rollout
 from rollouts.rehearsal_reads import rehearsal_panel
 from rollouts.scheduled_reads import scheduled_for
+from rollouts.services import lifecycle
 from rollouts.services.rollback import roll_back
 from rollouts.status import active_changes, last_move, rollout_health, stage_bar
 from rollouts.views.checklist import checklist_context
@@ -31,8 +33,11 @@ PAGE_SIZE = 50
 POLL_SECONDS = 3
 
 
-def list_page(request: HtmxHttpRequest, template: str, found: QuerySet[Any]) -> HttpResponse:
-    """A list of rollouts or experiments (`?flag=`), under what moves traffic now."""
+def list_page(
+    request: HtmxHttpRequest, template: str, found: QuerySet[Any], form: RolloutForm | None = None
+) -> HttpResponse:
+    """A list of rollouts or experiments (`?flag=`), under what moves traffic now; on the
+    rollouts list, the form that creates one for people who may."""
     if flag := request.GET.get("flag", "").strip():
         found = found.filter(flag__key=flag)
     context = {
@@ -40,6 +45,7 @@ def list_page(request: HtmxHttpRequest, template: str, found: QuerySet[Any]) -> 
         "page": Paginator(found, PAGE_SIZE).get_page(request.GET.get("page")),
         "flag": flag,
         "poll_seconds": POLL_SECONDS,
+        "form": form,
     }
     return render_page(request, template, context)
 
@@ -47,7 +53,34 @@ def list_page(request: HtmxHttpRequest, template: str, found: QuerySet[Any]) -> 
 @login_required
 def rollout_list(request: HtmxHttpRequest) -> HttpResponse:
     found = Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
-    return list_page(request, "rollouts/rollouts.html", found)
+    can_write = Scope.WRITE in scopes_for_user(request.user)
+    form = RolloutForm(initial={"flag": request.GET.get("flag", "").strip()}) if can_write else None
+    return list_page(request, "rollouts/rollouts.html", found, form=form)
+
+
+@login_required
+@require_POST
+def rollout_create(request: HtmxHttpRequest) -> HttpResponse:
+    """A new rollout (Draft, or Ready when its gate admits it): its page shows the checklist and
+    the Start button."""
+    require_scope(request, Scope.WRITE)
+    form = RolloutForm(request.POST)
+    if form.is_valid():
+        try:
+            rollout = lifecycle.create_rollout(actor=ui_actor(request), **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(
+                request,
+                f"Rollout #{rollout.pk} created: {rollout.get_state_display().lower()}. "
+                "Check its deploy checklist, then start it.",
+            )
+            return redirect("rollouts:detail", pk=rollout.pk)
+    found = Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
+    response = list_page(request, "rollouts/rollouts.html", found, form=form)
+    response.status_code = 400
+    return response
 
 
 def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) -> HttpResponse:

@@ -23,6 +23,7 @@ from tests.autopilot.factories import (
 )
 from tests.evals.run_factories import anthropic_at, marker
 from tests.factories import make_version
+from tests.rollouts.factories import without_checklist
 
 pytestmark = pytest.mark.django_db
 
@@ -151,6 +152,7 @@ def test_advance_migration__auto_start_allowed__rollout_started(fake_anthropic: 
     for index in range(CASES):
         fake_anthropic.script_reply(marker(index), f"It is answer {index}.")
     exposed = make_exposed_flag()
+    without_checklist(exposed.environment)
     services.set_autopilot_setting(
         environment=exposed.environment, auto_start=True, use_batches=False, actor=ACTOR
     )
@@ -234,3 +236,22 @@ def test_advance_migration__a_run_failed__gate_error_with_the_reason() -> None:
 
     migration.refresh_from_db()
     assert "401 from the API" in migration.detail
+
+
+def test_advance_migration__auto_start_but_the_checklist_is_red__rollout_left_for_a_person(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    for index in range(CASES):
+        fake_anthropic.script_reply(marker(index), f"It is answer {index}.")
+    exposed = make_exposed_flag()
+    services.set_autopilot_setting(
+        environment=exposed.environment, auto_start=True, use_batches=False, actor=ACTOR
+    )
+    migration = services.create_migration(flag=exposed.flag, environment=exposed.environment, actor=ACTOR)
+
+    assert run_gate(fake_anthropic, migration) == MigrationState.ROLLOUT_DRAFTED
+
+    migration.refresh_from_db()
+    assert migration.rollout is not None
+    assert migration.rollout.split_id is None
+    assert "Auto-start was refused: The deploy checklist" in migration.detail

@@ -1,13 +1,12 @@
-"""Issue 16's rollout flow in a real browser, up to the start: an Editor's rollout is blocked by
-the deploy checklist, an Approver waives the red item with a reason, the Editor asks to start
-(four eyes), and an Approver other than the author approves on the evidence shown; the
-rollout then serves its first stage. (The ticking, the live chart and Roll back are
-tests/browser/test_rollout_pages.py.)"""
+"""Issue 16's rollout flow in a real browser, up to the start: an Editor creates a rollout on
+the rollouts page, its deploy checklist blocks the start, an Approver waives the red item with a
+reason, the Editor asks to start (four eyes), and an Approver other than the author approves on
+the evidence shown; the rollout then serves its first stage. (The ticking, the live chart and
+Roll back are tests/browser/test_rollout_pages.py.)"""
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from controlplane.audit import Actor
 from controlplane.models import Role
 from flags import services as flag_services
 from flags.models import Split
@@ -15,7 +14,7 @@ from rollouts.models import Rollout, RolloutState
 from rollouts.services import checklist
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in, violations_on
 from tests.factories import FACTORY_ACTOR, make_user
-from tests.rollouts.factories import make_rollout, make_world
+from tests.rollouts.factories import make_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,10 +38,18 @@ def test_rollout__blocked_by_the_checklist__waived_and_approved__starts(
     flag_services.set_environment_requires_approval(
         environment=world.environment, required=True, actor=FACTORY_ACTOR
     )
-    rollout: Rollout = make_rollout(world, actor=Actor.for_user(editor))
+    author, author_violations = _person(browser, f"{live_server.url}/rollouts/", "editor@example.com")
+    author.click("#new-rollout summary")
+    author.select_option("#new-rollout select[name=flag]", "support-chat")
+    author.select_option("#new-rollout select[name=environment]", world.environment.key)
+    author.fill("#new-rollout input[name=candidate]", "2")
+    author.fill("#new-rollout textarea[name=reason]", "canary of v2")
+    author.click("#new-rollout button[type=submit]")
+    expect(author.locator(".messages")).to_contain_text("created")
+    rollout = Rollout.objects.get(flag=world.flag)
+    assert rollout.created_by_name == editor.get_username()
     url = f"{live_server.url}/rollouts/{rollout.pk}/"
-
-    author, author_violations = _person(browser, url, "editor@example.com")
+    assert author.url == url
     expect(author.locator("#checklist")).to_contain_text("blocked")
     author.fill("#start-reason", "canary of v2")
     author.click("#checklist .start-form button")

@@ -287,3 +287,47 @@ def test_experiment_detail__concluded__arms_side_by_side_and_the_cheapest_that_p
     assert "fails: live_pass_rate:helpful" in page
     assert "concluded: haiku is the cheapest arm that passes" in page
     assert "ends after 1 hour" in page
+
+
+def test_rollout_create__editor__draft_or_ready_rollout_and_its_page(editor: User) -> None:
+    world = make_world()
+    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2, "reason": "v2"}
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    rollout = Rollout.objects.get(flag=world.flag)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("rollouts:detail", args=[rollout.pk])
+    assert (rollout.candidate.number, rollout.state, rollout.split_id) == (2, "ready", None)
+    assert AuditEntry.objects.filter(action="rollout.created", target_id=str(rollout.pk)).exists()
+
+
+def test_rollout_create__candidate_is_the_serving_version__400_at_the_field_and_nothing_created(
+    editor: User,
+) -> None:
+    world = make_world()
+    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 1}
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    assert response.status_code == 400
+    assert "must differ from the serving version" in response.content.decode()
+    assert not Rollout.objects.exists()
+
+
+def test_rollout_create__viewer__403_and_no_form_on_the_list(viewer: User) -> None:
+    world = make_world()
+    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2}
+
+    refused = login(viewer).post(reverse("rollouts:create"), form)
+    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+
+    assert refused.status_code == 403
+    assert not Rollout.objects.exists()
+    assert 'id="new-rollout"' not in page
+
+
+def test_rollout_list__editor__offers_the_new_rollout_form(editor: User) -> None:
+    page = login(editor).get(reverse("rollouts:list") + "?flag=support-chat").content.decode()
+    assert 'id="new-rollout"' in page
+    assert 'action="/rollouts/new/"' in page
