@@ -12,6 +12,7 @@ COPY telemetry ./telemetry
 COPY evals ./evals
 COPY rollouts ./rollouts
 COPY deprecations ./deprecations
+COPY autopilot ./autopilot
 COPY demo ./demo
 COPY templates ./templates
 COPY static ./static
