@@ -50,12 +50,15 @@ def list_page(
     return render_page(request, template, context)
 
 
+def _rollouts() -> QuerySet[Rollout]:
+    return Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
+
+
 @login_required
 def rollout_list(request: HtmxHttpRequest) -> HttpResponse:
-    found = Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
     can_write = Scope.WRITE in scopes_for_user(request.user)
     form = RolloutForm(initial={"flag": request.GET.get("flag", "").strip()}) if can_write else None
-    return list_page(request, "rollouts/rollouts.html", found, form=form)
+    return list_page(request, "rollouts/rollouts.html", _rollouts(), form=form)
 
 
 @login_required
@@ -77,8 +80,7 @@ def rollout_create(request: HtmxHttpRequest) -> HttpResponse:
                 "Check its deploy checklist, then start it.",
             )
             return redirect("rollouts:detail", pk=rollout.pk)
-    found = Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
-    response = list_page(request, "rollouts/rollouts.html", found, form=form)
+    response = list_page(request, "rollouts/rollouts.html", _rollouts(), form=form)
     response.status_code = 400
     return response
 
