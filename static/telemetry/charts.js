@@ -57,7 +57,11 @@
           dataset.fill = false;
         }
       });
-      drawn.push(new window.Chart(canvas, { type: canvas.dataset.chart, data: data, options: options(canvas) }));
+      var chartOptions = options(canvas);
+      if (data.labels && data.labels.length === 1) {
+        chartOptions.scales.x.offset = true; // a lone point (a rollout's first minute) sits mid-chart, off the axis
+      }
+      drawn.push(new window.Chart(canvas, { type: canvas.dataset.chart, data: data, options: chartOptions }));
     });
   }
 
