@@ -3,6 +3,7 @@ forms, and rendering a page or, for htmx, just the block the request targets."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -41,11 +42,15 @@ def ui_actor(request: HttpRequest) -> Actor:
 
 
 def add_domain_error(form: forms.Form, error: DomainError) -> None:
-    """Show a service's refusal on the form: at the fields it names, else above the form."""
+    """Show a service's refusal on the form: at the fields it names (a path inside a field, such
+    as `stages[1].weight`, at that field with its path), else above the form."""
     for issue in error.errors:
         path, message = issue.get("path", ""), issue["message"]
+        field = re.split(r"[.\[]", path, maxsplit=1)[0]
         if path in form.fields:
             form.add_error(path, message)
+        elif field in form.fields:
+            form.add_error(field, f"{path}: {message}")
         else:
             form.add_error(None, f"{path}: {message}" if path else message)
     if not error.errors:

@@ -13,9 +13,20 @@ from rollouts.models import ScheduledChangeKind
 from rollouts.timeline import TIMELINE_ACTIONS
 
 
+def _list_of_objects(value: Any, what: str) -> Any:
+    """`value` when it is empty or a JSON list of objects, as the API takes `what`."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise forms.ValidationError(f"A JSON list of {what}, one object each, as the API takes them.")
+    return value
+
+
 class RolloutForm(forms.Form):
-    """A rollout with the default plan (FLAGSTAFF_ROLLOUT_STAGES) and the flag's policy; the API
-    takes a plan of its own."""
+    """A rollout with the default stages and the flag's guardrails, or a plan of its own (the
+    stages and the policy as the API takes them, and the analysis interval)."""
+
+    PLAN_FIELDS = ("stages", "policy", "tick_interval_seconds")
 
     flag = forms.ModelChoiceField(queryset=Flag.objects.order_by("key"), to_field_name="key")
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("key"), to_field_name="key")
@@ -28,6 +39,31 @@ class RolloutForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required in a protected environment; kept in the audit log.",
     )
+    stages = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text='Empty: 1 %, 10 %, then everyone. Or a JSON list, e.g. [{"weight": 1000, '
+        '"min_duration_seconds": 0}, {"weight": 10000}] (weights in basis points).',
+    )
+    policy = forms.JSONField(
+        required=False,
+        label="Guardrails",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text='Empty: the flag\'s guardrails. Or a JSON list, e.g. [{"metric": "api_error_rate", '
+        '"margin": 0.01, "critical": true}].',
+    )
+    tick_interval_seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Analysis every (seconds)",
+        help_text="Empty: FLAGSTAFF_ROLLOUT_TICK_SECONDS.",
+    )
+
+    def clean_stages(self) -> Any:
+        return _list_of_objects(self.cleaned_data.get("stages"), "stages")
+
+    def clean_policy(self) -> Any:
+        return _list_of_objects(self.cleaned_data.get("policy"), "guardrails")
 
 
 class ScheduleForm(forms.Form):

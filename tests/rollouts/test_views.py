@@ -3,6 +3,8 @@ the experiment page's arms, and the flag page's words for a rollout's canary."""
 
 from __future__ import annotations
 
+import html
+import json
 from datetime import timedelta
 
 import pytest
@@ -312,6 +314,60 @@ def test_rollout_create__candidate_is_the_serving_version__400_at_the_field_and_
 
     assert response.status_code == 400
     assert "must differ from the serving version" in response.content.decode()
+    assert not Rollout.objects.exists()
+
+
+def test_rollout_create__plan_of_its_own__its_stages_guardrails_and_interval(editor: User) -> None:
+    world = make_world()
+    stages = [{"weight": 1000, "min_duration_seconds": 0, "min_units_per_arm": 10}, {"weight": 10000}]
+    policy = [{"metric": "api_error_rate", "margin": 0.01, "critical": True}]
+    form = {
+        "flag": world.flag.key,
+        "environment": world.environment.key,
+        "candidate": 2,
+        "stages": json.dumps(stages),
+        "policy": json.dumps(policy),
+        "tick_interval_seconds": 1,
+    }
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    rollout = Rollout.objects.get(flag=world.flag)
+    assert response.status_code == 302
+    assert list(rollout.stages.order_by("index").values_list("weight", "min_units_per_arm")) == [
+        (1000, 10),
+        (10000, 100),
+    ]
+    assert list(rollout.guardrails.values_list("metric", "margin", "critical")) == [
+        ("api_error_rate", 0.01, True)
+    ]
+    assert rollout.tick_interval_seconds == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stages", "[{weight: 1000}]", "Enter a valid JSON."),
+        ("stages", "[1000, 10000]", "A JSON list of stages, one object each"),
+        ("policy", '{"metric": "api_error_rate"}', "A JSON list of guardrails, one object each"),
+        ("stages", '[{"weight": 6000}, {"weight": 10000}]', "stages[0].weight: a stage above 5000"),
+        ("policy", '[{"metric": "mean_tokens"}]', "policy[0].metric: "),
+        ("tick_interval_seconds", "0", "greater than or equal to 1"),
+    ],
+)
+def test_rollout_create__plan_not_valid__400_at_its_field_and_nothing_created(
+    editor: User, field: str, value: str, message: str
+) -> None:
+    world = make_world()
+    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2, field: value}
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert '<details id="rollout-plan" class="plan" open>' in page  # the plan's errors are shown unfolded
+    errors = page[page.index(f'id="id_{field}_error"') :]
+    assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
     assert not Rollout.objects.exists()
 
 
