@@ -48,35 +48,42 @@ CANARIES = (
 )
 
 
-def seed_flag() -> Flag:
-    """The environments, the flag and its versions, v1 published and on, live scoring and the gate."""
-    environments = [
-        flag_services.create_environment(key=canary.environment, name=canary.environment.title(), actor=ACTOR)
-        for canary in CANARIES
-    ]
+def support_chat(environments: list[Environment], *, actor: Actor, reason: str) -> Flag:
+    """The support chat and its three versions, v1 published and on in each of `environments`, and
+    live scoring with the scenario's scorer on every call (the demo's and the end-to-end tests')."""
     flag = flag_services.create_flag(
         key=scenario.FLAG,
         name="Support chat",
         surface=scenario.SURFACE,
         description="The support assistant of the demo's product.",
-        actor=ACTOR,
+        actor=actor,
     )
     for content, message in scenario.VERSIONS:
-        flag_services.create_version(flag=flag, content=dict(content), message=message, actor=ACTOR)
+        flag_services.create_version(flag=flag, content=dict(content), message=message, actor=actor)
     for environment in environments:
         flag_services.publish_version(
-            flag=flag, environment=environment, number=scenario.BASELINE_VERSION, actor=ACTOR, reason=REASON
+            flag=flag, environment=environment, number=scenario.BASELINE_VERSION, actor=actor, reason=reason
         )
         flag_services.set_flag_enabled(
-            flag=flag, environment=environment, enabled=True, actor=ACTOR, reason=REASON
+            flag=flag, environment=environment, enabled=True, actor=actor, reason=reason
         )
     live_scoring.set_live_scoring_policy(
         flag=flag,
         scorer_specs=[scenario.SCORER],
         sample_rates={},
         daily_judge_budget_micro_usd=0,
-        actor=ACTOR,
+        actor=actor,
     )
+    return flag
+
+
+def seed_flag() -> Flag:
+    """The environments, the flag and its versions, v1 published and on, live scoring and the gate."""
+    environments = [
+        flag_services.create_environment(key=canary.environment, name=canary.environment.title(), actor=ACTOR)
+        for canary in CANARIES
+    ]
+    flag = support_chat(environments, actor=ACTOR, reason=REASON)
     eval_set = eval_sets.create_eval_set(
         key=scenario.EVAL_SET, flag=flag, description="Short support questions.", actor=ACTOR
     )

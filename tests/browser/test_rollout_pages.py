@@ -1,42 +1,62 @@
-"""The rollout page in a real browser while its rollout ticks on a compressed schedule (the
-test's clock): the stage bar and the charts change without a reload, Roll back takes the
-candidate off traffic; screenshots at 1024 and 390 px go to test-artifacts/."""
+"""Issue 16's rollout flow in a real browser, in order, each person in a browser of their own
+(their own cookies): an Editor creates a rollout on the rollouts page with a compressed plan, its
+deploy checklist blocks the start, an Approver waives the red item with a reason, the Editor asks
+to start (four eyes) and an Approver other than the author approves on the evidence shown. Then
+real traffic drives it (tests/rollouts/live_traffic.py: the `flagstaff` client, the `anthropic`
+SDK against the fake Anthropic server, telemetry through the API, live scoring, the analysis
+tick) while the Editor's page stays open: its charts gain points and its stage bar moves to the
+second stage without a reload. Roll back then returns the flag to its baseline, in the database,
+for the service's client and on the pages. Screenshots at 1280 and 390 px go to test-artifacts/.
+(The Auditor's timeline and its export: tests/browser/test_timeline.py.)"""
 
-from datetime import timedelta
+import json
 
 import pytest
-from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
+from pytest_django.live_server_helper import LiveServer
 
+from controlplane.audit import Actor
 from controlplane.models import Role
-from flags.models import Split
-from rollouts.models import Rollout, Stage
-from rollouts.services import ticks
+from demo import scenario, seed
+from demo.fake_anthropic import FakeAnthropic
+from demo.traffic import Traffic
+from flags import services as flag_services
+from flags.models import Environment, FlagState, Split
+from rollouts.models import Rollout, RolloutState
+from rollouts.services import checklist
 from rollouts.views import rollouts as rollout_views
-from telemetry.models.calls import Rollup
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in, violations_on
 from tests.browser.test_layout import check_page
 from tests.factories import make_user
-from tests.rollouts.factories import add_calls, add_scores, make_running_rollout, make_world
+from tests.flags.serving_helpers import fresh_store
+from tests.rollouts.live_traffic import MAX_ROUNDS, STAGES, fast_stream, run_round, traffic
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_store", "fast_stream"),
+]
+__all__ = ["fast_stream", "fresh_store", "traffic"]
+
+ACTOR = Actor.system("tests")
 CHARTS = 5  # pass rate, error rate, TTFT p95, total p95, cost per call
-# The candidate's highest error rate on the chart (the minute may have turned since the traffic).
-ERROR_RATE = (
-    "Math.max(...(Chart.getChart(document.querySelector('canvas[data-source=chart-error_rate]'))"
-    "?.data.datasets[0].data.filter((value) => value !== null) || [-1]))"
+# The points the open page's charts show, over every chart and arm.
+POINTS = (
+    "Object.values(Chart.instances).reduce((n, chart) => n + chart.data.datasets.reduce("
+    "(m, dataset) => m + dataset.data.filter((value) => value !== null).length, 0), 0)"
 )
 
 
-def _traffic(rollout: Rollout) -> None:
-    for arm in ("candidate", "control"):
-        add_calls(rollout, arm=arm, calls=20_000, latency_ms=900)
-        add_scores(rollout, arm=arm, n=20_000, passed=17_000)
+def _person(browser: Browser, url: str, username: str) -> tuple[Page, list[str]]:
+    """A browser of one's own, logged in on `url`, and its CSP violations."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    violations = violations_on(page)
+    log_in(page, url, username)
+    return page, violations
 
 
 def _screenshots(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    for width in (1024, 390):
+    for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
         check_page(page, name, width)
@@ -45,61 +65,133 @@ def _screenshots(page: Page, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
-def test_rollout_page__while_it_ticks__stage_bar_and_charts_update_without_a_reload(
-    live_server, page: Page, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def production(fake_anthropic: FakeAnthropic) -> Environment:
+    """Production serving v1 of the support chat; the budgets item required and unmet (the one red
+    item); four eyes on starts."""
+    production = flag_services.create_environment(
+        key="production", name="Production", actor=ACTOR, protected=False
+    )
+    checklist.set_checklist_policy(environment=production, required=["budgets"], actor=ACTOR)
+    flag_services.set_environment_requires_approval(environment=production, required=True, actor=ACTOR)
+    seed.support_chat([production], actor=ACTOR, reason="browser flow")
+    scenario.script(fake_anthropic)
+    return production
+
+
+def _create(author: Page) -> None:
+    """The Editor's new rollout of the healthy candidate, on the compressed plan."""
+    author.click("#new-rollout summary")
+    author.select_option("#new-rollout select[name=flag]", scenario.FLAG)
+    author.select_option("#new-rollout select[name=environment]", "production")
+    author.fill("#new-rollout input[name=candidate]", str(scenario.HEALTHY_VERSION))
+    author.fill("#new-rollout textarea[name=reason]", "canary of v3: same answers on Haiku")
+    author.click("#rollout-plan summary")
+    author.fill("#id_stages", json.dumps(STAGES))
+    author.fill("#id_policy", json.dumps(scenario.POLICY))
+    author.fill("#id_tick_interval_seconds", "1")
+    author.click("#new-rollout button[type=submit]")
+    expect(author.locator(".messages")).to_contain_text("created")
+
+
+def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__rolled_back(
+    live_server: LiveServer,
+    browser: Browser,
+    production: Environment,
+    traffic: Traffic,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(rollout_views, "POLL_SECONDS", 1)
-    make_user(role=Role.EDITOR, username="editor@example.com", password=PASSWORD)
-    world = make_world(key="support-chat")
-    rollout = make_running_rollout(world)
-    # The rollout began half an hour ago and has had a little traffic every few minutes since.
-    now = timezone.now()
-    Stage.objects.filter(rollout=rollout, index=0).update(started_at=now - timedelta(minutes=30))
-    for minutes_ago in range(28, 2, -4):
-        at = now - timedelta(minutes=minutes_ago)
-        for arm, passed in (("candidate", 160 + minutes_ago), ("control", 170)):
-            add_calls(
-                rollout, arm=arm, calls=200, errors=minutes_ago % 3, at=at, latency_ms=700 + 10 * minutes_ago
-            )
-            add_scores(rollout, arm=arm, n=200, passed=passed, at=at)
-    violations = violations_on(page)
-    log_in(page, f"{live_server.url}/rollouts/{rollout.pk}/", "editor@example.com")
-    expect(page.locator("#stage-summary")).to_have_text("Stage 1 of 3: 1 % of units get v2.")
-    page.wait_for_function(f"() => window.Chart && Object.keys(Chart.instances).length === {CHARTS}")
-    # A reload would drop this mark.
-    page.evaluate("() => { window.stillTheSamePage = true; }")
+    editor = make_user(role=Role.EDITOR, username="editor@example.com", password=PASSWORD)
+    make_user(role=Role.APPROVER, username="approver@example.com", password=PASSWORD)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    # Traffic comes in and the analysis tick promotes the canary to its second stage.
-    _traffic(rollout)
-    ticks.tick_rollout(rollout_id=rollout.pk, now=timezone.now() + timedelta(minutes=2))
-
-    expect(page.locator("#stage-summary")).to_have_text("Stage 2 of 3: 10 % of units get v2.", timeout=10_000)
-    expect(page.locator(".stage-step.stage-now")).to_contain_text("10 %")
-    expect(page.locator("#current-decision")).to_contain_text("all 2 acting guardrails shown non-inferior")
-    page.wait_for_function(f"() => window.Chart && Object.keys(Chart.instances).length === {CHARTS}")
-    assert page.evaluate(f"() => {ERROR_RATE}") < 2  # at most 2 of 200 calls in a minute so far
-    _screenshots(page, "rollout")
-
-    # The candidate starts failing calls (ingest adds them to the minute's rollup row): its
-    # error-rate line rises on the open page.
-    Rollup.objects.filter(flag=world.flag, arm="candidate", calls=20_000).update(errors=2_000)
-    page.wait_for_function(f"() => {ERROR_RATE} > 4", timeout=10_000)
-    assert page.evaluate("() => window.stillTheSamePage") is True
-    page.goto(f"{live_server.url}/rollouts/")
-    expect(page.locator("#active")).to_contain_text("stage 2 of 3 · 10 %")
-    _screenshots(page, "rollouts-active")
-    page.goto(f"{live_server.url}/rollouts/{rollout.pk}/")
-
-    # One motion: the candidate leaves traffic, the page says so and stops polling.
-    page.fill("#id_rollback_reason", "error rate climbing")
-    page.click("#rollback button")
-    expect(page.locator(".messages")).to_contain_text("Rolled back: Stop serving v2")
-    expect(page.locator("#rollout_live")).not_to_have_attribute("hx-trigger", "every 1s")
+    # The Editor creates the rollout; the checklist blocks its start.
+    author, author_violations = _person(browser, f"{live_server.url}/rollouts/", "editor@example.com")
+    _create(author)
+    rollout = Rollout.objects.get()
+    assert rollout.created_by_name == editor.get_username()
+    assert list(rollout.stages.order_by("index").values_list("weight", flat=True)) == [1_000, 5_000, 10_000]
+    url = f"{live_server.url}/rollouts/{rollout.pk}/"
+    assert author.url == url
+    expect(author.locator("#checklist")).to_contain_text("blocked")
+    author.fill("#start-reason", "canary of v3")
+    author.click("#checklist .start-form button")
+    expect(author.locator("#checklist")).to_contain_text("Latency budget and daily cost budget set")
     rollout.refresh_from_db()
-    assert rollout.state == "rolled_back"
-    assert not Split.objects.filter(flag=world.flag, cleared_at__isnull=True).exists()
-    expect(page.locator("#rollback button")).to_be_disabled()
-    _screenshots(page, "rollout-rolled-back")
-    page.goto(f"{live_server.url}/rollouts/")
-    expect(page.locator("#active")).to_contain_text("No rollout or experiment is moving traffic now.")
-    assert violations == []
+    assert rollout.state != RolloutState.RUNNING
+
+    # An Approver waives the red item; the Editor asks to start; the Approver approves.
+    approver, approver_violations = _person(browser, url, "approver@example.com")
+    approver.fill("#waive-budgets", "FIN-12: budgets land next sprint")
+    approver.click("#checklist form:has(#waive-budgets) button")
+    expect(approver.locator("#checklist")).to_contain_text("Waived by")
+    expect(approver.locator("#checklist")).to_contain_text("ready")
+    author.reload()
+    author.fill("#start-reason", "canary of v3")
+    author.click("#checklist .start-form button")
+    expect(author.locator("#checklist")).to_contain_text("Waiting for an Approver")
+    rollout.refresh_from_db()
+    assert rollout.split_id is None
+    approver.goto(f"{live_server.url}/approvals/")
+    approver.fill(".decide-form input[name=reason]", "checked the waiver and the gate")
+    approver.click(".decide-form button[value=approve]")
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.RUNNING
+
+    # The Editor's page, open from now on: no traffic yet, so no charts.
+    author.goto(url)
+    expect(author.locator("#stage-summary")).to_have_text("Stage 1 of 3: 10 % of units get v3.")
+    expect(author.locator("#arm-charts")).to_contain_text("the charts appear with the first traffic")
+    assert author.evaluate("() => window.Chart ? Object.keys(Chart.instances).length : 0") == 0
+    author.evaluate("() => { window.stillTheSamePage = true; }")  # a reload would drop this mark
+
+    # Real traffic until the analysis shows the candidate no worse and promotes it.
+    for _ in range(MAX_ROUNDS):
+        rollout = run_round(traffic, rollout)
+        assert rollout.state == RolloutState.RUNNING, rollout.state
+        if rollout.stage_index == 1:
+            break
+    else:
+        raise AssertionError(f"rollout {rollout.pk} still at its first stage after {MAX_ROUNDS} rounds")
+
+    expect(author.locator("#stage-summary")).to_have_text(
+        "Stage 2 of 3: 50 % of units get v3.", timeout=10_000
+    )
+    expect(author.locator(".stage-step.stage-now")).to_contain_text("50 %")
+    steps = [step.bounding_box() for step in author.locator(".stage-step").all()]
+    assert len({round(box["y"]) for box in steps if box}) == 1, "the stage bar's steps are not in a row"
+    expect(author.locator("#current-decision")).to_contain_text("shown non-inferior")
+    author.wait_for_function(f"() => window.Chart && Object.keys(Chart.instances).length === {CHARTS}")
+    author.wait_for_function(f"() => {POINTS} > 0", timeout=10_000)
+    assert author.evaluate("() => window.stillTheSamePage") is True
+    _screenshots(author, "rollout-live")
+    approver.goto(f"{live_server.url}/flags/{scenario.FLAG}/")
+    expect(approver.locator("#users-get-production")).to_contain_text(
+        "v1 to 50 %, v3 to 50 % (canary, stage 2 of 3)"
+    )
+    approver.goto(f"{live_server.url}/rollouts/")
+    expect(approver.locator("#active")).to_contain_text("stage 2 of 3 · 50 %")
+
+    # One motion: the candidate leaves traffic; the page says so and stops polling.
+    author.fill("#id_rollback_reason", "rolling back as rehearsed")
+    author.click("#rollback button")
+    expect(author.locator(".messages")).to_contain_text("Rolled back: Stop serving v3")
+    expect(author.locator("#rollout_live")).not_to_have_attribute("hx-trigger", "every 1s")
+    expect(author.locator("#rollback button")).to_be_disabled()
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert not Split.objects.active().exists()
+    assert FlagState.objects.get(environment=production).serving_version.number == scenario.BASELINE_VERSION
+    client = traffic.client
+    assert client.wait_for_revision(Environment.objects.get(pk=production.pk).revision, timeout=10)
+    served = {client.resolve(scenario.FLAG, {"targetingKey": f"user-{unit}"}).version for unit in range(200)}
+    assert served == {scenario.BASELINE_VERSION}
+
+    _screenshots(author, "rollout-rolled-back")
+    approver.goto(f"{live_server.url}/flags/{scenario.FLAG}/")
+    expect(approver.locator("#users-get-production")).to_contain_text("everyone → v1")
+    approver.goto(f"{live_server.url}/rollouts/")
+    expect(approver.locator("#active")).to_contain_text("No rollout or experiment is moving traffic now.")
+    violations = author_violations + approver_violations
+    assert violations == [], "\n".join(violations)
