@@ -3,8 +3,9 @@ traffic now.
 
 Every entry point calls `roll_back` (the Roll back buttons on the flag and rollout pages,
 `POST /api/v1/flags/{key}/environments/{env}/rollback/`, `manage.py rollback`, the client's
-`Flagstaff.rollback`, and rollback rehearsals), so each leaves the same audit entry,
-`flag.rolled_back`, beside the entries of the motion itself. What the motion is depends on
+`Flagstaff.rollback`, and rollback rehearsals), and the analysis tick's rollback calls its
+rollout motion (`roll_back_rollout`), so each leaves the same audit entry, `flag.rolled_back`,
+beside the entries of the motion itself. What the motion is depends on
 what the environment serves (`plan_rollback`, which the pages also show in words):
 
 - a running or paused rollout: rolled back through the rollout's state machine
@@ -93,6 +94,15 @@ def nothing_to_roll_back(flag: Flag, environment: Environment, serving: int | No
     )
 
 
+def _rollout_plan(rollout: Rollout) -> RollbackPlan:
+    return RollbackPlan(
+        Motion.ROLLOUT,
+        f"Stop serving v{rollout.candidate.number} (rollout {rollout.pk}); everyone in "
+        f"'{rollout.environment.key}' gets v{rollout.baseline.number} again.",
+        rollout=rollout,
+    )
+
+
 def plan_rollback(flag: Flag, environment: Environment) -> RollbackPlan | None:
     """What `roll_back` would do now (None: nothing to roll back). Reads only."""
     state = (
@@ -105,12 +115,7 @@ def plan_rollback(flag: Flag, environment: Environment) -> RollbackPlan | None:
         .first()
     )
     if rollout is not None:
-        return RollbackPlan(
-            Motion.ROLLOUT,
-            f"Stop serving v{rollout.candidate.number} (rollout {rollout.pk}); everyone in "
-            f"'{environment.key}' gets v{rollout.baseline.number} again.",
-            rollout=rollout,
-        )
+        return _rollout_plan(rollout)
     experiment = (
         Experiment.objects.select_related("flag", "environment", "baseline")
         .filter(
@@ -182,17 +187,33 @@ def roll_back(
             code="reason_required",
             errors=[{"path": "reason", "message": "Required."}],
         )
-    revision_before = Environment.objects.values_list("revision", flat=True).get(pk=environment.pk)
+    revision_before = _revision(environment)
     plan = plan_rollback(flag, environment)
+    if plan is not None and plan.motion is Motion.ROLLOUT:
+        assert plan.rollout is not None
+        return roll_back_rollout(rollout=plan.rollout, actor=actor, reason=reason, rehearsal=rehearsal)
     if plan is None or plan.motion in (Motion.SPLIT, Motion.PROMOTION):
         # Under the flag's row lock, then looked at again: two people rolling back a promotion
-        # at once restore the baseline once. A rollout or an experiment is locked by its own
-        # verb, which takes its row before the flag's, as every lifecycle verb does.
+        # at once restore the baseline once. The flag's rollouts and experiments are locked
+        # first: every lifecycle verb takes its rollout's (or experiment's) row before the
+        # flag's, so a start racing this rollback waits for it or it for the start, never both
+        # for each other.
+        locked = _lock_moving(flag, environment)
         state = writable_state(flag, environment)
         plan = plan_rollback(flag, environment)
         if plan is None:
             serving = state.serving_version.number if state.serving_version else None
             raise nothing_to_roll_back(flag, environment, serving)
+        moving = plan.rollout if plan.motion is Motion.ROLLOUT else plan.experiment
+        if plan.motion in (Motion.ROLLOUT, Motion.EXPERIMENT) and moving not in locked:
+            raise Conflict(
+                f"A rollout or an experiment of '{flag.key}' started in '{environment.key}' while "
+                "rolling back; nothing was applied. Roll back again.",
+                code="rollback_raced",
+            )
+        if plan.motion is Motion.ROLLOUT:
+            assert plan.rollout is not None
+            return roll_back_rollout(rollout=plan.rollout, actor=actor, reason=reason, rehearsal=rehearsal)
     base: dict[str, Any] = {
         "flag": flag.key,
         "environment": environment.key,
@@ -204,17 +225,7 @@ def roll_back(
     incident: int | None = None
     candidate: int | None = None
     split_id: str | None = None
-    if plan.motion is Motion.ROLLOUT:
-        assert plan.rollout is not None
-        rollout = lifecycle.rollback_rollout(
-            rollout=plan.rollout, actor=actor, reason=reason, rehearsal=rehearsal
-        )
-        candidate, split_id = (
-            rollout.candidate.number,
-            f"split-{rollout.split_id}" if rollout.split_id else None,
-        )
-        incident = rollout_incident(rollout) if not rehearsal else None
-    elif plan.motion is Motion.EXPERIMENT:
+    if plan.motion is Motion.EXPERIMENT:
         assert plan.experiment is not None
         split_id = f"split-{plan.experiment.split_id}" if plan.experiment.split_id else None
         experiments.abort_experiment(experiment=plan.experiment, actor=actor, reason=reason)
@@ -260,8 +271,86 @@ def roll_back(
             },
             rehearsal=rehearsal,
         )
+    return _record(
+        plan,
+        flag=flag,
+        environment=environment,
+        actor=actor,
+        reason=reason,
+        revision_before=revision_before,
+        split_id=split_id,
+        candidate=candidate,
+        incident=incident,
+        rehearsal=rehearsal,
+    )
+
+
+@transaction.atomic
+def roll_back_rollout(
+    *,
+    rollout: Rollout,
+    actor: Actor,
+    reason: str,
+    expected_version: int | None = None,
+    evidence: dict[str, Any] | None = None,
+    rehearsal: bool = False,
+) -> RolledBack:
+    """The rollout's motion of `roll_back`, and what the analysis tick applies when it decides to
+    roll back (from the version it read at its claim, its decision as the evidence): either way
+    the rollout is rolled back through its state machine, which locks the rollout's row before
+    the flag's as every lifecycle verb does, and the `flag.rolled_back` entry is the same."""
+    revision_before = _revision(rollout.environment)
+    rollout = lifecycle.rollback_rollout(
+        rollout=rollout,
+        actor=actor,
+        reason=reason,
+        expected_version=expected_version,
+        evidence=evidence,
+        rehearsal=rehearsal,
+    )
+    return _record(
+        _rollout_plan(rollout),
+        flag=rollout.flag,
+        environment=rollout.environment,
+        actor=actor,
+        reason=reason,
+        revision_before=revision_before,
+        split_id=f"split-{rollout.split_id}" if rollout.split_id else None,
+        candidate=rollout.candidate.number,
+        incident=None if rehearsal else rollout_incident(rollout),
+        rehearsal=rehearsal,
+    )
+
+
+def _lock_moving(flag: Flag, environment: Environment) -> list[Rollout | Experiment]:
+    """Lock the rollouts and experiments of `flag` in `environment` that have not ended."""
+    rollouts = Rollout.objects.active().filter(flag=flag, environment=environment)
+    trials = Experiment.objects.active().filter(flag=flag, environment=environment)
+    return [
+        *rollouts.select_for_update().order_by("pk"),
+        *trials.select_for_update().order_by("pk"),
+    ]
+
+
+def _revision(environment: Environment) -> int:
+    return Environment.objects.values_list("revision", flat=True).get(pk=environment.pk)
+
+
+def _record(
+    plan: RollbackPlan,
+    *,
+    flag: Flag,
+    environment: Environment,
+    actor: Actor,
+    reason: str,
+    revision_before: int,
+    split_id: str | None,
+    candidate: int | None,
+    incident: int | None,
+    rehearsal: bool,
+) -> RolledBack:
+    """What the motion did, kept as the `flag.rolled_back` audit entry every entry point leaves."""
     state = writable_state(flag, environment)
-    revision_after = Environment.objects.values_list("revision", flat=True).get(pk=environment.pk)
     done = RolledBack(
         flag=flag.key,
         environment=environment.key,
@@ -273,7 +362,7 @@ def roll_back(
         split=split_id,
         candidate=candidate,
         revision_before=revision_before,
-        revision_after=revision_after,
+        revision_after=_revision(environment),
         incident=incident,
         rehearsal=rehearsal,
     )

@@ -36,7 +36,7 @@ from flags.models import FlagState, Split
 from rollouts import analysis, decision_records, stats
 from rollouts.arm_aggregates import StageAggregates, Window, read_many_stage_aggregates, read_stage_aggregates
 from rollouts.models import Decision, Guardrail, PauseReason, Rollout, Stage, StageGate
-from rollouts.services import lifecycle
+from rollouts.services import lifecycle, rollback
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,9 @@ def _act(rollout: Rollout, stage: Stage, decision: analysis.Decision, version: i
         )
         return "promoted"
     if action is analysis.Action.ROLLBACK:
-        lifecycle.rollback_rollout(
+        # The one-motion rollback's path, so that its `flag.rolled_back` entry is the same as
+        # a person's.
+        rollback.roll_back_rollout(
             rollout=rollout,
             actor=TICK_ACTOR,
             reason=decision.explanation,
