@@ -53,6 +53,12 @@ NOTHING_TO_ROLL_BACK = Refusal(
     "experiment or split on traffic, and that version did not come from a rollout's promotion. "
     "To serve another version, publish it.",
 )
+ROLLBACK_RACED = Refusal(
+    409,
+    "rollback_raced",
+    "A rollout or an experiment of 'support-chat' started in 'production' while rolling back; "
+    "nothing was applied. Roll back again.",
+)
 REASON_REQUIRED = Refusal(
     400,
     "reason_required",
@@ -71,7 +77,10 @@ class RollbackView(EnvironmentFlagView):
 
     @extend_schema(
         request=RollbackInputSerializer,
-        responses={200: RolledBackSerializer, **refusals(NOTHING_TO_ROLL_BACK, REASON_REQUIRED)},
+        responses={
+            200: RolledBackSerializer,
+            **refusals(NOTHING_TO_ROLL_BACK, ROLLBACK_RACED, REASON_REQUIRED),
+        },
     )
     def post(self, request: Request, key: str, env: str) -> Response:
         flag, environment = get_flag(key), get_environment(env)
