@@ -4,6 +4,7 @@ forms, and rendering a page or, for htmx, just the block the request targets."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -41,15 +42,16 @@ def ui_actor(request: HttpRequest) -> Actor:
     return Actor.for_user(request.user, source=Source.UI)
 
 
-def add_domain_error(form: forms.Form, error: DomainError) -> None:
-    """Show a service's refusal on the form: at the fields it names (a path inside a field, such
-    as `stages[1].weight`, at that field with its path), else above the form."""
+def add_domain_error(form: forms.Form, error: DomainError, *, nested: Iterable[str] = ()) -> None:
+    """Show a service's refusal on the form: at the fields it names, and a path inside one of the
+    `nested` fields (a JSON list such as `stages[1].weight`) at that field with its path; the
+    rest above the form."""
     for issue in error.errors:
         path, message = issue.get("path", ""), issue["message"]
         field = re.split(r"[.\[]", path, maxsplit=1)[0]
         if path in form.fields:
             form.add_error(path, message)
-        elif field in form.fields:
+        elif field in nested:
             form.add_error(field, f"{path}: {message}")
         else:
             form.add_error(None, f"{path}: {message}" if path else message)

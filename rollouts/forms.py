@@ -27,6 +27,7 @@ class RolloutForm(forms.Form):
     stages and the policy as the API takes them, and the analysis interval)."""
 
     PLAN_FIELDS = ("stages", "policy", "tick_interval_seconds")
+    JSON_FIELDS = ("stages", "policy")
 
     flag = forms.ModelChoiceField(queryset=Flag.objects.order_by("key"), to_field_name="key")
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("key"), to_field_name="key")

@@ -72,7 +72,7 @@ def rollout_create(request: HtmxHttpRequest) -> HttpResponse:
         try:
             rollout = lifecycle.create_rollout(actor=ui_actor(request), **form.cleaned_data)
         except DomainError as error:
-            add_domain_error(form, error)
+            add_domain_error(form, error, nested=RolloutForm.JSON_FIELDS)
         else:
             messages.success(
                 request,
