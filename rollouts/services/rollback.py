@@ -34,7 +34,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Environment, Flag, FlagState, Split
 from flags.services import approvals
-from flags.services.guards import writable_state
+from flags.services.guards import lock_flag, lock_state, writable_state
 from flags.services.publishing import publish_version
 from flags.services.splits import clear_split
 from rollouts.models import Experiment, ExperimentState, Rollout, RolloutState
@@ -349,8 +349,10 @@ def _record(
     incident: int | None,
     rehearsal: bool,
 ) -> RolledBack:
-    """What the motion did, kept as the `flag.rolled_back` audit entry every entry point leaves."""
-    state = writable_state(flag, environment)
+    """What the motion did, kept as the `flag.rolled_back` audit entry every entry point leaves.
+    The flag's row is locked without the archived check of other writes: a rollback (the tick's
+    among them) still goes through on a flag archived while its canary ran."""
+    state = lock_state(lock_flag(flag), environment)
     done = RolledBack(
         flag=flag.key,
         environment=environment.key,

@@ -15,6 +15,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from controlplane.models import AuditEntry
+from flags import services as flag_services
 from flags.models import Environment, FlagState, Split
 from flags.services.guards import writable_state
 from rollouts.models import Rollout
@@ -57,6 +58,23 @@ def test_tick__decides_to_roll_back__same_flag_rolled_back_entry_as_a_person_one
     assert (entry.changes["revision_before"], entry.changes["revision_after"]) == (revision, revision + 1)
     assert (entry.changes["incident"], entry.changes["rehearsal"]) == (incident.pk, False)
     assert _revision(rollout.environment_id) == revision + 1
+
+
+@pytest.mark.django_db
+def test_tick__rolls_back_a_flag_archived_while_its_canary_ran__candidate_off_traffic_and_audited() -> None:
+    rollout = make_running_rollout()
+    flag_services.archive_flag(flag=rollout.flag, actor=FACTORY_ACTOR, reason="retired")
+    for arm, passed in (("candidate", 600), ("control", 850)):
+        add_calls(rollout, arm=arm, calls=1_000)
+        add_scores(rollout, arm=arm, n=1_000, passed=passed)
+
+    result = ticks.tick_rollout(rollout_id=rollout.pk, now=timezone.now() + timedelta(minutes=2))
+
+    assert result is not None
+    assert (result.action, result.applied) == ("rollback", True)
+    assert Rollout.objects.get(pk=rollout.pk).state == "rolled_back"
+    assert not Split.objects.active().exists()
+    assert AuditEntry.objects.filter(action="flag.rolled_back", flag_key=rollout.flag.key).count() == 1
 
 
 def _in_thread(target: Callable[[], Any], errors: list[BaseException]) -> threading.Thread:
