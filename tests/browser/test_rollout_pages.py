@@ -90,6 +90,7 @@ def _create(author: Page) -> None:
     author.fill("#id_stages", json.dumps(STAGES))
     author.fill("#id_policy", json.dumps(scenario.POLICY))
     author.fill("#id_tick_interval_seconds", "1")
+    author.locator("#new-rollout").screenshot(path=str(ARTIFACTS / "rollout-new-1280.png"))
     author.click("#new-rollout button[type=submit]")
     expect(author.locator(".messages")).to_contain_text("created")
 

@@ -365,7 +365,9 @@ def test_rollout_create__plan_not_valid__400_at_its_field_and_nothing_created(
 
     page = response.content.decode()
     assert response.status_code == 400
-    assert '<details id="rollout-plan" class="plan" open>' in page  # the plan's errors are shown unfolded
+    assert (
+        '<details id="rollout-plan" class="plan-fields stack" open>' in page
+    )  # the plan's errors are shown unfolded
     errors = page[page.index(f'id="id_{field}_error"') :]
     assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
     assert not Rollout.objects.exists()
