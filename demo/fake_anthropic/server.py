@@ -236,6 +236,11 @@ class FakeAnthropic:
 
 
 class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 drops the SYNs of a client that opens its
+    # connections together (an eval run at concurrency 32), and each dropped one waits out TCP's
+    # 1 s retransmission timeout before its first request is even read.
+    request_queue_size = 128
+
     def __init__(self, fake: FakeAnthropic, port: int) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.fake = fake
