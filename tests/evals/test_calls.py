@@ -87,6 +87,44 @@ def test_stream_once__overloaded_mid_stream__retryable(
     assert failed.value.failure.kind == "retryable"
 
 
+def test_stream_once__invalid_request_error_mid_stream__case_failure(
+    fake_anthropic: FakeAnthropic, client: anthropic.Anthropic
+) -> None:
+    fake_anthropic.interrupt_next_stream("invalid_request_error")
+
+    with pytest.raises(CallFailed) as failed:
+        stream_once(client, render_request(CONTENT, messages=[{"role": "user", "content": "hi"}]))
+
+    assert (failed.value.failure.kind, failed.value.failure.reason) == (
+        "case",
+        "stream interrupted: invalid_request_error",
+    )
+
+
+@pytest.mark.parametrize("abrupt", [False, True], ids=["body-ended", "connection-closed"])
+def test_stream_once__stream_cut_before_message_stop__retryable(
+    fake_anthropic: FakeAnthropic, client: anthropic.Anthropic, abrupt: bool
+) -> None:
+    fake_anthropic.cut_next_stream(abrupt=abrupt)
+
+    with pytest.raises(CallFailed) as failed:
+        stream_once(client, render_request(CONTENT, messages=[{"role": "user", "content": "hi"}]))
+
+    assert failed.value.failure.kind == "retryable"
+
+
+def test_call_with_retries__stream_cut_then_answer__answered_on_the_second_attempt(
+    fake_anthropic: FakeAnthropic, client: anthropic.Anthropic
+) -> None:
+    fake_anthropic.cut_next_stream(abrupt=True)
+    rendered = render_request(CONTENT, messages=[{"role": "user", "content": "hi [c3]"}])
+
+    result = call_with_retries(lambda: stream_once(client, rendered), max_attempts=2, sleep=lambda _: None)
+
+    assert result.text == "You said: hi [c3]"
+    assert fake_anthropic.times_answered("[c3]") == 2
+
+
 def test_call_with_retries__529_twice_then_answer__waits_retry_after_each_time(
     fake_anthropic: FakeAnthropic, client: anthropic.Anthropic
 ) -> None:
