@@ -42,7 +42,8 @@ def sse(*events: tuple[str, dict[str, Any]], newline: bytes = b"\n") -> bytes:
 
 def sdk_message(events: list[dict[str, Any]]) -> dict[str, Any]:
     """What the SDK's stream helper makes of these events, as the run stored it before."""
-    snapshot, json_bufs = None, {}
+    snapshot = None
+    json_bufs: dict[int, bytes] = {}
     for event in events:
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
     assert snapshot is not None
@@ -140,7 +141,7 @@ def block_stop(index: int) -> tuple[str, dict[str, Any]]:
     return "content_block_stop", {"type": "content_block_stop", "index": index}
 
 
-START = {
+START: dict[str, Any] = {
     "id": "msg_1",
     "type": "message",
     "role": "assistant",
