@@ -159,8 +159,10 @@ def work_part(run_id: int, part: int | None, go: Event, reports: Any) -> None:
     """One worker process: the task's call, again while it says "continued" (a fresh task would)."""
     from django.db import connections
 
+    from controlplane.boot import prepare_worker_process
     from evals.services import runs
 
+    prepare_worker_process()  # what a pool process does once forked (worker_process_init)
     reports.put("ready")
     go.wait()
     cpu_started = time.process_time()

@@ -1,4 +1,4 @@
-"""What a web process does once, after Django is set up and before its first request."""
+"""What a web process, or a Celery pool process, does once before its first request or task."""
 
 from __future__ import annotations
 
@@ -24,4 +24,16 @@ def prepare_web_process() -> None:
         raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required when DEBUG is off")
     get_resolver().url_patterns  # noqa: B018 (imports the views)
     gc.collect()
+    gc.freeze()
+
+
+def prepare_worker_process() -> None:
+    """Freeze the heap of a Celery pool process after the fork, before its first task.
+
+    The pool's parent imported the tasks (Django, the SDK, every app) before forking. As in a web
+    process, a full collection would walk all of it holding the GIL, stalling every thread of the
+    process (an eval run's calls in flight); in a forked child it also writes to, hence copies,
+    every page of the parent's heap. `gc.freeze()` moves those objects out of the collector's
+    reach without touching them (so no `gc.collect()` first: that would touch the whole heap).
+    """
     gc.freeze()

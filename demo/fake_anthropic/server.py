@@ -26,6 +26,14 @@ class JSONLines(list[JSON]):
     """A reply sent as a `.jsonl` body (batch results), not as one JSON document."""
 
 
+class CutStream(list[messages.Event]):
+    """The first events of a stream that stops short; `abrupt`: without the body's end."""
+
+    def __init__(self, events: list[messages.Event], *, abrupt: bool) -> None:
+        super().__init__(events)
+        self.abrupt = abrupt
+
+
 class FakeAnthropic:
     """The fake API; its public attributes are state that tests set and read directly."""
 
@@ -59,6 +67,7 @@ class FakeAnthropic:
             self.requests: list[RecordedRequest] = []
             self._failures: list[tuple[str, ApiError]] = []
             self._stream_errors: list[ApiError] = []
+            self._stream_cuts: list[bool] = []
             self._cache = messages.PromptCache()
 
     def start(self) -> Self:
@@ -114,6 +123,12 @@ class FakeAnthropic:
         """End the next streamed message with `event: error` after its first text delta."""
         with self._lock:
             self._stream_errors.append(ApiError(200, message, error_type=error_type))
+
+    def cut_next_stream(self, *, abrupt: bool = False) -> None:
+        """End the next streamed message after its first text delta, without `message_stop`: the
+        body ends cleanly, or (`abrupt`) the connection closes in the middle of it."""
+        with self._lock:
+            self._stream_cuts.append(abrupt)
 
     def script_reply(self, marker: str, text: str, *, stop_reason: str | None = None) -> None:
         """Answer prompts containing `marker` with `text` (and `stop_reason` instead of end_turn)."""
@@ -197,7 +212,12 @@ class FakeAnthropic:
             return message
         with self._lock:
             stream_error = self._stream_errors.pop(0) if self._stream_errors else None
-        return messages.stream_events(message, stream_error)
+            cut = self._stream_cuts.pop(0) if self._stream_cuts else None
+        events = messages.stream_events(message, stream_error)
+        if cut is None:
+            return events
+        first_delta = next(i for i, event in enumerate(events) if event.name == "content_block_delta")
+        return CutStream(events[: first_delta + 1], abrupt=cut)
 
     def _answer_batched(self, params: JSON, headers: dict[str, str]) -> JSON:
         """Answer one request of a batch, checked as if sent alone with the batch's headers."""
@@ -236,6 +256,11 @@ class FakeAnthropic:
 
 
 class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 drops the SYNs of a client that opens its
+    # connections together (an eval run at concurrency 32), and each dropped one waits out TCP's
+    # 1 s retransmission timeout before its first request is even read.
+    request_queue_size = 128
+
     def __init__(self, fake: FakeAnthropic, port: int) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.fake = fake
@@ -309,17 +334,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _send_events(self, events: list[messages.Event], request_id: str) -> None:
-        # Chunked: each event is a chunk, so the client reads it as it is sent.
+        # Chunked, an event a chunk, as the API sends them. This server has every event at once,
+        # so they go out in one write: a write each cost the benchmark's server a system call
+        # and the client a wake-up per event, for the same bytes at the same instant.
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self.send_header("request-id", request_id)
         self.end_headers()
+        chunks = []
+        for event in events:
+            data = f"event: {event.name}\ndata: {json.dumps(event.data)}\n\n".encode()
+            chunks.append(b"%x\r\n%s\r\n" % (len(data), data))
+        if isinstance(events, CutStream) and events.abrupt:
+            self.close_connection = True  # the connection closes with the body unfinished
+        else:
+            chunks.append(b"0\r\n\r\n")
         try:
-            for event in events:
-                data = f"event: {event.name}\ndata: {json.dumps(event.data)}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(b"".join(chunks))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client stopped reading early

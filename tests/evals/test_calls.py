@@ -8,6 +8,7 @@ from demo.fake_anthropic import DEFAULT_API_KEY, FakeAnthropic
 from evals.calls import (
     BACKOFF_CAP_SECONDS,
     CallFailed,
+    CallFailure,
     backoff_seconds,
     call_with_retries,
     retry_after,
@@ -22,6 +23,13 @@ CONTENT = {"model": "claude-sonnet-5-5", "max_tokens": 200, "system": "Answer br
 def client(fake_anthropic: FakeAnthropic) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(api_key=DEFAULT_API_KEY, base_url=fake_anthropic.base_url, max_retries=0) as sdk:
         yield sdk
+
+
+def failure_of_hi(client: anthropic.Anthropic) -> CallFailure:
+    """How a streamed "hi" failed (the test has scripted a failure)."""
+    with pytest.raises(CallFailed) as failed:
+        stream_once(client, render_request(CONTENT, messages=[{"role": "user", "content": "hi"}]))
+    return failed.value.failure
 
 
 def test_stream_once__answer__text_usage_latency_and_ttft(
@@ -81,10 +89,38 @@ def test_stream_once__overloaded_mid_stream__retryable(
 ) -> None:
     fake_anthropic.interrupt_next_stream("overloaded_error")
 
-    with pytest.raises(CallFailed) as failed:
-        stream_once(client, render_request(CONTENT, messages=[{"role": "user", "content": "hi"}]))
+    assert failure_of_hi(client).kind == "retryable"
 
-    assert failed.value.failure.kind == "retryable"
+
+def test_stream_once__invalid_request_error_mid_stream__case_failure(
+    fake_anthropic: FakeAnthropic, client: anthropic.Anthropic
+) -> None:
+    fake_anthropic.interrupt_next_stream("invalid_request_error")
+
+    failure = failure_of_hi(client)
+
+    assert (failure.kind, failure.reason) == ("case", "stream interrupted: invalid_request_error")
+
+
+@pytest.mark.parametrize("abrupt", [False, True], ids=["body-ended", "connection-closed"])
+def test_stream_once__stream_cut_before_message_stop__retryable(
+    fake_anthropic: FakeAnthropic, client: anthropic.Anthropic, abrupt: bool
+) -> None:
+    fake_anthropic.cut_next_stream(abrupt=abrupt)
+
+    assert failure_of_hi(client).kind == "retryable"
+
+
+def test_call_with_retries__stream_cut_then_answer__answered_on_the_second_attempt(
+    fake_anthropic: FakeAnthropic, client: anthropic.Anthropic
+) -> None:
+    fake_anthropic.cut_next_stream(abrupt=True)
+    rendered = render_request(CONTENT, messages=[{"role": "user", "content": "hi [c3]"}])
+
+    result = call_with_retries(lambda: stream_once(client, rendered), max_attempts=2, sleep=lambda _: None)
+
+    assert result.text == "You said: hi [c3]"
+    assert fake_anthropic.times_answered("[c3]") == 2
 
 
 def test_call_with_retries__529_twice_then_answer__waits_retry_after_each_time(

@@ -31,6 +31,7 @@ from evals.models import (
     RunState,
 )
 from evals.scorers import scorer_versions
+from evals.services.runs.messages import run_messages
 from evals.services.runs.rendering import RunRequests, render_errors, run_content
 from evals.services.runs.scoring import scoring_for, validated_specs
 from evals.services.runs.storing import run_summary
@@ -118,7 +119,7 @@ def start_run(
     cases = list(EvalCase.objects.filter(version=eval_set_version).order_by("position"))
     if not cases:
         raise InvalidInput("The eval set version has no cases.", code="eval_set_empty")
-    errors = render_errors(content, cases)
+    errors = render_errors(content, ((case.position, case.input) for case in cases))
     if errors:
         raise RunNotRenderable(
             "The config cannot be rendered into a request for some cases; nothing was sent.", errors=errors
@@ -252,7 +253,7 @@ def execute_run(*, run_id: int, part: int | None = None) -> str:
         return str(run.state)
     content = run_content(run)
     cases = EvalCase.objects.filter(version=run.eval_set_version).order_by("position")
-    errors = render_errors(content, cases)
+    errors = render_errors(content, cases.values_list("position", "input"))
     if errors:
         fail_run(run, f"The config cannot be rendered for {errors[0]['path']}: {errors[0]['message']}")
         return "failed"
@@ -277,8 +278,6 @@ def execute_run(*, run_id: int, part: int | None = None) -> str:
 def _run_slice(
     run: EvalRun, client: Any, requests: RunRequests, *, part: int | None, concurrency: int
 ) -> str:
-    from evals.services.runs.messages import run_messages
-
     deadline = time.monotonic() + settings.FLAGSTAFF_EVAL_SLICE_SECONDS
     stop = run_messages(run, client, requests, concurrency=concurrency, deadline=deadline)
     if stop is not None and stop.state == RunState.FAILED:

@@ -24,21 +24,26 @@ def run_content(run: EvalRun) -> Mapping[str, Any]:
     return run.draft_content or {}
 
 
-def render_case(content: Mapping[str, Any], case: EvalCase) -> RenderedRequest:
-    messages = (case.input or {}).get("messages")
+def render_case(content: Mapping[str, Any], case_input: Mapping[str, Any] | None) -> RenderedRequest:
+    """The request for a case whose `input` is `case_input`."""
+    messages = (case_input or {}).get("messages")
     if not isinstance(messages, list) or not messages:
         raise RenderError("the case has no input messages")
     return render_request(content, messages=messages)
 
 
-def render_errors(content: Mapping[str, Any], cases: Iterable[EvalCase]) -> list[dict[str, str]]:
-    """`{path, message}` for the first cases that cannot be rendered (empty when all can)."""
+def render_errors(
+    content: Mapping[str, Any], cases: Iterable[tuple[int, Mapping[str, Any] | None]]
+) -> list[dict[str, str]]:
+    """`{path, message}` for the first cases, given as (position, input), that cannot be rendered
+    (empty when all can). Positions and inputs only: a run's worker checks every case of the run
+    before its first call, and building model instances for them cost more than rendering."""
     errors = []
-    for case in cases:
+    for position, case_input in cases:
         try:
-            render_case(content, case)
+            render_case(content, case_input)
         except (RenderError, KeyError, TypeError) as error:
-            errors.append({"path": f"cases[{case.position}]", "message": str(error)})
+            errors.append({"path": f"cases[{position}]", "message": str(error)})
             if len(errors) == MAX_ERRORS_SHOWN:
                 break
     return errors
@@ -52,7 +57,7 @@ class RunRequests:
     scoring: Scoring
 
     def for_case(self, case: EvalCase) -> RenderedRequest:
-        return render_case(self.content, case)
+        return render_case(self.content, case.input)
 
 
 def batch_params(request: RenderedRequest) -> dict[str, Any]:
