@@ -12,16 +12,16 @@ sample-ratio check compares calls per arm, which a sticky split keeps in the spl
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from typing import Any, Protocol
 
-from django.db.models import BigIntegerField, Count, Q, Sum
+from django.db.models import BigIntegerField, BooleanField, Case, Count, Q, Sum, Value, When
 
 from evals.models import LiveScoreRollup
+from rollouts import aggregate_checkpoints as checkpoints
 from rollouts.analysis import ArmAggregates, MetricAggregate
 from rollouts.models import Guardrail, Rollout
 from telemetry.models.calls import Rollup, RollupHistogram
@@ -104,9 +104,13 @@ class Window:
     def key(self) -> tuple[int, int]:
         return (self.flag_id, self.environment_id)
 
+    @property
+    def first_minute(self) -> datetime:
+        return self.since.replace(second=0, microsecond=0)
+
     def rows(self, *, prefix: str = "") -> Q:
         """Its rows of a per-minute rollup keyed by flag, environment, version and arm."""
-        since = self.since.replace(second=0, microsecond=0)
+        since = self.first_minute
         arms = reduce(
             operator.or_,
             (Q(**{f"{prefix}arm": arm, f"{prefix}version": version}) for arm, version in self.arms.items()),
@@ -121,8 +125,8 @@ class Window:
         )
 
 
-def _any_of(windows: Iterable[Window], *, prefix: str = "") -> Q:
-    return reduce(operator.or_, (window.rows(prefix=prefix) for window in windows))
+def _any_of(reads: Iterable[_Read], *, prefix: str = "") -> Q:
+    return reduce(operator.or_, (read.rows(prefix=prefix) for read in reads))
 
 
 def _cache_hit_ratio(counters: dict[str, int]) -> float | None:
@@ -172,92 +176,147 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
     """`read_arm_aggregates` of many windows at once, by (flag id, environment id): one query
     per rollup table for them all, whatever their number (an analysis tick reads every due
     rollout this way). At most one window per flag and environment, as at most one rollout or
-    experiment is active there."""
+    experiment is active there.
+
+    Each window's sums of its settled minutes come from its checkpoint, and only the rollup rows
+    after it are read; the rows of the minutes that settled since are added to the checkpoint
+    (aggregate_checkpoints.py), so the cost follows the minutes read, not the stage's age."""
     keys = [window.key for window in windows]
     if len(set(keys)) != len(keys):
         raise ValueError("one window per flag and environment")
     if not windows:
         return {}
-    counters: dict[tuple[int, int], dict[str, dict[str, int]]] = {
-        window.key: {arm: dict.fromkeys(COUNTERS, 0) for arm in window.arms} for window in windows
-    }
+    settle = checkpoints.settled_before(min(window.until for window in windows))
+    identities = {window.key: _identity(window) for window in windows}
+    kept = checkpoints.load(list(identities.values()), min(window.until for window in windows))
+    # Per window, the first minute to read: the end of its checkpoint, or its first minute.
+    reads = [
+        _Read(window, kept[window.key].settled_until if window.key in kept else identities[window.key].since)
+        for window in windows
+    ]
+    # Per window, the sums of the rows that are settled now, and of the rows that are not.
+    settled = {window.key: checkpoints.Sums.empty(window.arms, COUNTERS) for window in windows}
+    recent = {window.key: checkpoints.Sums.empty(window.arms, COUNTERS) for window in windows}
+
+    def part(key: tuple[int, int], row: Mapping[str, Any]) -> checkpoints.Sums:
+        return settled[key] if row["settled"] else recent[key]
+
+    is_settled = Case(
+        When(bucket__lt=settle, then=Value(True)), default=Value(False), output_field=BooleanField()
+    )
+    sums = {name: Sum(name) for name in COUNTERS}
     # The sum of squares of a stage is unknown if one of its rows' is (written before the column
     # existed, raw calls gone): then its cost comparison is left out, never guessed.
-    squares: dict[tuple[int, int], dict[str, int | None]] = {
-        window.key: dict.fromkeys(window.arms, 0) for window in windows
-    }
-    sums = {name: Sum(name) for name in COUNTERS}
     unknown_rows = Count("pk", filter=Q(**{f"{COST_SQ}__isnull": True}))
     rows = (
-        Rollup.objects.filter(_any_of(windows))
-        .values("flag_id", "environment_id", "arm")
+        Rollup.objects.filter(_any_of(reads))
+        .annotate(settled=is_settled)
+        .values("flag_id", "environment_id", "arm", "settled")
         .annotate(**sums, squares=Sum(COST_SQ, output_field=BigIntegerField()), unknown_rows=unknown_rows)
         .order_by()
     )
     for row in rows:
         key = (row["flag_id"], row["environment_id"])
-        counters[key][row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
         # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer (beyond 2^63 it keeps
         # a float); read without Django's decimal converter, which rounds to 15 digits on SQLite.
-        squares[key][row["arm"]] = None if row["unknown_rows"] else int(row["squares"] or 0)
-    for by_arm in counters.values():
-        for totals in by_arm.values():
-            totals["answered"] = totals["calls"] - totals["stop_none"]
+        part(key, row).add_counters(
+            row["arm"],
+            {name: int(row[name] or 0) for name in COUNTERS},
+            None if row["unknown_rows"] else int(row["squares"] or 0),
+        )
 
-    histograms: dict[tuple[int, int], dict[str, dict[str, dict[int, int]]]] = {
-        window.key: {arm: defaultdict(dict) for arm in window.arms} for window in windows
-    }
-    wanted = {HISTOGRAMS[g.metric] for window in windows for g in window.guardrails if g.metric in HISTOGRAMS}
-    if wanted:
+    histogram_reads = [read for read in reads if _histogram_metrics(read.window)]
+    if histogram_reads:
         histogram_rows = (
-            RollupHistogram.objects.filter(_any_of(windows, prefix="rollup__"), metric__in=wanted)
-            .values("rollup__flag_id", "rollup__environment_id", "rollup__arm", "metric", "bucket")
+            RollupHistogram.objects.filter(
+                reduce(
+                    operator.or_,
+                    (
+                        read.rows(prefix="rollup__") & Q(metric__in=_histogram_metrics(read.window))
+                        for read in histogram_reads
+                    ),
+                )
+            )
+            .annotate(
+                settled=Case(
+                    When(rollup__bucket__lt=settle, then=Value(True)),
+                    default=Value(False),
+                    output_field=BooleanField(),
+                )
+            )
+            .values("rollup__flag_id", "rollup__environment_id", "rollup__arm", "settled", "metric", "bucket")
             .annotate(total=Sum("n"))
             .order_by()
         )
         for row in histogram_rows:
             key = (row["rollup__flag_id"], row["rollup__environment_id"])
-            histograms[key][row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
+            part(key, row).add_histogram(
+                row["rollup__arm"], row["metric"], int(row["bucket"]), int(row["total"])
+            )
 
-    scores: dict[tuple[int, int], dict[str, dict[str, dict[str, Any]]]] = {
-        window.key: {arm: {} for arm in window.arms} for window in windows
-    }
-    scored = [
-        (window, scorers)
-        for window in windows
-        if (scorers := {g.scorer for g in window.guardrails if g.metric == "live_pass_rate"})
-    ]
+    scored = [(read, scorers) for read in reads if (scorers := _scorers(read.window))]
     if scored:
         score_rows = (
             LiveScoreRollup.objects.filter(
-                reduce(operator.or_, (window.rows() & Q(scorer__in=scorers) for window, scorers in scored))
+                reduce(operator.or_, (read.rows() & Q(scorer__in=scorers) for read, scorers in scored))
             )
-            .values("flag_id", "environment_id", "arm", "scorer")
+            .annotate(settled=is_settled)
+            .values("flag_id", "environment_id", "arm", "scorer", "settled")
             .annotate(n=Sum("n"), passed=Sum("passed"), errors=Sum("errors"))
             .order_by()
         )
         for row in score_rows:
-            scores[(row["flag_id"], row["environment_id"])][row["arm"]][row["scorer"]] = row
+            key = (row["flag_id"], row["environment_id"])
+            part(key, row).add_scores(
+                row["arm"], row["scorer"], {name: int(row[name] or 0) for name in checkpoints.SCORE_FIELDS}
+            )
 
-    return {
-        window.key: _arm_reading(
-            window,
-            counters[window.key],
-            squares[window.key],
-            histograms[window.key],
-            scores[window.key],
-        )
-        for window in windows
-    }
+    readings: dict[tuple[int, int], ArmReading] = {}
+    advanced: list[tuple[checkpoints.Identity, checkpoints.Checkpoint]] = []
+    for read in reads:
+        key = read.window.key
+        base = kept[key].sums if key in kept else checkpoints.Sums.empty(read.window.arms, COUNTERS)
+        base.add(settled[key])
+        if settle > read.since:
+            advanced.append((identities[key], checkpoints.Checkpoint(settle, base.copy())))
+        base.add(recent[key])
+        readings[key] = _arm_reading(read.window, base)
+    checkpoints.save(advanced)
+    return readings
 
 
-def _arm_reading(
-    window: Window,
-    counters: dict[str, dict[str, int]],
-    squares: dict[str, int | None],
-    histograms: dict[str, dict[str, dict[int, int]]],
-    scores: dict[str, dict[str, dict[str, Any]]],
-) -> ArmReading:
+@dataclass(frozen=True)
+class _Read:
+    """A window's rows from `since` (its checkpoint's end, or its first minute) on."""
+
+    window: Window
+    since: datetime
+
+    def rows(self, *, prefix: str = "") -> Q:
+        return self.window.rows(prefix=prefix) & Q(**{f"{prefix}bucket__gte": self.since})
+
+
+def _histogram_metrics(window: Window) -> list[str]:
+    return sorted({HISTOGRAMS[g.metric] for g in window.guardrails if g.metric in HISTOGRAMS})
+
+
+def _scorers(window: Window) -> list[str]:
+    return sorted({g.scorer for g in window.guardrails if g.metric == "live_pass_rate"})
+
+
+def _identity(window: Window) -> checkpoints.Identity:
+    sources = [f"histogram:{metric}" for metric in _histogram_metrics(window)]
+    sources += [f"scorer:{scorer}" for scorer in _scorers(window)]
+    return checkpoints.Identity(
+        window.flag_id, window.environment_id, window.first_minute, dict(window.arms), sources
+    )
+
+
+def _arm_reading(window: Window, sums: checkpoints.Sums) -> ArmReading:
+    counters, squares, histograms, scores = sums.counters, sums.squares, sums.histograms, sums.scores
+    for totals in counters.values():
+        totals["answered"] = totals["calls"] - totals["stop_none"]
+
     def arm(name: str) -> ArmAggregates:
         metrics: dict[str, MetricAggregate] = {}
         for guardrail in window.guardrails:
