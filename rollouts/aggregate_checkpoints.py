@@ -59,7 +59,18 @@ class Sums:
         )
 
     def copy(self) -> Sums:
-        return Sums.from_json(self.to_json())
+        return Sums(
+            counters={arm: dict(values) for arm, values in self.counters.items()},
+            squares=dict(self.squares),
+            histograms={
+                arm: {metric: dict(buckets) for metric, buckets in metrics.items()}
+                for arm, metrics in self.histograms.items()
+            },
+            scores={
+                arm: {scorer: dict(values) for scorer, values in scorers.items()}
+                for arm, scorers in self.scores.items()
+            },
+        )
 
     def add_counters(self, arm: str, values: Mapping[str, int], squares: int | None) -> None:
         totals = self.counters[arm]
