@@ -16,15 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
-from typing import Any, Protocol
+from typing import Protocol
 
-from django.db.models import BigIntegerField, BooleanField, Case, Count, Q, Sum, Value, When
+from django.db.models import Q
 
-from evals.models import LiveScoreRollup
 from rollouts import aggregate_checkpoints as checkpoints
+from rollouts import rollup_sums
 from rollouts.analysis import ArmAggregates, MetricAggregate
 from rollouts.models import Guardrail, Rollout
-from telemetry.models.calls import Rollup, RollupHistogram
+from telemetry.models.calls import RollupHistogram
 
 CANARY, CONTROL = "candidate", "control"
 # Rollup columns summed per arm, by name.
@@ -125,10 +125,6 @@ class Window:
         )
 
 
-def _any_of(reads: Iterable[_Read], *, prefix: str = "") -> Q:
-    return reduce(operator.or_, (read.rows(prefix=prefix) for read in reads))
-
-
 def _cache_hit_ratio(counters: dict[str, int]) -> float | None:
     prompt = (
         counters["input_tokens"]
@@ -198,78 +194,47 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
     settled = {window.key: checkpoints.Sums.empty(window.arms, COUNTERS) for window in windows}
     recent = {window.key: checkpoints.Sums.empty(window.arms, COUNTERS) for window in windows}
 
-    def part(key: tuple[int, int], row: Mapping[str, Any]) -> checkpoints.Sums:
-        return settled[key] if row["settled"] else recent[key]
+    def part(key: tuple[int, int], is_settled: int) -> checkpoints.Sums:
+        return settled[key] if is_settled else recent[key]
 
-    is_settled = Case(
-        When(bucket__lt=settle, then=Value(True)), default=Value(False), output_field=BooleanField()
-    )
-    sums = {name: Sum(name) for name in COUNTERS}
-    # The sum of squares of a stage is unknown if one of its rows' is (written before the column
-    # existed, raw calls gone): then its cost comparison is left out, never guessed.
-    unknown_rows = Count("pk", filter=Q(**{f"{COST_SQ}__isnull": True}))
-    rows = (
-        Rollup.objects.filter(_any_of(reads))
-        .annotate(settled=is_settled)
-        .values("flag_id", "environment_id", "arm", "settled")
-        .annotate(**sums, squares=Sum(COST_SQ, output_field=BigIntegerField()), unknown_rows=unknown_rows)
-        .order_by()
-    )
-    for row in rows:
-        key = (row["flag_id"], row["environment_id"])
-        # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer (beyond 2^63 it keeps
-        # a float); read without Django's decimal converter, which rounds to 15 digits on SQLite.
-        part(key, row).add_counters(
-            row["arm"],
-            {name: int(row[name] or 0) for name in COUNTERS},
-            None if row["unknown_rows"] else int(row["squares"] or 0),
+    spans = [read.span() for read in reads]
+    for flag_id, environment_id, arm, is_settled, *values in rollup_sums.counter_rows(
+        spans, settle, COUNTERS, COST_SQ
+    ):
+        *sums, squares, unknown_rows = values
+        # The sum of squares of a stage is unknown if one of its rows' is (written before the
+        # column existed, raw calls gone): then its cost comparison is left out, never guessed.
+        # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer.
+        part((flag_id, environment_id), is_settled).add_counters(
+            arm,
+            {name: int(value or 0) for name, value in zip(COUNTERS, sums, strict=True)},
+            None if unknown_rows else int(squares or 0),
         )
 
-    histogram_reads = [read for read in reads if _histogram_metrics(read.window)]
-    if histogram_reads:
-        histogram_rows = (
-            RollupHistogram.objects.filter(
-                reduce(
-                    operator.or_,
-                    (
-                        read.rows(prefix="rollup__") & Q(metric__in=_histogram_metrics(read.window))
-                        for read in histogram_reads
-                    ),
-                )
-            )
-            .annotate(
-                settled=Case(
-                    When(rollup__bucket__lt=settle, then=Value(True)),
-                    default=Value(False),
-                    output_field=BooleanField(),
-                )
-            )
-            .values("rollup__flag_id", "rollup__environment_id", "rollup__arm", "settled", "metric", "bucket")
-            .annotate(total=Sum("n"))
-            .order_by()
-        )
-        for row in histogram_rows:
-            key = (row["rollup__flag_id"], row["rollup__environment_id"])
-            part(key, row).add_histogram(
-                row["rollup__arm"], row["metric"], int(row["bucket"]), int(row["total"])
-            )
+    metrics = {read.window.key: _histogram_metrics(read.window) for read in reads}
+    wanted = sorted({metric for names in metrics.values() for metric in names})
+    if wanted:
+        histogram_spans = [read.span() for read in reads if metrics[read.window.key]]
+        for flag_id, environment_id, arm, is_settled, metric, bucket, n in rollup_sums.histogram_rows(
+            histogram_spans, settle, wanted
+        ):
+            key = (flag_id, environment_id)
+            if metric in metrics[key]:
+                part(key, is_settled).add_histogram(arm, metric, int(bucket), int(n))
 
-    scored = [(read, scorers) for read in reads if (scorers := _scorers(read.window))]
+    scorers = {read.window.key: _scorers(read.window) for read in reads}
+    scored = sorted({scorer for names in scorers.values() for scorer in names})
     if scored:
-        score_rows = (
-            LiveScoreRollup.objects.filter(
-                reduce(operator.or_, (read.rows() & Q(scorer__in=scorers) for read, scorers in scored))
-            )
-            .annotate(settled=is_settled)
-            .values("flag_id", "environment_id", "arm", "scorer", "settled")
-            .annotate(n=Sum("n"), passed=Sum("passed"), errors=Sum("errors"))
-            .order_by()
-        )
-        for row in score_rows:
-            key = (row["flag_id"], row["environment_id"])
-            part(key, row).add_scores(
-                row["arm"], row["scorer"], {name: int(row[name] or 0) for name in checkpoints.SCORE_FIELDS}
-            )
+        score_spans = [read.span() for read in reads if scorers[read.window.key]]
+        for flag_id, environment_id, arm, is_settled, scorer, *counts in rollup_sums.score_rows(
+            score_spans, settle, scored
+        ):
+            key = (flag_id, environment_id)
+            if scorer in scorers[key]:
+                values = dict(
+                    zip(checkpoints.SCORE_FIELDS, (int(count or 0) for count in counts), strict=True)
+                )
+                part(key, is_settled).add_scores(arm, scorer, values)
 
     readings: dict[tuple[int, int], ArmReading] = {}
     advanced: list[tuple[checkpoints.Identity, checkpoints.Checkpoint]] = []
@@ -292,8 +257,9 @@ class _Read:
     window: Window
     since: datetime
 
-    def rows(self, *, prefix: str = "") -> Q:
-        return self.window.rows(prefix=prefix) & Q(**{f"{prefix}bucket__gte": self.since})
+    def span(self) -> rollup_sums.Span:
+        window = self.window
+        return rollup_sums.Span(window.flag_id, window.environment_id, window.arms, self.since, window.until)
 
 
 def _histogram_metrics(window: Window) -> list[str]:
