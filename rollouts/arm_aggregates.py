@@ -231,10 +231,10 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
         ):
             key = (flag_id, environment_id)
             if scorer in scorers[key]:
-                values = dict(
+                totals = dict(
                     zip(checkpoints.SCORE_FIELDS, (int(count or 0) for count in counts), strict=True)
                 )
-                part(key, is_settled).add_scores(arm, scorer, values)
+                part(key, is_settled).add_scores(arm, scorer, totals)
 
     readings: dict[tuple[int, int], ArmReading] = {}
     advanced: list[tuple[checkpoints.Identity, checkpoints.Checkpoint]] = []
