@@ -11,7 +11,7 @@ minimum duration longer than the data, so that the A/A data hold every rollout w
 each timed tick decides all of them.
 
 Then, per volume (--calls, 1 and 10 million by default): the rollup tables are emptied and
-filled with bulk COPY, as the ingest would have left them for that many calls over --hours:
+filled, as the ingest would have left them for that many calls over --hours:
 per minute, environment (90 % production), flag (lognormal shares), version and arm (the
 candidate and control bands of the current stage, the 1 % band before a 10 % stage began, the
 rest on the baseline; none before the rollout began), model (85/15) — a Poisson number of
@@ -19,15 +19,28 @@ calls, counters drawn per row (errors 1 %, max_tokens 2 %, refusals 0.3 %, token
 cost sum and sum of squares of lognormal per-call costs, and latency and TTFT histograms of
 lognormal per-call values (rows only for non-empty buckets, so histogram rows grow with the
 calls, as they do in production); live-score rollups of a 10 % judged sample per minute and
-arm. Then ANALYZE, and --runs times: make every rollout due and time one full tick of the real
-service (`rollouts.services.ticks.tick_due_rollouts`, which claims, reads the aggregates,
-decides, writes the Decision and acts, committing as in production).
+arm. The fill is fast without changing those rows: histogram rows go in by binary COPY built
+from numpy arrays, and the tables' secondary indexes, unique constraints and foreign-key checks
+are put back once after the COPY instead of maintained per row. Then VACUUM ANALYZE.
+
+A tick reads each rollout's checkpoint of its settled minutes plus the rollup rows after it
+(rollouts/aggregate_checkpoints.py), and the checkpoint is built by the ticks themselves. So
+two kinds of tick are timed, --runs times each, with the real service
+(`rollouts.services.ticks.tick_due_rollouts`, which claims, reads the aggregates, decides,
+writes the Decision and acts, committing as in production), every rollout made due first, each
+tick reading only the minutes before its `now` (the later ones have not arrived yet):
+- cold: the checkpoints deleted before each tick, the first tick of every stage (after a
+  deploy, or a checkpoint made for another window): it sums every row since each stage began;
+- steady: a minute after the previous tick, as production runs it (a tick a minute): the
+  checkpoint the previous tick left, plus the rows of the unsettled minutes.
+The targets are judged on the steady tick; the cold one is printed beside it so nobody takes
+one for the other.
 
 Before timing, the SRM test's scipy import is done (a worker ticks for its lifetime). Prints
 rows per table, each run's tick time, the median and spread, the CPU time of this process and
 of its PostgreSQL backend per tick (on a shared machine the wall time follows what else runs,
-the CPU time much less), the statements per tick, the ratio of the medians (10 M / 1 M), the
-core count and the load average before and after.
+the CPU time much less), the statements per tick, the ratios of the medians (10 M / 1 M) of
+both kinds of tick, the core count and the load average before and after.
 Targets (issue 15, acceptance): one tick <= 1 s at 10 M calls, and <= 1.2x the time at 1 M.
 
     .venv/bin/python bench/bench_rollout_tick.py [--rollouts N] [--calls 1000000,10000000]
@@ -42,6 +55,8 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,7 +180,8 @@ def build_world(args: argparse.Namespace, end: datetime) -> tuple[list[Plan], li
             rollout = lifecycle.promote_rollout(rollout=rollout, actor=actor, reason="bench", stage=0)
         # Stage ages: up to 4 h at 1 % (its maximum), up to 10 h at 10 %; the 1 % stage of a
         # rollout now at 10 % lasted 30 min to 4 h.
-        stage_age = int(rng.integers(5, 600 if ten_percent else 240))
+        # Every stage began before the first timed tick (--runs + 1 minutes before the end).
+        stage_age = int(rng.integers(args.runs + 5, 600 if ten_percent else 240))
         first_stage = int(rng.integers(30, 240)) if ten_percent else 0
         stage_start = minutes - stage_age
         rollout_start = max(0, stage_start - first_stage)
@@ -282,6 +298,79 @@ def draw_cells(
     return Cells(**{name: values[order] for name, values in merged.items()})
 
 
+FILLED_TABLES = ("telemetry_rollup", "telemetry_rolluphistogram", "evals_livescorerollup")
+# PostgreSQL's binary COPY: the signature, flags and header extension, then the rows, then -1.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def copy_histogram_binary(
+    cursor: psycopg.Cursor, metric: str, rollup_ids: np.ndarray, buckets: np.ndarray, counts: np.ndarray
+) -> None:
+    """COPY one metric's histogram rows in PostgreSQL's binary format, built as one numpy
+    record array (each field: its length, then its big-endian value), so that tens of millions
+    of rows take seconds instead of a Python string each."""
+    label = metric.encode()
+    rows = np.empty(
+        len(rollup_ids),
+        dtype=[
+            ("fields", ">i2"),
+            ("rollup_size", ">i4"),
+            ("rollup", ">i8"),
+            ("metric_size", ">i4"),
+            ("metric", f"S{len(label)}"),
+            ("bucket_size", ">i4"),
+            ("bucket", ">i2"),
+            ("n_size", ">i4"),
+            ("n", ">i8"),
+        ],
+    )
+    rows["fields"] = 4
+    rows["rollup_size"], rows["rollup"] = 8, rollup_ids
+    rows["metric_size"], rows["metric"] = len(label), label
+    rows["bucket_size"], rows["bucket"] = 2, buckets
+    rows["n_size"], rows["n"] = 8, counts
+    with cursor.copy(
+        "COPY telemetry_rolluphistogram (rollup_id, metric, bucket, n) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.write(COPY_HEADER)
+        for start in range(0, len(rows), 1_000_000):
+            copy.write(rows[start : start + 1_000_000].tobytes())
+        copy.write(COPY_TRAILER)
+
+
+@contextmanager
+def indexes_built_after(cursor: psycopg.Cursor, tables: tuple[str, ...]) -> Iterator[None]:
+    """Fill the tables without their secondary indexes, unique constraints and foreign-key
+    checks, then build the indexes once: the rows are those the ingest leaves, only written
+    faster (maintaining a unique index and checking a foreign key per row was most of the fill)."""
+    cursor.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype = 'u' AND conrelid::regclass::text = ANY(%s)",
+        [list(tables)],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))",
+        [list(tables)],
+    )
+    indexes = cursor.fetchall()
+    for table, name, _ in constraints:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    cursor.execute("SET session_replication_role = replica")  # no foreign-key triggers
+    try:
+        yield
+    finally:
+        cursor.execute("SET session_replication_role = DEFAULT")
+        for table, name, definition in constraints:
+            cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        for _, definition in indexes:
+            cursor.execute(definition)
+
+
 def _copy(cursor: psycopg.Cursor, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for start in range(0, len(lines), 200_000):
@@ -354,13 +443,7 @@ def fill_rollups(
     ]  # fmt: skip
     latency = histogram_rows(rng, calls, ids, *LATENCY)
     ttft = histogram_rows(rng, calls, ids, *TTFT)
-    histogram_lines = [
-        f"{rollup}\t{metric}\t{bucket}\t{count}\n"
-        for metric, (rollup_ids, bucket_ids, counts) in (("latency", latency), ("ttft", ttft))
-        for rollup, bucket, count in zip(
-            rollup_ids.tolist(), bucket_ids.tolist(), counts.tolist(), strict=True
-        )
-    ]
+    histogram_rows_written = len(latency[0]) + len(ttft[0])
     # Live scores: a judged share of each (minute, flag, version, arm)'s calls, models merged.
     judged_keys = np.stack([cells.minute, cells.environment, cells.flag, cells.version, cells.arm])
     scored = cells.arm != ARMS.index("")
@@ -378,11 +461,11 @@ def fill_rollups(
     with connection.cursor() as django_cursor:
         django_cursor.execute(
             "TRUNCATE telemetry_rollup, telemetry_rolluphistogram, telemetry_rollupcount, "
-            "evals_livescorerollup RESTART IDENTITY"
+            "evals_livescorerollup, rollouts_aggregatecheckpoint RESTART IDENTITY"
         )
     raw = connection.connection
     assert raw is not None
-    with raw.cursor() as cursor:
+    with raw.cursor() as cursor, indexes_built_after(cursor, FILLED_TABLES):
         _copy(
             cursor,
             "telemetry_rollup",
@@ -396,7 +479,8 @@ def fill_rollups(
             ),
             rollup_lines,
         )  # fmt: skip
-        _copy(cursor, "telemetry_rolluphistogram", ("rollup_id", "metric", "bucket", "n"), histogram_lines)
+        for metric, (rollup_ids, bucket_ids, counts) in (("latency", latency), ("ttft", ttft)):
+            copy_histogram_binary(cursor, metric, rollup_ids, bucket_ids, counts)
         _copy(
             cursor,
             "evals_livescorerollup",
@@ -416,12 +500,12 @@ def fill_rollups(
         )
         cursor.execute("SELECT setval(pg_get_serial_sequence('telemetry_rollup', 'id'), %s)", [n])
     with raw.cursor() as cursor:
-        for table in ("telemetry_rollup", "telemetry_rolluphistogram", "evals_livescorerollup"):
+        for table in FILLED_TABLES:
             cursor.execute(f"VACUUM ANALYZE {table}")
     return {
         "calls": int(calls.sum()),
         "rollups": n,
-        "histograms": len(histogram_lines),
+        "histograms": histogram_rows_written,
         "live_score_rollups": len(live_lines),
     }
 
@@ -440,11 +524,13 @@ class Run:
     statements: int
 
 
-def time_ticks(runs: int, end: datetime, expected: int) -> tuple[list[Run], Counter[str]]:
+def time_ticks(times: list[datetime], expected: int, *, cold: bool) -> tuple[list[Run], Counter[str]]:
+    """One timed tick of every rollout at each of `times`; `cold`: with the checkpoints deleted
+    before each (a first tick of every stage), else ticking on from the previous tick's."""
     from django.db import connection
 
     from rollouts import stats
-    from rollouts.models import Decision, Rollout, RolloutState
+    from rollouts.models import AggregateCheckpoint, Decision, Rollout, RolloutState
     from rollouts.services.ticks import tick_due_rollouts
 
     # A worker ticks for its lifetime: its imports (scipy's, on the first SRM test) are done.
@@ -462,9 +548,10 @@ def time_ticks(runs: int, end: datetime, expected: int) -> tuple[list[Run], Coun
     results: list[Run] = []
     actions: Counter[str] = Counter()
     first = (Decision.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
-    for run in range(runs):
-        now = end + timedelta(seconds=run + 1)
+    for run, now in enumerate(times):
         Rollout.objects.filter(state=RolloutState.RUNNING).update(next_tick_at=now)
+        if cold:
+            AggregateCheckpoint.objects.all().delete()
         statements, cpu, database = 0, time.process_time(), backend_cpu_seconds(backend)
         with connection.execute_wrapper(count):
             started = time.perf_counter()
@@ -477,6 +564,25 @@ def time_ticks(runs: int, end: datetime, expected: int) -> tuple[list[Run], Coun
             print(f"  warning: run {run + 1} decided {decided} rollouts, not {expected}")
     actions.update(Decision.objects.filter(id__gte=first).values_list("reason", flat=True))
     return results, actions
+
+
+def report(label: str, results: list[Run], load_before: str) -> tuple[float, float]:
+    """Print one kind of tick's figures; its median wall and CPU seconds."""
+    seconds = [result.seconds for result in results]
+    median = statistics.median(seconds)
+    cpu = statistics.median(result.cpu_here + result.cpu_database for result in results)
+    print(
+        f"  {label}: "
+        + ", ".join(f"{value:.3f}" for value in seconds)
+        + f" s; median {median:.3f} s, min {min(seconds):.3f}, max {max(seconds):.3f}"
+        f"  (load average before {load_before}, after {load_average()})"
+    )
+    print(
+        "    CPU per tick (this process + its PostgreSQL backend): "
+        + ", ".join(f"{r.cpu_here:.2f}+{r.cpu_database:.2f}" for r in results)
+        + f" s; median {cpu:.2f} s; {results[-1].statements} statements"
+    )
+    return median, cpu
 
 
 def run(args: argparse.Namespace, database: str) -> int:
@@ -497,8 +603,7 @@ def run(args: argparse.Namespace, database: str) -> int:
         f"cores: {os.cpu_count()}  database: {database}  rollouts: {len(plans)} running "
         f"(+{len(quiet)} flags without one)  set-up {time.perf_counter() - began:.0f} s"
     )
-    medians: dict[int, float] = {}
-    cpus: dict[int, float] = {}
+    figures: dict[tuple[str, int], tuple[float, float]] = {}
     for volume in volumes:
         rng = np.random.default_rng(args.seed + volume)
         began = time.perf_counter()
@@ -509,35 +614,44 @@ def run(args: argparse.Namespace, database: str) -> int:
             f"{rows['histograms']:,} histogram rows, {rows['live_score_rollups']:,} live-score rollups "
             f"(written in {time.perf_counter() - began:.0f} s)"
         )
+        # The ticks read rows before their `now` only: the minutes after it have not arrived yet.
+        first_tick = end - timedelta(minutes=args.runs + 1)
         load_before = load_average()
-        results, actions = time_ticks(args.runs, end, len(plans))
-        seconds = [result.seconds for result in results]
-        medians[volume] = statistics.median(seconds)
-        cpu = statistics.median(result.cpu_here + result.cpu_database for result in results)
-        print(
-            f"  tick of {len(plans)} rollouts: "
-            + ", ".join(f"{value:.3f}" for value in seconds)
-            + f" s; median {medians[volume]:.3f} s, min {min(seconds):.3f}, max {max(seconds):.3f}"
-            f"  (load average before {load_before}, after {load_average()})"
+        results, actions = time_ticks(
+            [first_tick + timedelta(seconds=run) for run in range(args.runs)], len(plans), cold=True
         )
-        print(
-            "  CPU per tick (this process + its PostgreSQL backend): "
-            + ", ".join(f"{r.cpu_here:.2f}+{r.cpu_database:.2f}" for r in results)
-            + f" s; median {cpu:.2f} s; {results[-1].statements} statements"
+        figures[("cold", volume)] = report(
+            f"cold tick of {len(plans)} rollouts (no checkpoint)", results, load_before
         )
-        cpus[volume] = cpu
-        print(f"  decisions: {dict(actions)}")
+        load_before = load_average()
+        # The last cold tick left the checkpoints; each steady tick comes a minute after the last.
+        steady, steady_actions = time_ticks(
+            [first_tick + timedelta(minutes=run + 1) for run in range(args.runs)], len(plans), cold=False
+        )
+        figures[("steady", volume)] = report(
+            f"steady tick of {len(plans)} rollouts (a minute after the previous tick)", steady, load_before
+        )
+        print(f"  decisions: {dict(actions + steady_actions)}")
     largest, smallest = max(volumes), min(volumes)
     if largest != smallest:
-        ratio = medians[largest] / medians[smallest]
+        for kind in ("cold", "steady"):
+            (wall_large, cpu_large), (wall_small, cpu_small) = (
+                figures[(kind, largest)],
+                figures[(kind, smallest)],
+            )
+            print(
+                f"{kind} tick, ratio {largest:,} / {smallest:,} calls: {wall_large / wall_small:.2f}x wall, "
+                f"{cpu_large / cpu_small:.2f}x CPU"
+            )
+        wall_large, cpu_large = figures[("steady", largest)]
+        wall_small, cpu_small = figures[("steady", smallest)]
+        ratio = wall_large / wall_small
         print(
-            f"ratio {largest:,} / {smallest:,} calls: {ratio:.2f}x wall, "
-            f"{cpus[largest] / cpus[smallest]:.2f}x CPU"
-        )
-        print(
-            f"targets: tick <= {TARGET_SECONDS:g} s at {largest:,} calls "
-            f"{'met' if medians[largest] <= TARGET_SECONDS else 'NOT met'}; "
-            f"<= {TARGET_RATIO:g}x the time at {smallest:,} {'met' if ratio <= TARGET_RATIO else 'NOT met'}"
+            "targets (the steady tick, as production runs it): "
+            f"tick <= {TARGET_SECONDS:g} s at {largest:,} calls "
+            f"{'met' if wall_large <= TARGET_SECONDS else 'NOT met'}; "
+            f"<= {TARGET_RATIO:g}x the time at {smallest:,} {'met' if ratio <= TARGET_RATIO else 'NOT met'} "
+            f"(CPU {cpu_large / cpu_small:.2f}x)"
         )
     return 0
 

@@ -372,7 +372,13 @@ for _name in (
 # once the lease runs out, so a tick is delayed, never lost.
 FLAGSTAFF_ROLLOUT_TICK_SECONDS = env_int("FLAGSTAFF_ROLLOUT_TICK_SECONDS", 60)
 FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS = env_int("FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS", 120)
-for _name in ("TICK_SECONDS", "TICK_LEASE_SECONDS"):
+# A tick keeps each analysis window's per-arm sums up to a settled minute (rollouts/
+# aggregate_checkpoints.py) and re-reads only the rollup rows after it. A minute is settled
+# this many minutes after it ended: telemetry and live scores of a call that reach the rollups
+# later than that (a sender's backlog, live scoring behind) are left out of the current stage's
+# analysis. Set it above the longest delay of telemetry batches and live scoring.
+FLAGSTAFF_ROLLOUT_SETTLED_MINUTES = env_int("FLAGSTAFF_ROLLOUT_SETTLED_MINUTES", 15)
+for _name in ("TICK_SECONDS", "TICK_LEASE_SECONDS", "SETTLED_MINUTES"):
     if globals()[f"FLAGSTAFF_ROLLOUT_{_name}"] < 1:
         raise ImproperlyConfigured(f"FLAGSTAFF_ROLLOUT_{_name} must be at least 1")
 

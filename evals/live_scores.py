@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,8 +72,29 @@ def scoring_versions(flag: Flag, environment: Environment) -> dict[str, Any]:
     """What live scoring of `flag` in `environment` judges with now: each scorer's version, the
     judge config version behind an LLM judge, and the gate's eval set version (whose scorers
     live scoring uses when its policy names none). A rollout keeps it with each decision."""
-    policy = LiveScoringPolicy.objects.filter(flag=flag).first()
-    gate = GatePolicy.objects.select_related("eval_set", "pinned_version").filter(flag=flag).first()
+    return scoring_versions_of([(flag, environment)])[(flag.pk, environment.pk)]
+
+
+def scoring_versions_of(pairs: Sequence[tuple[Flag, Environment]]) -> dict[tuple[int, int], dict[str, Any]]:
+    """`scoring_versions` of many flags × environments, by (flag id, environment id): one query
+    for the live scoring policies and one for the gates of them all (an analysis tick's sweep)."""
+    flag_ids = {flag.pk for flag, _ in pairs}
+    policies = {policy.flag_id: policy for policy in LiveScoringPolicy.objects.filter(flag_id__in=flag_ids)}
+    gates = {
+        gate.flag_id: gate
+        for gate in GatePolicy.objects.select_related("eval_set", "pinned_version").filter(
+            flag_id__in=flag_ids
+        )
+    }
+    return {
+        (flag.pk, environment.pk): _scoring_versions(policies.get(flag.pk), gates.get(flag.pk), environment)
+        for flag, environment in pairs
+    }
+
+
+def _scoring_versions(
+    policy: LiveScoringPolicy | None, gate: GatePolicy | None, environment: Environment
+) -> dict[str, Any]:
     eval_set_version = gate_eval_set_version(gate) if gate else None
     scorers: dict[str, dict[str, Any]] = {}
     for spec in policy_specs(policy) if policy is not None else []:

@@ -12,19 +12,19 @@ sample-ratio check compares calls per arm, which a sticky split keeps in the spl
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
-from typing import Any, Protocol
+from typing import Protocol
 
-from django.db.models import BigIntegerField, Count, Q, Sum
+from django.db.models import Q
 
-from evals.models import LiveScoreRollup
+from rollouts import aggregate_checkpoints as checkpoints
+from rollouts import rollup_sums
 from rollouts.analysis import ArmAggregates, MetricAggregate
 from rollouts.models import Guardrail, Rollout
-from telemetry.models.calls import Rollup, RollupHistogram
+from telemetry.models.calls import RollupHistogram
 
 CANARY, CONTROL = "candidate", "control"
 # Rollup columns summed per arm, by name.
@@ -104,9 +104,13 @@ class Window:
     def key(self) -> tuple[int, int]:
         return (self.flag_id, self.environment_id)
 
+    @property
+    def first_minute(self) -> datetime:
+        return self.since.replace(second=0, microsecond=0)
+
     def rows(self, *, prefix: str = "") -> Q:
         """Its rows of a per-minute rollup keyed by flag, environment, version and arm."""
-        since = self.since.replace(second=0, microsecond=0)
+        since = self.first_minute
         arms = reduce(
             operator.or_,
             (Q(**{f"{prefix}arm": arm, f"{prefix}version": version}) for arm, version in self.arms.items()),
@@ -119,10 +123,6 @@ class Window:
                 f"{prefix}bucket__lt": self.until,
             }
         )
-
-
-def _any_of(windows: Iterable[Window], *, prefix: str = "") -> Q:
-    return reduce(operator.or_, (window.rows(prefix=prefix) for window in windows))
 
 
 def _cache_hit_ratio(counters: dict[str, int]) -> float | None:
@@ -172,92 +172,117 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
     """`read_arm_aggregates` of many windows at once, by (flag id, environment id): one query
     per rollup table for them all, whatever their number (an analysis tick reads every due
     rollout this way). At most one window per flag and environment, as at most one rollout or
-    experiment is active there."""
+    experiment is active there.
+
+    Each window's sums of its settled minutes come from its checkpoint, and only the rollup rows
+    after it are read; the rows of the minutes that settled since are added to the checkpoint
+    (aggregate_checkpoints.py), so the cost follows the minutes read, not the stage's age."""
     keys = [window.key for window in windows]
     if len(set(keys)) != len(keys):
         raise ValueError("one window per flag and environment")
     if not windows:
         return {}
-    counters: dict[tuple[int, int], dict[str, dict[str, int]]] = {
-        window.key: {arm: dict.fromkeys(COUNTERS, 0) for arm in window.arms} for window in windows
-    }
-    # The sum of squares of a stage is unknown if one of its rows' is (written before the column
-    # existed, raw calls gone): then its cost comparison is left out, never guessed.
-    squares: dict[tuple[int, int], dict[str, int | None]] = {
-        window.key: dict.fromkeys(window.arms, 0) for window in windows
-    }
-    sums = {name: Sum(name) for name in COUNTERS}
-    unknown_rows = Count("pk", filter=Q(**{f"{COST_SQ}__isnull": True}))
-    rows = (
-        Rollup.objects.filter(_any_of(windows))
-        .values("flag_id", "environment_id", "arm")
-        .annotate(**sums, squares=Sum(COST_SQ, output_field=BigIntegerField()), unknown_rows=unknown_rows)
-        .order_by()
-    )
-    for row in rows:
-        key = (row["flag_id"], row["environment_id"])
-        counters[key][row["arm"]] = {name: int(row[name] or 0) for name in COUNTERS}
-        # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer (beyond 2^63 it keeps
-        # a float); read without Django's decimal converter, which rounds to 15 digits on SQLite.
-        squares[key][row["arm"]] = None if row["unknown_rows"] else int(row["squares"] or 0)
-    for by_arm in counters.values():
-        for totals in by_arm.values():
-            totals["answered"] = totals["calls"] - totals["stop_none"]
-
-    histograms: dict[tuple[int, int], dict[str, dict[str, dict[int, int]]]] = {
-        window.key: {arm: defaultdict(dict) for arm in window.arms} for window in windows
-    }
-    wanted = {HISTOGRAMS[g.metric] for window in windows for g in window.guardrails if g.metric in HISTOGRAMS}
-    if wanted:
-        histogram_rows = (
-            RollupHistogram.objects.filter(_any_of(windows, prefix="rollup__"), metric__in=wanted)
-            .values("rollup__flag_id", "rollup__environment_id", "rollup__arm", "metric", "bucket")
-            .annotate(total=Sum("n"))
-            .order_by()
-        )
-        for row in histogram_rows:
-            key = (row["rollup__flag_id"], row["rollup__environment_id"])
-            histograms[key][row["rollup__arm"]][row["metric"]][int(row["bucket"])] = int(row["total"])
-
-    scores: dict[tuple[int, int], dict[str, dict[str, dict[str, Any]]]] = {
-        window.key: {arm: {} for arm in window.arms} for window in windows
-    }
-    scored = [
-        (window, scorers)
+    settle = checkpoints.settled_before(min(window.until for window in windows))
+    identities = {window.key: _identity(window) for window in windows}
+    kept = checkpoints.load(list(identities.values()), min(window.until for window in windows))
+    # Per window, the first minute to read: the end of its checkpoint, or its first minute.
+    reads = [
+        _Read(window, kept[window.key].settled_until if window.key in kept else identities[window.key].since)
         for window in windows
-        if (scorers := {g.scorer for g in window.guardrails if g.metric == "live_pass_rate"})
     ]
+    # Per window, the sums of the rows that are settled now, and of the rows that are not.
+    settled = {window.key: checkpoints.Sums.empty(window.arms, COUNTERS) for window in windows}
+    recent = {window.key: checkpoints.Sums.empty(window.arms, COUNTERS) for window in windows}
+
+    def part(key: tuple[int, int], is_settled: int) -> checkpoints.Sums:
+        return settled[key] if is_settled else recent[key]
+
+    spans = [read.span() for read in reads]
+    for flag_id, environment_id, arm, is_settled, *values in rollup_sums.counter_rows(
+        spans, settle, COUNTERS, COST_SQ
+    ):
+        *sums, squares, unknown_rows = values
+        # The sum of squares of a stage is unknown if one of its rows' is (written before the
+        # column existed, raw calls gone): then its cost comparison is left out, never guessed.
+        # PostgreSQL sums numeric exactly (a Decimal), SQLite as an integer.
+        part((flag_id, environment_id), is_settled).add_counters(
+            arm,
+            {name: int(value or 0) for name, value in zip(COUNTERS, sums, strict=True)},
+            None if unknown_rows else int(squares or 0),
+        )
+
+    metrics = {read.window.key: _histogram_metrics(read.window) for read in reads}
+    wanted = sorted({metric for names in metrics.values() for metric in names})
+    if wanted:
+        histogram_spans = [read.span() for read in reads if metrics[read.window.key]]
+        for flag_id, environment_id, arm, is_settled, metric, bucket, n in rollup_sums.histogram_rows(
+            histogram_spans, settle, wanted
+        ):
+            key = (flag_id, environment_id)
+            if metric in metrics[key]:
+                part(key, is_settled).add_histogram(arm, metric, int(bucket), int(n))
+
+    scorers = {read.window.key: _scorers(read.window) for read in reads}
+    scored = sorted({scorer for names in scorers.values() for scorer in names})
     if scored:
-        score_rows = (
-            LiveScoreRollup.objects.filter(
-                reduce(operator.or_, (window.rows() & Q(scorer__in=scorers) for window, scorers in scored))
-            )
-            .values("flag_id", "environment_id", "arm", "scorer")
-            .annotate(n=Sum("n"), passed=Sum("passed"), errors=Sum("errors"))
-            .order_by()
-        )
-        for row in score_rows:
-            scores[(row["flag_id"], row["environment_id"])][row["arm"]][row["scorer"]] = row
+        score_spans = [read.span() for read in reads if scorers[read.window.key]]
+        for flag_id, environment_id, arm, is_settled, scorer, *counts in rollup_sums.score_rows(
+            score_spans, settle, scored
+        ):
+            key = (flag_id, environment_id)
+            if scorer in scorers[key]:
+                totals = dict(
+                    zip(checkpoints.SCORE_FIELDS, (int(count or 0) for count in counts), strict=True)
+                )
+                part(key, is_settled).add_scores(arm, scorer, totals)
 
-    return {
-        window.key: _arm_reading(
-            window,
-            counters[window.key],
-            squares[window.key],
-            histograms[window.key],
-            scores[window.key],
-        )
-        for window in windows
-    }
+    readings: dict[tuple[int, int], ArmReading] = {}
+    advanced: list[tuple[checkpoints.Identity, checkpoints.Checkpoint]] = []
+    for read in reads:
+        key = read.window.key
+        base = kept[key].sums if key in kept else checkpoints.Sums.empty(read.window.arms, COUNTERS)
+        base.add(settled[key])
+        if settle > read.since:
+            advanced.append((identities[key], checkpoints.Checkpoint(settle, base.copy())))
+        base.add(recent[key])
+        readings[key] = _arm_reading(read.window, base)
+    checkpoints.save(advanced)
+    return readings
 
 
-def _arm_reading(
-    window: Window,
-    counters: dict[str, dict[str, int]],
-    squares: dict[str, int | None],
-    histograms: dict[str, dict[str, dict[int, int]]],
-    scores: dict[str, dict[str, dict[str, Any]]],
-) -> ArmReading:
+@dataclass(frozen=True)
+class _Read:
+    """A window's rows from `since` (its checkpoint's end, or its first minute) on."""
+
+    window: Window
+    since: datetime
+
+    def span(self) -> rollup_sums.Span:
+        window = self.window
+        return rollup_sums.Span(window.flag_id, window.environment_id, window.arms, self.since, window.until)
+
+
+def _histogram_metrics(window: Window) -> list[str]:
+    return sorted({HISTOGRAMS[g.metric] for g in window.guardrails if g.metric in HISTOGRAMS})
+
+
+def _scorers(window: Window) -> list[str]:
+    return sorted({g.scorer for g in window.guardrails if g.metric == "live_pass_rate"})
+
+
+def _identity(window: Window) -> checkpoints.Identity:
+    sources = [f"histogram:{metric}" for metric in _histogram_metrics(window)]
+    sources += [f"scorer:{scorer}" for scorer in _scorers(window)]
+    return checkpoints.Identity(
+        window.flag_id, window.environment_id, window.first_minute, dict(window.arms), sources
+    )
+
+
+def _arm_reading(window: Window, sums: checkpoints.Sums) -> ArmReading:
+    counters, squares, histograms, scores = sums.counters, sums.squares, sums.histograms, sums.scores
+    for totals in counters.values():
+        totals["answered"] = totals["calls"] - totals["stop_none"]
+
     def arm(name: str) -> ArmAggregates:
         metrics: dict[str, MetricAggregate] = {}
         for guardrail in window.guardrails:

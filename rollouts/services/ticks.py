@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from controlplane.audit import Actor
 from controlplane.errors import DomainError
-from evals.live_scores import scoring_versions
+from evals.live_scores import scoring_versions, scoring_versions_of
 from flags.models import FlagState, Split
 from rollouts import analysis, decision_records, stats
 from rollouts.arm_aggregates import StageAggregates, Window, read_many_stage_aggregates, read_stage_aggregates
@@ -225,10 +225,15 @@ def tick_rollout(*, rollout_id: int, now: datetime | None = None) -> TickResult 
 
 
 def decide_tick(
-    *, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None, moved: str | None = None
+    *,
+    rollout: Rollout,
+    now: datetime,
+    aggregates: StageAggregates | None = None,
+    moved: str | None = None,
+    live_scoring: dict[str, Any] | None = None,
 ) -> TickResult | None:
     """Decide and act on the tick `claim_tick` gave this worker (`rollout` as read at the claim;
-    `aggregates` and `moved`, when given, already read for it by a sweep).
+    `aggregates`, `moved` and `live_scoring`, when given, already read for it by a sweep).
 
     None when another worker decided this tick first (its lease ran out on this one).
     """
@@ -243,7 +248,9 @@ def decide_tick(
         except DomainError as refused:
             return TickResult(rollout.pk, tick, "supersede", False, refused.detail)
         return TickResult(rollout.pk, tick, "supersede", True, moved)
-    return record_tick(analyse_tick(rollout=rollout, now=now, aggregates=aggregates))
+    return record_tick(
+        analyse_tick(rollout=rollout, now=now, aggregates=aggregates, live_scoring=live_scoring)
+    )
 
 
 @dataclass(frozen=True)
@@ -268,13 +275,22 @@ def _window(rollout: Rollout, now: datetime) -> Window:
     return Window.of_rollout(rollout, guardrails, stage.started_at or now, now)
 
 
-def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates | None = None) -> Analysed:
-    """Read the stage's aggregates (unless given) and decide; holds no lock and writes nothing."""
+def analyse_tick(
+    *,
+    rollout: Rollout,
+    now: datetime,
+    aggregates: StageAggregates | None = None,
+    live_scoring: dict[str, Any] | None = None,
+) -> Analysed:
+    """Read the stage's aggregates and what live scoring judges with (unless given) and decide;
+    holds no lock and writes nothing but the aggregates' checkpoint."""
     stage, guardrails = _stage_and_guardrails(rollout)
     scorers = {g.scorer for g in guardrails if g.scorer}
     started = stage.started_at or now
     if aggregates is None:
         aggregates = read_stage_aggregates(rollout=rollout, guardrails=guardrails, since=started, until=now)
+    if scorers and live_scoring is None:
+        live_scoring = scoring_versions(rollout.flag, rollout.environment)
     decision = analysis.decide(
         policy=policy_of(rollout, guardrails),
         stage=stage_of(stage),
@@ -292,7 +308,7 @@ def analyse_tick(*, rollout: Rollout, now: datetime, aggregates: StageAggregates
         "analysis_version": ANALYSIS_VERSION,
         "code_version": CODE_VERSION,
         "scorers": sorted(scorers),
-        "live_scoring": scoring_versions(rollout.flag, rollout.environment) if scorers else None,
+        "live_scoring": live_scoring if scorers else None,
         "counters": aggregates.counters,
         "canary": decision_records.arm_json(aggregates.canary),
         "control": decision_records.arm_json(aggregates.control),
@@ -374,16 +390,23 @@ def claim_due_ticks(*, now: datetime, limit: int = SWEEP_LIMIT) -> list[Rollout]
 def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
     """Tick every running rollout that is due; the number of ticks this worker decided.
 
-    Claimed together, and their aggregates read together (one query per rollup table for them
-    all), so that a sweep's cost grows with the number of rollouts, not queries per rollout;
-    then each is decided and recorded in its own transaction, as `tick_rollout` does."""
+    Claimed together, and their aggregates and live scoring versions read together (one query
+    per table for them all), so that a sweep's cost grows with the number of rollouts, not
+    queries per rollout; then each is decided and recorded in its own transaction, as `tick_rollout` does."""
     now = now or timezone.now()
     claimed = claim_due_ticks(now=now, limit=limit)
     aggregates = read_many_stage_aggregates([_window(rollout, now) for rollout in claimed])
     moved = _traffic_moved_of(claimed)
+    live_scoring = scoring_versions_of([(rollout.flag, rollout.environment) for rollout in claimed])
     decided = 0
     for rollout in claimed:
         key = (rollout.flag_id, rollout.environment_id)
-        result = decide_tick(rollout=rollout, now=now, aggregates=aggregates[key], moved=moved[rollout.pk])
+        result = decide_tick(
+            rollout=rollout,
+            now=now,
+            aggregates=aggregates[key],
+            moved=moved[rollout.pk],
+            live_scoring=live_scoring[key],
+        )
         decided += result is not None
     return decided

@@ -14,6 +14,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from controlplane.models import AuditEntry
+from evals.live_scores import scoring_versions
 from evals.services import gate
 from flags import services as flag_services
 from flags.forms import starter_content
@@ -265,6 +266,22 @@ def test_tick_due_rollouts__three_rollouts_read_together__each_decided_on_its_ow
     assert reasons == {healthy.pk: "non_inferior", regressing.pk: "critical_regression", empty.pk: "no_data"}
     counters = Decision.objects.get(rollout=healthy).inputs["counters"]
     assert (counters["candidate"]["calls"], counters["control"]["calls"]) == (20_000, 20_000)
+
+
+def test_tick_due_rollouts__live_scoring_read_together__each_decision_keeps_its_own_flags() -> None:
+    scored_world, unscored_world = make_world(), make_world()
+    make_policy(
+        scored_world.baseline, scorers=[{"name": "contains", "key": "helpful", "params": {"text": "ok"}}]
+    )
+    scored, unscored = make_running_rollout(scored_world), make_running_rollout(unscored_world)
+
+    ticks.tick_due_rollouts(now=_later())
+
+    kept = {d.rollout_id: d.inputs["live_scoring"] for d in Decision.objects.all()}
+    assert kept[scored.pk] == scoring_versions(scored_world.flag, scored_world.environment)
+    assert kept[scored.pk]["enabled"] is True
+    assert kept[unscored.pk] == scoring_versions(unscored_world.flag, unscored_world.environment)
+    assert kept[unscored.pk]["enabled"] is False
 
 
 def _in_threads(count: int, work: object) -> list[BaseException]:
