@@ -1,6 +1,7 @@
 """Cumulative per-arm aggregates of a rollout's stage, read from the rollups (never from raw
 calls or scores, so a tick's cost does not grow with traffic): telemetry's per-minute Rollup
-and RollupHistogram, and evals' per-minute LiveScoreRollup, summed in SQL.
+and RollupHistogram, evals' per-minute LiveScoreRollup, and the paired-replay rollups
+(PairedReplayRollup), summed in SQL.
 
 The canary arm is the candidate version in the `candidate` arm; the control arm is the
 baseline version in the `control` band (client/flagstaff/engine/resolve.py labels both); an
@@ -23,7 +24,7 @@ from django.db.models import BigIntegerField, Count, Q, Sum
 
 from evals.models import LiveScoreRollup
 from rollouts.analysis import ArmAggregates, MetricAggregate
-from rollouts.models import Guardrail, Rollout
+from rollouts.models import Guardrail, PairedReplayRollup, Rollout
 from telemetry.models.calls import Rollup, RollupHistogram
 
 CANARY, CONTROL = "candidate", "control"
@@ -239,6 +240,7 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
         for row in score_rows:
             scores[(row["flag_id"], row["environment_id"])][row["arm"]][row["scorer"]] = row
 
+    paired = _paired_rows(windows)
     return {
         window.key: _arm_reading(
             window,
@@ -246,9 +248,48 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
             squares[window.key],
             histograms[window.key],
             scores[window.key],
+            paired.get(window.key, {}),
         )
         for window in windows
     }
+
+
+def _paired_rows(windows: Sequence[Window]) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
+    """Per window, per scorer: the paired replays' summed (n, Σd, Σd², errors) of its rollout's
+    baseline → candidate in the window, one query for them all (rollouts/services/paired_replay.py
+    writes them)."""
+    paired = [
+        window
+        for window in windows
+        if CANARY in window.arms and any(g.metric == "paired_pass_rate" for g in window.guardrails)
+    ]
+    if not paired:
+        return {}
+    rows = (
+        PairedReplayRollup.objects.filter(
+            reduce(
+                operator.or_,
+                (
+                    Q(
+                        flag_id=window.flag_id,
+                        environment_id=window.environment_id,
+                        candidate_version=window.arms[CANARY],
+                        baseline_version=window.arms[CONTROL],
+                        bucket__gte=window.since.replace(second=0, microsecond=0),
+                        bucket__lt=window.until,
+                    )
+                    for window in paired
+                ),
+            )
+        )
+        .values("flag_id", "environment_id", "scorer")
+        .annotate(n=Sum("n"), d_sum=Sum("d_sum"), d_sq_sum=Sum("d_sq_sum"), errors=Sum("errors"))
+        .order_by()
+    )
+    found: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        found[(row["flag_id"], row["environment_id"])][row["scorer"]] = row
+    return found
 
 
 def _arm_reading(
@@ -257,6 +298,7 @@ def _arm_reading(
     squares: dict[str, int | None],
     histograms: dict[str, dict[str, dict[int, int]]],
     scores: dict[str, dict[str, dict[str, Any]]],
+    paired: dict[str, dict[str, Any]],
 ) -> ArmReading:
     def arm(name: str) -> ArmAggregates:
         metrics: dict[str, MetricAggregate] = {}
@@ -285,6 +327,16 @@ def _arm_reading(
                     passed = int(row["passed"] or 0)
                     metrics[guardrail.name] = MetricAggregate(
                         n=judged, total=passed, total_sq=passed, errors=int(row["errors"] or 0)
+                    )
+            elif guardrail.metric == "paired_pass_rate" and name == CANARY:
+                # The pairs' differences, held by the canary arm (rollouts.analysis.Source).
+                pairs = paired.get(guardrail.scorer)
+                if pairs is not None:
+                    metrics[guardrail.name] = MetricAggregate(
+                        n=int(pairs["n"] or 0),
+                        total=int(pairs["d_sum"] or 0),
+                        total_sq=int(pairs["d_sq_sum"] or 0),
+                        errors=int(pairs["errors"] or 0),
                     )
         return ArmAggregates(
             units=counters[name]["calls"], metrics=metrics, cache_hit_ratio=_cache_hit_ratio(counters[name])

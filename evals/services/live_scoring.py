@@ -303,14 +303,15 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
         ):
             skipped.append(sample.id)
             continue
-        answer, case = _answer(sample, call), _case(sample)
+        answer = answer_of(sample.output, stop_reason=call.stop_reason, output_tokens=call.output_tokens)
+        case = case_of(sample.input)
         specs = plan.specs
         if any(spec.name in JUDGE_SCORERS for spec in specs):
             plan.judge_stopped = plan.judge_stopped or budget_spent(plan.policy, today=today)
             if plan.judge_stopped:
                 report.budget_stopped.add(str(call.flag_id))
                 specs = [spec for spec in specs if spec.name not in JUDGE_SCORERS]
-        context = _context(specs, call.environment_id) if not plan.judge_stopped else scorers.Context()
+        context = scoring_context(specs, call.environment_id) if not plan.judge_stopped else scorers.Context()
         for spec in specs:
             result = scorers.run_scorer(spec, answer, case, context)
             score = _Score(
@@ -337,23 +338,23 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
     return report
 
 
-def _answer(sample: _Sampled, call: _Sampled) -> scorers.Answer:
+def answer_of(output: Any, *, stop_reason: str, output_tokens: int | None) -> scorers.Answer:
     """A sample's output as sent: a Messages API response body, or its list of content blocks."""
-    if isinstance(sample.output, dict):
-        return scorers.Answer.from_message(sample.output)
-    blocks = sample.output if isinstance(sample.output, list) else []
+    if isinstance(output, dict):
+        return scorers.Answer.from_message(output)
+    blocks = output if isinstance(output, list) else []
     return scorers.Answer(
         content=[block for block in blocks if isinstance(block, dict)],
-        stop_reason=call.stop_reason or None,
-        output_tokens=call.output_tokens,
+        stop_reason=stop_reason or None,
+        output_tokens=output_tokens,
     )
 
 
-def _case(sample: _Sampled) -> scorers.Case:
+def case_of(sample_input: Any) -> scorers.Case:
     """A sample's input as sent: a request body with its messages, or the list of messages."""
-    if isinstance(sample.input, dict):
-        return scorers.Case(input=sample.input)
-    return scorers.Case(input={"messages": sample.input if isinstance(sample.input, list) else []})
+    if isinstance(sample_input, dict):
+        return scorers.Case(input=sample_input)
+    return scorers.Case(input={"messages": sample_input if isinstance(sample_input, list) else []})
 
 
 def _plans(flag_ids: Iterable[int]) -> dict[int, _FlagPlan]:
@@ -361,7 +362,8 @@ def _plans(flag_ids: Iterable[int]) -> dict[int, _FlagPlan]:
     return {policy.flag_id: _FlagPlan(policy, policy_specs(policy)) for policy in policies}
 
 
-def _context(specs: Sequence[scorers.ScorerSpec], environment_id: int | None) -> scorers.Context:
+def scoring_context(specs: Sequence[scorers.ScorerSpec], environment_id: int | None) -> scorers.Context:
+    """The judges the specs name, as served in the environment (no judge: an empty context)."""
     keys = {str(spec.params["judge"]) for spec in specs if spec.name in JUDGE_SCORERS}
     if not keys:
         return scorers.Context()

@@ -25,7 +25,12 @@ def run_content(run: EvalRun) -> Mapping[str, Any]:
 
 
 def render_case(content: Mapping[str, Any], case: EvalCase) -> RenderedRequest:
-    messages = (case.input or {}).get("messages")
+    return render_conversation(content, case.input or {})
+
+
+def render_conversation(content: Mapping[str, Any], case_input: Mapping[str, Any]) -> RenderedRequest:
+    """The request of `content` answering a case's (or a live sample's) `input.messages`."""
+    messages = case_input.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RenderError("the case has no input messages")
     return render_request(content, messages=messages)
