@@ -24,7 +24,7 @@ class ReplayStatus:
     budget_spent: bool
     paired: int
     skipped: int
-    errors: int
+    errored: int
     scorers: tuple[str, ...]
 
 
@@ -51,7 +51,7 @@ def replay_status(rollout: Rollout, *, today: date | None = None) -> ReplayStatu
         budget_spent=budget_spent(policy, spend),
         paired=counts.get(ReplayState.DONE, 0),
         skipped=counts.get(ReplayState.SKIPPED, 0),
-        errors=counts.get(ReplayState.ERROR, 0),
+        errored=counts.get(ReplayState.ERROR, 0),
         scorers=tuple(
             sorted(rollout.guardrails.filter(metric=PAIRED_METRIC).values_list("scorer", flat=True))
         ),

@@ -65,11 +65,11 @@ def apply_scheduled_changes() -> int:
 
 
 @shared_task(name="rollouts.replay_control_samples", acks_late=True, time_limit=600, soft_time_limit=580)
-def replay_control_samples() -> int:
+def replay_control_samples(limit: int = paired_replay.BATCH_SIZE) -> int:
     """Replay one batch of control-arm samples through opted-in rollouts' candidates.
 
     Idempotency key: (rollout, sample). A replay is claimed by inserting its row under the
     unique key (or retaking a stale claim by conditional UPDATE), and stored only while the
     claim is still this tick's, so concurrent or repeated runs pair each sample once.
     """
-    return paired_replay.replay_control_samples().paired
+    return paired_replay.replay_control_samples(limit=limit).paired

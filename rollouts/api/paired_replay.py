@@ -37,7 +37,7 @@ class ReplayStatusSerializer(serializers.Serializer[Any]):
     budget_spent = serializers.BooleanField(help_text="True: replays stopped until midnight UTC")
     paired = serializers.IntegerField(help_text="Control samples replayed and scored")
     skipped = serializers.IntegerField(help_text="Control samples outside the sample rate")
-    errors = serializers.IntegerField()
+    errored = serializers.IntegerField(help_text="Replays that could not be paired (a 4xx, no such scorer)")
     scorers = serializers.ListField(child=serializers.CharField())
 
 

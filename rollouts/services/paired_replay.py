@@ -398,9 +398,13 @@ def _replay_one(
         control = scorers.run_scorer(spec, control_answer, case, context)
         candidate = scorers.run_scorer(spec, result.for_scorers(), case, context)
         cost += control.cost_micro_usd + candidate.cost_micro_usd
-        error = control.error or candidate.error
-        outcome.scores[spec.key] = {"control": control.passed, "candidate": candidate.passed, "error": error}
-        report.errors += 1 if error else 0
+        failure = control.error or candidate.error
+        outcome.scores[spec.key] = {
+            "control": control.passed,
+            "candidate": candidate.passed,
+            "error": failure,
+        }
+        report.errors += 1 if failure else 0
     outcome.cost_micro_usd = cost
     # Counted as it is spent, so the next replay of this tick sees the budget move.
     _add_spend(plan.rollout.pk, today, calls=1, micro_usd=cost)

@@ -26,7 +26,9 @@ def rollout_paired_replay(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.error(
             request,
             "Paired replay not changed: "
-            + "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            + "; ".join(
+                f"{name}: {' '.join(str(error) for error in errors)}" for name, errors in form.errors.items()
+            ),
         )
         return redirect("rollouts:detail", pk=rollout.pk)
     try:
