@@ -310,6 +310,10 @@ def replay_control_samples(*, limit: int = BATCH_SIZE, now: datetime | None = No
     today = now.date()
     policies, spent = _eligible(today)
     report = ReplayReport(budget_stopped=set(spent))
+    if policies and not settings.ANTHROPIC_API_KEY:
+        # Claiming would only leave claims to go stale: say why nothing is replayed instead.
+        logger.warning("paired replay: ANTHROPIC_API_KEY is not set, no control sample is replayed")
+        return report
     token, replay_ids = _claim(rollout_ids=sorted(policies), now=now, limit=limit)
     report.claimed = len(replay_ids)
     if replay_ids:

@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from demo.fake_anthropic import FakeAnthropic
@@ -242,3 +243,18 @@ def test_tick__candidate_fails_a_third_of_paired_replays__rolled_back_on_paired_
     assert decision.reason == "critical_regression"
     assert "on 60 paired replays" in decision.explanation
     assert "(paired evidence)" in decision.explanation
+
+
+def test_replay__no_api_key__nothing_claimed_and_says_why(replaying, caplog):
+    world, rollout = replaying
+    ingest_control(world.environment, rollout, outputs=["ok"], at=timezone.now())
+
+    with (
+        override_settings(ANTHROPIC_API_KEY=""),
+        caplog.at_level(logging.WARNING, logger="rollouts.services.paired_replay"),
+    ):
+        report = paired_replay.replay_control_samples()
+
+    assert report.claimed == 0
+    assert not PairedReplay.objects.exists()
+    assert "ANTHROPIC_API_KEY is not set" in caplog.text
