@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from controlplane import audit
 from controlplane.audit import Actor
+from controlplane.claims import finish_claims
 from controlplane.errors import InvalidInput
 from evals import scorers
 from evals.models import (
@@ -422,23 +423,15 @@ def _store(
 
 def _finish_claims(token: str, sample_ids: Sequence[int], state: ClaimState, now: datetime) -> set[int]:
     """Move this tick's claims of `sample_ids` to `state`; returns the samples whose claim it held."""
-    if not sample_ids:
-        return set()
-    quote = connection.ops.quote_name
-    # PostgreSQL takes the ids as one array: thousands of parameters cost it more to parse and plan.
-    ids: list[Any]
-    if connection.vendor == "postgresql":
-        among, ids = "= ANY(%s)", [list(sample_ids)]
-    else:
-        among, ids = f"IN ({', '.join(['%s'] * len(sample_ids))})", list(sample_ids)
-    sql = (
-        f"UPDATE {quote(LiveScoreClaim._meta.db_table)} SET state = %s, finished_at = %s "  # noqa: S608
-        f"WHERE worker = %s AND state = %s AND sample_id {among} RETURNING sample_id"
+    return finish_claims(
+        table=LiveScoreClaim._meta.db_table,
+        key="sample_id",
+        ids=sample_ids,
+        token=token,
+        claimed=ClaimState.CLAIMED.value,
+        state=state.value,
+        now=now,
     )
-    at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [state.value, at, token, ClaimState.CLAIMED.value, *ids])
-        return {row[0] for row in cursor.fetchall()}
 
 
 SCORE_COLUMNS = (*_Score._fields, "scored_at")

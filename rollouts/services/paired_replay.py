@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from controlplane import audit
 from controlplane.audit import Actor
+from controlplane.claims import among, finish_claims
 from controlplane.errors import InvalidInput
 from evals import scorers
 from evals.calls import CallFailed, CallResult, call_with_retries, stream_once
@@ -194,13 +195,6 @@ def _eligible(today: date) -> tuple[dict[int, ReplayPolicy], set[int]]:
     return {rid: policy for rid, policy in policies.items() if rid not in spent}, spent
 
 
-def _among(ids: Sequence[int]) -> tuple[str, list[Any]]:
-    # PostgreSQL takes the ids as one array (as live scoring does), SQLite as a list of parameters.
-    if connection.vendor == "postgresql":
-        return "= ANY(%s)", [list(ids)]
-    return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
-
-
 def _claim(*, rollout_ids: Sequence[int], now: datetime, limit: int) -> tuple[str, list[int]]:
     """Claim up to `limit` unreplayed control-arm samples of the rollouts' current stages; the
     tick's token and the claimed PairedReplay ids (only those this tick won)."""
@@ -213,7 +207,7 @@ def _claim(*, rollout_ids: Sequence[int], now: datetime, limit: int) -> tuple[st
         quote(model._meta.db_table)
         for model in (PairedReplay, Sample, CallRecord, Rollout, Stage, ConfigVersion)
     )
-    among, ids = _among(rollout_ids)
+    among_rollouts, ids = among(rollout_ids)
     # One statement: when two workers insert the same (rollout, sample), the unique key keeps the
     # first row and RETURNING tells each worker which inserts were its own.
     sql = (
@@ -224,7 +218,7 @@ def _claim(*, rollout_ids: Sequence[int], now: datetime, limit: int) -> tuple[st
         f"JOIN {rollout} r ON r.flag_id = c.flag_id AND r.environment_id = c.environment_id "
         f"JOIN {version} b ON b.id = r.baseline_id AND b.number = c.version "
         f"JOIN {stage} st ON st.rollout_id = r.id AND st.{quote('index')} = r.stage_index "
-        f"WHERE r.id {among} AND c.arm = 'control' AND c.timestamp >= st.started_at "
+        f"WHERE r.id {among_rollouts} AND c.arm = 'control' AND c.timestamp >= st.started_at "
         f"AND NOT EXISTS (SELECT 1 FROM {replay} k WHERE k.rollout_id = r.id AND k.sample_id = s.id) "
         f"ORDER BY s.id LIMIT %s ON CONFLICT (rollout_id, sample_id) DO NOTHING RETURNING id"
     )
@@ -434,18 +428,15 @@ def _cost(result: CallResult, prices: PriceTable, today: date) -> int:
 
 def _finish(token: str, ids: Sequence[int], state: ReplayState, now: datetime) -> set[int]:
     """Move this tick's claims `ids` to `state`; returns the ids whose claim it still held."""
-    if not ids:
-        return set()
-    quote = connection.ops.quote_name
-    among, params = _among(ids)
-    sql = (
-        f"UPDATE {quote(PairedReplay._meta.db_table)} SET state = %s, finished_at = %s "  # noqa: S608
-        f"WHERE worker = %s AND state = %s AND id {among} RETURNING id"
+    return finish_claims(
+        table=PairedReplay._meta.db_table,
+        key="id",
+        ids=ids,
+        token=token,
+        claimed=ReplayState.CLAIMED.value,
+        state=state.value,
+        now=now,
     )
-    at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [state.value, at, token, ReplayState.CLAIMED.value, *params])
-        return {row[0] for row in cursor.fetchall()}
 
 
 @transaction.atomic
