@@ -591,12 +591,18 @@ def decide(
             if state.warm_since_seconds is not None
             else ""
         )
+        paired = "".join(
+            f"; {r.label} on {r.n_canary} paired replays (paired evidence)"
+            for r in acting
+            if by_name[r.name].source is Source.PAIRED_REPLAY
+        )
         return decision(
             Action.PROMOTE,
             Reason.NON_INFERIOR,
             f"promoted: all {len(acting)} acting guardrails shown non-inferior "
             f"(every upper bound below its margin, α = {policy.alpha:g}) after "
-            f"{elapsed_seconds / 60:.0f} min, {canary.units} canary and {control.units} control units{since}",
+            f"{elapsed_seconds / 60:.0f} min, {canary.units} canary and {control.units} control units"
+            f"{since}{paired}",
         )
     names = ", ".join(
         f"{r.label} (upper bound {_amount(by_name[r.name], r.comparison.upper)} vs margin "
