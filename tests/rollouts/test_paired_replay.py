@@ -241,7 +241,7 @@ def test_tick__candidate_fails_a_third_of_paired_replays__rolled_back_on_paired_
     assert (result.action, result.applied) == ("rollback", True)
     decision = rollout.decisions.get()
     assert decision.reason == "critical_regression"
-    assert "on 60 paired replays" in decision.explanation
+    assert "on 60 paired replays, candidate worse by 0.333 beyond the 0.02 margin" in decision.explanation
     assert "(paired evidence)" in decision.explanation
 
 
