@@ -17,6 +17,14 @@ Traffic model (one flag in one environment; every figure is a constant below):
 - A cold candidate cache starts at hit ratio 0 and reaches the control's in about 12 minutes;
   while it trails, each missed hit makes a call up to 60 % costlier and 40 % slower.
 
+- Paired replay (the `paired_*` scenarios): REPLAYS_PER_TICK = 100 of the control arm's judged
+  samples per tick are replayed through the candidate and both answers judged; each pair's
+  d = candidate − control passed is −1 with probability (control − candidate pass rate) +
+  `paired_wins` and +1 with probability `paired_wins` (the inputs the candidate passes and the
+  control failed, which a same-model re-run also shows: answers are not deterministic), else 0.
+  The policy is then `PAIRED_POLICY`: the live pass rate's guardrail replaced by the paired one,
+  with the same margin, and judged samples per arm are the pairs.
+
 Each stage: minimum 15 minutes, maximum 120 minutes, at least 100 units and 100 judged samples
 per arm; the policy is `POLICY` (margins in its definition). Aggregates restart at each stage.
 """
@@ -25,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,6 +60,8 @@ JUDGED_RATE = {0.01: 1.0, 0.10: 0.10}
 SCORER_ERROR_RATE = 0.02
 CONTROL_CACHE_HIT = 0.7
 WARMUP_MINUTES = 12.0
+REPLAYS_PER_TICK = 100
+PAIRED = "paired_pass_rate"
 
 POLICY = Policy(
     guardrails=(
@@ -118,6 +128,21 @@ POLICY = Policy(
     ),
 )
 
+PAIRED_POLICY = replace(
+    POLICY,
+    guardrails=(
+        Guardrail(
+            name=PAIRED,
+            label="paired pass rate",
+            kind=Kind.CONTINUOUS,
+            direction=Direction.DECREASE_IS_BAD,
+            margin=0.02,
+            source=Source.PAIRED_REPLAY,
+        ),
+        *(g for g in POLICY.guardrails if g.name != "live_pass_rate"),
+    ),
+)
+
 STAGES = tuple(
     Stage(
         weight=weight,
@@ -155,6 +180,7 @@ class Scenario:
     control_traffic: bool = True
     report_cache_ratio: bool = True
     candidate_after_first_stage: ArmBehaviour | None = None  # a regression that starts at 10 %
+    paired_wins: float | None = None  # paired replay on: the share of inputs only the candidate passes
 
 
 @dataclass
@@ -232,6 +258,15 @@ def _tick(
     _add(arm, "cost_per_call", calls, float(cost.sum()), float((cost * cost).sum()))
 
 
+def _replay(
+    rng: np.random.Generator, canary: _Arm, candidate: ArmBehaviour, control: ArmBehaviour, wins: float
+) -> None:
+    """One tick of paired replay: REPLAYS_PER_TICK pairs' differences, held by the canary arm."""
+    losses = max(0.0, control.pass_rate - candidate.pass_rate) + wins
+    drawn = rng.multinomial(REPLAYS_PER_TICK, [losses, wins, 1.0 - losses - wins])
+    _add(canary, PAIRED, REPLAYS_PER_TICK, float(drawn[1] - drawn[0]), float(drawn[0] + drawn[1]))
+
+
 @dataclass(frozen=True)
 class StageOutcome:
     weight: float
@@ -268,6 +303,9 @@ def run(
     """One rollout through the analysed stages; stops at the first decision that ends a stage
     other than a promotion, as the state machine would (rollback, pause, inconclusive → pause)."""
     outcomes: list[StageOutcome] = []
+    paired = scenario.paired_wins is not None
+    if paired:
+        policy = PAIRED_POLICY
     minute = 0.0  # since the rollout started: the cold cache warms across stages
     for index, stage in enumerate(stages):
         candidate = scenario.candidate
@@ -286,6 +324,8 @@ def run(
                 _tick(rng, canary, candidate, canary_calls, judged_rate, minute)
             if scenario.control_traffic:
                 _tick(rng, control, scenario.control, both - canary_calls, judged_rate, minute)
+            if paired and scenario.canary_traffic and scenario.control_traffic:
+                _replay(rng, canary, candidate, scenario.control, scenario.paired_wins or 0.0)
             canary_agg, control_agg = canary.aggregates(), control.aggregates()
             if not scenario.report_cache_ratio:
                 canary_agg = ArmAggregates(units=canary_agg.units, metrics=canary_agg.metrics)
@@ -300,9 +340,10 @@ def run(
             )
             state = decision.state
             if decision.action in _ENDING:
-                judged = min(
-                    canary_agg.metric("live_pass_rate").n,
-                    control_agg.metric("live_pass_rate").n,
+                judged = (
+                    canary_agg.metric(PAIRED).n
+                    if paired
+                    else min(canary_agg.metric("live_pass_rate").n, control_agg.metric("live_pass_rate").n)
                 )
                 outcomes.append(StageOutcome(stage.weight, decision, ticks, judged))
                 break
@@ -325,6 +366,13 @@ SCENARIOS = {
     "control_only": Scenario("control arm only", canary_traffic=False),
     "srm": Scenario("SRM 52/48", canary_share=0.52),
     "cold_cache": Scenario("cold cache only", candidate=ArmBehaviour(cold_cache=True)),
+    "paired_aa": Scenario("paired replay, A/A (3 % of pairs differ each way)", paired_wins=0.03),
+    "paired_drop10": Scenario(
+        "paired replay, 85 → 75 % (3 % wins)", candidate=ArmBehaviour(pass_rate=0.75), paired_wins=0.03
+    ),
+    "paired_drop10_no_wins": Scenario(
+        "paired replay, 85 → 75 % (no wins)", candidate=ArmBehaviour(pass_rate=0.75), paired_wins=0.0
+    ),
     "cold_cache_no_ratio": Scenario(
         "cold cache, hit ratio not reported",
         candidate=ArmBehaviour(cold_cache=True),

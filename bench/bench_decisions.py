@@ -19,6 +19,10 @@ minutes with at least 100 units and 100 judged samples per arm. Scenarios and ta
 - SRM 52/48: paused, never promoted nor rolled back.
 - a candidate only slower and costlier while its prompt cache is cold: never rolled back. The
   same candidate with the hit ratio not reported (no warm-up exclusion) is shown for contrast.
+- paired replay (100 replayed control inputs per tick, the paired guardrail in place of the
+  live pass rate's): A/A false rollbacks <= 1 %; the 10-point drop rolled back within 300 pairs
+  in >= 95 % of runs, with 3 % of pairs the candidate alone passes and with none. Its judged
+  samples per arm are the pairs.
 
 A missed target is a figure, not a failure: the script exits 0 when it could measure.
 
@@ -90,6 +94,17 @@ TARGETS: dict[str, Target] = {
         lambda v: v >= 0.95,
     ),
     "cold_cache": Target("rollbacks = 0", _share(_rolled_back), lambda v: v == 0),
+    "paired_aa": Target("false rollbacks <= 1 %", _share(_rolled_back), lambda v: v <= 0.01),
+    "paired_drop10": Target(
+        "rolled back within 300 pairs >= 95 %",
+        _share(lambda o: _rolled_back(o) and _judged_total(o) <= 300),
+        lambda v: v >= 0.95,
+    ),
+    "paired_drop10_no_wins": Target(
+        "rolled back within 300 pairs >= 95 %",
+        _share(lambda o: _rolled_back(o) and _judged_total(o) <= 300),
+        lambda v: v >= 0.95,
+    ),
 }
 
 

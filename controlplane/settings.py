@@ -226,7 +226,16 @@ if FLAGSTAFF_SCHEDULED_CHANGES_SWEEP_SECONDS < 1:
 # `make demo` shortens both so that a canary settles in minutes.
 FLAGSTAFF_LIVE_SCORING_SECONDS = env_int("FLAGSTAFF_LIVE_SCORING_SECONDS", 30)
 FLAGSTAFF_TICK_SWEEP_SECONDS = env_int("FLAGSTAFF_TICK_SWEEP_SECONDS", 15)
-for _name in ("FLAGSTAFF_LIVE_SCORING_SECONDS", "FLAGSTAFF_TICK_SWEEP_SECONDS"):
+# How often beat replays a batch of control-arm samples through the candidates of rollouts that
+# opted in to paired replay, and how many attempts (with backoff) a replay's API call gets.
+FLAGSTAFF_PAIRED_REPLAY_SECONDS = env_int("FLAGSTAFF_PAIRED_REPLAY_SECONDS", 30)
+FLAGSTAFF_PAIRED_REPLAY_MAX_ATTEMPTS = env_int("FLAGSTAFF_PAIRED_REPLAY_MAX_ATTEMPTS", 3)
+for _name in (
+    "FLAGSTAFF_LIVE_SCORING_SECONDS",
+    "FLAGSTAFF_TICK_SWEEP_SECONDS",
+    "FLAGSTAFF_PAIRED_REPLAY_SECONDS",
+    "FLAGSTAFF_PAIRED_REPLAY_MAX_ATTEMPTS",
+):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1")
 # Tasks are named by their `name=` (stable across code moves), which is what "task" refers to.
@@ -255,6 +264,13 @@ CELERY_BEAT_SCHEDULE = {
     # interval, FLAGSTAFF_ROLLOUT_TICK_SECONDS by default); checking every 15 s (by default) keeps a tick at
     # most that late, and a due rollout is claimed by one worker only (rollouts/services/ticks.py).
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": FLAGSTAFF_TICK_SWEEP_SECONDS},
+    # Replay a batch of control-arm samples through the candidate of each rollout that opted in to
+    # paired replay (never served; each sample once however many workers run, within the
+    # rollout's daily budget: rollouts/services/paired_replay.py).
+    "replay-control-samples": {
+        "task": "rollouts.replay_control_samples",
+        "schedule": FLAGSTAFF_PAIRED_REPLAY_SECONDS,
+    },
     # The same for running experiments: health each interval, the conclusion at the end.
     "tick-experiments": {"task": "rollouts.tick_experiments", "schedule": FLAGSTAFF_TICK_SWEEP_SECONDS},
     # Start the rollback rehearsals whose schedule is due (each schedule is taken by one sweep

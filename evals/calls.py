@@ -7,8 +7,9 @@ place, and the run can tell a 429 storm from a single 429).
 Failure kinds, and what the run does with them:
 - `fatal` (401, 403, 402): every later call would fail the same way → the run fails.
 - `retryable` (429, 529, other 5xx, a connection error or timeout, an `overloaded_error` in
-  the middle of a stream, a stream cut short before `message_stop`): retried after `retry-after` when the API gives one, else after a
-  jittered exponential backoff; still failing after `max_attempts` → the run pauses.
+  the middle of a stream, a stream cut short before `message_stop`): retried after
+  `retry-after` when the API gives one, else after a jittered exponential backoff; still failing after
+  `max_attempts` → the run pauses.
 - `case` (any other 4xx, e.g. a prompt over the context window): this case errors and the
   run goes on.
 """

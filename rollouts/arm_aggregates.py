@@ -1,6 +1,7 @@
 """Cumulative per-arm aggregates of a rollout's stage, read from the rollups (never from raw
 calls or scores, so a tick's cost does not grow with traffic): telemetry's per-minute Rollup
-and RollupHistogram, and evals' per-minute LiveScoreRollup, summed in SQL.
+and RollupHistogram, evals' per-minute LiveScoreRollup, and the paired-replay rollups
+(PairedReplayRollup), summed in SQL.
 
 The canary arm is the candidate version in the `candidate` arm; the control arm is the
 baseline version in the `control` band (client/flagstaff/engine/resolve.py labels both); an
@@ -12,18 +13,19 @@ sample-ratio check compares calls per arm, which a sticky split keeps in the spl
 from __future__ import annotations
 
 import operator
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
-from typing import Protocol
+from typing import Any, Protocol
 
-from django.db.models import Q
+from django.db.models import Q, Sum
 
 from rollouts import aggregate_checkpoints as checkpoints
 from rollouts import rollup_sums
 from rollouts.analysis import ArmAggregates, MetricAggregate
-from rollouts.models import Guardrail, Rollout
+from rollouts.models import Guardrail, PairedReplayRollup, Rollout
 from telemetry.models.calls import RollupHistogram
 
 CANARY, CONTROL = "candidate", "control"
@@ -236,6 +238,7 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
                 )
                 part(key, is_settled).add_scores(arm, scorer, totals)
 
+    paired = _paired_rows(windows)
     readings: dict[tuple[int, int], ArmReading] = {}
     advanced: list[tuple[checkpoints.Identity, checkpoints.Checkpoint]] = []
     for read in reads:
@@ -245,7 +248,7 @@ def read_many_arm_aggregates(windows: Sequence[Window]) -> dict[tuple[int, int],
         if settle > read.since:
             advanced.append((identities[key], checkpoints.Checkpoint(settle, base.copy())))
         base.add(recent[key])
-        readings[key] = _arm_reading(read.window, base)
+        readings[key] = _arm_reading(read.window, base, paired.get(key, {}))
     checkpoints.save(advanced)
     return readings
 
@@ -278,7 +281,47 @@ def _identity(window: Window) -> checkpoints.Identity:
     )
 
 
-def _arm_reading(window: Window, sums: checkpoints.Sums) -> ArmReading:
+def _paired_rows(windows: Sequence[Window]) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
+    """Per window, per scorer: the paired replays' summed (n, Σd, Σd², errors) of its rollout's
+    baseline → candidate in the window, one query for them all (rollouts/services/paired_replay.py
+    writes them)."""
+    paired = [
+        window
+        for window in windows
+        if CANARY in window.arms and any(g.metric == "paired_pass_rate" for g in window.guardrails)
+    ]
+    if not paired:
+        return {}
+    rows = (
+        PairedReplayRollup.objects.filter(
+            reduce(
+                operator.or_,
+                (
+                    Q(
+                        flag_id=window.flag_id,
+                        environment_id=window.environment_id,
+                        candidate_version=window.arms[CANARY],
+                        baseline_version=window.arms[CONTROL],
+                        bucket__gte=window.first_minute,
+                        bucket__lt=window.until,
+                    )
+                    for window in paired
+                ),
+            )
+        )
+        .values("flag_id", "environment_id", "scorer")
+        .annotate(n=Sum("n"), d_sum=Sum("d_sum"), d_sq_sum=Sum("d_sq_sum"), errors=Sum("errors"))
+        .order_by()
+    )
+    found: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        found[(row["flag_id"], row["environment_id"])][row["scorer"]] = row
+    return found
+
+
+def _arm_reading(
+    window: Window, sums: checkpoints.Sums, paired: Mapping[str, Mapping[str, Any]]
+) -> ArmReading:
     counters, squares, histograms, scores = sums.counters, sums.squares, sums.histograms, sums.scores
     for totals in counters.values():
         totals["answered"] = totals["calls"] - totals["stop_none"]
@@ -310,6 +353,16 @@ def _arm_reading(window: Window, sums: checkpoints.Sums) -> ArmReading:
                     passed = int(row["passed"] or 0)
                     metrics[guardrail.name] = MetricAggregate(
                         n=judged, total=passed, total_sq=passed, errors=int(row["errors"] or 0)
+                    )
+            elif guardrail.metric == "paired_pass_rate" and name == CANARY:
+                # The pairs' differences, held by the canary arm (rollouts.analysis.Source).
+                pairs = paired.get(guardrail.scorer)
+                if pairs is not None:
+                    metrics[guardrail.name] = MetricAggregate(
+                        n=int(pairs["n"] or 0),
+                        total=int(pairs["d_sum"] or 0),
+                        total_sq=int(pairs["d_sq_sum"] or 0),
+                        errors=int(pairs["errors"] or 0),
                     )
         return ArmAggregates(
             units=counters[name]["calls"], metrics=metrics, cache_hit_ratio=_cache_hit_ratio(counters[name])

@@ -34,6 +34,13 @@ class RolloutForm(forms.Form):
     candidate = forms.IntegerField(
         min_value=1, label="Candidate version", help_text="The version to move onto traffic in stages."
     )
+    paired_replay_scorer = forms.CharField(
+        required=False,
+        max_length=47,  # the guardrail's name, "paired_pass_rate:<key>", holds 64 characters
+        label="Paired replay scorer (optional)",
+        help_text="A live scorer's key: control-arm inputs are also replayed through the candidate "
+        "(never served) and both answers scored, a paired guardrail that needs far fewer samples.",
+    )
     reason = forms.CharField(
         required=False,
         max_length=2000,
@@ -134,3 +141,27 @@ class TimelineForm(AuditFilterPickerForm):
             flag_wide="true" if query["flag"] and query["environment"] else "",
         )
         return urlencode({name: value for name, value in query.items() if value})
+
+
+class ReplayPolicyForm(forms.Form):
+    """A rollout's paired replay settings (rollouts/services/paired_replay.py)."""
+
+    enabled = forms.BooleanField(required=False, label="Replay control-arm samples")
+    sample_rate = forms.FloatField(
+        min_value=0, max_value=1, label="Sample rate", help_text="Share of control-arm samples replayed."
+    )
+    daily_call_budget = forms.IntegerField(min_value=0, label="Replays per day")
+    daily_budget_usd = forms.DecimalField(
+        min_value=0, decimal_places=2, label="Budget per day (USD)", help_text="Replays and judges, UTC days."
+    )
+    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def service_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "enabled": data["enabled"],
+            "sample_rate": data["sample_rate"],
+            "daily_call_budget": data["daily_call_budget"],
+            "daily_budget_micro_usd": int(data["daily_budget_usd"] * 1_000_000),
+            "reason": data.get("reason") or "",
+        }

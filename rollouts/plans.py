@@ -7,7 +7,8 @@ exists only while w ≤ 50 %; so every stage weighs at most 50 %, except a last 
 which is not analysed: reaching it makes the candidate the serving version.
 
 The metrics a guardrail may read are those the per-arm aggregates can give
-(rollouts/arm_aggregates.py): counts from telemetry rollups and live-score rollups, the latency
+(rollouts/arm_aggregates.py): counts from telemetry rollups, live-score rollups and paired-replay
+rollups, the latency
 histograms, and the cost per call (a mean: the telemetry rollups keep the sum of squared costs
 for its variance). Other means (mean judge score, tokens per call) have no sum of squares in
 the rollups and are refused as not computable.
@@ -24,6 +25,7 @@ from rollouts.analysis import Direction, Kind, OnInconclusive, Source
 
 MAX_ANALYSED_WEIGHT = BUCKETS // 2  # the engine's control band [w, 2w) must fit
 MAX_STAGES = 10
+SCORED_SOURCES = (Source.LIVE_SCORE, Source.PAIRED_REPLAY)  # guardrails that name a live scorer
 GATES = ("auto", "approval")
 
 Problems = list[dict[str, str]]
@@ -78,6 +80,11 @@ class MetricDef:
 # Metric name -> what the aggregates give for it (rollouts/arm_aggregates.py reads each).
 METRICS: dict[str, MetricDef] = {
     "live_pass_rate": MetricDef(Kind.BINARY, Source.LIVE_SCORE, "live pass rate", Direction.DECREASE_IS_BAD),
+    # Paired replay (rollouts/services/paired_replay.py): the mean of d = candidate − control
+    # passed on the same control-arm inputs, a continuous metric in [-1, 1].
+    "paired_pass_rate": MetricDef(
+        Kind.CONTINUOUS, Source.PAIRED_REPLAY, "paired pass rate", Direction.DECREASE_IS_BAD
+    ),
     "api_error_rate": MetricDef(Kind.BINARY, Source.TELEMETRY, "API error rate", Direction.INCREASE_IS_BAD),
     "max_tokens_rate": MetricDef(
         Kind.BINARY, Source.TELEMETRY, "max_tokens stop rate", Direction.INCREASE_IS_BAD
@@ -166,6 +173,22 @@ def default_guardrails(
             policy.append(spec(metric, DEFAULT_LATENCY_MARGIN_SHARE, relative_margin=True))
     policy.append(spec("cost_per_call", DEFAULT_COST_MARGIN_SHARE, relative_margin=True))
     return policy
+
+
+def paired_guardrail(scorer: str) -> GuardrailSpec:
+    """The paired-replay guardrail on a live scorer: critical, with the live pass rate's margin."""
+    found = METRICS["paired_pass_rate"]
+    return GuardrailSpec(
+        name=f"paired_pass_rate:{scorer}",
+        label=f"{found.label} ({scorer})",
+        metric="paired_pass_rate",
+        kind=found.kind.value,
+        direction=found.direction.value,
+        margin=DEFAULT_PASS_RATE_MARGIN,
+        source=found.source.value,
+        scorer=scorer,
+        critical=True,
+    )
 
 
 def _whole(value: Any, *, low: int, path: str, problems: Problems) -> int:
@@ -285,8 +308,8 @@ def clean_guardrails(raw: Sequence[Mapping[str, Any]]) -> tuple[list[GuardrailSp
             problems.append({"path": f"{at}.margin", "message": "must be a number of at least 0"})
             margin = 0.0
         scorer = item.get("scorer", "")
-        if found.source is Source.LIVE_SCORE and not (isinstance(scorer, str) and scorer):
-            problems.append({"path": f"{at}.scorer", "message": "a live-score metric names its scorer's key"})
+        if found.source in SCORED_SOURCES and not (isinstance(scorer, str) and scorer):
+            problems.append({"path": f"{at}.scorer", "message": f"{metric} names its live scorer's key"})
         name = item.get("name") or (f"{metric}:{scorer}" if scorer else metric)
         if not isinstance(name, str) or len(name) > 64:
             problems.append({"path": f"{at}.name", "message": "a name of at most 64 characters"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from rollouts.services import experiment_ticks, rehearsals, scheduling, ticks
+from rollouts.services import experiment_ticks, paired_replay, rehearsals, scheduling, ticks
 
 
 @shared_task(name="rollouts.tick_rollouts", acks_late=True, time_limit=120, soft_time_limit=100)
@@ -62,3 +62,14 @@ def apply_scheduled_changes() -> int:
     sweeping at once apply each change once.
     """
     return scheduling.apply_due_changes()
+
+
+@shared_task(name="rollouts.replay_control_samples", acks_late=True, time_limit=600, soft_time_limit=580)
+def replay_control_samples(limit: int = paired_replay.BATCH_SIZE) -> int:
+    """Replay one batch of control-arm samples through opted-in rollouts' candidates.
+
+    Idempotency key: (rollout, sample). A replay is claimed by inserting its row under the
+    unique key (or retaking a stale claim by conditional UPDATE), and stored only while the
+    claim is still this tick's, so concurrent or repeated runs pair each sample once.
+    """
+    return paired_replay.replay_control_samples(limit=limit).paired

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.views import checklist, experiments, rollback, rollouts, scheduling, timeline
+from rollouts.views import checklist, experiments, paired_replay, rollback, rollouts, scheduling, timeline
 
 app_name = "rollouts"
 
@@ -30,6 +30,7 @@ urlpatterns = [
         name="rehearsal-schedule",
     ),
     path("rollouts/<int:pk>/rollback/", rollouts.rollout_rollback, name="rollout-rollback"),
+    path("rollouts/<int:pk>/paired-replay/", paired_replay.rollout_paired_replay, name="paired-replay"),
     path("experiments/", experiments.experiment_list, name="experiments"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
     *CHECKLIST_FORMS,

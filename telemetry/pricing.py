@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 TOKEN_TYPES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 STANDARD = "standard"
@@ -71,6 +72,24 @@ class TokenCounts:
     @property
     def prompt(self) -> int:
         return self.input + self.cache_write_5m + self.cache_write_1h + self.cache_read
+
+    @classmethod
+    def from_usage(cls, usage: Mapping[str, Any]) -> TokenCounts:
+        """The counts of a Messages API `usage` object."""
+        creation = usage.get("cache_creation")
+        if isinstance(creation, Mapping):
+            write_5m = int(creation.get("ephemeral_5m_input_tokens") or 0)
+            write_1h = int(creation.get("ephemeral_1h_input_tokens") or 0)
+        else:
+            # Without the breakdown, cache writes are the default 5-minute ones.
+            write_5m, write_1h = int(usage.get("cache_creation_input_tokens") or 0), 0
+        return cls(
+            input=int(usage.get("input_tokens") or 0),
+            output=int(usage.get("output_tokens") or 0),
+            cache_write_5m=write_5m,
+            cache_write_1h=write_1h,
+            cache_read=int(usage.get("cache_read_input_tokens") or 0),
+        )
 
 
 def _pico_per_token(usd_per_mtok: Decimal) -> int:

@@ -110,20 +110,7 @@ def _call(judge: Judge, kwargs: dict[str, Any], *, beta: bool) -> dict[str, Any]
 def _cost(judge: Judge, model: str, usage: Mapping[str, Any]) -> int:
     from telemetry.pricing import TokenCounts
 
-    creation = usage.get("cache_creation")
-    if isinstance(creation, Mapping):
-        write_5m = int(creation.get("ephemeral_5m_input_tokens") or 0)
-        write_1h = int(creation.get("ephemeral_1h_input_tokens") or 0)
-    else:
-        # Without the breakdown, cache writes are the default 5-minute ones.
-        write_5m, write_1h = int(usage.get("cache_creation_input_tokens") or 0), 0
-    tokens = TokenCounts(
-        input=int(usage.get("input_tokens") or 0),
-        output=int(usage.get("output_tokens") or 0),
-        cache_write_5m=write_5m,
-        cache_write_1h=write_1h,
-        cache_read=int(usage.get("cache_read_input_tokens") or 0),
-    )
+    tokens = TokenCounts.from_usage(usage)
     cost = judge.prices.cost_micro_usd(
         model=model, on=judge.today, tokens=tokens, service_tier=str(usage.get("service_tier") or "")
     )

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from controlplane import audit
 from controlplane.audit import Actor
+from controlplane.claims import finish_claims
 from controlplane.errors import InvalidInput
 from evals import scorers
 from evals.models import (
@@ -303,14 +304,15 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
         ):
             skipped.append(sample.id)
             continue
-        answer, case = _answer(sample, call), _case(sample)
+        answer = answer_of(sample.output, stop_reason=call.stop_reason, output_tokens=call.output_tokens)
+        case = case_of(sample.input)
         specs = plan.specs
         if any(spec.name in JUDGE_SCORERS for spec in specs):
             plan.judge_stopped = plan.judge_stopped or budget_spent(plan.policy, today=today)
             if plan.judge_stopped:
                 report.budget_stopped.add(str(call.flag_id))
                 specs = [spec for spec in specs if spec.name not in JUDGE_SCORERS]
-        context = _context(specs, call.environment_id) if not plan.judge_stopped else scorers.Context()
+        context = scoring_context(specs, call.environment_id) if not plan.judge_stopped else scorers.Context()
         for spec in specs:
             result = scorers.run_scorer(spec, answer, case, context)
             score = _Score(
@@ -337,23 +339,23 @@ def score_new_samples(*, limit: int = BATCH_SIZE, now: datetime | None = None) -
     return report
 
 
-def _answer(sample: _Sampled, call: _Sampled) -> scorers.Answer:
+def answer_of(output: Any, *, stop_reason: str, output_tokens: int | None) -> scorers.Answer:
     """A sample's output as sent: a Messages API response body, or its list of content blocks."""
-    if isinstance(sample.output, dict):
-        return scorers.Answer.from_message(sample.output)
-    blocks = sample.output if isinstance(sample.output, list) else []
+    if isinstance(output, dict):
+        return scorers.Answer.from_message(output)
+    blocks = output if isinstance(output, list) else []
     return scorers.Answer(
         content=[block for block in blocks if isinstance(block, dict)],
-        stop_reason=call.stop_reason or None,
-        output_tokens=call.output_tokens,
+        stop_reason=stop_reason or None,
+        output_tokens=output_tokens,
     )
 
 
-def _case(sample: _Sampled) -> scorers.Case:
+def case_of(sample_input: Any) -> scorers.Case:
     """A sample's input as sent: a request body with its messages, or the list of messages."""
-    if isinstance(sample.input, dict):
-        return scorers.Case(input=sample.input)
-    return scorers.Case(input={"messages": sample.input if isinstance(sample.input, list) else []})
+    if isinstance(sample_input, dict):
+        return scorers.Case(input=sample_input)
+    return scorers.Case(input={"messages": sample_input if isinstance(sample_input, list) else []})
 
 
 def _plans(flag_ids: Iterable[int]) -> dict[int, _FlagPlan]:
@@ -361,7 +363,8 @@ def _plans(flag_ids: Iterable[int]) -> dict[int, _FlagPlan]:
     return {policy.flag_id: _FlagPlan(policy, policy_specs(policy)) for policy in policies}
 
 
-def _context(specs: Sequence[scorers.ScorerSpec], environment_id: int | None) -> scorers.Context:
+def scoring_context(specs: Sequence[scorers.ScorerSpec], environment_id: int | None) -> scorers.Context:
+    """The judges the specs name, as served in the environment (no judge: an empty context)."""
     keys = {str(spec.params["judge"]) for spec in specs if spec.name in JUDGE_SCORERS}
     if not keys:
         return scorers.Context()
@@ -420,23 +423,15 @@ def _store(
 
 def _finish_claims(token: str, sample_ids: Sequence[int], state: ClaimState, now: datetime) -> set[int]:
     """Move this tick's claims of `sample_ids` to `state`; returns the samples whose claim it held."""
-    if not sample_ids:
-        return set()
-    quote = connection.ops.quote_name
-    # PostgreSQL takes the ids as one array: thousands of parameters cost it more to parse and plan.
-    ids: list[Any]
-    if connection.vendor == "postgresql":
-        among, ids = "= ANY(%s)", [list(sample_ids)]
-    else:
-        among, ids = f"IN ({', '.join(['%s'] * len(sample_ids))})", list(sample_ids)
-    sql = (
-        f"UPDATE {quote(LiveScoreClaim._meta.db_table)} SET state = %s, finished_at = %s "  # noqa: S608
-        f"WHERE worker = %s AND state = %s AND sample_id {among} RETURNING sample_id"
+    return finish_claims(
+        table=LiveScoreClaim._meta.db_table,
+        key="sample_id",
+        ids=sample_ids,
+        token=token,
+        claimed=ClaimState.CLAIMED.value,
+        state=state.value,
+        now=now,
     )
-    at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [state.value, at, token, ClaimState.CLAIMED.value, *ids])
-        return {row[0] for row in cursor.fetchall()}
 
 
 SCORE_COLUMNS = (*_Score._fields, "scored_at")

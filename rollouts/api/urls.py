@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rollouts.api import checklist, experiments, rehearsals, rollback, rollouts, scheduling
+from rollouts.api import checklist, experiments, paired_replay, rehearsals, rollback, rollouts, scheduling
 
 urlpatterns = [
     path(
@@ -23,6 +23,11 @@ urlpatterns = [
     path("rollouts/<int:pk>/rollback/", rollouts.RollbackView.as_view(), name="rollout-rollback"),
     path("rollouts/<int:pk>/abort/", rollouts.AbortView.as_view(), name="rollout-abort"),
     path("rollouts/<int:pk>/decisions/", rollouts.DecisionsView.as_view(), name="rollout-decisions"),
+    path(
+        "rollouts/<int:pk>/paired-replay/",
+        paired_replay.PairedReplayView.as_view(),
+        name="rollout-paired-replay",
+    ),
     path("experiments/", experiments.ExperimentsView.as_view(), name="experiments"),
     path("experiments/<int:pk>/", experiments.ExperimentDetailView.as_view(), name="experiment"),
     path("experiments/<int:pk>/start/", experiments.StartView.as_view(), name="experiment-start"),

@@ -34,11 +34,13 @@ from flags.services.publishing import publish_version
 from flags.services.splits import clear_split, set_split
 from flagstaff.engine import BUCKETS
 from rollouts import plans
+from rollouts.analysis import Source
 from rollouts.models import (
     TERMINAL_STATES,
     Experiment,
     Guardrail,
     PauseReason,
+    ReplayPolicy,
     Rollout,
     RolloutState,
     Stage,
@@ -318,10 +320,12 @@ def create_rollout(
     stages: Sequence[Mapping[str, Any]] | None = None,
     policy: Sequence[Mapping[str, Any]] | None = None,
     tick_interval_seconds: int | None = None,
+    paired_replay_scorer: str = "",
     reason: str = "",
 ) -> Rollout:
     """A rollout of version `candidate` against what `environment` serves: Ready when the
-    candidate's gate admits it already (a passing verdict or an override), Draft otherwise."""
+    candidate's gate admits it already (a passing verdict or an override), Draft otherwise.
+    `paired_replay_scorer` adds a paired-replay guardrail on that live scorer to the policy."""
     state = writable_state(flag, environment)
     if state.serving_version is None:
         raise Conflict(
@@ -350,6 +354,15 @@ def create_rollout(
             errors=[{"path": "tick_interval_seconds", "message": "must be a whole number of at least 1"}],
         )
     plan = _plan(flag, stages, policy)
+    if paired_replay_scorer:
+        paired = plans.paired_guardrail(paired_replay_scorer)
+        if any(g.name == paired.name for g in plan.guardrails):
+            raise InvalidInput(
+                f"The policy already has the guardrail '{paired.name}'.",
+                code="invalid_policy",
+                errors=[{"path": "paired_replay_scorer", "message": "already in the policy"}],
+            )
+        plan = Plan(plan.stages, [*plan.guardrails, paired])
     if Rollout.objects.active().filter(flag=flag, environment=environment).exists():
         raise _refuse_second(flag, environment)
     # At most one active rollout or experiment per flag × environment: both creations hold the
@@ -385,6 +398,10 @@ def create_rollout(
     Guardrail.objects.bulk_create(
         Guardrail(rollout=rollout, **plans.guardrail_fields(g)) for g in plan.guardrails
     )
+    if any(g.source == Source.PAIRED_REPLAY.value for g in plan.guardrails):
+        # A paired guardrail needs pairs: its replay is on, at the default rate and budget,
+        # until set otherwise (rollouts/services/paired_replay.py).
+        ReplayPolicy.objects.create(rollout=rollout)
     audit.record(
         actor=actor,
         action="rollout.created",

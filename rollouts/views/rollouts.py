@@ -18,10 +18,11 @@ from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
 from rollouts.arm_series import rollout_arm_series
-from rollouts.forms import RolloutForm
+from rollouts.forms import ReplayPolicyForm, RolloutForm
 from rollouts.lookups import get_rollout
 from rollouts.models import Rollout
 from rollouts.rehearsal_reads import rehearsal_panel
+from rollouts.replay_status import replay_status
 from rollouts.scheduled_reads import scheduled_for
 from rollouts.services import lifecycle
 from rollouts.services.rollback import roll_back
@@ -90,6 +91,7 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
     page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     latest = decisions.first()
     stages = list(rollout.stages.order_by("index"))
+    replay = replay_status(rollout)
     context = {
         "rollout": rollout,
         "stages": stages,
@@ -106,6 +108,17 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "checklist": checklist_context(request, rollout),
         "rehearsals": rehearsal_panel(flag=rollout.flag, environment=rollout.environment),
         "scheduled": scheduled_for(rollout.flag, rollout.environment),
+        "replay": replay,
+        "replay_form": ReplayPolicyForm(
+            initial={
+                "enabled": replay.enabled,
+                "sample_rate": replay.sample_rate,
+                "daily_call_budget": replay.daily_call_budget,
+                "daily_budget_usd": replay.daily_budget_micro_usd / 1_000_000,
+            }
+        )
+        if replay
+        else None,
     }
     response = render_page(request, "rollouts/rollout.html", context)
     response.status_code = status

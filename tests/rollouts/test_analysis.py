@@ -595,3 +595,28 @@ def test_decide__paired_replay_regression__rolls_back_saying_paired_evidence_was
     assert (decision.action, decision.reason) == (Action.ROLLBACK, Reason.CRITICAL_REGRESSION)
     assert "replayed pass rate on 400 paired replays, candidate worse by" in decision.explanation
     assert "(paired evidence)" in decision.explanation
+
+
+def test_decide__paired_replay_non_inferior__promotes_saying_paired_evidence_was_used() -> None:
+    paired = Guardrail(
+        name="replay_pass_rate",
+        label="replayed pass rate",
+        kind=Kind.CONTINUOUS,
+        direction=Direction.DECREASE_IS_BAD,
+        margin=0.02,
+        source=Source.PAIRED_REPLAY,
+    )
+    # 2,000 pairs: the candidate fails 10 inputs the control passed, and passes 10 it failed.
+    differences = MetricAggregate(n=2_000, total=0.0, total_sq=20.0)
+    canary = ArmAggregates(units=40_000, metrics={**arm().metrics, "replay_pass_rate": differences})
+
+    decision = decide(
+        policy=Policy(guardrails=(paired, ERRORS)),
+        stage=STAGE,
+        canary=canary,
+        control=arm(),
+        elapsed_seconds=3600,
+    )
+
+    assert (decision.action, decision.reason) == (Action.PROMOTE, Reason.NON_INFERIOR)
+    assert "replayed pass rate on 2000 paired replays (paired evidence)" in decision.explanation

@@ -3,6 +3,8 @@ the decision rules changes these outcomes and fails here (the full figures come 
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 
 from bench._rollout_sim import SCENARIOS, RunOutcome, run
@@ -62,3 +64,17 @@ def test_simulation__cold_cache_without_hit_ratio__rolled_back_on_cost_or_latenc
     # The contrast that shows the warm-up exclusion is what keeps the cold candidate alive.
     outcomes = simulate("cold_cache_no_ratio", runs=3, seed=108)
     assert all(o.final is Action.ROLLBACK for o in outcomes)
+
+
+def test_simulation__paired_replay_ten_point_drop__rolled_back_at_one_percent_on_fewer_samples() -> None:
+    paired = simulate("paired_drop10", runs=12, seed=108)
+    unpaired = simulate("drop10", runs=12, seed=108)
+    assert all(o.final is Action.ROLLBACK and o.last.weight == 0.01 for o in paired)
+    assert all("(paired evidence)" in o.last.decision.explanation for o in paired)
+    judged = [(o.last.judged_per_arm, u.last.judged_per_arm) for o, u in zip(paired, unpaired, strict=True)]
+    assert statistics.median(p for p, _ in judged) < statistics.median(u for _, u in judged) / 2
+
+
+def test_simulation__paired_replay_identical_arms__never_rolled_back() -> None:
+    outcomes = simulate("paired_aa", runs=6, seed=109)
+    assert not any(o.final is Action.ROLLBACK for o in outcomes)

@@ -25,7 +25,7 @@ def run_content(run: EvalRun) -> Mapping[str, Any]:
 
 
 def render_case(content: Mapping[str, Any], case_input: Mapping[str, Any] | None) -> RenderedRequest:
-    """The request for a case whose `input` is `case_input`."""
+    """The request for a case (or a live sample) whose `input` is `case_input`."""
     messages = (case_input or {}).get("messages")
     if not isinstance(messages, list) or not messages:
         raise RenderError("the case has no input messages")
