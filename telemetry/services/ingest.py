@@ -9,11 +9,11 @@ The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch
    PostgreSQL, INSERT ... ON CONFLICT DO NOTHING on SQLite or when a call is stored already;
    it says how duplicates are told apart) that returns which calls the database really
    inserted;
-4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one upsert
-   per rollup table);
-all in one transaction, so a batch is stored whole or not at all (its invalid records aside,
-which are reported and never stored). A record sent twice, even by two requests at the same
-moment, is counted once.
+4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one
+   statement on PostgreSQL);
+all in one transaction (tried again by the staged insert when the COPY meets a stored call),
+so a batch is stored whole or not at all (its invalid records aside, which are reported and
+never stored). A record sent twice, even by two requests at the same moment, is counted once.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from flagstaff.flag_state import FlagState, FlagStateError
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
 from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_json_record, parse_record
-from telemetry.services.call_store import CallKey, CallRow, insert_new_calls
+from telemetry.services.call_store import CallKey, CallRow, StoredAlready, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
 logger = logging.getLogger(__name__)
@@ -202,20 +202,56 @@ def ingest_calls(
         )
         kept.append((call, attribution, cost))
 
-    # Outermost (as in a request), the staging table empties itself at commit.
+    # Outermost (as in a request), a batch that holds a stored call is rolled back and stored
+    # again by the staged path (call_store's docstring says why).
     nested = connection.in_atomic_block
+    try:
+        stored = _store(rows, kept, samples, now, nested=nested, staged=False)
+    except StoredAlready:
+        logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
+        stored = _store(rows, kept, samples, now, nested=nested, staged=True)
+    result.accepted = stored.accepted
+    result.duplicate += stored.duplicate
+    result.unattributed = stored.unattributed
+    result.unknown_cost = stored.unknown_cost
+    result.samples_stored = stored.samples_stored
+
+    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
+    logger.info(
+        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
+        result.accepted,
+        result.duplicate,
+        len(result.rejected),
+        result.unattributed,
+    )
+    return result
+
+
+def _store(
+    rows: list[CallRow],
+    kept: list[tuple[CallInput, Attribution, int | None]],
+    samples: dict[CallKey, tuple[bytes, Any, Any]],
+    now: datetime,
+    *,
+    nested: bool,
+    staged: bool,
+) -> IngestResult:
+    """Insert the new calls, add them to the rollups and store their samples, in one
+    transaction; what it stored (its counts of the rows only). Raises StoredAlready (see
+    insert_new_calls)."""
+    stored = IngestResult()
     with transaction.atomic():
-        inserted = insert_new_calls(rows, empty_stage=nested)
+        inserted = insert_new_calls(rows, nested=nested, staged=staged)
         rollups = RollupBatch()
         for call, attribution, cost in kept:
             if (call.request_id, attribution.environment_id) not in inserted:
-                result.duplicate += 1
+                stored.duplicate += 1
                 continue
-            result.accepted += 1
+            stored.accepted += 1
             if not attribution.attributed:
-                result.unattributed += 1
+                stored.unattributed += 1
             if cost is None:
-                result.unknown_cost += 1
+                stored.unknown_cost += 1
             rollups.add(
                 call,
                 environment_id=attribution.environment_id,
@@ -227,17 +263,8 @@ def ingest_calls(
             )
         rollups.write()
         # A duplicate's sample was stored with the first send (or dropped then).
-        result.samples_stored = _store_samples(samples, inserted, now)
-
-    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
-    logger.info(
-        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
-        result.accepted,
-        result.duplicate,
-        len(result.rejected),
-        result.unattributed,
-    )
-    return result
+        stored.samples_stored = _store_samples(samples, inserted, now)
+    return stored
 
 
 @functools.lru_cache(maxsize=16_384)
