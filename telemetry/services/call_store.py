@@ -5,11 +5,15 @@ from production is two calls; unattributed calls (no environment) share one key 
 - PostgreSQL: the rows go in by one binary COPY; if it completes, it inserted every one of
   them (the unique index on the key would have refused any other). If one of them is stored
   already (a re-sent batch, or a concurrent batch that stored it meanwhile), the COPY fails
-  whole, is undone to its savepoint, and the rows are copied into a temporary table and go in
-  by one `INSERT ... SELECT ... ON CONFLICT (<key>) DO NOTHING RETURNING <key>` instead, which
-  waits for a concurrent insert of the same key and then skips it. COPY inserts many rows per
-  page and WAL record, faster than INSERT ... ON CONFLICT row by row (bench/bench_ingest.py
-  compares ingest with a raw COPY; bench/README.md has the measurements).
+  whole and the rows go in by the staged path instead: copied into a temporary table, then one
+  `INSERT ... SELECT ... ON CONFLICT (<key>) DO NOTHING RETURNING <key>`, which waits for a
+  concurrent insert of the same key and then skips it. A COPY in the caller's own transaction
+  raises StoredAlready: the caller rolls that transaction back and stores the batch again with
+  `staged=True` (no savepoint, two round trips fewer per batch); inside an outer transaction
+  that must not be rolled back, the COPY runs under a savepoint and falls back by itself.
+  COPY inserts many rows per page and WAL record, faster than INSERT ... ON CONFLICT row by row
+  (bench/bench_ingest.py compares ingest with a raw COPY; bench/README.md has the
+  measurements).
 - SQLite: transactions are serialised (BEGIN IMMEDIATE), and the same INSERT ... ON CONFLICT
   DO NOTHING RETURNING (SQLite >= 3.35) reports the inserted rows.
 Rows go in key order, so concurrent batches lock shared keys in the same order.
@@ -97,19 +101,25 @@ def call_key(row: CallRow) -> CallKey:
     return row.request_id, row.environment_id
 
 
-def insert_new_calls(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
+class StoredAlready(Exception):
+    """The COPY met a call stored already; the transaction it ran in is aborted."""
+
+
+def insert_new_calls(rows: list[CallRow], *, nested: bool, staged: bool = False) -> set[CallKey]:
     """Insert the rows whose key is new; the keys of the rows the database really inserted.
 
-    JSON columns are JSON text. `empty_stage`: the
-    caller's transaction will not commit right after (an outer atomic block), so the staging
-    table, which empties itself at commit, is emptied by hand.
+    JSON columns are JSON text. `nested`: the caller's transaction is inside an outer one, which
+    will not commit right after and must not be rolled back: the COPY runs under a savepoint
+    and the staging table, which empties itself at commit, is emptied by hand. Otherwise a COPY
+    that meets a stored call raises StoredAlready, and the caller rolls its transaction back and
+    calls again with `staged=True`.
     """
     if not rows:
         return set()
     # One lock order for concurrent batches.
     rows.sort(key=lambda row: (row.request_id, row.environment_id or 0))
     if connection.vendor == "postgresql":
-        return _insert_postgresql(rows, empty_stage=empty_stage)
+        return _insert_postgresql(rows, nested=nested, staged=staged)
     return _insert_portable(rows)
 
 
@@ -123,38 +133,50 @@ class _JsonTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-def _insert_postgresql(rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
+def _insert_postgresql(rows: list[CallRow], *, nested: bool, staged: bool) -> set[CallKey]:
     """COPY the rows straight into the table; if one of them is stored already (a re-sent
     batch, or a concurrent batch that stored it first) insert with ON CONFLICT DO NOTHING
-    instead.
+    instead (see insert_new_calls).
 
     No duplicate check beforehand: looking up a batch's keys cost the database about a fifth
     of the COPY itself, for every batch, while a re-sent batch is rare and its COPY stops at its
     first row (the rows go in key order). The unique index decides either way: a COPY that
     completes inserted every row it carried; one that meets a stored (or concurrently inserted,
-    then committed) key fails whole and is undone to its savepoint.
+    then committed) key fails whole.
     """
-    quote = connection.ops.quote_name
-    table = quote(CallRecord._meta.db_table)
-    columns = ", ".join(quote(name) for name in COLUMN_NAMES)
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
     # A cursor of our own: server-side binary parameters (Django's interpolate on the client).
     with psycopg.Cursor(raw) as cursor:
         cursor.adapters.register_dumper(None, _JsonTextDumper)
+        if staged:
+            return _insert_staged(cursor, rows, empty_stage=nested)
+        if not nested:
+            try:
+                _copy_into(cursor, _table(), rows)
+            except psycopg.errors.UniqueViolation:
+                raise StoredAlready from None
+            return {call_key(row) for row in rows}
         try:
-            with (
-                transaction.atomic(),
-                cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(COLUMN_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+            with transaction.atomic():
+                _copy_into(cursor, _table(), rows)
         except psycopg.errors.UniqueViolation:
             logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
-            return _insert_staged(cursor, rows, empty_stage=empty_stage)
+            return _insert_staged(cursor, rows, empty_stage=True)
     return {call_key(row) for row in rows}
+
+
+def _table() -> str:
+    return connection.ops.quote_name(CallRecord._meta.db_table)
+
+
+def _copy_into(cursor: psycopg.Cursor[Any], table: str, rows: list[CallRow]) -> None:
+    columns = ", ".join(connection.ops.quote_name(name) for name in COLUMN_NAMES)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(COLUMN_TYPES)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_stage: bool) -> set[CallKey]:
@@ -162,16 +184,13 @@ def _insert_staged(cursor: psycopg.Cursor[Any], rows: list[CallRow], *, empty_st
     RETURNING, in request_id order: the database reports the rows it really inserted, and a
     row another transaction is inserting is waited for, then skipped."""
     quote = connection.ops.quote_name
-    table = quote(CallRecord._meta.db_table)
+    table = _table()
     columns = ", ".join(quote(name) for name in COLUMN_NAMES)
     stage_columns = ", ".join(f"{quote(name)} {kind}" for name, kind in CALL_COLUMNS)
     # One per session, emptied at every commit (and below when an outer transaction holds the
     # commit back). Needs session-level pooling, not a transaction-pooling proxy.
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ({stage_columns}) ON COMMIT DELETE ROWS")
-    with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(COLUMN_TYPES)
-        for row in rows:
-            copy.write_row(row)
+    _copy_into(cursor, STAGE_TABLE, rows)
     cursor.execute(
         f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE_TABLE} "  # noqa: S608 - constant names
         "ORDER BY request_id, COALESCE(environment_id, 0) "

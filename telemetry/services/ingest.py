@@ -9,11 +9,11 @@ The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch
    PostgreSQL, INSERT ... ON CONFLICT DO NOTHING on SQLite or when a call is stored already;
    it says how duplicates are told apart) that returns which calls the database really
    inserted;
-4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one upsert
-   per rollup table);
-all in one transaction, so a batch is stored whole or not at all (its invalid records aside,
-which are reported and never stored). A record sent twice, even by two requests at the same
-moment, is counted once.
+4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one
+   statement on PostgreSQL);
+all in one transaction (tried again by the staged insert when the COPY meets a stored call),
+so a batch is stored whole or not at all (its invalid records aside, which are reported and
+never stored). A record sent twice, even by two requests at the same moment, is counted once.
 """
 
 from __future__ import annotations
@@ -33,12 +33,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from msgspec import Raw
 
-from flags.models import ConfigVersion, Environment, Flag
-from flagstaff.flag_state import FlagState, FlagStateError
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
-from telemetry.records import MAX_INT32, NUL_MESSAGE, CallInput, parse_json_record, parse_record
-from telemetry.services.call_store import CallKey, CallRow, insert_new_calls
+from telemetry.records import NUL_MESSAGE, CallInput, parse_json_record, parse_record
+from telemetry.services.attribution import UNATTRIBUTED, Attribution, attribute, only_environment
+from telemetry.services.call_store import CallKey, CallRow, StoredAlready, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
 logger = logging.getLogger(__name__)
@@ -46,21 +45,6 @@ logger = logging.getLogger(__name__)
 _NO_JSON: tuple[str | None, str | None] = (None, None)
 _new_row = tuple.__new__  # a CallRow from its values in field order, without keyword binding
 _NUL_ESCAPE = b"\\u0000"  # PostgreSQL's jsonb refuses it; one such record must not fail a batch
-
-
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    environment_id: int | None
-    flag_id: int | None
-    version: int | None
-    arm: str
-    split_id: str
-    revision: int | None
-    attributed: bool
-    environment_key: str | None
-
-
-UNATTRIBUTED = Attribution(None, None, None, "", "", None, False, None)
 
 
 @dataclass
@@ -114,9 +98,9 @@ def ingest_calls(
         else:
             calls.append(parsed)
 
-    attributions = _attribute({call.flag_state for call in calls if call.flag_state})
+    attributions = attribute({call.flag_state for call in calls if call.flag_state})
     if bound_environment is not None:
-        calls = _only_environment(calls, attributions, bound_environment, rejected)
+        calls = only_environment(calls, attributions, bound_environment, rejected)
 
     prices = cached_price_table()
     store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
@@ -202,20 +186,56 @@ def ingest_calls(
         )
         kept.append((call, attribution, cost))
 
-    # Outermost (as in a request), the staging table empties itself at commit.
+    # Outermost (as in a request), a batch that holds a stored call is rolled back and stored
+    # again by the staged path (call_store's docstring says why).
     nested = connection.in_atomic_block
+    try:
+        stored = _store(rows, kept, samples, now, nested=nested, staged=False)
+    except StoredAlready:
+        logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
+        stored = _store(rows, kept, samples, now, nested=nested, staged=True)
+    result.accepted = stored.accepted
+    result.duplicate += stored.duplicate
+    result.unattributed = stored.unattributed
+    result.unknown_cost = stored.unknown_cost
+    result.samples_stored = stored.samples_stored
+
+    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
+    logger.info(
+        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
+        result.accepted,
+        result.duplicate,
+        len(result.rejected),
+        result.unattributed,
+    )
+    return result
+
+
+def _store(
+    rows: list[CallRow],
+    kept: list[tuple[CallInput, Attribution, int | None]],
+    samples: dict[CallKey, tuple[bytes, Any, Any]],
+    now: datetime,
+    *,
+    nested: bool,
+    staged: bool,
+) -> IngestResult:
+    """Insert the new calls, add them to the rollups and store their samples, in one
+    transaction; what it stored (its counts of the rows only). Raises StoredAlready (see
+    insert_new_calls)."""
+    stored = IngestResult()
     with transaction.atomic():
-        inserted = insert_new_calls(rows, empty_stage=nested)
+        inserted = insert_new_calls(rows, nested=nested, staged=staged)
         rollups = RollupBatch()
         for call, attribution, cost in kept:
             if (call.request_id, attribution.environment_id) not in inserted:
-                result.duplicate += 1
+                stored.duplicate += 1
                 continue
-            result.accepted += 1
+            stored.accepted += 1
             if not attribution.attributed:
-                result.unattributed += 1
+                stored.unattributed += 1
             if cost is None:
-                result.unknown_cost += 1
+                stored.unknown_cost += 1
             rollups.add(
                 call,
                 environment_id=attribution.environment_id,
@@ -227,17 +247,8 @@ def ingest_calls(
             )
         rollups.write()
         # A duplicate's sample was stored with the first send (or dropped then).
-        result.samples_stored = _store_samples(samples, inserted, now)
-
-    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
-    logger.info(
-        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
-        result.accepted,
-        result.duplicate,
-        len(result.rejected),
-        result.unattributed,
-    )
-    return result
+        stored.samples_stored = _store_samples(samples, inserted, now)
+    return stored
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -274,113 +285,6 @@ def _sample(sample: dict[str, Any]) -> tuple[bytes, Any, Any] | None:
     if len(encoded) > settings.FLAGSTAFF_SAMPLE_MAX_BYTES or _NUL_ESCAPE in encoded:
         return None
     return encoded, sample.get("input"), sample.get("output")
-
-
-def _attribute(tokens: set[str]) -> dict[str, Attribution]:
-    """Resolve each distinct flag_state token of the batch, with one query for them all.
-
-    A token that does not decode, or whose numbers do not fit the columns, resolves to
-    nothing (its calls are kept unattributed).
-    """
-    decoded: dict[str, FlagState] = {}
-    for token in tokens:
-        try:
-            state = FlagState.decode(token)
-        except FlagStateError:
-            continue
-        if (state.version is None or 0 < state.version <= MAX_INT32) and 0 <= state.revision < 2**63:
-            decoded[token] = state
-    if not decoded:
-        return {}
-    environments, flags, versions = _lookup(
-        {state.environment for state in decoded.values()},
-        {state.flag for state in decoded.values()},
-        {state.version for state in decoded.values() if state.version is not None},
-    )
-    resolved = {}
-    for token, state in decoded.items():
-        environment_id = environments.get(state.environment)
-        flag_id = flags.get(state.flag)
-        known_version = state.version is None or (flag_id, state.version) in versions
-        resolved[token] = Attribution(
-            environment_id=environment_id,
-            flag_id=flag_id,
-            version=state.version,
-            arm=(state.arm or "")[:32],
-            split_id=(state.split_id or "")[:64],
-            revision=state.revision,
-            attributed=environment_id is not None and flag_id is not None and known_version,
-            environment_key=state.environment,
-        )
-    return resolved
-
-
-def _lookup(
-    environment_keys: set[str], flag_keys: set[str], numbers: set[int]
-) -> tuple[dict[str, int], dict[str, int], set[tuple[int, int]]]:
-    """Ids of the named environments and flags, and which (flag id, version number) exist.
-
-    Raw SQL: three ORM querysets cost more CPU to build than the database spends answering.
-    """
-    quote = connection.ops.quote_name
-    tables = {model: quote(model._meta.db_table) for model in (Environment, Flag, ConfigVersion)}
-
-    def placeholders(values: set[Any]) -> str:
-        return ", ".join(["%s"] * len(values))
-
-    # Identifiers are the models' table names; every value is a parameter.
-    environment_sql = f"SELECT 'e', key, id, 0 FROM {tables[Environment]} WHERE key IN "  # noqa: S608
-    flag_sql = f"SELECT 'f', key, id, 0 FROM {tables[Flag]} WHERE key IN "  # noqa: S608
-    version_sql = (
-        f"SELECT 'v', f.key, v.flag_id, v.number FROM {tables[ConfigVersion]} v "  # noqa: S608
-        f"JOIN {tables[Flag]} f ON f.id = v.flag_id WHERE f.key IN "
-    )
-    parts = [
-        f"{environment_sql}({placeholders(environment_keys)})",
-        f"{flag_sql}({placeholders(flag_keys)})",
-    ]
-    params: list[Any] = [*environment_keys, *flag_keys]
-    if numbers:
-        parts.append(f"{version_sql}({placeholders(flag_keys)}) AND v.number IN ({placeholders(numbers)})")
-        params += [*flag_keys, *numbers]
-    environments: dict[str, int] = {}
-    flags: dict[str, int] = {}
-    versions: set[tuple[int, int]] = set()
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        for kind, key, ident, number in cursor.fetchall():
-            if kind == "e":
-                environments[key] = ident
-            elif kind == "f":
-                flags[key] = ident
-            else:
-                versions.add((ident, number))
-    return environments, flags, versions
-
-
-def _only_environment(
-    calls: list[CallInput],
-    attributions: dict[str, Attribution],
-    environment: str,
-    rejected: dict[int, list[dict[str, str]]],
-) -> list[CallInput]:
-    """Keep the calls whose flag_state names `environment`; reject the others."""
-    kept = []
-    for call in calls:
-        attribution = attributions.get(call.flag_state) if call.flag_state else None
-        if attribution is not None and attribution.environment_key == environment:
-            kept.append(call)
-            continue
-        if not call.flag_state:
-            message = f"Is required: this token is bound to environment '{environment}'."
-        elif attribution is None:
-            message = f"Is not a valid flag_state; this token is bound to environment '{environment}'."
-        else:
-            message = (
-                f"Names environment '{attribution.environment_key}'; this token is bound to '{environment}'."
-            )
-        rejected[call.index] = [{"path": f"records[{call.index}].flag_state", "message": message}]
-    return kept
 
 
 def _store_samples(

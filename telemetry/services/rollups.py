@@ -1,14 +1,16 @@
 """Per-minute rollups: aggregate a batch of calls in Python, then add it in SQL.
 
 Concurrent ingests add to the same rows, so nothing is read and written back: every counter is
-incremented by `INSERT ... ON CONFLICT (key) DO UPDATE SET c = c + excluded.c`, one statement
-per table and batch, which PostgreSQL and SQLite (>= 3.35, for RETURNING) both run as written.
-Rows are sent in key order, so that two transactions lock shared rows in the same order and
-cannot deadlock on them.
+incremented by `INSERT ... ON CONFLICT (key) DO UPDATE SET c = c + excluded.c`. On SQLite
+(>= 3.35, for RETURNING) that is one statement per table and batch; on PostgreSQL a batch's
+three upserts (rollups, their histogram buckets, their counts) are one statement of
+data-modifying CTEs, one round trip. Rows are sent in key order, so that two transactions
+lock shared rows in the same order and cannot deadlock on them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -115,27 +117,43 @@ def upsert_increments(
         return []
     quote = connection.ops.quote_name
     names = [name for name, _ in key_columns] + list(counters)
-    updates = ", ".join(f"{quote(c)} = {quote(table)}.{quote(c)} + excluded.{quote(c)}" for c in counters)
     tail = f" RETURNING {', '.join(quote(c) for c in returning)}" if returning else ""
-    # Identifiers and types come from this app's constants; every value is a parameter.
-    head = f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in names)}) "
-    conflict = f" ON CONFLICT ({', '.join(conflict_target)}) DO UPDATE SET {updates}{tail}"
+    head, conflict = _upsert_parts(table, names, conflict_target, counters)
     if connection.vendor == "postgresql":
         types = [kind for _, kind in key_columns] + list(counter_types or ["int8"] * len(counters))
-        casts = ", ".join(f"(row->>{position})::{kind}" for position, kind in enumerate(types))
-        source = f"SELECT {casts} FROM jsonb_array_elements(%s::jsonb) AS row"  # noqa: S608
-        return execute_binary(head + source + conflict, [orjson.dumps(rows).decode()], fetch=bool(returning))
+        source = _json_rows_source(types, "%s")
+        return execute_binary(
+            head + source + conflict + tail, [orjson.dumps(rows).decode()], fetch=bool(returning)
+        )
     placeholders = "(" + ", ".join(["%s"] * len(names)) + ")"
     per_statement = max(1, MAX_PARAMETERS // len(names))
     returned: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            sql = head + "VALUES " + ", ".join([placeholders] * len(chunk)) + conflict
+            sql = head + "VALUES " + ", ".join([placeholders] * len(chunk)) + conflict + tail
             cursor.execute(sql, [value for row in chunk for value in row])
             if returning:
                 returned.extend(cursor.fetchall())
     return returned
+
+
+def _upsert_parts(
+    table: str, names: Sequence[str], conflict_target: Sequence[str], counters: Sequence[str]
+) -> tuple[str, str]:
+    """`INSERT INTO table (names) ` and ` ON CONFLICT (key) DO UPDATE SET c = table.c +
+    excluded.c, ...`, between which a row source goes. Identifiers and types come from this
+    app's constants; every value is a parameter."""
+    quote = connection.ops.quote_name
+    updates = ", ".join(f"{quote(c)} = {quote(table)}.{quote(c)} + excluded.{quote(c)}" for c in counters)
+    head = f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in names)}) "
+    return head, f" ON CONFLICT ({', '.join(conflict_target)}) DO UPDATE SET {updates}"
+
+
+def _json_rows_source(types: Sequence[str], parameter: str, *, alias: str = "row") -> str:
+    """A SELECT of the rows of one JSON array of arrays, each element cast to its type."""
+    casts = ", ".join(f"({alias}->>{position})::{kind}" for position, kind in enumerate(types))
+    return f"SELECT {casts} FROM jsonb_array_elements({parameter}::jsonb) AS {alias}"  # noqa: S608
 
 
 def execute_binary(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
@@ -232,26 +250,43 @@ class RollupBatch:
             histogram[slot] = histogram.get(slot, 0) + 1
 
     def write(self) -> None:
-        """Add the batch to the rollup tables (three statements at most)."""
+        """Add the batch to the rollup tables: one statement on PostgreSQL, three on SQLite."""
         if not self.groups:
             return
         keys = sorted(self.groups, key=_sort_key)
         adapt = connection.ops.adapt_datetimefield_value
+        rows = [
+            (adapt(_bucket_at(key[0])), *key[1:], *self.groups[key].counters, str(self.groups[key].cost_sq))
+            for key in keys
+        ]
+        if connection.vendor == "postgresql":
+            # Children name their rollup by its position in `rows` (1-based, as WITH ORDINALITY).
+            groups = [self.groups[key] for key in keys]
+            histograms = [
+                (position, metric, bucket, n)
+                for position, group in enumerate(groups, 1)
+                for (metric, bucket), n in group.histogram.items()
+            ]
+            counts = [
+                (position, kind, value, n)
+                for position, group in enumerate(groups, 1)
+                for (kind, value), n in group.counts.items()
+            ]
+            execute_binary(
+                _one_statement_sql(),
+                [
+                    orjson.dumps(rows).decode(),
+                    orjson.dumps(histograms).decode(),
+                    orjson.dumps(counts).decode(),
+                ],
+            )
+            return
         returned = upsert_increments(
             table=Rollup._meta.db_table,
             key_columns=ROLLUP_KEY,
             conflict_target=ROLLUP_CONFLICT,
-            counters=(*ROLLUP_COUNTERS, COST_SQ),
-            counter_types=(*["int8"] * len(ROLLUP_COUNTERS), "numeric"),
-            rows=[
-                (
-                    adapt(_bucket_at(key[0])),
-                    *key[1:],
-                    *self.groups[key].counters,
-                    str(self.groups[key].cost_sq),
-                )
-                for key in keys
-            ],
+            counters=_ROLLUP_COLUMNS,
+            rows=rows,
             returning=("id", *(name for name, _ in ROLLUP_KEY)),
         )
         ids = {(int(_as_utc(row[1]).timestamp()) // 60, *row[2:]): row[0] for row in returned}
@@ -273,6 +308,58 @@ class RollupBatch:
                 for (kind, value), n in group.counts.items()
             ),
         )
+
+
+_ROLLUP_COLUMNS = (*ROLLUP_COUNTERS, COST_SQ)
+_ROLLUP_TYPES = (*(kind for _, kind in ROLLUP_KEY), *["int8"] * len(ROLLUP_COUNTERS), "numeric")
+
+
+@functools.cache
+def _one_statement_sql() -> str:
+    """The rollup rows, their histogram buckets and their counts in one PostgreSQL statement
+    (data-modifying CTEs): one round trip instead of three, and the rollup ids never leave the
+    database. Parameters: the rollup rows, then (position, metric, bucket, n) and (position,
+    kind, key, n) rows, each a JSON array of arrays. Every table is written in key order
+    (rollups by their sort key, children by rollup id), so concurrent batches lock shared rows
+    in one order."""
+    quote = connection.ops.quote_name
+    names = [name for name, _ in ROLLUP_KEY] + list(_ROLLUP_COLUMNS)
+    casts = ", ".join(
+        f"(row->>{position})::{kind} AS {quote(name)}"
+        for position, (name, kind) in enumerate(zip(names, _ROLLUP_TYPES, strict=True))
+    )
+    head, conflict = _upsert_parts(Rollup._meta.db_table, names, ROLLUP_CONFLICT, _ROLLUP_COLUMNS)
+    key_names = [name for name, _ in ROLLUP_KEY]
+    same_key = " AND ".join(
+        f"upserted.{quote(name)} = source.{quote(name)}"
+        if kind in ("timestamptz", "text")
+        else f"COALESCE(upserted.{quote(name)}, 0) = COALESCE(source.{quote(name)}, 0)"
+        for name, kind in ROLLUP_KEY
+    )
+    children = []
+    for table, key_columns in (
+        (RollupHistogram._meta.db_table, HISTOGRAM_KEY),
+        (RollupCount._meta.db_table, COUNT_KEY),
+    ):
+        child_names = [name for name, _ in key_columns] + ["n"]
+        child_head, child_conflict = _upsert_parts(table, child_names, child_names[:-1], ("n",))
+        values = ", ".join(
+            f"(child->>{position})::{kind}" for position, (_, kind) in enumerate(key_columns[1:], 1)
+        )
+        children.append(
+            f"{child_head}SELECT ids.id, {values}, (child->>{len(key_columns)})::int8 "  # noqa: S608
+            f"FROM jsonb_array_elements(%s::jsonb) AS child "
+            f"JOIN ids ON ids.position = (child->>0)::int8 ORDER BY 1, 2, 3{child_conflict}"
+        )
+    return (
+        f"WITH source AS (SELECT source_rows.position, {casts} "  # noqa: S608 - constant names
+        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS source_rows(row, position)), "
+        f"upserted AS ({head}SELECT {', '.join(quote(name) for name in names)} FROM source "
+        f"ORDER BY source.position{conflict} RETURNING id, {', '.join(quote(n) for n in key_names)}), "
+        f"ids AS (SELECT source.position, upserted.id FROM source JOIN upserted ON {same_key}), "
+        f"histogram AS ({children[0]}) "
+        f"{children[1]}"
+    )
 
 
 def _bucket_at(minute: int) -> datetime:

@@ -4,6 +4,8 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from controlplane.audit import Actor
@@ -91,6 +93,20 @@ def test_token__used_again_within_a_minute__last_used_at_kept(service_token: Iss
 
     service_token.token.refresh_from_db()
     assert service_token.token.last_used_at == NOON
+
+
+def test_token__used_again_within_a_minute__no_write(service_token: IssuedToken) -> None:
+    client = client_for(service_token)
+    with time_machine.travel(NOON, tick=False):
+        client.get(FLAGS_URL)
+    with (
+        time_machine.travel(NOON + timedelta(seconds=30), tick=False),
+        CaptureQueriesContext(connection) as seen,
+    ):
+        client.get(FLAGS_URL)
+
+    table = ApiToken._meta.db_table
+    assert not [q["sql"] for q in seen.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
 
 
 def test_token__used_again_after_a_minute__last_used_at_advanced(service_token: IssuedToken) -> None:

@@ -731,6 +731,28 @@ def test_ingest_calls__stored_in_one_environment__copy_falls_back_and_keeps_the_
     assert CallRecord.objects.count() == 2
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_ingest_calls__outermost_batch_partly_stored__rolled_back_and_stored_by_the_staged_insert():
+    """In its own transaction (as in a request) the COPY runs without a savepoint: meeting a
+    stored call, the whole transaction is rolled back and the batch stored again, exactly."""
+    seed_prices()
+    records = [make_record(timestamp=at(NOW), latency_ms=100 + i) for i in range(9)]
+    ingest_calls(records=records[::3], received_at=NOW)
+
+    with (
+        mock.patch.object(call_store, "_insert_staged", wraps=call_store._insert_staged) as staged,
+        mock.patch.object(connections["default"], "savepoint", side_effect=AssertionError("a savepoint")),
+    ):
+        result = ingest_calls(records=records, received_at=NOW)
+
+    assert staged.call_count == 1
+    assert (result.accepted, result.duplicate) == (6, 3)
+    rollup = Rollup.objects.get()
+    assert (CallRecord.objects.count(), rollup.calls, rollup.input_tokens) == (9, 9, 9000)
+    assert sum(RollupHistogram.objects.filter(metric="latency").values_list("n", flat=True)) == 9
+
+
 def _blocked_on_a_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
