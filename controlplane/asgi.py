@@ -8,6 +8,7 @@ that its hub drops is ended as if its client had left (flags.serving.fanout.Drop
 import os
 
 import django
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
 from controlplane.boot import prepare_web_process
@@ -24,7 +25,16 @@ class StreamRequest(ASGIRequest):
 
 
 class StreamHandler(ASGIHandler):
+    """Django's ASGI handler with the middleware run as the web processes run it: synchronous,
+    in one trip to the request thread with the view's checks. Run asynchronously, each of the
+    eleven middleware took its own trip (and the checks one more), and a fleet reconnecting at
+    once queued behind them for seconds (docs/serving.md, "The stream process")."""
+
     request_class = StreamRequest
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
 
 
 # One Redis subscription for the process: the hub's, not the snapshot store's.

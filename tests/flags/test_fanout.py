@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
-from flags.serving.fanout import MAX_PENDING_EVENTS, Feed, Subscriber
-from flags.snapshots import Snapshot
+from flags.serving.fanout import MAX_PENDING_EVENTS, Feed, Hub, Subscriber
+from flags.snapshots import Snapshot, SnapshotStore
 
 FLAG = {
     "key": "support-chat",
@@ -112,3 +112,59 @@ def test_feed__same_or_older_revision__nothing_sent() -> None:
         return stream
 
     assert not asyncio.run(run()).pending
+
+
+class RefusingStore:
+    """The two calls of the snapshot store that the hub's refresh makes, with a database that
+    refuses `refusals` connections: the store then keeps serving the snapshot it has while the
+    announced revision stays pending, as flags.snapshots.SnapshotStore does."""
+
+    def __init__(self, held: Snapshot, announced: Snapshot, refusals: int) -> None:
+        self.held, self.announced, self.refusals = held, announced, refusals
+        self.calls = 0
+
+    def get(self, environment: str) -> Snapshot:
+        self.calls += 1
+        if self.refusals:
+            self.refusals -= 1
+            return self.held
+        self.held = self.announced
+        return self.held
+
+    def announced_after(self, environment: str, revision: int) -> bool:
+        return self.announced.revision > revision
+
+
+def test_hub__announced_revision_not_loadable_yet__retried_soon_until_every_stream_has_it() -> None:
+    store = RefusingStore(snapshot(7), snapshot(8, max_tokens=200), refusals=3)
+
+    async def run() -> Feed:
+        hub = Hub()
+        hub.store = cast(SnapshotStore, store)
+        feed = hub.feeds["production"] = Feed("production", snapshot(7))
+        feed.subscribers.update(subscribers(3))
+        hub.refresh(feed)
+        assert feed.refreshing is not None
+        # Backing off from REFRESH_RETRY_SECONDS: well within a second, not a recheck interval.
+        await asyncio.wait_for(feed.refreshing, timeout=2.0)
+        return feed
+
+    feed = asyncio.run(run())
+
+    assert (feed.snapshot.revision, store.calls) == (8, 4)
+    assert all(stream.pending[0][0].startswith(b"event: changes\nid: 8\n") for stream in feed.subscribers)
+
+
+def test_hub__store_has_the_announced_revision__one_load_no_retry() -> None:
+    store = RefusingStore(snapshot(7), snapshot(8), refusals=0)
+
+    async def run() -> Feed:
+        hub = Hub()
+        hub.store = cast(SnapshotStore, store)
+        feed = hub.feeds["production"] = Feed("production", snapshot(7))
+        hub.refresh(feed)
+        assert feed.refreshing is not None
+        await asyncio.wait_for(feed.refreshing, timeout=2.0)
+        return feed
+
+    assert (asyncio.run(run()).snapshot.revision, store.calls) == (8, 1)
