@@ -68,6 +68,8 @@ LISTENER_MAX_BACKOFF_SECONDS = 5.0
 # First wait before loading an announced revision again after the store could not (doubling).
 REFRESH_RETRY_SECONDS = 0.05
 DROP_SCOPE_KEY = "flagstaff.drop"
+# Stream requests being checked at once (OpeningLimit): about a quarter of a second of checks.
+MAX_OPENINGS = 256
 
 # The ASGI types as Django's handler declares them.
 Scope = dict[str, Any]
@@ -520,6 +522,56 @@ class _StreamBody:
 # `GET /api/v1/environments/{env}/stream` in the stream process: a synchronous view, so that
 # the middleware and the checks run in one trip to the request thread.
 stream = StreamOpenView.as_view()
+
+
+class OpeningLimit:
+    """ASGI wrapper: at most MAX_OPENINGS stream requests between arrival and answer; past it
+    `503 stream_capacity` with `Retry-After` at once, on the loop. The checks run one at a
+    time in the request thread, and a queue without end is a collapse: clients time out while
+    they wait, retry, and the thread spends itself on requests nobody waits for any more."""
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+        self.openings = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).endswith("/stream"):
+            await self.application(scope, receive, send)
+            return
+        if self.openings >= MAX_OPENINGS:
+            await _refuse_opening(send)
+            return
+        self.openings += 1
+        answered = False
+
+        async def send_counted(message: Message) -> None:
+            nonlocal answered
+            if not answered and message["type"] == "http.response.start":
+                answered = True
+                self.openings -= 1
+            await send(message)
+
+        try:
+            await self.application(scope, receive, send_counted)
+        finally:
+            if not answered:
+                self.openings -= 1
+
+
+async def _refuse_opening(send: Send) -> None:
+    body = json.dumps(
+        {
+            "code": StreamCapacity.code,
+            "detail": "This stream process is opening as many streams as it may at once; retry shortly.",
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(STREAM_RETRY_MILLISECONDS // 1000).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class DroppableStreams:

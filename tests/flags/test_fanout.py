@@ -7,7 +7,18 @@ import asyncio
 import json
 from typing import Any, cast
 
-from flags.serving.fanout import MAX_PENDING_EVENTS, Feed, Hub, Subscriber
+from flags.serving.fanout import (
+    MAX_OPENINGS,
+    MAX_PENDING_EVENTS,
+    Feed,
+    Hub,
+    Message,
+    OpeningLimit,
+    Receive,
+    Scope,
+    Send,
+    Subscriber,
+)
 from flags.snapshots import Snapshot, SnapshotStore
 
 FLAG = {
@@ -168,3 +179,44 @@ def test_hub__store_has_the_announced_revision__one_load_no_retry() -> None:
         return feed
 
     assert (asyncio.run(run()).snapshot.revision, store.calls) == (8, 1)
+
+
+def test_opening_limit__past_max_openings_being_checked__503_stream_capacity_at_once() -> None:
+    async def run() -> tuple[list[Message], list[Message], int]:
+        release = asyncio.Event()
+
+        async def checks(scope: Scope, receive: Receive, send: Send) -> None:
+            await release.wait()  # the checks, waiting for the request thread
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        limit = OpeningLimit(checks)
+        scope = {"type": "http", "path": "/api/v1/environments/production/stream"}
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def request() -> list[Message]:
+            sent: list[Message] = []
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            await limit(scope, receive, send)
+            return sent
+
+        waiting = [asyncio.create_task(request()) for _ in range(MAX_OPENINGS)]
+        await asyncio.sleep(0)
+        refused = await request()
+        release.set()
+        answered = await asyncio.gather(*waiting)
+        after = await request()
+        return refused, after, sum(messages[0]["status"] == 200 for messages in answered)
+
+    refused, after, answered = asyncio.run(run())
+
+    start, body = refused
+    assert start["status"] == 503
+    assert (b"retry-after", b"2") in start["headers"]
+    assert json.loads(body["body"])["code"] == "stream_capacity"
+    assert answered == MAX_OPENINGS
+    assert after[0]["status"] == 200
