@@ -125,11 +125,31 @@ class Feed:
     """`changes` events to the current revision by revision of origin (None: none possible)."""
     refreshing: asyncio.Task[None] | None = None
     again: bool = False
+    held: Counter[int] = field(default_factory=Counter)
+    """Streams by the revision last written to them, kept as they change: the acknowledgement
+    report is rewritten after every write, and counting every stream each time made a fleet's
+    arrival cost the square of its size."""
 
     def ack_report(self) -> str:
         """This feed's line of the process's acknowledgement report (flags.serving.acks)."""
-        held = Counter(s.revision for s in self.subscribers if s.revision is not None)
-        return report_document(len(self.subscribers), held, time.time())
+        return report_document(len(self.subscribers), self.held, time.time())
+
+    def written(self, subscriber: Subscriber, revision: int) -> None:
+        """`revision` has been written to `subscriber`'s connection."""
+        self._uncount(subscriber)
+        subscriber.revision = revision
+        self.held[revision] += 1
+
+    def remove(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        self._uncount(subscriber)
+        subscriber.revision = None
+
+    def _uncount(self, subscriber: Subscriber) -> None:
+        if subscriber.revision is not None:
+            self.held[subscriber.revision] -= 1
+            if not self.held[subscriber.revision]:
+                del self.held[subscriber.revision]
 
     @property
     def resync_spread(self) -> float:
@@ -270,13 +290,13 @@ class Hub:
         try:
             first = retry_hint(STREAM_RETRY_MILLISECONDS) + await self._first_event(feed, opening)
         except BaseException:
-            feed.subscribers.discard(subscriber)
+            feed.remove(subscriber)
             raise
         return feed, subscriber, first
 
     def leave(self, feed: Feed, subscriber: Subscriber) -> None:
         if subscriber in feed.subscribers:
-            feed.subscribers.discard(subscriber)
+            feed.remove(subscriber)
             self.release()
             self._delivered(feed)
 
@@ -335,14 +355,14 @@ class Hub:
         try:
             revision = feed.snapshot.revision
             yield first
-            subscriber.revision = revision
+            feed.written(subscriber, revision)
             self._delivered(feed)
             while True:
                 if subscriber.pending:
                     chunk, revision_sent = subscriber.pending.popleft()
                     yield chunk
                     if revision_sent is not None:
-                        subscriber.revision = revision_sent
+                        feed.written(subscriber, revision_sent)
                         self._delivered(feed)
                 elif subscriber.closed:
                     return

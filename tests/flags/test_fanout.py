@@ -70,14 +70,16 @@ def test_feed__ack_report__counts_streams_by_the_revision_written_to_them() -> N
     async def run() -> dict[str, object]:
         feed = Feed("production", snapshot(8))
         streams = subscribers(4)
-        for stream, revision in zip(streams, [8, 8, 7, None], strict=True):
-            stream.revision = revision
         feed.subscribers.update(streams)
+        for stream, revision in zip(streams, [8, 7, 7], strict=False):
+            feed.written(stream, revision)
+        feed.written(streams[1], 8)  # a later revision written to a stream: counted once
+        feed.remove(streams[2])
         return json.loads(feed.ack_report())
 
     report = asyncio.run(run())
 
-    assert (report["connected"], report["revisions"]) == (4, {"8": 2, "7": 1})
+    assert (report["connected"], report["revisions"]) == (3, {"8": 2})
 
 
 def test_feed__a_stream_whose_queue_is_full__dropped_and_the_others_served() -> None:
