@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -75,20 +76,26 @@ def loadgen(url: str, token: str, count: int) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         clients = list(pool.map(connect, range(count)))
     # A client whose first fetch timed out (a fleet connecting at once) keeps trying by itself.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and any(c.revision is None for c in clients):
+    # Measured from when every stream is open: the changes, not the fleet's arrival.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not all(c.revision is not None and c.streaming for c in clients):
         time.sleep(0.1)
-    print(
-        json.dumps({"ready": count, "without_snapshot": sum(c.revision is None for c in clients)}), flush=True
-    )
+    ready = {
+        "ready": count,
+        "without_snapshot": sum(c.revision is None for c in clients),
+        "without_stream": sum(not c.streaming for c in clients),
+    }
+    print(json.dumps(ready), flush=True)
+    fetches, endings = tally(clients)
     for line in sys.stdin:
         command, _, argument = line.strip().partition(" ")
         if command != "wait":
             break
         expected = int(argument)
         deadline = time.monotonic() + WAIT_TIMEOUT
-        while time.monotonic() < deadline and any((c.revision or 0) < expected for c in clients):
-            time.sleep(0.005)
+        # Each client's own condition: waiting costs nothing while the clients apply the change.
+        for client in clients:
+            client.wait_for_revision(expected, max(0.0, deadline - time.monotonic()))
         received: list[float] = []
         missed = 0
         for client in clients:
@@ -98,9 +105,27 @@ def loadgen(url: str, token: str, count: int) -> None:
                 missed += 1
             else:
                 received.append(at.timestamp())
-        print(json.dumps({"received": received, "missed": missed}), flush=True)
+        fetched, ended = tally(clients)
+        answer = {
+            "received": received,
+            "missed": missed,
+            "fetches": dict(fetched - fetches),
+            "endings": dict(ended - endings),
+        }
+        fetches, endings = fetched, ended
+        print(json.dumps(answer), flush=True)
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda client: client.close(timeout=2), clients))
+
+
+def tally(clients: list[Any]) -> tuple[Counter[str], Counter[str]]:
+    """The clients' snapshot fetches by reason and stream endings by how, summed."""
+    fetches: Counter[str] = Counter()
+    endings: Counter[str] = Counter()
+    for client in clients:
+        fetches.update(client.snapshot_fetches)
+        endings.update(client.stream_endings)
+    return fetches, endings
 
 
 # The driver -------------------------------------------------------------------------------
@@ -139,8 +164,9 @@ class Generators:
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[str]] = []
 
-    def start(self, url: str, token: str, clients: int, processes: int) -> None:
-        """Start `clients` more clients in `processes` more processes; wait until all are ready."""
+    def start(self, url: str, token: str, clients: int, processes: int) -> int:
+        """Start `clients` more clients in `processes` more processes; wait until all have a
+        snapshot and an open stream (at most 180 s); returns how many have no stream."""
         shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
         started = []
         for share in shares:
@@ -153,6 +179,7 @@ class Generators:
         without = sum(answer["without_snapshot"] for answer in answers)
         if without:
             raise SystemExit(f"{without} clients got no snapshot")
+        return sum(answer["without_stream"] for answer in answers)
 
     @staticmethod
     def _answer(process: subprocess.Popen[str]) -> dict[str, Any]:
@@ -164,18 +191,24 @@ class Generators:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def wait(self, revision: int) -> tuple[list[float], int]:
+    def wait(self, revision: int) -> tuple[list[float], int, Counter[str], Counter[str]]:
+        """Each client's time of getting `revision`, the clients that missed it, and the
+        snapshot fetches (by reason) and stream endings (by how) since the last wait."""
         for process in self.processes:
             assert process.stdin is not None
             process.stdin.write(f"wait {revision}\n")
             process.stdin.flush()
         received: list[float] = []
         missed = 0
+        fetches: Counter[str] = Counter()
+        endings: Counter[str] = Counter()
         for process in self.processes:
             answer = self._answer(process)
             received.extend(answer["received"])
             missed += answer["missed"]
-        return received, missed
+            fetches.update(answer["fetches"])
+            endings.update(answer["endings"])
+        return received, missed, fetches, endings
 
     @property
     def pids(self) -> list[int]:
@@ -306,13 +339,19 @@ def main() -> None:
         for clients in sorted(set(args.clients)):
             load_before = os.getloadavg()
             began = time.perf_counter()
+            stream_cpu_before = cpu_seconds([streams.pid])
             more = clients - connected
-            generators.start(setup.url, setup.tokens["resolve"], more, -(-more // args.clients_per_process))
+            without_stream = generators.start(
+                setup.url, setup.tokens["resolve"], more, -(-more // args.clients_per_process)
+            )
             connected = clients
             population: dict[str, Any] = {
                 "clients": clients,
                 "processes": len(generators.pids),
                 "started_in": time.perf_counter() - began,
+                "started": more,
+                "without_stream": without_stream,
+                "stream_cpu_connecting": cpu_seconds([streams.pid]) - stream_cpu_before,
                 "rows": [],
             }
             time.sleep(2.0)
@@ -344,7 +383,7 @@ def measure(
     cpu_before = cpu_seconds(generators.pids), cpu_seconds([stream_pid])
     returned = change(setup, weight)
     expected = setup.revision + 1
-    received, missed = generators.wait(expected)
+    received, missed, fetches, endings = generators.wait(expected)
     wall = time.time() - returned
     requests = line_count(access_log) - requests_before - 1  # less the PUT
     cpu_after = cpu_seconds(generators.pids), cpu_seconds([stream_pid])
@@ -353,11 +392,17 @@ def measure(
         "weight": weight,
         "seconds": [max(0.0, at - returned) for at in received],
         "missed": missed,
+        "fetches": fetches,
+        "endings": endings,
         "requests": requests,
         "wall": wall,
         "loadgen_cpu": cpu_after[0] - cpu_before[0],
         "stream_cpu": cpu_after[1] - cpu_before[1],
     }
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(counter.items())) or "none"
 
 
 def report(population: dict[str, Any], args: argparse.Namespace | None) -> None:
@@ -371,10 +416,13 @@ def report(population: dict[str, Any], args: argparse.Namespace | None) -> None:
         print("clock: from the PUT .../split/ call's return to each client getting the new revision")
     clients, rows = population["clients"], population["rows"]
     (before, after), opened = population["load"], population["open"]
+    per_open = population["stream_cpu_connecting"] / population["started"]
     print()
     print(
         f"== {clients} clients: flagstaff.Flagstaff(refresh='stream') in {population['processes']} processes"
-        f" (connected in {population['started_in']:.1f} s); load average (1, 5 min) before"
+        f" (snapshots and streams in {population['started_in']:.1f} s, {population['without_stream']} without"
+        f" a stream; the stream process spent {per_open * 1e6:.0f} µs of CPU per stream opened);"
+        f" load average (1, 5 min) before"
         f" {before[0]:.2f} {before[1]:.2f}, after {after[0]:.2f} {after[1]:.2f}"
     )
     # Other connections (a client reconnecting while its old stream is being closed) may count.
@@ -386,7 +434,10 @@ def report(population: dict[str, Any], args: argparse.Namespace | None) -> None:
         f" streams: {per_thousand:.1f} MiB per 1,000 streams"
     )
     header = f"{'change':<18}{'rev':>5}{'got':>6}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'missed':>7}"
-    print(header + f"{'web req':>8}{'req/s':>7}{'loadgen CPU':>12}{'stream CPU':>11}")
+    print(
+        header
+        + f"{'web req':>8}{'req/s':>7}{'loadgen CPU':>12}{'stream CPU':>11}{'ms/1k cl':>10}{'ms/1k st':>10}"
+    )
     everything: list[float] = []
     missed = 0
     for row in rows:
@@ -404,7 +455,12 @@ def report(population: dict[str, Any], args: argparse.Namespace | None) -> None:
             f"{label:<18}{row['revision']:>5}{len(seconds):>6}{figures}{row['missed']:>7}"
             f"{row['requests']:>8}{row['requests'] / wall:>7.0f}"
             f"{row['loadgen_cpu'] / wall * 100:>11.0f}%{row['stream_cpu'] / wall * 100:>10.0f}%"
+            f"{row['loadgen_cpu'] / clients * 1e6:>10.0f}{row['stream_cpu'] / clients * 1e6:>10.0f}"
         )
+        if row["fetches"] or row["endings"]:
+            print(
+                f"{'':<18}snapshot fetches {_counts(row['fetches'])}; streams ended {_counts(row['endings'])}"
+            )
     if not everything:
         print("no client got any change", flush=True)
         return
@@ -413,7 +469,11 @@ def report(population: dict[str, Any], args: argparse.Namespace | None) -> None:
         f"{'all changes':<18}{'':>5}{len(everything):>6}{p50 * 1000:>8.1f}{p99 * 1000:>8.1f}"
         f"{max(everything) * 1000:>8.1f}{missed:>7}"
     )
-    print("(CPU: % of one core over the change's wall time, from the call's return to the last client)")
+    print(
+        "(CPU: % of one core over the change's wall time, from the call's return to the last client;"
+        " ms/1k: CPU milliseconds per 1,000 clients of the load generators (cl) and the stream"
+        " process (st) for the change)"
+    )
     target = TARGETS_P99_S.get(clients, 1.0 if clients > 1000 else 0.2)
     met = p99 <= target and missed == 0 and refused == 0
     print(

@@ -1,21 +1,26 @@
 """The stream process's application (docs/serving.md, "The stream process"): uvicorn serves
 the change streams with it; pages and the rest of the API are the web processes' (wsgi.py).
 
-Its requests are routed by `controlplane.stream_urls` (the stream and `healthz`), and a stream
-that its hub drops is ended as if its client had left (flags.serving.fanout.DroppableStreams).
+Its requests are routed by `controlplane.stream_urls` (the stream and `healthz`); at most
+MAX_OPENINGS stream requests are checked at once (flags.serving.fanout.OpeningLimit), and a
+stream that its hub drops is ended as if its client had left (DroppableStreams).
 """
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import django
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.http import HttpRequest
 
 from controlplane.boot import prepare_web_process
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 django.setup(set_prefix=False)
 
-from flags.serving.fanout import DroppableStreams  # noqa: E402 (imports models: after django.setup())
+from flags.serving.fanout import DroppableStreams, OpeningLimit  # noqa: E402 (imports models: after django.setup())
 from flags.snapshots import follow_announcements_elsewhere  # noqa: E402
 
 
@@ -24,10 +29,21 @@ class StreamRequest(ASGIRequest):
 
 
 class StreamHandler(ASGIHandler):
+    """Django's ASGI handler with the middleware run as the web processes run it: synchronous,
+    in one trip to the request thread with the view's checks. Run asynchronously, each of the
+    eleven middleware took its own trip (and the checks one more), and a fleet reconnecting at
+    once queued behind them for seconds (docs/serving.md, "The stream process")."""
+
     request_class = StreamRequest
+
+    _middleware_chain: Callable[[HttpRequest], Any]  # Django's, undeclared in its stubs
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
 
 
 # One Redis subscription for the process: the hub's, not the snapshot store's.
 follow_announcements_elsewhere()
-application = DroppableStreams(StreamHandler())
+application = OpeningLimit(DroppableStreams(StreamHandler()))
 prepare_web_process()

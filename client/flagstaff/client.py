@@ -19,6 +19,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,18 @@ STALE_AFTER_POLL_INTERVALS = 3
 STREAM_RETRY_BASE, STREAM_RETRY_CAP = 0.5, 60.0
 POLL_RETRY_BASE = 0.5
 CATCH_UP_ATTEMPTS = 3
+
+# Why the client fetched the snapshot (`Flagstaff.snapshot_fetches`): `start` (the constructor),
+# `poll` (refresh="poll"), `stream_down` (polling while the stream cannot be had), `announced`
+# (a `revision` event from a server that does not push changes), `resync` (the server asked),
+# and the three ways a pushed change does not apply (flagstaff.changes.Problem).
+FetchReason = Literal[
+    "start", "poll", "stream_down", "announced", "resync", "gap", "unknown_hash", "malformed"
+]
+# How change streams ended (`Flagstaff.stream_endings`): `refused` (a status other than 200),
+# `error` (a connection that failed or broke), `closed` (the server ended it: its time limit, a
+# restart, or a client too slow to keep up).
+StreamEnding = Literal["refused", "error", "closed"]
 
 
 class RollbackRefused(Exception):
@@ -138,7 +151,7 @@ class Flagstaff:
             self.telemetry = telemetry
         if self._cache_path is not None:
             self._bootstrap(self._cache_path)
-        self._fetch()
+        self._fetch("start")
         self._thread = threading.Thread(
             target=self._run, name=f"flagstaff-refresh-{environment}", daemon=True
         )
@@ -192,9 +205,12 @@ class Flagstaff:
         self._stream_lock = threading.Lock()
         self._stream: _http.EventStream | None = None
         self._stream_url: str | None = None
+        self._streaming = False
         self._thread = None
         self._messages: Messages | None = None
         self._cache_path = None
+        self._fetches: Counter[FetchReason] = Counter()
+        self._stream_endings: Counter[StreamEnding] = Counter()
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -264,6 +280,22 @@ class Flagstaff:
         """When this client got the revision it serves (None: none yet, or read from a file)."""
         received = self._state.received_at
         return None if received is None else datetime.fromtimestamp(received, UTC)
+
+    @property
+    def streaming(self) -> bool:
+        """True while the change stream is open (answered 200) and followed."""
+        return self._streaming
+
+    @property
+    def snapshot_fetches(self) -> dict[FetchReason, int]:
+        """How many times this client fetched the snapshot, by reason (`FetchReason`): with
+        pushed changes, a fleet fetches only to start and when a change could not be applied."""
+        return dict(self._fetches)
+
+    @property
+    def stream_endings(self) -> dict[StreamEnding, int]:
+        """How many of this client's change streams ended, by how (`StreamEnding`)."""
+        return dict(self._stream_endings)
 
     @property
     def stale(self) -> bool:
@@ -368,13 +400,22 @@ class Flagstaff:
                 if self._refresh == "poll":
                     # The constructor has just fetched: wait before the first poll.
                     first = self._poll_interval if not self._state.refresh_failed else POLL_RETRY_BASE
-                    self._poll_until(math.inf, first_delay=first)
+                    self._poll_until(math.inf, "poll", first_delay=first)
                     continue
                 healthy, retry_hint = self._follow_stream()
                 stream_failures = 0 if healthy else stream_failures + 1
                 delay = _http.backoff_delay(stream_failures, base=STREAM_RETRY_BASE, cap=STREAM_RETRY_CAP)
-                if stream_failures:
-                    self._poll_until(time.monotonic() + delay)
+                if stream_failures > 1:
+                    # The stream is down, not just broken once: poll meanwhile, from a random
+                    # moment of the wait, so that a fleet that lost its streams together (a
+                    # stream process restarted, overloaded) does not fetch together.
+                    self._poll_until(
+                        time.monotonic() + delay, "stream_down", first_delay=random.uniform(0, delay)
+                    )
+                elif stream_failures:
+                    # Once: the next stream resumes from the revision held (Last-Event-ID) and
+                    # the server sends what changed meanwhile, so no snapshot is fetched.
+                    self._stopped.wait(delay)
                 else:
                     # A stream that ended normally (the server's time limit, a restart): come
                     # back after the delay the server asked for, if any.
@@ -384,11 +425,11 @@ class Flagstaff:
                 logger.exception("snapshot refresh failed unexpectedly")
                 self._stopped.wait(self._poll_interval)
 
-    def _poll_until(self, deadline: float, *, first_delay: float = 0.0) -> None:
+    def _poll_until(self, deadline: float, reason: FetchReason, *, first_delay: float = 0.0) -> None:
         failures = 0
         self._stopped.wait(min(first_delay, max(0.0, deadline - time.monotonic())))
         while not self._stopped.is_set() and time.monotonic() < deadline:
-            if self._fetch():
+            if self._fetch(reason):
                 failures, delay = 0, self._poll_interval
             else:
                 base = min(POLL_RETRY_BASE, self._poll_interval)
@@ -419,8 +460,12 @@ class Flagstaff:
         try:
             status = stream.open(read_timeout=self._stale_after)
             if status != 200:
-                logger.warning("change stream of %s answered %s; polling instead", self.environment, status)
+                self._stream_endings["refused"] += 1
+                logger.warning(
+                    "change stream of %s answered %s; polling while it does", self.environment, status
+                )
                 return False, None
+            self._streaming = True
             # Whatever changed while disconnected comes first: the server compares the revision
             # held (Last-Event-ID) with its own and sends changes, a resync or the revision.
             announced, attempted, retry_at = -1, -2, 0.0
@@ -439,12 +484,15 @@ class Flagstaff:
                     # answers has not seen it yet; until then the snapshot is not confirmed, and
                     # keep-alives retry at most once a poll interval.
                     attempted = announced
-                    self._catch_up(announced)
+                    self._catch_up(announced, "announced")
                     retry_at = time.monotonic() + self._poll_interval
+            self._stream_endings["closed"] += 1
         except _http.TRANSPORT_ERRORS as error:
             if not self._stopped.is_set():
+                self._stream_endings["error"] += 1
                 logger.info("change stream of %s ended: %r", self.environment, error)
         finally:
+            self._streaming = False
             with self._stream_lock:
                 self._stream = None
             stream.close()
@@ -456,6 +504,7 @@ class Flagstaff:
         revision = _announced_revision(event)
         held = self._state.snapshot
         spread = GAP_SPREAD_SECONDS
+        reason: FetchReason = "resync"
         if event.event == "changes" and held is not None:
             if revision is not None and revision <= held.revision:
                 self._confirm()
@@ -465,20 +514,22 @@ class Flagstaff:
                 return
             except ChangesNotApplicable as error:
                 logger.info("changes to %s not applied (%s): %s", self.environment, error.problem, error)
+                reason = error.problem
         elif event.event == "resync":
             spread = _resync_spread(event.data)
         # Not confirmed until the fetch: resolutions turn STALE if it takes too long.
         self._stopped.wait(random.uniform(0.0, spread))
-        self._catch_up(-1 if revision is None else revision)
+        self._catch_up(-1 if revision is None else revision, reason)
 
-    def _catch_up(self, revision: int) -> None:
+    def _catch_up(self, revision: int, reason: FetchReason) -> None:
         for attempt in range(CATCH_UP_ATTEMPTS):
-            if not self._fetch() or (self.revision or -1) >= revision:
+            if not self._fetch(reason) or (self.revision or -1) >= revision:
                 return
             self._stopped.wait(_http.backoff_delay(attempt, base=0.1, cap=1.0))
 
-    def _fetch(self) -> bool:
+    def _fetch(self, reason: FetchReason) -> bool:
         """Fetch the snapshot (conditionally when one is held); True when the server answered."""
+        self._fetches[reason] += 1
         held = self._state.snapshot
         headers = {**self._auth, "Accept": "application/json", "Accept-Encoding": "gzip"}
         if held is not None and held.etag is not None:

@@ -140,11 +140,8 @@ def _compile_flag(
     surface = data.get("surface") if isinstance(data, dict) else None
     surface = surface if isinstance(surface, str) else None
     try:
-        if rules is not None and isinstance(data, dict):
-            # Compiling constraints is most of a flag's cost; a split change keeps the rules.
-            definition = replace(flag_from_dict({**data, "rules": []}, strict=False), rules=rules)
-        else:
-            definition = flag_from_dict(data, segments=segments, strict=False)
+        # Compiling constraints is most of a flag's cost; a split change keeps the rules.
+        definition = flag_from_dict(data, segments=segments, strict=False, compiled_rules=rules)
     except DefinitionError as error:
         logger.warning("snapshot flag %s does not compile: %s", key, error)
         return CompiledFlag(key, None, {}, surface, error=str(error))

@@ -40,9 +40,8 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 
 from flags.serving.acks import report_document, report_key
 from flags.serving.changes import (
@@ -66,7 +65,11 @@ RESYNC_FETCHES_PER_SECOND = 1000
 # Patches kept per environment from earlier revisions (clients reconnecting from them).
 PATCHES_KEPT = 8
 LISTENER_MAX_BACKOFF_SECONDS = 5.0
+# First wait before loading an announced revision again after the store could not (doubling).
+REFRESH_RETRY_SECONDS = 0.05
 DROP_SCOPE_KEY = "flagstaff.drop"
+# Stream requests being checked at once (OpeningLimit): about a quarter of a second of checks.
+MAX_OPENINGS = 256
 
 # The ASGI types as Django's handler declares them.
 Scope = dict[str, Any]
@@ -122,11 +125,31 @@ class Feed:
     """`changes` events to the current revision by revision of origin (None: none possible)."""
     refreshing: asyncio.Task[None] | None = None
     again: bool = False
+    held: Counter[int] = field(default_factory=Counter)
+    """Streams by the revision last written to them, kept as they change: the acknowledgement
+    report is rewritten after every write, and counting every stream each time made a fleet's
+    arrival cost the square of its size."""
 
     def ack_report(self) -> str:
         """This feed's line of the process's acknowledgement report (flags.serving.acks)."""
-        held = Counter(s.revision for s in self.subscribers if s.revision is not None)
-        return report_document(len(self.subscribers), held, time.time())
+        return report_document(len(self.subscribers), self.held, time.time())
+
+    def written(self, subscriber: Subscriber, revision: int) -> None:
+        """`revision` has been written to `subscriber`'s connection."""
+        self._uncount(subscriber)
+        subscriber.revision = revision
+        self.held[revision] += 1
+
+    def remove(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        self._uncount(subscriber)
+        subscriber.revision = None
+
+    def _uncount(self, subscriber: Subscriber) -> None:
+        if subscriber.revision is not None:
+            self.held[subscriber.revision] -= 1
+            if not self.held[subscriber.revision]:
+                del self.held[subscriber.revision]
 
     @property
     def resync_spread(self) -> float:
@@ -267,13 +290,13 @@ class Hub:
         try:
             first = retry_hint(STREAM_RETRY_MILLISECONDS) + await self._first_event(feed, opening)
         except BaseException:
-            feed.subscribers.discard(subscriber)
+            feed.remove(subscriber)
             raise
         return feed, subscriber, first
 
     def leave(self, feed: Feed, subscriber: Subscriber) -> None:
         if subscriber in feed.subscribers:
-            feed.subscribers.discard(subscriber)
+            feed.remove(subscriber)
             self.release()
             self._delivered(feed)
 
@@ -332,14 +355,14 @@ class Hub:
         try:
             revision = feed.snapshot.revision
             yield first
-            subscriber.revision = revision
+            feed.written(subscriber, revision)
             self._delivered(feed)
             while True:
                 if subscriber.pending:
                     chunk, revision_sent = subscriber.pending.popleft()
                     yield chunk
                     if revision_sent is not None:
-                        subscriber.revision = revision_sent
+                        feed.written(subscriber, revision_sent)
                         self._delivered(feed)
                 elif subscriber.closed:
                     return
@@ -360,6 +383,7 @@ class Hub:
 
     async def _refresh(self, feed: Feed) -> None:
         loop = asyncio.get_running_loop()
+        delay = REFRESH_RETRY_SECONDS
         while True:
             feed.again = False
             try:
@@ -369,10 +393,18 @@ class Hub:
                     subscriber.end()
                 return
             except SnapshotUnavailable:
-                return  # the database and the cache are down: the next check tries again
-            feed.advance(snapshot)
-            if not feed.again:
+                pass  # the database and the cache are down: retried below if a change is waiting
+            else:
+                feed.advance(snapshot)
+            if feed.again:
+                continue
+            if not self.store.announced_after(feed.environment, feed.snapshot.revision):
                 return
+            # An announced revision the store could not load (the database refused a
+            # connection, say): again soon, not at the next recheck, which would leave every
+            # stream of the environment behind for up to FLAGSTAFF_REVISION_RECHECK_SECONDS.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LISTENER_MAX_BACKOFF_SECONDS)
 
     def on_announcement(self, data: object) -> None:
         try:
@@ -458,7 +490,8 @@ _hub: Hub | None = None
 
 
 def get_hub() -> Hub:
-    """The process's hub, started on the running loop at first use."""
+    """The process's hub, started on the running loop at first use (DroppableStreams makes
+    that first use on the loop, before any request's thread needs it)."""
     global _hub
     if _hub is None:
         _hub = Hub()
@@ -467,39 +500,98 @@ def get_hub() -> Hub:
 
 
 class StreamOpenView(StreamView):
-    """The WSGI stream's checks, in a thread: on success a 204 carrying the opening (never
-    sent), with a stream place taken; any refusal is DRF's answer, as the WSGI stream gives it."""
+    """The stream in the stream process: the WSGI stream's checks (with the middleware, in one
+    trip to the request thread: controlplane.asgi.StreamHandler), a stream place taken, then a
+    body that joins the hub on the event loop. Any refusal is DRF's answer, as the WSGI stream
+    gives it."""
 
     def stream_response(self, opening: StreamOpening) -> HttpResponseBase:
-        get_hub().hold()
-        return _Granted(opening)
+        hub = get_hub()
+        hub.hold()
+        drop = getattr(self.request, "scope", {}).get(DROP_SCOPE_KEY)
+        response = StreamingHttpResponse(_StreamBody(hub, opening, drop), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # no proxy buffering of the events
+        return response
 
 
-class _Granted(HttpResponseBase):
-    def __init__(self, opening: StreamOpening) -> None:
-        super().__init__(status=204)
-        self.opening = opening
+class _StreamBody:
+    """A granted stream's body: it joins the hub when the server starts sending it (on the
+    event loop), and gives its place back if the server closes it before that."""
+
+    def __init__(self, hub: Hub, opening: StreamOpening, drop: asyncio.Event | None) -> None:
+        self.hub, self.opening, self.drop = hub, opening, drop
+        self.started = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        try:
+            feed, subscriber, first = await self.hub.join(self.opening, self.drop)
+        except BaseException:
+            self.hub.release()
+            raise
+        async for chunk in self.hub.events(feed, subscriber, first):
+            yield chunk
+
+    def close(self) -> None:
+        if not self.started:
+            self.started = True
+            self.hub.release()
 
 
-_open_stream = StreamOpenView.as_view()
+# `GET /api/v1/environments/{env}/stream` in the stream process: a synchronous view, so that
+# the middleware and the checks run in one trip to the request thread.
+stream = StreamOpenView.as_view()
 
 
-async def stream(request: HttpRequest, env: str) -> HttpResponseBase:
-    """`GET /api/v1/environments/{env}/stream` in the stream process."""
-    hub = get_hub()  # on the loop: its tasks belong to it
-    checked = await sync_to_async(_open_stream)(request, env=env)
-    if not isinstance(checked, _Granted):
-        return checked
-    try:
-        drop = request.scope.get(DROP_SCOPE_KEY) if hasattr(request, "scope") else None
-        feed, subscriber, first = await hub.join(checked.opening, drop)
-    except BaseException:
-        hub.release()
-        raise
-    response = StreamingHttpResponse(hub.events(feed, subscriber, first), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # no proxy buffering of the events
-    return response
+class OpeningLimit:
+    """ASGI wrapper: at most MAX_OPENINGS stream requests between arrival and answer; past it
+    `503 stream_capacity` with `Retry-After` at once, on the loop. The checks run one at a
+    time in the request thread, and a queue without end is a collapse: clients time out while
+    they wait, retry, and the thread spends itself on requests nobody waits for any more."""
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+        self.openings = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).endswith("/stream"):
+            await self.application(scope, receive, send)
+            return
+        if self.openings >= MAX_OPENINGS:
+            await _refuse_opening(send)
+            return
+        self.openings += 1
+        answered = False
+
+        async def send_counted(message: Message) -> None:
+            nonlocal answered
+            if not answered and message["type"] == "http.response.start":
+                answered = True
+                self.openings -= 1
+            await send(message)
+
+        try:
+            await self.application(scope, receive, send_counted)
+        finally:
+            if not answered:
+                self.openings -= 1
+
+
+async def _refuse_opening(send: Send) -> None:
+    body = json.dumps(
+        {
+            "code": StreamCapacity.code,
+            "detail": "This stream process is opening as many streams as it may at once; retry shortly.",
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(STREAM_RETRY_MILLISECONDS // 1000).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class DroppableStreams:
@@ -514,6 +606,7 @@ class DroppableStreams:
         if scope["type"] != "http":
             await self.application(scope, receive, send)
             return
+        get_hub()  # started here, on the loop: the request's thread only takes a place in it
         drop = asyncio.Event()
         scope[DROP_SCOPE_KEY] = drop
 

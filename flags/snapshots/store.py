@@ -124,6 +124,11 @@ class SnapshotStore:
             self._announced[environment] = revision
         self._notify()
 
+    def announced_after(self, environment: str, revision: int) -> bool:
+        """True when a revision after `revision` was announced that this store has not loaded
+        (the database refused it, say): the reader should try again soon."""
+        return self._announced.get(environment, -1) > revision
+
     def expire_checks(self) -> None:
         """Make the next read of every environment check its revision in the database."""
         with self._lock:

@@ -10,6 +10,7 @@ import pytest
 
 from flagstaff import Flagstaff
 from tests.client.fake_controlplane import FakeControlPlane, MakeClient, content
+from tests.client.test_client import wait_until
 
 SNAPSHOT = "/snapshot"
 
@@ -54,20 +55,51 @@ def test_client__changes_event_from_the_revision_held__applied_without_a_fetch(
     assert (resolved.version, resolved.revision, resolved.content["max_tokens"]) == (2, held + 1, 777)
     assert client.revision_received_at is not None
     assert len(controlplane.seen(SNAPSHOT)) == fetches
+    assert client.snapshot_fetches == {"start": 1}
+
+
+def test_client__changes_event_longer_than_64_kib__applied_without_a_fetch(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    # One `data:` line carries every content sent: a large system prompt makes it long, and the
+    # line must arrive whole however many reads it takes.
+    controlplane.set_flag("support-chat")
+    client = make_client(poll_interval=30.0)
+    streaming(controlplane, client)
+    held = client.revision
+    assert held is not None
+    event = changes(controlplane, origin=held, max_tokens=778)
+    event["contents"]["sha256:pushed"]["system"] = "é" * 200_000
+
+    controlplane.push("changes", event, held + 1)
+
+    assert client.wait_for_revision(held + 1, 5)
+    resolved = client.resolve("support-chat", {"targetingKey": "u-1"})
+    assert resolved.content is not None
+    assert (resolved.content["max_tokens"], len(resolved.content["system"])) == (778, 200_000)
+    assert client.snapshot_fetches == {"start": 1}
 
 
 @pytest.mark.parametrize(
-    ("event", "build"),
+    ("event", "build", "reason"),
     [
-        ("changes", lambda fake, held: changes(fake, origin=held - 1, max_tokens=5)),  # a gap
-        ("changes", lambda fake, held: {**changes(fake, origin=held, max_tokens=5), "contents": {}}),
-        ("changes", lambda fake, held: "{not json"),
-        ("resync", lambda fake, held: {"environment": fake.environment, "revision": held + 1, "spread": 0.2}),
+        ("changes", lambda fake, held: changes(fake, origin=held - 1, max_tokens=5), "gap"),
+        (
+            "changes",
+            lambda fake, held: {**changes(fake, origin=held, max_tokens=5), "contents": {}},
+            "unknown_hash",
+        ),
+        ("changes", lambda fake, held: "{not json", "malformed"),
+        (
+            "resync",
+            lambda fake, held: {"environment": fake.environment, "revision": held + 1, "spread": 0.2},
+            "resync",
+        ),
     ],
     ids=["gap", "unknown-hash", "malformed", "resync"],
 )
-def test_client__changes_it_cannot_apply_or_a_resync__one_snapshot_fetch(
-    controlplane: FakeControlPlane, make_client: MakeClient, event: str, build: Any
+def test_client__changes_it_cannot_apply_or_a_resync__one_snapshot_fetch_counted_by_reason(
+    controlplane: FakeControlPlane, make_client: MakeClient, event: str, build: Any, reason: str
 ) -> None:
     controlplane.set_flag("support-chat")
     client = make_client(poll_interval=30.0)
@@ -83,3 +115,38 @@ def test_client__changes_it_cannot_apply_or_a_resync__one_snapshot_fetch(
     time.sleep(0.5)
     assert len(controlplane.seen(SNAPSHOT)) == fetches + 1
     assert client.resolve("support-chat", {"targetingKey": "u-1"}).version == 3
+    assert client.snapshot_fetches == {"start": 1, reason: 1}
+
+
+def test_client__stream_refused_once__reconnects_without_a_snapshot_fetch(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    controlplane.set_flag("support-chat")
+    controlplane.stream_status = 503
+    client = make_client(poll_interval=30.0)
+    assert controlplane.wait_for(lambda: len(controlplane.seen("/stream")) == 1)
+
+    controlplane.stream_status = 200
+
+    # The next stream resumes from the revision held: nothing to fetch.
+    assert controlplane.wait_for(lambda: len(controlplane.seen("/stream")) == 2)
+    assert wait_until(lambda: client.streaming)
+    assert client.snapshot_fetches == {"start": 1}
+    assert client.stream_endings == {"refused": 1}
+
+
+def test_client__stream_refused_again__polls_once_meanwhile(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    controlplane.set_flag("support-chat")
+    controlplane.stream_status = 503
+    client = make_client(poll_interval=30.0)
+    assert controlplane.wait_for(lambda: len(controlplane.seen("/stream")) == 2)
+
+    # Down, not broken once: one fetch within the jittered wait before the third try.
+    assert controlplane.wait_for(lambda: len(controlplane.seen(SNAPSHOT)) == 2)
+    controlplane.stream_status = 200
+
+    assert wait_until(lambda: client.streaming)
+    assert client.snapshot_fetches == {"start": 1, "stream_down": 1}
+    assert client.stream_endings == {"refused": 2}

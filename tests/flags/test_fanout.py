@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
-from flags.serving.fanout import MAX_PENDING_EVENTS, Feed, Subscriber
-from flags.snapshots import Snapshot
+from flags.serving.fanout import (
+    MAX_OPENINGS,
+    MAX_PENDING_EVENTS,
+    Feed,
+    Hub,
+    Message,
+    OpeningLimit,
+    Receive,
+    Scope,
+    Send,
+    Subscriber,
+)
+from flags.snapshots import Snapshot, SnapshotStore
 
 FLAG = {
     "key": "support-chat",
@@ -59,14 +70,16 @@ def test_feed__ack_report__counts_streams_by_the_revision_written_to_them() -> N
     async def run() -> dict[str, object]:
         feed = Feed("production", snapshot(8))
         streams = subscribers(4)
-        for stream, revision in zip(streams, [8, 8, 7, None], strict=True):
-            stream.revision = revision
         feed.subscribers.update(streams)
+        for stream, revision in zip(streams, [8, 7, 7], strict=False):
+            feed.written(stream, revision)
+        feed.written(streams[1], 8)  # a later revision written to a stream: counted once
+        feed.remove(streams[2])
         return json.loads(feed.ack_report())
 
     report = asyncio.run(run())
 
-    assert (report["connected"], report["revisions"]) == (4, {"8": 2, "7": 1})
+    assert (report["connected"], report["revisions"]) == (3, {"8": 2})
 
 
 def test_feed__a_stream_whose_queue_is_full__dropped_and_the_others_served() -> None:
@@ -112,3 +125,100 @@ def test_feed__same_or_older_revision__nothing_sent() -> None:
         return stream
 
     assert not asyncio.run(run()).pending
+
+
+class RefusingStore:
+    """The two calls of the snapshot store that the hub's refresh makes, with a database that
+    refuses `refusals` connections: the store then keeps serving the snapshot it has while the
+    announced revision stays pending, as flags.snapshots.SnapshotStore does."""
+
+    def __init__(self, held: Snapshot, announced: Snapshot, refusals: int) -> None:
+        self.held, self.announced, self.refusals = held, announced, refusals
+        self.calls = 0
+
+    def get(self, environment: str) -> Snapshot:
+        self.calls += 1
+        if self.refusals:
+            self.refusals -= 1
+            return self.held
+        self.held = self.announced
+        return self.held
+
+    def announced_after(self, environment: str, revision: int) -> bool:
+        return self.announced.revision > revision
+
+
+def test_hub__announced_revision_not_loadable_yet__retried_soon_until_every_stream_has_it() -> None:
+    store = RefusingStore(snapshot(7), snapshot(8, max_tokens=200), refusals=3)
+
+    async def run() -> Feed:
+        hub = Hub()
+        hub.store = cast(SnapshotStore, store)
+        feed = hub.feeds["production"] = Feed("production", snapshot(7))
+        feed.subscribers.update(subscribers(3))
+        hub.refresh(feed)
+        assert feed.refreshing is not None
+        # Backing off from REFRESH_RETRY_SECONDS: well within a second, not a recheck interval.
+        await asyncio.wait_for(feed.refreshing, timeout=2.0)
+        return feed
+
+    feed = asyncio.run(run())
+
+    assert (feed.snapshot.revision, store.calls) == (8, 4)
+    assert all(stream.pending[0][0].startswith(b"event: changes\nid: 8\n") for stream in feed.subscribers)
+
+
+def test_hub__store_has_the_announced_revision__one_load_no_retry() -> None:
+    store = RefusingStore(snapshot(7), snapshot(8), refusals=0)
+
+    async def run() -> Feed:
+        hub = Hub()
+        hub.store = cast(SnapshotStore, store)
+        feed = hub.feeds["production"] = Feed("production", snapshot(7))
+        hub.refresh(feed)
+        assert feed.refreshing is not None
+        await asyncio.wait_for(feed.refreshing, timeout=2.0)
+        return feed
+
+    assert (asyncio.run(run()).snapshot.revision, store.calls) == (8, 1)
+
+
+def test_opening_limit__past_max_openings_being_checked__503_stream_capacity_at_once() -> None:
+    async def run() -> tuple[list[Message], list[Message], int]:
+        release = asyncio.Event()
+
+        async def checks(scope: Scope, receive: Receive, send: Send) -> None:
+            await release.wait()  # the checks, waiting for the request thread
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        limit = OpeningLimit(checks)
+        scope = {"type": "http", "path": "/api/v1/environments/production/stream"}
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def request() -> list[Message]:
+            sent: list[Message] = []
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            await limit(scope, receive, send)
+            return sent
+
+        waiting = [asyncio.create_task(request()) for _ in range(MAX_OPENINGS)]
+        await asyncio.sleep(0)
+        refused = await request()
+        release.set()
+        answered = await asyncio.gather(*waiting)
+        after = await request()
+        return refused, after, sum(messages[0]["status"] == 200 for messages in answered)
+
+    refused, after, answered = asyncio.run(run())
+
+    start, body = refused
+    assert start["status"] == 503
+    assert (b"retry-after", b"2") in start["headers"]
+    assert json.loads(body["body"])["code"] == "stream_capacity"
+    assert answered == MAX_OPENINGS
+    assert after[0]["status"] == 200

@@ -200,12 +200,20 @@ def compile_segments(data: object, *, strict: bool = True) -> dict[str, tuple[Co
     return compiled
 
 
-def flag_from_dict(data: object, *, segments: Segments | None = None, strict: bool = True) -> FlagDefinition:
+def flag_from_dict(
+    data: object,
+    *,
+    segments: Segments | None = None,
+    strict: bool = True,
+    compiled_rules: tuple[Rule, ...] | None = None,
+) -> FlagDefinition:
     """Compile a flag definition from its JSON shape (client/README.md, "Engine").
 
     Raises DefinitionError (ConstraintError for constraints) with the path of the first
     invalid field. With `strict=False`, unusable constraints and unknown segment references
     make their rule never match instead of raising; structural errors still raise.
+    `compiled_rules`: the flag's rules compiled before from identical rules and segments, taken
+    instead of reading `rules` (compiling constraints is most of a flag's cost).
     """
     fields = read_object(data, "", DefinitionError)
     key = read_name(fields.get("key"), "key", DefinitionError)
@@ -213,9 +221,13 @@ def flag_from_dict(data: object, *, segments: Segments | None = None, strict: bo
     stickiness = read_name(fields.get("stickiness", DEFAULT_STICKINESS), "stickiness", DefinitionError)
     raw_version = fields.get("version")
     version = None if raw_version is None else _read_version(raw_version, "version")
-    rules = tuple(
-        _read_rule(rule, join("rules", index), index, segments or {}, strict=strict)
-        for index, rule in enumerate(read_list(fields.get("rules", []), "rules", DefinitionError))
+    rules = (
+        compiled_rules
+        if compiled_rules is not None
+        else tuple(
+            _read_rule(rule, join("rules", index), index, segments or {}, strict=strict)
+            for index, rule in enumerate(read_list(fields.get("rules", []), "rules", DefinitionError))
+        )
     )
     rollout = experiment = None
     if fields.get("rollout") is not None:
