@@ -103,7 +103,7 @@ class _PostMigrateRows:
 
     def flush(self, database: str) -> None:
         if self.rows is None:
-            call_command("flush", verbosity=0, interactive=False, database=database)
+            call_command("flush", verbosity=0, interactive=False, database=database, reset_sequences=False)
             self.rows = {
                 model._meta.label: list(model._base_manager.using(database).order_by("pk"))
                 for model in apps.get_models(include_auto_created=True)
@@ -112,7 +112,14 @@ class _PostMigrateRows:
                 and model._base_manager.using(database).exists()
             }
             return
-        call_command("flush", verbosity=0, interactive=False, database=database, inhibit_post_migrate=True)
+        call_command(
+            "flush",
+            verbosity=0,
+            interactive=False,
+            database=database,
+            reset_sequences=False,  # as Django's; the restored rows keep their ids below each sequence
+            inhibit_post_migrate=True,
+        )
         with transaction.atomic(using=database):
             for label, rows in self.rows.items():
                 apps.get_model(label)._base_manager.using(database).bulk_create(rows)
