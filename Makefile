@@ -82,13 +82,25 @@ test-services: $(STAMP) services
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) CELERY_BROKER_URL=$(REDIS_TEST_URL) \
 	  FLAGSTAFF_REQUIRE_SERVICES=1 $(BIN)/pytest -o cache_dir=.pytest_cache/services
 
-## lint: formatting, lint rules, types, the layering contracts, migrations and the OpenAPI schema
+## lint: formatting, lint rules, types, the layering contracts, migrations and the OpenAPI schema.
+## The checks are independent: they run at once (mypy, the longest, from the start), each one's
+## output shown whole when it ends; any failure fails lint.
+LINT_CHECKS := lint-types lint-format lint-rules lint-layers lint-migrations lint-schema
+.PHONY: $(LINT_CHECKS)
 lint: $(STAMP)
-	$(BIN)/ruff format --check .
-	$(BIN)/ruff check .
+	@$(MAKE) --no-print-directory --jobs=$(words $(LINT_CHECKS)) --output-sync=target --keep-going $(LINT_CHECKS)
+
+lint-types:
 	$(BIN)/mypy
+lint-format:
+	$(BIN)/ruff format --check .
+lint-rules:
+	$(BIN)/ruff check .
+lint-layers:
 	$(BIN)/lint-imports
+lint-migrations:
 	$(BIN)/python manage.py makemigrations --check --dry-run
+lint-schema:
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 format: $(STAMP)

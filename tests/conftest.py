@@ -6,10 +6,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.db import connection
-from django.test import override_settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models import Model
+from django.test import TransactionTestCase, override_settings
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from controlplane.models import Role
@@ -81,6 +86,68 @@ def _flush_past_the_audit_triggers() -> Iterator[None]:
         yield
 
 
+class _PostMigrateRows:
+    """The rows `post_migrate` leaves in an emptied database (content types, permissions, the
+    model catalog), read once and written back by one INSERT per table after every later flush.
+
+    A transactional test ends with a flush of every table, and Django's flush then emits
+    `post_migrate`, whose handlers re-create those rows with a few hundred queries and a commit
+    per app (about half a second a test). The first flush of a run is Django's own, signal
+    included; the rows it leaves are kept, and each later flush empties the tables the same way
+    but writes back those rows instead of emitting the signal. The database ends each test as it
+    did before, with the rows' first ids kept.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Model]] | None = None
+
+    def flush(self, database: str) -> None:
+        if self.rows is None:
+            call_command("flush", verbosity=0, interactive=False, database=database, reset_sequences=False)
+            self.rows = {
+                model._meta.label: list(model._base_manager.using(database).order_by("pk"))
+                for model in apps.get_models(include_auto_created=True)
+                if model._meta.managed
+                and not model._meta.proxy
+                and model._base_manager.using(database).exists()
+            }
+            return
+        call_command(
+            "flush",
+            verbosity=0,
+            interactive=False,
+            database=database,
+            reset_sequences=False,  # as Django's; the restored rows keep their ids below each sequence
+            inhibit_post_migrate=True,
+        )
+        with transaction.atomic(using=database):
+            for label, rows in self.rows.items():
+                apps.get_model(label)._base_manager.using(database).bulk_create(rows)
+        ContentType.objects.clear_cache()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_keeps_post_migrate_rows() -> Iterator[None]:
+    """Every transactional test's flush restores the post-migrate rows by INSERT (`_PostMigrateRows`)
+    rather than by the `post_migrate` signal. Tests that limit `available_apps` or roll back
+    serialized data keep Django's own flush, which does not emit the signal for them."""
+    saved: dict[str, _PostMigrateRows] = {}
+    # Django's private hook for the flush (TransactionTestCase._fixture_teardown), untyped in
+    # django-stubs.
+    original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
+
+    def _fixture_teardown(self: Any) -> None:
+        if self.available_apps is not None or self.serialized_rollback:
+            original(self)
+            return
+        for database in self._databases_names(include_mirrors=False):
+            saved.setdefault(database, _PostMigrateRows()).flush(database)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", _fixture_teardown)
+        yield
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     """On PostgreSQL, commit without waiting for the WAL to reach the disk, in every session on the
@@ -115,6 +182,14 @@ def _fresh_cache() -> None:
     """No test sees login failures or spent stream tickets an earlier test left in the cache
     (the in-process one, or the services pass's Redis database)."""
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def openapi_schema() -> dict[str, Any]:
+    """The OpenAPI document as drf-spectacular generates it, generated once for the run (it
+    depends only on the code); tests read it and never change it."""
+    document: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
+    return document
 
 
 @pytest.fixture

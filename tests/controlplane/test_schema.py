@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from drf_spectacular.generators import SchemaGenerator
 from jsonschema import Draft202012Validator
 
 from flags import services
@@ -18,10 +17,9 @@ BODY_METHODS = ("post", "put", "patch")
 EVERY_METHOD = ("get", *BODY_METHODS, "delete")
 
 
-@pytest.fixture(scope="module")
-def schema() -> dict[str, Any]:
-    document: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
-    return document
+@pytest.fixture
+def schema(openapi_schema: dict[str, Any]) -> dict[str, Any]:
+    return openapi_schema
 
 
 def operations(schema: dict[str, Any], methods: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:

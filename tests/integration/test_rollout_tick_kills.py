@@ -5,9 +5,10 @@ which the embedded SQLite run serialises. The test plays beat (a `tick_rollouts`
 half second, unless one is already waiting) and a person starting one more rollout before each
 kill, so that the worker always has ticks in flight; it kills the worker at a random moment
 once it has claimed a tick and not yet recorded it, hands the ticks to a new worker, and after
-the last kill lets that one finish. A worker takes seconds to start, so the next ones start
-ahead, each on a queue of its own that beat turns to when the one before is killed: only one
-worker ticks at a time.
+the last kill lets that one finish. The workers are forked from one warm parent that has paid
+the imports and Django's set-up (tests/integration/warm_workers.py), and still take a moment to
+start, so the next ones start ahead, each on a queue of its own that beat turns to when the one
+before is killed: only one worker ticks at a time.
 
 Each rollout's rollups hold the same counts in every minute, and those counts decide clearly,
 so every tick decides the same whatever its window: the decisions do not depend on when the
@@ -19,8 +20,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -46,6 +45,7 @@ from rollouts.services import lifecycle, ticks
 from telemetry.models.calls import Rollup
 from tests.factories import FACTORY_ACTOR
 from tests.integration.test_worker import database_url
+from tests.integration.warm_workers import WarmWorkers, wait_gone
 from tests.rollouts.factories import make_rollout, make_world
 
 KILLS = 20
@@ -201,48 +201,48 @@ def beat() -> Iterator[Beat]:
 
 @dataclass
 class Worker:
-    process: subprocess.Popen[bytes]
+    pid: int
     queue: str
 
 
+class Workers(list[Worker]):
+    """The started workers, in order, forked from one warm parent (`WarmWorkers`): a worker then
+    costs a fork and Celery's start, not an interpreter and Django's set-up. Each is a solo-pool
+    worker on a queue of its own, with a lease of LEASE_SECONDS."""
+
+    def __init__(self, logs: Path) -> None:
+        super().__init__()
+        self.logs = logs
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "FLAGSTAFF_VAR_DIR": str(logs),
+            "FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS": str(LEASE_SECONDS),
+        }
+        self.parent = WarmWorkers(env, cwd=settings.BASE_DIR, log=logs / "parent.log")
+
+    def start(self) -> Worker:
+        queue = f"test-kills-{uuid.uuid4().hex[:12]}"
+        argv = [
+            "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "WARNING",
+            "--queues", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
+        pid = self.parent.start(log=self.logs / f"worker-{len(self)}.log", argv=argv)
+        self.append(Worker(pid, queue))
+        return self[-1]
+
+
 @pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """The started workers, in order; `start_worker` appends one. Every one alive is stopped,
-    and their queues deleted."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.process.terminate()
-    for worker in started:
-        try:
-            worker.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
-    if started:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*(worker.queue for worker in started))
-
-
-def start_worker(started: list[Worker], logs: Path) -> Worker:
-    """A solo-pool worker on a queue of its own, with a lease of LEASE_SECONDS."""
-    queue = f"test-kills-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "FLAGSTAFF_VAR_DIR": str(logs),
-        "FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS": str(LEASE_SECONDS),
-    }
-    argv = [
-        sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--pool", "solo",
-        "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "WARNING", "--queues", queue,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    log = (logs / f"worker-{len(started)}.log").open("wb")
-    process = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    started.append(Worker(process, queue))
-    return started[-1]
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """Every worker alive at the end is stopped, and their queues deleted."""
+    started = Workers(tmp_path)
+    try:
+        yield started
+    finally:
+        started.parent.close()
+        if started:
+            redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*(worker.queue for worker in started))
 
 
 def claimed_unrecorded(ids: list[int], *, claimed_after: datetime, at: datetime) -> bool:
@@ -271,7 +271,7 @@ def wait_for(condition: Any, logs: Path, what: str) -> None:
 
 
 def test_tick__worker_sigkilled_mid_tick_20_times__no_double_promotion_no_lost_decision_same_end(
-    beat: Beat, workers: list[Worker], tmp_path: Path
+    beat: Beat, workers: Workers, tmp_path: Path
 ) -> None:
     assert connection.vendor == "postgresql"
     seed = random.randrange(2**32)
@@ -287,7 +287,7 @@ def test_tick__worker_sigkilled_mid_tick_20_times__no_double_promotion_no_lost_d
         # A person starts a rollout before each kill, so there is always a tick to interrupt.
         lifecycle.start_rollout(rollout=waiting.pop(0)[1], actor=FACTORY_ACTOR, reason="canary")
         while len(workers) <= min(turn + STANDBY, KILLS):
-            start_worker(workers, tmp_path)
+            workers.start()
         worker = workers[turn]
         turned_at = timezone.now()
         beat.queue = worker.queue
@@ -298,8 +298,8 @@ def test_tick__worker_sigkilled_mid_tick_20_times__no_double_promotion_no_lost_d
         )
         time.sleep(chance.uniform(0.0, 0.05))
         killed_at = timezone.now()
-        worker.process.send_signal(signal.SIGKILL)
-        worker.process.wait()
+        os.kill(worker.pid, signal.SIGKILL)
+        assert wait_gone(worker.pid, time.monotonic() + WAIT_SECONDS), f"worker {worker.pid} outlived SIGKILL"
         mid_tick += claimed_unrecorded(ids, claimed_after=turned_at, at=killed_at)
 
     for _name, rollout in waiting:
