@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.api_docs import Refusal, refusals, request_example
+from controlplane.api_docs import Refusal, refusals, request_example, response_example
 from controlplane.auth import actor_for_request
 from controlplane.errors import NotFound
 from controlplane.inputs import validated_body
@@ -27,6 +27,26 @@ from rollouts.replay_status import replay_status
 from rollouts.services.paired_replay import set_replay_policy
 
 
+@extend_schema_serializer(
+    examples=[
+        response_example(
+            "on, a third of today's replay budget spent",
+            {
+                "enabled": True,
+                "sample_rate": 0.25,
+                "daily_call_budget": 200,
+                "daily_budget_micro_usd": 2_000_000,
+                "calls_today": 64,
+                "micro_usd_today": 655_000,
+                "budget_spent": False,
+                "paired": 412,
+                "skipped": 1_190,
+                "errored": 3,
+                "scorers": ["helpful"],
+            },
+        )
+    ]
+)
 class ReplayStatusSerializer(serializers.Serializer[Any]):
     enabled = serializers.BooleanField()
     sample_rate = serializers.FloatField()
