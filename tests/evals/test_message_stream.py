@@ -195,7 +195,11 @@ def test_read_message__crlf_lines_split_across_chunks__same_message() -> None:
     body = b": a comment line\r\n" + sse(*TOOL_AND_THINKING, newline=b"\r\n")
     chunks = [body[start : start + 7] for start in range(0, len(body), 7)]
 
-    assert read_message(chunks, started=0.0) == read_message([sse(*TOOL_AND_THINKING)], started=0.0)
+    # A fixed clock: the first-token time is the clock's, not how long each parse took.
+    split = read_message(chunks, started=0.0, clock=lambda: 0.5)
+    whole = read_message([sse(*TOOL_AND_THINKING)], started=0.0, clock=lambda: 0.5)
+
+    assert split == whole
 
 
 def test_read_message__delta_before_message_start__stream_failed() -> None:
