@@ -58,6 +58,8 @@ def _person(browser: Browser, url: str, username: str) -> tuple[Page, list[str]]
 def _screenshots(page: Page, name: str) -> None:
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
+        # Chart.js redraws a resized canvas on the next animation frame: shoot after it.
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
         check_page(page, name, width)
         if width < 900:
