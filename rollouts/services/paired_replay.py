@@ -28,7 +28,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -156,8 +156,15 @@ class Spend:
 
 
 def spend_today(rollout_id: int, *, today: date | None = None) -> Spend:
-    row = ReplaySpend.objects.filter(rollout_id=rollout_id, day=today or timezone.now().date()).first()
-    return Spend(row.calls, row.micro_usd) if row else Spend()
+    return spends_on(today or timezone.now().date(), [rollout_id]).get(rollout_id, Spend())
+
+
+def spends_on(day: date, rollout_ids: Iterable[int]) -> dict[int, Spend]:
+    """The replay spend of `day` of each of `rollout_ids` that spent anything, in one query."""
+    return {
+        row.rollout_id: Spend(row.calls, row.micro_usd)
+        for row in ReplaySpend.objects.filter(rollout_id__in=list(rollout_ids), day=day)
+    }
 
 
 def budget_spent(policy: ReplayPolicy, spend: Spend) -> bool:
@@ -187,10 +194,7 @@ def _eligible(today: date) -> tuple[dict[int, ReplayPolicy], set[int]]:
             rollout__guardrails__metric=PAIRED_METRIC,
         ).distinct()
     }
-    spends = {
-        row.rollout_id: Spend(row.calls, row.micro_usd)
-        for row in ReplaySpend.objects.filter(rollout_id__in=list(policies), day=today)
-    }
+    spends = spends_on(today, policies)
     spent = {rid for rid, policy in policies.items() if budget_spent(policy, spends.get(rid, Spend()))}
     return {rid: policy for rid, policy in policies.items() if rid not in spent}, spent
 
@@ -280,17 +284,23 @@ class _RolloutPlan:
 
 def _plans(policies: dict[int, ReplayPolicy], rollout_ids: set[int], today: date) -> dict[int, _RolloutPlan]:
     rollouts = Rollout.objects.select_related("candidate", "baseline").prefetch_related("guardrails")
+    found = list(rollouts.filter(pk__in=rollout_ids))
+    live_policies = {
+        live.flag_id: live
+        for live in LiveScoringPolicy.objects.filter(flag_id__in={rollout.flag_id for rollout in found})
+    }
+    spends = spends_on(today, rollout_ids)
     plans = {}
-    for rollout in rollouts.filter(pk__in=rollout_ids):
+    for rollout in found:
         keys = sorted({g.scorer for g in rollout.guardrails.all() if g.source == Source.PAIRED_REPLAY.value})
-        live = LiveScoringPolicy.objects.filter(flag_id=rollout.flag_id).first()
-        by_key = {spec.key: spec for spec in policy_specs(live or LiveScoringPolicy(flag_id=rollout.flag_id))}
+        live = live_policies.get(rollout.flag_id) or LiveScoringPolicy(flag_id=rollout.flag_id)
+        by_key = {spec.key: spec for spec in policy_specs(live)}
         plans[rollout.pk] = _RolloutPlan(
             rollout=rollout,
             policy=policies[rollout.pk],
             specs=[by_key[key] for key in keys if key in by_key],
             missing_scorers=[key for key in keys if key not in by_key],
-            spend=spend_today(rollout.pk, today=today),
+            spend=spends.get(rollout.pk, Spend()),
         )
     return plans
 
