@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError
@@ -98,6 +99,9 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "bar": stage_bar(rollout, stages),
         "health": rollout_health(rollout.state, rollout.pause_reason, latest.action if latest else None),
         "latest": latest,
+        # A tick that ran late (or a 1 s interval) leaves `next_tick_at` already past: the next
+        # analysis is then due now, not at a time before the decision shown beside it.
+        "analysis_due": rollout.next_tick_at is not None and rollout.next_tick_at <= timezone.now(),
         "last_move": last_move(rollout),
         "series": rollout_arm_series(rollout),
         "policy": rollout.guardrails.order_by("id"),

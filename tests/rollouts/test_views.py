@@ -66,6 +66,20 @@ def test_rollout_detail__after_a_tick__shows_stages_guardrails_and_the_decision(
     assert 'aria-current="step"' in page
 
 
+def test_rollout_detail__next_tick_already_past__says_the_analysis_is_due_now(viewer: User) -> None:
+    rollout = make_running_rollout()
+    ticks.tick_rollout(rollout_id=rollout.pk, now=timezone.now() + timedelta(minutes=2))
+    rollout.refresh_from_db()
+    url = reverse("rollouts:detail", args=[rollout.pk])
+
+    ahead = login(viewer).get(url).content.decode()
+    Rollout.objects.filter(pk=rollout.pk).update(next_tick_at=timezone.now() - timedelta(seconds=1))
+    late = login(viewer).get(url).content.decode()
+
+    assert f"next analysis at {rollout.next_tick_at:%H:%M:%S} UTC" in ahead
+    assert ("next analysis due now" in late, "next analysis at" in late) == (True, False)
+
+
 def _healthy_tick(rollout: Rollout) -> None:
     for arm in ("candidate", "control"):
         add_calls(rollout, arm=arm, calls=20_000, latency_ms=900)
