@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 
+from controlplane.errors import DomainError
 from controlplane.forms import AuditFilterPickerForm
+from controlplane.web import add_domain_error
 from flags.models import Environment, Flag
+from flagstaff.engine import BUCKETS
 from rollouts.models import ScheduledChangeKind
+from rollouts.plans import DEFAULT_STAGES, stage_fields
 from rollouts.timeline import TIMELINE_ACTIONS
 
 
@@ -22,12 +29,28 @@ def _list_of_objects(value: Any, what: str) -> Any:
     return value
 
 
-class RolloutForm(forms.Form):
-    """A rollout with the default stages and the flag's guardrails, or a plan of its own (the
-    stages and the policy as the API takes them, and the analysis interval)."""
+def _percentages(text: str) -> list[Decimal]:
+    """'1, 10, 50 %, 100' as percentages, refusing anything else by name."""
+    values = []
+    for token in (part for part in re.split(r"[,;\s]+", text.replace("%", " ")) if part):
+        try:
+            value = Decimal(token)
+        except InvalidOperation:
+            raise forms.ValidationError(f"'{token}' is not a percentage.") from None
+        if not value.is_finite() or not 0 < value <= 100 or value != value.quantize(Decimal("0.01")):
+            raise forms.ValidationError(f"'{token}': each stage is above 0 and at most 100 %, to 0.01 %.")
+        values.append(value)
+    return values
 
-    PLAN_FIELDS = ("stages", "policy", "tick_interval_seconds")
+
+class RolloutForm(forms.Form):
+    """A rollout with the default stages and the flag's guardrails, or a plan of its own: the
+    stages as percentages with how long each lasts (the stage editor), or the stages and the
+    policy as the API takes them (JSON), and the analysis interval."""
+
+    PLAN_FIELDS = ("stage_percents", "stage_minutes", "stage_max_minutes", "tick_interval_seconds")
     JSON_FIELDS = ("stages", "policy")
+    EDITOR_FIELDS = ("stage_percents", "stage_minutes", "stage_max_minutes")
 
     flag = forms.ModelChoiceField(queryset=Flag.objects.order_by("key"), to_field_name="key")
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("key"), to_field_name="key")
@@ -47,10 +70,34 @@ class RolloutForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required in a protected environment; kept in the audit log.",
     )
+    stage_percents = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Stages (% of units)",
+        widget=forms.TextInput(attrs={"placeholder": "1, 10, 100", "inputmode": "decimal"}),
+        help_text="Empty: 1, 10, then everyone (100). Each stage above the last; every stage but a "
+        "last 100 is at most 50 %, so that the rest can be compared with it. A unit in one stage "
+        "stays in the next.",
+    )
+    stage_minutes = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Each stage lasts at least (minutes)",
+        help_text="Empty: 30 minutes for the first stage, 60 for the others. The candidate moves on "
+        "only after this, with enough traffic, and when it is shown no worse.",
+    )
+    stage_max_minutes = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="And at most (minutes)",
+        help_text="Empty: 4 hours for the first stage, 12 for the others. A stage still undecided "
+        "then pauses the rollout for a person.",
+    )
     stages = forms.JSONField(
         required=False,
+        label="Stages as JSON",
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-        help_text='Empty: 1 %, 10 %, then everyone. Or a JSON list, e.g. [{"weight": 1000, '
+        help_text='Instead of the stage fields above, as the API takes them, e.g. [{"weight": 1000, '
         '"min_duration_seconds": 0}, {"weight": 10000}] (weights in basis points).',
     )
     policy = forms.JSONField(
@@ -72,6 +119,77 @@ class RolloutForm(forms.Form):
 
     def clean_policy(self) -> Any:
         return _list_of_objects(self.cleaned_data.get("policy"), "guardrails")
+
+    def clean_stage_percents(self) -> list[Decimal]:
+        return _percentages(self.cleaned_data.get("stage_percents") or "")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        edited = self._edited(cleaned)
+        if edited and cleaned.get("stages") is not None:
+            raise forms.ValidationError(
+                "Give the stages either in the stage fields or as JSON, not both.", code="two_plans"
+            )
+        low, high = cleaned.get("stage_minutes"), cleaned.get("stage_max_minutes")
+        if low is not None and high is not None and high < low:
+            self.add_error("stage_max_minutes", "At least the minimum duration.")
+        elif edited and "stage_percents" in cleaned:
+            cleaned["stages"] = self._editor_stages(cleaned["stage_percents"], low, high)
+        return cleaned
+
+    @staticmethod
+    def _editor_stages(percents: list[Decimal], low: int | None, high: int | None) -> list[dict[str, Any]]:
+        """The editor's stages as the API takes them: a last stage of 100 % is the default
+        promotion; the others take the first or the later default stage's durations and minimum
+        samples, with the editor's durations where it gives them."""
+        weights = [int(value * 100) for value in percents] or [spec.weight for spec in DEFAULT_STAGES]
+        stages = []
+        for index, weight in enumerate(weights):
+            if weight == BUCKETS and index == len(weights) - 1:
+                spec = DEFAULT_STAGES[-1]
+            else:
+                default = DEFAULT_STAGES[min(index, 1)]
+                spec = replace(
+                    default,
+                    weight=weight,
+                    min_duration_seconds=default.min_duration_seconds if low is None else low * 60,
+                    max_duration_seconds=default.max_duration_seconds if high is None else high * 60,
+                )
+            stages.append(stage_fields(spec))
+        return stages
+
+    def service_arguments(self) -> dict[str, Any]:
+        """What `lifecycle.create_rollout` takes."""
+        return {name: value for name, value in self.cleaned_data.items() if name not in self.EDITOR_FIELDS}
+
+    def add_refusal(self, error: DomainError) -> None:
+        """The service's refusal at the fields: a stage's problem at the stage editor when the
+        stages came from it ("Stage 2 (10 %): ..."), else at the JSON field or above the form."""
+        if not self._edited(self.cleaned_data) or not error.errors:
+            add_domain_error(self, error, nested=self.JSON_FIELDS)
+            return
+        percents = [stage["weight"] / 100 for stage in self.cleaned_data["stages"]]
+        rest = []
+        for issue in error.errors:
+            found = re.match(r"stages(?:\[(\d+)\])?", issue.get("path", ""))
+            if found is None:
+                rest.append(issue)
+            elif found.group(1) is None:
+                self.add_error("stage_percents", issue["message"])
+            else:
+                index = int(found.group(1))
+                self.add_error(
+                    "stage_percents", f"Stage {index + 1} ({percents[index]:g} %): {issue['message']}"
+                )
+        if rest:
+            add_domain_error(
+                self, DomainError(error.detail, code=error.code, errors=rest), nested=self.JSON_FIELDS
+            )
+
+    @classmethod
+    def _edited(cls, cleaned: dict[str, Any]) -> bool:
+        """Whether the stage editor's fields were filled in."""
+        return any(cleaned.get(name) not in (None, "", []) for name in cls.EDITOR_FIELDS)
 
 
 class ScheduleForm(forms.Form):

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
-from controlplane.web import HtmxHttpRequest, add_domain_error, render_page, require_scope, ui_actor
+from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_actor
 from rollouts.arm_series import rollout_arm_series
 from rollouts.forms import ReplayPolicyForm, RolloutForm
 from rollouts.lookups import get_rollout
@@ -72,9 +72,9 @@ def rollout_create(request: HtmxHttpRequest) -> HttpResponse:
     form = RolloutForm(request.POST)
     if form.is_valid():
         try:
-            rollout = lifecycle.create_rollout(actor=ui_actor(request), **form.cleaned_data)
+            rollout = lifecycle.create_rollout(actor=ui_actor(request), **form.service_arguments())
         except DomainError as error:
-            add_domain_error(form, error, nested=RolloutForm.JSON_FIELDS)
+            form.add_refusal(error)
         else:
             messages.success(
                 request,

@@ -88,11 +88,16 @@ def _create(author: Page) -> None:
     author.select_option("#new-rollout select[name=environment]", "production")
     author.fill("#new-rollout input[name=candidate]", str(scenario.HEALTHY_VERSION))
     author.fill("#new-rollout textarea[name=reason]", "canary of v3: same answers on Haiku")
-    author.click("#rollout-plan summary")
+    author.click("#rollout-plan > summary")
+    author.fill("#id_tick_interval_seconds", "1")
+    author.click("#rollout-plan-json > summary")
     author.fill("#id_stages", json.dumps(STAGES))
     author.fill("#id_policy", json.dumps(scenario.POLICY))
-    author.fill("#id_tick_interval_seconds", "1")
     author.locator("#new-rollout").screenshot(path=str(ARTIFACTS / "rollout-new-1280.png"))
+    author.set_viewport_size({"width": 390, "height": 900})
+    author.locator("#new-rollout").screenshot(path=str(ARTIFACTS / "rollout-new-390.png"))
+    assert author.evaluate("document.documentElement.scrollWidth") <= 390
+    author.set_viewport_size({"width": 1280, "height": 900})
     author.click("#new-rollout button[type=submit]")
     expect(author.locator(".messages")).to_contain_text("created")
 

@@ -387,6 +387,78 @@ def test_rollout_create__plan_not_valid__400_at_its_field_and_nothing_created(
     assert not Rollout.objects.exists()
 
 
+def test_rollout_create__stage_editor__percentages_and_minutes_become_the_stages(editor: User) -> None:
+    world = make_world()
+    form = {
+        "flag": world.flag.key,
+        "environment": world.environment.key,
+        "candidate": 2,
+        "stage_percents": "1, 10 %, 50, 100",
+        "stage_minutes": "5",
+    }
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    rollout = Rollout.objects.get(flag=world.flag)
+    assert response.status_code == 302
+    stages = rollout.stages.order_by("index").values_list(
+        "weight", "min_duration_seconds", "max_duration_seconds", "min_units_per_arm"
+    )
+    assert list(stages) == [
+        (100, 300, 4 * 3600, 100),
+        (1000, 300, 12 * 3600, 500),
+        (5000, 300, 12 * 3600, 500),
+        (10000, 0, 0, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"stage_percents": "1, ten, 100"}, "stage_percents", "'ten' is not a percentage."),
+        ({"stage_percents": "0, 100"}, "stage_percents", "'0': each stage is above 0 and at most 100 %"),
+        (
+            {"stage_percents": "1, 60, 100"},
+            "stage_percents",
+            "Stage 2 (60 %): a stage above 5000 basis points",
+        ),
+        ({"stage_percents": "10, 5, 100"}, "stage_percents", "Stage 2 (5 %): must be above the previous"),
+        ({"stage_minutes": "30", "stage_max_minutes": "10"}, "stage_max_minutes", "At least the minimum"),
+    ],
+)
+def test_rollout_create__stage_editor_not_valid__400_at_its_field_and_nothing_created(
+    editor: User, form: dict[str, str], field: str, message: str
+) -> None:
+    world = make_world()
+    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2, **form}
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert '<details id="rollout-plan" class="plan-fields stack" open>' in page
+    errors = page[page.index(f'id="id_{field}_error"') :]
+    assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
+    assert not Rollout.objects.exists()
+
+
+def test_rollout_create__stage_editor_and_json_both__400_and_nothing_created(editor: User) -> None:
+    world = make_world()
+    form = {
+        "flag": world.flag.key,
+        "environment": world.environment.key,
+        "candidate": 2,
+        "stage_percents": "1, 100",
+        "stages": json.dumps([{"weight": 1000}, {"weight": 10000}]),
+    }
+
+    response = login(editor).post(reverse("rollouts:create"), form)
+
+    assert response.status_code == 400
+    assert "either in the stage fields or as JSON, not both" in response.content.decode()
+    assert not Rollout.objects.exists()
+
+
 def test_rollout_create__viewer__403_and_no_form_on_the_list(viewer: User) -> None:
     world = make_world()
     form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2}
