@@ -46,6 +46,7 @@ from rollouts.models import (
 from rollouts.services import lifecycle
 from rollouts.services.approvals import experiment_start_change
 from rollouts.services.checklist import require_checklist
+from rollouts.services.experiment_events import announce
 from telemetry.budgets import TOTAL_P95_MS, TTFT_P95_MS
 from telemetry.services.incidents import budgets_for
 
@@ -116,10 +117,11 @@ def _transition(
     changes: Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> Experiment:
-    """Move `experiment` to `to` if its version is still `expected_version`; audit it."""
+    """Move `experiment` to `to` if its version is still `expected_version`; audit it, and queue
+    the webhook event of a pause or an end."""
     if (experiment.state, to) not in ALLOWED:
         raise _refuse(experiment, action.rsplit(".", 1)[-1])
-    return lifecycle.compare_and_set(
+    moved = lifecycle.compare_and_set(
         experiment,
         to=to,
         expected_version=expected_version,
@@ -131,6 +133,8 @@ def _transition(
         changes=changes,
         **fields,
     )
+    announce(moved, reason=reason)
+    return moved
 
 
 def fresh(experiment: Experiment | int) -> Experiment:

@@ -87,6 +87,11 @@ class WebhookEvent(models.TextChoices):
     ROLLOUT_PROMOTED = "rollout-promoted", "Rollout promoted"
     ROLLOUT_ROLLED_BACK = "rollout-rolled-back", "Rollout rolled back"
     ROLLOUT_ABORTED = "rollout-aborted", "Rollout aborted"
+    # Experiments' events: a pause (a person, or a health check) and how one ends.
+    EXPERIMENT_PAUSED = "experiment-paused", "Experiment paused"
+    EXPERIMENT_CONCLUDED = "experiment-concluded", "Experiment concluded"
+    EXPERIMENT_ABORTED = "experiment-aborted", "Experiment aborted"
+    EXPERIMENT_SUPERSEDED = "experiment-superseded", "Experiment superseded"
 
 
 class WebhookQuerySet(models.QuerySet["Webhook"]):

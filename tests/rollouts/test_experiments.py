@@ -18,6 +18,8 @@ from flagstaff.engine import flag_from_dict, resolve
 from rollouts.experiment_reads import arms_of
 from rollouts.models import Experiment, ExperimentDecision, ExperimentState, Rollout, RolloutState
 from rollouts.services import experiments
+from telemetry.models import WebhookDelivery
+from telemetry.services import webhooks
 from tests.factories import FACTORY_ACTOR, audit_mark, audit_since
 from tests.rollouts.factories import (
     CANDIDATES,
@@ -318,6 +320,51 @@ def test_conclude__by_hand__decision_with_the_cheapest_that_passes_and_the_split
     assert "point estimate" in decision.inputs["cost_test"]
     assert Split.objects.active_for(experiment.flag, experiment.environment) is None
     assert "experiment.concluded" in [entry.action for entry in audit_since(mark)]
+
+
+def test_webhooks__pause_and_conclusion__signed_events_with_the_arms_and_the_winner() -> None:
+    experiment = make_running_experiment(
+        policy=[{"metric": "live_pass_rate", "scorer": "helpful", "margin": 0.10}]
+    )
+    webhooks.create_webhook(
+        name="ops",
+        url="https://hooks.example.com/f",
+        events=["experiment-paused", "experiment-concluded"],
+        actor=FACTORY_ACTOR,
+    )
+    _traffic(experiment)
+
+    experiments.pause_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="a look first")
+    experiments.resume_experiment(experiment=experiment, actor=FACTORY_ACTOR)
+    experiments.conclude_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="long enough")
+
+    paused, concluded = WebhookDelivery.objects.order_by("id")
+    assert (paused.event, paused.payload["state"], paused.payload["reason"]) == (
+        "experiment-paused",
+        "paused",
+        "a look first",
+    )
+    assert (concluded.event, concluded.payload["winner"]) == ("experiment-concluded", "haiku")
+    assert [arm["name"] for arm in concluded.payload["arms"]] == ["baseline", "haiku", "sonnet", "short"]
+
+
+def test_webhooks__abort__event_only_for_its_subscribers() -> None:
+    experiment = make_running_experiment()
+    webhooks.create_webhook(
+        name="ops", url="https://hooks.example.com/f", events=["experiment-aborted"], actor=FACTORY_ACTOR
+    )
+    webhooks.create_webhook(
+        name="other", url="https://hooks.example.com/g", events=["rollout-paused"], actor=FACTORY_ACTOR
+    )
+
+    experiments.abort_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="wrong idea")
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert (delivery.webhook.name, delivery.event, delivery.payload["id"]) == (
+        "ops",
+        "experiment-aborted",
+        experiment.pk,
+    )
 
 
 def test_start_canary__concluded_with_a_winner__a_running_rollout_of_it_once() -> None:
