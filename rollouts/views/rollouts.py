@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -21,7 +21,7 @@ from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_act
 from rollouts.arm_series import rollout_arm_series
 from rollouts.forms import ReplayPolicyForm, RolloutForm
 from rollouts.lookups import get_rollout
-from rollouts.models import Rollout
+from rollouts.models import RollbackRehearsal, Rollout
 from rollouts.rehearsal_reads import rehearsal_panel
 from rollouts.replay_status import replay_status
 from rollouts.scheduled_reads import scheduled_for
@@ -53,7 +53,11 @@ def list_page(
 
 
 def _rollouts() -> QuerySet[Rollout]:
-    return Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
+    """Every rollout, a rehearsal's canary marked as such (it moves no real change)."""
+    rehearsals = RollbackRehearsal.objects.filter(rollout=OuterRef("pk"))
+    return Rollout.objects.select_related("flag", "environment", "baseline", "candidate").annotate(
+        is_rehearsal=Exists(rehearsals)
+    )
 
 
 @login_required

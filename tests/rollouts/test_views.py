@@ -16,7 +16,7 @@ from django.utils import timezone
 from controlplane.models import AuditEntry
 from flags import services as flag_services
 from flags.models import Split
-from rollouts.models import Rollout
+from rollouts.models import RollbackRehearsal, Rollout
 from rollouts.services import experiments, lifecycle, ticks
 from tests.factories import FACTORY_ACTOR, make_environment
 from tests.rollouts.factories import (
@@ -51,6 +51,23 @@ def test_rollout_list__viewer__lists_rollouts_with_their_state(viewer: User) -> 
 
     assert reverse("rollouts:detail", args=[rollout.pk]) in page
     assert "Running" in page
+
+
+def test_rollout_list__a_rehearsals_canary__marked_as_a_rehearsal(viewer: User) -> None:
+    rollout = make_running_rollout()
+    RollbackRehearsal.objects.create(
+        flag=rollout.flag,
+        environment=rollout.environment,
+        trigger="manual",
+        started_by="t",
+        threshold_seconds=5,
+        rollout=rollout,
+    )
+
+    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+    row = page[page.index(f'{reverse("rollouts:detail", args=[rollout.pk])}">#{rollout.pk}</a>') :]
+
+    assert ">rehearsal</span>" in row[: row.index("</tr>")]
 
 
 def test_rollout_detail__after_a_tick__shows_stages_guardrails_and_the_decision(viewer: User) -> None:
