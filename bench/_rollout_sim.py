@@ -2,7 +2,8 @@
 
 Traffic model (one flag in one environment; every figure is a constant below):
 
-- CALLS_PER_MINUTE = 20,000 calls reach the flag; one tick = 60 s of simulated clock. A call is
+- CALLS_PER_MINUTE = 20,000 calls reach the flag (a scenario may set another rate: the traffic
+  table of the error-rate spike, `error_spike`); one tick = 60 s of simulated clock. A call is
   one unit (a one-call conversation), so units and calls coincide; real traffic with several
   calls per unit has correlated calls, which this model does not have (see docs/analysis.md).
 - Stages 1 % and 10 % are analysed; promotion out of the 10 % stage is the move to 100 %.
@@ -181,6 +182,7 @@ class Scenario:
     report_cache_ratio: bool = True
     candidate_after_first_stage: ArmBehaviour | None = None  # a regression that starts at 10 %
     paired_wins: float | None = None  # paired replay on: the share of inputs only the candidate passes
+    calls_per_minute: int = CALLS_PER_MINUTE  # on the flag; the traffic table varies it
 
 
 @dataclass
@@ -317,7 +319,7 @@ def run(
         while True:
             ticks += 1
             minute += TICK_SECONDS / 60
-            both = int(rng.poisson(2 * CALLS_PER_MINUTE * stage.weight * TICK_SECONDS / 60))
+            both = int(rng.poisson(2 * scenario.calls_per_minute * stage.weight * TICK_SECONDS / 60))
             canary_calls = int(rng.binomial(both, scenario.canary_share))
             judged_rate = JUDGED_RATE[stage.weight]
             if scenario.canary_traffic:
@@ -379,3 +381,16 @@ SCENARIOS = {
         report_cache_ratio=False,
     ),
 }
+
+
+def error_spike(calls_per_minute: int, *, from_first_stage: bool) -> Scenario:
+    """The API error rate doubling (1 → 2 %) at another traffic rate, from the first tick of the
+    1 % stage or of the 10 % stage: the rows of the bench's traffic table."""
+    where = "1 %" if from_first_stage else "10 %"
+    doubled = ArmBehaviour(error_rate=0.02)
+    return Scenario(
+        f"API error rate 1 → 2 % from the {where} stage at {calls_per_minute:,} calls/min",
+        candidate=doubled if from_first_stage else ArmBehaviour(),
+        candidate_after_first_stage=None if from_first_stage else doubled,
+        calls_per_minute=calls_per_minute,
+    )
