@@ -24,7 +24,9 @@ Traffic model (one flag in one environment; every figure is a constant below):
   `paired_wins` and +1 with probability `paired_wins` (the inputs the candidate passes and the
   control failed, which a same-model re-run also shows: answers are not deterministic), else 0.
   The policy is then `PAIRED_POLICY`: the live pass rate's guardrail replaced by the paired one,
-  with the same margin, and judged samples per arm are the pairs.
+  with the same margin, critical as the product's default paired guardrail is
+  (`rollouts.plans.paired_guardrail`; `PAIRED_NON_CRITICAL_POLICY` for the contrast), and judged
+  samples per arm are the pairs.
 
 Each stage: minimum 15 minutes, maximum 120 minutes, at least 100 units and 100 judged samples
 per arm; the policy is `POLICY` (margins in its definition). Aggregates restart at each stage.
@@ -129,20 +131,28 @@ POLICY = Policy(
     ),
 )
 
+PAIRED_GUARDRAIL = Guardrail(
+    name=PAIRED,
+    label="paired pass rate",
+    kind=Kind.CONTINUOUS,
+    direction=Direction.DECREASE_IS_BAD,
+    margin=0.02,
+    source=Source.PAIRED_REPLAY,
+    critical=True,  # as rollouts.plans.paired_guardrail makes it
+)
 PAIRED_POLICY = replace(
     POLICY,
+    guardrails=(PAIRED_GUARDRAIL, *(g for g in POLICY.guardrails if g.name != "live_pass_rate")),
+)
+# The contrast: the paired guardrail in the Holm family, acting on 2 consecutive ticks.
+PAIRED_NON_CRITICAL_POLICY = replace(
+    POLICY,
     guardrails=(
-        Guardrail(
-            name=PAIRED,
-            label="paired pass rate",
-            kind=Kind.CONTINUOUS,
-            direction=Direction.DECREASE_IS_BAD,
-            margin=0.02,
-            source=Source.PAIRED_REPLAY,
-        ),
+        replace(PAIRED_GUARDRAIL, critical=False),
         *(g for g in POLICY.guardrails if g.name != "live_pass_rate"),
     ),
 )
+
 
 STAGES = tuple(
     Stage(
@@ -182,6 +192,7 @@ class Scenario:
     report_cache_ratio: bool = True
     candidate_after_first_stage: ArmBehaviour | None = None  # a regression that starts at 10 %
     paired_wins: float | None = None  # paired replay on: the share of inputs only the candidate passes
+    paired_critical: bool = True  # False: the paired guardrail is non-critical (Holm, 2 ticks)
     calls_per_minute: int = CALLS_PER_MINUTE  # on the flag; the traffic table varies it
 
 
@@ -307,7 +318,7 @@ def run(
     outcomes: list[StageOutcome] = []
     paired = scenario.paired_wins is not None
     if paired:
-        policy = PAIRED_POLICY
+        policy = PAIRED_POLICY if scenario.paired_critical else PAIRED_NON_CRITICAL_POLICY
     minute = 0.0  # since the rollout started: the cold cache warms across stages
     for index, stage in enumerate(stages):
         candidate = scenario.candidate
@@ -374,6 +385,21 @@ SCENARIOS = {
     ),
     "paired_drop10_no_wins": Scenario(
         "paired replay, 85 → 75 % (no wins)", candidate=ArmBehaviour(pass_rate=0.75), paired_wins=0.0
+    ),
+    "paired_aa_non_critical": Scenario(
+        "paired replay, A/A, non-critical guardrail", paired_wins=0.03, paired_critical=False
+    ),
+    "paired_drop10_non_critical": Scenario(
+        "paired replay, 85 → 75 % (3 % wins), non-critical",
+        candidate=ArmBehaviour(pass_rate=0.75),
+        paired_wins=0.03,
+        paired_critical=False,
+    ),
+    "paired_drop10_no_wins_non_critical": Scenario(
+        "paired replay, 85 → 75 % (no wins), non-critical",
+        candidate=ArmBehaviour(pass_rate=0.75),
+        paired_wins=0.0,
+        paired_critical=False,
     ),
     "cold_cache_no_ratio": Scenario(
         "cold cache, hit ratio not reported",

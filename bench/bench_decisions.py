@@ -111,6 +111,17 @@ TARGETS: dict[str, Target] = {
         _share(lambda o: _rolled_back(o) and _judged_total(o) <= 300),
         lambda v: v >= 0.95,
     ),
+    "paired_aa_non_critical": Target("false rollbacks <= 1 %", _share(_rolled_back), lambda v: v <= 0.01),
+    "paired_drop10_non_critical": Target(
+        "rolled back within 300 pairs >= 95 %",
+        _share(lambda o: _rolled_back(o) and _judged_total(o) <= 300),
+        lambda v: v >= 0.95,
+    ),
+    "paired_drop10_no_wins_non_critical": Target(
+        "rolled back within 300 pairs >= 95 %",
+        _share(lambda o: _rolled_back(o) and _judged_total(o) <= 300),
+        lambda v: v >= 0.95,
+    ),
 }
 
 
