@@ -327,6 +327,7 @@ def _compare(
         alpha_regression=alpha_regression,
         alpha_promotion=policy.alpha,
         n_star=policy.n_star,
+        relative_share=guardrail.margin if guardrail.relative_margin else 0.0,
     )
     return comparison, margin
 

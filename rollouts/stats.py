@@ -263,6 +263,7 @@ def compare_means(
     alpha_regression: float,
     alpha_promotion: float,
     n_star: float,
+    relative_share: float = 0.0,
 ) -> Comparison:
     """Difference of two means (or proportions) with its asymptotic confidence sequence.
 
@@ -271,14 +272,25 @@ def compare_means(
     se = σ/√t is the usual Welch standard error (Waudby-Smith et al. 2024 give the asymptotic
     CS for any estimator with a central limit theorem; the Welch difference is one). Each arm
     needs n >= 2.
+
+    A relative margin (`margin` = `relative_share` × |control mean|) moves with the control's
+    estimate, so the test is of the contrast canary − k·control with k = 1 + share (a ratio
+    null, e.g. "at most 5 % costlier"), whose variance is s²_canary/n_canary + k²·s²_control/n_control:
+    the Wald test of a ratio non-inferiority hypothesis (Hauschke, Kieser & Hothorn 1999, "Proof
+    of safety in toxicology based on the ratio of two means for normally distributed data",
+    Biometrical Journal 41; Farrington & Manning 1990, Statistics in Medicine 9, for proportions).
+    Leaving k² out, as if the control's estimate were the true reference, makes the test reject
+    a true null more often than α (bench/bench_decisions.py's note in docs/analysis.md).
     """
     if canary.n < 2 or control.n < 2:
         raise ValueError("each arm needs at least two observations")
-    if binary:
-        variance = _proportion_variance(canary) / canary.n + _proportion_variance(control) / control.n
-    else:
-        variance = canary.variance / canary.n + control.variance / control.n
     sign = 1.0 if increase_is_bad else -1.0
+    # The contrast's coefficient on the control mean: sign·(c − o) − share·|o| = sign·(c − k·o).
+    k = 1.0 + sign * relative_share * (1.0 if control.mean >= 0 else -1.0)
+    if binary:
+        variance = _proportion_variance(canary) / canary.n + k * k * _proportion_variance(control) / control.n
+    else:
+        variance = canary.variance / canary.n + k * k * control.variance / control.n
     return _sequential_comparison(
         canary=canary.mean,
         control=control.mean,

@@ -162,6 +162,41 @@ def test_compare_means__aa_skewed_means_peeked_every_look__time_uniform_error_be
     assert _crossing_share(np.random.default_rng(12), binary=False, runs=300, looks=60, per_look=50) <= 0.05
 
 
+def _ratio_null_crossing_share(rng: np.random.Generator, *, relative_share: float) -> float:
+    """Share of runs, at the boundary of the ratio null (error rates 1 % and 1.5 %, a 50 % relative
+    margin), whose test at α = 0.05 ever rejects over 60 looks of 2,000 calls per arm."""
+    crossed = 0
+    for _ in range(300):
+        canary = np.cumsum(rng.binomial(2_000, 0.015, 60))
+        control = np.cumsum(rng.binomial(2_000, 0.01, 60))
+        for look in range(60):
+            n = 2_000 * (look + 1)
+            comparison = stats.compare_means(
+                stats.Moments(n, float(canary[look]), float(canary[look])),
+                stats.Moments(n, float(control[look]), float(control[look])),
+                increase_is_bad=True,
+                margin=0.5 * control[look] / n,
+                binary=True,
+                alpha_regression=0.05,
+                alpha_promotion=0.05,
+                n_star=10_000,
+                relative_share=relative_share,
+            )
+            if comparison.regression:
+                crossed += 1
+                break
+    return crossed / 300
+
+
+def test_compare_means__relative_margin_boundary_null_peeked__error_below_alpha_with_contrast_variance() -> (
+    None
+):
+    # The margin moves with the control's estimate: with its variance in the contrast the error
+    # stays below α; treating the control's estimate as exact (share 0) exceeds it.
+    assert _ratio_null_crossing_share(np.random.default_rng(14), relative_share=0.5) <= 0.05
+    assert _ratio_null_crossing_share(np.random.default_rng(14), relative_share=0.0) > 0.05
+
+
 def _paired(worse: int, ties: int, better: int) -> stats.Moments:
     """n, Σd, Σd² of pairs d = candidate − control passed."""
     return stats.Moments(worse + ties + better, float(better - worse), float(better + worse))
