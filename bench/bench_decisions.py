@@ -20,7 +20,8 @@ minutes with at least 100 units and 100 judged samples per arm. Scenarios and ta
 - a candidate only slower and costlier while its prompt cache is cold: never rolled back. The
   same candidate with the hit ratio not reported (no warm-up exclusion) is shown for contrast.
 - paired replay (100 replayed control inputs per tick, the paired guardrail in place of the
-  live pass rate's): A/A false rollbacks <= 1 %; the 10-point drop rolled back within 300 pairs
+  live pass rate's, critical as the product's default; `*_non_critical`: in the Holm family with
+  the 2-tick rule): A/A false rollbacks <= 1 %; the 10-point drop rolled back within 300 pairs
   in >= 95 % of runs, with 3 % of pairs the candidate alone passes and with none. Its judged
   samples per arm are the pairs.
 
