@@ -2,7 +2,8 @@
 
 Traffic model (one flag in one environment; every figure is a constant below):
 
-- CALLS_PER_MINUTE = 20,000 calls reach the flag; one tick = 60 s of simulated clock. A call is
+- CALLS_PER_MINUTE = 20,000 calls reach the flag (a scenario may set another rate: the traffic
+  table of the error-rate spike, `error_spike`); one tick = 60 s of simulated clock. A call is
   one unit (a one-call conversation), so units and calls coincide; real traffic with several
   calls per unit has correlated calls, which this model does not have (see docs/analysis.md).
 - Stages 1 % and 10 % are analysed; promotion out of the 10 % stage is the move to 100 %.
@@ -23,7 +24,9 @@ Traffic model (one flag in one environment; every figure is a constant below):
   `paired_wins` and +1 with probability `paired_wins` (the inputs the candidate passes and the
   control failed, which a same-model re-run also shows: answers are not deterministic), else 0.
   The policy is then `PAIRED_POLICY`: the live pass rate's guardrail replaced by the paired one,
-  with the same margin, and judged samples per arm are the pairs.
+  with the same margin, critical as the product's default paired guardrail is
+  (`rollouts.plans.paired_guardrail`; `PAIRED_NON_CRITICAL_POLICY` for the contrast), and judged
+  samples per arm are the pairs.
 
 Each stage: minimum 15 minutes, maximum 120 minutes, at least 100 units and 100 judged samples
 per arm; the policy is `POLICY` (margins in its definition). Aggregates restart at each stage.
@@ -128,20 +131,28 @@ POLICY = Policy(
     ),
 )
 
+PAIRED_GUARDRAIL = Guardrail(
+    name=PAIRED,
+    label="paired pass rate",
+    kind=Kind.CONTINUOUS,
+    direction=Direction.DECREASE_IS_BAD,
+    margin=0.02,
+    source=Source.PAIRED_REPLAY,
+    critical=True,  # as rollouts.plans.paired_guardrail makes it
+)
 PAIRED_POLICY = replace(
     POLICY,
+    guardrails=(PAIRED_GUARDRAIL, *(g for g in POLICY.guardrails if g.name != "live_pass_rate")),
+)
+# The contrast: the paired guardrail in the Holm family, acting on 2 consecutive ticks.
+PAIRED_NON_CRITICAL_POLICY = replace(
+    POLICY,
     guardrails=(
-        Guardrail(
-            name=PAIRED,
-            label="paired pass rate",
-            kind=Kind.CONTINUOUS,
-            direction=Direction.DECREASE_IS_BAD,
-            margin=0.02,
-            source=Source.PAIRED_REPLAY,
-        ),
+        replace(PAIRED_GUARDRAIL, critical=False),
         *(g for g in POLICY.guardrails if g.name != "live_pass_rate"),
     ),
 )
+
 
 STAGES = tuple(
     Stage(
@@ -181,6 +192,8 @@ class Scenario:
     report_cache_ratio: bool = True
     candidate_after_first_stage: ArmBehaviour | None = None  # a regression that starts at 10 %
     paired_wins: float | None = None  # paired replay on: the share of inputs only the candidate passes
+    paired_critical: bool = True  # False: the paired guardrail is non-critical (Holm, 2 ticks)
+    calls_per_minute: int = CALLS_PER_MINUTE  # on the flag; the traffic table varies it
 
 
 @dataclass
@@ -305,7 +318,7 @@ def run(
     outcomes: list[StageOutcome] = []
     paired = scenario.paired_wins is not None
     if paired:
-        policy = PAIRED_POLICY
+        policy = PAIRED_POLICY if scenario.paired_critical else PAIRED_NON_CRITICAL_POLICY
     minute = 0.0  # since the rollout started: the cold cache warms across stages
     for index, stage in enumerate(stages):
         candidate = scenario.candidate
@@ -317,7 +330,7 @@ def run(
         while True:
             ticks += 1
             minute += TICK_SECONDS / 60
-            both = int(rng.poisson(2 * CALLS_PER_MINUTE * stage.weight * TICK_SECONDS / 60))
+            both = int(rng.poisson(2 * scenario.calls_per_minute * stage.weight * TICK_SECONDS / 60))
             canary_calls = int(rng.binomial(both, scenario.canary_share))
             judged_rate = JUDGED_RATE[stage.weight]
             if scenario.canary_traffic:
@@ -373,9 +386,37 @@ SCENARIOS = {
     "paired_drop10_no_wins": Scenario(
         "paired replay, 85 → 75 % (no wins)", candidate=ArmBehaviour(pass_rate=0.75), paired_wins=0.0
     ),
+    "paired_aa_non_critical": Scenario(
+        "paired replay, A/A, non-critical guardrail", paired_wins=0.03, paired_critical=False
+    ),
+    "paired_drop10_non_critical": Scenario(
+        "paired replay, 85 → 75 % (3 % wins), non-critical",
+        candidate=ArmBehaviour(pass_rate=0.75),
+        paired_wins=0.03,
+        paired_critical=False,
+    ),
+    "paired_drop10_no_wins_non_critical": Scenario(
+        "paired replay, 85 → 75 % (no wins), non-critical",
+        candidate=ArmBehaviour(pass_rate=0.75),
+        paired_wins=0.0,
+        paired_critical=False,
+    ),
     "cold_cache_no_ratio": Scenario(
         "cold cache, hit ratio not reported",
         candidate=ArmBehaviour(cold_cache=True),
         report_cache_ratio=False,
     ),
 }
+
+
+def error_spike(calls_per_minute: int, *, from_first_stage: bool) -> Scenario:
+    """The API error rate doubling (1 → 2 %) at another traffic rate, from the first tick of the
+    1 % stage or of the 10 % stage: the rows of the bench's traffic table."""
+    where = "1 %" if from_first_stage else "10 %"
+    doubled = ArmBehaviour(error_rate=0.02)
+    return Scenario(
+        f"API error rate 1 → 2 % from the {where} stage at {calls_per_minute:,} calls/min",
+        candidate=doubled if from_first_stage else ArmBehaviour(),
+        candidate_after_first_stage=None if from_first_stage else doubled,
+        calls_per_minute=calls_per_minute,
+    )

@@ -125,11 +125,6 @@ class Policy:
     # Where the confidence sequences are tightest: about the total (both arms) sample size at
     # which a stage is expected to decide.
     n_star: float = 10_000.0
-    # The same for paired replay, whose pairs are few (a daily budget of replays): tuned at the
-    # hundreds a small stage gathers, so that its sequence is tight there. Any value keeps the
-    # sequence valid (Waudby-Smith et al. 2024, Theorem 2.2 holds for every ρ); it only moves
-    # where the width is smallest (bench/bench_decisions.py, the paired-replay scenario).
-    paired_n_star: float = 600.0
     max_scorer_error_share: float = 0.2
     warmup_tolerance: float = 0.05
     warmup_max_seconds: float = 1800.0
@@ -300,7 +295,6 @@ def _compare(
             margin=guardrail.margin,
             alpha_regression=alpha_regression,
             alpha_promotion=policy.alpha,
-            n_star=policy.paired_n_star,
         )
         return comparison, guardrail.margin
     if guardrail.kind is Kind.QUANTILE:
@@ -333,6 +327,7 @@ def _compare(
         alpha_regression=alpha_regression,
         alpha_promotion=policy.alpha,
         n_star=policy.n_star,
+        relative_share=guardrail.margin if guardrail.relative_margin else 0.0,
     )
     return comparison, margin
 

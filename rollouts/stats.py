@@ -12,7 +12,8 @@ all ticks at once, so the analysis may look as often as it likes.
 - `compare_quantiles`: a quantile (p95) of each arm from log-bucketed histograms, bracketed by
   order statistics whose ranks come from a time-uniform bound on a binomial count (Howard &
   Ramdas 2022), combined into bounds on the difference.
-- `compare_paired`: the mean of paired differences (shadow replay), the one-sample case.
+- `compare_paired`: the mean of paired differences (shadow replay), d in {−1, 0, 1}, with a
+  betting confidence sequence for a bounded mean (Waudby-Smith & Ramdas 2023).
 - `holm` (Holm's step-down, checked against statsmodels) and `benjamini_hochberg`
   (statsmodels' `multipletests`).
 
@@ -262,6 +263,7 @@ def compare_means(
     alpha_regression: float,
     alpha_promotion: float,
     n_star: float,
+    relative_share: float = 0.0,
 ) -> Comparison:
     """Difference of two means (or proportions) with its asymptotic confidence sequence.
 
@@ -270,14 +272,25 @@ def compare_means(
     se = σ/√t is the usual Welch standard error (Waudby-Smith et al. 2024 give the asymptotic
     CS for any estimator with a central limit theorem; the Welch difference is one). Each arm
     needs n >= 2.
+
+    A relative margin (`margin` = `relative_share` × |control mean|) moves with the control's
+    estimate, so the test is of the contrast canary − k·control with k = 1 + share (a ratio
+    null, e.g. "at most 5 % costlier"), whose variance is s²_canary/n_canary + k²·s²_control/n_control:
+    the Wald test of a ratio non-inferiority hypothesis (Hauschke, Kieser & Hothorn 1999, "Proof
+    of safety in toxicology based on the ratio of two means for normally distributed data",
+    Biometrical Journal 41; Farrington & Manning 1990, Statistics in Medicine 9, for proportions).
+    Leaving k² out, as if the control's estimate were the true reference, makes the test reject
+    a true null more often than α (bench/bench_decisions.py's note in docs/analysis.md).
     """
     if canary.n < 2 or control.n < 2:
         raise ValueError("each arm needs at least two observations")
-    if binary:
-        variance = _proportion_variance(canary) / canary.n + _proportion_variance(control) / control.n
-    else:
-        variance = canary.variance / canary.n + control.variance / control.n
     sign = 1.0 if increase_is_bad else -1.0
+    # The contrast's coefficient on the control mean: sign·(c − o) − share·|o| = sign·(c − k·o).
+    k = 1.0 + sign * relative_share * (1.0 if control.mean >= 0 else -1.0)
+    if binary:
+        variance = _proportion_variance(canary) / canary.n + k * k * _proportion_variance(control) / control.n
+    else:
+        variance = canary.variance / canary.n + k * k * control.variance / control.n
     return _sequential_comparison(
         canary=canary.mean,
         control=control.mean,
@@ -291,6 +304,78 @@ def compare_means(
     )
 
 
+# Bets of the paired test, as fractions of the largest bet that keeps the capital non-negative:
+# the capital process is their equal-weight average (see `_log_paired_capital`).
+PAIRED_BET_FRACTIONS = tuple(k / 20 for k in range(1, 20))
+
+
+def paired_sign_counts(differences: Moments) -> tuple[int, int, int]:
+    """(worse, ties, better) pairs of d = candidate − control passed, d in {−1, 0, 1}, read from
+    n, Σd and Σd²: Σd² counts the discordant pairs, Σd their balance (exact integer sums)."""
+    discordant, balance = differences.total_sq, differences.total
+    better, worse = (discordant + balance) / 2, (discordant - balance) / 2
+    if min(better, worse) < 0 or better != int(better) or worse != int(worse) or discordant > differences.n:
+        raise ValueError("paired differences must each be -1, 0 or 1")
+    return int(worse), differences.n - int(discordant), int(better)
+
+
+def _log_paired_capital(bad: int, ties: int, good: int, m: float, *, against_upper: bool) -> float:
+    """ln K(m): the capital of bets on the bad-direction pair differences y in {−1, 0, 1}.
+
+    Testing by betting (Waudby-Smith & Ramdas 2023, "Estimating means of bounded random variables
+    by betting", JRSS-B 86(1), §3-4): against H0: E[y] <= m, the capital Π (1 + λ(y_i − m)),
+    λ in [0, 1/(1 + m)], is a non-negative supermartingale under H0 (each factor has mean
+    1 + λ(E[y] − m) <= 1), so by Ville's inequality (1939) P(∃t: K_t >= 1/α) <= α. Here each
+    λ = c/(1 + m) is constant, so the product depends only on how many pairs of each value there
+    are, which the rollups keep; and the equal-weight average over the fractions c of
+    PAIRED_BET_FRACTIONS is a supermartingale too (an average of supermartingales), never more than
+    ln 19 nats below the best of those bets in hindsight, without choosing one from the data.
+    `against_upper` tests H0: E[y] >= m instead, with the factors 1 + λ(m − y), λ <= 1/(1 − m).
+    """
+    if against_upper:
+        steps = ((bad, -(1.0 - m)), (ties, m), (good, 1.0 + m))
+        scale = 1.0 / (1.0 - m)
+    else:
+        steps = ((bad, 1.0 - m), (ties, -m), (good, -(1.0 + m)))
+        scale = 1.0 / (1.0 + m)
+    logs = [
+        sum(count * math.log1p(c * scale * step) for count, step in steps if count)
+        for c in PAIRED_BET_FRACTIONS
+    ]
+    top = max(logs)
+    return top + math.log(sum(math.exp(value - top) for value in logs) / len(logs))
+
+
+def _paired_bound(bad: int, ties: int, good: int, alpha: float, *, upper: bool) -> float:
+    """The bound of the betting confidence sequence at α, by bisection on m in (−1, 1).
+
+    ln K(m) decreases in m (each factor's d/dm is −c(1 + y)/(1 + m)² <= 0) and its mirror
+    increases, so the means the test rejects form one interval and the bound is where ln K
+    crosses ln(1/α) (Waudby-Smith & Ramdas 2023, §4: the confidence sequence is the set of
+    means not rejected). −1 (lower) or 1 (upper) while nothing is rejected.
+    """
+    threshold = math.log(1.0 / alpha)
+    low, high = -1.0 + 1e-12, 1.0 - 1e-12
+    if upper:
+        if _log_paired_capital(bad, ties, good, low, against_upper=True) >= threshold:
+            return -1.0
+        if _log_paired_capital(bad, ties, good, high, against_upper=True) < threshold:
+            return 1.0
+    else:
+        if _log_paired_capital(bad, ties, good, high, against_upper=False) >= threshold:
+            return 1.0
+        if _log_paired_capital(bad, ties, good, low, against_upper=False) < threshold:
+            return -1.0
+    while high - low > 1e-7:
+        middle = 0.5 * (low + high)
+        rejected = _log_paired_capital(bad, ties, good, middle, against_upper=upper) >= threshold
+        if rejected == upper:
+            high = middle
+        else:
+            low = middle
+    return high if upper else low
+
+
 def compare_paired(
     differences: Moments,
     *,
@@ -298,27 +383,35 @@ def compare_paired(
     margin: float,
     alpha_regression: float,
     alpha_promotion: float,
-    n_star: float,
 ) -> Comparison:
-    """Mean of paired differences d = candidate − control on the same inputs (shadow replay).
+    """Mean of paired differences d = candidate − control passed on the same inputs (shadow
+    replay), d in {−1, 0, 1}, with a betting confidence sequence (`_log_paired_capital`).
 
-    The one-sample asymptotic CS of Waudby-Smith et al. (2024, Theorem 2.2) on d; pairing removes
-    the between-input variance that dominates LLM quality scores. Needs n >= 2.
+    Pairing removes the between-input variance that dominates LLM quality scores, and the betting
+    sequence is exact for a bounded mean at every sample size (no central limit theorem): when the
+    candidate fails inputs the control passed and rarely the reverse, most pairs are ties and the
+    bets grow fast, where a normal-approximation sequence would spend its width on a variance it
+    has to estimate (bench/bench_decisions.py, the paired scenarios). p = min(1, 1/K(margin)).
+    Needs n >= 2.
     """
     if differences.n < 2:
         raise ValueError("at least two pairs")
-    sign = 1.0 if increase_is_bad else -1.0
+    if not -1.0 < margin < 1.0:
+        raise ValueError("the margin of a paired difference must be in (-1, 1)")
+    worse, ties, better = paired_sign_counts(differences)
+    # y = the difference in the bad direction: a pair the candidate loses is +1 when a decrease is bad.
+    bad, good = (better, worse) if increase_is_bad else (worse, better)
     mean = differences.mean
-    return _sequential_comparison(
+    return Comparison(
         canary=mean,
         control=0.0,
-        difference=sign * mean,
-        standard_error=math.sqrt(differences.variance / differences.n),
-        n_total=differences.n,
+        difference=mean if increase_is_bad else -mean,
         margin=margin,
+        lower=_paired_bound(bad, ties, good, alpha_regression, upper=False),
+        upper=_paired_bound(bad, ties, good, alpha_promotion, upper=True),
+        p_value=min(1.0, math.exp(-_log_paired_capital(bad, ties, good, margin, against_upper=False))),
         alpha_regression=alpha_regression,
         alpha_promotion=alpha_promotion,
-        n_star=n_star / 2.0,
     )
 
 

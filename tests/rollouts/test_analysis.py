@@ -256,7 +256,7 @@ def cost_arm(costs: np.ndarray) -> ArmAggregates:
 def assert_cost_comparison_matches_libraries(
     result: MetricResult, canary: np.ndarray, control: np.ndarray, *, alpha: float
 ) -> None:
-    """Means (numpy), the Welch z against the margin (statsmodels) and the confidence-sequence
+    """Means (numpy), the Welch z against the ratio margin (statsmodels) and the confidence-sequence
     boundary at `alpha`: the one-sided normal mixture integrated by scipy reaches 1/α there."""
     comparison = result.comparison
     assert comparison is not None
@@ -268,8 +268,10 @@ def assert_cost_comparison_matches_libraries(
     )
     assert result.margin is not None
     assert result.margin == pytest.approx(0.05 * control.mean())
-    z_stat, _ = CompareMeans(DescrStatsW(canary), DescrStatsW(control)).ztest_ind(
-        alternative="larger", usevar="unequal", value=result.margin
+    # The 5 % relative margin is a ratio null: canary <= 1.05 × control, the Welch z of the canary
+    # against the control's costs scaled by 1.05.
+    z_stat, _ = CompareMeans(DescrStatsW(canary), DescrStatsW(1.05 * control)).ztest_ind(
+        alternative="larger", usevar="unequal", value=0.0
     )
     assert (comparison.difference - result.margin) / comparison.standard_error == pytest.approx(
         z_stat, rel=1e-9

@@ -7,7 +7,7 @@ import statistics
 
 import numpy as np
 
-from bench._rollout_sim import SCENARIOS, RunOutcome, run
+from bench._rollout_sim import SCENARIOS, RunOutcome, error_spike, run
 from rollouts.analysis import Action, Reason
 
 
@@ -78,3 +78,19 @@ def test_simulation__paired_replay_ten_point_drop__rolled_back_at_one_percent_on
 def test_simulation__paired_replay_identical_arms__never_rolled_back() -> None:
     outcomes = simulate("paired_aa", runs=6, seed=109)
     assert not any(o.final is Action.ROLLBACK for o in outcomes)
+
+
+def test_simulation__paired_replay_candidate_never_wins__rolled_back_within_three_hundred_pairs() -> None:
+    # The betting sequence on the pairs (critical, as the default paired guardrail is): a candidate
+    # that fails 10 % of the inputs the control passed and never the reverse is caught on <= 300.
+    outcomes = simulate("paired_drop10_no_wins", runs=12, seed=110)
+    assert all(
+        o.final is Action.ROLLBACK and o.last.decision.reason is Reason.CRITICAL_REGRESSION for o in outcomes
+    )
+    assert sum(o.last.judged_per_arm <= 300 for o in outcomes) >= 11
+
+
+def test_simulation__error_rate_doubles_at_ten_percent_at_200k_a_minute__rolled_back_in_three_ticks() -> None:
+    rng = np.random.default_rng(111)
+    outcomes = [run(error_spike(200_000, from_first_stage=False), rng) for _ in range(3)]
+    assert all(o.final is Action.ROLLBACK and o.last.weight == 0.10 and o.last.ticks <= 3 for o in outcomes)

@@ -162,19 +162,126 @@ def test_compare_means__aa_skewed_means_peeked_every_look__time_uniform_error_be
     assert _crossing_share(np.random.default_rng(12), binary=False, runs=300, looks=60, per_look=50) <= 0.05
 
 
-def test_compare_paired__mean_difference__uses_the_one_sample_standard_error() -> None:
-    rng = np.random.default_rng(3)
-    d = rng.normal(-0.05, 0.3, 400)
-    comparison = stats.compare_paired(
-        stats.Moments(400, float(d.sum()), float((d * d).sum())),
-        increase_is_bad=False,
-        margin=0.0,
-        alpha_regression=0.05,
-        alpha_promotion=0.05,
-        n_star=800,
+def _ratio_null_crossing_share(rng: np.random.Generator, *, relative_share: float) -> float:
+    """Share of runs, at the boundary of the ratio null (error rates 1 % and 1.5 %, a 50 % relative
+    margin), whose test at α = 0.05 ever rejects over 60 looks of 2,000 calls per arm."""
+    crossed = 0
+    for _ in range(300):
+        canary = np.cumsum(rng.binomial(2_000, 0.015, 60))
+        control = np.cumsum(rng.binomial(2_000, 0.01, 60))
+        for look in range(60):
+            n = 2_000 * (look + 1)
+            comparison = stats.compare_means(
+                stats.Moments(n, float(canary[look]), float(canary[look])),
+                stats.Moments(n, float(control[look]), float(control[look])),
+                increase_is_bad=True,
+                margin=0.5 * control[look] / n,
+                binary=True,
+                alpha_regression=0.05,
+                alpha_promotion=0.05,
+                n_star=10_000,
+                relative_share=relative_share,
+            )
+            if comparison.regression:
+                crossed += 1
+                break
+    return crossed / 300
+
+
+def test_compare_means__relative_margin_boundary_null_peeked__error_below_alpha_with_contrast_variance() -> (
+    None
+):
+    # The margin moves with the control's estimate: with its variance in the contrast the error
+    # stays below α; treating the control's estimate as exact (share 0) exceeds it.
+    assert _ratio_null_crossing_share(np.random.default_rng(14), relative_share=0.5) <= 0.05
+    assert _ratio_null_crossing_share(np.random.default_rng(14), relative_share=0.0) > 0.05
+
+
+def _paired(worse: int, ties: int, better: int) -> stats.Moments:
+    """n, Σd, Σd² of pairs d = candidate − control passed."""
+    return stats.Moments(worse + ties + better, float(better - worse), float(better + worse))
+
+
+def _compare_paired(
+    differences: stats.Moments, *, alpha: float = 0.005, margin: float = 0.02
+) -> stats.Comparison:
+    return stats.compare_paired(
+        differences, increase_is_bad=False, margin=margin, alpha_regression=alpha, alpha_promotion=0.05
     )
-    assert comparison.standard_error == pytest.approx(d.std(ddof=1) / 20, rel=1e-9)
-    assert comparison.difference == pytest.approx(-d.mean(), rel=1e-9)
+
+
+def test_compare_paired__candidate_never_wins__capital_is_the_average_of_binomial_likelihood_ratios() -> None:
+    # With y in {0, 1} a constant bet λ is the likelihood ratio of Bernoulli(m(1 + λ(1 − m))) to
+    # Bernoulli(m) (Waudby-Smith & Ramdas 2023, §3: betting generalises the likelihood ratio), so
+    # the capital is the average of scipy's binomial likelihood ratios over the bets.
+    losses, n, m = 30, 300, 0.02
+    ratios = []
+    for fraction in stats.PAIRED_BET_FRACTIONS:
+        alternative = m * (1.0 + fraction / (1.0 + m) * (1.0 - m))
+        ratios.append(
+            math.exp(
+                scipy_stats.binom.logpmf(losses, n, alternative) - scipy_stats.binom.logpmf(losses, n, m)
+            )
+        )
+    comparison = _compare_paired(_paired(worse=losses, ties=n - losses, better=0), margin=m)
+    assert comparison.p_value == pytest.approx(1.0 / float(np.mean(ratios)), rel=1e-9)
+
+
+def test_compare_paired__wins_and_losses__capital_equals_the_product_over_the_pairs_in_any_order() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.permutation(np.repeat([1.0, 0.0, -1.0], [52, 330, 18]))  # bad-direction differences
+    m = 0.02
+    capital = np.mean([np.prod(1.0 + c / (1.0 + m) * (y - m)) for c in stats.PAIRED_BET_FRACTIONS])
+    comparison = _compare_paired(_paired(worse=52, ties=330, better=18), margin=m)
+    assert comparison.p_value == pytest.approx(1.0 / capital, rel=1e-9)
+    assert comparison.difference == pytest.approx(y.mean(), rel=1e-12)
+
+
+def test_compare_paired__lower_bound_clears_margin__exactly_when_p_value_is_below_alpha() -> None:
+    for worse in range(8, 40, 3):
+        comparison = _compare_paired(_paired(worse=worse, ties=300 - worse - 4, better=4))
+        assert comparison.regression == (comparison.p_value <= 0.005), worse
+        assert comparison.lower <= comparison.difference <= comparison.upper
+
+
+def test_compare_paired__bounds__are_where_the_test_at_that_mean_rejects() -> None:
+    comparison = _compare_paired(_paired(worse=40, ties=350, better=10), alpha=0.005)
+    above = stats.compare_paired(
+        _paired(worse=40, ties=350, better=10),
+        increase_is_bad=False,
+        margin=comparison.lower + 1e-6,
+        alpha_regression=0.005,
+        alpha_promotion=0.05,
+    )
+    below = stats.compare_paired(
+        _paired(worse=40, ties=350, better=10),
+        increase_is_bad=False,
+        margin=comparison.lower - 1e-6,
+        alpha_regression=0.005,
+        alpha_promotion=0.05,
+    )
+    assert above.p_value > 0.005 >= below.p_value
+
+
+def test_compare_paired__not_differences_of_two_passes__refused() -> None:
+    with pytest.raises(ValueError, match="-1, 0 or 1"):
+        _compare_paired(stats.Moments(100, -5.0, 6.5))
+
+
+def test_compare_paired__boundary_null_peeked_every_hundred_pairs__time_uniform_error_below_alpha() -> None:
+    # The candidate 2 points worse (5 % losses, 3 % wins), exactly the margin: H0 holds at its
+    # boundary. Looked at 30 times, the test must reject in at most α of the runs.
+    rng = np.random.default_rng(13)
+    runs, looks, alpha = 200, 30, 0.05
+    crossed = 0
+    for _ in range(runs):
+        counts = np.zeros(3, np.int64)
+        for _ in range(looks):
+            counts += rng.multinomial(100, [0.05, 0.92, 0.03])
+            if _compare_paired(_paired(*(int(c) for c in counts)), alpha=alpha).regression:
+                crossed += 1
+                break
+    assert crossed / runs <= alpha
 
 
 def test_quantile_rank_bounds__fixed_n__wider_than_the_exact_binomial_order_statistic_interval() -> None:
