@@ -22,7 +22,8 @@ import functools
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,13 +37,15 @@ from msgspec import Raw
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
 from telemetry.records import NUL_MESSAGE, CallInput, parse_json_record, parse_record
-from telemetry.services.attribution import UNATTRIBUTED, Attribution, attribute, only_environment
+from telemetry.services.attribution import UNATTRIBUTED, attribute, only_environment
 from telemetry.services.call_store import CallKey, CallRow, StoredAlready, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
 logger = logging.getLogger(__name__)
 
 _NO_JSON: tuple[str | None, str | None] = (None, None)
+_ATTRIBUTED = operator.itemgetter(CallRow._fields.index("attributed"))
+_COST = operator.itemgetter(CallRow._fields.index("cost_micro_usd"))
 _new_row = tuple.__new__  # a CallRow from its values in field order, without keyword binding
 _NUL_ESCAPE = b"\\u0000"  # PostgreSQL's jsonb refuses it; one such record must not fail a batch
 
@@ -104,9 +107,8 @@ def ingest_calls(
 
     prices = cached_price_table()
     store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
-    secret = settings.SECRET_KEY
+    user_hash = _user_hasher(settings.SECRET_KEY)
     rows: list[CallRow] = []
-    kept: list[tuple[CallInput, Attribution, int | None]] = []
     samples: dict[CallKey, tuple[bytes, Any, Any]] = {}
     seen: set[CallKey] = set()
     for call in calls:
@@ -133,7 +135,7 @@ def ingest_calls(
             call.cache_write_1h_tokens,
             call.cache_read_tokens,
         )
-        user_hash = _user_hash(secret, call.user_id) if call.user_id else ""
+        hashed_user = user_hash(call.user_id) if call.user_id else ""
         if call.sample is not None:
             sample = _sample(call.sample)
             if sample is None:
@@ -174,7 +176,7 @@ def ingest_calls(
                     attribution.split_id,  # split_id
                     attribution.revision,  # revision
                     attribution.attributed,  # attributed
-                    user_hash,  # user_hash
+                    hashed_user,  # user_hash
                     call.user_id if store_raw_user else "",  # user_id
                     call.session_id,  # session_id
                     call.surface,  # surface
@@ -184,16 +186,15 @@ def ingest_calls(
                 ),
             )
         )
-        kept.append((call, attribution, cost))
 
     # Outermost (as in a request), a batch that holds a stored call is rolled back and stored
     # again by the staged path (call_store's docstring says why).
     nested = connection.in_atomic_block
     try:
-        stored = _store(rows, kept, samples, now, nested=nested, staged=False)
+        stored = _store(rows, samples, now, nested=nested, staged=False)
     except StoredAlready:
         logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
-        stored = _store(rows, kept, samples, now, nested=nested, staged=True)
+        stored = _store(rows, samples, now, nested=nested, staged=True)
     result.accepted = stored.accepted
     result.duplicate += stored.duplicate
     result.unattributed = stored.unattributed
@@ -213,7 +214,6 @@ def ingest_calls(
 
 def _store(
     rows: list[CallRow],
-    kept: list[tuple[CallInput, Attribution, int | None]],
     samples: dict[CallKey, tuple[bytes, Any, Any]],
     now: datetime,
     *,
@@ -226,37 +226,34 @@ def _store(
     stored = IngestResult()
     with transaction.atomic():
         inserted = insert_new_calls(rows, nested=nested, staged=staged)
+        if len(inserted) < len(rows):
+            new_rows = [row for row in rows if (row.request_id, row.environment_id) in inserted]
+            stored.duplicate = len(rows) - len(new_rows)
+        else:  # the COPY stored every row
+            new_rows = rows
+        stored.accepted = len(new_rows)
+        stored.unattributed = list(map(_ATTRIBUTED, new_rows)).count(False)
+        stored.unknown_cost = list(map(_COST, new_rows)).count(None)
         rollups = RollupBatch()
-        for call, attribution, cost in kept:
-            if (call.request_id, attribution.environment_id) not in inserted:
-                stored.duplicate += 1
-                continue
-            stored.accepted += 1
-            if not attribution.attributed:
-                stored.unattributed += 1
-            if cost is None:
-                stored.unknown_cost += 1
-            rollups.add(
-                call,
-                environment_id=attribution.environment_id,
-                # Unattributed calls roll up under no flag, whatever part of the token resolved.
-                flag_id=attribution.flag_id if attribution.attributed else None,
-                version=attribution.version if attribution.attributed else None,
-                arm=attribution.arm if attribution.attributed else "",
-                cost_micro_usd=cost,
-            )
+        rollups.add_calls(new_rows)
         rollups.write()
         # A duplicate's sample was stored with the first send (or dropped then).
         stored.samples_stored = _store_samples(samples, inserted, now)
     return stored
 
 
-@functools.lru_cache(maxsize=16_384)
-def _user_hash(secret: str, user_id: str) -> str:
-    """HMAC-SHA256 of the user id under SECRET_KEY. Kept for the process's most recent users
-    (a few MiB): a user's calls come in bursts, and a hash costs more than pricing the
-    call."""
-    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+@functools.lru_cache(maxsize=4)
+def _user_hasher(secret: str) -> Callable[[str], str]:
+    """HMAC-SHA256 of a user id under `secret` (SECRET_KEY), kept for the process's most recent
+    users (a few MiB): a user's calls come in bursts, and a hash costs more than pricing the
+    call. One cache per secret, keyed by the user id alone, which lru_cache looks up without
+    building a key tuple."""
+
+    @functools.lru_cache(maxsize=16_384)
+    def user_hash(user_id: str) -> str:
+        return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+    return user_hash
 
 
 def _json_columns(
