@@ -37,7 +37,7 @@ from msgspec import Raw
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
 from telemetry.records import NUL_MESSAGE, CallInput, parse_json_record, parse_record
-from telemetry.services.attribution import UNATTRIBUTED, attribute, only_environment
+from telemetry.services.attribution import UNATTRIBUTED, Attribution, attribute, only_environment
 from telemetry.services.call_store import CallKey, CallRow, StoredAlready, insert_new_calls
 from telemetry.services.rollups import RollupBatch
 
@@ -111,37 +111,72 @@ def ingest_calls(
     rows: list[CallRow] = []
     samples: dict[CallKey, tuple[bytes, Any, Any]] = {}
     seen: set[CallKey] = set()
+    # Each token's attribution as the row's columns, in CallRow's order (environment_id ...
+    # attributed), unpacked per call below.
+    attributed_as = {token: _attribution_columns(attribution) for token, attribution in attributions.items()}
+    unattributed = _attribution_columns(UNATTRIBUTED)
     for call in calls:
-        attribution = attributions.get(call.flag_state, UNATTRIBUTED) if call.flag_state else UNATTRIBUTED
-        key = (call.request_id, attribution.environment_id)
+        # Every field at once, in CallInput's order (mypy checks each name's type): one
+        # unpacking instead of an attribute read per use, 1,000 times a batch.
+        (
+            index,
+            request_id,
+            timestamp,
+            model,
+            stop_reason,
+            stop_reason_known,
+            input_tokens,
+            output_tokens,
+            cache_5m,
+            cache_1h,
+            cache_read,
+            web_search,
+            web_fetch,
+            server_tool_use,
+            iterations,
+            service_tier,
+            inference_geo,
+            latency_ms,
+            ttft_ms,
+            flag_state,
+            user_id,
+            session_id,
+            surface,
+            error_type,
+            error_status,
+            sample,
+        ) = call
+        environment_id, flag_id, version, arm, split_id, revision, attributed = (
+            attributed_as.get(flag_state, unattributed) if flag_state else unattributed
+        )
+        key = (request_id, environment_id)
         if key in seen:
             result.duplicate += 1  # the same call twice in one batch: stored once
             continue
         seen.add(key)
         json_columns = _NO_JSON
-        if call.server_tool_use is not None or call.iterations is not None:
+        if server_tool_use is not None or iterations is not None:
             encoded = _json_columns(call, rejected)
             if encoded is None:
                 continue
             json_columns = encoded
         cost = prices.cost(
-            call.model,
-            call.timestamp.date(),
-            call.service_tier,
-            call.inference_geo,
-            call.input_tokens,
-            call.output_tokens,
-            call.cache_write_5m_tokens,
-            call.cache_write_1h_tokens,
-            call.cache_read_tokens,
+            model,
+            timestamp.date(),
+            service_tier,
+            inference_geo,
+            input_tokens,
+            output_tokens,
+            cache_5m,
+            cache_1h,
+            cache_read,
         )
-        hashed_user = user_hash(call.user_id) if call.user_id else ""
-        if call.sample is not None:
-            sample = _sample(call.sample)
-            if sample is None:
+        if sample is not None:
+            stored_sample = _sample(sample)
+            if stored_sample is None:
                 result.samples_dropped += 1
             else:
-                samples[key] = sample
+                samples[key] = stored_sample
         # Positional, in CallRow's field order (each value is commented with its column): a
         # keyword NamedTuple call costs several times a tuple's, 1,000 times a batch.
         # test_ingest_calls__stored_record__keeps_every_column checks every column.
@@ -149,39 +184,39 @@ def ingest_calls(
             _new_row(
                 CallRow,
                 (
-                    call.request_id,  # request_id
-                    call.timestamp,  # timestamp
+                    request_id,  # request_id
+                    timestamp,  # timestamp
                     now,  # received_at
-                    call.model,  # model
-                    call.stop_reason,  # stop_reason
-                    call.stop_reason_known,  # stop_reason_known
-                    call.input_tokens,  # input_tokens
-                    call.output_tokens,  # output_tokens
-                    call.cache_write_5m_tokens,  # cache_write_5m_tokens
-                    call.cache_write_1h_tokens,  # cache_write_1h_tokens
-                    call.cache_read_tokens,  # cache_read_tokens
-                    call.web_search_requests,  # web_search_requests
-                    call.web_fetch_requests,  # web_fetch_requests
+                    model,  # model
+                    stop_reason,  # stop_reason
+                    stop_reason_known,  # stop_reason_known
+                    input_tokens,  # input_tokens
+                    output_tokens,  # output_tokens
+                    cache_5m,  # cache_write_5m_tokens
+                    cache_1h,  # cache_write_1h_tokens
+                    cache_read,  # cache_read_tokens
+                    web_search,  # web_search_requests
+                    web_fetch,  # web_fetch_requests
                     json_columns[0],  # server_tool_use
                     json_columns[1],  # iterations
-                    call.service_tier,  # service_tier
-                    call.inference_geo,  # inference_geo
-                    call.latency_ms,  # latency_ms
-                    call.ttft_ms,  # ttft_ms
-                    call.flag_state,  # flag_state
-                    attribution.environment_id,  # environment_id
-                    attribution.flag_id,  # flag_id
-                    attribution.version,  # version
-                    attribution.arm,  # arm
-                    attribution.split_id,  # split_id
-                    attribution.revision,  # revision
-                    attribution.attributed,  # attributed
-                    hashed_user,  # user_hash
-                    call.user_id if store_raw_user else "",  # user_id
-                    call.session_id,  # session_id
-                    call.surface,  # surface
-                    call.error_type,  # error_type
-                    call.error_status,  # error_status
+                    service_tier,  # service_tier
+                    inference_geo,  # inference_geo
+                    latency_ms,  # latency_ms
+                    ttft_ms,  # ttft_ms
+                    flag_state,  # flag_state
+                    environment_id,  # environment_id
+                    flag_id,  # flag_id
+                    version,  # version
+                    arm,  # arm
+                    split_id,  # split_id
+                    revision,  # revision
+                    attributed,  # attributed
+                    user_hash(user_id) if user_id else "",  # user_hash
+                    user_id if store_raw_user else "",  # user_id
+                    session_id,  # session_id
+                    surface,  # surface
+                    error_type,  # error_type
+                    error_status,  # error_status
                     cost,  # cost_micro_usd
                 ),
             )
@@ -240,6 +275,20 @@ def _store(
         # A duplicate's sample was stored with the first send (or dropped then).
         stored.samples_stored = _store_samples(samples, inserted, now)
     return stored
+
+
+def _attribution_columns(
+    attribution: Attribution,
+) -> tuple[int | None, int | None, int | None, str, str, int | None, bool]:
+    return (
+        attribution.environment_id,
+        attribution.flag_id,
+        attribution.version,
+        attribution.arm,
+        attribution.split_id,
+        attribution.revision,
+        attribution.attributed,
+    )
 
 
 @functools.lru_cache(maxsize=4)
