@@ -3,14 +3,14 @@
 The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch, in steps:
 1. validate each record (telemetry/records.py: the API hands over each record's JSON text,
    decoded and checked in one step; other callers pass dicts);
-2. one query for the environments, flags and versions its flag_state tokens name, then price
-   and build the rows in Python;
+2. one query for the environments, flags and versions its flag_state tokens name, then one
+   pass that prices each call and builds its CallRow (positionally, one C call per row);
 3. one insert of the new calls (telemetry/services/call_store.py: a binary COPY on
    PostgreSQL, INSERT ... ON CONFLICT DO NOTHING on SQLite or when a call is stored already;
    it says how duplicates are told apart) that returns which calls the database really
    inserted;
-4. the rollups of those calls only (RollupBatch in telemetry/services/rollups.py: one
-   statement on PostgreSQL);
+4. the rollups of those rows only (RollupBatch in telemetry/services/rollups.py: grouped by
+   key in Python, summed per group in C; one statement on PostgreSQL);
 all in one transaction (tried again by the staged insert when the COPY meets a stored call),
 so a batch is stored whole or not at all (its invalid records aside, which are reported and
 never stored). A record sent twice, even by two requests at the same moment, is counted once.

@@ -1,4 +1,4 @@
-"""Per-minute rollups: aggregate a batch of calls in Python, then add it in SQL.
+"""Per-minute rollups: aggregate a batch of stored calls in Python, then add it in SQL.
 
 Concurrent ingests add to the same rows, so nothing is read and written back: every counter is
 incremented by `INSERT ... ON CONFLICT (key) DO UPDATE SET c = c + excluded.c`. On SQLite
