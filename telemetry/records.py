@@ -57,7 +57,7 @@ class CallInput(NamedTuple):
     A tuple, so that the fast parser makes one in a single C call (`_new_call`) instead of
     a Python `__init__` with a store per field, 1,000 times a batch."""
 
-    index: int
+    record_index: int  # its place in the batch (`index` is a tuple method)
     request_id: str
     timestamp: datetime
     model: str
@@ -475,11 +475,13 @@ def parse_json_record(raw: msgspec.Raw, index: int, *, now: datetime, latest: da
     timestamp = now
     if record.timestamp is not None:
         try:
-            timestamp = _fromisoformat(record.timestamp)
+            parsed: datetime | None = _fromisoformat(record.timestamp)
         except ValueError:
-            timestamp = None
+            parsed = None
         # The common case inline (UTC, not ahead); _timestamp handles and judges every other.
-        if timestamp is None or timestamp.tzinfo is not UTC or timestamp > latest:
+        if parsed is not None and parsed.tzinfo is UTC and parsed <= latest:
+            timestamp = parsed
+        else:
             errors: Errors = []
             timestamp = _timestamp(record.timestamp, errors, index, now, latest)
             if errors:
@@ -526,7 +528,7 @@ def parse_json_record(raw: msgspec.Raw, index: int, *, now: datetime, latest: da
     return _new_call(
         CallInput,
         (
-            index,  # index
+            index,  # record_index
             record.request_id,  # request_id
             timestamp,  # timestamp
             record.model,  # model

@@ -119,7 +119,7 @@ def ingest_calls(
         # Every field at once, in CallInput's order (mypy checks each name's type): one
         # unpacking instead of an attribute read per use, 1,000 times a batch.
         (
-            index,
+            _record_index,
             request_id,
             timestamp,
             model,
@@ -319,7 +319,8 @@ def _json_columns(
             continue
         encoded = orjson.dumps(value)
         if _NUL_ESCAPE in encoded:
-            rejected[call.index] = [{"path": f"records[{call.index}].{path}", "message": NUL_MESSAGE}]
+            index = call.record_index
+            rejected[index] = [{"path": f"records[{index}].{path}", "message": NUL_MESSAGE}]
             return None
         texts.append(encoded.decode())
     return texts[0], texts[1]
