@@ -24,6 +24,42 @@ def bucket_of(value_ms: float) -> int:
     return min(MAX_BUCKET, 1 + math.floor(SUBBUCKETS * math.log2(value_ms)))
 
 
+def _whole_ms_starts(largest: int) -> list[int]:
+    """The smallest whole number of milliseconds that bucket_of puts in each bucket from 1 up
+    to bucket_of(largest), found by bisection on bucket_of itself (which never decreases)."""
+    starts = []
+    for bucket in range(1, bucket_of(largest) + 1):
+        low, high = 0, largest  # bucket_of(low) < bucket <= bucket_of(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if bucket_of(middle) >= bucket:
+                high = middle
+            else:
+                low = middle
+        starts.append(high)
+    return starts
+
+
+# bucket_of of every whole number of milliseconds below 2**17 (131 s), filled in from the first
+# value of each bucket (so it agrees with bucket_of exactly): the buckets of a batch's latencies
+# are then one C-level list lookup each, no log2 and no Python frame per value. 128 Ki pointers
+# to small cached ints, 1 MiB per process.
+_WHOLE_MS_TABLE_SIZE = 2**17
+_WHOLE_MS_BUCKETS: list[int] = [0]
+for _bucket, _start in enumerate(_whole_ms_starts(_WHOLE_MS_TABLE_SIZE), 1):
+    _WHOLE_MS_BUCKETS.extend([_bucket - 1] * (_start - len(_WHOLE_MS_BUCKETS)))
+_WHOLE_MS_BUCKETS.extend(
+    [bucket_of(_WHOLE_MS_TABLE_SIZE - 1)] * (_WHOLE_MS_TABLE_SIZE - len(_WHOLE_MS_BUCKETS))
+)
+
+
+def buckets_of_whole_ms(values: list[int]) -> Iterable[int]:
+    """bucket_of of each value, for whole numbers of milliseconds (ingest's durations)."""
+    if values and max(values) < _WHOLE_MS_TABLE_SIZE and min(values) >= 0:
+        return map(_WHOLE_MS_BUCKETS.__getitem__, values)
+    return map(bucket_of, values)
+
+
 def bucket_bounds(bucket: int) -> tuple[float, float]:
     """[low, high) of a bucket in milliseconds."""
     if bucket <= 0:

@@ -161,18 +161,29 @@ class PriceTable:
         rates = self._rates_of(
             entry, model, on, service_tier, input_tokens + cache_write_5m + cache_write_1h + cache_read
         )
+        # Written out rather than looped over (token count, rate) pairs: ingest prices every call.
+        rate_input, rate_output, rate_5m, rate_1h, rate_read = rates
         total_pico = 0
-        for count, rate in (
-            (input_tokens, rates[0]),
-            (output_tokens, rates[1]),
-            (cache_write_5m, rates[2]),
-            (cache_write_1h, rates[3]),
-            (cache_read, rates[4]),
-        ):
-            if count:
-                if rate is None:
-                    return None
-                total_pico += count * rate
+        if input_tokens:
+            if rate_input is None:
+                return None
+            total_pico += input_tokens * rate_input
+        if output_tokens:
+            if rate_output is None:
+                return None
+            total_pico += output_tokens * rate_output
+        if cache_write_5m:
+            if rate_5m is None:
+                return None
+            total_pico += cache_write_5m * rate_5m
+        if cache_write_1h:
+            if rate_1h is None:
+                return None
+            total_pico += cache_write_1h * rate_1h
+        if cache_read:
+            if rate_read is None:
+                return None
+            total_pico += cache_read * rate_read
         if entry.supports_inference_geo and inference_geo in GEO_PREMIUM:
             numerator, denominator = GEO_PREMIUM[inference_geo]
             divisor = PICO_PER_MICRO * denominator

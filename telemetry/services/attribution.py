@@ -147,5 +147,6 @@ def only_environment(
             message = (
                 f"Names environment '{attribution.environment_key}'; this token is bound to '{environment}'."
             )
-        rejected[call.index] = [{"path": f"records[{call.index}].flag_state", "message": message}]
+        index = call.record_index
+        rejected[index] = [{"path": f"records[{index}].flag_state", "message": message}]
     return kept

@@ -2,7 +2,15 @@ import random
 
 import pytest
 
-from telemetry.histograms import SUBBUCKETS, bucket_bounds, bucket_of, bucket_value, merge, percentiles
+from telemetry.histograms import (
+    SUBBUCKETS,
+    bucket_bounds,
+    bucket_of,
+    bucket_value,
+    buckets_of_whole_ms,
+    merge,
+    percentiles,
+)
 
 
 @pytest.mark.parametrize("value", [1, 1.5, 2, 37, 199.9, 200, 2000, 30_000, 600_000])
@@ -26,6 +34,19 @@ def test_bucket_of__larger_value__never_a_lower_bucket():
     buckets = [bucket_of(value) for value in values]
 
     assert buckets == sorted(buckets)
+
+
+def test_buckets_of_whole_ms__every_value_of_the_table__same_as_bucket_of():
+    values = list(range(2**17))
+
+    assert list(buckets_of_whole_ms(values)) == [bucket_of(value) for value in values]
+
+
+def test_buckets_of_whole_ms__values_beyond_the_table__same_as_bucket_of():
+    rng = random.Random(3)
+    values = [2**17 - 1, 2**17, 2**31 - 1, *(rng.randrange(2**31) for _ in range(1000))]
+
+    assert list(buckets_of_whole_ms(values)) == [bucket_of(value) for value in values]
 
 
 def test_bucket_value__every_bucket__within_five_percent_of_its_bounds():
