@@ -1,15 +1,22 @@
 """The rollup rows of many analysis windows, summed per window, arm and settledness in one
 statement per table (rollouts/arm_aggregates.py puts them together).
 
-The windows are a `VALUES` table joined to the rollups rather than an `OR` of one filter per
-window: building and compiling a hundred ORM filters cost a tick more CPU than the database
-spent answering, and the join reads each window's rows by the (flag, bucket) index alike.
-Plain SQL that PostgreSQL and SQLite both run; datetimes are adapted as the ORM stores them.
+The windows are a `VALUES` table joined to the rollups rather than an `OR` of one ORM filter
+per window: building and compiling a hundred ORM filters cost a tick more CPU than the database
+spent answering. But the join alone gives PostgreSQL no range to look up in the (flag, bucket)
+index (each window's range is a column of `w`): from a few hundred thousand rollup rows on it
+scanned the whole table and hashed it against `w`, so a tick cost what the table holds (every
+flag, the whole retention), not the minutes it reads. So each statement also names every
+window's flag and minutes as constants, `(flag_id = … AND bucket >= … AND bucket < …) OR …`,
+which PostgreSQL reads as one bitmap of those index ranges; SQLite, which already looked each
+window's rows up through the join, checks it on the rows it found. bench/bench_rollout_tick.py
+`--explain` prints PostgreSQL's plans. Plain SQL that both run; datetimes are adapted as the
+ORM stores them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +38,7 @@ class Span:
     until: datetime
 
 
-def _windows(spans: Iterable[Span]) -> tuple[str, list[Any]]:
+def _windows(spans: Sequence[Span]) -> tuple[str, list[Any]]:
     adapt = connection.ops.adapt_datetimefield_value
     values: list[str] = []
     params: list[Any] = []
@@ -41,6 +48,16 @@ def _windows(spans: Iterable[Span]) -> tuple[str, list[Any]]:
             params += [span.flag_id, span.environment_id, arm, version, adapt(span.since), adapt(span.until)]
     sql = f"WITH w (flag_id, environment_id, arm, version, since, until) AS (VALUES {', '.join(values)})"
     return sql, params
+
+
+def _ranges(spans: Sequence[Span]) -> tuple[str, list[Any]]:
+    """Each window's flag and minutes as constants: the index ranges the statement reads."""
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for span in spans:
+        params += [span.flag_id, adapt(span.since), adapt(span.until)]
+    ranges = " OR ".join(["(r.flag_id = %s AND r.bucket >= %s AND r.bucket < %s)"] * len(spans))
+    return f"({ranges})", params
 
 
 _JOIN = (
@@ -62,35 +79,39 @@ def counter_rows(
     """(flag, environment, arm, settled 0/1, each counter's sum, the sum of `squares`, how many
     rows have a null `squares`)."""
     with_windows, params = _windows(spans)
+    ranges, range_params = _ranges(spans)
     sums = ", ".join(f"SUM(r.{name})" for name in counters)
     sql = (
         f"{with_windows} SELECT r.flag_id, r.environment_id, r.arm, {_SETTLED} AS settled, {sums}, "  # noqa: S608 - constant names, values as parameters
         f"SUM(r.{squares}), SUM(CASE WHEN r.{squares} IS NULL THEN 1 ELSE 0 END) "
-        f"FROM {Rollup._meta.db_table} r {_JOIN} GROUP BY r.flag_id, r.environment_id, r.arm, settled"
+        f"FROM {Rollup._meta.db_table} r {_JOIN} WHERE {ranges} "
+        "GROUP BY r.flag_id, r.environment_id, r.arm, settled"
     )
-    return _rows(sql, [*params, connection.ops.adapt_datetimefield_value(settle)])
+    return _rows(sql, [*params, connection.ops.adapt_datetimefield_value(settle), *range_params])
 
 
 def histogram_rows(spans: Sequence[Span], settle: datetime, metrics: Sequence[str]) -> list[tuple[Any, ...]]:
     """(flag, environment, arm, settled 0/1, metric, bucket, n) of these histogram metrics."""
     with_windows, params = _windows(spans)
+    ranges, range_params = _ranges(spans)
     sql = (
         f"{with_windows} SELECT r.flag_id, r.environment_id, r.arm, {_SETTLED} AS settled, h.metric, "  # noqa: S608 - constant names, values as parameters
-        f"h.bucket, SUM(h.n) FROM {Rollup._meta.db_table} r {_JOIN} "
+        f"h.bucket, CAST(SUM(h.n) AS BIGINT) FROM {Rollup._meta.db_table} r {_JOIN} "
         f"JOIN {RollupHistogram._meta.db_table} h ON h.rollup_id = r.id "
-        f"WHERE h.metric IN ({', '.join(['%s'] * len(metrics))}) "
+        f"WHERE {ranges} AND h.metric IN ({', '.join(['%s'] * len(metrics))}) "
         "GROUP BY r.flag_id, r.environment_id, r.arm, settled, h.metric, h.bucket"
     )
-    return _rows(sql, [*params, connection.ops.adapt_datetimefield_value(settle), *metrics])
+    return _rows(sql, [*params, connection.ops.adapt_datetimefield_value(settle), *range_params, *metrics])
 
 
 def score_rows(spans: Sequence[Span], settle: datetime, scorers: Sequence[str]) -> list[tuple[Any, ...]]:
     """(flag, environment, arm, settled 0/1, scorer, n, passed, errors) of these scorers."""
     with_windows, params = _windows(spans)
+    ranges, range_params = _ranges(spans)
     sql = (
         f"{with_windows} SELECT r.flag_id, r.environment_id, r.arm, {_SETTLED} AS settled, r.scorer, "  # noqa: S608 - constant names, values as parameters
         f"SUM(r.n), SUM(r.passed), SUM(r.errors) FROM {LiveScoreRollup._meta.db_table} r {_JOIN} "
-        f"WHERE r.scorer IN ({', '.join(['%s'] * len(scorers))}) "
+        f"WHERE {ranges} AND r.scorer IN ({', '.join(['%s'] * len(scorers))}) "
         "GROUP BY r.flag_id, r.environment_id, r.arm, settled, r.scorer"
     )
-    return _rows(sql, [*params, connection.ops.adapt_datetimefield_value(settle), *scorers])
+    return _rows(sql, [*params, connection.ops.adapt_datetimefield_value(settle), *range_params, *scorers])
