@@ -63,6 +63,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -531,7 +532,7 @@ class Run:
 
 
 def time_ticks(
-    times: list[datetime], expected: int, *, cold: bool, reads: list[tuple[str, object]] | None = None
+    times: list[datetime], expected: int, *, cold: bool, reads: list[tuple[str, Any]] | None = None
 ) -> tuple[list[Run], Counter[str]]:
     """One timed tick of every rollout at each of `times`; `cold`: with the checkpoints deleted
     before each (a first tick of every stage), else ticking on from the previous tick's. The
@@ -579,7 +580,7 @@ def time_ticks(
     return results, actions
 
 
-def explain(reads: list[tuple[str, object]]) -> None:
+def explain(reads: list[tuple[str, Any]]) -> None:
     """Print PostgreSQL's plan of each rollup read, run again (they only read)."""
     from django.db import connection
 
@@ -648,7 +649,7 @@ def run(args: argparse.Namespace, database: str) -> int:
         )
         load_before = load_average()
         # The last cold tick left the checkpoints; each steady tick comes a minute after the last.
-        reads: list[tuple[str, object]] = []
+        reads: list[tuple[str, Any]] = []
         steady, steady_actions = time_ticks(
             [first_tick + timedelta(minutes=run + 1) for run in range(args.runs)],
             len(plans),
