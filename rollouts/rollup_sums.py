@@ -17,6 +17,7 @@ ORM stores them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,11 +83,13 @@ _SETTLED = "CASE WHEN r.bucket < %s THEN 1 ELSE 0 END"
 def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     # Without parallel workers: PostgreSQL plans them once the rollup table is large (its cost
     # estimate follows the table), but these statements read a few thousand rows, and starting
-    # the workers and gathering their rows took longer than the reading (bench_rollout_tick.py
-    # --explain: a Gather of ~25 ms over ~5 ms of work at 10 M calls, none at 1 M). `SET LOCAL`
-    # ends with the transaction (the caller's, when it has one).
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    # the workers and gathering their rows took longer than the reading itself
+    # (bench_rollout_tick.py --explain shows the Gather's time beside its workers'). `SET LOCAL`
+    # ends with the transaction (the caller's, when it has one). No transaction on SQLite: its
+    # transactions begin IMMEDIATE here (settings.py), which would take the write lock to read.
+    postgresql = connection.vendor == "postgresql"
+    with transaction.atomic() if postgresql else nullcontext(), connection.cursor() as cursor:
+        if postgresql:
             cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.execute(sql, params)
         return cursor.fetchall()
