@@ -4,7 +4,7 @@ statement per table (rollouts/arm_aggregates.py puts them together).
 The windows are a `VALUES` table joined to the rollups rather than an `OR` of one ORM filter
 per window: building and compiling a hundred ORM filters cost a tick more CPU than the database
 spent answering. But the join alone gives PostgreSQL no range to look up in the (flag, bucket)
-index (each window's range is a column of `w`): from a few hundred thousand rollup rows on it
+index (each window's range is a column of `w`): once the rollup table was large, it
 scanned the whole table and hashed it against `w`, so a tick cost what the table holds (every
 flag, the whole retention), not the minutes it reads. So each statement also names every
 window's flag and minutes as constants, `(flag_id = … AND bucket >= … AND bucket < …) OR …`,
