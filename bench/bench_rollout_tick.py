@@ -36,6 +36,9 @@ tick reading only the minutes before its `now` (the later ones have not arrived 
 The targets are judged on the steady tick; the cold one is printed beside it so nobody takes
 one for the other.
 
+--explain prints, after each volume's steady ticks, PostgreSQL's `EXPLAIN (ANALYZE, BUFFERS)` of
+the last steady tick's statements that read the rollups (rollouts/rollup_sums.py), run again.
+
 Before timing, the SRM test's scipy import is done (a worker ticks for its lifetime). Prints
 rows per table, each run's tick time, the median and spread, the CPU time of this process and
 of its PostgreSQL backend per tick (on a shared machine the wall time follows what else runs,
@@ -44,7 +47,7 @@ both kinds of tick, the core count and the load average before and after.
 Targets (issue 15, acceptance): one tick <= 1 s at 10 M calls, and <= 1.2x the time at 1 M.
 
     .venv/bin/python bench/bench_rollout_tick.py [--rollouts N] [--calls 1000000,10000000]
-        [--hours H] [--runs N] [--seed N] [--keep]
+        [--hours H] [--runs N] [--seed N] [--keep] [--explain]
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,6 +104,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the plans of the last steady tick's rollup reads"
+    )
     args = parser.parse_args()
     database = f"flagstaff_bench_tick_{os.getpid()}"
     recreate_database(database)
@@ -524,9 +531,12 @@ class Run:
     statements: int
 
 
-def time_ticks(times: list[datetime], expected: int, *, cold: bool) -> tuple[list[Run], Counter[str]]:
+def time_ticks(
+    times: list[datetime], expected: int, *, cold: bool, reads: list[tuple[str, Any]] | None = None
+) -> tuple[list[Run], Counter[str]]:
     """One timed tick of every rollout at each of `times`; `cold`: with the checkpoints deleted
-    before each (a first tick of every stage), else ticking on from the previous tick's."""
+    before each (a first tick of every stage), else ticking on from the previous tick's. The
+    last tick's rollup reads (statement, parameters) are appended to `reads` when given."""
     from django.db import connection
 
     from rollouts import stats
@@ -543,6 +553,8 @@ def time_ticks(times: list[datetime], expected: int, *, cold: bool) -> tuple[lis
     def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
         nonlocal statements
         statements += 1
+        if reads is not None and sql.startswith("WITH w "):
+            reads.append((sql, params))
         return execute(sql, params, many, context)
 
     results: list[Run] = []
@@ -552,6 +564,8 @@ def time_ticks(times: list[datetime], expected: int, *, cold: bool) -> tuple[lis
         Rollout.objects.filter(state=RolloutState.RUNNING).update(next_tick_at=now)
         if cold:
             AggregateCheckpoint.objects.all().delete()
+        if reads is not None:
+            reads.clear()
         statements, cpu, database = 0, time.process_time(), backend_cpu_seconds(backend)
         with connection.execute_wrapper(count):
             started = time.perf_counter()
@@ -564,6 +578,16 @@ def time_ticks(times: list[datetime], expected: int, *, cold: bool) -> tuple[lis
             print(f"  warning: run {run + 1} decided {decided} rollouts, not {expected}")
     actions.update(Decision.objects.filter(id__gte=first).values_list("reason", flat=True))
     return results, actions
+
+
+def explain(reads: list[tuple[str, Any]]) -> None:
+    """Print PostgreSQL's plan of each rollup read, run again (they only read)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for sql, params in reads:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+            print("\n".join(f"    {line}" for (line,) in cursor.fetchall()))
 
 
 def report(label: str, results: list[Run], load_before: str) -> tuple[float, float]:
@@ -625,12 +649,19 @@ def run(args: argparse.Namespace, database: str) -> int:
         )
         load_before = load_average()
         # The last cold tick left the checkpoints; each steady tick comes a minute after the last.
+        reads: list[tuple[str, Any]] = []
         steady, steady_actions = time_ticks(
-            [first_tick + timedelta(minutes=run + 1) for run in range(args.runs)], len(plans), cold=False
+            [first_tick + timedelta(minutes=run + 1) for run in range(args.runs)],
+            len(plans),
+            cold=False,
+            reads=reads if args.explain else None,
         )
         figures[("steady", volume)] = report(
             f"steady tick of {len(plans)} rollouts (a minute after the previous tick)", steady, load_before
         )
+        if args.explain:
+            print("  the last steady tick's rollup reads:")
+            explain(reads)
         print(f"  decisions: {dict(actions + steady_actions)}")
     largest, smallest = max(volumes), min(volumes)
     if largest != smallest:

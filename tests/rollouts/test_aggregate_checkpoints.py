@@ -149,6 +149,36 @@ def test_read__every_tick_with_late_rows_in_unsettled_minutes__same_as_a_full_re
     assert checkpoint.settled_until == first + timedelta(minutes=24 - LAG_MINUTES)
 
 
+def test_read__three_windows_of_other_ages_read_together__each_same_as_its_full_resum() -> None:
+    rollouts = [make_running_rollout(policy=POLICY) for _ in range(3)]
+    traffics = [Traffic(rollout, seed=20 + index) for index, rollout in enumerate(rollouts)]
+    first = timezone.now().replace(second=0, microsecond=0) - timedelta(hours=1)
+    # Stages that began at other minutes, so that one statement reads other minutes per flag;
+    # every flag also has rows before its stage began, which its window must leave out.
+    began = [first + timedelta(minutes=offset, seconds=10) for offset in (3, 0, 9)]
+    guardrails = [list(rollout.guardrails.all()) for rollout in rollouts]
+    for index, minute in minutes_of(first, 15):
+        for traffic in traffics:
+            for arm in ARMS:
+                traffic.calls(arm=arm, minute=minute)
+                traffic.scores(arm=arm, minute=minute)
+        now = minute + timedelta(seconds=30)
+        if index == 10:
+            # One window without its checkpoint (a deploy, an edit): read from its first minute
+            # in the same statement as the others' few minutes after theirs.
+            AggregateCheckpoint.objects.filter(flag=rollouts[1].flag).delete()
+        windows = [
+            Window.of_rollout(rollout, policy, since, now)
+            for rollout, policy, since in zip(rollouts, guardrails, began, strict=True)
+            if since <= now
+        ]
+
+        found = read_many_stage_aggregates(windows)
+
+        for window in windows:
+            assert found[window.key] == full_resum(window), f"flag {window.flag_id} at minute {index}"
+
+
 def test_read__a_new_stage_start__starts_again_from_its_first_minute() -> None:
     rollout = make_running_rollout(policy=POLICY)
     traffic = Traffic(rollout, seed=2)
