@@ -8,10 +8,11 @@ stream that its hub drops is ended as if its client had left (DroppableStreams).
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http import HttpRequest
 
@@ -32,15 +33,34 @@ class StreamHandler(ASGIHandler):
     """Django's ASGI handler with the middleware run as the web processes run it: synchronous,
     in one trip to the request thread with the view's checks. Run asynchronously, each of the
     eleven middleware took its own trip (and the checks one more), and a fleet reconnecting at
-    once queued behind them for seconds (docs/serving.md, "The stream process")."""
+    once queued behind them for seconds (docs/serving.md, "The stream process").
+
+    The request thread is one thread for every request of the process. Django enters a
+    `ThreadSensitiveContext` per request, and without an executor of its own asgiref starts a
+    thread for each such context and keeps it until the request ends: for a stream, its whole
+    life. Every open stream then held an idle thread (its stack, its thread state, often a
+    database connection), and the streams opening together ran their checks in hundreds of
+    threads at once, taking turns at the GIL.
+    """
 
     request_class = StreamRequest
 
     _middleware_chain: Callable[[HttpRequest], Any]  # Django's, undeclared in its stubs
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.request_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flagstaff-stream-request")
+
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
         self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Django's __call__, with the one request thread as the context's executor.
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        async with ThreadSensitiveContext(executor=self.request_thread):
+            await self.handle(scope, receive, send)
 
 
 # One Redis subscription for the process: the hub's, not the snapshot store's.

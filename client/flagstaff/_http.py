@@ -13,6 +13,8 @@ import http.client
 import random
 import socket
 import ssl
+import struct
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -120,7 +122,7 @@ class EventStream:
         self._response = self._connection.getresponse()
         self.status = self._response.status
         if self._sock is not None:
-            self._sock.settimeout(read_timeout)
+            set_read_timeout(self._sock, read_timeout)
         return self.status
 
     def events(self) -> Iterator[ServerSentEvent | None]:
@@ -189,6 +191,28 @@ class EventStream:
         self._connection.close()
         if self._sock is not None:
             self._sock.close()
+
+
+def set_read_timeout(sock: socket.socket, seconds: float) -> None:
+    """Make reads from `sock` fail after `seconds` without data.
+
+    On Linux the kernel keeps the time (SO_RCVTIMEO, socket(7)) on a blocking socket: a socket
+    with a Python timeout polls before every read, so each event cost two system calls and
+    two trips of the reading thread through the GIL (released for the poll, taken back,
+    released for the read, taken back), each trip a wait whenever the service's other threads
+    hold it. A read that times out then fails with EAGAIN, which http.client reports as
+    IncompleteRead (one of TRANSPORT_ERRORS) where a Python timeout raised TimeoutError.
+    `tests/client/test_http.py` checks both ends of a stream that goes silent.
+    """
+    if sys.platform != "linux":
+        sock.settimeout(seconds)
+        return
+    whole = int(seconds)
+    sock.settimeout(None)
+    # struct timeval: two C longs on Linux (time_t and suseconds_t).
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    )
 
 
 @dataclass(frozen=True, slots=True)

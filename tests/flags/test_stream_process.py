@@ -272,6 +272,29 @@ def test_stream_process__last_event_id_behind__changes_from_that_revision(
     assert data["flags"]["support-chat"]["rollout"]["weight"] == 3000
 
 
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no thread count")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads thread counts from Linux /proc")
+def test_stream_process__twenty_streams_open__one_request_thread_for_all(servers: Servers) -> None:
+    assert servers.stream is not None
+    before = threads(servers.stream.pid)
+    streams = [servers.open_stream("format=changes", **{"Last-Event-ID": "garbage"}) for _ in range(20)]
+    try:
+        assert all(stream.event()[0] == "resync" for stream in streams)  # each past its checks
+        during = threads(servers.stream.pid)
+    finally:
+        for stream in streams:
+            stream.close()
+
+    # asgiref's default, a thread per request kept for the request's life, would add twenty.
+    assert during - before <= 1
+
+
 def test_stream_process__killed_mid_change__clients_reconnect_and_end_on_the_right_revision(
     servers: Servers, clients: list[Flagstaff]
 ) -> None:
