@@ -124,7 +124,8 @@ class RolloutForm(forms.Form):
         return _percentages(self.cleaned_data.get("stage_percents") or "")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         edited = self._edited(cleaned)
         if edited and cleaned.get("stages") is not None:
             raise forms.ValidationError(

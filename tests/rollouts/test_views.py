@@ -447,7 +447,7 @@ def test_rollout_create__stage_editor_not_valid__400_at_its_field_and_nothing_cr
     editor: User, form: dict[str, str], field: str, message: str
 ) -> None:
     world = make_world()
-    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2, **form}
+    form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": "2", **form}
 
     response = login(editor).post(reverse("rollouts:create"), form)
 
