@@ -579,12 +579,10 @@ class OpeningLimit:
 
 
 async def _refuse_opening(send: Send) -> None:
-    body = json.dumps(
-        {
-            "code": StreamCapacity.code,
-            "detail": "This stream process is opening as many streams as it may at once; retry shortly.",
-        }
-    ).encode()
+    refusal = StreamCapacity(
+        "This stream process is opening as many streams as it may at once; retry shortly."
+    )
+    body = json.dumps(refusal.as_dict()).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
