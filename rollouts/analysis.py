@@ -5,9 +5,11 @@ stage started, the elapsed time, the previous tick's state) and returns a `Decis
 a stable reason code, every metric's numbers and a one-sentence explanation. The rules, in the
 order they are applied (rollout-analysis.md §8.5, DESIGN.md "Analysis"):
 
-1. health: a sample-ratio mismatch (p < 0.001) pauses, and nothing but a critical regression
-   may act on data whose split is wrong (a rollback is the safe direction; a pause would keep
-   the candidate on traffic);
+1. health: a sample-ratio mismatch shown by the sequential test (p < 0.001, valid at every
+   tick) pauses; one the fixed-sample chi-square sees at this tick but the sequential test has
+   not confirmed holds the stage (no promotion, no non-critical rollback); either way nothing
+   but a critical regression may act on data whose split may be wrong (a rollback is the safe
+   direction; a pause would keep the candidate on traffic);
 2. data: too few units in an arm extends the stage, then ends it inconclusive at its maximum
    duration; missing data is never a pass and one arm alone never promotes;
 3. a critical guardrail regressing acts at once; a non-critical one must be Holm-significant on
@@ -61,7 +63,8 @@ class Action(StrEnum):
 
 
 class Reason(StrEnum):
-    HEALTH_CHECK_FAILED = "health_check_failed"  # sample-ratio mismatch
+    HEALTH_CHECK_FAILED = "health_check_failed"  # sample-ratio mismatch (sequential test)
+    SRM_SUSPECTED = "srm_suspected"  # the chi-square sees one this tick, not yet confirmed
     NO_DATA = "no_data"
     ONE_ARM_ONLY = "one_arm_only"
     INSUFFICIENT_DATA = "insufficient_data"
@@ -215,7 +218,8 @@ class Decision:
     reason: Reason
     explanation: str
     metrics: tuple[MetricResult, ...]
-    srm_p_value: float | None
+    srm_p_value: float | None  # the sequential test's, which pauses
+    srm_chi_square_p_value: float | None  # the fixed-sample reading of this tick, which holds
     units: tuple[int, int]
     elapsed_seconds: float
     warming: bool
@@ -358,7 +362,9 @@ def decide(
     """The decision of one tick. Pure and deterministic: the same inputs give the same Decision."""
     previous = previous or TickState()
     at_max = elapsed_seconds >= stage.max_duration_seconds
-    srm_p = stats.srm_p_value([canary.units, control.units], list(stage.expected_split))
+    units, split = [canary.units, control.units], list(stage.expected_split)
+    srm_p = stats.srm_sequential_p_value(units, split)
+    srm_chi_square_p = stats.srm_p_value(units, split)
 
     # Cache warm-up: while the candidate's hit ratio trails the control's, cost and latency are
     # not compared; once it has caught up they are compared on what came after.
@@ -467,6 +473,7 @@ def decide(
             explanation=explanation,
             metrics=tuple(results),
             srm_p_value=srm_p,
+            srm_chi_square_p_value=srm_chi_square_p,
             units=(canary.units, control.units),
             elapsed_seconds=elapsed_seconds,
             warming=warming,
@@ -496,19 +503,40 @@ def decide(
         )
 
     # 1. Health: a split that is not what was configured makes every comparison suspect, so it
-    # voids the evidence for promotion and for a non-critical rollback, and pauses. Pausing
-    # keeps the candidate on its share of traffic, though, so a critical guardrail shown
-    # regressed (each arm at its minimum) still rolls back: a biased comparison can at worst
-    # take a harmless candidate off traffic, the safe direction (docs/analysis.md, "Health").
+    # voids the evidence for promotion and for a non-critical rollback. The sequential test
+    # pauses: read at every tick, its false pauses stay below srm_alpha over the whole stage,
+    # where the chi-square read every tick would pause 1-2 % of healthy rollouts. The chi-square
+    # alarms sooner, so while it alone sees a mismatch the stage holds (inconclusive at its
+    # maximum) instead of promoting on a split the sequential test may yet confirm. Neither
+    # holds back a critical guardrail shown regressed (each arm at its minimum): a biased
+    # comparison can at worst take a harmless candidate off traffic, the safe direction
+    # (docs/analysis.md, "Health").
+    chi_square = f"chi-square p = {srm_chi_square_p:.2g}" if srm_chi_square_p is not None else ""
+    expected = (
+        f"{canary.units} canary vs {control.units} control units against an expected "
+        f"{stage.expected_split[0]:g}:{stage.expected_split[1]:g} split"
+    )
+    enough_units = min(canary.units, control.units) >= stage.min_units_per_arm
     if srm_p is not None and srm_p < policy.srm_alpha:
         mismatch = (
-            f"sample-ratio mismatch, {canary.units} canary vs {control.units} control units "
-            f"against an expected {stage.expected_split[0]:g}:{stage.expected_split[1]:g} split "
-            f"(chi-square p = {srm_p:.2g} < {policy.srm_alpha:g})"
+            f"sample-ratio mismatch, {expected} (sequential test p = {srm_p:.2g} < {policy.srm_alpha:g}, "
+            f"{chi_square})"
         )
-        if critical and min(canary.units, control.units) >= stage.min_units_per_arm:
+        if critical and enough_units:
             return critical_rollback(f", despite a {mismatch}, which never holds back a critical rollback")
         return decision(Action.PAUSE, Reason.HEALTH_CHECK_FAILED, f"paused: {mismatch}")
+    if srm_chi_square_p is not None and srm_chi_square_p < policy.srm_alpha:
+        if critical and enough_units:
+            return critical_rollback(warm_note)
+        why = (
+            f"the split looks off at this tick, {expected} ({chi_square} < {policy.srm_alpha:g}; "
+            f"the sequential test that pauses has p = {srm_p:.2g}), so nothing is promoted on it"
+        )
+        if at_max:
+            return decision(
+                Action.INCONCLUSIVE, Reason.SRM_SUSPECTED, f"inconclusive at the maximum duration: {why}"
+            )
+        return decision(Action.HOLD, Reason.SRM_SUSPECTED, f"held: {why}")
 
     # 2. Units: nothing acts on an arm that has (almost) no data.
     if canary.units == 0 and control.units == 0:
@@ -629,7 +657,8 @@ class ArmVerdict:
 
 @dataclass(frozen=True)
 class ExperimentConclusion:
-    srm_p_value: float | None
+    srm_p_value: float | None  # the sequential test's, which pauses
+    srm_chi_square_p_value: float | None  # this reading's chi-square, which keeps arms from passing
     health_ok: bool
     arms: tuple[ArmVerdict, ...]
     cheapest_passing: str | None
@@ -655,11 +684,14 @@ def conclude_experiment(
     baseline included under the key "baseline".
     """
     names = list(arms)
-    srm_p = stats.srm_p_value(
-        [baseline.units, *(arms[name].units for name in names)],
-        [weights["baseline"], *(weights[name] for name in names)],
-    )
+    units = [baseline.units, *(arms[name].units for name in names)]
+    split = [weights["baseline"], *(weights[name] for name in names)]
+    # The sequential test pauses (valid at every tick); the chi-square of this reading, which
+    # alarms sooner, keeps every arm from passing while it sees a mismatch (as in `decide`).
+    srm_p = stats.srm_sequential_p_value(units, split)
+    srm_chi_square_p = stats.srm_p_value(units, split)
     health_ok = srm_p is None or srm_p >= policy.srm_alpha
+    split_ok = health_ok and (srm_chi_square_p is None or srm_chi_square_p >= policy.srm_alpha)
     goal_p: dict[str, float] = {}
     for name in names:
         for goal in goals:
@@ -710,7 +742,7 @@ def conclude_experiment(
         verdicts.append(
             ArmVerdict(
                 arm=name,
-                passes=health_ok and not failing,
+                passes=split_ok and not failing,
                 failing=tuple(failing),
                 comparisons=comparisons,
                 cost=cost.total / cost.n if cost.n else None,
@@ -722,17 +754,22 @@ def conclude_experiment(
             )
         )
     passing = [v for v in verdicts if v.passes and v.cost is not None]
-    if not health_ok:
+    if not split_ok:
         return ExperimentConclusion(
             srm_p_value=srm_p,
-            health_ok=False,
+            srm_chi_square_p_value=srm_chi_square_p,
+            health_ok=health_ok,
             arms=tuple(verdicts),
             cheapest_passing=None,
-            evidence=f"no arm can pass: sample-ratio mismatch (chi-square p = {srm_p:.2g})",
+            evidence=(
+                f"no arm can pass: sample-ratio mismatch (sequential test p = {srm_p:.2g}, "
+                f"chi-square p = {srm_chi_square_p:.2g})"
+            ),
         )
     if not passing:
         return ExperimentConclusion(
             srm_p_value=srm_p,
+            srm_chi_square_p_value=srm_chi_square_p,
             health_ok=True,
             arms=tuple(verdicts),
             cheapest_passing=None,
@@ -752,6 +789,7 @@ def conclude_experiment(
         evidence += f"; next cheapest passing arm {others[0].arm} at ${others[0].cost:.5f}"
     return ExperimentConclusion(
         srm_p_value=srm_p,
+        srm_chi_square_p_value=srm_chi_square_p,
         health_ok=True,
         arms=tuple(verdicts),
         cheapest_passing=cheapest.arm,

@@ -2,9 +2,11 @@
 
 Each tick of a running experiment (DESIGN.md "Analysis", rollout-analysis.md §8.6):
 
-1. health: Pearson's chi-square of the units per arm against the arms' weights, k − 1 degrees
-   of freedom (`stats.srm_p_value`, the value of scipy.stats.chisquare); p < 0.001 pauses the
-   experiment (`health_check_failed`): no arm can be judged on a split that is wrong;
+1. health: the units per arm against the arms' weights. The sequential test (Lindon & Malek's
+   Dirichlet-multinomial Bayes factor, `stats.srm_sequential_p_value`, valid however often it
+   is read) at p < 0.001 pauses the experiment (`health_check_failed`): no arm can be judged on
+   a split that is wrong. Pearson's chi-square of the same reading (`stats.srm_p_value`)
+   below 0.001 keeps every arm from passing meanwhile;
 2. the end: the fixed window has passed, or every arm has the required number of units →
    conclude (`window_ended`, `sample_size_reached`);
 3. otherwise hold, with the interim conclusion kept in the decision for people to watch.
@@ -124,7 +126,8 @@ def decide_experiment(
             ExperimentAction.PAUSE,
             ExperimentReason.HEALTH_CHECK_FAILED,
             f"paused: sample-ratio mismatch across the {len(arms)} arms "
-            f"(chi-square p = {conclusion.srm_p_value:.2g} < {policy.srm_alpha:g}); "
+            f"(sequential test p = {conclusion.srm_p_value:.2g} < {policy.srm_alpha:g}, "
+            f"chi-square p = {conclusion.srm_chi_square_p_value:.2g}); "
             + ", ".join(f"{name} {arm.units:,} units" for name, arm in arms.items()),
             conclusion,
         )

@@ -5,7 +5,10 @@ hours: a fixed-sample test repeated like that rejects a true null far more often
 (the peeking problem). Every test here is therefore *time-uniform*: its error bound holds over
 all ticks at once, so the analysis may look as often as it likes.
 
-- `srm_p_value`: sample-ratio mismatch, Pearson's chi-square goodness of fit (scipy).
+- `srm_sequential_p_value`: sample-ratio mismatch, anytime-valid: the Dirichlet-multinomial
+  Bayes factor of Lindon & Malek (2022), read through Ville's inequality. It is the test that
+  pauses; `srm_p_value`, Pearson's chi-square goodness of fit (scipy), is the fixed-sample
+  reading shown beside it, which only holds a promotion back (docs/analysis.md, "Health").
 - `compare_means`: canary − control for proportions and means, with a margin δ, from a one-sided
   normal-mixture martingale applied as an asymptotic confidence sequence (Robbins 1970;
   Howard, Ramdas, McAuliffe & Sekhon 2021; Waudby-Smith, Arnold, Wu, Wang & Ramdas 2024).
@@ -54,6 +57,47 @@ def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | No
     expected = [total * weight / weight_sum for weight in weights]
     statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0)
     return float(chdtrc(len(observed) - 1, statistic))
+
+
+# Lindon & Malek's own library (savvi, `Multinomial(alpha, theta_0, k=100)`) centres the
+# Dirichlet mixture on the expected split with a concentration of 100.
+SRM_CONCENTRATION = 100.0
+
+
+def srm_sequential_p_value(
+    observed: Sequence[int], weights: Sequence[float], *, concentration: float = SRM_CONCENTRATION
+) -> float | None:
+    """Anytime-valid p-value of the exposure counts against the configured split; None without
+    any unit.
+
+    Lindon & Malek (2022), "Anytime-Valid Inference for Multinomial Count Data", NeurIPS 35, §3:
+    under H0 the n units fall in the arms as a multinomial with probabilities p0 (the weights,
+    normalised); mixing the alternatives over a Dirichlet(k·p0) prior gives the Bayes factor
+
+        BF_n = Γ(k) / Γ(k + n) · Π_i Γ(k·p0_i + n_i) / Γ(k·p0_i) / Π_i p0_i^n_i
+
+    (the Dirichlet-multinomial over the multinomial probability of the same counts: the
+    multinomial coefficients cancel). BF_n is a nonnegative martingale of mean 1 under H0, so
+    by Ville's inequality P(BF_n ≥ 1/α for some n) ≤ α, and min(1, 1/BF_n) may be compared with
+    α at every tick, however many there are. The counts are cumulative, read at ticks: a
+    subsequence of the units' own sequence, which Ville's bound covers.
+    """
+    if len(observed) != len(weights) or len(observed) < 2:
+        raise ValueError("one expected weight per arm, at least two arms")
+    total = sum(observed)
+    weight_sum = sum(weights)
+    if total == 0 or weight_sum <= 0:
+        return None
+    log_bf = math.lgamma(concentration) - math.lgamma(concentration + total)
+    for count, weight in zip(observed, weights, strict=True):
+        p0 = weight / weight_sum
+        if p0 <= 0:
+            if count:
+                return 0.0  # a unit in an arm that should get none: the split is certainly wrong
+            continue
+        prior = concentration * p0
+        log_bf += math.lgamma(prior + count) - math.lgamma(prior) - count * math.log(p0)
+    return 1.0 if log_bf <= 0 else math.exp(-log_bf)
 
 
 # -- The normal-mixture boundary -----------------------------------------------------------------

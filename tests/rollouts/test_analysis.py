@@ -169,12 +169,41 @@ def test_decide__sample_ratio_mismatch_and_critical_regression_below_min_units__
     decision = decide(
         policy=POLICY,
         stage=STAGE,
-        canary=arm(units=80, judged=80, error_rate=0.5),
-        control=arm(units=40, judged=40),
+        canary=arm(units=95, judged=95, error_rate=0.5),
+        control=arm(units=20, judged=20),
         elapsed_seconds=60,
     )
     assert decision.action is Action.PAUSE
     assert decision.reason is Reason.HEALTH_CHECK_FAILED
+
+
+def test_decide__mismatch_the_chi_square_alone_sees__holds_then_ends_inconclusive_never_promotes() -> None:
+    # 5,200 vs 4,800: chi-square p = 6e-5, the sequential test's p = 0.004 (not yet 0.001).
+    canary, control = arm(units=5_200), arm(units=4_800)
+    healthy = decide(policy=POLICY, stage=STAGE, canary=arm(), control=arm(), elapsed_seconds=1800)
+    held = decide(policy=POLICY, stage=STAGE, canary=canary, control=control, elapsed_seconds=1800)
+    ended = decide(policy=POLICY, stage=STAGE, canary=canary, control=control, elapsed_seconds=7200)
+    assert healthy.action is Action.PROMOTE
+    assert (held.action, held.reason) == (Action.HOLD, Reason.SRM_SUSPECTED)
+    assert held.srm_chi_square_p_value == pytest.approx(6.334e-5, rel=1e-3)
+    assert held.srm_p_value == pytest.approx(0.003648, rel=1e-3)
+    assert held.explanation == (
+        "held: the split looks off at this tick, 5200 canary vs 4800 control units against an "
+        "expected 1:1 split (chi-square p = 6.3e-05 < 0.001; the sequential test that pauses has "
+        "p = 0.0036), so nothing is promoted on it"
+    )
+    assert (ended.action, ended.reason) == (Action.INCONCLUSIVE, Reason.SRM_SUSPECTED)
+
+
+def test_decide__mismatch_the_chi_square_alone_sees_and_critical_regression__rolls_back() -> None:
+    decision = decide(
+        policy=POLICY,
+        stage=STAGE,
+        canary=arm(units=5_200, error_rate=0.04),
+        control=arm(units=4_800),
+        elapsed_seconds=60,
+    )
+    assert (decision.action, decision.reason) == (Action.ROLLBACK, Reason.CRITICAL_REGRESSION)
 
 
 def test_decide__no_data__extends_then_ends_inconclusive() -> None:
@@ -572,6 +601,22 @@ def test_conclude_experiment__sample_ratio_mismatch__no_arm_passes() -> None:
     )
     assert not conclusion.health_ok
     assert conclusion.cheapest_passing is None
+
+
+def test_conclude_experiment__mismatch_the_chi_square_alone_sees__healthy_but_no_arm_passes() -> None:
+    conclusion = conclude_experiment(
+        policy=POLICY,
+        baseline=arm(units=4_800),
+        arms={"cheap": arm(units=5_200, cost_mean=0.002)},
+        weights={"baseline": 1, "cheap": 1},
+        cost_metric="cost_per_call",
+    )
+    assert conclusion.health_ok  # nothing pauses on the chi-square alone
+    assert conclusion.cheapest_passing is None
+    assert not conclusion.arms[0].passes
+    assert conclusion.evidence == (
+        "no arm can pass: sample-ratio mismatch (sequential test p = 0.0036, chi-square p = 6.3e-05)"
+    )
 
 
 def test_decide__paired_replay_regression__rolls_back_saying_paired_evidence_was_used() -> None:

@@ -34,6 +34,51 @@ def test_srm_p_value__no_units__is_none() -> None:
     assert stats.srm_p_value([0, 0], [1, 1]) is None
 
 
+@pytest.mark.parametrize(
+    ("observed", "weights"),
+    [([5200, 4800], [1, 1]), ([130, 70], [1, 1]), ([1010, 2050, 6940], [0.1, 0.2, 0.7]), ([3, 0], [1, 1])],
+)
+def test_srm_sequential_p_value__bayes_factor__matches_scipy_dirichlet_multinomial_over_multinomial(
+    observed: list[int], weights: list[float]
+) -> None:
+    # Lindon & Malek (2022): BF = Dirichlet-multinomial(counts; k·p0) / multinomial(counts; p0).
+    p0 = np.asarray(weights) / sum(weights)
+    n = sum(observed)
+    log_bf = scipy_stats.dirichlet_multinomial.logpmf(
+        observed, stats.SRM_CONCENTRATION * p0, n
+    ) - scipy_stats.multinomial.logpmf(observed, n, p0)
+    expected = min(1.0, math.exp(-log_bf))
+    assert stats.srm_sequential_p_value(observed, weights) == pytest.approx(expected, rel=1e-9)
+
+
+def test_srm_sequential_p_value__52_48_split__alarms_later_than_the_fixed_sample_test() -> None:
+    # The price of looking at every tick: at 10,000 units a 52/48 split is below 0.001 for the
+    # chi-square, but not yet for the sequential test; at 30,000 it is for both.
+    assert stats.srm_p_value([5200, 4800], [1, 1]) < 0.001  # type: ignore[operator]
+    assert stats.srm_sequential_p_value([5200, 4800], [1, 1]) > 0.001  # type: ignore[operator]
+    assert stats.srm_sequential_p_value([15600, 14400], [1, 1]) < 0.001  # type: ignore[operator]
+
+
+def test_srm_sequential_p_value__no_units__is_none_and_a_unit_where_none_belongs__is_zero() -> None:
+    assert stats.srm_sequential_p_value([0, 0], [1, 1]) is None
+    assert stats.srm_sequential_p_value([10, 1], [1, 0]) == 0.0
+    assert stats.srm_sequential_p_value([10, 0], [1, 0]) == 1.0
+
+
+def test_srm_sequential_p_value__read_every_tick_under_h0__false_alarms_stay_within_alpha() -> None:
+    # 2,000 A/A stages of 60 ticks at 200 units per arm per tick, read at α = 0.05 after every
+    # tick: the sequential test's false alarms stay below α (Ville); the chi-square read the
+    # same way alarms several times as often (the peeking problem the sequential test removes).
+    rng = np.random.default_rng(7)
+    counts = np.cumsum(rng.poisson(200, size=(2_000, 60, 2)), axis=1)
+    sequential = chi_square = 0
+    for stage in counts:
+        sequential += any(stats.srm_sequential_p_value(tick, [1, 1]) < 0.05 for tick in stage)  # type: ignore[operator]
+        chi_square += any(stats.srm_p_value(tick, [1, 1]) < 0.05 for tick in stage)  # type: ignore[operator]
+    assert sequential / 2_000 <= 0.05
+    assert chi_square / 2_000 > 3 * 0.05
+
+
 def test_log_one_sided_mixture__closed_form__equals_numerical_integral_of_the_mixture() -> None:
     # ∫_0^∞ exp(λS − λ²t/2) · 2φ(λ/ρ)/ρ dλ computed by quadrature, against the closed form.
     t, rho, s = 400.0, 0.05, 30.0

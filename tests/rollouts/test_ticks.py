@@ -143,6 +143,19 @@ def test_tick__calls_before_the_stage_started__not_counted() -> None:
 
 
 def test_tick__sample_ratio_mismatch__paused_health_check_failed_not_rolled_back() -> None:
+    # 10,400 vs 9,600: the sequential test's p = 2e-6 (5,200 vs 4,800 only holds: below).
+    rollout = make_running_rollout()
+    add_calls(rollout, arm="candidate", calls=10_400)
+    add_calls(rollout, arm="control", calls=9_600)
+
+    ticks.tick_rollout(rollout_id=rollout.pk, now=_later())
+
+    rollout.refresh_from_db()
+    assert (rollout.state, rollout.pause_reason) == ("paused", "health_check_failed")
+    assert Split.objects.active().get().weight == 100
+
+
+def test_tick__mismatch_the_chi_square_alone_sees__held_running_and_recorded() -> None:
     rollout = make_running_rollout()
     add_calls(rollout, arm="candidate", calls=5_200)
     add_calls(rollout, arm="control", calls=4_800)
@@ -150,8 +163,10 @@ def test_tick__sample_ratio_mismatch__paused_health_check_failed_not_rolled_back
     ticks.tick_rollout(rollout_id=rollout.pk, now=_later())
 
     rollout.refresh_from_db()
-    assert (rollout.state, rollout.pause_reason) == ("paused", "health_check_failed")
-    assert Split.objects.active().get().weight == 100
+    decision = Decision.objects.get(rollout=rollout)
+    assert (rollout.state, decision.action, decision.reason) == ("running", "hold", "srm_suspected")
+    assert decision.srm_p_value == pytest.approx(0.003648, rel=1e-3)  # the sequential test's
+    assert "chi-square p = 6.3e-05 < 0.001" in decision.explanation
 
 
 def test_tick__approval_stage_passes__paused_awaiting_approval() -> None:
