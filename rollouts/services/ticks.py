@@ -395,18 +395,37 @@ def tick_due_rollouts(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) 
     queries per rollout; then each is decided and recorded in its own transaction, as `tick_rollout` does."""
     now = now or timezone.now()
     claimed = claim_due_ticks(now=now, limit=limit)
-    aggregates = read_many_stage_aggregates([_window(rollout, now) for rollout in claimed])
-    moved = _traffic_moved_of(claimed)
-    live_scoring = scoring_versions_of([(rollout.flag, rollout.environment) for rollout in claimed])
-    decided = 0
-    for rollout in claimed:
-        key = (rollout.flag_id, rollout.environment_id)
-        result = decide_tick(
-            rollout=rollout,
-            now=now,
-            aggregates=aggregates[key],
-            moved=moved[rollout.pk],
-            live_scoring=live_scoring[key],
-        )
-        decided += result is not None
+    done: set[int] = set()
+    try:
+        aggregates = read_many_stage_aggregates([_window(rollout, now) for rollout in claimed])
+        moved = _traffic_moved_of(claimed)
+        live_scoring = scoring_versions_of([(rollout.flag, rollout.environment) for rollout in claimed])
+        decided = 0
+        for rollout in claimed:
+            key = (rollout.flag_id, rollout.environment_id)
+            result = decide_tick(
+                rollout=rollout,
+                now=now,
+                aggregates=aggregates[key],
+                moved=moved[rollout.pk],
+                live_scoring=live_scoring[key],
+            )
+            done.add(rollout.pk)
+            decided += result is not None
+    except Exception:
+        _release_claims([rollout.pk for rollout in claimed if rollout.pk not in done], now=now)
+        raise
     return decided
+
+
+def _release_claims(rollout_ids: list[int], *, now: datetime) -> None:
+    """Hand back the leases of ticks a failed sweep did not decide, so that the next sweep
+    (seconds later) retries them instead of waiting out the lease: a transient error (a locked
+    SQLite file, a dropped connection) must not hold a rollback back for minutes. The lease is
+    for a worker that dies, which can hand back nothing. Conditional on the lease still being
+    this sweep's; best effort, as the database may be what failed."""
+    lease = timedelta(seconds=settings.FLAGSTAFF_ROLLOUT_TICK_LEASE_SECONDS)
+    try:
+        Rollout.objects.filter(pk__in=rollout_ids, next_tick_at=now + lease).update(next_tick_at=now)
+    except Exception:
+        logger.exception("could not hand back the tick leases of rollouts %s", rollout_ids)

@@ -267,6 +267,31 @@ def test_tick_due_rollouts__paused_and_not_yet_due__skipped() -> None:
     assert set(Decision.objects.values_list("rollout", flat=True)) == {due.pk}
 
 
+def test_tick_due_rollouts__sweep_fails_midway__undecided_ticks_retried_at_the_next_sweep_not_after_the_lease(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = make_running_rollout(), make_running_rollout()
+    now = _later()
+    decide = ticks.decide_tick
+
+    def fails_on_the_second(*, rollout: Rollout, **kwargs: Any) -> ticks.TickResult | None:
+        if rollout.pk == second.pk:
+            raise RuntimeError("injected: the analysis of the second rollout failed")
+        return decide(rollout=rollout, **kwargs)
+
+    monkeypatch.setattr(ticks, "decide_tick", fails_on_the_second)
+    with pytest.raises(RuntimeError, match="injected"):
+        ticks.tick_due_rollouts(now=now)
+    monkeypatch.setattr(ticks, "decide_tick", decide)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.next_tick_at == now + timedelta(seconds=first.tick_interval_seconds)  # decided
+    assert second.next_tick_at == now  # handed back, not held for the lease
+    assert ticks.tick_due_rollouts(now=now + timedelta(seconds=1)) == 1
+    assert list(Decision.objects.filter(rollout=second).values_list("tick", flat=True)) == [1]
+
+
 def test_tick_due_rollouts__three_rollouts_read_together__each_decided_on_its_own_arms() -> None:
     healthy, regressing, empty = make_running_rollout(), make_running_rollout(), make_running_rollout()
     _healthy(healthy)
