@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
 SETTLE_TIMEOUT_SECONDS = 300.0
 STOP_TIMEOUT_SECONDS = 30.0
+# A log line of the web process, the Celery worker and beat, or the access log.
+LOG_LINE = re.compile(r"^\s*(\[\d{4}-\d\d-\d\d |\d{4}-\d\d-\d\d \d\d:|127\.0\.0\.1 - - \[)")
 
 pytestmark = [
     pytest.mark.skipif(
@@ -108,8 +110,12 @@ class Output:
                 self._changed.wait(remaining)
 
     def text(self) -> str:
+        """What a failed assertion shows: the processes' last lines, then the demo's own story
+        (its lines without the servers' and workers' logs), last, where a CI log's tail shows it."""
         with self._changed:
-            return "\n".join(self.lines)
+            lines = list(self.lines)
+        story = [line for line in lines if not LOG_LINE.match(line)]
+        return "\n".join(["--- the last 40 lines ---", *lines[-40:], "--- the demo's story ---", *story])
 
 
 @pytest.fixture
