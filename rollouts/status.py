@@ -126,10 +126,17 @@ ROLLOUT_ACTION_HEALTH = {
     "pause": (WATCH, "paused by the analysis"),
     "rollback": (BAD, "regressed: rolled back"),
 }
+# A hold is not always "nothing seen": by its reason code (rollouts.analysis.Reason).
+ROLLOUT_HOLD_HEALTH = {
+    "regression_unconfirmed": (WATCH, "watching: a regression seen on one tick, the next must confirm it"),
+    "srm_suspected": (WATCH, "watching: the traffic split looks off, nothing is promoted until it clears"),
+}
 
 
-def rollout_health(state: str, pause_reason: str, latest_action: str | None) -> Health:
-    """A rollout's health from its state and its latest decision's action."""
+def rollout_health(
+    state: str, pause_reason: str, latest_action: str | None, latest_reason: str = ""
+) -> Health:
+    """A rollout's health from its state and its latest decision's action and reason."""
     if state == RolloutState.ROLLED_BACK:
         return Health(BAD, "rolled back: the candidate is off traffic")
     if state == RolloutState.PROMOTED:
@@ -147,7 +154,10 @@ def rollout_health(state: str, pause_reason: str, latest_action: str | None) -> 
         )
     if latest_action is None:
         return Health(WATCH, "running: no analysis yet")
-    level, words = ROLLOUT_ACTION_HEALTH.get(latest_action, (WATCH, latest_action))
+    if latest_action == "hold" and latest_reason in ROLLOUT_HOLD_HEALTH:
+        level, words = ROLLOUT_HOLD_HEALTH[latest_reason]
+    else:
+        level, words = ROLLOUT_ACTION_HEALTH.get(latest_action, (WATCH, latest_action))
     return Health(level, words)
 
 
@@ -224,9 +234,12 @@ def active_changes() -> list[ActiveChange]:
                 ]
             ),
             latest_action=_latest(Decision, "rollout", "action"),
+            latest_reason=_latest(Decision, "rollout", "reason"),
             latest_explanation=_latest(Decision, "rollout", "explanation"),
         )
-        .values(*ROW_FIELDS, "candidate__number", "stage_index", "stage_count", "current_weight")
+        .values(
+            *ROW_FIELDS, "latest_reason", "candidate__number", "stage_index", "stage_count", "current_weight"
+        )
     )
     changes = []
     for row in rollouts:
@@ -245,7 +258,9 @@ def active_changes() -> list[ActiveChange]:
                     else f"{count} stages planned"
                 ),
                 percent_done=round(index * 100 / count) if started and count else 0,
-                health=rollout_health(row["state"], row["pause_reason"], row["latest_action"]),
+                health=rollout_health(
+                    row["state"], row["pause_reason"], row["latest_action"], row["latest_reason"] or ""
+                ),
             )
         )
     experiments = (

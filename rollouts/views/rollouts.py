@@ -101,7 +101,12 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "rollout": rollout,
         "stages": stages,
         "bar": stage_bar(rollout, stages),
-        "health": rollout_health(rollout.state, rollout.pause_reason, latest.action if latest else None),
+        "health": rollout_health(
+            rollout.state,
+            rollout.pause_reason,
+            latest.action if latest else None,
+            latest.reason if latest else "",
+        ),
         "latest": latest,
         # A tick that ran late (or a 1 s interval) leaves `next_tick_at` already past: the next
         # analysis is then due now, not at a time before the decision shown beside it.

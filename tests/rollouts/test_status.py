@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from rollouts.models import Rollout
 from rollouts.services import lifecycle, ticks
-from rollouts.status import active_changes, describe_splits, rollout_health, stage_bar
+from rollouts.status import Health, active_changes, describe_splits, rollout_health, stage_bar
 from tests.factories import FACTORY_ACTOR
 from tests.rollouts.factories import (
     add_calls,
@@ -73,6 +73,26 @@ def test_rollout_health__state_and_latest_action__level(
 
 def test_rollout_health__sample_ratio_mismatch__says_so_in_words() -> None:
     assert rollout_health("paused", "health_check_failed", "pause").words == "paused: sample-ratio mismatch"
+
+
+@pytest.mark.parametrize(
+    ("reason", "level", "words"),
+    [
+        ("awaiting_evidence", "good", "watching: no regression so far"),
+        (
+            "regression_unconfirmed",
+            "watch",
+            "watching: a regression seen on one tick, the next must confirm it",
+        ),
+        (
+            "srm_suspected",
+            "watch",
+            "watching: the traffic split looks off, nothing is promoted until it clears",
+        ),
+    ],
+)
+def test_rollout_health__a_hold__says_why_by_its_reason(reason: str, level: str, words: str) -> None:
+    assert rollout_health("running", "", "hold", reason) == Health(level, words)
 
 
 def test_active_changes__a_rollout_and_an_experiment__stage_health_and_latest_explanation() -> None:
