@@ -42,7 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 import psycopg
 
-from bench._services import GUNICORN_CONF, cpu_seconds, free_port, process_tree
+from bench._services import (
+    GUNICORN_CONF,
+    busy_cores,
+    cpu_seconds,
+    cpu_times,
+    free_port,
+    process_tree,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -300,19 +307,31 @@ def main() -> None:
         batches, sent = make_batches(args.records, states)
         port = args.port or free_port()
         server = start_server(env, port, args.workers, args.threads)
-        warmup, _ = send_all(port, token, batches[: args.workers * 2], args.workers * 2)
-        # Persistent connections (CONN_MAX_AGE): the warm-up opened every worker's backend.
-        watched_web, watched_db = process_tree(server.pid), backend_pids(url, args.database)
-        cpu_web, cpu_db = cpu_seconds(watched_web), cpu_seconds(watched_db)
+        # As many requests at once as the timed phase has, so that the threads it uses have
+        # mostly opened their database connections (persistent: CONN_MAX_AGE).
+        warm = max(args.senders, args.workers * 2)
+        warmup, _ = send_all(port, token, batches[:warm], warm)
+        watched_web = process_tree(server.pid)
+        db_before = {pid: cpu_seconds([pid]) for pid in backend_pids(url, args.database)}
+        cpu_web = cpu_seconds(watched_web)
+        per_process = [cpu_seconds([pid]) for pid in watched_web]
+        machine_began = cpu_times()
         began, sender_began = time.perf_counter(), time.process_time()
-        results, latencies = send_all(port, token, batches[args.workers * 2 :], args.senders)
+        results, latencies = send_all(port, token, batches[warm:], args.senders)
         elapsed, cpu_senders = time.perf_counter() - began, time.process_time() - sender_began
-        cpu_web, cpu_db = cpu_seconds(watched_web) - cpu_web, cpu_seconds(watched_db) - cpu_db
+        machine_busy = busy_cores(machine_began, cpu_times(), elapsed)
+        cpu_web = cpu_seconds(watched_web) - cpu_web
+        # A thread that first served a request in the timed phase opened its backend then.
+        watched_db = backend_pids(url, args.database)
+        cpu_db = sum(cpu_seconds([pid]) - db_before.get(pid, 0.0) for pid in watched_db)
+        per_process = [
+            cpu_seconds([pid]) - spent for pid, spent in zip(watched_web, per_process, strict=True)
+        ]
         server.terminate()
         server.wait(timeout=30)
         server = None
 
-        timed_records = sum(len(orjson.loads(b)["records"]) for b in batches[args.workers * 2 :])
+        timed_records = sum(len(orjson.loads(b)["records"]) for b in batches[warm:])
         every = warmup + results
         accepted = sum(r["accepted"] for r in every)
         duplicate = sum(r["duplicate"] for r in every)
@@ -343,6 +362,13 @@ def main() -> None:
             f" database backends {cpu_db * per_thousand * 1000:.0f} ms,"
             f" senders {cpu_senders * per_thousand * 1000:.0f} ms"
             f" (machine load average before the run: {load_before:.1f}, after: {os.getloadavg()[0]:.1f})"
+        )
+        ours = (cpu_web + cpu_db + cpu_senders) / elapsed
+        print(
+            f"  cores busy while timed: web {cpu_web / elapsed:.2f} + database {cpu_db / elapsed:.2f}"
+            f" + senders {cpu_senders / elapsed:.2f} = {ours:.2f}; the whole machine"
+            f" {machine_busy:.2f} of {os.cpu_count()} (other work {max(0.0, machine_busy - ours):.2f});"
+            f" per web process (master first) {' / '.join(f'{spent / elapsed:.2f}' for spent in per_process)}"
         )
         print(f"raw COPY:   {copy_rows:,} rows in {copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s")
         print(f"ratio API / COPY: {ratio:.1%}")
