@@ -50,6 +50,7 @@ from bench._services import (
     free_port,
     process_tree,
 )
+from controlplane.management.commands.serve import WEB_THREADS, WEB_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -271,10 +272,11 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--senders", type=int, default=6)
-    # Measured best on 2 cores: two processes (one per core), two threads each to overlap
-    # their database round trips.
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    # `manage.py serve`'s web server. With two threads per worker, the kernel's hash of the six
+    # senders' connections over the workers' sockets (reuse_port) often gave one worker 4 or 5 of
+    # them, served two at a time, while the other worker had 1 or 2: cores went idle.
+    parser.add_argument("--workers", type=int, default=WEB_WORKERS)
+    parser.add_argument("--threads", type=int, default=WEB_THREADS)
     parser.add_argument("--database", default="flagstaff_bench")
     parser.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
