@@ -236,8 +236,9 @@ def backend_pids(url: str, database: str) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
-def measure_copy(url: str) -> tuple[int, float]:
-    """Copy the stored calls out, empty the table, and time one COPY of them back in."""
+def measure_copy(url: str) -> tuple[int, float, float]:
+    """Copy the stored calls out, empty the table, and time one COPY of them back in: the rows,
+    the seconds, and the CPU seconds it cost (its backend's and this process's)."""
     with psycopg.connect(url) as conn:
         columns = [
             row[0]
@@ -256,14 +257,17 @@ def measure_copy(url: str) -> tuple[int, float]:
         conn.execute("TRUNCATE telemetry_callrecord CASCADE")
         conn.commit()
         data = blob.getvalue()
+        backend = [conn.info.backend_pid]
+        cpu = cpu_seconds(backend) + time.process_time()
         began = time.perf_counter()
         with conn.cursor().copy(f"COPY telemetry_callrecord ({names}) FROM STDIN (FORMAT BINARY)") as into:
             for offset in range(0, len(data), 1 << 20):
                 into.write(data[offset : offset + (1 << 20)])
         conn.commit()
         elapsed = time.perf_counter() - began
+        cpu = cpu_seconds(backend) + time.process_time() - cpu
     assert rows is not None
-    return int(rows[0]), elapsed
+    return int(rows[0]), elapsed, cpu
 
 
 def main() -> None:
@@ -344,7 +348,7 @@ def main() -> None:
         assert stored_row is not None
         assert rollup_row is not None
         stored, rolled_up = int(stored_row[0]), int(rollup_row[0])
-        copy_rows, copy_elapsed = measure_copy(url)
+        copy_rows, copy_elapsed, copy_cpu = measure_copy(url)
 
         rate = timed_records / elapsed
         copy_rate = copy_rows / copy_elapsed
@@ -373,6 +377,16 @@ def main() -> None:
             f" per web process (master first) {' / '.join(f'{spent / elapsed:.2f}' for spent in per_process)}"
         )
         print(f"raw COPY:   {copy_rows:,} rows in {copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s")
+        # The COPY is one backend on one core; the API may use every core. With every core busy
+        # with the API and the COPY running at its CPU cost, the ratio would be this, whatever
+        # the load: the ceiling that the API's CPU per record leaves.
+        api_cpu = (cpu_web + cpu_db + cpu_senders) / timed_records
+        ceiling = (os.cpu_count() or 1) * (copy_cpu / copy_rows) / api_cpu
+        print(
+            f"  COPY CPU per 1,000 rows: {copy_cpu / copy_rows * 1e6:.1f} ms (API: {api_cpu * 1e6:.1f} ms"
+            f" per 1,000 records); the ratio with every core on the API and the COPY at its CPU cost:"
+            f" {ceiling:.1%}"
+        )
         print(f"ratio API / COPY: {ratio:.1%}")
         print(
             f"loss check: sent {sent:,} = stored {stored:,} + duplicate {duplicate:,} + rejected {rejected:,}"
