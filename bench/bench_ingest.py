@@ -192,23 +192,28 @@ def send_all(
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def sender() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         while True:
             try:
                 body = work.get_nowait()
             except queue.Empty:
                 break
             began = time.perf_counter()
+            # A connection per batch, as the flagstaff client's TelemetrySender posts
+            # (flagstaff._http.request). Kept-alive connections would each stay on the worker
+            # the kernel's hash gave them (a listening socket per worker): six of them went
+            # 3/3, 2/4, 1/5 or all to one worker, run by run, and one worker's interpreter
+            # lock then capped the whole run.
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             try:
                 conn.request("POST", "/api/v1/telemetry/calls", body=body, headers=headers)
                 response = conn.getresponse()
                 payload = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 with lock:
                     failures.append(repr(exc))
                 continue
+            finally:
+                conn.close()
             elapsed = time.perf_counter() - began
             with lock:
                 if response.status != 200:
@@ -216,7 +221,6 @@ def send_all(
                 else:
                     results.append(orjson.loads(payload))
                     latencies.append(elapsed)
-        conn.close()
 
     threads = [threading.Thread(target=sender) for _ in range(senders)]
     for thread in threads:
