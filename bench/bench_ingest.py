@@ -1,11 +1,12 @@
 """Telemetry ingest throughput: the API under concurrent senders vs a raw PostgreSQL COPY.
 
 Runs the production-style setup on this machine: a PostgreSQL database of its own (created and
-dropped here, on the local server 127.0.0.1:5432 as root), migrated; gunicorn with several
-workers on a free loopback port; N concurrent senders posting 1,000-record batches
-(about 2 % invalid records and some batches sent twice, so that the loss check sees every
-outcome). Then, in the same run, the rows the API stored are copied out and loaded again with
-one raw `COPY ... FROM STDIN (FORMAT BINARY)` into the emptied call table, the baseline.
+dropped here, on the local server 127.0.0.1:5432 as root), migrated; gunicorn as
+`manage.py serve` runs it, on a free loopback port; N concurrent senders posting 1,000-record
+batches, each on a connection of its own as the flagstaff client does (about 2 % invalid
+records and some batches sent twice, so that the loss check sees every outcome). Then, in
+the same run, the rows the API stored are copied out and loaded again with one raw
+`COPY ... FROM STDIN (FORMAT BINARY)` into the emptied call table, the baseline.
 
 Prints records/s through the API, COPY rows/s, their ratio, the loss check
 (sent = stored + duplicates + rejected, and rollup calls = stored) and the core count.
@@ -16,7 +17,9 @@ measured in the same run (issue 17, item 6; it was 25 %).
         [--port N] [--database NAME] [--keep]
 
 Also prints the CPU time per 1,000 records of the web workers, the database backends and the
-senders: on a shared machine the rate follows what else runs, the CPU cost much less so.
+senders (on a shared machine the rate follows what else runs, the CPU cost much less so), the
+cores they and the whole machine kept busy while timed, the COPY's CPU per row, and the ratio
+the API's CPU per record would allow with every core busy.
 """
 
 from __future__ import annotations
