@@ -110,6 +110,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters in clock ticks (/proc/stat: user nice system idle iowait
+    irq softirq steal)."""
+    with open("/proc/stat") as stat:
+        return [int(value) for value in stat.readline().split()[1:9]]
+
+
+def busy_cores(before: list[int], after: list[int], seconds: float) -> float:
+    """How many cores the whole machine kept busy between two cpu_times() readings `seconds`
+    apart: every counter but idle and iowait (steal included: time the hypervisor gave to
+    other guests was not free for this one)."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    busy = sum(spent) - spent[3] - spent[4]
+    return busy / os.sysconf("SC_CLK_TCK") / seconds
+
+
 def _drop_database(name: str) -> None:
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

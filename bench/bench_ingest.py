@@ -1,11 +1,12 @@
 """Telemetry ingest throughput: the API under concurrent senders vs a raw PostgreSQL COPY.
 
 Runs the production-style setup on this machine: a PostgreSQL database of its own (created and
-dropped here, on the local server 127.0.0.1:5432 as root), migrated; gunicorn with several
-workers on a free loopback port; N concurrent senders posting 1,000-record batches
-(about 2 % invalid records and some batches sent twice, so that the loss check sees every
-outcome). Then, in the same run, the rows the API stored are copied out and loaded again with
-one raw `COPY ... FROM STDIN (FORMAT BINARY)` into the emptied call table, the baseline.
+dropped here, on the local server 127.0.0.1:5432 as root), migrated; gunicorn as
+`manage.py serve` runs it, on a free loopback port; N concurrent senders posting 1,000-record
+batches, each on a connection of its own as the flagstaff client does (about 2 % invalid
+records and some batches sent twice, so that the loss check sees every outcome). Then, in
+the same run, the rows the API stored are copied out and loaded again with one raw
+`COPY ... FROM STDIN (FORMAT BINARY)` into the emptied call table, the baseline.
 
 Prints records/s through the API, COPY rows/s, their ratio, the loss check
 (sent = stored + duplicates + rejected, and rollup calls = stored) and the core count.
@@ -16,7 +17,9 @@ measured in the same run (issue 17, item 6; it was 25 %).
         [--port N] [--database NAME] [--keep]
 
 Also prints the CPU time per 1,000 records of the web workers, the database backends and the
-senders: on a shared machine the rate follows what else runs, the CPU cost much less so.
+senders (on a shared machine the rate follows what else runs, the CPU cost much less so), the
+cores they and the whole machine kept busy while timed, the COPY's CPU per row, and the ratio
+the API's CPU per record would allow with every core busy.
 """
 
 from __future__ import annotations
@@ -42,7 +45,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 import psycopg
 
-from bench._services import GUNICORN_CONF, cpu_seconds, free_port, process_tree
+from bench._services import (
+    GUNICORN_CONF,
+    busy_cores,
+    cpu_seconds,
+    cpu_times,
+    free_port,
+    process_tree,
+)
+from controlplane.management.commands.serve import WEB_THREADS, WEB_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,23 +195,28 @@ def send_all(
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def sender() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         while True:
             try:
                 body = work.get_nowait()
             except queue.Empty:
                 break
             began = time.perf_counter()
+            # A connection per batch, as the flagstaff client's TelemetrySender posts
+            # (flagstaff._http.request). Kept-alive connections would each stay on the worker
+            # the kernel's hash gave them (a listening socket per worker): six of them went
+            # 3/3, 2/4, 1/5 or all to one worker, run by run, and one worker's interpreter
+            # lock then capped the whole run.
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             try:
                 conn.request("POST", "/api/v1/telemetry/calls", body=body, headers=headers)
                 response = conn.getresponse()
                 payload = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 with lock:
                     failures.append(repr(exc))
                 continue
+            finally:
+                conn.close()
             elapsed = time.perf_counter() - began
             with lock:
                 if response.status != 200:
@@ -208,7 +224,6 @@ def send_all(
                 else:
                     results.append(orjson.loads(payload))
                     latencies.append(elapsed)
-        conn.close()
 
     threads = [threading.Thread(target=sender) for _ in range(senders)]
     for thread in threads:
@@ -228,8 +243,9 @@ def backend_pids(url: str, database: str) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
-def measure_copy(url: str) -> tuple[int, float]:
-    """Copy the stored calls out, empty the table, and time one COPY of them back in."""
+def measure_copy(url: str) -> tuple[int, float, float]:
+    """Copy the stored calls out, empty the table, and time one COPY of them back in: the rows,
+    the seconds, and the CPU seconds it cost (its backend's and this process's)."""
     with psycopg.connect(url) as conn:
         columns = [
             row[0]
@@ -248,14 +264,17 @@ def measure_copy(url: str) -> tuple[int, float]:
         conn.execute("TRUNCATE telemetry_callrecord CASCADE")
         conn.commit()
         data = blob.getvalue()
+        backend = [conn.info.backend_pid]
+        cpu = cpu_seconds(backend) + time.process_time()
         began = time.perf_counter()
         with conn.cursor().copy(f"COPY telemetry_callrecord ({names}) FROM STDIN (FORMAT BINARY)") as into:
             for offset in range(0, len(data), 1 << 20):
                 into.write(data[offset : offset + (1 << 20)])
         conn.commit()
         elapsed = time.perf_counter() - began
+        cpu = cpu_seconds(backend) + time.process_time() - cpu
     assert rows is not None
-    return int(rows[0]), elapsed
+    return int(rows[0]), elapsed, cpu
 
 
 def main() -> None:
@@ -264,10 +283,11 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--senders", type=int, default=6)
-    # Measured best on 2 cores: two processes (one per core), two threads each to overlap
-    # their database round trips.
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    # `manage.py serve`'s web server. With two threads per worker, the kernel's hash of the six
+    # senders' connections over the workers' sockets (reuse_port) often gave one worker 4 or 5 of
+    # them, served two at a time, while the other worker had 1 or 2: cores went idle.
+    parser.add_argument("--workers", type=int, default=WEB_WORKERS)
+    parser.add_argument("--threads", type=int, default=WEB_THREADS)
     parser.add_argument("--database", default="flagstaff_bench")
     parser.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -300,19 +320,31 @@ def main() -> None:
         batches, sent = make_batches(args.records, states)
         port = args.port or free_port()
         server = start_server(env, port, args.workers, args.threads)
-        warmup, _ = send_all(port, token, batches[: args.workers * 2], args.workers * 2)
-        # Persistent connections (CONN_MAX_AGE): the warm-up opened every worker's backend.
-        watched_web, watched_db = process_tree(server.pid), backend_pids(url, args.database)
-        cpu_web, cpu_db = cpu_seconds(watched_web), cpu_seconds(watched_db)
+        # As many requests at once as the timed phase has, so that the threads it uses have
+        # mostly opened their database connections (persistent: CONN_MAX_AGE).
+        warm = max(args.senders, args.workers * 2)
+        warmup, _ = send_all(port, token, batches[:warm], warm)
+        watched_web = process_tree(server.pid)
+        db_before = {pid: cpu_seconds([pid]) for pid in backend_pids(url, args.database)}
+        cpu_web = cpu_seconds(watched_web)
+        per_process = [cpu_seconds([pid]) for pid in watched_web]
+        machine_began = cpu_times()
         began, sender_began = time.perf_counter(), time.process_time()
-        results, latencies = send_all(port, token, batches[args.workers * 2 :], args.senders)
+        results, latencies = send_all(port, token, batches[warm:], args.senders)
         elapsed, cpu_senders = time.perf_counter() - began, time.process_time() - sender_began
-        cpu_web, cpu_db = cpu_seconds(watched_web) - cpu_web, cpu_seconds(watched_db) - cpu_db
+        machine_busy = busy_cores(machine_began, cpu_times(), elapsed)
+        cpu_web = cpu_seconds(watched_web) - cpu_web
+        # A thread that first served a request in the timed phase opened its backend then.
+        watched_db = backend_pids(url, args.database)
+        cpu_db = sum(cpu_seconds([pid]) - db_before.get(pid, 0.0) for pid in watched_db)
+        per_process = [
+            cpu_seconds([pid]) - spent for pid, spent in zip(watched_web, per_process, strict=True)
+        ]
         server.terminate()
         server.wait(timeout=30)
         server = None
 
-        timed_records = sum(len(orjson.loads(b)["records"]) for b in batches[args.workers * 2 :])
+        timed_records = sum(len(orjson.loads(b)["records"]) for b in batches[warm:])
         every = warmup + results
         accepted = sum(r["accepted"] for r in every)
         duplicate = sum(r["duplicate"] for r in every)
@@ -323,7 +355,7 @@ def main() -> None:
         assert stored_row is not None
         assert rollup_row is not None
         stored, rolled_up = int(stored_row[0]), int(rollup_row[0])
-        copy_rows, copy_elapsed = measure_copy(url)
+        copy_rows, copy_elapsed, copy_cpu = measure_copy(url)
 
         rate = timed_records / elapsed
         copy_rate = copy_rows / copy_elapsed
@@ -344,7 +376,24 @@ def main() -> None:
             f" senders {cpu_senders * per_thousand * 1000:.0f} ms"
             f" (machine load average before the run: {load_before:.1f}, after: {os.getloadavg()[0]:.1f})"
         )
+        ours = (cpu_web + cpu_db + cpu_senders) / elapsed
+        print(
+            f"  cores busy while timed: web {cpu_web / elapsed:.2f} + database {cpu_db / elapsed:.2f}"
+            f" + senders {cpu_senders / elapsed:.2f} = {ours:.2f}; the whole machine"
+            f" {machine_busy:.2f} of {os.cpu_count()} (other work {max(0.0, machine_busy - ours):.2f});"
+            f" per web process (master first) {' / '.join(f'{spent / elapsed:.2f}' for spent in per_process)}"
+        )
         print(f"raw COPY:   {copy_rows:,} rows in {copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s")
+        # The COPY is one backend on one core; the API may use every core. With every core busy
+        # with the API and the COPY running at its CPU cost, the ratio would be this, whatever
+        # the load: the ceiling that the API's CPU per record leaves.
+        api_cpu = (cpu_web + cpu_db + cpu_senders) / timed_records
+        ceiling = (os.cpu_count() or 1) * (copy_cpu / copy_rows) / api_cpu
+        print(
+            f"  COPY CPU per 1,000 rows: {copy_cpu / copy_rows * 1e6:.1f} ms (API: {api_cpu * 1e6:.1f} ms"
+            f" per 1,000 records); the ratio with every core on the API and the COPY at its CPU cost:"
+            f" {ceiling:.1%}"
+        )
         print(f"ratio API / COPY: {ratio:.1%}")
         print(
             f"loss check: sent {sent:,} = stored {stored:,} + duplicate {duplicate:,} + rejected {rejected:,}"

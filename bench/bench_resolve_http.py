@@ -63,7 +63,7 @@ from typing import ParamSpec, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _load
-from bench._services import FLAG_KEY, Setup, cpu_seconds, free_port, process_tree
+from bench._services import FLAG_KEY, Setup, cpu_seconds, cpu_times, free_port, process_tree
 
 TARGET_RATIO = 0.70
 TARGET_P99_MS = 20.0
@@ -263,12 +263,6 @@ def rotated(endpoints: dict[str, T], number: int) -> list[tuple[str, T]]:
     items = list(endpoints.items())
     shift = number % len(items)
     return items[shift:] + items[:shift]
-
-
-def cpu_times() -> list[int]:
-    """The machine's CPU time counters (/proc/stat: user nice system idle iowait irq softirq steal)."""
-    with open("/proc/stat") as stat:
-        return [int(value) for value in stat.readline().split()[1:9]]
 
 
 def steal_share(before: list[int], after: list[int]) -> float:

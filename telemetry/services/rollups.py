@@ -161,15 +161,27 @@ def _json_rows_source(types: Sequence[str], parameter: str, *, alias: str = "row
 def execute_binary(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
     """Run one statement on PostgreSQL with server-side, binary parameters (in the current
     transaction). Django's cursors interpolate parameters into the SQL text on the client,
-    which for thousands of array elements costs more than the statement itself."""
+    which for thousands of array elements costs more than the statement itself.
+
+    The statement is prepared on the connection the first time its text is run, then only
+    executed: its text is the same whatever the row count, and the batch's rollup statement cost
+    the database more to parse and plan than to run. Django turns psycopg's prepared statements
+    off on every connection (`prepare_threshold=None`, for transaction-pooling proxies, which
+    lose them; ingest needs session-level pooling anyway, call_store says why), so they are
+    turned on for this statement only."""
     import psycopg
 
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
-    with psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, binary=True)
-        return cursor.fetchall() if fetch else []
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 0
+    try:
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, binary=True, prepare=True)
+            return cursor.fetchall() if fetch else []
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def _sort_key(key: RollupKey) -> tuple[Any, ...]:

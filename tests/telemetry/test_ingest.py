@@ -13,6 +13,7 @@ from django.apps import apps as django_apps
 from django.db import connection, connections, transaction
 from django.test import override_settings
 
+from flags.models import ConfigVersion
 from telemetry import histograms
 from telemetry.models import CallRecord, Rollup, RollupCount, RollupHistogram, Sample
 from telemetry.services import call_store
@@ -390,6 +391,28 @@ def test_ingest_calls__unresolvable_flag_state__kept_unattributed_and_counted(pr
     assert (result.accepted, result.unattributed) == (1, 1)
     assert CallRecord.objects.get().attributed is False
     assert Rollup.objects.get().flag_id is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_ingest_calls__postgresql__rollup_and_attribution_statements_prepared_once(prices, served):
+    environment, version = served
+    token = flag_state_for(environment, version)
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+            return [row[0] for row in cursor.fetchall()]
+
+    ingest_calls(records=[make_record(flag_state=token, timestamp=at(NOW))], received_at=NOW)
+    after_first = prepared()
+    ingest_calls(
+        records=[make_record(flag_state=token, timestamp=at(NOW)) for _ in range(3)], received_at=NOW
+    )
+
+    assert prepared() == after_first  # the second batch ran the same statements again
+    assert any(RollupHistogram._meta.db_table in statement for statement in after_first)
+    assert any(ConfigVersion._meta.db_table in statement for statement in after_first)
+    assert connection.connection.prepare_threshold is None  # Django's setting, for every other query
 
 
 def test_ingest_calls__unattributed_calls__share_one_rollup_row(prices):

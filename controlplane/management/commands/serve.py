@@ -23,6 +23,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 STOP_GRACE_SECONDS = 10
+# The web server's defaults (bench/bench_ingest.py runs them too): a worker per core of a small
+# machine, and threads enough that every kept-alive connection a worker's socket is given has
+# one (connections are spread over the workers' sockets by their addresses' hash, not evenly).
+WEB_WORKERS = 2
+WEB_THREADS = 32
 # Open streams never end by themselves: on stop, uvicorn closes them after this long.
 STREAM_SHUTDOWN_SECONDS = 3
 
@@ -48,8 +53,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
-        parser.add_argument("--web-workers", type=int, default=2)
-        parser.add_argument("--web-threads", type=int, default=32)
+        parser.add_argument("--web-workers", type=int, default=WEB_WORKERS)
+        parser.add_argument("--web-threads", type=int, default=WEB_THREADS)
         parser.add_argument(
             "--stream-bind", help="host:port of the stream process (default: --bind's port + 1)"
         )
