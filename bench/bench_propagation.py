@@ -365,7 +365,7 @@ def main() -> None:
                 time.sleep(args.pause)
                 changes += 1
                 row = measure(setup, generators, streams.pid, access_log, 1000 + 100 * changes)
-                row["revision"] = setup.revision + changes
+                row["revision"] = setup.revision
                 if number:
                     population["rows"].append(row)
             population["load"] = load_before, os.getloadavg()
