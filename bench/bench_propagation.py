@@ -22,7 +22,7 @@ a stampede of snapshot fetches would show here); the CPU of the load generators 
 stream process; the load averages. The core count is printed once. Targets (issue 17): 1,000
 clients p99 <= 200 ms, 5,000 p99 <= 1 s, 0 missed, 0 refused.
 
-    .venv/bin/python bench/bench_propagation.py [--clients 1000 5000] [--clients-per-process 50]
+    .venv/bin/python bench/bench_propagation.py [--clients 1000 5000] [--clients-per-process 250]
         [--changes 5] [--web-port 0] [--stream-port 0] [--database NAME] [--redis-db N]
 
 Ports 0 pick free ones. Every process it starts is stopped on exit, also on Ctrl-C, SIGTERM or an
@@ -300,10 +300,11 @@ def main() -> None:
         "--clients", type=int, nargs="+", default=[1000, 5000], help="client populations, measured in turn"
     )
     # A service holds one client in its process; a load generator holds many, each with its
-    # thread, all woken by the same event and queueing for one GIL. With hundreds per process
-    # that queue (context switches, timed GIL waits), not the clients' work, was most of the load
-    # generators' CPU, which the stream process then did not get on a small machine.
-    parser.add_argument("--clients-per-process", type=int, default=50, help="clients per load generator")
+    # thread, all woken by the same event and queueing for one GIL (context switches, timed GIL
+    # waits). More processes trade that queue for switches between processes: on 2026-12-06, at
+    # 5,000 clients, 250 per process cost 172-218 µs of CPU a client per change and 50 per
+    # process 218-284 µs (bench/README.md).
+    parser.add_argument("--clients-per-process", type=int, default=250, help="clients per load generator")
     parser.add_argument("--changes", type=int, default=5, help="measured changes per population")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between changes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -365,7 +366,7 @@ def main() -> None:
                 time.sleep(args.pause)
                 changes += 1
                 row = measure(setup, generators, streams.pid, access_log, 1000 + 100 * changes)
-                row["revision"] = setup.revision + changes
+                row["revision"] = setup.revision
                 if number:
                     population["rows"].append(row)
             population["load"] = load_before, os.getloadavg()

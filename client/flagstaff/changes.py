@@ -3,13 +3,13 @@
 The event (docs/serving.md, "Change stream") carries the flags and segments that changed
 between revision `from` and `revision`, the names of those removed, and the version contents
 the changed flags serve that a client at `from` does not hold. Applying it rebuilds the later
-document exactly; flags whose entry did not change keep their compiled definition.
+document exactly; flags whose entry did not change keep their compiled definition, shared.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from flagstaff.snapshot import Snapshot, SnapshotError
@@ -28,50 +28,48 @@ class ChangesNotApplicable(SnapshotError):
 def apply_changes(snapshot: Snapshot, data: str) -> Snapshot:
     """The snapshot at the event's revision; raises ChangesNotApplicable (`gap`: the event is
     not from the revision held; `unknown_hash`: a version's content is neither held nor sent;
-    `malformed`: not a changes event of this environment)."""
+    `malformed`: not a changes event of this environment).
+
+    The work follows the change, not the snapshot: the held document's flags, segments and
+    contents are copied as whole dicts, only the changed flags are compiled, and the other flags
+    are shared with the snapshot held. Only a change of segments (which every flag's rules may
+    name) compiles every flag again, and only a change of the versions the flags serve looks
+    at every flag's versions.
+    """
     changes = _parse(data, snapshot.environment)
     if changes["from"] != snapshot.revision:
         raise ChangesNotApplicable(
             "gap", f"changes from revision {changes['from']}, the snapshot held is {snapshot.revision}"
         )
     held = snapshot.document
-    flags: dict[str, Any] = dict(held.get("flags") or {})
-    segments: dict[str, Any] = dict(held.get("segments") or {})
+    held_flags: Mapping[str, Any] = held.get("flags") or {}
+    changed: dict[str, Any] = changes["flags"]
+    flags: dict[str, Any] = dict(held_flags)
     for key in changes["removed"]:
         flags.pop(key, None)
-    flags.update(changes["flags"])
-    for key in changes["removed_segments"]:
-        segments.pop(key, None)
-    segments.update(changes["segments"])
-    available: Mapping[str, Any] = {**(held.get("contents") or {}), **changes["contents"]}
-    contents: dict[str, Any] = {}
-    for key, entry in flags.items():
-        versions = entry.get("versions") if isinstance(entry, dict) else None
-        for content_hash in (versions or {}).values():
-            if content_hash not in available:
-                raise ChangesNotApplicable(
-                    "unknown_hash", f"flag {key!r} serves content {content_hash!r}, neither held nor sent"
-                )
-            contents[content_hash] = available[content_hash]
+    flags.update(changed)
+    segments: Mapping[str, Any] = held.get("segments") or {}
+    segments_changed = bool(changes["segments"] or changes["removed_segments"])
+    if segments_changed:
+        updated = dict(segments)
+        for key in changes["removed_segments"]:
+            updated.pop(key, None)
+        updated.update(changes["segments"])
+        segments = dict(sorted(updated.items()))
     document = {
         "format": held.get("format"),
         "environment": snapshot.environment,
         "revision": changes["revision"],
         "generated_at": changes["generated_at"],
-        "segments": dict(sorted(segments.items())),
+        "segments": segments,
         "flags": flags,
-        "contents": dict(sorted(contents.items())),
+        "contents": _contents(held, changes, flags),
     }
     etag = f'"{snapshot.environment}:{changes["revision"]}"'
-    # Segments feed every flag's compiled rules: when one changed, every flag is compiled again.
-    if changes["segments"] or changes["removed_segments"]:
+    if segments_changed:
         return Snapshot.from_document(document, etag=etag)
-    unchanged = {
-        key: flag for key, flag in snapshot.flags.items() if key in flags and key not in changes["flags"]
-    }
-    held_flags: Mapping[str, Any] = held.get("flags") or {}
     same_rules = {}
-    for key, entry in changes["flags"].items():
+    for key, entry in changed.items():
         compiled = snapshot.flags.get(key)
         held_entry = held_flags.get(key)
         if (
@@ -81,7 +79,55 @@ def apply_changes(snapshot: Snapshot, data: str) -> Snapshot:
             and held_entry.get("rules") == entry.get("rules")
         ):
             same_rules[key] = compiled.definition.rules
-    return Snapshot.from_document(document, etag=etag, reuse=unchanged, rules=same_rules)
+    return snapshot.patched(
+        document, etag=etag, changed=changed, removed=changes["removed"], rules=same_rules
+    )
+
+
+def _contents(
+    held: Mapping[str, Any], changes: Mapping[str, Any], flags: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The contents of the later document: exactly those its flags serve, each by its hash."""
+    held_contents: Mapping[str, Any] = held.get("contents") or {}
+    held_flags: Mapping[str, Any] = held.get("flags") or {}
+    changed: Mapping[str, Any] = changes["flags"]
+    if not changes["removed"] and not changes["contents"]:
+        # The common change (a split, a rule, a switch): every changed flag serves the contents
+        # it served, so the held contents are the later document's, shared.
+        same = True
+        for key, entry in changed.items():
+            served = _served(key, entry)
+            held_entry = held_flags.get(key)
+            if not isinstance(held_entry, dict) or held_entry.get("versions") != entry.get("versions"):
+                same = False
+                break
+            for content_hash in served:
+                if content_hash not in held_contents:
+                    raise ChangesNotApplicable(
+                        "unknown_hash", f"flag {key!r} serves content {content_hash!r}, neither held nor sent"
+                    )
+        if same:
+            return held_contents
+    available: Mapping[str, Any] = {**held_contents, **changes["contents"]}
+    contents: dict[str, Any] = {}
+    for key, entry in flags.items():
+        for content_hash in _served(key, entry):
+            if content_hash not in available:
+                raise ChangesNotApplicable(
+                    "unknown_hash", f"flag {key!r} serves content {content_hash!r}, neither held nor sent"
+                )
+            contents[content_hash] = available[content_hash]
+    return dict(sorted(contents.items()))
+
+
+def _served(key: str, entry: object) -> Iterable[Any]:
+    """The content hashes a flag entry serves (its `versions`' values)."""
+    versions = entry.get("versions") if isinstance(entry, dict) else None
+    if versions is None:
+        return ()
+    if not isinstance(versions, dict):
+        raise ChangesNotApplicable("malformed", f"flag {key!r} has versions that are not an object")
+    return versions.values()
 
 
 def _parse(data: str, environment: str) -> dict[str, Any]:

@@ -255,7 +255,9 @@ class Flagstaff:
             return resolved_from(compiled, snapshot, resolution, reason, None, default)
         key = (resolution[:5], reason)
         resolved = compiled.outcomes.get(key)
-        if resolved is None:
+        # An unchanged flag is shared by the snapshots a pushed change makes: its answers made
+        # for an earlier revision are made again.
+        if resolved is None or resolved.revision != snapshot.revision:
             served = compiled.contents.get(resolution.value_version)
             if served is None:
                 message = f"version {resolution.value_version} of {flag!r} has no content in the snapshot"

@@ -6,13 +6,14 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flagstaff.canonical import canonical_json
 from flagstaff.engine import DefinitionError, FlagDefinition, Rule, compile_segments, flag_from_dict
+from flagstaff.engine.resolve import Segments
 
 if TYPE_CHECKING:
     from flagstaff.resolved import ResolvedConfig
@@ -39,15 +40,9 @@ class CompiledFlag:
     error: str | None = None
     outcomes: dict[tuple[object, ...], ResolvedConfig] = field(default_factory=dict)
     """The client's answer per outcome (version, reason, variant, arm, split; stale or not), made
-    on first use: a flag has few outcomes, and every unit that lands on one gets the same answer."""
-
-    def renewed(self) -> CompiledFlag:
-        """This flag for a later snapshot: the same compiled definition and contents, and no
-        answers yet (an answer names its snapshot's revision)."""
-        # The constructor, not dataclasses.replace: every flag a pushed change leaves alone is
-        # renewed on every change, and replace() (which reads each field by name and checks
-        # them) made applying a one-flag change cost time in proportion to every flag held.
-        return CompiledFlag(self.key, self.definition, self.contents, self.surface, self.error)
+    on first use: a flag has few outcomes, and every unit that lands on one gets the same answer.
+    A flag that a pushed change leaves alone is shared by the next snapshot, so an answer names
+    the revision it was made for and one of another revision is made again (`Flagstaff.resolve`)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -63,6 +58,8 @@ class Snapshot:
     serialised when saved)."""
     document: Mapping[str, Any]
     """The parsed document, which pushed changes apply to (flagstaff.changes)."""
+    segments: Segments
+    """The document's segments compiled, which the flags' rules were compiled with."""
 
     @classmethod
     def parse(cls, raw: bytes, *, etag: str | None = None) -> Snapshot:
@@ -75,20 +72,9 @@ class Snapshot:
 
     @classmethod
     def from_document(
-        cls,
-        document: object,
-        *,
-        etag: str | None = None,
-        raw: bytes | None = None,
-        reuse: Mapping[str, CompiledFlag] | None = None,
-        rules: Mapping[str, tuple[Rule, ...]] | None = None,
+        cls, document: object, *, etag: str | None = None, raw: bytes | None = None
     ) -> Snapshot:
-        """Compile a parsed document; raises SnapshotError when it is unusable.
-
-        `reuse`: flags compiled from an identical entry under identical segments, taken over
-        instead of compiled again (their per-outcome answers name a revision: not taken).
-        `rules`: per flag, its rules compiled from identical rules under identical segments.
-        """
+        """Compile a parsed document; raises SnapshotError when it is unusable."""
         if not isinstance(document, dict):
             raise SnapshotError("snapshot is not a JSON object")
         if document.get("format") != SUPPORTED_FORMAT:
@@ -107,16 +93,30 @@ class Snapshot:
             segments = compile_segments(document.get("segments", {}), strict=False)
         except DefinitionError as error:
             raise SnapshotError(f"snapshot segments: {error}") from None
-        reuse, rules = reuse or {}, rules or {}
-        compiled = {
-            key: reuse[key].renewed()
-            if key in reuse
-            else _compile_flag(key, data, segments, contents, rules.get(key))
-            for key, data in flags.items()
-        }
-        return cls(
-            environment=environment, revision=revision, flags=compiled, etag=etag, raw=raw, document=document
-        )
+        compiled = {key: _compile_flag(key, data, segments, contents) for key, data in flags.items()}
+        return cls(environment, revision, compiled, etag, raw, document, segments)
+
+    def patched(
+        self,
+        document: Mapping[str, Any],
+        *,
+        etag: str,
+        changed: Mapping[str, Any],
+        removed: Iterable[str],
+        rules: Mapping[str, tuple[Rule, ...]],
+    ) -> Snapshot:
+        """The snapshot of `document`, a later document of this environment with the same
+        segments, in which only the flags `changed` changed and `removed` went
+        (flagstaff.changes): those are compiled (with `rules`, per flag, its rules compiled
+        before from identical rules), and every other flag is this snapshot's, shared. The cost
+        follows the change, not the number of flags held."""
+        flags = dict(self.flags)
+        for key in removed:
+            flags.pop(key, None)
+        contents = document["contents"]
+        for key, data in changed.items():
+            flags[key] = _compile_flag(key, data, self.segments, contents, rules.get(key))
+        return Snapshot(self.environment, document["revision"], flags, etag, None, document, self.segments)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:

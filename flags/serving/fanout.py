@@ -18,13 +18,15 @@ Django view, under uvicorn. One `Hub` per process holds every stream:
 
 Authentication, tickets, permissions and `Last-Event-ID` are the WSGI stream's
 (flags.serving.stream.StreamView, run in a thread before the stream starts); keep-alives and
-the streams' ends are one timer for the process, not one per stream.
+the streams' ends are one timer for the process, not one per stream, which sends the
+keep-alives of one slot of the streams at a time, spread over the keep-alive interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -70,6 +72,11 @@ REFRESH_RETRY_SECONDS = 0.05
 DROP_SCOPE_KEY = "flagstaff.drop"
 # Stream requests being checked at once (OpeningLimit): about a quarter of a second of checks.
 MAX_OPENINGS = 256
+# The streams' keep-alives go out in this many slots spread over each keep-alive interval (a
+# stream's slot is given in turn as it joins), not all at once: a keep-alive is a write and a
+# wake-up of its client, and 5,000 of them at once took as long as a change's events, which a
+# change arriving then waited behind (bench/bench_propagation.py).
+KEEPALIVE_SLOTS = 16
 
 # The ASGI types as Django's handler declares them.
 Scope = dict[str, Any]
@@ -83,12 +90,16 @@ class Subscriber:
     """One open stream: its format, its waiting events, the moment it ends, and the revision
     its client holds (the last one written to the connection; None before the first event)."""
 
-    __slots__ = ("closed", "drop", "ends_at", "format", "pending", "revision", "wake")
+    __slots__ = ("closed", "drop", "ends_at", "format", "keepalive_slot", "pending", "revision", "wake")
 
-    def __init__(self, format: str, ends_at: float, drop: asyncio.Event | None) -> None:
+    def __init__(
+        self, format: str, ends_at: float, drop: asyncio.Event | None, *, keepalive_slot: int = 0
+    ) -> None:
         self.format = format
         self.ends_at = ends_at
         self.drop = drop
+        # When in each keep-alive interval this stream gets its keep-alive (KEEPALIVE_SLOTS).
+        self.keepalive_slot = keepalive_slot
         self.pending: deque[tuple[bytes, int | None]] = deque()
         self.wake = asyncio.Event()
         self.closed = False
@@ -238,6 +249,7 @@ class Hub:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flagstaff-stream-hub")
         self._older: dict[tuple[str, int, int], asyncio.Future[bytes | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._slots = itertools.cycle(range(KEEPALIVE_SLOTS))
         # Reports outlive a few keep-alives, which refresh them: a dead process stops counting.
         self.acks = (
             AckReporter(self.store.redis_url, 3 * self.keepalive + 1) if self.store.redis_url else None
@@ -283,7 +295,7 @@ class Hub:
         # Spread over the last tenth of the lifetime: streams opened together do not all end,
         # and reconnect, together.
         ends_at = time.monotonic() + self.max_seconds * random.uniform(0.9, 1.0)
-        subscriber = Subscriber(opening.format, ends_at, drop)
+        subscriber = Subscriber(opening.format, ends_at, drop, keepalive_slot=next(self._slots))
         # Registered first: a change that arrives while the first event is made is queued
         # behind it.
         feed.subscribers.add(subscriber)
@@ -472,18 +484,23 @@ class Hub:
                     self.refresh(feed)
 
     async def _tick(self) -> None:
-        """Keep-alives for every stream, and the end of those whose time is up: one timer."""
-        while True:
-            await asyncio.sleep(self.keepalive)
-            now = time.monotonic()
-            for feed in self.feeds.values():
-                if self.acks is not None and feed.subscribers:
-                    self.acks.changed(feed)
-                for subscriber in list(feed.subscribers):
-                    if now >= subscriber.ends_at:
-                        subscriber.end()
-                    else:
-                        subscriber.offer(KEEPALIVE)
+        """Keep-alives for every stream, and the end of those whose time is up: one timer, which
+        serves one keep-alive slot at a time, KEEPALIVE_SLOTS of them per keep-alive interval."""
+        for slot in itertools.cycle(range(KEEPALIVE_SLOTS)):
+            await asyncio.sleep(self.keepalive / KEEPALIVE_SLOTS)
+            self.keep_alive(slot, time.monotonic())
+
+    def keep_alive(self, slot: int, now: float) -> None:
+        """A keep-alive to every stream of `slot`; the end of every stream whose time is up.
+        The acknowledgement reports are refreshed once per interval (slot 0)."""
+        for feed in self.feeds.values():
+            if slot == 0 and self.acks is not None and feed.subscribers:
+                self.acks.changed(feed)
+            for subscriber in list(feed.subscribers):
+                if now >= subscriber.ends_at:
+                    subscriber.end()
+                elif subscriber.keepalive_slot == slot:
+                    subscriber.offer(KEEPALIVE)
 
 
 _hub: Hub | None = None

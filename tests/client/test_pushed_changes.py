@@ -58,6 +58,30 @@ def test_client__changes_event_from_the_revision_held__applied_without_a_fetch(
     assert client.snapshot_fetches == {"start": 1}
 
 
+def test_client__changes_event_for_one_flag__other_flags_answer_with_the_new_revision(
+    controlplane: FakeControlPlane, make_client: MakeClient
+) -> None:
+    # The flags a change leaves alone are shared with the next snapshot, answers cached included:
+    # an answer made for the earlier revision must not be served for the later one.
+    controlplane.set_flag("support-chat")
+    controlplane.set_flag("other-flag")
+    client = make_client(poll_interval=30.0)
+    streaming(controlplane, client)
+    held = client.revision
+    assert held is not None
+    assert client.resolve("other-flag", {"targetingKey": "u-1"}).revision == held
+
+    controlplane.push("changes", changes(controlplane, origin=held, max_tokens=779), held + 1)
+
+    assert client.wait_for_revision(held + 1, 5)
+    snapshot = client.snapshot
+    assert snapshot is not None
+    resolved = client.resolve("other-flag", {"targetingKey": "u-1"})
+    assert (resolved.revision, resolved.version, resolved.reason) == (held + 1, 1, "STATIC")
+    assert client.resolve("support-chat", {"targetingKey": "u-1"}).revision == held + 1
+    assert client.snapshot_fetches == {"start": 1}
+
+
 def test_client__changes_event_longer_than_64_kib__applied_without_a_fetch(
     controlplane: FakeControlPlane, make_client: MakeClient
 ) -> None:

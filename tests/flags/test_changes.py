@@ -73,6 +73,36 @@ def test_changes__rule_split_and_new_flag__client_rebuilds_the_servers_document(
     assert resolutions(applied) == resolutions(client_snapshot(after))
 
 
+def test_changes__split_then_new_version__unchanged_flags_shared_and_documents_exact(
+    production: Environment, chat: Served
+) -> None:
+    served_flag(production, key="other-flag")
+    served_flag(production, key="third-flag")
+    set_split(chat, weight=1000, candidate=2)
+    first = document(production)
+    set_split(chat, weight=2500, candidate=2)
+    second = document(production)
+    services.publish_version(flag=chat.flag, environment=production, number=3, actor=ACTOR)
+    third = document(production)
+    held = client_snapshot(first)
+    split, published = changes_event(first, second), changes_event(second, third)
+    assert split is not None
+    assert published is not None
+
+    after_split = apply_changes(held, event_data(split))
+    after_publish = apply_changes(after_split, event_data(published))
+
+    # A split serves the contents it served: the held contents are shared, the flags it left
+    # alone are the held snapshot's own compiled flags.
+    assert after_split.document["contents"] is held.document["contents"]
+    assert after_split.flags["other-flag"] is held.flags["other-flag"]
+    assert after_split.flags["support-chat"] is not held.flags["support-chat"]
+    assert after_publish.flags["third-flag"] is held.flags["third-flag"]
+    assert canonical_json(after_split.document) == canonical_json(second)
+    assert canonical_json(after_publish.document) == canonical_json(third)
+    assert resolutions(after_publish) == resolutions(client_snapshot(third))
+
+
 def test_changes__contents_the_client_holds__not_sent_again(production: Environment, chat: Served) -> None:
     set_split(chat, weight=1000, candidate=2)
     before = document(production)
@@ -149,6 +179,9 @@ def test_changes__content_neither_held_nor_sent__unknown_hash(production: Enviro
         lambda data: json.dumps({**data, "removed": [7]}),
         lambda data: json.dumps({**data, "revision": data["from"]}),
         lambda data: json.dumps({**data, "from": str(data["from"])}),
+        lambda data: json.dumps(
+            {**data, "flags": {"support-chat": {**data["flags"]["support-chat"], "versions": ["sha256:x"]}}}
+        ),
     ],
     ids=[
         "not-json",
@@ -159,6 +192,7 @@ def test_changes__content_neither_held_nor_sent__unknown_hash(production: Enviro
         "removed-not-keys",
         "not-forward",
         "from-not-int",
+        "versions-not-object",
     ],
 )
 def test_changes__malformed_event__refused_as_malformed(

@@ -8,6 +8,7 @@ import json
 from typing import Any, cast
 
 from flags.serving.fanout import (
+    KEEPALIVE_SLOTS,
     MAX_OPENINGS,
     MAX_PENDING_EVENTS,
     Feed,
@@ -19,6 +20,7 @@ from flags.serving.fanout import (
     Send,
     Subscriber,
 )
+from flags.serving.stream import StreamOpening
 from flags.snapshots import Snapshot, SnapshotStore
 
 FLAG = {
@@ -222,3 +224,58 @@ def test_opening_limit__past_max_openings_being_checked__503_stream_capacity_at_
     assert json.loads(body["body"])["code"] == "stream_capacity"
     assert answered == MAX_OPENINGS
     assert after[0]["status"] == 200
+
+
+def test_hub__keep_alives__spread_over_the_interval_one_per_stream() -> None:
+    async def run() -> tuple[list[int], list[int]]:
+        hub = Hub()
+        hub.acks = None
+        feed = hub.feeds["production"] = Feed("production", snapshot(7))
+        streams = [
+            Subscriber("changes", float("inf"), None, keepalive_slot=index % KEEPALIVE_SLOTS)
+            for index in range(4 * KEEPALIVE_SLOTS)
+        ]
+        feed.subscribers.update(streams)
+        per_slot = []
+        for slot in range(KEEPALIVE_SLOTS):
+            queued = sum(len(stream.pending) for stream in streams)
+            hub.keep_alive(slot, now=0.0)
+            per_slot.append(sum(len(stream.pending) for stream in streams) - queued)
+        return per_slot, [len(stream.pending) for stream in streams]
+
+    per_slot, per_stream = asyncio.run(run())
+
+    # A slot's streams only, and over the interval every stream exactly once.
+    assert per_slot == [4] * KEEPALIVE_SLOTS
+    assert per_stream == [1] * (4 * KEEPALIVE_SLOTS)
+
+
+def test_hub__joining_streams__keep_alive_slots_given_in_turn() -> None:
+    opening = StreamOpening(environment="production", snapshot=snapshot(7), last_event_id=7, format="changes")
+
+    async def run() -> list[int]:
+        hub = Hub()
+        hub.acks = None
+        slots = []
+        for _ in range(KEEPALIVE_SLOTS + 1):
+            _, subscriber, _ = await hub.join(opening, None)
+            slots.append(subscriber.keepalive_slot)
+        return slots
+
+    assert asyncio.run(run()) == [*range(KEEPALIVE_SLOTS), 0]
+
+
+def test_hub__stream_whose_time_is_up__ended_whatever_its_slot() -> None:
+    async def run() -> Subscriber:
+        hub = Hub()
+        hub.acks = None
+        feed = hub.feeds["production"] = Feed("production", snapshot(7))
+        stream = Subscriber("changes", ends_at=10.0, drop=None, keepalive_slot=3)
+        feed.subscribers.add(stream)
+        hub.keep_alive(0, now=11.0)
+        return stream
+
+    stream = asyncio.run(run())
+
+    assert stream.closed
+    assert not stream.pending
