@@ -47,7 +47,7 @@ both kinds of tick, the core count and the load average before and after.
 Targets (issue 15, acceptance): one tick <= 1 s at 10 M calls, and <= 1.2x the time at 1 M.
 
     .venv/bin/python bench/bench_rollout_tick.py [--rollouts N] [--calls 1000000,10000000]
-        [--hours H] [--runs N] [--seed N] [--keep] [--explain]
+        [--hours H] [--runs N] [--seed N] [--database NAME] [--keep] [--explain]
 """
 
 from __future__ import annotations
@@ -107,8 +107,13 @@ def main() -> int:
     parser.add_argument(
         "--explain", action="store_true", help="print the plans of the last steady tick's rollup reads"
     )
+    parser.add_argument(
+        "--database",
+        help="the PostgreSQL database to create (replacing one of that name) and drop; "
+        "default flagstaff_bench_tick_<pid>",
+    )
     args = parser.parse_args()
-    database = f"flagstaff_bench_tick_{os.getpid()}"
+    database = args.database or f"flagstaff_bench_tick_{os.getpid()}"
     recreate_database(database)
     os.environ.update(
         {
@@ -230,19 +235,26 @@ class Cells:
 ARMS = ("", "baseline", "control", "candidate")
 
 
+def flag_shares(seed: int, flags: int) -> np.ndarray:
+    """Each flag's share of the calls (lognormal), the same at every volume: the volumes' data
+    differ in the number of calls only, not in which flags (and so which rollouts) get them."""
+    shares = np.random.default_rng([seed, flags]).lognormal(0.0, 1.0, flags)
+    return shares / shares.sum()
+
+
 def draw_cells(
     rng: np.random.Generator,
     plans: list[Plan],
     quiet: list[int],
     environments: dict[str, int],
     *,
+    shares: np.ndarray,
     total_calls: int,
     minutes: int,
 ) -> Cells:
-    """Poisson calls per (minute, environment, flag, version, arm, model)."""
+    """Poisson calls per (minute, environment, flag, version, arm, model), flags (the rollouts'
+    first) by `shares`."""
     flags = [plan.flag_id for plan in plans] + quiet
-    shares = rng.lognormal(0.0, 1.0, len(flags))
-    shares /= shares.sum()
     per_minute = total_calls * shares / minutes
     minute = np.arange(minutes)
     parts: list[tuple[np.ndarray, int, int, int, int, int, np.ndarray]] = []
@@ -581,10 +593,12 @@ def time_ticks(
 
 
 def explain(reads: list[tuple[str, Any]]) -> None:
-    """Print PostgreSQL's plan of each rollup read, run again (they only read)."""
-    from django.db import connection
+    """Print PostgreSQL's plan of each rollup read, run again (they only read), without parallel
+    workers as the tick runs them (rollouts/rollup_sums.py)."""
+    from django.db import connection, transaction
 
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         for sql, params in reads:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
             print("\n".join(f"    {line}" for (line,) in cursor.fetchall()))
@@ -628,10 +642,13 @@ def run(args: argparse.Namespace, database: str) -> int:
         f"(+{len(quiet)} flags without one)  set-up {time.perf_counter() - began:.0f} s"
     )
     figures: dict[tuple[str, int], tuple[float, float]] = {}
+    shares = flag_shares(args.seed, len(plans) + len(quiet))
     for volume in volumes:
         rng = np.random.default_rng(args.seed + volume)
         began = time.perf_counter()
-        cells = draw_cells(rng, plans, quiet, environments, total_calls=volume, minutes=minutes)
+        cells = draw_cells(
+            rng, plans, quiet, environments, shares=shares, total_calls=volume, minutes=minutes
+        )
         rows = fill_rollups(rng, cells, start, plans)
         print(
             f"{volume:,} calls over {args.hours:g} h: {rows['rollups']:,} rollups, "
