@@ -39,7 +39,9 @@ one for the other.
 --explain prints, after each volume's steady ticks, PostgreSQL's `EXPLAIN (ANALYZE, BUFFERS)` of
 the last steady tick's statements that read the rollups (rollouts/rollup_sums.py), run again.
 
-Before timing, the SRM test's scipy import is done (a worker ticks for its lifetime). Prints
+The heap is frozen as a Celery pool process freezes it before its first task
+(controlplane/boot.py), and before timing the SRM test's scipy import is done (a worker ticks
+for its lifetime). Prints
 rows per table, each run's tick time, the median and spread, the CPU time of this process and
 of its PostgreSQL backend per tick (on a shared machine the wall time follows what else runs,
 the CPU time much less), the statements per tick, the ratios of the medians (10 M / 1 M) of
@@ -629,7 +631,14 @@ def run(args: argparse.Namespace, database: str) -> int:
     django.setup()
     from django.core.management import call_command
 
+    from controlplane.boot import prepare_worker_process
+
     call_command("migrate", verbosity=0, interactive=False)
+    # What a Celery pool process does before its first task (controlplane/celery.py): freeze the
+    # heap loaded so far, so the collector's full collections do not walk it. Without this a
+    # full collection now and then added about 0.17 s of this process's CPU time to a tick,
+    # whatever the volume, which the worker never pays.
+    prepare_worker_process()
 
     volumes = [int(value) for value in args.calls.split(",")]
     end = datetime.now(UTC).replace(second=0, microsecond=0)
