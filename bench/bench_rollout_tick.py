@@ -39,7 +39,9 @@ one for the other.
 --explain prints, after each volume's steady ticks, PostgreSQL's `EXPLAIN (ANALYZE, BUFFERS)` of
 the last steady tick's statements that read the rollups (rollouts/rollup_sums.py), run again.
 
-Before timing, the SRM test's scipy import is done (a worker ticks for its lifetime). Prints
+The heap is frozen as a Celery pool process freezes it before its first task
+(controlplane/boot.py), and before timing the SRM test's scipy import is done (a worker ticks
+for its lifetime). Prints
 rows per table, each run's tick time, the median and spread, the CPU time of this process and
 of its PostgreSQL backend per tick (on a shared machine the wall time follows what else runs,
 the CPU time much less), the statements per tick, the ratios of the medians (10 M / 1 M) of
@@ -47,7 +49,7 @@ both kinds of tick, the core count and the load average before and after.
 Targets (issue 15, acceptance): one tick <= 1 s at 10 M calls, and <= 1.2x the time at 1 M.
 
     .venv/bin/python bench/bench_rollout_tick.py [--rollouts N] [--calls 1000000,10000000]
-        [--hours H] [--runs N] [--seed N] [--keep] [--explain]
+        [--hours H] [--runs N] [--seed N] [--database NAME] [--keep] [--explain]
 """
 
 from __future__ import annotations
@@ -107,8 +109,13 @@ def main() -> int:
     parser.add_argument(
         "--explain", action="store_true", help="print the plans of the last steady tick's rollup reads"
     )
+    parser.add_argument(
+        "--database",
+        help="the PostgreSQL database to create (replacing one of that name) and drop; "
+        "default flagstaff_bench_tick_<pid>",
+    )
     args = parser.parse_args()
-    database = f"flagstaff_bench_tick_{os.getpid()}"
+    database = args.database or f"flagstaff_bench_tick_{os.getpid()}"
     recreate_database(database)
     os.environ.update(
         {
@@ -230,19 +237,26 @@ class Cells:
 ARMS = ("", "baseline", "control", "candidate")
 
 
+def flag_shares(seed: int, flags: int) -> np.ndarray:
+    """Each flag's share of the calls (lognormal), the same at every volume: the volumes' data
+    differ in the number of calls only, not in which flags (and so which rollouts) get them."""
+    shares = np.random.default_rng([seed, flags]).lognormal(0.0, 1.0, flags)
+    return shares / shares.sum()
+
+
 def draw_cells(
     rng: np.random.Generator,
     plans: list[Plan],
     quiet: list[int],
     environments: dict[str, int],
     *,
+    shares: np.ndarray,
     total_calls: int,
     minutes: int,
 ) -> Cells:
-    """Poisson calls per (minute, environment, flag, version, arm, model)."""
+    """Poisson calls per (minute, environment, flag, version, arm, model), flags (the rollouts'
+    first) by `shares`."""
     flags = [plan.flag_id for plan in plans] + quiet
-    shares = rng.lognormal(0.0, 1.0, len(flags))
-    shares /= shares.sum()
     per_minute = total_calls * shares / minutes
     minute = np.arange(minutes)
     parts: list[tuple[np.ndarray, int, int, int, int, int, np.ndarray]] = []
@@ -581,10 +595,12 @@ def time_ticks(
 
 
 def explain(reads: list[tuple[str, Any]]) -> None:
-    """Print PostgreSQL's plan of each rollup read, run again (they only read)."""
-    from django.db import connection
+    """Print PostgreSQL's plan of each rollup read, run again (they only read), without parallel
+    workers as the tick runs them (rollouts/rollup_sums.py)."""
+    from django.db import connection, transaction
 
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         for sql, params in reads:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
             print("\n".join(f"    {line}" for (line,) in cursor.fetchall()))
@@ -615,7 +631,14 @@ def run(args: argparse.Namespace, database: str) -> int:
     django.setup()
     from django.core.management import call_command
 
+    from controlplane.boot import prepare_worker_process
+
     call_command("migrate", verbosity=0, interactive=False)
+    # What a Celery pool process does before its first task (controlplane/celery.py): freeze the
+    # heap loaded so far, so the collector's full collections do not walk it. Without this a
+    # full collection now and then added about 0.17 s of this process's CPU time to a tick,
+    # whatever the volume, which the worker never pays.
+    prepare_worker_process()
 
     volumes = [int(value) for value in args.calls.split(",")]
     end = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -628,10 +651,13 @@ def run(args: argparse.Namespace, database: str) -> int:
         f"(+{len(quiet)} flags without one)  set-up {time.perf_counter() - began:.0f} s"
     )
     figures: dict[tuple[str, int], tuple[float, float]] = {}
+    shares = flag_shares(args.seed, len(plans) + len(quiet))
     for volume in volumes:
         rng = np.random.default_rng(args.seed + volume)
         began = time.perf_counter()
-        cells = draw_cells(rng, plans, quiet, environments, total_calls=volume, minutes=minutes)
+        cells = draw_cells(
+            rng, plans, quiet, environments, shares=shares, total_calls=volume, minutes=minutes
+        )
         rows = fill_rollups(rng, cells, start, plans)
         print(
             f"{volume:,} calls over {args.hours:g} h: {rows['rollups']:,} rollups, "
