@@ -38,18 +38,27 @@ from telemetry import histograms
 _SQRT2 = math.sqrt(2.0)
 
 
-def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | None:
-    """p-value of the exposure counts against the configured split; None without any unit.
-
-    Pearson's chi-square goodness of fit with k − 1 degrees of freedom (Pearson 1900),
-    the health check GrowthBook (gbstats `check_srm`) and Statsig run, with alarm at p < 0.001.
-    """
+def _srm_totals(observed: Sequence[int], weights: Sequence[float]) -> tuple[int, float] | None:
+    """(units, weight sum) of an SRM check's arguments; None when there is nothing to test."""
     if len(observed) != len(weights) or len(observed) < 2:
         raise ValueError("one expected weight per arm, at least two arms")
     total = sum(observed)
     weight_sum = sum(weights)
     if total == 0 or weight_sum <= 0:
         return None
+    return total, weight_sum
+
+
+def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | None:
+    """p-value of the exposure counts against the configured split; None without any unit.
+
+    Pearson's chi-square goodness of fit with k − 1 degrees of freedom (Pearson 1900),
+    the health check GrowthBook (gbstats `check_srm`) and Statsig run, with alarm at p < 0.001.
+    """
+    totals = _srm_totals(observed, weights)
+    if totals is None:
+        return None
+    total, weight_sum = totals
     # The statistic Σ (O − E)² / E and its chi-square tail (scipy's chdtrc ufunc): the value
     # scipy.stats.chisquare returns, without its per-call argument handling on every tick.
     from scipy.special import chdtrc
@@ -82,12 +91,10 @@ def srm_sequential_p_value(
     α at every tick, however many there are. The counts are cumulative, read at ticks: a
     subsequence of the units' own sequence, which Ville's bound covers.
     """
-    if len(observed) != len(weights) or len(observed) < 2:
-        raise ValueError("one expected weight per arm, at least two arms")
-    total = sum(observed)
-    weight_sum = sum(weights)
-    if total == 0 or weight_sum <= 0:
+    totals = _srm_totals(observed, weights)
+    if totals is None:
         return None
+    total, weight_sum = totals
     log_bf = math.lgamma(concentration) - math.lgamma(concentration + total)
     for count, weight in zip(observed, weights, strict=True):
         p0 = weight / weight_sum
