@@ -137,9 +137,13 @@ def test_rollout_arm_series__a_day_long_rollout__hourly_in_a_fixed_number_of_que
         pk=rollout.pk
     )
 
+    # Half past the 24th hour that began since the start's hour, whatever minute the stage
+    # started at (a start in an hour's first minute made `start + 23 h` end on an hour, 23 slots).
+    now = start.replace(minute=0) + timedelta(hours=23, minutes=30)
+
     # The first stage's start, the guardrails, and one query per rollup table.
     with django_assert_num_queries(5):  # type: ignore[operator]
-        series = rollout_arm_series(rollout, now=start + timedelta(hours=23))
+        series = rollout_arm_series(rollout, now=now)
 
     assert series is not None
     assert (series.grain, len(series.labels)) == ("hour", 24)
