@@ -19,8 +19,6 @@ from django.http import HttpRequest
 
 from controlplane.boot import prepare_web_process
 
-# CPython's collector thresholds (gc.get_threshold()), but for the oldest generation's.
-GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD = 700, 10
 STREAM_GC_OLDEST_THRESHOLD = 1000
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
@@ -80,5 +78,5 @@ prepare_web_process()
 # objects holding the event loop: at 5,000 streams half of the process's CPU during such a
 # change, which doubled its p99 (bench/bench_propagation.py). Cyclic garbage (a stream that
 # ended with an exception) waits longer for the collector; the younger generations are
-# collected as before.
-gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, STREAM_GC_OLDEST_THRESHOLD)
+# collected as before (their thresholds are read, not restated).
+gc.set_threshold(*gc.get_threshold()[:2], STREAM_GC_OLDEST_THRESHOLD)
