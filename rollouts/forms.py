@@ -187,6 +187,17 @@ class RolloutForm(forms.Form):
                 self, DomainError(error.detail, code=error.code, errors=rest), nested=self.JSON_FIELDS
             )
 
+    def plan_open(self) -> bool:
+        """Whether the page shows the plan's fields open: one of them was filled in, or a plan
+        field (JSON ones included) was refused."""
+        return any(self[name].data or self[name].errors for name in self.PLAN_FIELDS) or any(
+            self[name].errors for name in self.JSON_FIELDS
+        )
+
+    def json_open(self) -> bool:
+        """Whether the page shows the JSON fields open: filled in or refused."""
+        return any(self[name].data or self[name].errors for name in self.JSON_FIELDS)
+
     @classmethod
     def _edited(cls, cleaned: dict[str, Any]) -> bool:
         """Whether the stage editor's fields were filled in."""
