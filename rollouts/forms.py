@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 
 from controlplane.errors import DomainError
 from controlplane.forms import AuditFilterPickerForm
@@ -111,11 +112,18 @@ class RolloutForm(forms.Form):
         required=False,
         min_value=1,
         label="Analysis every (seconds)",
-        help_text="Empty: FLAGSTAFF_ROLLOUT_TICK_SECONDS.",
     )
 
     def clean_stages(self) -> Any:
         return _list_of_objects(self.cleaned_data.get("stages"), "stages")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The server's default in words, not the setting's name: the form is for product owners.
+        interval = self.fields["tick_interval_seconds"]
+        interval.help_text = (
+            f"Empty: every {settings.FLAGSTAFF_ROLLOUT_TICK_SECONDS} seconds, this server's default."
+        )
 
     def clean_policy(self) -> Any:
         return _list_of_objects(self.cleaned_data.get("policy"), "guardrails")
