@@ -1,5 +1,6 @@
-"""The serving fast path, in front of Django: `POST /api/v1/resolve` and OFREP single answered
-without Django's middleware stack and URL resolver when they can be answered at once.
+"""The serving fast path, in front of Django: `POST /api/v1/resolve`, OFREP single and telemetry
+ingest answered without Django's middleware stack and URL resolver when they can be answered at
+once.
 
 Those two endpoints are what services call on every request. On the hot path the answer itself
 (a remembered token, the snapshot, the engine, an answer encoded once per outcome) costs a
@@ -12,6 +13,9 @@ would send. Anything else goes to Django unchanged: another path or method, a co
 and CSRF middleware could act), a body without Content-Length or over the context limit, a
 host Django would refuse, a request the quick path declines (errors are worded by DRF).
 
+Other apps' hot paths ride it too, named by the composition root (`more`, in
+controlplane/wsgi.py): telemetry ingest (`CallsView.quick`), with its own body limit.
+
 It only runs with the middleware list it was written for (`KNOWN_MIDDLEWARE`); with any other
 list every request goes to Django, as if the wrapper were not there. Requests it answers do
 not send Django's request_started / request_finished signals (it closes obsolete database
@@ -23,7 +27,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +47,10 @@ from flags.serving.resolve import ResolveView
 
 StartResponse = Callable[..., Any]
 WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# A view's hot path: its answer, or None for Django to answer.
+QuickView = Callable[[HttpRequest], HttpResponse | None]
+# More hot paths: per path, the view's hot path and the largest body it reads.
+MorePaths = Mapping[str, tuple[QuickView, Callable[[], int]]]
 
 RESOLVE_PATH = "/api/v1/resolve"
 OFREP_FLAG_PREFIX = "/ofrep/v1/evaluate/flags/"
@@ -74,10 +82,17 @@ def _unreachable(request: HttpRequest) -> HttpResponseBase:
 
 
 class ServingFastPath:
-    """WSGI application: the serving hot path, else `application` (Django's)."""
+    """WSGI application: the serving hot path, else `application` (Django's).
 
-    def __init__(self, application: WSGIHandler) -> None:
+    `more`: other POST paths answered the same way, each by its view's hot path and with the
+    largest body it reads (a callable, so that settings changed at run time apply); the
+    composition root (controlplane/wsgi.py) names them, as this package may not import the
+    apps above it.
+    """
+
+    def __init__(self, application: WSGIHandler, *, more: MorePaths | None = None) -> None:
         self.application = application
+        self._more = dict(more or {})
         self._security = SecurityMiddleware(_unreachable)
         self._common = CommonMiddleware(_unreachable)
         self._query_check = QueryControlCharacterMiddleware(_unreachable)
@@ -98,11 +113,15 @@ class ServingFastPath:
         if environ.get("REQUEST_METHOD") != "POST" or "HTTP_COOKIE" in environ:
             return None
         path = environ.get("PATH_INFO", "")
-        if path != RESOLVE_PATH and not path.startswith(OFREP_FLAG_PREFIX):
+        if path in self._more:
+            body_limit = self._more[path][1]()
+        elif path == RESOLVE_PATH or path.startswith(OFREP_FLAG_PREFIX):
+            body_limit = settings.FLAGSTAFF_MAX_CONTEXT_BYTES
+        else:
             return None
         if tuple(settings.MIDDLEWARE) != KNOWN_MIDDLEWARE:
             return None
-        if not _buffer_body(environ):
+        if not _buffer_body(environ, body_limit):
             return None
         set_script_prefix(get_script_name(environ))
         # Django's request_started and request_finished signals are not sent: their dispatch
@@ -143,7 +162,9 @@ class ServingFastPath:
         except (DisallowedHost, PermissionDenied):
             return None
         path = request.path_info
-        if path == RESOLVE_PATH:
+        if path in self._more:
+            response = self._more[path][0](request)
+        elif path == RESOLVE_PATH:
             response = ResolveView.quick(request)
         else:
             key = path[len(OFREP_FLAG_PREFIX) :]
@@ -161,14 +182,14 @@ class ServingFastPath:
         return response
 
 
-def _buffer_body(environ: dict[str, Any]) -> bool:
-    """Read the body into memory when it has a Content-Length within the context limit, so that
-    both the fast path and Django can read it; False (nothing read) otherwise."""
+def _buffer_body(environ: dict[str, Any], limit: int) -> bool:
+    """Read the body into memory when it has a Content-Length within `limit`, so that both the
+    fast path and Django can read it; False (nothing read) otherwise."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return False
-    if length < 0 or length > settings.FLAGSTAFF_MAX_CONTEXT_BYTES:
+    if length < 0 or length > limit:
         return False
     environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length else b"")
     return True

@@ -15,9 +15,12 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +29,7 @@ from controlplane.api_docs import Refusal, refusals
 from controlplane.auth import request_scopes
 from controlplane.errors import InvalidInput, TooLarge
 from controlplane.models import ApiToken, Scope
+from flags.serving.auth import CachedTokenAuthentication, remembered_token
 from telemetry.records import split_batch
 from telemetry.services.ingest import ingest_calls
 
@@ -152,6 +156,9 @@ gzip-compressed with `Content-Encoding: gzip`. A failed call sends `error: {type
 
 
 class CallsView(APIView):
+    # A sender's token is remembered for FLAGSTAFF_TOKEN_CACHE_SECONDS, as on the serving
+    # endpoints: then a batch skips the token's query, and quick() can answer it.
+    authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
     permission_classes = [CanSendTelemetry]
     parser_classes: list[Any] = []
     required_scopes = {"POST": Scope.TELEMETRY}
@@ -196,7 +203,7 @@ class CallsView(APIView):
     )
     def post(self, request: Request) -> Response:
         token = request.auth if isinstance(request.auth, ApiToken) else None
-        bound = token.environment.key if token is not None and token.environment is not None else None
+        bound = _bound_environment(token)
         body = _decoded_body(request)
         with collector_paused():
             # Each record's JSON text, decoded and checked in one step by ingest (faster); when
@@ -212,6 +219,37 @@ class CallsView(APIView):
                 _records(body)  # raises the ParseError that names the place
                 raise
         return Response(result.as_dict())
+
+    @staticmethod
+    def quick(request: HttpRequest) -> HttpResponse | None:
+        """The hot path, answered in front of Django (flags/serving/wsgi.py, wired in
+        controlplane/wsgi.py): a remembered token with the telemetry scope and a well-formed
+        batch are ingested without the middleware stack, DRF's request and the token's query.
+        Anything else returns None before anything is stored, and post() decides and words the
+        answer. Should the ingest itself fail, Django runs the request again: records are
+        idempotent on request_id, so nothing is stored twice."""
+        token = remembered_token(request)
+        if token is None or Scope.TELEMETRY not in token.scopes:
+            return None
+        try:
+            body = _decoded_body(request)
+        except APIException:
+            return None
+        with collector_paused():
+            records = split_batch(body)
+            if records is None or len(records) > settings.FLAGSTAFF_TELEMETRY_MAX_RECORDS:
+                return None
+            try:
+                result = ingest_calls(records=records, bound_environment=_bound_environment(token))
+            except orjson.JSONDecodeError:
+                return None
+        response = HttpResponse(JSONRenderer().render(result.as_dict()), content_type="application/json")
+        response["Allow"] = "POST, OPTIONS"
+        return response
+
+
+def _bound_environment(token: ApiToken | None) -> str | None:
+    return token.environment.key if token is not None and token.environment is not None else None
 
 
 @contextmanager
@@ -232,7 +270,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _decoded_body(request: Request) -> bytes:
+def _decoded_body(request: Request | HttpRequest) -> bytes:
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type and content_type != "application/json":
         raise UnsupportedMediaType(content_type)
