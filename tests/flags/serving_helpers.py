@@ -1,7 +1,10 @@
-"""Builders and fixtures shared by the serving tests (snapshots, resolve, OFREP, stream)."""
+"""Builders and fixtures shared by the serving tests (snapshots, resolve, OFREP, stream, the WSGI
+fast path)."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -109,3 +112,52 @@ def resolve_token(environment: Environment | None = None, **overrides: Any) -> I
 
 def redis_configured() -> bool:
     return bool(settings.REDIS_URL)
+
+
+# A WSGI answer: status, headers, body.
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+def environ_for(
+    path: str, body: Any, token: IssuedToken | None, *, method: str = "POST", **extra: Any
+) -> dict[str, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token.secret}"
+    environ.update(extra)
+    return environ
+
+
+def call(app: Any, environ: dict[str, Any]) -> Answer:
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started.extend([status, headers])
+
+    body = app(environ, start_response)
+    try:
+        content = b"".join(body)
+    finally:
+        if hasattr(body, "close"):
+            body.close()
+    return started[0], started[1], content

@@ -3,7 +3,6 @@ headers and body Django's own handler gives, and Django's handler for everything
 answer itself (with the body still readable)."""
 
 import http.client
-import io
 import json
 import threading
 from typing import Any
@@ -28,7 +27,10 @@ from flags.serving.wsgi import (
     ServingFastPath,
 )
 from tests.flags.serving_helpers import (
+    Answer,
     Served,
+    call,
+    environ_for,
     every_outcome,
     fresh_store,
     resolve_token,
@@ -41,8 +43,6 @@ from tests.flags.serving_helpers import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_store")]
 __all__ = ["fresh_store"]
 OFREP_PATH = f"{OFREP_FLAG_PREFIX}support-chat"
-
-Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -66,51 +66,6 @@ def fast(django_app: WSGIHandler, chat: Served, token: IssuedToken) -> ServingFa
     status, _, _ = call(django_app, environ_for(RESOLVE_PATH, {"flag": "support-chat"}, token))
     assert status == "200 OK"
     return ServingFastPath(django_app)
-
-
-def environ_for(
-    path: str, body: Any, token: IssuedToken | None, *, method: str = "POST", **extra: Any
-) -> dict[str, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(data)),
-        "wsgi.input": io.BytesIO(data),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    if token is not None:
-        environ["HTTP_AUTHORIZATION"] = f"Bearer {token.secret}"
-    environ.update(extra)
-    return environ
-
-
-def call(app: Any, environ: dict[str, Any]) -> Answer:
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        started.extend([status, headers])
-
-    body = app(environ, start_response)
-    try:
-        content = b"".join(body)
-    finally:
-        if hasattr(body, "close"):
-            body.close()
-    return started[0], started[1], content
 
 
 def both(fast: ServingFastPath, path: str, body: Any, token: IssuedToken | None, **options: Any) -> Answer:

@@ -8,7 +8,6 @@ DRF's path is forced with FLAGSTAFF_TOKEN_CACHE_SECONDS=0 (no token counts as re
 from __future__ import annotations
 
 import gzip
-import io
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ from flags.serving.wsgi import ServingFastPath
 from telemetry.api.calls import CallsView
 from telemetry.models import CallRecord, Rollup
 from tests.factories import client_for, make_environment, make_token, make_version
+from tests.flags.serving_helpers import call, environ_for
 from tests.telemetry.call_factories import flag_state_for, make_record, seed_prices
 
 URL = "/api/v1/telemetry/calls"
@@ -211,42 +211,15 @@ def test_quick__revoked_token__left_to_drf_once_the_memory_expires(
     assert not CallRecord.objects.exists()
 
 
-def _environ(body: bytes, token: IssuedToken) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": URL,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "HTTP_AUTHORIZATION": f"Bearer {token.secret}",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-
-
 @pytest.mark.django_db(transaction=True)
 def test_production_application__answers_telemetry_on_the_hot_path(token: IssuedToken) -> None:
     assert isinstance(production_application, ServingFastPath)
-    first = _environ(orjson.dumps({"records": []}), token)
+    first = environ_for(URL, {"records": []}, token)
     assert production_application.answer(first) is None  # not yet remembered: Django's
-    started: list[Any] = []
-    body = b"".join(
-        production_application(first, lambda status, headers, exc_info=None: started.append(status))
-    )
-    assert started == ["200 OK"], body
+    status, _, body = call(production_application, first)
+    assert status == "200 OK", body
 
-    answer = production_application.answer(_environ(orjson.dumps({"records": [make_record()]}), token))
+    answer = production_application.answer(environ_for(URL, {"records": [make_record()]}, token))
 
     assert answer is not None
     assert orjson.loads(answer.content)["accepted"] == 1
@@ -255,7 +228,7 @@ def test_production_application__answers_telemetry_on_the_hot_path(token: Issued
 @pytest.mark.django_db(transaction=True)
 def test_production_application__body_over_the_limit__left_to_django(token: IssuedToken) -> None:
     body = orjson.dumps({"records": [make_record()]})
-    environ = _environ(body, token)
+    environ = environ_for(URL, body, token)
     with override_settings(FLAGSTAFF_TELEMETRY_MAX_BODY_BYTES=len(body) - 1):
         assert production_application.answer(environ) is None
     assert environ["wsgi.input"].tell() == 0
