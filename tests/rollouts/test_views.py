@@ -141,6 +141,19 @@ def test_rollout_detail__rolled_back__stops_polling_and_says_nothing_to_roll_bac
     assert "hx-trigger" not in page
     assert "Nothing to roll back: this rollout is rolled back." in page
     assert "Rolled back: the candidate is off traffic." in page
+    assert 'name="reason"' not in page  # no disabled form: where to go instead
+    assert f'href="{reverse("rollouts:list")}?flag={rollout.flag.key}">start a new rollout of' in page
+
+
+def test_rollout_detail__promoted__points_to_the_flags_roll_back_page(editor: User) -> None:
+    rollout = rollout_in("promoted")
+
+    page = login(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+
+    assert "Nothing to roll back: this rollout is promoted." in page
+    rollback_page = reverse("rollouts:rollback", args=[rollout.flag.key, rollout.environment.key])
+    assert f'href="{rollback_page}"' in page
+    assert 'name="reason"' not in page
 
 
 def test_rollout_detail__viewer__roll_back_shown_disabled_with_the_reason(viewer: User) -> None:
