@@ -113,10 +113,12 @@ def make_batches(total: int, states: list[str], *, seed: int = 7) -> tuple[list[
     """Serialized batches (some sent twice) and how many records they hold in all.
 
     Traffic of one flag: baseline, canary and control arms (the canary's version on another
-    model), seconds apart, a few minutes in all, 70 % of prompts read from the cache.
+    model), batches 3 s apart and ending a minute ago, 70 % of prompts read from the cache.
     """
     rng = random.Random(seed)
-    start = datetime.now(UTC) - timedelta(minutes=10)
+    # Three seconds a batch, the last a minute before now: however many records, none is ahead
+    # of the clock (the ingest rejects records over FLAGSTAFF_TELEMETRY_MAX_FUTURE_SECONDS ahead).
+    start = datetime.now(UTC) - timedelta(seconds=3 * (total // BATCH) + 60)
     batches: list[bytes] = []
     sent = 0
     for number in range(total // BATCH):
