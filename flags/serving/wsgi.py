@@ -2,7 +2,7 @@
 ingest answered without Django's middleware stack and URL resolver when they can be answered at
 once.
 
-Those two endpoints are what services call on every request. On the hot path the answer itself
+Resolve and OFREP are what services call on every request. On the hot path the answer itself
 (a remembered token, the snapshot, the engine, an answer encoded once per outcome) costs a
 fraction of what Django's handler around it does (request and response objects through nine
 middleware, URL resolution, signals); bench/bench_resolve_http.py shows the figures. This WSGI

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
@@ -233,7 +234,7 @@ class CallsView(APIView):
             return None
         try:
             body = _decoded_body(request)
-        except APIException:
+        except (APIException, RequestDataTooBig):
             return None
         with collector_paused():
             records = split_batch(body)

@@ -190,6 +190,16 @@ def test_quick__too_many_records__left_to_drf_which_answers_413(api: APIClient, 
     assert not CallRecord.objects.exists()
 
 
+def test_quick__body_over_djangos_request_limit__left_to_drf_which_answers_413(
+    api: APIClient, token: IssuedToken
+) -> None:
+    batch = {"records": [make_record()]}
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=100):
+        assert quick(batch, token) is None
+        assert through_drf(api, batch).status_code == 413
+    assert not CallRecord.objects.exists()
+
+
 def test_quick__token_without_telemetry_scope__left_to_drf(db: None) -> None:
     resolver = make_token(scopes=["resolve"])
     assert client_for(resolver).post("/api/v1/resolve", {"flag": "x"}, format="json").status_code in {
