@@ -451,7 +451,9 @@ def split_batch(body: bytes) -> list[msgspec.Raw] | None:
     """The JSON text of each record of a batch body `{"records": [...]}`, or None when the body
     is not that (the caller then decodes it the slow way, which says what is wrong) or holds an
     escaped NUL character anywhere (the fast path does not look for NULs, parse_record does)."""
-    if b"\\u0000" in body:
+    # A backslash first: one memchr, where the six-byte search costs as much as the split itself
+    # (0.3 ms for 1,000 records, whose digits keep matching its last byte).
+    if b"\\" in body and b"\\u0000" in body:
         return None
     try:
         return _decode_batch(body).records
