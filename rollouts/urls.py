@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from rollouts.views import checklist, experiments, paired_replay, rollback, rollouts, scheduling, timeline
+from rollouts.views import (
+    checklist,
+    controls,
+    experiments,
+    paired_replay,
+    rollback,
+    rollouts,
+    scheduling,
+    timeline,
+)
 
 app_name = "rollouts"
 
@@ -15,6 +24,12 @@ CHECKLIST_FORMS = [
         ("checklist/<slug:item>/attest/", checklist.attest, "attest"),
         ("checklist/<slug:item>/waive/", checklist.waive, "waive"),
     )
+]
+
+# The controls block's buttons (rollouts/views/controls.py): pause, resume, promote, abort, ...
+CONTROL_FORMS = [
+    path(f"{kind}s/<int:pk>/{verb}/", controls.apply, {"kind": kind, "verb": verb}, name=f"{kind}-{verb}")
+    for kind, verb in controls.VERB_PATHS
 ]
 
 urlpatterns = [
@@ -34,6 +49,7 @@ urlpatterns = [
     path("experiments/", experiments.experiment_list, name="experiments"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
     *CHECKLIST_FORMS,
+    *CONTROL_FORMS,
     path("scheduled-changes/", scheduling.scheduled_list, name="scheduled"),
     path("scheduled-changes/<int:pk>/cancel/", scheduling.scheduled_cancel, name="scheduled-cancel"),
     path("timeline/", timeline.timeline, name="timeline"),

@@ -16,6 +16,7 @@ from rollouts.lookups import get_experiment
 from rollouts.models import Experiment, ExperimentDecision
 from rollouts.status import experiment_health
 from rollouts.views.checklist import checklist_context
+from rollouts.views.controls import controls_context
 from rollouts.views.rollouts import POLL_SECONDS, list_page
 
 PAGE_SIZE = 50
@@ -99,5 +100,6 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "goals": experiment.goals,
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
         "checklist": checklist_context(request, experiment),
+        "controls": controls_context(request, experiment),
     }
     return render_page(request, "rollouts/experiment.html", context)

@@ -29,6 +29,7 @@ from rollouts.services import lifecycle
 from rollouts.services.rollback import roll_back
 from rollouts.status import active_changes, last_move, rollout_health, stage_bar
 from rollouts.views.checklist import checklist_context
+from rollouts.views.controls import controls_context
 
 PAGE_SIZE = 50
 # How often an open page asks for the live parts again; a tick runs every minute by default.
@@ -119,6 +120,7 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "poll_seconds": POLL_SECONDS if rollout.is_active else None,
         "reason": request.POST.get("reason", ""),
         "checklist": checklist_context(request, rollout),
+        "controls": controls_context(request, rollout),
         "rehearsals": rehearsal_panel(flag=rollout.flag, environment=rollout.environment),
         "scheduled": scheduled_for(rollout.flag, rollout.environment),
         "replay": replay,

@@ -1,0 +1,215 @@
+"""The controls block of the rollout and experiment pages: the verbs the API has (pause, resume,
+promote, abort; conclude and the winner's canary for an experiment) as buttons for people.
+
+One form per page: a reason (required in a protected environment) and a button per verb the
+subject's state allows and the person's role grants, each posting to its own URL. The same
+services as the API run them, through the approvals of four eyes where the environment asks for
+them; what happened is said in words on the page it returns to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from controlplane.errors import DomainError
+from controlplane.models import Scope
+from controlplane.roles import scopes_for_user
+from controlplane.web import HtmxHttpRequest, require_scope, ui_actor
+from flags.models import Approval
+from flags.services import approvals
+from flagstaff.engine import BUCKETS
+from rollouts.lookups import get_experiment, get_rollout
+from rollouts.models import ExperimentState, PauseReason, Rollout, RolloutState
+from rollouts.services import experiments, lifecycle
+
+Subject = Any  # a Rollout or an Experiment
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str  # the URL's and the button's
+    label: str
+    scope: str
+    danger: bool = False
+
+
+PAUSE = Verb("pause", "Pause", Scope.WRITE)
+RESUME = Verb("resume", "Resume", Scope.WRITE)
+PROMOTE = Verb("promote", "Promote", Scope.APPROVE)
+ABORT = Verb("abort", "Abort", Scope.WRITE, danger=True)
+CONCLUDE = Verb("conclude", "Conclude now", Scope.WRITE)
+CANARY = Verb("canary", "Start a canary of the winner", Scope.WRITE)
+
+VERBS = {verb.name: verb for verb in (PAUSE, RESUME, PROMOTE, ABORT, CONCLUDE, CANARY)}
+
+# What each state allows, in the order the buttons show. Start is the checklist's; Roll back has
+# its own form on the rollout page.
+ROLLOUT_VERBS: dict[str, tuple[Verb, ...]] = {
+    RolloutState.DRAFT: (ABORT,),
+    RolloutState.READY: (ABORT,),
+    RolloutState.RUNNING: (PROMOTE, PAUSE, ABORT),
+    RolloutState.PAUSED: (PROMOTE, RESUME, ABORT),
+}
+EXPERIMENT_VERBS: dict[str, tuple[Verb, ...]] = {
+    ExperimentState.DRAFT: (ABORT,),
+    ExperimentState.RUNNING: (CONCLUDE, PAUSE, ABORT),
+    ExperimentState.PAUSED: (CONCLUDE, RESUME, ABORT),
+}
+
+
+def _rollout_promotion(rollout: Rollout) -> str:
+    """Where Promote takes the rollout, in words."""
+    following = rollout.stages.filter(index=rollout.stage_index + 1).first()
+    if following is None or following.weight == BUCKETS:
+        return f"make v{rollout.candidate.number} the serving version for everyone"
+    return f"move to stage {following.index + 1}: v{rollout.candidate.number} to {following.weight / 100:g} %"
+
+
+def _verbs(subject: Subject) -> tuple[Verb, ...]:
+    if isinstance(subject, Rollout):
+        return ROLLOUT_VERBS.get(subject.state, ())
+    verbs = EXPERIMENT_VERBS.get(subject.state, ())
+    if subject.state == ExperimentState.CONCLUDED and subject.winner and subject.canary_id is None:
+        verbs = (CANARY,)
+    return verbs
+
+
+def controls_context(request: HtmxHttpRequest, subject: Subject) -> dict[str, Any]:
+    """The one context key (`controls`) the block `rollouts/_controls.html` reads."""
+    kind = "rollout" if isinstance(subject, Rollout) else "experiment"
+    scopes = scopes_for_user(request.user)
+    verbs = _verbs(subject)
+    allowed = [verb for verb in verbs if verb.scope in scopes]
+    denied = [verb for verb in verbs if verb.scope not in scopes]
+    waits_for_approver = (
+        isinstance(subject, Rollout)
+        and subject.state == RolloutState.PAUSED
+        and subject.pause_reason == PauseReason.AWAITING_APPROVAL
+    )
+    return {
+        "kind": kind,
+        "subject": subject,
+        "verbs": allowed,
+        "denied": _denied_in_words(denied),
+        "promotion": _rollout_promotion(subject) if PROMOTE in allowed else "",
+        "waits_for_approver": waits_for_approver,
+        "protected": subject.environment.protected,
+    }
+
+
+ROLE_FOR = {Scope.WRITE: "the Editor role", Scope.APPROVE: "the Approver role"}
+
+
+def _denied_in_words(denied: list[Verb]) -> str:
+    """E.g. "Pause and Abort need the Editor role; Promote needs the Approver role." """
+    parts = []
+    for scope, role in ROLE_FOR.items():
+        labels = [verb.label for verb in denied if verb.scope == scope]
+        if labels:
+            names = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+            parts.append(f"{names} {'needs' if len(labels) == 1 else 'need'} {role}")
+    return "; ".join(parts) + "." if parts else ""
+
+
+def _call(kind: str, verb: str, subject: Subject, actor: Any, reason: str, stage: int) -> Callable[[], Any]:
+    calls: dict[tuple[str, str], Callable[[], Any]] = {
+        ("rollout", "pause"): lambda: lifecycle.pause_rollout(rollout=subject, actor=actor, reason=reason),
+        ("rollout", "resume"): lambda: lifecycle.resume_rollout(rollout=subject, actor=actor, reason=reason),
+        ("rollout", "promote"): lambda: lifecycle.promote_rollout(
+            rollout=subject, actor=actor, reason=reason, stage=stage
+        ),
+        ("rollout", "abort"): lambda: lifecycle.abort_rollout(rollout=subject, actor=actor, reason=reason),
+        ("experiment", "pause"): lambda: experiments.pause_experiment(
+            experiment=subject, actor=actor, reason=reason
+        ),
+        ("experiment", "resume"): lambda: experiments.resume_experiment(
+            experiment=subject, actor=actor, reason=reason
+        ),
+        ("experiment", "abort"): lambda: experiments.abort_experiment(
+            experiment=subject, actor=actor, reason=reason
+        ),
+        ("experiment", "conclude"): lambda: experiments.conclude_experiment(
+            experiment=subject, actor=actor, reason=reason
+        ),
+        ("experiment", "canary"): lambda: experiments.start_canary(
+            experiment=subject, actor=actor, reason=reason
+        ),
+    }
+    return calls[(kind, verb)]
+
+
+DONE = {
+    "pause": "Paused: traffic stays as it is and the analysis waits until you resume.",
+    "resume": "Resumed: the analysis runs again at its next tick.",
+    "abort": "Aborted: the candidate is off traffic and everyone gets the baseline.",
+    "conclude": "Concluded on the data so far: everyone gets the baseline; the arms that pass are below.",
+}
+
+
+def _done(kind: str, verb: str, answer: Any) -> str:
+    if verb == "promote":
+        assert isinstance(answer, Rollout)
+        if answer.state == RolloutState.PROMOTED:
+            return f"Promoted: v{answer.candidate.number} serves everyone in '{answer.environment.key}'."
+        return f"Promoted to stage {answer.stage_index + 1} of {answer.stages.count()}."
+    if verb == "canary":
+        return f"Started rollout #{answer.pk}, a canary of the winner."
+    if kind == "experiment" and verb == "abort":
+        return "Aborted: everyone gets the baseline again; no conclusion is drawn."
+    return DONE[verb]
+
+
+def _apply(request: HtmxHttpRequest, kind: str, pk: int, verb: str) -> HttpResponse:
+    require_scope(request, VERBS[verb].scope)
+    subject = get_rollout(pk) if kind == "rollout" else get_experiment(pk)
+    page = "rollouts:detail" if kind == "rollout" else "rollouts:experiment"
+    reason = request.POST.get("reason", "").strip()
+    if subject.environment.protected and not reason:
+        messages.error(request, f"'{subject.environment.key}' is protected: say why you {verb} it.")
+        return redirect(page, pk=pk)
+    # Promote names the stage the page showed: if the analysis moved on meanwhile, the click
+    # answers the current state instead of promoting a stage nobody looked at (as the API's).
+    try:
+        stage = int(request.POST.get("stage", ""))
+    except ValueError:
+        stage = -1
+    if verb == "promote" and stage < 0:
+        messages.error(request, "Which stage to promote from is missing; reload the page and try again.")
+        return redirect(page, pk=pk)
+    actor = ui_actor(request)
+    try:
+        answer = approvals.apply_or_ask(actor=actor, call=_call(kind, verb, subject, actor, reason, stage))
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+        return redirect(page, pk=pk)
+    if isinstance(answer, Approval):
+        messages.success(
+            request,
+            f"'{subject.environment.key}' needs four eyes: this waits for an Approver other than you "
+            f"(approval #{answer.pk}).",
+        )
+        return redirect(page, pk=pk)
+    messages.success(request, _done(kind, verb, answer))
+    if verb == "canary":
+        return redirect("rollouts:detail", pk=answer.pk)
+    return redirect(page, pk=pk)
+
+
+@login_required
+@require_POST
+def apply(request: HtmxHttpRequest, pk: int, kind: str, verb: str) -> HttpResponse:
+    return _apply(request, kind, pk, verb)
+
+
+# (kind, verb) of every control, each with a URL of its own (rollouts/urls.py).
+VERB_PATHS = [("rollout", verb.name) for verb in (PAUSE, RESUME, PROMOTE, ABORT)] + [
+    ("experiment", verb.name) for verb in (PAUSE, RESUME, ABORT, CONCLUDE, CANARY)
+]
