@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from controlplane.models import AuditEntry
 from flags import services as flag_services
-from flags.models import Split
+from flags.models import FlagState, Split
 from rollouts.models import RollbackRehearsal, Rollout
 from rollouts.services import experiments, lifecycle, ticks
 from tests.factories import FACTORY_ACTOR, make_environment
@@ -163,6 +163,36 @@ def test_rollout_detail__viewer__roll_back_shown_disabled_with_the_reason(viewer
 
     assert "Rolling back needs the Editor role." in page
     assert '<button type="submit" class="btn btn-danger" disabled>Roll back</button>' in page
+
+
+def test_rollout_detail__ready__no_roll_back_form_and_abort_named_instead(editor: User) -> None:
+    rollout = rollout_in("ready")
+
+    page = login(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+
+    assert 'name="reason" id="id_rollback_reason"' not in page
+    assert "Its candidate is not on traffic yet; to give it up, use Abort under Controls." in page
+
+
+def test_rollout_rollback__ready__409_and_an_earlier_promotion_left_alone(editor: User) -> None:
+    promoted = rollout_in("promoted")
+    again = lifecycle.create_rollout(
+        flag=promoted.flag,
+        environment=promoted.environment,
+        candidate=promoted.baseline.number,
+        actor=FACTORY_ACTOR,
+    )
+    serving = promoted.candidate.number
+
+    response = login(editor).post(reverse("rollouts:rollout-rollback", args=[again.pk]), {"reason": "oops"})
+
+    again.refresh_from_db()
+    state = FlagState.objects.select_related("serving_version").get(
+        flag=promoted.flag, environment=promoted.environment
+    )
+    assert state.serving_version is not None
+    assert (response.status_code, state.serving_version.number) == (409, serving)
+    assert "To give it up, abort it." in html.unescape(response.content.decode())
 
 
 def test_rollout_rollback__editor__candidate_off_traffic_in_one_motion(editor: User) -> None:
