@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError
@@ -38,15 +39,39 @@ class Verb:
     name: str  # the URL's and the button's
     label: str
     scope: str
+    help: str  # what it does, in words; {Promotion} (capitalised) and {winner} are filled in per subject
     danger: bool = False
 
 
-PAUSE = Verb("pause", "Pause", Scope.WRITE)
-RESUME = Verb("resume", "Resume", Scope.WRITE)
-PROMOTE = Verb("promote", "Promote", Scope.APPROVE)
-ABORT = Verb("abort", "Abort", Scope.WRITE, danger=True)
-CONCLUDE = Verb("conclude", "Conclude now", Scope.WRITE)
-CANARY = Verb("canary", "Start a canary of the winner", Scope.WRITE)
+PAUSE = Verb(
+    "pause", "Pause", Scope.WRITE, "keep traffic as it is and stop the automatic decisions until you resume."
+)
+RESUME = Verb(
+    "resume",
+    "Resume",
+    Scope.WRITE,
+    "let the analysis decide again from its next tick, on everything since the stage began.",
+)
+PROMOTE = Verb("promote", "Promote", Scope.APPROVE, "{Promotion} now, without waiting for the analysis.")
+ABORT = Verb(
+    "abort",
+    "Abort",
+    Scope.WRITE,
+    "give it up: the candidate leaves traffic and everyone gets the baseline; no incident is opened.",
+    danger=True,
+)
+CONCLUDE = Verb(
+    "conclude",
+    "Conclude now",
+    Scope.WRITE,
+    "end the experiment on the data so far and mark the arms that pass; everyone gets the baseline.",
+)
+CANARY = Verb(
+    "canary",
+    "Start a canary of the winner",
+    Scope.WRITE,
+    "a new rollout of the winner, {winner}, with this experiment's guardrails (its gate applies).",
+)
 
 VERBS = {verb.name: verb for verb in (PAUSE, RESUME, PROMOTE, ABORT, CONCLUDE, CANARY)}
 
@@ -94,12 +119,14 @@ def controls_context(request: HtmxHttpRequest, subject: Subject) -> dict[str, An
         and subject.state == RolloutState.PAUSED
         and subject.pause_reason == PauseReason.AWAITING_APPROVAL
     )
+    promotion = _rollout_promotion(subject) if PROMOTE in allowed else ""
+    winner = getattr(subject, "winner", "")
     return {
         "kind": kind,
         "subject": subject,
-        "verbs": allowed,
+        "verbs": [(verb, verb.help.format(Promotion=capfirst(promotion), winner=winner)) for verb in allowed],
         "denied": _denied_in_words(denied),
-        "promotion": _rollout_promotion(subject) if PROMOTE in allowed else "",
+        "promotion": promotion,
         "waits_for_approver": waits_for_approver,
         "protected": subject.environment.protected,
     }
@@ -119,31 +146,19 @@ def _denied_in_words(denied: list[Verb]) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def _call(kind: str, verb: str, subject: Subject, actor: Any, reason: str, stage: int) -> Callable[[], Any]:
-    calls: dict[tuple[str, str], Callable[[], Any]] = {
-        ("rollout", "pause"): lambda: lifecycle.pause_rollout(rollout=subject, actor=actor, reason=reason),
-        ("rollout", "resume"): lambda: lifecycle.resume_rollout(rollout=subject, actor=actor, reason=reason),
-        ("rollout", "promote"): lambda: lifecycle.promote_rollout(
-            rollout=subject, actor=actor, reason=reason, stage=stage
-        ),
-        ("rollout", "abort"): lambda: lifecycle.abort_rollout(rollout=subject, actor=actor, reason=reason),
-        ("experiment", "pause"): lambda: experiments.pause_experiment(
-            experiment=subject, actor=actor, reason=reason
-        ),
-        ("experiment", "resume"): lambda: experiments.resume_experiment(
-            experiment=subject, actor=actor, reason=reason
-        ),
-        ("experiment", "abort"): lambda: experiments.abort_experiment(
-            experiment=subject, actor=actor, reason=reason
-        ),
-        ("experiment", "conclude"): lambda: experiments.conclude_experiment(
-            experiment=subject, actor=actor, reason=reason
-        ),
-        ("experiment", "canary"): lambda: experiments.start_canary(
-            experiment=subject, actor=actor, reason=reason
-        ),
-    }
-    return calls[(kind, verb)]
+# The service behind each control, called with the subject as the keyword its kind names
+# (`rollout=` or `experiment=`), the actor and the reason, as the API's views call them.
+SERVICES: dict[tuple[str, str], Callable[..., Any]] = {
+    ("rollout", "pause"): lifecycle.pause_rollout,
+    ("rollout", "resume"): lifecycle.resume_rollout,
+    ("rollout", "promote"): lifecycle.promote_rollout,
+    ("rollout", "abort"): lifecycle.abort_rollout,
+    ("experiment", "pause"): experiments.pause_experiment,
+    ("experiment", "resume"): experiments.resume_experiment,
+    ("experiment", "abort"): experiments.abort_experiment,
+    ("experiment", "conclude"): experiments.conclude_experiment,
+    ("experiment", "canary"): experiments.start_canary,
+}
 
 
 DONE = {
@@ -167,7 +182,9 @@ def _done(kind: str, verb: str, answer: Any) -> str:
     return DONE[verb]
 
 
-def _apply(request: HtmxHttpRequest, kind: str, pk: int, verb: str) -> HttpResponse:
+@login_required
+@require_POST
+def apply(request: HtmxHttpRequest, pk: int, kind: str, verb: str) -> HttpResponse:
     require_scope(request, VERBS[verb].scope)
     subject = get_rollout(pk) if kind == "rollout" else get_experiment(pk)
     page = "rollouts:detail" if kind == "rollout" else "rollouts:experiment"
@@ -175,18 +192,19 @@ def _apply(request: HtmxHttpRequest, kind: str, pk: int, verb: str) -> HttpRespo
     if subject.environment.protected and not reason:
         messages.error(request, f"'{subject.environment.key}' is protected: say why you {verb} it.")
         return redirect(page, pk=pk)
-    # Promote names the stage the page showed: if the analysis moved on meanwhile, the click
-    # answers the current state instead of promoting a stage nobody looked at (as the API's).
-    try:
-        stage = int(request.POST.get("stage", ""))
-    except ValueError:
-        stage = -1
-    if verb == "promote" and stage < 0:
-        messages.error(request, "Which stage to promote from is missing; reload the page and try again.")
-        return redirect(page, pk=pk)
+    arguments: dict[str, Any] = {kind: subject, "reason": reason}
+    if verb == "promote":
+        # The stage the page showed: if the analysis moved on meanwhile, the click answers the
+        # current state instead of promoting a stage nobody looked at (as the API's `stage`).
+        try:
+            arguments["stage"] = int(request.POST.get("stage", ""))
+        except ValueError:
+            messages.error(request, "Which stage to promote from is missing; reload the page and try again.")
+            return redirect(page, pk=pk)
     actor = ui_actor(request)
+    service = SERVICES[(kind, verb)]
     try:
-        answer = approvals.apply_or_ask(actor=actor, call=_call(kind, verb, subject, actor, reason, stage))
+        answer = approvals.apply_or_ask(actor=actor, call=lambda: service(actor=actor, **arguments))
     except DomainError as refused:
         messages.error(request, refused.detail)
         return redirect(page, pk=pk)
@@ -203,13 +221,5 @@ def _apply(request: HtmxHttpRequest, kind: str, pk: int, verb: str) -> HttpRespo
     return redirect(page, pk=pk)
 
 
-@login_required
-@require_POST
-def apply(request: HtmxHttpRequest, pk: int, kind: str, verb: str) -> HttpResponse:
-    return _apply(request, kind, pk, verb)
-
-
 # (kind, verb) of every control, each with a URL of its own (rollouts/urls.py).
-VERB_PATHS = [("rollout", verb.name) for verb in (PAUSE, RESUME, PROMOTE, ABORT)] + [
-    ("experiment", verb.name) for verb in (PAUSE, RESUME, ABORT, CONCLUDE, CANARY)
-]
+VERB_PATHS = list(SERVICES)
