@@ -20,6 +20,7 @@ from controlplane.models import AuditEntry
 from flags.models import Split
 from flagstaff.engine import BUCKETS
 from rollouts.models import (
+    ON_TRAFFIC_STATES,
     TERMINAL_STATES,
     Decision,
     Experiment,
@@ -73,7 +74,7 @@ class StageBar:
 
 def stage_bar(rollout: Rollout, stages: Iterable[Stage]) -> StageBar:
     stages = list(stages)
-    active = rollout.state in (RolloutState.RUNNING, RolloutState.PAUSED)
+    active = rollout.is_on_traffic
     steps = [
         StageStep(
             number=stage.index + 1,
@@ -243,7 +244,7 @@ def active_changes() -> list[ActiveChange]:
     )
     changes = []
     for row in rollouts:
-        started = row["state"] in (RolloutState.RUNNING, RolloutState.PAUSED)
+        started = row["state"] in ON_TRAFFIC_STATES
         count, index = row["stage_count"], row["stage_index"]
         changes.append(
             _change(

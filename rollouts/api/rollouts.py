@@ -391,7 +391,7 @@ class RollbackView(APIView):
     @extend_schema(request=VerbSerializer, responses={200: RolloutSerializer, **VERB_REFUSALS})
     def post(self, request: Request, pk: int) -> Response:
         rollout = get_rollout(pk)
-        if rollout.state not in (RolloutState.RUNNING, RolloutState.PAUSED):
+        if not rollout.is_on_traffic:
             return _apply(request, pk, lifecycle.rollback_rollout)  # answered as it stands, or refused
         data = validated_body(VerbSerializer, request)
         # The one motion every Roll back entry point takes (and its flag.rolled_back entry).

@@ -52,6 +52,7 @@ from rollouts.models.rehearsals import (
 )
 from rollouts.models.rollouts import (
     ACTIVE_STATES,
+    ON_TRAFFIC_STATES,
     TERMINAL_STATES,
     Decision,
     Guardrail,
@@ -74,6 +75,7 @@ __all__ = [
     "ACTIVE_STATES",
     "EXPERIMENT_ACTIVE_STATES",
     "EXPERIMENT_TERMINAL_STATES",
+    "ON_TRAFFIC_STATES",
     "REHEARSAL_ACTIVE_STATES",
     "REHEARSAL_FINISHED_STATES",
     "TERMINAL_STATES",

@@ -29,6 +29,8 @@ class RolloutState(models.TextChoices):
 
 # The states in which a rollout holds its flag × environment: at most one such rollout each.
 ACTIVE_STATES = (RolloutState.DRAFT, RolloutState.READY, RolloutState.RUNNING, RolloutState.PAUSED)
+# The states in which the candidate is on traffic (at its stage's share): what a rollback takes off.
+ON_TRAFFIC_STATES = (RolloutState.RUNNING, RolloutState.PAUSED)
 TERMINAL_STATES = (
     RolloutState.PROMOTED,
     RolloutState.ROLLED_BACK,
@@ -138,6 +140,10 @@ class Rollout(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def is_on_traffic(self) -> bool:
+        return self.state in ON_TRAFFIC_STATES
 
 
 class Stage(models.Model):

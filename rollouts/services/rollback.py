@@ -37,7 +37,7 @@ from flags.services import approvals
 from flags.services.guards import lock_flag, lock_state, writable_state
 from flags.services.publishing import publish_version
 from flags.services.splits import clear_split
-from rollouts.models import Experiment, ExperimentState, Rollout, RolloutState
+from rollouts.models import ON_TRAFFIC_STATES, Experiment, ExperimentState, Rollout, RolloutState
 from rollouts.services import experiments, lifecycle
 from telemetry.models.incidents import Incident, IncidentKind, WebhookEvent
 from telemetry.services.incidents import open_incident
@@ -111,7 +111,7 @@ def plan_rollback(flag: Flag, environment: Environment) -> RollbackPlan | None:
     serving = state.serving_version if state else None
     rollout = (
         Rollout.objects.select_related("flag", "environment", "baseline", "candidate")
-        .filter(flag=flag, environment=environment, state__in=(RolloutState.RUNNING, RolloutState.PAUSED))
+        .filter(flag=flag, environment=environment, state__in=ON_TRAFFIC_STATES)
         .first()
     )
     if rollout is not None:

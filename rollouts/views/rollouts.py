@@ -21,7 +21,7 @@ from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_act
 from rollouts.arm_series import rollout_arm_series
 from rollouts.forms import ReplayPolicyForm, RolloutForm
 from rollouts.lookups import get_rollout
-from rollouts.models import RollbackRehearsal, Rollout, RolloutState
+from rollouts.models import RollbackRehearsal, Rollout
 from rollouts.rehearsal_reads import rehearsal_panel
 from rollouts.replay_status import replay_status
 from rollouts.scheduled_reads import scheduled_for
@@ -32,8 +32,6 @@ from rollouts.views.checklist import checklist_context
 from rollouts.views.controls import controls_context
 
 PAGE_SIZE = 50
-# The states in which a rollout's candidate is on traffic, so that its page can roll it back.
-ON_TRAFFIC = (RolloutState.RUNNING, RolloutState.PAUSED)
 # How often an open page asks for the live parts again; a tick runs every minute by default.
 POLL_SECONDS = 3
 
@@ -119,7 +117,6 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "policy": rollout.guardrails.order_by("id"),
         "page": page,
         "can_roll_back": Scope.WRITE in scopes_for_user(request.user),
-        "on_traffic": rollout.state in ON_TRAFFIC,
         "poll_seconds": POLL_SECONDS if rollout.is_active else None,
         "reason": request.POST.get("reason", ""),
         "checklist": checklist_context(request, rollout),
@@ -158,7 +155,7 @@ def rollout_rollback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if rollout.environment.protected and not reason:
         messages.error(request, f"'{rollout.environment.key}' is protected: say why you roll back.")
         return _detail_page(request, rollout, status=400)
-    if rollout.state not in ON_TRAFFIC:
+    if not rollout.is_on_traffic:
         # A Draft or Ready rollout has nothing on traffic: the flag's rollback would undo something
         # else (an earlier rollout's promotion), which is not what this page's button says.
         messages.error(
