@@ -8,6 +8,8 @@ records are validated one by one by the service, which reports a path for every 
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -253,22 +255,55 @@ def _bound_environment(token: ApiToken | None) -> str | None:
     return token.environment.key if token is not None and token.environment is not None else None
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold Python's cyclic garbage collector off while a batch is processed.
+class CollectorPause:
+    """Hold Python's cyclic garbage collector off while any batch of the process is processed.
 
     A 1,000-record batch allocates some 50,000 objects (parsed JSON, rows, rollup keys), all
-    freed by reference counting when the request ends; meanwhile the collector would run
-    every 700 allocations and walk the whole heap at each full pass: measured at about a third
-    of the request's CPU time. It is switched back on (if it was on) however the block ends.
+    freed by reference counting when the request ends; meanwhile the collector would run every
+    700 allocations, walk the batch's live objects and promote them towards the full
+    collections: measured at about a third of the request's CPU time.
+
+    The collector is one per process and a gthread worker answers several batches at once, so
+    the pause is counted: the first batch in switches the collector off, the last one out
+    switches it back on (if it was on). Switching it on as each batch ended let it run in the
+    middle of the others, over their live objects (py-spy on bench/bench_ingest.py's workers:
+    a tenth of their CPU). A process whose batches overlap without a break still collects: a
+    batch that ends more than `collect_every` seconds after the last collection runs one, so
+    cyclic garbage (other requests', an exception's frames) cannot pile up under steady load.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+
+    def __init__(self, collect_every: float = 1.0) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+        self._collect_every = collect_every
+        self._collected_at = 0.0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                self._collected_at = time.monotonic()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            collect = False
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0:
+                    if self._was_enabled:
+                        gc.enable()
+                elif self._was_enabled and time.monotonic() - self._collected_at > self._collect_every:
+                    self._collected_at = time.monotonic()
+                    collect = True
+            if collect:
+                gc.collect()
+
+
+collector_paused = CollectorPause()
 
 
 def _decoded_body(request: Request | HttpRequest) -> bytes:
