@@ -3,7 +3,8 @@ Approver's waiver, and the start it gates (which, where four eyes are required, 
 for an Approver).
 
 Each form posts to its own URL; with htmx the block (`#checklist`) is swapped in place with
-what happened said in words, without JavaScript the page is reloaded with a message.
+what happened said in words (a start that happened reloads the page, all of which changes),
+without JavaScript the page is reloaded with a message.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from controlplane.errors import DomainError
 from controlplane.models import Scope
@@ -53,7 +55,6 @@ def checklist_context(
         "kind": kind,
         "subject": subject,
         "board": board_of(subject),
-        "active": subject.is_active,
         "startable": _startable(subject),
         "can_write": Scope.WRITE in scopes,
         "can_approve": Scope.APPROVE in scopes,
@@ -125,7 +126,12 @@ def _start(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
             f"'{subject.environment.key}' needs four eyes: the start waits for an Approver other than "
             f"you (approval #{answer.pk}).",
         )
-    return _answer(request, kind, pk, f"Started: the {kind} is running.")
+    notice = f"Started: the {kind} is running."
+    if request.htmx:
+        # The whole page changes (state, controls, the checklist folded into a record): reload it.
+        messages.success(request, notice)
+        return HttpResponseClientRefresh()
+    return _answer(request, kind, pk, notice)
 
 
 # The pages of a rollout and of an experiment share these views; the URLconf names the `kind`.

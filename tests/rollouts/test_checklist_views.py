@@ -10,9 +10,9 @@ from controlplane.audit import Actor
 from flags import services as flag_services
 from flags.models import Approval, ApprovalState
 from rollouts.models import ChecklistSignoff, Rollout, RolloutState
-from rollouts.services import checklist
+from rollouts.services import checklist, experiments
 from tests.factories import FACTORY_ACTOR
-from tests.rollouts.factories import make_rollout, make_world
+from tests.rollouts.factories import make_rollout, make_running_experiment, make_world, rollout_in
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,36 @@ def test_rollout_page__red_items__says_blocked_and_names_them(editor: User) -> N
     page = _client(editor).get(f"/rollouts/{rollout.pk}/").content.decode()
     assert "2 required items are red" in page
     assert "Latency budget and daily cost budget set" in page
+
+
+@pytest.mark.parametrize("state", ["running", "rolled_back"])
+def test_rollout_page__past_its_start__checklist_folded_as_a_record_without_forms(
+    editor: User, state: str
+) -> None:
+    rollout = rollout_in(state)
+
+    page = _client(editor).get(f"/rollouts/{rollout.pk}/").content.decode()
+
+    record = page[page.index('<details class="card checklist" id="checklist">') :]
+    record = record[: record.index("</details>")]
+    assert "Deploy checklist: it gated the start" in record
+    said = f"Rollout {rollout.get_state_display().lower()}: the checklist decided whether it could start"
+    assert said in record
+    assert "cannot start" not in record
+    assert "/attest/" not in record
+    assert "/waive/" not in record
+
+
+def test_experiment_page__concluded__checklist_folded_as_a_record(editor: User) -> None:
+    experiment = experiments.conclude_experiment(
+        experiment=make_running_experiment(), actor=FACTORY_ACTOR, reason="long enough"
+    )
+
+    page = _client(editor).get(f"/experiments/{experiment.pk}/").content.decode()
+
+    assert "Deploy checklist: it gated the start" in page
+    assert "Experiment concluded: the checklist decided whether it could start" in page
+    assert "may start" not in page
 
 
 def test_attest__htmx__block_swapped_with_name_and_note(editor: User) -> None:
@@ -97,6 +127,20 @@ def test_start__four_eyes__waits_for_an_approver(editor: User) -> None:
     response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
     assert "waits for an Approver other than you" in response.content.decode()
     assert Approval.objects.pending().count() == 1
+
+
+def test_start__htmx__page_reloaded_running_with_the_checklist_folded(editor: User) -> None:
+    rollout = make_rollout(make_world())
+    client = _client(editor)
+
+    response = client.post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
+
+    assert response.headers["HX-Refresh"] == "true"
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.RUNNING
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "Started: the rollout is running." in page
+    assert "Deploy checklist: it gated the start" in page
 
 
 def test_start__anonymous__sent_to_log_in() -> None:
