@@ -20,6 +20,7 @@ from rollouts.views.controls import controls_context
 from rollouts.views.rollouts import POLL_SECONDS, list_page
 
 PAGE_SIZE = 50
+LIVE_BLOCK = "experiment_live"  # the template block a poll of the experiment page renders
 
 
 @login_required
@@ -99,7 +100,9 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "policy": experiment.guardrails,
         "goals": experiment.goals,
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
-        "checklist": checklist_context(request, experiment),
-        "controls": controls_context(request, experiment),
     }
+    # A poll renders the live part alone: the checklist's board and the controls are left out.
+    if not (request.htmx and request.htmx.target == LIVE_BLOCK):
+        context["checklist"] = checklist_context(request, experiment)
+        context["controls"] = controls_context(request, experiment)
     return render_page(request, "rollouts/experiment.html", context)

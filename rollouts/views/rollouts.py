@@ -34,6 +34,7 @@ from rollouts.views.controls import controls_context
 PAGE_SIZE = 50
 # How often an open page asks for the live parts again; a tick runs every minute by default.
 POLL_SECONDS = 3
+LIVE_BLOCK = "rollout_live"  # the template block a poll of the rollout page renders
 
 
 def list_page(
@@ -97,8 +98,8 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
     page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     latest = decisions.first()
     stages = list(rollout.stages.order_by("index"))
-    replay = replay_status(rollout)
-    context = {
+    # What the live part (`rollout_live`, polled every POLL_SECONDS) shows.
+    context: dict[str, Any] = {
         "rollout": rollout,
         "stages": stages,
         "bar": stage_bar(rollout, stages),
@@ -114,10 +115,23 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "analysis_due": rollout.next_tick_at is not None and rollout.next_tick_at <= timezone.now(),
         "last_move": last_move(rollout),
         "series": rollout_arm_series(rollout),
-        "policy": rollout.guardrails.order_by("id"),
         "page": page,
         "can_roll_back": Scope.WRITE in scopes_for_user(request.user),
         "poll_seconds": POLL_SECONDS if rollout.is_active else None,
+    }
+    if not (request.htmx and request.htmx.target == LIVE_BLOCK):
+        context.update(_rest_of_the_page(request, rollout))
+    response = render_page(request, "rollouts/rollout.html", context)
+    response.status_code = status
+    return response
+
+
+def _rest_of_the_page(request: HtmxHttpRequest, rollout: Rollout) -> dict[str, Any]:
+    """What only the whole page shows: a poll leaves these out, the checklist's board (a dozen
+    computed items, some reading the day's calls) first of all."""
+    replay = replay_status(rollout)
+    return {
+        "policy": rollout.guardrails.order_by("id"),
         "reason": request.POST.get("reason", ""),
         "checklist": checklist_context(request, rollout),
         "controls": controls_context(request, rollout),
@@ -135,9 +149,6 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         if replay
         else None,
     }
-    response = render_page(request, "rollouts/rollout.html", context)
-    response.status_code = status
-    return response
 
 
 @login_required

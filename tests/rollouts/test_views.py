@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -131,6 +134,37 @@ def test_rollout_detail__htmx_poll__answers_only_the_live_part(viewer: User) -> 
     assert "Stage 2 of 3" in fragment
     assert "<html" not in fragment
     assert 'name="reason"' not in fragment  # the Roll back form stays, with what is typed in it
+
+
+@contextmanager
+def _not_called(module: str, names: tuple[str, ...]) -> Iterator[None]:
+    """Each named helper of the view module fails the test if the request calls it."""
+    with ExitStack() as stack:
+        for name in names:
+            stack.enter_context(mock.patch(f"{module}.{name}", side_effect=AssertionError(f"{name} called")))
+        yield
+
+
+def test_rollout_detail__htmx_poll__leaves_out_what_only_the_whole_page_shows(viewer: User) -> None:
+    rollout = make_running_rollout()
+    _healthy_tick(rollout)
+    url = reverse("rollouts:detail", args=[rollout.pk])
+
+    with ExitStack() as refused:
+        for name in (
+            "checklist_context",
+            "controls_context",
+            "rehearsal_panel",
+            "scheduled_for",
+            "replay_status",
+        ):
+            refused.enter_context(
+                mock.patch(f"rollouts.views.rollouts.{name}", side_effect=AssertionError(f"{name} on a poll"))
+            )
+        response = login(viewer).get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live")
+
+    assert response.status_code == 200
+    assert "Stage 2 of 3" in response.content.decode()
 
 
 def test_rollout_detail__rolled_back__stops_polling_and_says_nothing_to_roll_back(editor: User) -> None:
@@ -363,6 +397,19 @@ def test_experiment_detail__concluded__arms_side_by_side_and_the_cheapest_that_p
     assert "fails: live_pass_rate:helpful" in page
     assert "concluded: haiku is the cheapest arm that passes" in page
     assert "ends after 1 hour" in page
+
+
+def test_experiment_detail__htmx_poll__the_live_part_without_checklist_or_controls(viewer: User) -> None:
+    experiment = make_running_experiment()
+    url = reverse("rollouts:experiment", args=[experiment.pk])
+
+    with _not_called("rollouts.views.experiments", ("checklist_context", "controls_context")):
+        response = login(viewer).get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="experiment_live")
+
+    fragment = response.content.decode()
+    assert response.status_code == 200
+    assert fragment.lstrip().startswith('<div id="experiment_live"')
+    assert 'aria-label="Arm baseline"' in fragment
 
 
 def test_rollout_create__editor__draft_or_ready_rollout_and_its_page(editor: User) -> None:
