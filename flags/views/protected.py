@@ -20,6 +20,15 @@ def reason_of(request: HttpRequest) -> str:
     return request.POST.get("reason", "").strip()
 
 
+def missing_reason(environment: Environment, reason: str, doing: str) -> str | None:
+    """For a page whose form carries its reason field (no confirmation page): the words that
+    refuse a change to a protected environment made without a reason, e.g. "'production' is
+    protected: say why you roll back.", or None when it may go ahead."""
+    if environment.protected and not reason:
+        return f"'{environment.key}' is protected: say why you {doing}."
+    return None
+
+
 def confirmation(
     request: HttpRequest, flag: Flag, environment: Environment, change: str
 ) -> HttpResponse | None:

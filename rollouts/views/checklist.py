@@ -24,6 +24,7 @@ from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, require_scope, ui_actor
 from flags.models import Approval
 from flags.services import approvals
+from flags.views.protected import missing_reason, reason_of
 from rollouts.checklist import board_of
 from rollouts.lookups import get_experiment, get_rollout
 from rollouts.models import ExperimentState, Rollout, RolloutState
@@ -102,11 +103,10 @@ def _waive(request: HtmxHttpRequest, kind: str, pk: int, item: str) -> HttpRespo
 def _start(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     require_scope(request, Scope.WRITE)
     subject = _subject(kind, pk)
-    reason = request.POST.get("reason", "").strip()
-    if subject.environment.protected and not reason:
-        return _answer(
-            request, kind, pk, f"'{subject.environment.key}' is protected: say why you start it.", error=True
-        )
+    reason = reason_of(request)
+    refusal = missing_reason(subject.environment, reason, "start it")
+    if refusal:
+        return _answer(request, kind, pk, refusal, error=True)
     actor = ui_actor(request)
 
     def verb() -> Any:

@@ -26,6 +26,7 @@ from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, require_scope, ui_actor
 from flags.models import Approval
 from flags.services import approvals
+from flags.views.protected import missing_reason, reason_of
 from flagstaff.engine import BUCKETS
 from rollouts.lookups import get_experiment, get_rollout
 from rollouts.models import ExperimentState, PauseReason, Rollout, RolloutState
@@ -188,9 +189,10 @@ def apply(request: HtmxHttpRequest, pk: int, kind: str, verb: str) -> HttpRespon
     require_scope(request, VERBS[verb].scope)
     subject = get_rollout(pk) if kind == "rollout" else get_experiment(pk)
     page = "rollouts:detail" if kind == "rollout" else "rollouts:experiment"
-    reason = request.POST.get("reason", "").strip()
-    if subject.environment.protected and not reason:
-        messages.error(request, f"'{subject.environment.key}' is protected: say why you {verb} it.")
+    reason = reason_of(request)
+    refusal = missing_reason(subject.environment, reason, f"{verb} it")
+    if refusal:
+        messages.error(request, refusal)
         return redirect(page, pk=pk)
     arguments: dict[str, Any] = {kind: subject, "reason": reason}
     if verb == "promote":

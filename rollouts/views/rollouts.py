@@ -18,6 +18,7 @@ from controlplane.errors import DomainError
 from controlplane.models import Scope
 from controlplane.roles import scopes_for_user
 from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_actor
+from flags.views.protected import missing_reason, reason_of
 from rollouts.arm_series import rollout_arm_series
 from rollouts.forms import ReplayPolicyForm, RolloutForm
 from rollouts.lookups import get_rollout
@@ -162,9 +163,10 @@ def rollout_rollback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Take the candidate off traffic now; a protected environment asks for a reason first."""
     require_scope(request, Scope.WRITE)
     rollout = get_rollout(pk)
-    reason = request.POST.get("reason", "").strip()
-    if rollout.environment.protected and not reason:
-        messages.error(request, f"'{rollout.environment.key}' is protected: say why you roll back.")
+    reason = reason_of(request)
+    refusal = missing_reason(rollout.environment, reason, "roll back")
+    if refusal:
+        messages.error(request, refusal)
         return _detail_page(request, rollout, status=400)
     if not rollout.is_on_traffic:
         # A Draft or Ready rollout has nothing on traffic: the flag's rollback would undo something

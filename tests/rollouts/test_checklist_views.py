@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -141,6 +143,22 @@ def test_start__htmx__page_reloaded_running_with_the_checklist_folded(editor: Us
     page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
     assert "Started: the rollout is running." in page
     assert "Deploy checklist: it gated the start" in page
+
+
+def test_start__protected_without_a_reason__refused_in_words_and_not_started(editor: User) -> None:
+    world = make_world()
+    rollout = make_rollout(world)
+    flag_services.set_environment_protected(
+        environment=world.environment, protected=True, actor=FACTORY_ACTOR
+    )
+
+    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "  "}, headers=HTMX)
+
+    assert f"'{world.environment.key}' is protected: say why you start it." in html.unescape(
+        response.content.decode()
+    )
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.READY
 
 
 def test_start__anonymous__sent_to_log_in() -> None:
