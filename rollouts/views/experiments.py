@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
+from django_htmx.http import HttpResponseClientRefresh
 
 from controlplane.web import HtmxHttpRequest, render_page
 from rollouts.experiment_reads import arms_of
@@ -17,7 +18,7 @@ from rollouts.models import Experiment, ExperimentDecision
 from rollouts.status import experiment_health
 from rollouts.views.checklist import checklist_context
 from rollouts.views.controls import controls_context
-from rollouts.views.rollouts import POLL_SECONDS, list_page
+from rollouts.views.rollouts import POLL_SECONDS, list_page, page_is_stale, poll_url
 
 PAGE_SIZE = 50
 LIVE_BLOCK = "experiment_live"  # the template block a poll of the experiment page renders
@@ -97,12 +98,16 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             experiment.state, experiment.pause_reason, latest.action if latest else None
         ),
         "poll_seconds": POLL_SECONDS if experiment.is_active else None,
+        "poll_url": poll_url(request),
         "policy": experiment.guardrails,
         "goals": experiment.goals,
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),
     }
     # A poll renders the live part alone: the checklist's board and the controls are left out.
-    if not (request.htmx and request.htmx.target == LIVE_BLOCK):
+    if request.htmx and request.htmx.target == LIVE_BLOCK:
+        if page_is_stale(request, experiment.state):
+            return HttpResponseClientRefresh()
+    else:
         context["checklist"] = checklist_context(request, experiment)
         context["controls"] = controls_context(request, experiment)
     return render_page(request, "rollouts/experiment.html", context)

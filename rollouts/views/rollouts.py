@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from controlplane.errors import DomainError
 from controlplane.models import Scope
@@ -36,6 +37,24 @@ PAGE_SIZE = 50
 # How often an open page asks for the live parts again; a tick runs every minute by default.
 POLL_SECONDS = 3
 LIVE_BLOCK = "rollout_live"  # the template block a poll of the rollout page renders
+SEEN = "seen"  # what a poll sends back: the state its page was rendered in
+
+
+def page_is_stale(request: HtmxHttpRequest, state: str) -> bool:
+    """A poll from a page rendered in another state than `state`. Its live part would update,
+    but its Controls, checklist and Roll back form would still offer what the old state
+    allowed: the page reloads instead. A stage's promotion keeps the state, so the live part
+    updates in place, its charts with it."""
+    seen = request.GET.get(SEEN)
+    return seen is not None and seen != state
+
+
+def poll_url(request: HtmxHttpRequest) -> str:
+    """The page's own address for its polls (the decision log's page kept), without the state
+    the last poll sent: each poll adds it again."""
+    query = request.GET.copy()
+    query.pop(SEEN, None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path
 
 
 def list_page(
@@ -119,8 +138,12 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "page": page,
         "can_roll_back": Scope.WRITE in scopes_for_user(request.user),
         "poll_seconds": POLL_SECONDS if rollout.is_active else None,
+        "poll_url": poll_url(request),
     }
-    if not (request.htmx and request.htmx.target == LIVE_BLOCK):
+    if request.htmx and request.htmx.target == LIVE_BLOCK:
+        if page_is_stale(request, rollout.state):
+            return HttpResponseClientRefresh()
+    else:
         context.update(_rest_of_the_page(request, rollout))
     response = render_page(request, "rollouts/rollout.html", context)
     response.status_code = status

@@ -23,7 +23,7 @@ from demo.traffic import Traffic
 from flags import services as flag_services
 from flags.models import Environment, FlagState, Split
 from rollouts.models import Rollout, RolloutState
-from rollouts.services import checklist
+from rollouts.services import checklist, lifecycle
 from rollouts.views import rollouts as rollout_views
 from tests.browser.support import ARTIFACTS, PASSWORD, log_in, violations_on
 from tests.browser.test_layout import check_page
@@ -180,6 +180,12 @@ def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__
     )
     approver.goto(f"{live_server.url}/rollouts/")
     expect(approver.locator("#active")).to_contain_text("stage 2 of 3 · 50 %")
+
+    # Paused from elsewhere (another person, or a tick's sample-ratio check): the open page sees
+    # the new state on its next poll and reloads, so its Controls offer what a pause allows.
+    lifecycle.pause_rollout(rollout=rollout, actor=ACTOR, reason="checking the dashboards")
+    expect(author.locator("#control-resume")).to_be_visible(timeout=10_000)
+    expect(author.locator("#control-pause")).to_have_count(0)
 
     # One motion: the candidate leaves traffic; the page says so and stops polling.
     author.fill("#id_rollback_reason", "rolling back as rehearsed")

@@ -167,6 +167,33 @@ def test_rollout_detail__htmx_poll__leaves_out_what_only_the_whole_page_shows(vi
     assert "Stage 2 of 3" in response.content.decode()
 
 
+def test_rollout_detail__poll_after_the_state_changed__page_reloaded(viewer: User) -> None:
+    rollout = make_running_rollout()
+    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    assert """hx-vals='{"seen": "running"}'""" in page
+    lifecycle.pause_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="look")
+    url = reverse("rollouts:detail", args=[rollout.pk])
+    poll = {"HX-Request": "true", "HX-Target": "rollout_live"}
+
+    stale = login(viewer).get(url, {"seen": "running"}, headers=poll)
+    current = login(viewer).get(url, {"seen": "paused"}, headers=poll)
+
+    assert stale.headers["HX-Refresh"] == "true"
+    assert "HX-Refresh" not in current.headers
+    assert current.content.decode().lstrip().startswith('<div id="rollout_live"')
+
+
+def test_rollout_detail__poll_url__keeps_the_log_page_and_drops_the_state_sent(viewer: User) -> None:
+    rollout = make_running_rollout()
+    url = reverse("rollouts:detail", args=[rollout.pk])
+
+    fragment = login(viewer).get(
+        url, {"page": "2", "seen": "running"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
+    )
+
+    assert f'hx-get="{url}?page=2"' in fragment.content.decode()
+
+
 def test_rollout_detail__rolled_back__stops_polling_and_says_nothing_to_roll_back(editor: User) -> None:
     rollout = rollout_in("rolled_back")
 
@@ -410,6 +437,18 @@ def test_experiment_detail__htmx_poll__the_live_part_without_checklist_or_contro
     assert response.status_code == 200
     assert fragment.lstrip().startswith('<div id="experiment_live"')
     assert 'aria-label="Arm baseline"' in fragment
+
+
+def test_experiment_detail__poll_after_the_state_changed__page_reloaded(viewer: User) -> None:
+    experiment = make_running_experiment()
+    experiments.conclude_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="enough")
+    url = reverse("rollouts:experiment", args=[experiment.pk])
+
+    stale = login(viewer).get(
+        url, {"seen": "running"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="experiment_live"
+    )
+
+    assert stale.headers["HX-Refresh"] == "true"
 
 
 def test_rollout_create__editor__draft_or_ready_rollout_and_its_page(editor: User) -> None:
