@@ -147,8 +147,12 @@ def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.RUNNING
 
-    # The Editor's page, open from now on: no traffic yet, so no charts.
-    author.goto(url)
+    # The Editor's page, still open since the start was asked for, finds the rollout running on
+    # its next poll and reloads itself (a goto here would race that reload). Open from now on:
+    # no traffic yet, so no charts.
+    expect(author.locator("#control-pause")).to_be_visible(timeout=10_000)
+    author.wait_for_load_state("load")
+    assert author.url == url
     expect(author.locator("#stage-summary")).to_have_text("Stage 1 of 3: 10 % of units get v3.")
     expect(author.locator("#arm-charts")).to_contain_text("the charts appear with the first traffic")
     assert author.evaluate("() => window.Chart ? Object.keys(Chart.instances).length : 0") == 0
