@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from controlplane.errors import NotFound
 from rollouts.models import Experiment, Rollout
+
+# A rollout or an experiment: the two pages the checklist and the controls sit on, their URLs
+# naming which by a `kind` ("rollout" or "experiment").
+Subject = Any
+SUBJECT_PAGES = {"rollout": "rollouts:detail", "experiment": "rollouts:experiment"}
 
 
 def get_rollout(pk: int) -> Rollout:
@@ -24,3 +31,11 @@ def get_experiment(pk: int) -> Experiment:
     if experiment is None:
         raise NotFound(f"No experiment {pk}.")
     return experiment
+
+
+def get_subject(kind: str, pk: int) -> Subject:
+    return get_rollout(pk) if kind == "rollout" else get_experiment(pk)
+
+
+def kind_of(subject: Subject) -> str:
+    return "rollout" if isinstance(subject, Rollout) else "experiment"

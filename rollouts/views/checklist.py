@@ -26,15 +26,9 @@ from flags.models import Approval
 from flags.services import approvals
 from flags.views.protected import missing_reason, reason_of
 from rollouts.checklist import board_of
-from rollouts.lookups import get_experiment, get_rollout
+from rollouts.lookups import SUBJECT_PAGES, Subject, get_subject, kind_of
 from rollouts.models import ExperimentState, Rollout, RolloutState
 from rollouts.services import checklist, experiments, lifecycle
-
-Subject = Any  # a Rollout or an Experiment
-
-
-def _subject(kind: str, pk: int) -> Subject:
-    return get_rollout(pk) if kind == "rollout" else get_experiment(pk)
 
 
 def _startable(subject: Subject) -> bool:
@@ -47,7 +41,7 @@ def checklist_context(
     request: HtmxHttpRequest, subject: Subject, notice: str = "", error: bool = False
 ) -> dict[str, Any]:
     """The one context key (`checklist`) the block `rollouts/_checklist.html` reads."""
-    kind = "rollout" if isinstance(subject, Rollout) else "experiment"
+    kind = kind_of(subject)
     scopes = scopes_for_user(request.user)
     pending = Approval.objects.pending().filter(
         flag=subject.flag, environment=subject.environment, subject__startswith=f"{kind}:{subject.pk}"
@@ -69,16 +63,16 @@ def checklist_context(
 
 def _answer(request: HtmxHttpRequest, kind: str, pk: int, notice: str, error: bool = False) -> HttpResponse:
     if request.htmx:
-        subject = _subject(kind, pk)
+        subject = get_subject(kind, pk)
         context = {"checklist": checklist_context(request, subject, notice, error)}
         return render(request, "rollouts/_checklist.html", context)
     (messages.error if error else messages.success)(request, notice)
-    return redirect("rollouts:detail" if kind == "rollout" else "rollouts:experiment", pk=pk)
+    return redirect(SUBJECT_PAGES[kind], pk=pk)
 
 
 def _attest(request: HtmxHttpRequest, kind: str, pk: int, item: str) -> HttpResponse:
     require_scope(request, Scope.WRITE)
-    subject = _subject(kind, pk)
+    subject = get_subject(kind, pk)
     try:
         signoff = checklist.attest_item(
             subject=subject, item=item, note=request.POST.get("note", ""), actor=ui_actor(request)
@@ -90,7 +84,7 @@ def _attest(request: HtmxHttpRequest, kind: str, pk: int, item: str) -> HttpResp
 
 def _waive(request: HtmxHttpRequest, kind: str, pk: int, item: str) -> HttpResponse:
     require_scope(request, Scope.APPROVE)
-    subject = _subject(kind, pk)
+    subject = get_subject(kind, pk)
     try:
         signoff = checklist.waive_item(
             subject=subject, item=item, reason=request.POST.get("reason", ""), actor=ui_actor(request)
@@ -102,7 +96,7 @@ def _waive(request: HtmxHttpRequest, kind: str, pk: int, item: str) -> HttpRespo
 
 def _start(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     require_scope(request, Scope.WRITE)
-    subject = _subject(kind, pk)
+    subject = get_subject(kind, pk)
     reason = reason_of(request)
     refusal = missing_reason(subject.environment, reason, "start it")
     if refusal:

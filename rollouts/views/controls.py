@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.utils.text import capfirst
+from django.utils.text import capfirst, get_text_list
 from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError
@@ -28,11 +28,9 @@ from flags.models import Approval
 from flags.services import approvals
 from flags.views.protected import missing_reason, reason_of
 from flagstaff.engine import BUCKETS
-from rollouts.lookups import get_experiment, get_rollout
+from rollouts.lookups import SUBJECT_PAGES, Subject, get_subject, kind_of
 from rollouts.models import ExperimentState, PauseReason, Rollout, RolloutState
 from rollouts.services import experiments, lifecycle
-
-Subject = Any  # a Rollout or an Experiment
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ def _verbs(subject: Subject) -> tuple[Verb, ...]:
 
 def controls_context(request: HtmxHttpRequest, subject: Subject) -> dict[str, Any]:
     """The one context key (`controls`) the block `rollouts/_controls.html` reads."""
-    kind = "rollout" if isinstance(subject, Rollout) else "experiment"
+    kind = kind_of(subject)
     scopes = scopes_for_user(request.user)
     verbs = _verbs(subject)
     allowed = [verb for verb in verbs if verb.scope in scopes]
@@ -142,8 +140,7 @@ def _denied_in_words(denied: list[Verb]) -> str:
     for scope, role in ROLE_FOR.items():
         labels = [verb.label for verb in denied if verb.scope == scope]
         if labels:
-            names = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
-            parts.append(f"{names} {'needs' if len(labels) == 1 else 'need'} {role}")
+            parts.append(f"{get_text_list(labels, 'and')} {'needs' if len(labels) == 1 else 'need'} {role}")
     return "; ".join(parts) + "." if parts else ""
 
 
@@ -187,8 +184,8 @@ def _done(kind: str, verb: str, answer: Any) -> str:
 @require_POST
 def apply(request: HtmxHttpRequest, pk: int, kind: str, verb: str) -> HttpResponse:
     require_scope(request, VERBS[verb].scope)
-    subject = get_rollout(pk) if kind == "rollout" else get_experiment(pk)
-    page = "rollouts:detail" if kind == "rollout" else "rollouts:experiment"
+    subject = get_subject(kind, pk)
+    page = SUBJECT_PAGES[kind]
     reason = reason_of(request)
     refusal = missing_reason(subject.environment, reason, f"{verb} it")
     if refusal:
