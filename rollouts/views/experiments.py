@@ -99,6 +99,7 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         ),
         "poll_seconds": POLL_SECONDS if experiment.is_active else None,
         "poll_url": poll_url(request),
+        "seen": experiment.state,
         "policy": experiment.guardrails,
         "goals": experiment.goals,
         "page": Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page")),

@@ -37,16 +37,22 @@ PAGE_SIZE = 50
 # How often an open page asks for the live parts again; a tick runs every minute by default.
 POLL_SECONDS = 3
 LIVE_BLOCK = "rollout_live"  # the template block a poll of the rollout page renders
-SEEN = "seen"  # what a poll sends back: the state its page was rendered in
+SEEN = "seen"  # what a poll sends back: the state its page was rendered in (seen_as)
 
 
-def page_is_stale(request: HtmxHttpRequest, state: str) -> bool:
-    """A poll from a page rendered in another state than `state`. Its live part would update,
-    but its Controls, checklist and Roll back form would still offer what the old state
-    allowed: the page reloads instead. A stage's promotion keeps the state, so the live part
-    updates in place, its charts with it."""
-    seen = request.GET.get(SEEN)
-    return seen is not None and seen != state
+def seen_as(rollout: Rollout) -> str:
+    """What a rollout page's buttons were rendered for: its state and its stage (a promotion
+    moves Promote on to the next stage)."""
+    return f"{rollout.state}:{rollout.stage_index}"
+
+
+def page_is_stale(request: HtmxHttpRequest, seen: str) -> bool:
+    """A poll from a page rendered for another state than `seen` (a rollout's seen_as, an
+    experiment's state). Its live part would update, but its Controls, checklist and Roll back
+    form would still offer what the old state allowed: the page reloads instead, and the
+    reasons typed in it are kept (data-draft, static/js/app.js)."""
+    sent = request.GET.get(SEEN)
+    return sent is not None and sent != seen
 
 
 def poll_url(request: HtmxHttpRequest) -> str:
@@ -139,9 +145,10 @@ def _detail_page(request: HtmxHttpRequest, rollout: Rollout, status: int = 200) 
         "can_roll_back": Scope.WRITE in scopes_for_user(request.user),
         "poll_seconds": POLL_SECONDS if rollout.is_active else None,
         "poll_url": poll_url(request),
+        "seen": seen_as(rollout),
     }
     if request.htmx and request.htmx.target == LIVE_BLOCK:
-        if page_is_stale(request, rollout.state):
+        if page_is_stale(request, context["seen"]):
             return HttpResponseClientRefresh()
     else:
         context.update(_rest_of_the_page(request, rollout))

@@ -4,10 +4,12 @@ deploy checklist blocks the start, an Approver waives the red item with a reason
 to start (four eyes) and an Approver other than the author approves on the evidence shown. Then
 real traffic drives it (tests/rollouts/live_traffic.py: the `flagstaff` client, the `anthropic`
 SDK against the fake Anthropic server, telemetry through the API, live scoring, the analysis
-tick) while the Editor's page stays open: its charts gain points and its stage bar moves to the
-second stage without a reload. Roll back then returns the flag to its baseline, in the database,
-for the service's client and on the pages. Screenshots at 1280 and 390 px go to test-artifacts/.
-(The Auditor's timeline and its export: tests/browser/test_timeline.py.)"""
+tick) while the Editor's page stays open: its charts gain points, and when the analysis
+promotes to the second stage the page reloads itself (its Controls then act on that stage), as
+it does when the rollout is paused meanwhile, keeping a reason typed in it. Roll back then
+returns the flag to its baseline, in the database, for the service's client and on the pages.
+Screenshots at 1280 and 390 px go to test-artifacts/. (The Auditor's timeline and its export:
+tests/browser/test_timeline.py.)"""
 
 import json
 
@@ -156,7 +158,7 @@ def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__
     expect(author.locator("#stage-summary")).to_have_text("Stage 1 of 3: 10 % of units get v3.")
     expect(author.locator("#arm-charts")).to_contain_text("the charts appear with the first traffic")
     assert author.evaluate("() => window.Chart ? Object.keys(Chart.instances).length : 0") == 0
-    author.evaluate("() => { window.stillTheSamePage = true; }")  # a reload would drop this mark
+    author.evaluate("() => { window.renderedAtStage1 = true; }")  # a reload drops this mark
 
     # Real traffic until the analysis shows the candidate no worse and promotes it.
     for _ in range(MAX_ROUNDS):
@@ -176,7 +178,9 @@ def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__
     expect(author.locator("#current-decision")).to_contain_text("shown non-inferior")
     author.wait_for_function(f"() => window.Chart && Object.keys(Chart.instances).length === {CHARTS}")
     author.wait_for_function(f"() => {POINTS} > 0", timeout=10_000)
-    assert author.evaluate("() => window.stillTheSamePage") is True
+    # The promotion reloaded the page, so that its Controls act on the new stage.
+    assert author.evaluate("() => window.renderedAtStage1") is None
+    expect(author.locator("#controls input[name=stage]")).to_have_value("1")
     _screenshots(author, "rollout-live")
     approver.goto(f"{live_server.url}/flags/{scenario.FLAG}/")
     expect(approver.locator("#users-get-production")).to_contain_text(
@@ -187,17 +191,21 @@ def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__
 
     # Paused from elsewhere (another person, or a tick's sample-ratio check): the open page sees
     # the new state on its next poll and reloads, so its Controls offer what a pause allows.
+    # A reason being typed meanwhile is still there after the reload.
+    author.fill("#id_rollback_reason", "rolling back as rehearsed")
     lifecycle.pause_rollout(rollout=rollout, actor=ACTOR, reason="checking the dashboards")
     expect(author.locator("#control-resume")).to_be_visible(timeout=10_000)
     expect(author.locator("#control-pause")).to_have_count(0)
+    expect(author.locator("#id_rollback_reason")).to_have_value("rolling back as rehearsed")
 
     # One motion: the candidate leaves traffic; the page says so and stops polling.
-    author.fill("#id_rollback_reason", "rolling back as rehearsed")
     author.click("#rollback button")
     expect(author.locator(".messages")).to_contain_text("Rolled back: Stop serving v3")
     expect(author.locator("#rollout_live")).not_to_have_attribute("hx-trigger", "every 1s")
     expect(author.locator("#rollback")).to_contain_text("Nothing to roll back: this rollout is rolled back.")
     expect(author.locator("#rollback button")).to_have_count(0)
+    drafts = author.evaluate("() => Object.keys(sessionStorage).filter((key) => key.startsWith('draft:'))")
+    assert drafts == [], "the sent reason's draft was kept"
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.ROLLED_BACK
     assert not Split.objects.active().exists()

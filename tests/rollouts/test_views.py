@@ -170,17 +170,31 @@ def test_rollout_detail__htmx_poll__leaves_out_what_only_the_whole_page_shows(vi
 def test_rollout_detail__poll_after_the_state_changed__page_reloaded(viewer: User) -> None:
     rollout = make_running_rollout()
     page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
-    assert """hx-vals='{"seen": "running"}'""" in page
+    assert """hx-vals='{"seen": "running:0"}'""" in page
     lifecycle.pause_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="look")
     url = reverse("rollouts:detail", args=[rollout.pk])
     poll = {"HX-Request": "true", "HX-Target": "rollout_live"}
 
-    stale = login(viewer).get(url, {"seen": "running"}, headers=poll)
-    current = login(viewer).get(url, {"seen": "paused"}, headers=poll)
+    stale = login(viewer).get(url, {"seen": "running:0"}, headers=poll)
+    current = login(viewer).get(url, {"seen": "paused:0"}, headers=poll)
 
     assert stale.headers["HX-Refresh"] == "true"
     assert "HX-Refresh" not in current.headers
     assert current.content.decode().lstrip().startswith('<div id="rollout_live"')
+
+
+def test_rollout_detail__poll_after_a_promotion__page_reloaded(viewer: User) -> None:
+    """Promote in the Controls (outside the live part) names the next stage: after the analysis
+    promoted, the page reloads so that it names the one after."""
+    rollout = make_running_rollout()
+    lifecycle.promote_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="passed", stage=0)
+    url = reverse("rollouts:detail", args=[rollout.pk])
+
+    stale = login(viewer).get(
+        url, {"seen": "running:0"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
+    )
+
+    assert stale.headers["HX-Refresh"] == "true"
 
 
 def test_rollout_detail__poll_url__keeps_the_log_page_and_drops_the_state_sent(viewer: User) -> None:
@@ -188,7 +202,7 @@ def test_rollout_detail__poll_url__keeps_the_log_page_and_drops_the_state_sent(v
     url = reverse("rollouts:detail", args=[rollout.pk])
 
     fragment = login(viewer).get(
-        url, {"page": "2", "seen": "running"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
+        url, {"page": "2", "seen": "running:0"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
     )
 
     assert f'hx-get="{url}?page=2"' in fragment.content.decode()
