@@ -250,6 +250,7 @@ def test_rehearsals_page__editor__rehearse_now_and_the_production_note(editor: U
     posted = browser.post(f"{url}run/", {"reason": "drill"})
 
     assert 'id="rehearse-now"' in page
+    assert f'href="{url}"' not in page, "the page links to itself"
     assert posted.status_code == 302
     assert RollbackRehearsal.objects.get().reason == "drill"
 

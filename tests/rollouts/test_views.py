@@ -84,6 +84,8 @@ def test_rollout_detail__after_a_tick__shows_stages_guardrails_and_the_decision(
     assert "missing data is never a pass" in page
     assert "Stage 1 of 3: 1 % of units get v2." in page
     assert 'aria-current="step"' in page
+    rehearsals = reverse("rollouts:rehearsals", args=[rollout.flag.key, rollout.environment.key])
+    assert f'href="{rehearsals}">All rehearsals, rehearse now, schedule</a>' in page
 
 
 def test_rollout_detail__next_tick_already_past__says_the_analysis_is_due_now(viewer: User) -> None:
