@@ -106,7 +106,7 @@ def experiment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     }
     # A poll renders the live part alone: the checklist's board and the controls are left out.
     if request.htmx and request.htmx.target == LIVE_BLOCK:
-        if page_is_stale(request, experiment.state):
+        if page_is_stale(request, context["seen"]):
             return HttpResponseClientRefresh()
     else:
         context["checklist"] = checklist_context(request, experiment)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import pytest
@@ -32,6 +33,9 @@ from tests.rollouts.factories import (
     rollout_in,
 )
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
+
 pytestmark = pytest.mark.django_db
 
 
@@ -39,6 +43,11 @@ def login(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def poll(user: User, url: str, block: str, **query: str) -> _MonkeyPatchedWSGIResponse:
+    """What an open page's htmx poll of its live block (`block`) gets back."""
+    return login(user).get(url, query, HTTP_HX_REQUEST="true", HTTP_HX_TARGET=block)
 
 
 def test_rollout_list__anonymous__sent_to_login(client: Client) -> None:
@@ -127,9 +136,7 @@ def test_rollout_detail__htmx_poll__answers_only_the_live_part(viewer: User) -> 
     rollout = make_running_rollout()
     _healthy_tick(rollout)
 
-    response = login(viewer).get(
-        reverse("rollouts:detail", args=[rollout.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
-    )
+    response = poll(viewer, reverse("rollouts:detail", args=[rollout.pk]), "rollout_live")
 
     fragment = response.content.decode()
     assert fragment.lstrip().startswith('<div id="rollout_live"')
@@ -163,7 +170,7 @@ def test_rollout_detail__htmx_poll__leaves_out_what_only_the_whole_page_shows(vi
             refused.enter_context(
                 mock.patch(f"rollouts.views.rollouts.{name}", side_effect=AssertionError(f"{name} on a poll"))
             )
-        response = login(viewer).get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live")
+        response = poll(viewer, url, "rollout_live")
 
     assert response.status_code == 200
     assert "Stage 2 of 3" in response.content.decode()
@@ -175,10 +182,9 @@ def test_rollout_detail__poll_after_the_state_changed__page_reloaded(viewer: Use
     assert """hx-vals='{"seen": "running:0"}'""" in page
     lifecycle.pause_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="look")
     url = reverse("rollouts:detail", args=[rollout.pk])
-    poll = {"HX-Request": "true", "HX-Target": "rollout_live"}
 
-    stale = login(viewer).get(url, {"seen": "running:0"}, headers=poll)
-    current = login(viewer).get(url, {"seen": "paused:0"}, headers=poll)
+    stale = poll(viewer, url, "rollout_live", seen="running:0")
+    current = poll(viewer, url, "rollout_live", seen="paused:0")
 
     assert stale.headers["HX-Refresh"] == "true"
     assert "HX-Refresh" not in current.headers
@@ -192,9 +198,7 @@ def test_rollout_detail__poll_after_a_promotion__page_reloaded(viewer: User) -> 
     lifecycle.promote_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="passed", stage=0)
     url = reverse("rollouts:detail", args=[rollout.pk])
 
-    stale = login(viewer).get(
-        url, {"seen": "running:0"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
-    )
+    stale = poll(viewer, url, "rollout_live", seen="running:0")
 
     assert stale.headers["HX-Refresh"] == "true"
 
@@ -203,9 +207,7 @@ def test_rollout_detail__poll_url__keeps_the_log_page_and_drops_the_state_sent(v
     rollout = make_running_rollout()
     url = reverse("rollouts:detail", args=[rollout.pk])
 
-    fragment = login(viewer).get(
-        url, {"page": "2", "seen": "running:0"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rollout_live"
-    )
+    fragment = poll(viewer, url, "rollout_live", page="2", seen="running:0")
 
     assert f'hx-get="{url}?page=2"' in fragment.content.decode()
 
@@ -447,7 +449,7 @@ def test_experiment_detail__htmx_poll__the_live_part_without_checklist_or_contro
     url = reverse("rollouts:experiment", args=[experiment.pk])
 
     with _not_called("rollouts.views.experiments", ("checklist_context", "controls_context")):
-        response = login(viewer).get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="experiment_live")
+        response = poll(viewer, url, "experiment_live")
 
     fragment = response.content.decode()
     assert response.status_code == 200
@@ -460,9 +462,7 @@ def test_experiment_detail__poll_after_the_state_changed__page_reloaded(viewer: 
     experiments.conclude_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="enough")
     url = reverse("rollouts:experiment", args=[experiment.pk])
 
-    stale = login(viewer).get(
-        url, {"seen": "running"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="experiment_live"
-    )
+    stale = poll(viewer, url, "experiment_live", seen="running")
 
     assert stale.headers["HX-Refresh"] == "true"
 
