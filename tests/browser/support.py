@@ -1,5 +1,6 @@
-"""What the browser tests share besides fixtures: where Chromium is, where screenshots go,
-logging in, and listening for Content-Security-Policy violations."""
+"""What the browser tests share besides fixtures: where Chromium is, where screenshots go (and
+what every screenshot's page is checked for), logging in, and listening for
+Content-Security-Policy violations."""
 
 import os
 from pathlib import Path
@@ -22,6 +23,26 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 if os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") == "1":
     ARTIFACTS /= "services"
 PASSWORD = "correct horse battery staple"
+
+
+# For each visible card title: its text's distance from its card's left edge. A padded card's
+# 1 px border and 1.25rem of padding; a flush card's title pads itself as much.
+TITLE_INSET = 21
+_TITLE_INSETS = """() => [...document.querySelectorAll('.card .card-title')]
+  .filter((title) => title.offsetParent !== null)
+  .map((title) => [
+    title.textContent.trim().slice(0, 40),
+    Math.round(title.getBoundingClientRect().left + parseFloat(getComputedStyle(title).paddingLeft)
+      - title.closest('.card').getBoundingClientRect().left),
+  ])"""
+
+
+def save_page(page: Page, name: str) -> None:
+    """A screenshot of the whole page to test-artifacts/<name>.png, to be looked at; and what a
+    look would catch and a test can: each card's title sits at its card's padding."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    misplaced = [(title, inset) for title, inset in page.evaluate(_TITLE_INSETS) if inset != TITLE_INSET]
+    assert misplaced == [], f"{name}: card titles off their card's padding (px from its edge): {misplaced}"
 
 
 def log_in(page: Page, url: str, username: str) -> None:

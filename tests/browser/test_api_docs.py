@@ -25,5 +25,4 @@ def test_api_docs__creating_a_version__shows_its_examples(live_server, page: Pag
     expect(answers.locator("tr.response[data-code='403']")).to_contain_text(
         "This action needs the 'write' scope"
     )
-    ARTIFACTS.mkdir(exist_ok=True)
     operation.screenshot(path=str(ARTIFACTS / "api-docs-1280.png"))

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from controlplane.models import Role
 from telemetry.services.ingest import ingest_calls
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import make_environment, make_flag, make_user, make_version
 from tests.telemetry.call_factories import at, flag_state_for, make_record, seed_prices
 
@@ -50,7 +50,6 @@ def test_flag_dashboard__in_a_browser__draws_charts_and_refreshes_the_range(live
     expect(panel).to_contain_text("v1 · control")
     expect(panel.locator("tr", has_text="Calls")).to_contain_text("+0")
     expect(page.locator("table", has_text="All traffic")).to_contain_text("120")
-    ARTIFACTS.mkdir(exist_ok=True)
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"dashboard-data-{width}.png"), full_page=True)
+        save_page(page, f"dashboard-data-{width}")

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from controlplane.models import Role
 from flags.catalog import seed_catalog
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.deprecations.factories import serve, set_lifecycle
 from tests.factories import make_environment, make_user
 
@@ -38,7 +38,6 @@ def test_deprecations_page__deprecated_model_served__runway_and_exposures(live_s
     expect(row).to_contain_text("production")
     expect(row).to_contain_text("serving version")
     expect(row.locator(".badge")).to_have_text("yes")
-    ARTIFACTS.mkdir(exist_ok=True)
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"deprecations-{width}.png"), full_page=True)
+        save_page(page, f"deprecations-{width}")

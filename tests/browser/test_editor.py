@@ -10,7 +10,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from controlplane.models import Role
 from flags.models import ConfigVersion
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in, violations_on
+from tests.browser.support import PASSWORD, log_in, save_page, violations_on
 from tests.factories import VALID_CONTENT, make_flag, make_user, make_version
 from tests.flags.config_factories import server, toolset
 
@@ -54,7 +54,6 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     make_user(role=Role.EDITOR, username="owner@example.com", password=PASSWORD)
     flag = make_flag(key="support-chat")
     make_version(flag=flag)
-    ARTIFACTS.mkdir(exist_ok=True)
     violations = violations_on(page)
     log_in(page, f"{live_server.url}/flags/support-chat/versions/new/?from=1", "owner@example.com")
     panel = page.locator("#validation")
@@ -98,7 +97,7 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     schema_field = field(page, "tools[0].input_schema")
     expect(schema_field.locator(".field-issue-error")).to_contain_text("Not a valid JSON Schema")
     expect(panel.locator(".check-bad")).to_be_visible()
-    page.screenshot(path=str(ARTIFACTS / "editor-form-error-1280.png"), full_page=True)
+    save_page(page, "editor-form-error-1280")
     # The fix is pasted with the keyboard: a paste is checked like typing.
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     fixed = '{"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}'
@@ -119,7 +118,7 @@ def test_structured_editor__product_owner_builds_a_version__errors_beside_fields
     line = next(number for number, row in enumerate(broken.splitlines(), 1) if '"max_tokens"' in row)
     expect(page.locator(".code-gutter .gutter-error")).to_have_text(str(line))
     expect(panel.locator(f'li[data-line="{line}"]')).to_contain_text("max_tokens")
-    page.screenshot(path=str(ARTIFACTS / "editor-text-error-1280.png"), full_page=True)
+    save_page(page, "editor-text-error-1280")
 
     # Back in the form, the error is beside its field; fixed there, the text follows.
     page.get_by_role("tab", name="Form").click()
@@ -159,7 +158,6 @@ def test_structured_editor__at_390_px__fields_fit_and_errors_show_beside_them(li
     make_version(
         flag=make_flag(key="support-chat", surface="agent"), content={**content, "max_iterations": 10}
     )
-    ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 390, "height": 900})
     log_in(page, f"{live_server.url}/flags/support-chat/versions/new/?from=1", "owner@example.com")
 
@@ -177,9 +175,9 @@ def test_structured_editor__at_390_px__fields_fit_and_errors_show_beside_them(li
     )
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
-    page.screenshot(path=str(ARTIFACTS / "editor-form-390.png"), full_page=True)
+    save_page(page, "editor-form-390")
     page.get_by_role("tab", name="Text (JSON or YAML)").click()
-    page.screenshot(path=str(ARTIFACTS / "editor-text-390.png"), full_page=True)
+    save_page(page, "editor-text-390")
 
 
 def test_editor__without_javascript__the_text_alone_saves(live_server, browser):

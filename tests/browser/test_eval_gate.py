@@ -28,7 +28,7 @@ from flags.catalog import seed_catalog
 from flags.models import Flag, FlagState
 from telemetry.models import Rollup
 from telemetry.price_table import clear_price_cache
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import make_environment, make_flag, make_user, make_version
 from tests.integration.test_worker import database_url
 
@@ -120,8 +120,7 @@ def _watch_csp(page: Page) -> list[str]:
 
 
 def _shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_page(page, name)
 
 
 def _run_from_version_page(page: Page, base: str, number: int, shot: str = "") -> None:

@@ -9,7 +9,7 @@ from controlplane.audit import Actor
 from controlplane.models import Role
 from evals.services import eval_sets
 from flags.forms import starter_content
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import make_flag, make_user, make_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -47,7 +47,7 @@ def test_eval_pages__laptop_and_phone__no_page_wider_than_the_screen(
         ("/judges/tone/?eval_set=support", "calibration"),
     ]:
         page.goto(f"{live_server.url}{path}")
-        page.screenshot(path=str(ARTIFACTS / f"{shot}-{name}.png"), full_page=True)
+        save_page(page, f"{shot}-{name}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
     context.close()
@@ -64,7 +64,7 @@ def test_import__in_a_browser__bad_line_shown_then_good_file_imported(
     page.set_input_files("input[name=file]", str(bad))
     page.click("button:has-text('Import')")
     expect(page.locator(".alert-error")).to_contain_text("Line 2")
-    page.screenshot(path=str(ARTIFACTS / "eval-set-import-errors.png"), full_page=True)
+    save_page(page, "eval-set-import-errors")
     good = tmp_path / "good.csv"
     good.write_text("prompt,reference_text\nWhere is my parcel?,In Lyon\n")
     page.set_input_files("input[name=file]", str(good))

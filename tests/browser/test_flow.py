@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from controlplane.models import Role
 from flags.models import ConfigVersion
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import VALID_CONTENT, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -59,8 +59,7 @@ def test_flow__two_versions_with_a_model_swap__diff_highlights_the_swap(live_ser
     expect(swap.locator(".model-old .model-id")).to_have_text("claude-sonnet-5-5")
     expect(swap.locator(".model-new .model-id")).to_have_text("claude-opus-5-5")
     expect(page.locator(".kind-model_swap")).to_have_text("Model swap")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "diff.png"), full_page=True)
+    save_page(page, "diff")
 
     assert list(ConfigVersion.objects.order_by("number").values_list("content__model", flat=True)) == [
         "claude-sonnet-5-5",

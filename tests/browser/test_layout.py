@@ -11,7 +11,7 @@ from controlplane.models import Role
 from flags import services
 from rollouts.models import Experiment
 from rollouts.services import experiments
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import VALID_CONTENT, make_environment, make_flag, make_user, make_version
 from tests.rollouts.factories import add_arm_traffic, without_checklist
 
@@ -129,13 +129,12 @@ def test_layout__main_pages_at_1280_and_390__nothing_clipped(live_server, page):
     make_user(role=Role.ADMIN, username="admin@example.com", password=PASSWORD)
     support_chat()
     log_in(page, f"{live_server.url}/flags/", "admin@example.com")
-    ARTIFACTS.mkdir(exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
         experiment = Experiment.objects.get()
         for name, path in [*PAGES, ("experiment", f"/experiments/{experiment.pk}/")]:
             page.goto(f"{live_server.url}{path}")
-            page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+            save_page(page, f"{name}-{width}")
             check_page(page, name, width)
 
 
@@ -145,6 +144,17 @@ def test_layout__navigation_at_1024__one_line(live_server, page):
     log_in(page, f"{live_server.url}/flags/", "admin-with-a-long-name@example.com")
 
     check_page(page, "flags", 1024)
+
+
+def test_layout__session_at_1280__the_whole_address_where_there_is_room(live_server, page):
+    make_user(role=Role.ADMIN, username="admin-with-a-long-name@example.com", password=PASSWORD)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, f"{live_server.url}/flags/", "admin-with-a-long-name@example.com")
+
+    who = page.locator(".session .who")
+    expect(who).to_have_text("admin-with-a-long-name@example.com")
+    assert who.evaluate("(element) => element.scrollWidth <= element.clientWidth"), "the address is cut short"
+    check_page(page, "flags", 1280)
 
 
 def test_layout__flag_page_tabs__each_panel_fits_at_390(live_server, page):

@@ -16,7 +16,7 @@ from demo.fake_anthropic import FakeAnthropic
 from evals.services import runs
 from flags.catalog import seed_catalog
 from tests.autopilot.factories import CASES, make_exposed_flag
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.evals.run_factories import anthropic_at, marker
 from tests.factories import make_user
 
@@ -31,13 +31,12 @@ def test_migration_page__draft_then_gate_passes__leads_to_the_proposed_rollout(
         fake_anthropic.script_reply(marker(index), f"It is answer {index}.")
     exposed = make_exposed_flag()
     make_user(role=Role.EDITOR, username="owner@example.com", password=PASSWORD)
-    ARTIFACTS.mkdir(exist_ok=True)
     log_in(page, f"{live_server.url}/migrations/", "owner@example.com")
 
     row = page.locator("#exposed tr", has_text=exposed.flag.key)
     expect(row).to_contain_text("claude-sonnet-4-5-20250929")
     expect(row).to_contain_text("days")
-    page.screenshot(path=str(ARTIFACTS / "migrations-exposed-1280.png"), full_page=True)
+    save_page(page, "migrations-exposed-1280")
     row.get_by_role("button", name="Draft migration").click()
 
     expect(page.locator("h1")).to_contain_text("claude-sonnet-4-5-20250929 → claude-sonnet-5-5")
@@ -55,7 +54,7 @@ def test_migration_page__draft_then_gate_passes__leads_to_the_proposed_rollout(
     expect(page.locator("#status")).to_contain_text("a person starts it")
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"migration-{width}.png"), full_page=True)
+        save_page(page, f"migration-{width}")
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator("#proposed-rollout").click()
 
@@ -65,4 +64,4 @@ def test_migration_page__draft_then_gate_passes__leads_to_the_proposed_rollout(
     expect(page.locator("main")).to_contain_text(migration.rollout.get_state_display())
     page.goto(f"{live_server.url}/migrations/")
     expect(page.locator("#migrations")).to_contain_text("A person starts rollout")
-    page.screenshot(path=str(ARTIFACTS / "migrations-1280.png"), full_page=True)
+    save_page(page, "migrations-1280")

@@ -27,7 +27,7 @@ from flags.models import Environment, FlagState, Split
 from rollouts.models import Rollout, RolloutState
 from rollouts.services import checklist, lifecycle
 from rollouts.views import rollouts as rollout_views
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in, violations_on
+from tests.browser.support import ARTIFACTS, PASSWORD, log_in, save_page, violations_on
 from tests.browser.test_layout import check_page
 from tests.factories import make_user
 from tests.flags.serving_helpers import fresh_store
@@ -62,7 +62,7 @@ def _screenshots(page: Page, name: str) -> None:
         page.set_viewport_size({"width": width, "height": 900})
         # Chart.js redraws a resized canvas on the next animation frame: shoot after it.
         page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+        save_page(page, f"{name}-{width}")
         check_page(page, name, width)
         if width < 900:
             page.locator(".nav-toggle").click()  # check_page opened the menu: fold it again
@@ -114,7 +114,6 @@ def test_rollout__created_blocked_waived_approved__traffic_moves_the_open_page__
     monkeypatch.setattr(rollout_views, "POLL_SECONDS", 1)
     editor = make_user(role=Role.EDITOR, username="editor@example.com", password=PASSWORD)
     make_user(role=Role.APPROVER, username="approver@example.com", password=PASSWORD)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     # The Editor creates the rollout; the checklist blocks its start.
     author, author_violations = _person(browser, f"{live_server.url}/rollouts/", "editor@example.com")

@@ -71,7 +71,6 @@ def test_targeting__rule_try_and_split__shown_on_the_flag_page(live_server, page
     expect(page.locator("#try-production .try-result")).to_contain_text("SPLIT")
     expect(page.locator("#try-production .try-result")).to_contain_text("Bucket")
 
-    ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#targeting-production").screenshot(path=str(ARTIFACTS / "targeting.png"))
 
     split = Split.objects.active().get()

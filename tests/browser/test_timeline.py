@@ -15,7 +15,7 @@ from controlplane.models import AuditEntry, Role
 from flags import services as flag_services
 from rollouts.models import Rollout
 from rollouts.services import lifecycle
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import FACTORY_ACTOR, make_environment, make_user
 from tests.rollouts.factories import make_running_rollout, make_world
 
@@ -55,8 +55,7 @@ def test_timeline__auditor_in_a_browser__opens_it_from_the_flag_and_exports_it(l
     rollout_page = f"/rollouts/{Rollout.objects.get().pk}/"
     expect(rollback.locator("a", has_text="rollout")).to_have_attribute("href", rollout_page)
     shown = page.locator(".timeline-event").count()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "timeline-1360.png"), full_page=True)
+    save_page(page, "timeline-1360")
 
     rows = list(csv.DictReader(io.StringIO(download(page, "CSV"))))
     lines = [json.loads(line) for line in download(page, "JSON Lines").splitlines()]
@@ -76,7 +75,7 @@ def test_timeline__on_a_phone__fits_the_screen(live_server, page):
 
     page.goto(f"{live_server.url}/timeline/?flag=support-chat&environment={environment}")
     expect(page.locator(".timeline-rollback")).to_be_visible()
-    page.screenshot(path=str(ARTIFACTS / "timeline-390.png"), full_page=True)
+    save_page(page, "timeline-390")
 
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0

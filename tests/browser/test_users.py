@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from controlplane.models import AuditEntry, Role
-from tests.browser.support import ARTIFACTS, PASSWORD, log_in
+from tests.browser.support import PASSWORD, log_in, save_page
 from tests.factories import make_flag, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,11 +34,10 @@ def test_users__admin_makes_an_auditor__who_reads_and_exports_the_audit_log(live
     role.locator("button", has_text="Save role").click()
     expect(page.locator(".messages")).to_contain_text("dana@example.com is now Auditor.")
     expect(page.locator("h1 + .meta")).to_contain_text("Auditor")
-    ARTIFACTS.mkdir(exist_ok=True)
     page.goto(f"{live_server.url}/users/")
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"users-{width}.png"), full_page=True)
+        save_page(page, f"users-{width}")
     page.set_viewport_size({"width": 1280, "height": 900})
     log_out(page)
 
