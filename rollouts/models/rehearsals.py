@@ -3,10 +3,12 @@ result (rollouts/services/rehearsals.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
+from django.utils.timesince import timesince
 
 from rollouts.models.rollouts import Rollout
 
@@ -67,6 +69,12 @@ class RehearsalSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"rehearsal of {self.flag_id} in {self.environment_id} every {self.interval_seconds} s"
+
+    @property
+    def interval_in_words(self) -> str:
+        """The interval as people say it, in at most two units: "1 week", "1 hour, 30 minutes"."""
+        start = datetime(2000, 1, 1, tzinfo=UTC)  # any moment: the words depend on the length only
+        return timesince(start, start + timedelta(seconds=self.interval_seconds))
 
 
 class RollbackRehearsalQuerySet(models.QuerySet["RollbackRehearsal"]):

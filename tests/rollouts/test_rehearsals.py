@@ -251,8 +251,38 @@ def test_rehearsals_page__editor__rehearse_now_and_the_production_note(editor: U
 
     assert 'id="rehearse-now"' in page
     assert f'href="{url}"' not in page, "the page links to itself"
+    assert "Rehearsals so far" in page, "the history repeats the page's title"
     assert posted.status_code == 302
     assert RollbackRehearsal.objects.get().reason == "drill"
+
+
+def test_rehearsals_page__schedule_saved__said_in_days_not_seconds(editor: User) -> None:
+    world = _staging_world()
+    browser = Client()
+    browser.force_login(editor)
+    url = f"/flags/{world.flag.key}/environments/{world.environment.key}/rehearsals/"
+
+    saved = browser.post(f"{url}schedule/", {"every_days": "3"})
+    page = browser.get(url).content.decode().replace("\xa0", " ")  # timesince's spaces do not break
+
+    assert saved.status_code == 302
+    assert RehearsalSchedule.objects.get().interval_seconds == 3 * 86_400
+    assert "Rehearsed every 3 days; the next one in 2" in page
+    assert 'value="3"' in page
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (60, "1 minute"),
+        (5_400, "1 hour, 30 minutes"),
+        (86_400, "1 day"),
+        (604_800, "1 week"),
+        (691_200, "1 week, 1 day"),
+    ],
+)
+def test_schedule_interval_in_words(seconds: int, words: str) -> None:
+    assert RehearsalSchedule(interval_seconds=seconds).interval_in_words.replace("\xa0", " ") == words
 
 
 def test_default_environment__missing__400_naming_the_setting(settings: SettingsWrapper) -> None:
