@@ -242,6 +242,11 @@ def _value(guardrail: Guardrail, value: float) -> str:
     return f"{value:.3g}{guardrail.unit and ' ' + guardrail.unit}"
 
 
+def _all_acting(count: int) -> str:
+    """The acting guardrails, counted as a sentence says them: never "all 1 acting guardrails"."""
+    return "the one acting guardrail" if count == 1 else f"all {count} acting guardrails"
+
+
 def _amount(guardrail: Guardrail, value: float) -> str:
     """A difference: points for proportions, the metric's unit otherwise."""
     if guardrail.kind is Kind.BINARY:
@@ -622,7 +627,7 @@ def decide(
         return decision(
             Action.PROMOTE,
             Reason.NON_INFERIOR,
-            f"promoted: all {len(acting)} acting guardrails shown non-inferior "
+            f"promoted: {_all_acting(len(acting))} shown non-inferior "
             f"(every upper bound below its margin, α = {policy.alpha:g}) after "
             f"{elapsed_seconds / 60:.0f} min, {canary.units} canary and {control.units} control units"
             f"{since}{paired}",
@@ -783,7 +788,7 @@ def conclude_experiment(
     cost_comparison = cheapest.comparisons.get(cost_metric)
     if cost_comparison is not None:
         evidence += f" (difference upper bound ${cost_comparison.upper:.5f} per call)"
-    evidence += f"; non-inferior on all {sum(1 for g in policy.guardrails if g.may_act)} acting guardrails"
+    evidence += f"; non-inferior on {_all_acting(sum(1 for g in policy.guardrails if g.may_act))}"
     others = sorted((v for v in passing if v is not cheapest), key=lambda v: v.cost or 0.0)
     if others:
         evidence += f"; next cheapest passing arm {others[0].arm} at ${others[0].cost:.5f}"

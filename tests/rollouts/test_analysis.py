@@ -127,6 +127,24 @@ def test_decide__identical_arms_after_min_duration__promotes_non_inferior() -> N
     assert decision.explanation.startswith("promoted: all 4 acting guardrails shown non-inferior")
 
 
+def test_decide_and_conclude__one_acting_guardrail__said_in_the_singular() -> None:
+    policy = Policy(guardrails=(ERRORS,))
+
+    decision = decide(
+        policy=policy, stage=STAGE, canary=arm(seed=1), control=arm(seed=2), elapsed_seconds=1800
+    )
+    conclusion = conclude_experiment(
+        policy=policy,
+        baseline=arm(seed=1),
+        arms={"haiku": arm(cost_mean=0.0015, seed=2)},
+        weights={"baseline": 1, "haiku": 1},
+        cost_metric="cost_per_call",
+    )
+
+    assert decision.explanation.startswith("promoted: the one acting guardrail shown non-inferior")
+    assert "; non-inferior on the one acting guardrail" in conclusion.evidence
+
+
 def test_decide__identical_arms_before_min_duration__holds() -> None:
     decision = decide(
         policy=POLICY, stage=STAGE, canary=arm(seed=1), control=arm(seed=2), elapsed_seconds=600
