@@ -25,24 +25,25 @@ if os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") == "1":
 PASSWORD = "correct horse battery staple"
 
 
-# For each visible card title: its text's distance from its card's left edge. A padded card's
-# 1 px border and 1.25rem of padding; a flush card's title pads itself as much.
-TITLE_INSET = 21
-_TITLE_INSETS = """() => [...document.querySelectorAll('.card .card-title')]
-  .filter((title) => title.offsetParent !== null)
-  .map((title) => [
-    title.textContent.trim().slice(0, 40),
-    Math.round(title.getBoundingClientRect().left + parseFloat(getComputedStyle(title).paddingLeft)
-      - title.closest('.card').getBoundingClientRect().left),
+# For each visible card title, and each paragraph of a flush card: its text's distance from its
+# card's left edge. A padded card's 1 px border and 1.25rem of padding; in a flush card, the title
+# and the paragraphs pad themselves as much.
+TEXT_INSET = 21
+_TEXT_INSETS = """() => [...document.querySelectorAll('.card .card-title, .card-flush > p')]
+  .filter((element) => element.offsetParent !== null)
+  .map((element) => [
+    element.textContent.trim().slice(0, 40),
+    Math.round(element.getBoundingClientRect().left + parseFloat(getComputedStyle(element).paddingLeft)
+      - element.closest('.card').getBoundingClientRect().left),
   ])"""
 
 
 def save_page(page: Page, name: str) -> None:
     """A screenshot of the whole page to test-artifacts/<name>.png, to be looked at; and what a
-    look would catch and a test can: each card's title sits at its card's padding."""
+    look would catch and a test can: each card's title and text sit at its card's padding."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    misplaced = [(title, inset) for title, inset in page.evaluate(_TITLE_INSETS) if inset != TITLE_INSET]
-    assert misplaced == [], f"{name}: card titles off their card's padding (px from its edge): {misplaced}"
+    misplaced = [(text, inset) for text, inset in page.evaluate(_TEXT_INSETS) if inset != TEXT_INSET]
+    assert misplaced == [], f"{name}: text off its card's padding (px from the card's edge): {misplaced}"
 
 
 def log_in(page: Page, url: str, username: str) -> None:
