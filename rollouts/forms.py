@@ -1,4 +1,5 @@
-"""Forms of the rollouts pages: a new rollout, scheduling a change, and the timeline's filters."""
+"""Forms of the rollouts pages: a new rollout, a new experiment, scheduling a change, and the
+timeline's filters."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from controlplane.errors import DomainError
 from controlplane.forms import AuditFilterPickerForm
 from controlplane.web import add_domain_error
 from flags.models import Environment, Flag
-from flagstaff.engine import BUCKETS
+from flagstaff.engine import BUCKETS, MAX_EXPERIMENT_ARMS
 from rollouts.models import ScheduledChangeKind
 from rollouts.plans import DEFAULT_STAGES, stage_fields
 from rollouts.timeline import TIMELINE_ACTIONS
@@ -210,6 +211,150 @@ class RolloutForm(forms.Form):
     def _edited(cls, cleaned: dict[str, Any]) -> bool:
         """Whether the stage editor's fields were filled in."""
         return any(cleaned.get(name) not in (None, "", []) for name in cls.EDITOR_FIELDS)
+
+
+ARM_ROWS = range(1, MAX_EXPERIMENT_ARMS)  # the candidates' rows of the form: 1, 2, 3
+
+
+class ExperimentForm(forms.Form):
+    """An A/B experiment: up to three candidate versions against what the environment serves,
+    each with a name and a share of units (empty: every arm the same share, the baseline the
+    rest), for a number of hours or until each arm has enough units; the flag's guardrails or
+    the API's JSON list."""
+
+    JSON_FIELDS = ("policy",)
+
+    flag = forms.ModelChoiceField(queryset=Flag.objects.order_by("key"), to_field_name="key")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("key"), to_field_name="key")
+    window_hours = forms.IntegerField(
+        required=False,
+        min_value=1,
+        initial=168,
+        label="Runs for (hours)",
+        help_text="A week is 168. The split ends then, and the arms are compared on all they served.",
+    )
+    required_units_per_arm = forms.IntegerField(
+        required=False,
+        min_value=2,
+        label="Or until each arm has (units)",
+        help_text="Ends as soon as every arm has served this many units, if that comes first.",
+    )
+    policy = forms.JSONField(
+        required=False,
+        label="Guardrails",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text='Empty: the flag\'s guardrails. Or a JSON list, e.g. [{"metric": "api_error_rate", '
+        '"margin": 0.01, "critical": true}].',
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required in a protected environment; kept in the audit log.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for row in ARM_ROWS:
+            self.fields[f"candidate_{row}"] = forms.IntegerField(
+                required=row == 1, min_value=1, label=f"Candidate {row}: version"
+            )
+            self.fields[f"name_{row}"] = forms.CharField(
+                required=False,
+                max_length=32,
+                label="Name",
+                widget=forms.TextInput(attrs={"placeholder": "e.g. haiku"}),
+            )
+            self.fields[f"percent_{row}"] = forms.DecimalField(
+                required=False,
+                min_value=Decimal("0.01"),
+                max_value=Decimal("99.99"),
+                decimal_places=2,
+                label="% of units",
+            )
+
+    def arm_rows(self) -> list[tuple[forms.BoundField, forms.BoundField, forms.BoundField]]:
+        """Each candidate's three fields, a row of the form each."""
+        return [(self[f"candidate_{row}"], self[f"name_{row}"], self[f"percent_{row}"]) for row in ARM_ROWS]
+
+    def clean_policy(self) -> Any:
+        return _list_of_objects(self.cleaned_data.get("policy"), "guardrails")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        rows = []
+        for row in ARM_ROWS:
+            version, name, percent = (
+                cleaned.get(f"{part}_{row}") for part in ("candidate", "name", "percent")
+            )
+            if version is None:
+                if (name or percent is not None) and f"candidate_{row}" not in self.errors:
+                    self.add_error(f"candidate_{row}", "Give this candidate's version, or clear its row.")
+                continue
+            rows.append((row, version, name, percent))
+        shares = [percent for _, _, _, percent in rows]
+        if rows and any(share is None for share in shares) and any(share is not None for share in shares):
+            self.add_error(
+                None, "Give every candidate a share of units, or none (then every arm gets the same)."
+            )
+        elif rows and shares[0] is not None:
+            total = sum(share for share in shares if share is not None)
+            if total >= 100:
+                self.add_error(
+                    None, f"The candidates' shares add up to {total:g} %: leave some for the baseline."
+                )
+        if cleaned.get("window_hours") is None and cleaned.get("required_units_per_arm") is None:
+            self.add_error("window_hours", "Give how long it runs, or how many units each arm needs.")
+        cleaned["rows"] = rows
+        return cleaned
+
+    def service_arguments(self) -> dict[str, Any]:
+        """What `experiments.create_experiment` takes: weights in basis points, the baseline's
+        the rest of 10,000 (with no shares given, every arm gets 10,000 // arms and the baseline
+        also the remainder)."""
+        cleaned = self.cleaned_data
+        rows = cleaned["rows"]
+        if rows[0][3] is None:
+            weights = [BUCKETS // (len(rows) + 1)] * len(rows)
+        else:
+            weights = [int(percent * 100) for _, _, _, percent in rows]
+        candidates = [
+            {"version": version, "weight": weight, **({"name": name} if name else {})}
+            for (_, version, name, _), weight in zip(rows, weights, strict=True)
+        ]
+        hours = cleaned.get("window_hours")
+        return {
+            "flag": cleaned["flag"],
+            "environment": cleaned["environment"],
+            "candidates": candidates,
+            "baseline_weight": BUCKETS - sum(weights),
+            "window_seconds": None if hours is None else hours * 3600,
+            "required_units_per_arm": cleaned.get("required_units_per_arm"),
+            "policy": cleaned.get("policy"),
+            "reason": cleaned.get("reason", ""),
+        }
+
+    def add_refusal(self, error: DomainError) -> None:
+        """The service's refusal at the fields: a candidate's problem at its row (its name or
+        share when the path names them, else its version), the window at the hours, a guardrail
+        at the JSON field, the rest above the form."""
+        rows = self.cleaned_data["rows"]
+        rest = []
+        for issue in error.errors:
+            path = issue.get("path", "")
+            found = re.fullmatch(r"candidates\[(\d+)\](?:\.(\w+))?", path)
+            if found is not None and int(found.group(1)) < len(rows):
+                part = {"name": "name", "weight": "percent"}.get(found.group(2) or "", "candidate")
+                self.add_error(f"{part}_{rows[int(found.group(1))][0]}", issue["message"])
+            elif path == "window_seconds":
+                self.add_error("window_hours", issue["message"].replace("window_seconds", "the window"))
+            else:
+                rest.append(issue)
+        if rest or not error.errors:
+            add_domain_error(
+                self, DomainError(error.detail, code=error.code, errors=rest), nested=self.JSON_FIELDS
+            )
 
 
 class ScheduleForm(forms.Form):

@@ -47,6 +47,7 @@ urlpatterns = [
     path("rollouts/<int:pk>/rollback/", rollouts.rollout_rollback, name="rollout-rollback"),
     path("rollouts/<int:pk>/paired-replay/", paired_replay.rollout_paired_replay, name="paired-replay"),
     path("experiments/", experiments.experiment_list, name="experiments"),
+    path("experiments/new/", experiments.experiment_create, name="experiment-create"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="experiment"),
     *CHECKLIST_FORMS,
     *CONTROL_FORMS,

@@ -1,33 +1,69 @@
-"""Experiment pages, read-only: the list (what moves traffic now, live), and an experiment with
-its arms side by side as cards (stacked on a phone; the cheapest arm that passes marked), its
-policy, goals and decision log, live while it runs."""
+"""Experiment pages: the list (what moves traffic now, live) with the form that creates one, and
+an experiment with its arms side by side as cards (stacked on a phone; the cheapest arm that
+passes marked), its policy, goals and decision log, live while it runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from controlplane.web import HtmxHttpRequest, render_page
+from controlplane.errors import DomainError
+from controlplane.models import Scope
+from controlplane.roles import scopes_for_user
+from controlplane.web import HtmxHttpRequest, render_page, require_scope, ui_actor
 from rollouts.experiment_reads import arms_of
+from rollouts.forms import ExperimentForm
 from rollouts.lookups import get_experiment
 from rollouts.models import Experiment, ExperimentDecision
+from rollouts.services import experiments
 from rollouts.status import experiment_health
 from rollouts.views.checklist import checklist_context
 from rollouts.views.controls import controls_context
-from rollouts.views.rollouts import POLL_SECONDS, list_page, page_is_stale, poll_url
+from rollouts.views.rollouts import POLL_SECONDS, list_page, page_is_stale, poll_url, refused_without_reason
 
 PAGE_SIZE = 50
 LIVE_BLOCK = "experiment_live"  # the template block a poll of the experiment page renders
 
 
+def _experiments() -> QuerySet[Experiment]:
+    return Experiment.objects.select_related("flag", "environment", "baseline")
+
+
 @login_required
 def experiment_list(request: HtmxHttpRequest) -> HttpResponse:
-    found = Experiment.objects.select_related("flag", "environment", "baseline")
-    return list_page(request, "rollouts/experiments.html", found)
+    can_write = Scope.WRITE in scopes_for_user(request.user)
+    form = ExperimentForm(initial={"flag": request.GET.get("flag", "").strip()}) if can_write else None
+    return list_page(request, "rollouts/experiments.html", _experiments(), form=form)
+
+
+@login_required
+@require_POST
+def experiment_create(request: HtmxHttpRequest) -> HttpResponse:
+    """A new experiment, a draft: its page shows the checklist and the Start button."""
+    require_scope(request, Scope.WRITE)
+    form = ExperimentForm(request.POST)
+    if form.is_valid() and not refused_without_reason(form, "create this experiment"):
+        try:
+            experiment = experiments.create_experiment(actor=ui_actor(request), **form.service_arguments())
+        except DomainError as error:
+            form.add_refusal(error)
+        else:
+            messages.success(
+                request,
+                f"Experiment #{experiment.pk} created: a draft. Check its deploy checklist, then start it.",
+            )
+            return redirect("rollouts:experiment", pk=experiment.pk)
+    response = list_page(request, "rollouts/experiments.html", _experiments(), form=form)
+    response.status_code = 400
+    return response
 
 
 def _arm_columns(experiment: Experiment, decision: ExperimentDecision | None) -> list[dict[str, Any]]:

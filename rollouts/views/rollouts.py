@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -64,10 +65,10 @@ def poll_url(request: HtmxHttpRequest) -> str:
 
 
 def list_page(
-    request: HtmxHttpRequest, template: str, found: QuerySet[Any], form: RolloutForm | None = None
+    request: HtmxHttpRequest, template: str, found: QuerySet[Any], form: forms.Form | None = None
 ) -> HttpResponse:
-    """A list of rollouts or experiments (`?flag=`), under what moves traffic now; on the
-    rollouts list, the form that creates one for people who may."""
+    """A list of rollouts or experiments (`?flag=`), under what moves traffic now, and for people
+    who may, the form that creates one."""
     if flag := request.GET.get("flag", "").strip():
         found = found.filter(flag__key=flag)
     context = {
@@ -78,6 +79,15 @@ def list_page(
         "form": form,
     }
     return render_page(request, template, context)
+
+
+def refused_without_reason(form: forms.Form, doing: str) -> bool:
+    """Whether a creation form's environment is protected and its reason empty, which is then
+    said at the reason field."""
+    refusal = missing_reason(form.cleaned_data["environment"], form.cleaned_data.get("reason", ""), doing)
+    if refusal is not None:
+        form.add_error("reason", refusal)
+    return refusal is not None
 
 
 def _rollouts() -> QuerySet[Rollout]:
@@ -102,7 +112,7 @@ def rollout_create(request: HtmxHttpRequest) -> HttpResponse:
     the Start button."""
     require_scope(request, Scope.WRITE)
     form = RolloutForm(request.POST)
-    if form.is_valid():
+    if form.is_valid() and not refused_without_reason(form, "create this rollout"):
         try:
             rollout = lifecycle.create_rollout(actor=ui_actor(request), **form.service_arguments())
         except DomainError as error:
