@@ -25,11 +25,13 @@ if os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") == "1":
 PASSWORD = "correct horse battery staple"
 
 
-# For each visible card title, and each paragraph of a flush card: its text's distance from its
-# card's left edge. A padded card's 1 px border and 1.25rem of padding; in a flush card, the title
-# and the paragraphs pad themselves as much.
+# For each visible card title, paragraph of a flush card and first header cell of a card's table:
+# its text's distance from its card's left edge. A padded card's 1 px border and 1.25rem of
+# padding; a flush card's title and paragraphs, and a table's cells, pad themselves as much.
 TEXT_INSET = 21
-_TEXT_INSETS = """() => [...document.querySelectorAll('.card .card-title, .card-flush > p')]
+_TEXT_INSETS = """() => [...document.querySelectorAll(
+    '.card .card-title, .card-flush > p, .card > .table > thead > tr > th:first-child,'
+    + '.card > .table-wrap > .table > thead > tr > th:first-child')]
   .filter((element) => element.offsetParent !== null)
   .map((element) => [
     element.textContent.trim().slice(0, 40),
@@ -40,7 +42,7 @@ _TEXT_INSETS = """() => [...document.querySelectorAll('.card .card-title, .card-
 
 def save_page(page: Page, name: str) -> None:
     """A screenshot of the whole page to test-artifacts/<name>.png, to be looked at; and what a
-    look would catch and a test can: each card's title and text sit at its card's padding."""
+    look would catch and a test can: each card's title, text and tables sit at its card's padding."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     misplaced = [(text, inset) for text, inset in page.evaluate(_TEXT_INSETS) if inset != TEXT_INSET]
     assert misplaced == [], f"{name}: text off its card's padding (px from the card's edge): {misplaced}"
