@@ -110,7 +110,7 @@ def test_experiment_create__bad_input__400_said_at_the_field_nothing_created(
 
     page = response.content.decode()
     assert response.status_code == 400
-    assert '<details class="card new-rollout" open id="new-experiment">' in page
+    assert '<details class="card" open id="new-experiment">' in page
     errors = page[page.index(f'id="id_{at}_error"') :]
     assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
     assert not Experiment.objects.exists()
