@@ -25,13 +25,13 @@ if os.environ.get("FLAGSTAFF_REQUIRE_SERVICES") == "1":
 PASSWORD = "correct horse battery staple"
 
 
-# For each visible card title, paragraph of a flush card and first header cell of a card's table:
+# For each visible card title, paragraph of a flush card and first cell of a card's table's rows:
 # its text's distance from its card's left edge. A padded card's 1 px border and 1.25rem of
 # padding; a flush card's title and paragraphs, and a table's cells, pad themselves as much.
 TEXT_INSET = 21
 _TEXT_INSETS = """() => [...document.querySelectorAll(
-    '.card .card-title, .card-flush > p, .card > .table > thead > tr > th:first-child,'
-    + '.card > .table-wrap > .table > thead > tr > th:first-child')]
+    '.card .card-title, .card-flush > p, .card > .table > * > tr > :first-child,'
+    + '.card > .table-wrap > .table > * > tr > :first-child')]
   .filter((element) => element.offsetParent !== null)
   .map((element) => [
     element.textContent.trim().slice(0, 40),
