@@ -45,6 +45,28 @@ def _percentages(text: str) -> list[Decimal]:
     return values
 
 
+def _guardrails_field() -> forms.JSONField:
+    """A new rollout's or experiment's guardrails: the flag's, or a JSON list as the API takes."""
+    return forms.JSONField(
+        required=False,
+        label="Guardrails",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text='Empty: the flag\'s guardrails. Or a JSON list, e.g. [{"metric": "api_error_rate", '
+        '"margin": 0.01, "critical": true}].',
+    )
+
+
+def _reason_field() -> forms.CharField:
+    """Why a change is made: kept in the audit log, refused empty in a protected environment (by
+    the views, and for a scheduled change by its service)."""
+    return forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required in a protected environment; kept in the audit log.",
+    )
+
+
 class RolloutForm(forms.Form):
     """A rollout with the default stages and the flag's guardrails, or a plan of its own: the
     stages as percentages with how long each lasts (the stage editor), or the stages and the
@@ -66,12 +88,7 @@ class RolloutForm(forms.Form):
         help_text="A live scorer's key: control-arm inputs are also replayed through the candidate "
         "(never served) and both answers scored, a paired guardrail that needs far fewer samples.",
     )
-    reason = forms.CharField(
-        required=False,
-        max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required in a protected environment; kept in the audit log.",
-    )
+    reason = _reason_field()
     stage_percents = forms.CharField(
         required=False,
         max_length=200,
@@ -102,13 +119,7 @@ class RolloutForm(forms.Form):
         help_text='Instead of the stage fields above, as the API takes them, e.g. [{"weight": 1000, '
         '"min_duration_seconds": 0}, {"weight": 10000}] (weights in basis points).',
     )
-    policy = forms.JSONField(
-        required=False,
-        label="Guardrails",
-        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-        help_text='Empty: the flag\'s guardrails. Or a JSON list, e.g. [{"metric": "api_error_rate", '
-        '"margin": 0.01, "critical": true}].',
-    )
+    policy = _guardrails_field()
     tick_interval_seconds = forms.IntegerField(
         required=False,
         min_value=1,
@@ -239,19 +250,8 @@ class ExperimentForm(forms.Form):
         label="Or until each arm has (units)",
         help_text="Ends as soon as every arm has served this many units, if that comes first.",
     )
-    policy = forms.JSONField(
-        required=False,
-        label="Guardrails",
-        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-        help_text='Empty: the flag\'s guardrails. Or a JSON list, e.g. [{"metric": "api_error_rate", '
-        '"margin": 0.01, "critical": true}].',
-    )
-    reason = forms.CharField(
-        required=False,
-        max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required in a protected environment; kept in the audit log.",
-    )
+    policy = _guardrails_field()
+    reason = _reason_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -378,12 +378,7 @@ class ScheduleForm(forms.Form):
         help_text="For a split change only.",
     )
     rollout = forms.IntegerField(required=False, min_value=1, help_text="For a rollout start: its number.")
-    reason = forms.CharField(
-        required=False,
-        max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required in a protected environment; kept in the audit log.",
-    )
+    reason = _reason_field()
 
     def service_arguments(self) -> dict[str, Any]:
         data = self.cleaned_data
