@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from django import forms
@@ -227,6 +227,15 @@ class RolloutForm(forms.Form):
 ARM_ROWS = range(1, MAX_EXPERIMENT_ARMS)  # the candidates' rows of the form: 1, 2, 3
 
 
+class _Candidate(NamedTuple):
+    """A filled-in row of the new experiment's candidates."""
+
+    row: int
+    version: int
+    name: str
+    share: Decimal | None  # % of units, or None: the same as every arm
+
+
 class ExperimentForm(forms.Form):
     """An A/B experiment: up to three candidate versions against what the environment serves,
     each with a name and a share of units (empty: every arm the same share, the baseline the
@@ -283,22 +292,20 @@ class ExperimentForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
-        rows = []
+        candidates = []
         for row in ARM_ROWS:
-            version, name, percent = (
-                cleaned.get(f"{part}_{row}") for part in ("candidate", "name", "percent")
-            )
+            version, name, share = (cleaned.get(f"{part}_{row}") for part in ("candidate", "name", "percent"))
             if version is None:
-                if (name or percent is not None) and f"candidate_{row}" not in self.errors:
+                if (name or share is not None) and f"candidate_{row}" not in self.errors:
                     self.add_error(f"candidate_{row}", "Give this candidate's version, or clear its row.")
                 continue
-            rows.append((row, version, name, percent))
-        shares = [percent for _, _, _, percent in rows]
-        if rows and any(share is None for share in shares) and any(share is not None for share in shares):
+            candidates.append(_Candidate(row, version, name or "", share))
+        shares = [candidate.share for candidate in candidates]
+        if None in shares and any(share is not None for share in shares):
             self.add_error(
                 None, "Give every candidate a share of units, or none (then every arm gets the same)."
             )
-        elif rows and shares[0] is not None:
+        elif shares and shares[0] is not None:
             total = sum(share for share in shares if share is not None)
             if total >= 100:
                 self.add_error(
@@ -306,7 +313,7 @@ class ExperimentForm(forms.Form):
                 )
         if cleaned.get("window_hours") is None and cleaned.get("required_units_per_arm") is None:
             self.add_error("window_hours", "Give how long it runs, or how many units each arm needs.")
-        cleaned["rows"] = rows
+        cleaned["candidates"] = candidates
         return cleaned
 
     def service_arguments(self) -> dict[str, Any]:
@@ -314,20 +321,24 @@ class ExperimentForm(forms.Form):
         the rest of 10,000 (with no shares given, every arm gets 10,000 // arms and the baseline
         also the remainder)."""
         cleaned = self.cleaned_data
-        rows = cleaned["rows"]
-        if rows[0][3] is None:
-            weights = [BUCKETS // (len(rows) + 1)] * len(rows)
+        candidates: list[_Candidate] = cleaned["candidates"]
+        if candidates[0].share is None:
+            weights = [BUCKETS // (len(candidates) + 1)] * len(candidates)
         else:
-            weights = [int(percent * 100) for _, _, _, percent in rows]
-        candidates = [
-            {"version": version, "weight": weight, **({"name": name} if name else {})}
-            for (_, version, name, _), weight in zip(rows, weights, strict=True)
+            weights = [int(candidate.share * 100) for candidate in candidates if candidate.share is not None]
+        arms = [
+            {
+                "version": candidate.version,
+                "weight": weight,
+                **({"name": candidate.name} if candidate.name else {}),
+            }
+            for candidate, weight in zip(candidates, weights, strict=True)
         ]
         hours = cleaned.get("window_hours")
         return {
             "flag": cleaned["flag"],
             "environment": cleaned["environment"],
-            "candidates": candidates,
+            "candidates": arms,
             "baseline_weight": BUCKETS - sum(weights),
             "window_seconds": None if hours is None else hours * 3600,
             "required_units_per_arm": cleaned.get("required_units_per_arm"),
@@ -337,18 +348,15 @@ class ExperimentForm(forms.Form):
 
     def add_refusal(self, error: DomainError) -> None:
         """The service's refusal at the fields: a candidate's problem at its row (its name or
-        share when the path names them, else its version), the window at the hours, a guardrail
-        at the JSON field, the rest above the form."""
-        rows = self.cleaned_data["rows"]
+        share when the path names them, else its version), a guardrail at the JSON field, the
+        rest above the form."""
+        candidates: list[_Candidate] = self.cleaned_data["candidates"]
         rest = []
         for issue in error.errors:
-            path = issue.get("path", "")
-            found = re.fullmatch(r"candidates\[(\d+)\](?:\.(\w+))?", path)
-            if found is not None and int(found.group(1)) < len(rows):
+            found = re.fullmatch(r"candidates\[(\d+)\](?:\.(\w+))?", issue.get("path", ""))
+            if found is not None and int(found.group(1)) < len(candidates):
                 part = {"name": "name", "weight": "percent"}.get(found.group(2) or "", "candidate")
-                self.add_error(f"{part}_{rows[int(found.group(1))][0]}", issue["message"])
-            elif path == "window_seconds":
-                self.add_error("window_hours", issue["message"].replace("window_seconds", "the window"))
+                self.add_error(f"{part}_{candidates[int(found.group(1))].row}", issue["message"])
             else:
                 rest.append(issue)
         if rest or not error.errors:
