@@ -8,23 +8,17 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 
 from controlplane.models import AuditEntry
 from flags import services as flag_services
 from rollouts.models import Experiment, Rollout
 from tests.factories import FACTORY_ACTOR, make_version
+from tests.pages import logged_in
 from tests.rollouts.factories import CANDIDATE_CONTENT, World, make_world
 
 pytestmark = pytest.mark.django_db
 URL = "/experiments/new/"
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _world_of_three_versions() -> World:
@@ -40,7 +34,7 @@ def _form(world: World, **fields: object) -> dict[str, object]:
 def test_experiment_create__two_candidates_no_shares__equal_arms_a_draft_audited(editor: User) -> None:
     world = _world_of_three_versions()
 
-    response = login(editor).post(
+    response = logged_in(editor).post(
         URL, _form(world, candidate_1=2, name_1="haiku", candidate_2=3, reason="cheaper answers?")
     )
 
@@ -62,7 +56,7 @@ def test_experiment_create__shares_and_a_sample_size__the_baseline_gets_the_rest
     world = _world_of_three_versions()
     policy = [{"metric": "api_error_rate", "margin": 0.01, "critical": True}]
 
-    response = login(editor).post(
+    response = logged_in(editor).post(
         URL,
         _form(
             world,
@@ -106,7 +100,7 @@ def test_experiment_create__bad_input__400_said_at_the_field_nothing_created(
 ) -> None:
     world = _world_of_three_versions()
 
-    response = login(editor).post(URL, _form(world, **fields))
+    response = logged_in(editor).post(URL, _form(world, **fields))
 
     page = response.content.decode()
     assert response.status_code == 400
@@ -134,7 +128,7 @@ def test_experiment_create__shares_that_do_not_fit__400_above_the_form(
 ) -> None:
     world = _world_of_three_versions()
 
-    response = login(editor).post(URL, _form(world, **fields))
+    response = logged_in(editor).post(URL, _form(world, **fields))
 
     assert response.status_code == 400
     assert html.escape(message, quote=True) in response.content.decode()
@@ -143,9 +137,9 @@ def test_experiment_create__shares_that_do_not_fit__400_above_the_form(
 
 def test_experiment_create__another_change_under_way__400_saying_so(editor: User) -> None:
     world = _world_of_three_versions()
-    login(editor).post(URL, _form(world, candidate_1=2))
+    logged_in(editor).post(URL, _form(world, candidate_1=2))
 
-    response = login(editor).post(URL, _form(world, candidate_1=3))
+    response = logged_in(editor).post(URL, _form(world, candidate_1=3))
 
     first = Experiment.objects.get()
     assert response.status_code == 400
@@ -170,7 +164,7 @@ def test_create__protected_environment_without_a_reason__400_at_the_reason(
         environment=world.environment, protected=True, actor=FACTORY_ACTOR
     )
 
-    response = login(editor).post(url, _form(world, **fields))
+    response = logged_in(editor).post(url, _form(world, **fields))
 
     page = response.content.decode()
     assert response.status_code == 400
@@ -182,9 +176,9 @@ def test_create__protected_environment_without_a_reason__400_at_the_reason(
 def test_experiment_list__editor__offers_the_form_viewer_does_not(editor: User, viewer: User) -> None:
     world = _world_of_three_versions()
 
-    offered = login(editor).get(reverse("rollouts:experiments")).content.decode()
-    hidden = login(viewer).get(reverse("rollouts:experiments")).content.decode()
-    refused = login(viewer).post(URL, _form(world, candidate_1=2))
+    offered = logged_in(editor).get(reverse("rollouts:experiments")).content.decode()
+    hidden = logged_in(viewer).get(reverse("rollouts:experiments")).content.decode()
+    refused = logged_in(viewer).post(URL, _form(world, candidate_1=2))
 
     assert 'id="new-experiment"' in offered
     assert f'action="{URL}"' in offered
