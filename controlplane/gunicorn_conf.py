@@ -34,6 +34,13 @@ reuse_port = sys.platform == "linux"
 # over the one file. Flagstaff never uses the control interface: it stays closed.
 control_socket_disable = True
 
+# How long a stopping worker lets the requests in flight finish before it closes their
+# connections. Below `manage.py serve`'s STOP_GRACE_SECONDS (10 s), after which serve kills the
+# gunicorn master, and Docker's default stop timeout (10 s): with gunicorn's default of 30 s a
+# worker still draining outlived its killed master, an orphan serving nothing, for up to 20 s more
+# (seen as a stray process once the demo's Ctrl-C had returned, tests/demo/test_make_demo.py).
+graceful_timeout = 8
+
 # How long a thread ready to run waits for one holding the GIL in Python code before the
 # interpreter makes it let go. CPython's 5 ms suits batch work; in a gthread worker the poller
 # that dispatches the next request and the threads answering others (a fraction of a millisecond

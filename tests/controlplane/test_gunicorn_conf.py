@@ -204,3 +204,10 @@ def test_access_log__stream_ticket_in_the_url__redacted() -> None:
 
     assert "GET /api/v1/environments/production/stream?format=ofrep&ticket=[redacted] HTTP/1.1" in access_log
     assert "SeCrEt" not in access_log
+
+
+def test_graceful_timeout__under_the_grace_serve_gives_gunicorn_before_killing_it() -> None:
+    from controlplane.management.commands.serve import STOP_GRACE_SECONDS
+
+    assert gunicorn_conf.graceful_timeout < STOP_GRACE_SECONDS
+    assert Config().settings["graceful_timeout"].default > STOP_GRACE_SECONDS  # why it is set
