@@ -4,7 +4,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FLAGSTAFF_VAR_DIR=/app/var
 WORKDIR /app
 
-COPY pyproject.toml ./
+COPY pyproject.toml setup.py ./
 COPY client ./client
 COPY controlplane ./controlplane
 COPY flags ./flags
@@ -18,7 +18,11 @@ COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
 
-RUN pip install --no-cache-dir ./client . \
+# gcc builds telemetry's C speedups (setup.py), then leaves the image. Editable, so that the
+# built module lands in /app/telemetry, the package the processes import from /app.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir ./client -e . \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home flagstaff \
     && mkdir -p /app/var && chown flagstaff /app/var
 USER flagstaff

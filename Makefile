@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: run demo test test-embedded test-services lint format bench fuzz chromium services clean
 
 # pip's and setuptools' output goes to var/install.log and is shown only when the install fails.
-$(STAMP): pyproject.toml client/pyproject.toml
+$(STAMP): pyproject.toml setup.py client/pyproject.toml telemetry/_speedups.c
 	@mkdir -p $(VAR)
 	@echo "Installing Flagstaff into $(VENV) (log: $(VAR)/install.log)"
 	@{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } > $(VAR)/install.log 2>&1 \
@@ -117,4 +117,4 @@ bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VAR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VAR) .pytest_cache .mypy_cache .ruff_cache build telemetry/_speedups.*.so

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 TOKEN_TYPES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 STANDARD = "standard"
@@ -96,6 +96,17 @@ def _pico_per_token(usd_per_mtok: Decimal) -> int:
     return int((usd_per_mtok * PICO_PER_MICRO).to_integral_value(rounding=ROUND_HALF_UP))
 
 
+class PricePlan(NamedTuple):
+    """How a model prices the calls of one day, tier and geo (PriceTable.plan, `priced`)."""
+
+    # (prompt tokens over which, rates), from the highest threshold down: the first exceeded
+    # one prices the whole call.
+    long_prompt: tuple[tuple[int, tuple[int | None, ...]], ...]
+    # Pico-USD per token of each of TOKEN_TYPES (None: no price) for shorter prompts.
+    rates: tuple[int | None, ...]
+    premium: tuple[int, int] | None  # the geo premium as (numerator, denominator)
+
+
 @dataclass(slots=True)
 class _ModelSeries:
     supports_inference_geo: bool
@@ -112,6 +123,7 @@ class PriceTable:
         self._by_id: dict[str, _ModelSeries] = {}
         # Rates resolved for (model, day, tier, context): a batch of calls mostly shares a few.
         self._rates: dict[tuple[str, date, str, str], tuple[int | None, ...]] = {}
+        self._plans: dict[tuple[str, date, str, str], PricePlan] = {}
         for pricing in models:
             entry = _series_of(pricing)
             for model_id in (pricing.model_id, *pricing.aliases):
@@ -155,40 +167,35 @@ class PriceTable:
         cache_read: int,
     ) -> int | None:
         """`cost_micro_usd` with positional counts, for the ingest loop."""
+        return priced(
+            self.plan(model, on, service_tier, inference_geo),
+            input_tokens,
+            output_tokens,
+            cache_write_5m,
+            cache_write_1h,
+            cache_read,
+        )
+
+    def plan(self, model: str, on: date, service_tier: str, inference_geo: str) -> PricePlan | None:
+        """How every call of this model, day, tier and geo is priced (None: the model is
+        unknown), for `priced`. Kept per table: ingest asks for it once per batch and key."""
         entry = self._by_id.get(model)
         if entry is None:
             return None
-        rates = self._rates_of(
-            entry, model, on, service_tier, input_tokens + cache_write_5m + cache_write_1h + cache_read
-        )
-        # Written out rather than looped over (token count, rate) pairs: ingest prices every call.
-        rate_input, rate_output, rate_5m, rate_1h, rate_read = rates
-        total_pico = 0
-        if input_tokens:
-            if rate_input is None:
-                return None
-            total_pico += input_tokens * rate_input
-        if output_tokens:
-            if rate_output is None:
-                return None
-            total_pico += output_tokens * rate_output
-        if cache_write_5m:
-            if rate_5m is None:
-                return None
-            total_pico += cache_write_5m * rate_5m
-        if cache_write_1h:
-            if rate_1h is None:
-                return None
-            total_pico += cache_write_1h * rate_1h
-        if cache_read:
-            if rate_read is None:
-                return None
-            total_pico += cache_read * rate_read
-        if entry.supports_inference_geo and inference_geo in GEO_PREMIUM:
-            numerator, denominator = GEO_PREMIUM[inference_geo]
-            divisor = PICO_PER_MICRO * denominator
-            return (total_pico * numerator + divisor // 2) // divisor
-        return (total_pico + PICO_PER_MICRO // 2) // PICO_PER_MICRO
+        tier = BATCH if service_tier == BATCH else STANDARD
+        geo = inference_geo if entry.supports_inference_geo and inference_geo in GEO_PREMIUM else ""
+        plan_key = (model, on, tier, geo)  # the senders' own strings never grow the table
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            plan = self._plans[plan_key] = PricePlan(
+                tuple(
+                    (threshold, self._rates_in(entry, model, on, tier, context))
+                    for threshold, context in entry.long_prompt
+                ),
+                self._rates_in(entry, model, on, tier, ""),
+                GEO_PREMIUM.get(geo),
+            )
+        return plan
 
     def pico_per_token(
         self, *, model: str, on: date, prompt_tokens: int = 0, service_tier: str = ""
@@ -212,12 +219,66 @@ class PriceTable:
             if prompt_tokens > threshold:
                 context = name
                 break
+        return self._rates_in(entry, model, on, tier, context)
+
+    def _rates_in(
+        self, entry: _ModelSeries, model: str, on: date, tier: str, context: str
+    ) -> tuple[int | None, ...]:
         rates_key = (model, on, tier, context)
         rates = self._rates.get(rates_key)
         if rates is None:
             rates = tuple(_rate(entry, token_type, tier, context, on) for token_type in TOKEN_TYPES)
             self._rates[rates_key] = rates
         return rates
+
+
+def priced(
+    plan: PricePlan | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_write_5m: int,
+    cache_write_1h: int,
+    cache_read: int,
+) -> int | None:
+    """A call's cost in micro-USD under its plan, rounded half up; None when it cannot be
+    known. telemetry/_speedups.c does the same arithmetic for the ingest loop
+    (tests/telemetry/test_speedups.py compares them)."""
+    if plan is None:
+        return None
+    rates = plan.rates
+    prompt = input_tokens + cache_write_5m + cache_write_1h + cache_read
+    for threshold, long_rates in plan.long_prompt:
+        if prompt > threshold:
+            rates = long_rates
+            break
+    # Written out rather than looped over (token count, rate) pairs: ingest prices every call.
+    rate_input, rate_output, rate_5m, rate_1h, rate_read = rates
+    total_pico = 0
+    if input_tokens:
+        if rate_input is None:
+            return None
+        total_pico += input_tokens * rate_input
+    if output_tokens:
+        if rate_output is None:
+            return None
+        total_pico += output_tokens * rate_output
+    if cache_write_5m:
+        if rate_5m is None:
+            return None
+        total_pico += cache_write_5m * rate_5m
+    if cache_write_1h:
+        if rate_1h is None:
+            return None
+        total_pico += cache_write_1h * rate_1h
+    if cache_read:
+        if rate_read is None:
+            return None
+        total_pico += cache_read * rate_read
+    if plan.premium is not None:
+        numerator, denominator = plan.premium
+        divisor = PICO_PER_MICRO * denominator
+        return (total_pico * numerator + divisor // 2) // divisor
+    return (total_pico + PICO_PER_MICRO // 2) // PICO_PER_MICRO
 
 
 def _series_of(pricing: ModelPricing) -> _ModelSeries:

@@ -16,6 +16,8 @@ into typed structs (msgspec, in C: no dict per object, no Python call per field)
 any record that does not fit them to `parse_record`, so every rejection and its messages come
 from `parse_record` alone. The structs below are never more permissive than `parse_record`:
 `tests/telemetry/test_records.py` runs both on the same valid and invalid records.
+
+`CallInput` is a valid record; `CallRow` the row ingest stores for it (its columns' one list).
 """
 
 from __future__ import annotations
@@ -83,6 +85,48 @@ class CallInput(NamedTuple):
     error_type: str
     error_status: int | None
     sample: dict[str, Any] | None
+
+
+class CallRow(NamedTuple):
+    """One stored call, built by keyword: a missing or unknown column is a TypeError, never a
+    value in the wrong column. The one list of the columns: each field carries its PostgreSQL
+    type, from which the staging table and the COPY types are made; field order is the order of
+    COPY and INSERT. JSON columns are JSON text."""
+
+    request_id: Annotated[str, "text"]
+    timestamp: Annotated[datetime, "timestamptz"]
+    received_at: Annotated[datetime, "timestamptz"]
+    model: Annotated[str, "text"]
+    stop_reason: Annotated[str, "text"]
+    stop_reason_known: Annotated[bool, "bool"]
+    input_tokens: Annotated[int, "int8"]
+    output_tokens: Annotated[int, "int8"]
+    cache_write_5m_tokens: Annotated[int, "int8"]
+    cache_write_1h_tokens: Annotated[int, "int8"]
+    cache_read_tokens: Annotated[int, "int8"]
+    web_search_requests: Annotated[int, "int4"]
+    web_fetch_requests: Annotated[int, "int4"]
+    server_tool_use: Annotated[str | None, "jsonb"]
+    iterations: Annotated[str | None, "jsonb"]
+    service_tier: Annotated[str, "text"]
+    inference_geo: Annotated[str, "text"]
+    latency_ms: Annotated[int | None, "int4"]
+    ttft_ms: Annotated[int | None, "int4"]
+    flag_state: Annotated[str, "text"]
+    environment_id: Annotated[int | None, "int8"]
+    flag_id: Annotated[int | None, "int8"]
+    version: Annotated[int | None, "int4"]
+    arm: Annotated[str, "text"]
+    split_id: Annotated[str, "text"]
+    revision: Annotated[int | None, "int8"]
+    attributed: Annotated[bool, "bool"]
+    user_hash: Annotated[str, "text"]
+    user_id: Annotated[str, "text"]
+    session_id: Annotated[str, "text"]
+    surface: Annotated[str, "text"]
+    error_type: Annotated[str, "text"]
+    error_status: Annotated[int | None, "int4"]
+    cost_micro_usd: Annotated[int | None, "int8"]
 
 
 # Each check below is written inline for the common, valid case; the helpers named `_bad_*`
@@ -442,7 +486,9 @@ class _Batch(Struct, gc=False):
     records: list[msgspec.Raw]
 
 
-_decode_record = msgspec.json.Decoder(_Record).decode
+# One record's JSON text into its struct; raises msgspec.DecodeError (its subclass
+# ValidationError for a value out of bounds) when the record does not fit.
+decode_record = msgspec.json.Decoder(_Record).decode
 _decode_batch = msgspec.json.Decoder(_Batch).decode
 _fromisoformat = datetime.fromisoformat
 
@@ -471,7 +517,7 @@ def parse_json_record(raw: msgspec.Raw, index: int, *, now: datetime, latest: da
     as a whole is then not valid JSON.
     """
     try:
-        record = _decode_record(raw)
+        record = decode_record(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return parse_record(orjson.loads(memoryview(raw)), index, now=now, latest=latest)
     timestamp = now

@@ -14,6 +14,10 @@ The hot path of the telemetry app (bench/bench_ingest.py measures it). Per batch
 all in one transaction (tried again by the staged insert when the COPY meets a stored call),
 so a batch is stored whole or not at all (its invalid records aside, which are reported and
 never stored). A record sent twice, even by two requests at the same moment, is counted once.
+
+The per-call work of steps 1 to 4 (parsing the common record, the loop that builds the rows,
+the COPY's bytes, the rollups' grouping) runs in C when telemetry/_speedups.c is built
+(telemetry/services/speedups.py); the Python here is the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import logging
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,10 +41,21 @@ from msgspec import Raw
 
 from telemetry.models import CallRecord, Sample
 from telemetry.price_table import cached_price_table
-from telemetry.records import NUL_MESSAGE, CallInput, parse_json_record, parse_record
+from telemetry.pricing import PricePlan, priced
+from telemetry.records import (
+    KNOWN_STOP_REASONS,
+    NUL_MESSAGE,
+    CallInput,
+    CallRow,
+    Errors,
+    decode_record,
+    parse_json_record,
+    parse_record,
+)
 from telemetry.services.attribution import UNATTRIBUTED, Attribution, attribute, only_environment
-from telemetry.services.call_store import CallKey, CallRow, StoredAlready, insert_new_calls
+from telemetry.services.call_store import CallKey, StoredAlready, insert_new_calls
 from telemetry.services.rollups import RollupBatch
+from telemetry.services.speedups import speedups
 
 logger = logging.getLogger(__name__)
 
@@ -89,32 +105,125 @@ def ingest_calls(
     now = received_at or timezone.now()
     latest = now + timedelta(seconds=settings.FLAGSTAFF_TELEMETRY_MAX_FUTURE_SECONDS)
     result = IngestResult()
-    rejected: dict[int, list[dict[str, str]]] = {}
-    calls: list[CallInput] = []
-    for index, raw in enumerate(records):
-        if type(raw) is Raw:
-            parsed = parse_json_record(raw, index, now=now, latest=latest)
-        else:
-            parsed = parse_record(raw, index, now=now, latest=latest)
-        if isinstance(parsed, list):
-            rejected[index] = parsed
-        else:
-            calls.append(parsed)
 
-    attributions = attribute({call.flag_state for call in calls if call.flag_state})
+    def parse_one(record: Any, index: int) -> CallInput | Errors:
+        if type(record) is Raw:
+            return parse_json_record(record, index, now=now, latest=latest)
+        return parse_record(record, index, now=now, latest=latest)
+
+    if speedups is not None and type(records) is list:
+        calls, rejected, flag_states = speedups.parse_records(
+            records,
+            Raw,
+            decode_record,
+            msgspec.DecodeError,
+            parse_one,
+            now,
+            latest,
+            KNOWN_STOP_REASONS,
+            datetime.fromisoformat,
+            CallInput,
+        )
+    else:
+        calls, rejected, flag_states = _parse_records(records, parse_one)
+    attributions = attribute(flag_states)
     if bound_environment is not None:
         calls = only_environment(calls, attributions, bound_environment, rejected)
 
     prices = cached_price_table()
     store_raw_user = settings.FLAGSTAFF_TELEMETRY_STORE_RAW_USER_ID
-    user_hash = _user_hasher(settings.SECRET_KEY)
-    rows: list[CallRow] = []
     samples: dict[CallKey, tuple[bytes, Any, Any]] = {}
-    seen: set[CallKey] = set()
+
+    def json_columns(call: CallInput) -> tuple[str | None, str | None] | None:
+        return _json_columns(call, rejected)
+
+    def keep_sample(key: CallKey, sample: dict[str, Any]) -> None:
+        stored_sample = _sample(sample)
+        if stored_sample is None:
+            result.samples_dropped += 1
+        else:
+            samples[key] = stored_sample
+
     # Each token's attribution as the row's columns, in CallRow's order (environment_id ...
-    # attributed), unpacked per call below.
+    # attributed).
     attributed_as = {token: _attribution_columns(attribution) for token, attribution in attributions.items()}
-    unattributed = _attribution_columns(UNATTRIBUTED)
+    rows_of = speedups.rows_of if speedups is not None else _rows_of
+    rows, duplicates = rows_of(
+        calls,
+        now,
+        attributed_as,
+        _attribution_columns(UNATTRIBUTED),
+        prices.plan,
+        _user_hasher(settings.SECRET_KEY),
+        store_raw_user,
+        json_columns,
+        keep_sample,
+        CallRow,
+    )
+    result.duplicate += duplicates
+
+    # Outermost (as in a request), a batch that holds a stored call is rolled back and stored
+    # again by the staged path (call_store's docstring says why).
+    nested = connection.in_atomic_block
+    try:
+        stored = _store(rows, samples, now, nested=nested, staged=False)
+    except StoredAlready:
+        logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
+        stored = _store(rows, samples, now, nested=nested, staged=True)
+    result.accepted = stored.accepted
+    result.duplicate += stored.duplicate
+    result.unattributed = stored.unattributed
+    result.unknown_cost = stored.unknown_cost
+    result.samples_stored = stored.samples_stored
+
+    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
+    logger.info(
+        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
+        result.accepted,
+        result.duplicate,
+        len(result.rejected),
+        result.unattributed,
+    )
+    return result
+
+
+def _parse_records(
+    records: Sequence[Any], parse_one: Callable[[Any, int], CallInput | Errors]
+) -> tuple[list[CallInput], dict[int, Errors], set[str]]:
+    """The batch's valid calls, the errors of each rejected record by its index, and the flag
+    states the calls name. telemetry/_speedups.c's parse_records does the same in C for a list,
+    parsing the common record itself (tests/telemetry/test_speedups.py compares them)."""
+    rejected: dict[int, Errors] = {}
+    calls: list[CallInput] = []
+    for index, record in enumerate(records):
+        parsed = parse_one(record, index)
+        if isinstance(parsed, list):
+            rejected[index] = parsed
+        else:
+            calls.append(parsed)
+    return calls, rejected, {call.flag_state for call in calls if call.flag_state}
+
+
+def _rows_of(
+    calls: list[CallInput],
+    now: datetime,
+    attributed_as: dict[str, tuple[Any, ...]],
+    unattributed: tuple[Any, ...],
+    plan_of: Callable[[str, date, str, str], PricePlan | None],
+    user_hash: Callable[[str], str],
+    store_raw_user: bool,
+    json_columns: Callable[[CallInput], tuple[str | None, str | None] | None],
+    keep_sample: Callable[[CallKey, dict[str, Any]], None],
+    row_type: type[CallRow],
+) -> tuple[list[CallRow], int]:
+    """Each new call's row, and how many calls repeated one earlier in the batch: attributed,
+    priced, its user hashed. A call whose JSON columns cannot be stored is left out
+    (json_columns has rejected it); each sample goes to keep_sample. telemetry/_speedups.c's
+    rows_of does the same in C (tests/telemetry/test_speedups.py compares them)."""
+    rows: list[CallRow] = []
+    seen: set[CallKey] = set()
+    duplicates = 0
+    plans: dict[tuple[str, date, str, str], PricePlan | None] = {}
     for call in calls:
         # Every field at once, in CallInput's order (mypy checks each name's type): one
         # unpacking instead of an attribute read per use, 1,000 times a batch.
@@ -151,38 +260,29 @@ def ingest_calls(
         )
         key = (request_id, environment_id)
         if key in seen:
-            result.duplicate += 1  # the same call twice in one batch: stored once
+            duplicates += 1  # the same call twice in one batch: stored once
             continue
         seen.add(key)
-        json_columns = _NO_JSON
+        json_texts = _NO_JSON
         if server_tool_use is not None or iterations is not None:
-            encoded = _json_columns(call, rejected)
+            encoded = json_columns(call)
             if encoded is None:
                 continue
-            json_columns = encoded
-        cost = prices.cost(
-            model,
-            timestamp.date(),
-            service_tier,
-            inference_geo,
-            input_tokens,
-            output_tokens,
-            cache_5m,
-            cache_1h,
-            cache_read,
-        )
+            json_texts = encoded
+        on = timestamp.date()
+        plan_key = (model, on, service_tier, inference_geo)
+        if plan_key in plans:
+            plan = plans[plan_key]
+        else:
+            plan = plans[plan_key] = plan_of(model, on, service_tier, inference_geo)
+        cost = priced(plan, input_tokens, output_tokens, cache_5m, cache_1h, cache_read)
         if sample is not None:
-            stored_sample = _sample(sample)
-            if stored_sample is None:
-                result.samples_dropped += 1
-            else:
-                samples[key] = stored_sample
-        # Positional, in CallRow's field order (each value is commented with its column): a
-        # keyword NamedTuple call costs several times a tuple's, 1,000 times a batch.
+            keep_sample(key, sample)
+        # Positional, in CallRow's field order (each value is commented with its column).
         # test_ingest_calls__stored_record__keeps_every_column checks every column.
         rows.append(
             _new_row(
-                CallRow,
+                row_type,
                 (
                     request_id,  # request_id
                     timestamp,  # timestamp
@@ -197,8 +297,8 @@ def ingest_calls(
                     cache_read,  # cache_read_tokens
                     web_search,  # web_search_requests
                     web_fetch,  # web_fetch_requests
-                    json_columns[0],  # server_tool_use
-                    json_columns[1],  # iterations
+                    json_texts[0],  # server_tool_use
+                    json_texts[1],  # iterations
                     service_tier,  # service_tier
                     inference_geo,  # inference_geo
                     latency_ms,  # latency_ms
@@ -221,30 +321,7 @@ def ingest_calls(
                 ),
             )
         )
-
-    # Outermost (as in a request), a batch that holds a stored call is rolled back and stored
-    # again by the staged path (call_store's docstring says why).
-    nested = connection.in_atomic_block
-    try:
-        stored = _store(rows, samples, now, nested=nested, staged=False)
-    except StoredAlready:
-        logger.info("telemetry batch holds a call stored already; inserting with ON CONFLICT")
-        stored = _store(rows, samples, now, nested=nested, staged=True)
-    result.accepted = stored.accepted
-    result.duplicate += stored.duplicate
-    result.unattributed = stored.unattributed
-    result.unknown_cost = stored.unknown_cost
-    result.samples_stored = stored.samples_stored
-
-    result.rejected = [{"index": index, "errors": errors} for index, errors in sorted(rejected.items())]
-    logger.info(
-        "telemetry batch: %d accepted, %d duplicate, %d rejected, %d unattributed",
-        result.accepted,
-        result.duplicate,
-        len(result.rejected),
-        result.unattributed,
-    )
-    return result
+    return rows, duplicates
 
 
 def _store(

@@ -23,7 +23,8 @@ from django.utils.dateparse import parse_datetime
 
 from telemetry.histograms import buckets_of_whole_ms
 from telemetry.models import Rollup, RollupCount, RollupHistogram
-from telemetry.services.call_store import CallRow
+from telemetry.records import CallRow
+from telemetry.services.speedups import speedups
 
 STOP_COLUMNS = {
     "end_turn": "stop_end_turn",
@@ -207,6 +208,25 @@ _TOKEN_COLUMNS = (
 )
 
 
+def group_rows(rows: Iterable[CallRow]) -> dict[RollupKey, list[CallRow]]:
+    """Stored rows by their rollup key. telemetry/_speedups.c's group_rows does the same in C
+    (tests/telemetry/test_speedups.py compares them)."""
+    by_key: dict[RollupKey, list[CallRow]] = {}
+    for row in rows:
+        # The minute as a number: hashing an aware datetime per call costs more than this.
+        minute = int(row.timestamp.timestamp()) // 60
+        if row.attributed:
+            key: RollupKey = (minute, row.environment_id, row.flag_id, row.version, row.arm, row.model)
+        else:  # unattributed calls roll up under no flag, whatever part of the token resolved
+            key = (minute, row.environment_id, None, None, "", row.model)
+        calls = by_key.get(key)
+        if calls is None:
+            by_key[key] = [row]
+        else:
+            calls.append(row)
+    return by_key
+
+
 class _Group:
     """What one rollup key gathers from a batch."""
 
@@ -255,23 +275,14 @@ class RollupBatch:
         self.groups: dict[RollupKey, _Group] = {}
 
     def add_calls(self, rows: Iterable[CallRow]) -> None:
-        """Add stored calls, each once. Python only sorts the calls into their rollup keys;
-        every sum and count of a group is one C-level pass over its calls (sum, map, Counter),
-        not Python statements per call: this is on the ingest path, 1,000 calls a batch
-        (bench/bench_ingest.py measures it)."""
-        by_key: dict[RollupKey, list[CallRow]] = {}
-        for row in rows:
-            # The minute as a number: hashing an aware datetime per call costs more than this.
-            minute = int(row.timestamp.timestamp()) // 60
-            if row.attributed:
-                key: RollupKey = (minute, row.environment_id, row.flag_id, row.version, row.arm, row.model)
-            else:  # unattributed calls roll up under no flag, whatever part of the token resolved
-                key = (minute, row.environment_id, None, None, "", row.model)
-            calls = by_key.get(key)
-            if calls is None:
-                by_key[key] = [row]
-            else:
-                calls.append(row)
+        """Add stored calls, each once. Python only sorts the calls into their rollup keys (C
+        does, when telemetry/_speedups.c is built); every sum and count of a group is one
+        C-level pass over its calls (sum, map, Counter), not Python statements per call: this is
+        on the ingest path, 1,000 calls a batch (bench/bench_ingest.py measures it)."""
+        if speedups is not None and type(rows) is list:
+            by_key: dict[RollupKey, list[CallRow]] = speedups.group_rows(rows)
+        else:
+            by_key = group_rows(rows)
         for key, calls in by_key.items():
             group = self.groups.get(key)
             if group is None:

@@ -1,0 +1,1097 @@
+/* Telemetry ingest's per-call loop and its COPY rows, in C.
+ *
+ * The same work as the Python in telemetry/services/ingest.py (`_rows_of`) and psycopg's
+ * binary COPY row formatter, for the hot path: 1,000 calls a request, where CPython's
+ * per-call statements were most of the web's CPU (bench/README.md, "bench_ingest.py").
+ * telemetry/speedups.py loads this module when it was built and falls back to the Python
+ * otherwise; tests/telemetry/test_speedups.py checks both give the same rows and bytes.
+ *
+ * parse_records(records, raw_type, decode, decode_errors, fallback, now, latest,
+ *               known_stop_reasons, fromisoformat, call_type) -> (calls, rejected, flag_states)
+ * rows_of(calls, now, attributed_as, unattributed, plan_of, user_hash, store_raw_user,
+ *         json_columns, keep_sample, row_type) -> (rows, duplicates)
+ * group_rows(rows) -> {rollup key: [row, ...]}
+ * copy_binary(rows, kinds) -> bytes
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+/* CallInput's fields (telemetry/records.py), in order; telemetry/speedups.py checks the
+ * names against CallInput._fields at import. */
+static const char *CALL_FIELDS[] = {
+    "record_index", "request_id", "timestamp", "model", "stop_reason", "stop_reason_known",
+    "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+    "cache_read_tokens", "web_search_requests", "web_fetch_requests", "server_tool_use",
+    "iterations", "service_tier", "inference_geo", "latency_ms", "ttft_ms", "flag_state",
+    "user_id", "session_id", "surface", "error_type", "error_status", "sample", NULL};
+enum {
+    C_INDEX, C_REQUEST_ID, C_TIMESTAMP, C_MODEL, C_STOP_REASON, C_STOP_KNOWN, C_INPUT,
+    C_OUTPUT, C_CACHE_5M, C_CACHE_1H, C_CACHE_READ, C_WEB_SEARCH, C_WEB_FETCH,
+    C_SERVER_TOOL_USE, C_ITERATIONS, C_SERVICE_TIER, C_INFERENCE_GEO, C_LATENCY, C_TTFT,
+    C_FLAG_STATE, C_USER_ID, C_SESSION_ID, C_SURFACE, C_ERROR_TYPE, C_ERROR_STATUS, C_SAMPLE,
+    C_COUNT
+};
+
+/* CallRow's fields (telemetry/services/call_store.py), in order; checked the same way. */
+static const char *ROW_FIELDS[] = {
+    "request_id", "timestamp", "received_at", "model", "stop_reason", "stop_reason_known",
+    "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+    "cache_read_tokens", "web_search_requests", "web_fetch_requests", "server_tool_use",
+    "iterations", "service_tier", "inference_geo", "latency_ms", "ttft_ms", "flag_state",
+    "environment_id", "flag_id", "version", "arm", "split_id", "revision", "attributed",
+    "user_hash", "user_id", "session_id", "surface", "error_type", "error_status",
+    "cost_micro_usd", NULL};
+#define ROW_COUNT 34
+#define ATTRIBUTION_COUNT 7 /* environment_id, flag_id, version, arm, split_id, revision, attributed */
+#define TOKEN_TYPES 5
+#define PICO_PER_MICRO 1000000
+
+static PyObject *
+names_tuple(const char **names)
+{
+    Py_ssize_t count = 0;
+    while (names[count] != NULL)
+        count++;
+    PyObject *tuple = PyTuple_New(count);
+    if (tuple == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (name == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, name);
+    }
+    return tuple;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Pricing: the arithmetic of telemetry.pricing.priced() over a PriceTable.plan().
+ * A plan is (long_prompt, rates, premium): long_prompt a tuple of (threshold, rates) from the
+ * highest threshold down, rates a 5-tuple of int | None (pico-USD per token, in
+ * TOKEN_TYPES' order), premium None or (numerator, denominator). */
+
+typedef struct {
+    int known[TOKEN_TYPES];
+    __int128 rate[TOKEN_TYPES];
+} Rates;
+
+static int
+read_rates(PyObject *tuple, Rates *rates)
+{
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != TOKEN_TYPES) {
+        PyErr_SetString(PyExc_TypeError, "a price plan's rates must be a 5-tuple");
+        return -1;
+    }
+    for (int i = 0; i < TOKEN_TYPES; i++) {
+        PyObject *rate = PyTuple_GET_ITEM(tuple, i);
+        rates->known[i] = rate != Py_None;
+        rates->rate[i] = 0;
+        if (rates->known[i]) {
+            long long value = PyLong_AsLongLong(rate);
+            if (value == -1 && PyErr_Occurred())
+                return -1;
+            if (value < 0) {
+                PyErr_SetString(PyExc_ValueError, "a price plan's rate must not be negative");
+                return -1;
+            }
+            rates->rate[i] = value;
+        }
+    }
+    return 0;
+}
+
+/* The cost in micro-USD as a new int, or a new reference to None when unknown. */
+static PyObject *
+priced(PyObject *plan, const long long tokens[TOKEN_TYPES])
+{
+    if (plan == Py_None)
+        Py_RETURN_NONE;
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a price plan must be a 3-tuple");
+        return NULL;
+    }
+    PyObject *long_prompt = PyTuple_GET_ITEM(plan, 0);
+    PyObject *selected = PyTuple_GET_ITEM(plan, 1);
+    PyObject *premium = PyTuple_GET_ITEM(plan, 2);
+    if (!PyTuple_Check(long_prompt)) {
+        PyErr_SetString(PyExc_TypeError, "a price plan's long_prompt must be a tuple");
+        return NULL;
+    }
+    long long prompt = tokens[0] + tokens[2] + tokens[3] + tokens[4];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(long_prompt); i++) {
+        PyObject *entry = PyTuple_GET_ITEM(long_prompt, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a long-prompt entry must be (threshold, rates)");
+            return NULL;
+        }
+        long long threshold = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 0));
+        if (threshold == -1 && PyErr_Occurred())
+            return NULL;
+        if (prompt > threshold) {
+            selected = PyTuple_GET_ITEM(entry, 1);
+            break;
+        }
+    }
+    Rates rates;
+    if (read_rates(selected, &rates) < 0)
+        return NULL;
+    __int128 total = 0;
+    for (int i = 0; i < TOKEN_TYPES; i++) {
+        if (tokens[i] == 0)
+            continue;
+        if (!rates.known[i])
+            Py_RETURN_NONE;
+        total += (__int128)tokens[i] * rates.rate[i];
+    }
+    __int128 micro;
+    if (premium == Py_None) {
+        micro = (total + PICO_PER_MICRO / 2) / PICO_PER_MICRO;
+    }
+    else {
+        if (!PyTuple_Check(premium) || PyTuple_GET_SIZE(premium) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a price plan's premium must be (numerator, denominator)");
+            return NULL;
+        }
+        long long numerator = PyLong_AsLongLong(PyTuple_GET_ITEM(premium, 0));
+        long long denominator = PyLong_AsLongLong(PyTuple_GET_ITEM(premium, 1));
+        if (PyErr_Occurred())
+            return NULL;
+        if (numerator < 0 || denominator <= 0) {
+            PyErr_SetString(PyExc_ValueError, "a price plan's premium must be a positive fraction");
+            return NULL;
+        }
+        __int128 divisor = (__int128)PICO_PER_MICRO * denominator;
+        micro = (total * numerator + divisor / 2) / divisor;
+    }
+    if (micro > INT64_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a call's cost does not fit in 64 bits");
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)micro);
+}
+
+/* The plan for a call, looked up in `cache` (one per batch) or asked of plan_of. Borrowed. */
+static PyObject *
+plan_for(PyObject *cache, PyObject *plan_of, PyObject *call, PyObject *timestamp)
+{
+    int day = PyDateTime_GET_YEAR(timestamp) * 10000 + PyDateTime_GET_MONTH(timestamp) * 100 +
+              PyDateTime_GET_DAY(timestamp);
+    PyObject *day_key = PyLong_FromLong(day);
+    if (day_key == NULL)
+        return NULL;
+    PyObject *key = PyTuple_Pack(4, PyTuple_GET_ITEM(call, C_MODEL), day_key,
+                                 PyTuple_GET_ITEM(call, C_SERVICE_TIER),
+                                 PyTuple_GET_ITEM(call, C_INFERENCE_GEO));
+    Py_DECREF(day_key);
+    if (key == NULL)
+        return NULL;
+    PyObject *plan = PyDict_GetItemWithError(cache, key);
+    if (plan == NULL && !PyErr_Occurred()) {
+        PyObject *on = PyDate_FromDate(PyDateTime_GET_YEAR(timestamp), PyDateTime_GET_MONTH(timestamp),
+                                       PyDateTime_GET_DAY(timestamp));
+        if (on != NULL) {
+            plan = PyObject_CallFunctionObjArgs(plan_of, PyTuple_GET_ITEM(call, C_MODEL), on,
+                                                PyTuple_GET_ITEM(call, C_SERVICE_TIER),
+                                                PyTuple_GET_ITEM(call, C_INFERENCE_GEO), NULL);
+            Py_DECREF(on);
+        }
+        if (plan != NULL) {
+            int failed = PyDict_SetItem(cache, key, plan);
+            Py_DECREF(plan); /* the cache holds it */
+            if (failed < 0)
+                plan = NULL;
+        }
+    }
+    Py_DECREF(key);
+    return plan;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * rows_of: the ingest loop. */
+
+static int
+token_count(PyObject *call, int field, long long *out)
+{
+    long long value = PyLong_AsLongLong(PyTuple_GET_ITEM(call, field));
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int
+is_truthy_text(PyObject *text)
+{
+    return PyUnicode_Check(text) && PyUnicode_GET_LENGTH(text) > 0;
+}
+
+static PyObject *
+new_row(PyTypeObject *row_type, PyObject *const values[ROW_COUNT])
+{
+    PyObject *row = row_type->tp_alloc(row_type, ROW_COUNT);
+    if (row == NULL)
+        return NULL;
+    for (int i = 0; i < ROW_COUNT; i++) {
+        Py_INCREF(values[i]);
+        PyTuple_SET_ITEM(row, i, values[i]);
+    }
+    return row;
+}
+
+static PyObject *
+rows_of(PyObject *module, PyObject *args)
+{
+    PyObject *calls, *now, *attributed_as, *unattributed, *plan_of, *user_hash, *json_columns,
+        *keep_sample;
+    PyTypeObject *row_type;
+    int store_raw_user;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOpOOO!:rows_of", &PyList_Type, &calls,
+                          PyDateTimeAPI->DateTimeType, &now, &PyDict_Type, &attributed_as,
+                          &PyTuple_Type, &unattributed, &plan_of, &user_hash, &store_raw_user,
+                          &json_columns, &keep_sample, &PyType_Type, &row_type))
+        return NULL;
+    if (!PyType_IsSubtype(row_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "row_type must be a tuple type");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(unattributed) != ATTRIBUTION_COUNT) {
+        PyErr_SetString(PyExc_TypeError, "an attribution must be a 7-tuple");
+        return NULL;
+    }
+    PyObject *rows = PyList_New(0);
+    PyObject *seen = PySet_New(NULL);
+    PyObject *plans = PyDict_New();
+    PyObject *empty = PyUnicode_FromString("");
+    long duplicates = 0;
+    if (rows == NULL || seen == NULL || plans == NULL || empty == NULL)
+        goto error;
+
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(calls); i++) {
+        PyObject *call = PyList_GET_ITEM(calls, i);
+        if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != C_COUNT) {
+            PyErr_SetString(PyExc_TypeError, "each call must be a CallInput");
+            goto error;
+        }
+        PyObject *flag_state = PyTuple_GET_ITEM(call, C_FLAG_STATE);
+        PyObject *attribution = unattributed;
+        if (is_truthy_text(flag_state)) {
+            PyObject *found = PyDict_GetItemWithError(attributed_as, flag_state);
+            if (found != NULL)
+                attribution = found;
+            else if (PyErr_Occurred())
+                goto error;
+        }
+        if (!PyTuple_Check(attribution) || PyTuple_GET_SIZE(attribution) != ATTRIBUTION_COUNT) {
+            PyErr_SetString(PyExc_TypeError, "an attribution must be a 7-tuple");
+            goto error;
+        }
+        PyObject *request_id = PyTuple_GET_ITEM(call, C_REQUEST_ID);
+        PyObject *key = PyTuple_Pack(2, request_id, PyTuple_GET_ITEM(attribution, 0));
+        if (key == NULL)
+            goto error;
+        int already = PySet_Contains(seen, key);
+        if (already != 0) {
+            Py_DECREF(key);
+            if (already < 0)
+                goto error;
+            duplicates++; /* the same call twice in one batch: stored once */
+            continue;
+        }
+        if (PySet_Add(seen, key) < 0) {
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *server_tool_use = Py_None, *iterations = Py_None, *encoded = NULL;
+        if (PyTuple_GET_ITEM(call, C_SERVER_TOOL_USE) != Py_None ||
+            PyTuple_GET_ITEM(call, C_ITERATIONS) != Py_None) {
+            encoded = PyObject_CallOneArg(json_columns, call);
+            if (encoded == NULL) {
+                Py_DECREF(key);
+                goto error;
+            }
+            if (encoded == Py_None) { /* unstorable: json_columns rejected the record */
+                Py_DECREF(encoded);
+                Py_DECREF(key);
+                continue;
+            }
+            if (!PyTuple_Check(encoded) || PyTuple_GET_SIZE(encoded) != 2) {
+                PyErr_SetString(PyExc_TypeError, "json_columns must return a pair or None");
+                Py_DECREF(encoded);
+                Py_DECREF(key);
+                goto error;
+            }
+            server_tool_use = PyTuple_GET_ITEM(encoded, 0);
+            iterations = PyTuple_GET_ITEM(encoded, 1);
+        }
+        PyObject *timestamp = PyTuple_GET_ITEM(call, C_TIMESTAMP);
+        long long tokens[TOKEN_TYPES];
+        PyObject *cost = NULL, *hashed = NULL, *row = NULL;
+        if (!PyDateTime_Check(timestamp)) {
+            PyErr_SetString(PyExc_TypeError, "a call's timestamp must be a datetime");
+            goto call_error;
+        }
+        if (token_count(call, C_INPUT, &tokens[0]) < 0 || token_count(call, C_OUTPUT, &tokens[1]) < 0 ||
+            token_count(call, C_CACHE_5M, &tokens[2]) < 0 || token_count(call, C_CACHE_1H, &tokens[3]) < 0 ||
+            token_count(call, C_CACHE_READ, &tokens[4]) < 0)
+            goto call_error;
+        PyObject *plan = plan_for(plans, plan_of, call, timestamp);
+        if (plan == NULL)
+            goto call_error;
+        cost = priced(plan, tokens);
+        if (cost == NULL)
+            goto call_error;
+        PyObject *sample = PyTuple_GET_ITEM(call, C_SAMPLE);
+        if (sample != Py_None) {
+            PyObject *kept = PyObject_CallFunctionObjArgs(keep_sample, key, sample, NULL);
+            if (kept == NULL)
+                goto call_error;
+            Py_DECREF(kept);
+        }
+        PyObject *user_id = PyTuple_GET_ITEM(call, C_USER_ID);
+        if (is_truthy_text(user_id)) {
+            hashed = PyObject_CallOneArg(user_hash, user_id);
+            if (hashed == NULL)
+                goto call_error;
+        }
+        else {
+            hashed = Py_NewRef(empty);
+        }
+        PyObject *const values[ROW_COUNT] = {
+            request_id,
+            timestamp,
+            now, /* received_at */
+            PyTuple_GET_ITEM(call, C_MODEL),
+            PyTuple_GET_ITEM(call, C_STOP_REASON),
+            PyTuple_GET_ITEM(call, C_STOP_KNOWN),
+            PyTuple_GET_ITEM(call, C_INPUT),
+            PyTuple_GET_ITEM(call, C_OUTPUT),
+            PyTuple_GET_ITEM(call, C_CACHE_5M),
+            PyTuple_GET_ITEM(call, C_CACHE_1H),
+            PyTuple_GET_ITEM(call, C_CACHE_READ),
+            PyTuple_GET_ITEM(call, C_WEB_SEARCH),
+            PyTuple_GET_ITEM(call, C_WEB_FETCH),
+            server_tool_use,
+            iterations,
+            PyTuple_GET_ITEM(call, C_SERVICE_TIER),
+            PyTuple_GET_ITEM(call, C_INFERENCE_GEO),
+            PyTuple_GET_ITEM(call, C_LATENCY),
+            PyTuple_GET_ITEM(call, C_TTFT),
+            flag_state,
+            PyTuple_GET_ITEM(attribution, 0), /* environment_id */
+            PyTuple_GET_ITEM(attribution, 1), /* flag_id */
+            PyTuple_GET_ITEM(attribution, 2), /* version */
+            PyTuple_GET_ITEM(attribution, 3), /* arm */
+            PyTuple_GET_ITEM(attribution, 4), /* split_id */
+            PyTuple_GET_ITEM(attribution, 5), /* revision */
+            PyTuple_GET_ITEM(attribution, 6), /* attributed */
+            hashed,
+            store_raw_user ? user_id : empty,
+            PyTuple_GET_ITEM(call, C_SESSION_ID),
+            PyTuple_GET_ITEM(call, C_SURFACE),
+            PyTuple_GET_ITEM(call, C_ERROR_TYPE),
+            PyTuple_GET_ITEM(call, C_ERROR_STATUS),
+            cost,
+        };
+        row = new_row(row_type, values);
+        if (row == NULL || PyList_Append(rows, row) < 0)
+            goto call_error;
+        Py_DECREF(row);
+        Py_DECREF(hashed);
+        Py_DECREF(cost);
+        Py_XDECREF(encoded);
+        Py_DECREF(key);
+        continue;
+    call_error:
+        Py_XDECREF(row);
+        Py_XDECREF(hashed);
+        Py_XDECREF(cost);
+        Py_XDECREF(encoded);
+        Py_DECREF(key);
+        goto error;
+    }
+    Py_DECREF(seen);
+    Py_DECREF(plans);
+    Py_DECREF(empty);
+    PyObject *result = Py_BuildValue("(Nl)", rows, duplicates);
+    return result;
+
+error:
+    Py_XDECREF(rows);
+    Py_XDECREF(seen);
+    Py_XDECREF(plans);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * parse_records: telemetry.records.parse_json_record over a batch, for the common record.
+ *
+ * Each record's JSON text is decoded by msgspec (`decode`, into records.py's structs, which
+ * check every bound); a record that is not Raw, does not decode, or has anything but the
+ * common case (a timestamp other than UTC and not ahead, server_tool_use, iterations, a
+ * sample) goes whole to `fallback(record, index)`, the Python, which returns its CallInput or
+ * its errors. */
+
+enum {
+    A_REQUEST_ID, A_MODEL, A_TIMESTAMP, A_STOP_REASON, A_USAGE, A_LATENCY, A_TTFT, A_FLAG_STATE,
+    A_USER_ID, A_SESSION_ID, A_SURFACE, A_ERROR, A_SAMPLE, A_INPUT, A_OUTPUT, A_CACHE_CREATION_INPUT,
+    A_CACHE_READ, A_CACHE_CREATION, A_SERVER_TOOL_USE, A_ITERATIONS, A_SERVICE_TIER,
+    A_INFERENCE_GEO, A_5M, A_1H, A_TYPE, A_STATUS, A_COUNT
+};
+static const char *ATTRIBUTE_NAMES[A_COUNT] = {
+    "request_id", "model", "timestamp", "stop_reason", "usage", "latency_ms", "ttft_ms",
+    "flag_state", "user_id", "session_id", "surface", "error", "sample", "input_tokens",
+    "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation",
+    "server_tool_use", "iterations", "service_tier", "inference_geo",
+    "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "type", "status"};
+static PyObject *attribute_names[A_COUNT];
+
+/* What parse_json_record makes of one decoded record: a new CallInput, NULL with an
+ * exception, or NULL without one when the record is not the common case. */
+typedef struct {
+    PyObject *now, *latest, *known_stop_reasons, *fromisoformat, *call_type, *empty, *zero;
+} ParseContext;
+
+static PyObject *
+attribute(PyObject *object, int name)
+{
+    return PyObject_GetAttr(object, attribute_names[name]);
+}
+
+/* A count attribute: None and absent are 0. New reference. */
+static PyObject *
+count_of(PyObject *object, int name, PyObject *zero)
+{
+    PyObject *value = attribute(object, name);
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return Py_NewRef(zero);
+    }
+    return value;
+}
+
+/* A text attribute: None is "". New reference. */
+static PyObject *
+text_of(PyObject *object, int name, PyObject *empty)
+{
+    PyObject *value = attribute(object, name);
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return Py_NewRef(empty);
+    }
+    return value;
+}
+
+/* round(duration), None kept. New reference. */
+static PyObject *
+duration_of(PyObject *object, int name)
+{
+    PyObject *value = attribute(object, name);
+    if (value == NULL || value == Py_None || PyLong_CheckExact(value))
+        return value;
+    if (!PyFloat_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "a duration must be a number");
+        Py_DECREF(value);
+        return NULL;
+    }
+    /* round() of a float: to the nearest, ties to even, as nearbyint in the default mode;
+     * exact, since parse checks 0 <= value <= 2**31 - 1. */
+    PyObject *rounded = PyLong_FromDouble(nearbyint(PyFloat_AS_DOUBLE(value)));
+    Py_DECREF(value);
+    return rounded;
+}
+
+static PyObject *
+common_call(ParseContext *context, PyObject *record, Py_ssize_t index)
+{
+    PyObject *values[C_COUNT] = {NULL};
+    PyObject *call = NULL, *usage = NULL, *error = NULL, *cache_creation = NULL, *other = NULL;
+    int uncommon = 0;
+
+    /* The rare fields first: any of them sends the record to the Python. */
+    other = attribute(record, A_SAMPLE);
+    if (other == NULL)
+        goto done;
+    uncommon = other != Py_None;
+    Py_CLEAR(other);
+    if (uncommon)
+        goto done;
+    usage = attribute(record, A_USAGE);
+    if (usage == NULL)
+        goto done;
+    if (usage != Py_None) {
+        for (int name = A_SERVER_TOOL_USE; name <= A_ITERATIONS && !uncommon; name++) {
+            other = attribute(usage, name);
+            if (other == NULL)
+                goto done;
+            uncommon = other != Py_None;
+            Py_CLEAR(other);
+        }
+        if (uncommon)
+            goto done;
+    }
+
+    PyObject *timestamp_text = attribute(record, A_TIMESTAMP);
+    if (timestamp_text == NULL)
+        goto done;
+    if (timestamp_text == Py_None) {
+        Py_DECREF(timestamp_text);
+        values[C_TIMESTAMP] = Py_NewRef(context->now);
+    }
+    else {
+        PyObject *moment = PyObject_CallOneArg(context->fromisoformat, timestamp_text);
+        Py_DECREF(timestamp_text);
+        if (moment == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError))
+                goto done;
+            PyErr_Clear(); /* the Python says what is wrong with it */
+            uncommon = 1;
+            goto done;
+        }
+        /* The common case (UTC, not ahead); the Python judges every other. */
+        int ahead = 1;
+        if (PyDateTime_Check(moment) && PyDateTime_DATE_GET_TZINFO(moment) == PyDateTime_TimeZone_UTC) {
+            ahead = PyObject_RichCompareBool(moment, context->latest, Py_GT);
+            if (ahead < 0) {
+                Py_DECREF(moment);
+                goto done;
+            }
+        }
+        if (ahead) {
+            Py_DECREF(moment);
+            uncommon = 1;
+            goto done;
+        }
+        values[C_TIMESTAMP] = moment;
+    }
+
+    if (usage == Py_None) {
+        for (int field = C_INPUT; field <= C_CACHE_READ; field++)
+            values[field] = Py_NewRef(context->zero);
+        values[C_SERVICE_TIER] = Py_NewRef(context->empty);
+        values[C_INFERENCE_GEO] = Py_NewRef(context->empty);
+    }
+    else {
+        if (!(values[C_INPUT] = count_of(usage, A_INPUT, context->zero)) ||
+            !(values[C_OUTPUT] = count_of(usage, A_OUTPUT, context->zero)) ||
+            !(values[C_CACHE_READ] = count_of(usage, A_CACHE_READ, context->zero)) ||
+            !(cache_creation = attribute(usage, A_CACHE_CREATION)))
+            goto done;
+        if (cache_creation == Py_None) { /* without the split, the 5-minute TTL */
+            if (!(values[C_CACHE_5M] = count_of(usage, A_CACHE_CREATION_INPUT, context->zero)))
+                goto done;
+            values[C_CACHE_1H] = Py_NewRef(context->zero);
+        }
+        else if (!(values[C_CACHE_5M] = count_of(cache_creation, A_5M, context->zero)) ||
+                 !(values[C_CACHE_1H] = count_of(cache_creation, A_1H, context->zero)))
+            goto done;
+        if (!(values[C_SERVICE_TIER] = text_of(usage, A_SERVICE_TIER, context->empty)) ||
+            !(values[C_INFERENCE_GEO] = text_of(usage, A_INFERENCE_GEO, context->empty)))
+            goto done;
+    }
+    values[C_WEB_SEARCH] = Py_NewRef(context->zero);
+    values[C_WEB_FETCH] = Py_NewRef(context->zero);
+    values[C_SERVER_TOOL_USE] = Py_NewRef(Py_None);
+    values[C_ITERATIONS] = Py_NewRef(Py_None);
+    values[C_SAMPLE] = Py_NewRef(Py_None);
+
+    if (!(values[C_INDEX] = PyLong_FromSsize_t(index)) ||
+        !(values[C_REQUEST_ID] = attribute(record, A_REQUEST_ID)) ||
+        !(values[C_MODEL] = attribute(record, A_MODEL)) ||
+        !(values[C_STOP_REASON] = text_of(record, A_STOP_REASON, context->empty)) ||
+        !(values[C_LATENCY] = duration_of(record, A_LATENCY)) ||
+        !(values[C_TTFT] = duration_of(record, A_TTFT)) ||
+        !(values[C_FLAG_STATE] = text_of(record, A_FLAG_STATE, context->empty)) ||
+        !(values[C_SESSION_ID] = text_of(record, A_SESSION_ID, context->empty)) ||
+        !(values[C_SURFACE] = text_of(record, A_SURFACE, context->empty)) ||
+        !(values[C_USER_ID] = text_of(record, A_USER_ID, context->empty)))
+        goto done;
+    if (!PyUnicode_Check(values[C_USER_ID])) { /* an integer id, stored as its text */
+        PyObject *text = PyObject_Str(values[C_USER_ID]);
+        if (text == NULL)
+            goto done;
+        Py_SETREF(values[C_USER_ID], text);
+    }
+    int known = PyUnicode_GET_LENGTH(values[C_STOP_REASON]) == 0;
+    if (!known) {
+        known = PySet_Contains(context->known_stop_reasons, values[C_STOP_REASON]);
+        if (known < 0)
+            goto done;
+    }
+    values[C_STOP_KNOWN] = PyBool_FromLong(known);
+    error = attribute(record, A_ERROR);
+    if (error == NULL)
+        goto done;
+    if (error == Py_None) {
+        values[C_ERROR_TYPE] = Py_NewRef(context->empty);
+        values[C_ERROR_STATUS] = Py_NewRef(Py_None);
+    }
+    else if (!(values[C_ERROR_TYPE] = attribute(error, A_TYPE)) ||
+             !(values[C_ERROR_STATUS] = attribute(error, A_STATUS)))
+        goto done;
+
+    PyTypeObject *call_type = (PyTypeObject *)context->call_type;
+    call = call_type->tp_alloc(call_type, C_COUNT);
+    if (call != NULL) {
+        for (int field = 0; field < C_COUNT; field++) {
+            PyTuple_SET_ITEM(call, field, values[field]);
+            values[field] = NULL;
+        }
+    }
+done:
+    for (int field = 0; field < C_COUNT; field++)
+        Py_XDECREF(values[field]);
+    Py_XDECREF(usage);
+    Py_XDECREF(error);
+    Py_XDECREF(cache_creation);
+    return call;
+}
+
+static PyObject *
+parse_records(PyObject *module, PyObject *args)
+{
+    PyObject *records, *raw_type, *decode, *fallback, *decode_errors;
+    ParseContext context;
+    if (!PyArg_ParseTuple(args, "O!OOOOO!O!O!OO!:parse_records", &PyList_Type, &records, &raw_type,
+                          &decode, &decode_errors, &fallback, PyDateTimeAPI->DateTimeType, &context.now,
+                          PyDateTimeAPI->DateTimeType, &context.latest, &PyFrozenSet_Type,
+                          &context.known_stop_reasons, &context.fromisoformat, &PyType_Type,
+                          &context.call_type))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)context.call_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "call_type must be a tuple type");
+        return NULL;
+    }
+    PyObject *calls = PyList_New(0);
+    PyObject *rejected = PyDict_New();
+    PyObject *flag_states = PySet_New(NULL);
+    context.empty = PyUnicode_FromString("");
+    context.zero = PyLong_FromLong(0);
+    if (calls == NULL || rejected == NULL || flag_states == NULL || context.empty == NULL || context.zero == NULL)
+        goto error;
+    for (Py_ssize_t index = 0; index < PyList_GET_SIZE(records); index++) {
+        PyObject *record = PyList_GET_ITEM(records, index);
+        PyObject *parsed = NULL;
+        if (Py_TYPE(record) == (PyTypeObject *)raw_type) {
+            PyObject *decoded = PyObject_CallOneArg(decode, record);
+            if (decoded != NULL) {
+                parsed = common_call(&context, decoded, index);
+                Py_DECREF(decoded);
+            }
+            else if (PyErr_ExceptionMatches(decode_errors)) {
+                PyErr_Clear();
+            }
+            if (parsed == NULL && PyErr_Occurred())
+                goto error;
+        }
+        if (parsed == NULL) {
+            PyObject *position = PyLong_FromSsize_t(index);
+            if (position == NULL)
+                goto error;
+            parsed = PyObject_CallFunctionObjArgs(fallback, record, position, NULL);
+            Py_DECREF(position);
+            if (parsed == NULL)
+                goto error;
+        }
+        int failed;
+        if (PyList_CheckExact(parsed)) { /* its errors */
+            PyObject *position = PyLong_FromSsize_t(index);
+            failed = position == NULL || PyDict_SetItem(rejected, position, parsed) < 0;
+            Py_XDECREF(position);
+        }
+        else {
+            PyObject *flag_state = PyTuple_Check(parsed) && PyTuple_GET_SIZE(parsed) == C_COUNT
+                                       ? PyTuple_GET_ITEM(parsed, C_FLAG_STATE)
+                                       : NULL;
+            if (flag_state == NULL) {
+                PyErr_SetString(PyExc_TypeError, "a parsed record must be a CallInput or a list of errors");
+                failed = 1;
+            }
+            else {
+                failed = PyList_Append(calls, parsed) < 0 ||
+                         (is_truthy_text(flag_state) && PySet_Add(flag_states, flag_state) < 0);
+            }
+        }
+        Py_DECREF(parsed);
+        if (failed)
+            goto error;
+    }
+    Py_DECREF(context.empty);
+    Py_DECREF(context.zero);
+    return Py_BuildValue("(NNN)", calls, rejected, flag_states);
+
+error:
+    Py_XDECREF(calls);
+    Py_XDECREF(rejected);
+    Py_XDECREF(flag_states);
+    Py_XDECREF(context.empty);
+    Py_XDECREF(context.zero);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * group_rows: RollupBatch.add_calls' sorting of stored rows into their rollup keys,
+ * (minute, environment_id, flag_id, version, arm, model), the minute being
+ * int(timestamp.timestamp()) // 60; an unattributed row rolls up under no flag. */
+
+enum { R_TIMESTAMP = 1, R_MODEL = 3, R_ENVIRONMENT = 20, R_FLAG = 21, R_VERSION = 22, R_ARM = 23,
+       R_ATTRIBUTED = 26 };
+
+static long long floor_div(long long a, long long b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+/* Defined with copy_binary, below: microseconds from 2000-01-01 00:00 UTC. */
+static int pg_timestamptz(PyObject *value, long long *out);
+#define PG_EPOCH_MICROS (10957LL * 86400 * 1000000)
+
+static PyObject *
+minute_of(PyObject *timestamp)
+{
+    long long micros;
+    if (!PyDateTime_Check(timestamp)) {
+        PyErr_SetString(PyExc_TypeError, "a row's timestamp must be a datetime");
+        return NULL;
+    }
+    if (pg_timestamptz(timestamp, &micros) < 0)
+        return NULL;
+    micros += PG_EPOCH_MICROS;
+    /* timestamp() is micros / 10**6 correctly rounded, as a double's division is when micros
+     * is exact in a double; int() truncates it. Otherwise ask Python. */
+    if (micros <= (1LL << 53) && micros >= -(1LL << 53))
+        return PyLong_FromLongLong(floor_div((long long)((double)micros / 1e6), 60));
+    PyObject *seconds = PyObject_CallMethod(timestamp, "timestamp", NULL);
+    if (seconds == NULL)
+        return NULL;
+    PyObject *whole = PyNumber_Long(seconds);
+    Py_DECREF(seconds);
+    if (whole == NULL)
+        return NULL;
+    PyObject *sixty = PyLong_FromLong(60);
+    PyObject *minute = sixty == NULL ? NULL : PyNumber_FloorDivide(whole, sixty);
+    Py_XDECREF(sixty);
+    Py_DECREF(whole);
+    return minute;
+}
+
+static PyObject *
+group_rows(PyObject *module, PyObject *args)
+{
+    PyObject *rows;
+    if (!PyArg_ParseTuple(args, "O!:group_rows", &PyList_Type, &rows))
+        return NULL;
+    PyObject *groups = PyDict_New();
+    PyObject *empty = PyUnicode_FromString("");
+    if (groups == NULL || empty == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ROW_COUNT) {
+            PyErr_SetString(PyExc_TypeError, "each row must be a CallRow");
+            goto error;
+        }
+        PyObject *minute = minute_of(PyTuple_GET_ITEM(row, R_TIMESTAMP));
+        if (minute == NULL)
+            goto error;
+        int attributed = PyObject_IsTrue(PyTuple_GET_ITEM(row, R_ATTRIBUTED));
+        if (attributed < 0) {
+            Py_DECREF(minute);
+            goto error;
+        }
+        PyObject *key =
+            attributed
+                ? PyTuple_Pack(6, minute, PyTuple_GET_ITEM(row, R_ENVIRONMENT), PyTuple_GET_ITEM(row, R_FLAG),
+                               PyTuple_GET_ITEM(row, R_VERSION), PyTuple_GET_ITEM(row, R_ARM),
+                               PyTuple_GET_ITEM(row, R_MODEL))
+                : PyTuple_Pack(6, minute, PyTuple_GET_ITEM(row, R_ENVIRONMENT), Py_None, Py_None, empty,
+                               PyTuple_GET_ITEM(row, R_MODEL));
+        Py_DECREF(minute);
+        if (key == NULL)
+            goto error;
+        PyObject *calls = PyDict_GetItemWithError(groups, key);
+        int failed;
+        if (calls != NULL) {
+            failed = PyList_Append(calls, row) < 0;
+        }
+        else if (PyErr_Occurred()) {
+            failed = 1;
+        }
+        else {
+            calls = PyList_New(1);
+            failed = calls == NULL;
+            if (!failed) {
+                PyList_SET_ITEM(calls, 0, Py_NewRef(row));
+                failed = PyDict_SetItem(groups, key, calls) < 0;
+                Py_DECREF(calls);
+            }
+        }
+        Py_DECREF(key);
+        if (failed)
+            goto error;
+    }
+    Py_DECREF(empty);
+    return groups;
+
+error:
+    Py_XDECREF(groups);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * copy_binary: PostgreSQL's binary COPY format (the signature, each row, the trailer) for
+ * rows of the column kinds given, one byte a column:
+ *   't' text, 'j' jsonb from JSON text, 'b' bool, '4' int4, '8' int8, 'T' timestamptz;
+ * None is NULL in any column. The bytes are those psycopg's Copy.write_row would send with
+ * set_types() of the same types. */
+
+typedef struct {
+    PyObject *bytes;
+    char *data;
+    Py_ssize_t length;
+    Py_ssize_t capacity;
+} Out;
+
+static int
+out_reserve(Out *out, Py_ssize_t more)
+{
+    if (out->length + more <= out->capacity)
+        return 0;
+    Py_ssize_t capacity = out->capacity * 2;
+    if (capacity < out->length + more)
+        capacity = out->length + more;
+    if (_PyBytes_Resize(&out->bytes, capacity) < 0)
+        return -1;
+    out->data = PyBytes_AS_STRING(out->bytes);
+    out->capacity = capacity;
+    return 0;
+}
+
+static void
+put_be(Out *out, uint64_t value, int size)
+{
+    for (int i = size - 1; i >= 0; i--)
+        out->data[out->length++] = (char)((value >> (8 * i)) & 0xff);
+}
+
+/* Days from 1970-01-01 to the civil date (proleptic Gregorian): Howard Hinnant's
+ * days_from_civil, https://howardhinnant.github.io/date_algorithms.html#days_from_civil */
+static long long
+days_from_civil(long long y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const long long era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+#define PG_EPOCH_DAYS 10957 /* 2000-01-01, PostgreSQL's epoch, in days from 1970-01-01 */
+
+/* Microseconds from PostgreSQL's epoch (2000-01-01 00:00 UTC) to an aware datetime. */
+static int
+pg_timestamptz(PyObject *value, long long *out)
+{
+    long long days = days_from_civil(PyDateTime_GET_YEAR(value), PyDateTime_GET_MONTH(value),
+                                     PyDateTime_GET_DAY(value)) - PG_EPOCH_DAYS;
+    long long micros = ((days * 24 + PyDateTime_DATE_GET_HOUR(value)) * 60 + PyDateTime_DATE_GET_MINUTE(value)) *
+                           60000000LL +
+                       PyDateTime_DATE_GET_SECOND(value) * 1000000LL + PyDateTime_DATE_GET_MICROSECOND(value);
+    PyObject *tzinfo = PyDateTime_DATE_GET_TZINFO(value);
+    if (tzinfo == PyDateTime_TimeZone_UTC) {
+        *out = micros;
+        return 0;
+    }
+    if (tzinfo == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "a timestamptz column needs an aware datetime");
+        return -1;
+    }
+    PyObject *offset = PyObject_CallMethod(value, "utcoffset", NULL);
+    if (offset == NULL)
+        return -1;
+    if (!PyDelta_Check(offset)) {
+        Py_DECREF(offset);
+        PyErr_SetString(PyExc_ValueError, "a timestamptz column needs an aware datetime");
+        return -1;
+    }
+    micros -= (PyDateTime_DELTA_GET_DAYS(offset) * 86400LL + PyDateTime_DELTA_GET_SECONDS(offset)) * 1000000LL +
+              PyDateTime_DELTA_GET_MICROSECONDS(offset);
+    Py_DECREF(offset);
+    *out = micros;
+    return 0;
+}
+
+static int
+put_field(Out *out, char kind, PyObject *value, Py_ssize_t column)
+{
+    if (value == Py_None) {
+        if (out_reserve(out, 4) < 0)
+            return -1;
+        put_be(out, 0xffffffffu, 4);
+        return 0;
+    }
+    switch (kind) {
+    case 't':
+    case 'j': {
+        if (!PyUnicode_Check(value))
+            break;
+        Py_ssize_t size;
+        const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+        if (text == NULL)
+            return -1;
+        Py_ssize_t total = size + (kind == 'j');
+        if (total > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "column %zd: a value over 2 GiB", column);
+            return -1;
+        }
+        if (out_reserve(out, 4 + total) < 0)
+            return -1;
+        put_be(out, (uint64_t)total, 4);
+        if (kind == 'j')
+            out->data[out->length++] = 1; /* jsonb's binary format: version 1, then the text */
+        memcpy(out->data + out->length, text, size);
+        out->length += size;
+        return 0;
+    }
+    case 'b':
+        if (!PyBool_Check(value))
+            break;
+        if (out_reserve(out, 5) < 0)
+            return -1;
+        put_be(out, 1, 4);
+        out->data[out->length++] = value == Py_True;
+        return 0;
+    case '4':
+    case '8': {
+        if (!PyLong_Check(value) || PyBool_Check(value))
+            break;
+        long long number = PyLong_AsLongLong(value);
+        if (number == -1 && PyErr_Occurred())
+            return -1;
+        int size = kind == '4' ? 4 : 8;
+        if (size == 4 && (number < INT32_MIN || number > INT32_MAX)) {
+            PyErr_Format(PyExc_OverflowError, "column %zd: %lld does not fit in int4", column, number);
+            return -1;
+        }
+        if (out_reserve(out, 4 + size) < 0)
+            return -1;
+        put_be(out, (uint64_t)size, 4);
+        put_be(out, (uint64_t)number, size);
+        return 0;
+    }
+    case 'T': {
+        if (!PyDateTime_Check(value))
+            break;
+        long long micros;
+        if (pg_timestamptz(value, &micros) < 0)
+            return -1;
+        if (out_reserve(out, 12) < 0)
+            return -1;
+        put_be(out, 8, 4);
+        put_be(out, (uint64_t)micros, 8);
+        return 0;
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "column %zd: unknown column kind %c", column, kind);
+        return -1;
+    }
+    PyErr_Format(PyExc_TypeError, "column %zd (kind %c): cannot store a %s", column, kind,
+                 Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+static const char SIGNATURE[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0"; /* with flags and extension length */
+#define SIGNATURE_LENGTH 19
+
+static PyObject *
+copy_binary(PyObject *module, PyObject *args)
+{
+    PyObject *rows;
+    const char *kinds;
+    Py_ssize_t columns;
+    if (!PyArg_ParseTuple(args, "O!y#:copy_binary", &PyList_Type, &rows, &kinds, &columns))
+        return NULL;
+    if (columns > INT16_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many columns");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    Out out = {NULL, NULL, 0, SIGNATURE_LENGTH + 2 + count * (2 + columns * 12)};
+    out.bytes = PyBytes_FromStringAndSize(NULL, out.capacity);
+    if (out.bytes == NULL)
+        return NULL;
+    out.data = PyBytes_AS_STRING(out.bytes);
+    memcpy(out.data, SIGNATURE, SIGNATURE_LENGTH);
+    out.length = SIGNATURE_LENGTH;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != columns) {
+            PyErr_Format(PyExc_TypeError, "row %zd: a tuple of %zd values expected", i, columns);
+            goto error;
+        }
+        if (out_reserve(&out, 2) < 0)
+            goto error;
+        put_be(&out, (uint64_t)columns, 2);
+        for (Py_ssize_t column = 0; column < columns; column++) {
+            if (put_field(&out, kinds[column], PyTuple_GET_ITEM(row, column), column) < 0)
+                goto error;
+        }
+    }
+    if (out_reserve(&out, 2) < 0)
+        goto error;
+    put_be(&out, 0xffff, 2); /* the trailer: a field count of -1 */
+    if (_PyBytes_Resize(&out.bytes, out.length) < 0)
+        return NULL;
+    return out.bytes;
+
+error:
+    Py_XDECREF(out.bytes);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"group_rows", group_rows, METH_VARARGS, "Stored rows by their rollup key."},
+    {"parse_records", parse_records, METH_VARARGS, "Each record's CallInput, the rejected ones' errors, the flag states."},
+    {"rows_of", rows_of, METH_VARARGS, "The ingest loop: each new call's CallRow, and the duplicates."},
+    {"copy_binary", copy_binary, METH_VARARGS, "Rows in PostgreSQL's binary COPY format."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "telemetry._speedups", "Telemetry ingest's per-call loop and COPY rows, in C.",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return NULL;
+    for (int name = 0; name < A_COUNT; name++) {
+        if (attribute_names[name] == NULL &&
+            (attribute_names[name] = PyUnicode_InternFromString(ATTRIBUTE_NAMES[name])) == NULL)
+            return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    PyObject *call_fields = names_tuple(CALL_FIELDS);
+    if (PyModule_AddObject(module, "CALL_FIELDS", call_fields) < 0) {
+        Py_XDECREF(call_fields);
+        Py_DECREF(module);
+        return NULL;
+    }
+    PyObject *row_fields = names_tuple(ROW_FIELDS);
+    if (PyModule_AddObject(module, "ROW_FIELDS", row_fields) < 0) {
+        Py_XDECREF(row_fields);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
