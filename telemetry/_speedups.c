@@ -10,7 +10,9 @@
  *               known_stop_reasons, fromisoformat, call_type) -> (calls, rejected, flag_states)
  * rows_of(calls, now, attributed_as, unattributed, plan_of, user_hash, store_raw_user,
  *         json_columns, keep_sample, row_type) -> (rows, duplicates)
+ * sort_rows(rows) -> None
  * group_rows(rows) -> {rollup key: [row, ...]}
+ * layout(...) once, then tally(group, rows) -> None
  * copy_binary(rows, kinds) -> bytes
  */
 #define PY_SSIZE_T_CLEAN
@@ -843,6 +845,382 @@ error:
 }
 
 /* ------------------------------------------------------------------------------------------
+ * sort_rows: insert_new_calls' lock order, rows.sort(key=(request_id, environment_id or 0)),
+ * in place and stable, without a key tuple and a Python call per row. */
+
+typedef struct {
+    PyObject *row;
+    PyObject *request_id;
+    long long environment;
+    Py_ssize_t position;
+} SortItem;
+
+static int sort_failed;
+
+static int
+compare_items(const void *left, const void *right)
+{
+    const SortItem *a = left, *b = right;
+    int order = PyUnicode_Compare(a->request_id, b->request_id);
+    if (order == -1 && PyErr_Occurred()) {
+        sort_failed = 1;
+        return 0;
+    }
+    if (order != 0)
+        return order;
+    if (a->environment != b->environment)
+        return a->environment < b->environment ? -1 : 1;
+    return a->position < b->position ? -1 : (a->position > b->position);
+}
+
+static PyObject *
+sort_rows(PyObject *module, PyObject *args)
+{
+    PyObject *rows;
+    if (!PyArg_ParseTuple(args, "O!:sort_rows", &PyList_Type, &rows))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    SortItem *items = PyMem_New(SortItem, count > 0 ? count : 1);
+    if (items == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ROW_COUNT ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(row, 0))) {
+            PyMem_Free(items);
+            PyErr_SetString(PyExc_TypeError, "each row must be a CallRow");
+            return NULL;
+        }
+        PyObject *environment = PyTuple_GET_ITEM(row, R_ENVIRONMENT);
+        long long value = 0;
+        if (environment != Py_None) {
+            value = PyLong_AsLongLong(environment);
+            if (value == -1 && PyErr_Occurred()) {
+                PyMem_Free(items);
+                return NULL;
+            }
+        }
+        items[i] = (SortItem){row, PyTuple_GET_ITEM(row, 0), value, i};
+    }
+    sort_failed = 0; /* the GIL is held throughout: no other sort runs meanwhile */
+    qsort(items, (size_t)count, sizeof(SortItem), compare_items);
+    if (sort_failed) {
+        PyMem_Free(items);
+        return NULL;
+    }
+    /* The list holds the same rows, each once: only their places change. */
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyList_SET_ITEM(rows, i, items[i].row);
+    PyMem_Free(items);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * tally: rollups._Group.add for one group's rows: its counters, the sum of squared costs, the
+ * latency and TTFT histograms and the error-type and stop-reason counts, added to the group's
+ * own list, int and dicts. The layout comes once from telemetry/services/rollups.py (layout()). */
+
+enum { R_STOP_REASON = 4, R_INPUT = 6, R_LATENCY = 17, R_TTFT = 18, R_ERROR_TYPE = 31, R_COST = 33 };
+#define SMALL_BUCKETS 256
+
+static struct {
+    PyObject *stop_index;      /* dict: stop reason -> counter position */
+    Py_ssize_t counters;       /* the counter list's length */
+    Py_ssize_t calls, errors, stop_other, stop_none, tokens, cost, cost_unknown;
+    PyObject *metrics[2];      /* the histogram metrics of latency_ms and ttft_ms */
+    PyObject *error_kind, *stop_kind;
+    PyObject *bucket_table;    /* list: bucket_of(n) of every whole n below its length */
+    PyObject *bucket_of;       /* the function, for larger values */
+    PyObject *counters_name, *cost_sq_name, *histogram_name, *counts_name;
+} rollup;
+
+static PyObject *
+layout(PyObject *module, PyObject *args)
+{
+    PyObject *stop_index, *metrics, *table, *bucket_of, *error_kind, *stop_kind;
+    Py_ssize_t counters, calls, errors, stop_other, stop_none, tokens, cost, cost_unknown;
+    if (!PyArg_ParseTuple(args, "O!nnnnnnnnO!OOO!O:layout", &PyDict_Type, &stop_index, &counters, &calls,
+                          &errors, &stop_other, &stop_none, &tokens, &cost, &cost_unknown, &PyTuple_Type,
+                          &metrics, &error_kind, &stop_kind, &PyList_Type, &table, &bucket_of))
+        return NULL;
+    if (PyTuple_GET_SIZE(metrics) != 2) {
+        PyErr_SetString(PyExc_TypeError, "metrics must be (latency, ttft)");
+        return NULL;
+    }
+    Py_ssize_t positions[] = {calls, errors, stop_other, stop_none, tokens + TOKEN_TYPES - 1, cost, cost_unknown};
+    for (size_t i = 0; i < sizeof positions / sizeof positions[0]; i++) {
+        if (positions[i] < 0 || positions[i] >= counters) {
+            PyErr_SetString(PyExc_ValueError, "a counter position outside the counters");
+            return NULL;
+        }
+    }
+    Py_XSETREF(rollup.stop_index, Py_NewRef(stop_index));
+    Py_XSETREF(rollup.metrics[0], Py_NewRef(PyTuple_GET_ITEM(metrics, 0)));
+    Py_XSETREF(rollup.metrics[1], Py_NewRef(PyTuple_GET_ITEM(metrics, 1)));
+    Py_XSETREF(rollup.error_kind, Py_NewRef(error_kind));
+    Py_XSETREF(rollup.stop_kind, Py_NewRef(stop_kind));
+    Py_XSETREF(rollup.bucket_table, Py_NewRef(table));
+    Py_XSETREF(rollup.bucket_of, Py_NewRef(bucket_of));
+    rollup.counters = counters;
+    rollup.calls = calls;
+    rollup.errors = errors;
+    rollup.stop_other = stop_other;
+    rollup.stop_none = stop_none;
+    rollup.tokens = tokens;
+    rollup.cost = cost;
+    rollup.cost_unknown = cost_unknown;
+    Py_RETURN_NONE;
+}
+
+/* dict[key] = dict.get(key, 0) + n */
+static int
+add_count(PyObject *dict, PyObject *first, PyObject *second, long long n)
+{
+    PyObject *key = PyTuple_Pack(2, first, second);
+    if (key == NULL)
+        return -1;
+    PyObject *old = PyDict_GetItemWithError(dict, key);
+    PyObject *added = NULL;
+    if (old != NULL || !PyErr_Occurred()) {
+        PyObject *increment = PyLong_FromLongLong(n);
+        if (increment != NULL) {
+            added = old != NULL ? PyNumber_Add(old, increment) : Py_NewRef(increment);
+            Py_DECREF(increment);
+        }
+    }
+    int failed = added == NULL || PyDict_SetItem(dict, key, added) < 0;
+    Py_XDECREF(added);
+    Py_DECREF(key);
+    return failed ? -1 : 0;
+}
+
+/* list[position] += n */
+static int
+add_counter(PyObject *list, Py_ssize_t position, PyObject *n)
+{
+    PyObject *sum = PyNumber_Add(PyList_GET_ITEM(list, position), n);
+    if (sum == NULL)
+        return -1;
+    PyList_SetItem(list, position, sum); /* steals sum */
+    return 0;
+}
+
+static int
+add_counter_ll(PyObject *list, Py_ssize_t position, long long n)
+{
+    if (n == 0)
+        return 0;
+    PyObject *value = PyLong_FromLongLong(n);
+    if (value == NULL)
+        return -1;
+    int failed = add_counter(list, position, value);
+    Py_DECREF(value);
+    return failed;
+}
+
+/* An unsigned 128-bit sum as a Python int. */
+static PyObject *
+from_u128(unsigned __int128 value)
+{
+    PyObject *high = PyLong_FromUnsignedLongLong((unsigned long long)(value >> 64));
+    PyObject *low = PyLong_FromUnsignedLongLong((unsigned long long)value);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *result = NULL;
+    if (high != NULL && low != NULL && shift != NULL) {
+        PyObject *shifted = PyNumber_Lshift(high, shift);
+        if (shifted != NULL) {
+            result = PyNumber_Or(shifted, low);
+            Py_DECREF(shifted);
+        }
+    }
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    Py_XDECREF(shift);
+    return result;
+}
+
+/* The histogram bucket of a whole, non-negative duration. */
+static long long
+bucket_for(PyObject *duration)
+{
+    long long value = PyLong_AsLongLong(duration);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (value >= 0 && value < PyList_GET_SIZE(rollup.bucket_table))
+        return PyLong_AsLongLong(PyList_GET_ITEM(rollup.bucket_table, value));
+    PyObject *bucket = PyObject_CallOneArg(rollup.bucket_of, duration);
+    if (bucket == NULL)
+        return -1;
+    long long result = PyLong_AsLongLong(bucket);
+    Py_DECREF(bucket);
+    return result;
+}
+
+static PyObject *
+tally(PyObject *module, PyObject *args)
+{
+    PyObject *group, *rows;
+    if (!PyArg_ParseTuple(args, "OO!:tally", &group, &PyList_Type, &rows))
+        return NULL;
+    if (rollup.stop_index == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tally before layout");
+        return NULL;
+    }
+    PyObject *counters = PyObject_GetAttr(group, rollup.counters_name);
+    PyObject *histogram = PyObject_GetAttr(group, rollup.histogram_name);
+    PyObject *counts = PyObject_GetAttr(group, rollup.counts_name);
+    PyObject *cost_sq = NULL;
+    long long *by_stop = NULL;
+    if (counters == NULL || histogram == NULL || counts == NULL)
+        goto error;
+    if (!PyList_CheckExact(counters) || PyList_GET_SIZE(counters) != rollup.counters || !PyDict_Check(histogram) ||
+        !PyDict_Check(counts)) {
+        PyErr_SetString(PyExc_TypeError, "a group holds a counter list and two dicts");
+        goto error;
+    }
+    by_stop = PyMem_Calloc((size_t)rollup.counters, sizeof(long long));
+    if (by_stop == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    long long tokens[TOKEN_TYPES] = {0}, errors = 0, cost_unknown = 0;
+    unsigned __int128 cost = 0, squares = 0;
+    long long small[2][SMALL_BUCKETS] = {{0}};
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ROW_COUNT) {
+            PyErr_SetString(PyExc_TypeError, "each row must be a CallRow");
+            goto error;
+        }
+        for (int t = 0; t < TOKEN_TYPES; t++) {
+            long long value = PyLong_AsLongLong(PyTuple_GET_ITEM(row, R_INPUT + t));
+            if ((value == -1 && PyErr_Occurred()) || __builtin_add_overflow(tokens[t], value, &tokens[t])) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_OverflowError, "a group's tokens pass 64 bits");
+                goto error;
+            }
+        }
+        PyObject *error_type = PyTuple_GET_ITEM(row, R_ERROR_TYPE);
+        if (PyObject_IsTrue(error_type)) {
+            errors++;
+            if (add_count(counts, rollup.error_kind, error_type, 1) < 0)
+                goto error;
+        }
+        PyObject *stop_reason = PyTuple_GET_ITEM(row, R_STOP_REASON);
+        if (!PyObject_IsTrue(stop_reason)) {
+            by_stop[rollup.stop_none]++;
+        }
+        else {
+            PyObject *position = PyDict_GetItemWithError(rollup.stop_index, stop_reason);
+            if (position != NULL) {
+                Py_ssize_t at = PyLong_AsSsize_t(position);
+                if (at < 0 || at >= rollup.counters) {
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_ValueError, "a stop reason's counter outside the counters");
+                    goto error;
+                }
+                by_stop[at]++;
+            }
+            else if (PyErr_Occurred()) {
+                goto error;
+            }
+            else {
+                by_stop[rollup.stop_other]++;
+                if (add_count(counts, rollup.stop_kind, stop_reason, 1) < 0)
+                    goto error;
+            }
+        }
+        PyObject *call_cost = PyTuple_GET_ITEM(row, R_COST);
+        if (call_cost == Py_None) {
+            cost_unknown++;
+        }
+        else {
+            long long value = PyLong_AsLongLong(call_cost);
+            if (value == -1 && PyErr_Occurred())
+                goto error;
+            if (value < 0) { /* priced() never gives one */
+                PyErr_SetString(PyExc_ValueError, "a negative cost");
+                goto error;
+            }
+            /* Each cost is under 2**63, its square under 2**126: 1,000 of them cannot overflow
+             * 128 bits, but a group may hold more. */
+            unsigned __int128 square = (unsigned __int128)value * (unsigned __int128)value;
+            cost += (unsigned __int128)value;
+            if (__builtin_add_overflow(squares, square, &squares)) {
+                PyErr_SetString(PyExc_OverflowError, "a group's squared costs pass 128 bits");
+                goto error;
+            }
+        }
+        for (int metric = 0; metric < 2; metric++) {
+            PyObject *duration = PyTuple_GET_ITEM(row, metric == 0 ? R_LATENCY : R_TTFT);
+            if (duration == Py_None)
+                continue;
+            long long bucket = bucket_for(duration);
+            if (bucket == -1 && PyErr_Occurred())
+                goto error;
+            if (bucket >= 0 && bucket < SMALL_BUCKETS) {
+                small[metric][bucket]++;
+            }
+            else {
+                PyObject *key = PyLong_FromLongLong(bucket);
+                int failed = key == NULL || add_count(histogram, rollup.metrics[metric], key, 1) < 0;
+                Py_XDECREF(key);
+                if (failed)
+                    goto error;
+            }
+        }
+    }
+    for (int metric = 0; metric < 2; metric++) {
+        for (int bucket = 0; bucket < SMALL_BUCKETS; bucket++) {
+            if (small[metric][bucket] == 0)
+                continue;
+            PyObject *key = PyLong_FromLong(bucket);
+            int failed = key == NULL || add_count(histogram, rollup.metrics[metric], key, small[metric][bucket]) < 0;
+            Py_XDECREF(key);
+            if (failed)
+                goto error;
+        }
+    }
+    by_stop[rollup.calls] += count;
+    by_stop[rollup.errors] += errors;
+    by_stop[rollup.cost_unknown] += cost_unknown;
+    for (int t = 0; t < TOKEN_TYPES; t++)
+        by_stop[rollup.tokens + t] += tokens[t];
+    for (Py_ssize_t position = 0; position < rollup.counters; position++) {
+        if (add_counter_ll(counters, position, by_stop[position]) < 0)
+            goto error;
+    }
+    PyObject *cost_sum = from_u128(cost);
+    int failed = cost_sum == NULL || add_counter(counters, rollup.cost, cost_sum) < 0;
+    Py_XDECREF(cost_sum);
+    if (failed)
+        goto error;
+    PyObject *old = PyObject_GetAttr(group, rollup.cost_sq_name);
+    PyObject *squared = from_u128(squares);
+    if (old != NULL && squared != NULL)
+        cost_sq = PyNumber_Add(old, squared);
+    Py_XDECREF(old);
+    Py_XDECREF(squared);
+    if (cost_sq == NULL || PyObject_SetAttr(group, rollup.cost_sq_name, cost_sq) < 0)
+        goto error;
+    Py_DECREF(cost_sq);
+    PyMem_Free(by_stop);
+    Py_DECREF(counters);
+    Py_DECREF(histogram);
+    Py_DECREF(counts);
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(cost_sq);
+    PyMem_Free(by_stop);
+    Py_XDECREF(counters);
+    Py_XDECREF(histogram);
+    Py_XDECREF(counts);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
  * copy_binary: PostgreSQL's binary COPY format (the signature, each row, the trailer) for
  * rows of the column kinds given, one byte a column:
  *   't' text, 'j' jsonb from JSON text, 'b' bool, '4' int4, '8' int8, 'T' timestamptz;
@@ -1055,6 +1433,9 @@ error:
 }
 
 static PyMethodDef methods[] = {
+    {"layout", layout, METH_VARARGS, "Where tally finds and puts each rollup figure."},
+    {"tally", tally, METH_VARARGS, "Add a group's rows to its rollup figures."},
+    {"sort_rows", sort_rows, METH_VARARGS, "Rows in (request_id, environment_id or 0) order, in place."},
     {"group_rows", group_rows, METH_VARARGS, "Stored rows by their rollup key."},
     {"parse_records", parse_records, METH_VARARGS, "Each record's CallInput, the rejected ones' errors, the flag states."},
     {"rows_of", rows_of, METH_VARARGS, "The ingest loop: each new call's CallRow, and the duplicates."},
@@ -1072,6 +1453,11 @@ PyInit__speedups(void)
 {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL)
+        return NULL;
+    if ((rollup.counters_name = PyUnicode_InternFromString("counters")) == NULL ||
+        (rollup.cost_sq_name = PyUnicode_InternFromString("cost_sq")) == NULL ||
+        (rollup.histogram_name = PyUnicode_InternFromString("histogram")) == NULL ||
+        (rollup.counts_name = PyUnicode_InternFromString("counts")) == NULL)
         return NULL;
     for (int name = 0; name < A_COUNT; name++) {
         if (attribute_names[name] == NULL &&

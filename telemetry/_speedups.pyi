@@ -31,3 +31,21 @@ def parse_records(
     call_type: type[Any],
 ) -> tuple[list[Any], dict[int, list[dict[str, str]]], set[str]]: ...
 def group_rows(rows: list[Any]) -> dict[Any, list[Any]]: ...
+def sort_rows(rows: list[Any]) -> None: ...
+def layout(
+    stop_index: dict[str, int],
+    counters: int,
+    calls: int,
+    errors: int,
+    stop_other: int,
+    stop_none: int,
+    tokens: int,
+    cost: int,
+    cost_unknown: int,
+    metrics: tuple[str, str],
+    error_kind: str,
+    stop_kind: str,
+    bucket_table: list[int],
+    bucket_of: Callable[[float], int],
+) -> None: ...
+def tally(group: Any, rows: list[Any]) -> None: ...

@@ -45,18 +45,18 @@ def _whole_ms_starts(largest: int) -> list[int]:
 # are then one C-level list lookup each, no log2 and no Python frame per value. 128 Ki pointers
 # to small cached ints, 1 MiB per process.
 _WHOLE_MS_TABLE_SIZE = 2**17
-_WHOLE_MS_BUCKETS: list[int] = [0]
+WHOLE_MS_BUCKETS: list[int] = [0]
 for _bucket, _start in enumerate(_whole_ms_starts(_WHOLE_MS_TABLE_SIZE), 1):
-    _WHOLE_MS_BUCKETS.extend([_bucket - 1] * (_start - len(_WHOLE_MS_BUCKETS)))
-_WHOLE_MS_BUCKETS.extend(
-    [bucket_of(_WHOLE_MS_TABLE_SIZE - 1)] * (_WHOLE_MS_TABLE_SIZE - len(_WHOLE_MS_BUCKETS))
+    WHOLE_MS_BUCKETS.extend([_bucket - 1] * (_start - len(WHOLE_MS_BUCKETS)))
+WHOLE_MS_BUCKETS.extend(
+    [bucket_of(_WHOLE_MS_TABLE_SIZE - 1)] * (_WHOLE_MS_TABLE_SIZE - len(WHOLE_MS_BUCKETS))
 )
 
 
 def buckets_of_whole_ms(values: list[int]) -> Iterable[int]:
     """bucket_of of each value, for whole numbers of milliseconds (ingest's durations)."""
     if values and max(values) < _WHOLE_MS_TABLE_SIZE and min(values) >= 0:
-        return map(_WHOLE_MS_BUCKETS.__getitem__, values)
+        return map(WHOLE_MS_BUCKETS.__getitem__, values)
     return map(bucket_of, values)
 
 

@@ -69,6 +69,11 @@ call_key: Callable[[CallRow], CallKey] = operator.itemgetter(
 )
 
 
+def lock_order(row: CallRow) -> tuple[str, int]:
+    """The order rows go in (telemetry/_speedups.c's sort_rows sorts by the same)."""
+    return (row.request_id, row.environment_id or 0)
+
+
 class StoredAlready(Exception):
     """The COPY met a call stored already; the transaction it ran in is aborted."""
 
@@ -85,7 +90,10 @@ def insert_new_calls(rows: list[CallRow], *, nested: bool, staged: bool = False)
     if not rows:
         return set()
     # One lock order for concurrent batches.
-    rows.sort(key=lambda row: (row.request_id, row.environment_id or 0))
+    if speedups is not None:
+        speedups.sort_rows(rows)
+    else:
+        rows.sort(key=lock_order)
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows, nested=nested, staged=staged)
     return _insert_portable(rows)

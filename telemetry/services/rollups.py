@@ -21,7 +21,7 @@ import orjson
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-from telemetry.histograms import buckets_of_whole_ms
+from telemetry.histograms import WHOLE_MS_BUCKETS, bucket_of, buckets_of_whole_ms
 from telemetry.models import Rollup, RollupCount, RollupHistogram
 from telemetry.records import CallRow
 from telemetry.services.speedups import speedups
@@ -239,7 +239,8 @@ class _Group:
         self.counts: dict[tuple[str, str], int] = {}
 
     def add(self, calls: list[CallRow]) -> None:
-        """Add calls of this key, each once."""
+        """Add calls of this key, each once. telemetry/_speedups.c's tally does the same in C
+        (tests/telemetry/test_speedups.py compares them)."""
         counters = self.counters
         counters[_CALLS] += len(calls)
         for name in _TOKEN_COLUMNS:
@@ -268,6 +269,29 @@ class _Group:
                 histogram[(metric, bucket)] = histogram.get((metric, bucket), 0) + n
 
 
+if speedups is not None:
+    # Where telemetry/_speedups.c's tally, the C of _Group.add, finds and puts each figure; it
+    # adds the token columns from input_tokens on, in _TOKEN_COLUMNS' order.
+    if [_AT[name] for name in _TOKEN_COLUMNS] != list(range(_TOKENS, _TOKENS + len(_TOKEN_COLUMNS))):
+        raise RuntimeError("ROLLUP_COUNTERS must keep the token columns together, in _TOKEN_COLUMNS' order")
+    speedups.layout(
+        _STOP_INDEX,
+        len(ROLLUP_COUNTERS),
+        _CALLS,
+        _ERRORS,
+        _STOP_OTHER,
+        _STOP_NONE,
+        _TOKENS,
+        _COST,
+        _COST_UNKNOWN,
+        (_LATENCY, _TTFT),
+        _ERROR_TYPE,
+        _STOP_REASON,
+        WHOLE_MS_BUCKETS,
+        bucket_of,
+    )
+
+
 class RollupBatch:
     """The increments one batch of new calls makes to the rollups."""
 
@@ -283,11 +307,12 @@ class RollupBatch:
             by_key: dict[RollupKey, list[CallRow]] = speedups.group_rows(rows)
         else:
             by_key = group_rows(rows)
+        add = speedups.tally if speedups is not None else _Group.add
         for key, calls in by_key.items():
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = _Group()
-            group.add(calls)
+            add(group, calls)
 
     def write(self) -> None:
         """Add the batch to the rollup tables: one statement on PostgreSQL, three on SQLite."""

@@ -473,3 +473,57 @@ def test_ingest_calls__c_and_python__same_result_rows_and_rollups(monkeypatch):
     assert rollup_rows
     assert histograms
     assert counts
+
+
+# --- sort_rows -------------------------------------------------------------------------
+
+
+def test_sort_rows__rows_of_every_kind__the_python_lock_order():
+    (rows, *_), _ = _rows_both(_calls(500, seed=8), store_raw_user=False)
+    rows += [rows[0]._replace(request_id="é"), rows[1]._replace(request_id="😀", environment_id=None)]
+    expected = sorted(rows, key=call_store.lock_order)
+    assert speedups is not None
+
+    speedups.sort_rows(rows)
+
+    assert rows == expected
+    assert len({(row.request_id, row.environment_id) for row in rows[:50]}) == 50
+
+
+# --- tally -----------------------------------------------------------------------------
+
+
+def test_tally__groups_of_every_kind__same_figures_as_group_add():
+    (rows, *_), _ = _rows_both(_calls(600, seed=9), store_raw_user=False)
+    rows += [
+        rows[0]._replace(latency_ms=2**17, ttft_ms=2**31 - 1),  # past the whole-ms table
+        rows[1]._replace(stop_reason="model_context_window_exceeded", error_type="api_error"),
+        rows[2]._replace(cost_micro_usd=2**63 - 1),
+    ]
+    assert speedups is not None
+    for calls in rollups.group_rows(rows).values():
+        python, c = rollups._Group(), rollups._Group()
+        for _ in range(2):  # a group adds the calls of every batch it meets
+            python.add(calls)
+            speedups.tally(c, calls)
+
+        assert (c.counters, c.cost_sq, c.histogram, c.counts) == (
+            python.counters,
+            python.cost_sq,
+            python.histogram,
+            python.counts,
+        )
+
+
+def test_tally__all_rows__every_figure_counted():
+    (rows, *_), _ = _rows_both(_calls(300, seed=10), store_raw_user=False)
+    group = rollups._Group()
+    assert speedups is not None
+
+    speedups.tally(group, rows)
+
+    assert group.counters[rollups._CALLS] == len(rows)
+    assert group.counts
+    assert sum(n for (metric, _), n in group.histogram.items() if metric == rollups._LATENCY) == sum(
+        row.latency_ms is not None for row in rows
+    )
