@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
@@ -460,9 +461,55 @@ typedef struct {
     PyObject *now, *latest, *known_stop_reasons, *fromisoformat, *call_type, *empty, *zero;
 } ParseContext;
 
+/* Where each attribute sits in the decoded structs: msgspec's Struct fields are slots (member
+ * descriptors of objects), so a field is read at its offset, as the descriptor itself reads it,
+ * instead of a PyObject_GetAttr per field (most of this step's time). Learnt per type at first
+ * sight, from the type's own descriptors; any other attribute goes through PyObject_GetAttr. */
+#define STRUCT_TYPES 8
+static struct {
+    PyTypeObject *type; /* a strong reference: the address is never reused by another type */
+    Py_ssize_t offset[A_COUNT]; /* -1: not a plain object slot of this type */
+} struct_layouts[STRUCT_TYPES];
+
+static const Py_ssize_t *
+offsets_of(PyTypeObject *type)
+{
+    int free = -1;
+    for (int i = 0; i < STRUCT_TYPES; i++) {
+        if (struct_layouts[i].type == type)
+            return struct_layouts[i].offset;
+        if (struct_layouts[i].type == NULL && free < 0)
+            free = i;
+    }
+    if (free < 0)
+        return NULL;
+    for (int name = 0; name < A_COUNT; name++) {
+        struct_layouts[free].offset[name] = -1;
+        PyObject *descriptor = PyObject_GetAttr((PyObject *)type, attribute_names[name]);
+        if (descriptor == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+            if (member->type == T_OBJECT_EX && ((PyMemberDescrObject *)descriptor)->d_common.d_type == type)
+                struct_layouts[free].offset[name] = member->offset;
+        }
+        Py_DECREF(descriptor);
+    }
+    struct_layouts[free].type = (PyTypeObject *)Py_NewRef(type);
+    return struct_layouts[free].offset;
+}
+
 static PyObject *
 attribute(PyObject *object, int name)
 {
+    const Py_ssize_t *offsets = offsets_of(Py_TYPE(object));
+    if (offsets != NULL && offsets[name] >= 0) {
+        PyObject *value = *(PyObject **)((char *)object + offsets[name]);
+        if (value != NULL)
+            return Py_NewRef(value);
+    }
     return PyObject_GetAttr(object, attribute_names[name]);
 }
 

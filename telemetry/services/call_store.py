@@ -21,6 +21,7 @@ Rows go in key order, so concurrent batches lock shared keys in the same order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 from collections.abc import Callable
@@ -147,9 +148,16 @@ def _table() -> str:
     return connection.ops.quote_name(CallRecord._meta.db_table)
 
 
-def _copy_into(cursor: psycopg.Cursor[Any], table: str, rows: list[CallRow]) -> None:
+@functools.cache
+def _copy_statement(table: str) -> str:
+    """The COPY of every column into `table` (PostgreSQL's quoting): made once per table, not
+    per batch."""
     columns = ", ".join(connection.ops.quote_name(name) for name in COLUMN_NAMES)
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+    return f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
+
+
+def _copy_into(cursor: psycopg.Cursor[Any], table: str, rows: list[CallRow]) -> None:
+    with cursor.copy(_copy_statement(table)) as copy:
         if speedups is not None:
             # The whole COPY (signature, rows, trailer) made in C, sent as one block.
             copy.write(speedups.copy_binary(rows, COPY_KINDS))
