@@ -513,26 +513,14 @@ attribute(PyObject *object, int name)
     return PyObject_GetAttr(object, attribute_names[name]);
 }
 
-/* A count attribute: None and absent are 0. New reference. */
+/* An attribute, `absent` when it is None (0 for a count, "" for a text). New reference. */
 static PyObject *
-count_of(PyObject *object, int name, PyObject *zero)
+or_default(PyObject *object, int name, PyObject *absent)
 {
     PyObject *value = attribute(object, name);
     if (value == Py_None) {
         Py_DECREF(value);
-        return Py_NewRef(zero);
-    }
-    return value;
-}
-
-/* A text attribute: None is "". New reference. */
-static PyObject *
-text_of(PyObject *object, int name, PyObject *empty)
-{
-    PyObject *value = attribute(object, name);
-    if (value == Py_None) {
-        Py_DECREF(value);
-        return Py_NewRef(empty);
+        return Py_NewRef(absent);
     }
     return value;
 }
@@ -627,21 +615,21 @@ common_call(ParseContext *context, PyObject *record, Py_ssize_t index)
         values[C_INFERENCE_GEO] = Py_NewRef(context->empty);
     }
     else {
-        if (!(values[C_INPUT] = count_of(usage, A_INPUT, context->zero)) ||
-            !(values[C_OUTPUT] = count_of(usage, A_OUTPUT, context->zero)) ||
-            !(values[C_CACHE_READ] = count_of(usage, A_CACHE_READ, context->zero)) ||
+        if (!(values[C_INPUT] = or_default(usage, A_INPUT, context->zero)) ||
+            !(values[C_OUTPUT] = or_default(usage, A_OUTPUT, context->zero)) ||
+            !(values[C_CACHE_READ] = or_default(usage, A_CACHE_READ, context->zero)) ||
             !(cache_creation = attribute(usage, A_CACHE_CREATION)))
             goto done;
         if (cache_creation == Py_None) { /* without the split, the 5-minute TTL */
-            if (!(values[C_CACHE_5M] = count_of(usage, A_CACHE_CREATION_INPUT, context->zero)))
+            if (!(values[C_CACHE_5M] = or_default(usage, A_CACHE_CREATION_INPUT, context->zero)))
                 goto done;
             values[C_CACHE_1H] = Py_NewRef(context->zero);
         }
-        else if (!(values[C_CACHE_5M] = count_of(cache_creation, A_5M, context->zero)) ||
-                 !(values[C_CACHE_1H] = count_of(cache_creation, A_1H, context->zero)))
+        else if (!(values[C_CACHE_5M] = or_default(cache_creation, A_5M, context->zero)) ||
+                 !(values[C_CACHE_1H] = or_default(cache_creation, A_1H, context->zero)))
             goto done;
-        if (!(values[C_SERVICE_TIER] = text_of(usage, A_SERVICE_TIER, context->empty)) ||
-            !(values[C_INFERENCE_GEO] = text_of(usage, A_INFERENCE_GEO, context->empty)))
+        if (!(values[C_SERVICE_TIER] = or_default(usage, A_SERVICE_TIER, context->empty)) ||
+            !(values[C_INFERENCE_GEO] = or_default(usage, A_INFERENCE_GEO, context->empty)))
             goto done;
     }
     values[C_WEB_SEARCH] = Py_NewRef(context->zero);
@@ -653,13 +641,13 @@ common_call(ParseContext *context, PyObject *record, Py_ssize_t index)
     if (!(values[C_INDEX] = PyLong_FromSsize_t(index)) ||
         !(values[C_REQUEST_ID] = attribute(record, A_REQUEST_ID)) ||
         !(values[C_MODEL] = attribute(record, A_MODEL)) ||
-        !(values[C_STOP_REASON] = text_of(record, A_STOP_REASON, context->empty)) ||
+        !(values[C_STOP_REASON] = or_default(record, A_STOP_REASON, context->empty)) ||
         !(values[C_LATENCY] = duration_of(record, A_LATENCY)) ||
         !(values[C_TTFT] = duration_of(record, A_TTFT)) ||
-        !(values[C_FLAG_STATE] = text_of(record, A_FLAG_STATE, context->empty)) ||
-        !(values[C_SESSION_ID] = text_of(record, A_SESSION_ID, context->empty)) ||
-        !(values[C_SURFACE] = text_of(record, A_SURFACE, context->empty)) ||
-        !(values[C_USER_ID] = text_of(record, A_USER_ID, context->empty)))
+        !(values[C_FLAG_STATE] = or_default(record, A_FLAG_STATE, context->empty)) ||
+        !(values[C_SESSION_ID] = or_default(record, A_SESSION_ID, context->empty)) ||
+        !(values[C_SURFACE] = or_default(record, A_SURFACE, context->empty)) ||
+        !(values[C_USER_ID] = or_default(record, A_USER_ID, context->empty)))
         goto done;
     if (!PyUnicode_Check(values[C_USER_ID])) { /* an integer id, stored as its text */
         PyObject *text = PyObject_Str(values[C_USER_ID]);
