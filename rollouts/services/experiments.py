@@ -29,7 +29,7 @@ from controlplane.audit import Actor
 from controlplane.errors import Conflict, InvalidInput
 from flags.models import Environment, Flag, Split
 from flags.services.approvals import require_approval
-from flags.services.guards import writable_state
+from flags.services.guards import require_reason, writable_state
 from flags.services.splits import ArmSpec, check_experiment_arms, clear_split, set_experiment_split
 from rollouts import analysis, decision_records, plans
 from rollouts.experiment_analysis import BASELINE
@@ -205,7 +205,9 @@ def create_experiment(
     """An experiment of up to three candidate versions (`[{version, weight, name?}]`, weights in
     basis points) against what `environment` serves, weighted `baseline_weight`; the weights add
     up to 10000. It ends after `window_seconds`, or once every arm has `required_units_per_arm`
-    units, whichever is given first. Draft until started."""
+    units, whichever is given first. Draft until started. In a protected environment it needs a
+    reason, as every change to what it serves does."""
+    require_reason(environment, reason)
     state = writable_state(flag, environment)
     if state.serving_version is None:
         raise Conflict(

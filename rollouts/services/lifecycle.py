@@ -29,7 +29,7 @@ from controlplane.errors import Conflict, InvalidInput
 from flags.models import ConfigVersion, Environment, Flag, FlagState, Split
 from flags.services import preconditions
 from flags.services.approvals import require_approval
-from flags.services.guards import writable_state
+from flags.services.guards import require_reason, writable_state
 from flags.services.publishing import publish_version
 from flags.services.splits import clear_split, set_split
 from flagstaff.engine import BUCKETS
@@ -325,7 +325,9 @@ def create_rollout(
 ) -> Rollout:
     """A rollout of version `candidate` against what `environment` serves: Ready when the
     candidate's gate admits it already (a passing verdict or an override), Draft otherwise.
-    `paired_replay_scorer` adds a paired-replay guardrail on that live scorer to the policy."""
+    `paired_replay_scorer` adds a paired-replay guardrail on that live scorer to the policy.
+    In a protected environment it needs a reason, as every change to what it serves does."""
+    require_reason(environment, reason)
     state = writable_state(flag, environment)
     if state.serving_version is None:
         raise Conflict(

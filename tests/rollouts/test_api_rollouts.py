@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from flags.models import Split
+from flags.models import Environment, Split
 from rollouts.models import Rollout
 from rollouts.services import ticks
 from tests.factories import audit_mark, audit_since, client_for
@@ -64,6 +64,28 @@ def test_create__without_write_scope__403_nothing_created(role: str, request: py
     assert response.status_code == 403
     assert not Rollout.objects.exists()
     assert audit_since(mark) == []
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_create__protected_environment_without_reason__400_reason_required(editor: User, reason: str) -> None:
+    world = make_world()
+    Environment.objects.filter(pk=world.environment.pk).update(protected=True)
+
+    response = client_for(editor).post(URL, _body(world, reason=reason), format="json")
+
+    assert (response.status_code, response.json()["code"]) == (400, "reason_required")
+    assert response.json()["errors"][0]["path"] == "reason"
+    assert not Rollout.objects.exists()
+
+
+def test_create__protected_environment_with_reason__201(editor: User) -> None:
+    world = make_world()
+    Environment.objects.filter(pk=world.environment.pk).update(protected=True)
+
+    response = client_for(editor).post(URL, _body(world), format="json")
+
+    assert response.status_code == 201
+    assert Rollout.objects.count() == 1
 
 
 def test_create__anonymous__401() -> None:
