@@ -15,17 +15,12 @@ from flags.forms import starter_content
 from telemetry.models import Sample
 from telemetry.services.ingest import ingest_calls
 from tests.factories import make_flag, make_version
+from tests.pages import logged_in
 from tests.telemetry.call_factories import make_record
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")
 CASES = [{"input": {"messages": [{"role": "user", "content": f"Question {i}"}]}} for i in range(3)]
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def support_set() -> None:
@@ -42,23 +37,26 @@ def test_eval_set_list__anonymous__sent_to_login(client: Client) -> None:
 
 def test_eval_set_list__viewer__sees_sets_without_the_form(viewer: User) -> None:
     support_set()
-    page = login(viewer).get(reverse("evals:list")).content.decode()
+    page = logged_in(viewer).get(reverse("evals:list")).content.decode()
     assert "support" in page
     assert "New eval set" not in page
 
 
 def test_eval_set_list__editor_creates__redirected_to_the_set(editor: User) -> None:
-    response = login(editor).post(reverse("evals:list"), {"key": "billing", "surface": "chat"})
+    response = logged_in(editor).post(reverse("evals:list"), {"key": "billing", "surface": "chat"})
     assert response["Location"] == reverse("evals:detail", kwargs={"key": "billing"})
 
 
 def test_eval_set_list__viewer_posts__403(viewer: User) -> None:
-    assert login(viewer).post(reverse("evals:list"), {"key": "billing", "surface": "chat"}).status_code == 403
+    assert (
+        logged_in(viewer).post(reverse("evals:list"), {"key": "billing", "surface": "chat"}).status_code
+        == 403
+    )
 
 
 def test_eval_set_detail__cases_versions_and_scorers_shown(viewer: User) -> None:
     support_set()
-    page = login(viewer).get(reverse("evals:detail", kwargs={"key": "support"})).content.decode()
+    page = logged_in(viewer).get(reverse("evals:detail", kwargs={"key": "support"})).content.decode()
     assert "Version 1: 3 cases" in page
     assert "Question 2" in page
     assert "end_turn" in page
@@ -69,7 +67,7 @@ def test_import__bad_lines__shown_with_line_numbers_and_nothing_saved(editor: Us
     upload = SimpleUploadedFile(
         "cases.jsonl", b'{"input": {"messages": [{"role": "user", "content": "Hi"}]}}\n{oops\n'
     )
-    response = login(editor).post(reverse("evals:import", kwargs={"key": "support"}), {"file": upload})
+    response = logged_in(editor).post(reverse("evals:import", kwargs={"key": "support"}), {"file": upload})
     page = response.content.decode()
     assert response.status_code == 200
     assert "Nothing was saved" in page
@@ -81,7 +79,9 @@ def test_import__viewer__403(viewer: User) -> None:
     support_set()
     upload = SimpleUploadedFile("cases.jsonl", b"{}\n")
     assert (
-        login(viewer).post(reverse("evals:import", kwargs={"key": "support"}), {"file": upload}).status_code
+        logged_in(viewer)
+        .post(reverse("evals:import", kwargs={"key": "support"}), {"file": upload})
+        .status_code
         == 403
     )
 
@@ -89,7 +89,7 @@ def test_import__viewer__403(viewer: User) -> None:
 def test_version_edit__saved__creates_the_next_version_with_parent(editor: User) -> None:
     support_set()
     url = reverse("evals:version-edit", kwargs={"key": "support", "number": 1})
-    client = login(editor)
+    client = logged_in(editor)
     form = client.get(url).context["form"]
     cases = form.initial["cases"] + '{"input": {"messages": [{"role": "user", "content": "New"}]}}\n'
     response = client.post(url, {"cases": cases, "scorers": form.initial["scorers"], "message": "one more"})
@@ -106,7 +106,9 @@ def test_version_edit__saved__creates_the_next_version_with_parent(editor: User)
 def test_version_edit__viewer__403(viewer: User) -> None:
     support_set()
     assert (
-        login(viewer).get(reverse("evals:version-edit", kwargs={"key": "support", "number": 1})).status_code
+        logged_in(viewer)
+        .get(reverse("evals:version-edit", kwargs={"key": "support", "number": 1}))
+        .status_code
         == 403
     )
 
@@ -123,7 +125,7 @@ def test_samples__chosen__new_version_with_them(editor: User) -> None:
             )
         ]
     )
-    client = login(editor)
+    client = logged_in(editor)
     url = reverse("evals:samples", kwargs={"key": "support"})
     assert "Sampled question" in client.get(url).content.decode()
     response = client.post(url, {"samples": [Sample.objects.get().pk], "with_reference": "on"})
@@ -133,7 +135,7 @@ def test_samples__chosen__new_version_with_them(editor: User) -> None:
 
 def test_judges__advisory_judge__standing_in_words(viewer: User) -> None:
     make_version(flag=make_flag(key="tone", surface="judge"), content=starter_content("judge"))
-    page = login(viewer).get(reverse("evals:judges")).content.decode()
+    page = logged_in(viewer).get(reverse("evals:judges")).content.decode()
     assert "advisory" in page
     assert "not calibrated yet" in page
 
@@ -141,7 +143,7 @@ def test_judges__advisory_judge__standing_in_words(viewer: User) -> None:
 def test_calibration__editor_labels_a_case__label_stored(editor: User) -> None:
     support_set()
     make_version(flag=make_flag(key="tone", surface="judge"), content=starter_content("judge"))
-    client = login(editor)
+    client = logged_in(editor)
     page = client.get(
         reverse("evals:calibration", kwargs={"key": "tone"}) + "?eval_set=support"
     ).content.decode()
@@ -157,4 +159,4 @@ def test_calibration__viewer_labels__403(viewer: User) -> None:
     support_set()
     make_version(flag=make_flag(key="tone", surface="judge"), content=starter_content("judge"))
     url = reverse("evals:label", kwargs={"key": "tone", "eval_set_key": "support", "number": 1})
-    assert login(viewer).post(url, {"case": 1, "response": "x", "passed": "pass"}).status_code == 403
+    assert logged_in(viewer).post(url, {"case": 1, "response": "x", "passed": "pass"}).status_code == 403

@@ -14,17 +14,12 @@ from flags.models import Approval, ApprovalState
 from rollouts.models import ChecklistSignoff, Rollout, RolloutState
 from rollouts.services import checklist, experiments
 from tests.factories import FACTORY_ACTOR
+from tests.pages import logged_in
 from tests.rollouts.factories import make_rollout, make_running_experiment, make_world, rollout_in
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true", "HX-Target": "checklist"}
-
-
-def _client(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _blocked_rollout() -> Rollout:
@@ -37,7 +32,7 @@ def _blocked_rollout() -> Rollout:
 
 def test_rollout_page__red_items__says_blocked_and_names_them(editor: User) -> None:
     rollout = _blocked_rollout()
-    page = _client(editor).get(f"/rollouts/{rollout.pk}/").content.decode()
+    page = logged_in(editor).get(f"/rollouts/{rollout.pk}/").content.decode()
     assert "2 required items are red" in page
     assert "Latency budget and daily cost budget set" in page
 
@@ -48,7 +43,7 @@ def test_rollout_page__past_its_start__checklist_folded_as_a_record_without_form
 ) -> None:
     rollout = rollout_in(state)
 
-    page = _client(editor).get(f"/rollouts/{rollout.pk}/").content.decode()
+    page = logged_in(editor).get(f"/rollouts/{rollout.pk}/").content.decode()
 
     record = page[page.index('<details class="card checklist" id="checklist">') :]
     record = record[: record.index("</details>")]
@@ -65,7 +60,7 @@ def test_experiment_page__concluded__checklist_folded_as_a_record(editor: User) 
         experiment=make_running_experiment(), actor=FACTORY_ACTOR, reason="long enough"
     )
 
-    page = _client(editor).get(f"/experiments/{experiment.pk}/").content.decode()
+    page = logged_in(editor).get(f"/experiments/{experiment.pk}/").content.decode()
 
     assert "Deploy checklist: it gated the start" in page
     assert "Experiment concluded: the checklist decided whether it could start" in page
@@ -74,7 +69,7 @@ def test_experiment_page__concluded__checklist_folded_as_a_record(editor: User) 
 
 def test_attest__htmx__block_swapped_with_name_and_note(editor: User) -> None:
     rollout = _blocked_rollout()
-    response = _client(editor).post(
+    response = logged_in(editor).post(
         f"/rollouts/{rollout.pk}/checklist/tools_deliberate/attest/",
         {"note": "No destructive tools"},
         headers=HTMX,
@@ -88,7 +83,7 @@ def test_attest__htmx__block_swapped_with_name_and_note(editor: User) -> None:
 
 def test_attest__viewer__403_and_nothing_recorded(viewer: User) -> None:
     rollout = _blocked_rollout()
-    response = _client(viewer).post(
+    response = logged_in(viewer).post(
         f"/rollouts/{rollout.pk}/checklist/tools_deliberate/attest/", {"note": "x"}, headers=HTMX
     )
     assert response.status_code == 403
@@ -97,7 +92,7 @@ def test_attest__viewer__403_and_nothing_recorded(viewer: User) -> None:
 
 def test_waive__without_reason__says_why_and_nothing_recorded(approver: User) -> None:
     rollout = _blocked_rollout()
-    response = _client(approver).post(
+    response = logged_in(approver).post(
         f"/rollouts/{rollout.pk}/checklist/budgets/waive/", {"reason": ""}, headers=HTMX
     )
     assert "A waiver needs a reason" in response.content.decode()
@@ -106,7 +101,7 @@ def test_waive__without_reason__says_why_and_nothing_recorded(approver: User) ->
 
 def test_waive__editor__403(editor: User) -> None:
     rollout = _blocked_rollout()
-    response = _client(editor).post(
+    response = logged_in(editor).post(
         f"/rollouts/{rollout.pk}/checklist/budgets/waive/", {"reason": "x"}, headers=HTMX
     )
     assert response.status_code == 403
@@ -114,7 +109,7 @@ def test_waive__editor__403(editor: User) -> None:
 
 def test_start__red_checklist__refused_in_words_and_not_started(editor: User) -> None:
     rollout = _blocked_rollout()
-    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
+    response = logged_in(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
     assert "has 2 red items" in response.content.decode()
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.READY
@@ -126,14 +121,14 @@ def test_start__four_eyes__waits_for_an_approver(editor: User) -> None:
         environment=world.environment, required=True, actor=FACTORY_ACTOR
     )
     rollout = make_rollout(world, actor=Actor.for_user(editor))
-    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
+    response = logged_in(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
     assert "waits for an Approver other than you" in response.content.decode()
     assert Approval.objects.pending().count() == 1
 
 
 def test_start__htmx__page_reloaded_running_with_the_checklist_folded(editor: User) -> None:
     rollout = make_rollout(make_world())
-    client = _client(editor)
+    client = logged_in(editor)
 
     response = client.post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"}, headers=HTMX)
 
@@ -152,7 +147,7 @@ def test_start__protected_without_a_reason__refused_in_words_and_not_started(edi
         environment=world.environment, protected=True, actor=FACTORY_ACTOR
     )
 
-    response = _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "  "}, headers=HTMX)
+    response = logged_in(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "  "}, headers=HTMX)
 
     assert f"'{world.environment.key}' is protected: say why you start it." in html.unescape(
         response.content.decode()
@@ -174,12 +169,12 @@ def test_approvals_page__approver_approves__applied(editor: User, approver: User
         environment=world.environment, required=True, actor=FACTORY_ACTOR
     )
     rollout = make_rollout(world, actor=Actor.for_user(editor))
-    _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"})
+    logged_in(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"})
     approval = Approval.objects.get()
-    page = _client(approver).get("/approvals/").content.decode()
+    page = logged_in(approver).get("/approvals/").content.decode()
     assert f"approval-{approval.pk}" in page
     assert "Deploy checklist:" in page
-    response = _client(approver).post(
+    response = logged_in(approver).post(
         f"/approvals/{approval.pk}/decide/", {"decision": "approve", "reason": "looked fine"}
     )
     assert response.status_code == 302
@@ -194,9 +189,9 @@ def test_approvals_page__editor_cannot_decide(editor: User) -> None:
         environment=world.environment, required=True, actor=FACTORY_ACTOR
     )
     rollout = make_rollout(world)
-    _client(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"})
+    logged_in(editor).post(f"/rollouts/{rollout.pk}/start/", {"reason": "go"})
     approval = Approval.objects.get()
-    response = _client(editor).post(f"/approvals/{approval.pk}/decide/", {"decision": "approve"})
+    response = logged_in(editor).post(f"/approvals/{approval.pk}/decide/", {"decision": "approve"})
     assert response.status_code == 403
     approval.refresh_from_db()
     assert approval.state == ApprovalState.PENDING

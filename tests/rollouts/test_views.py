@@ -23,6 +23,7 @@ from flags.models import FlagState, Split
 from rollouts.models import RollbackRehearsal, Rollout
 from rollouts.services import experiments, lifecycle, ticks
 from tests.factories import FACTORY_ACTOR, make_environment
+from tests.pages import logged_in
 from tests.rollouts.factories import (
     add_arm_traffic,
     add_calls,
@@ -39,15 +40,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.django_db
 
 
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def poll(user: User, url: str, block: str, **query: str) -> _MonkeyPatchedWSGIResponse:
     """What an open page's htmx poll of its live block (`block`) gets back."""
-    return login(user).get(url, query, HTTP_HX_REQUEST="true", HTTP_HX_TARGET=block)
+    return logged_in(user).get(url, query, HTTP_HX_REQUEST="true", HTTP_HX_TARGET=block)
 
 
 def test_rollout_list__anonymous__sent_to_login(client: Client) -> None:
@@ -59,7 +54,7 @@ def test_rollout_list__anonymous__sent_to_login(client: Client) -> None:
 def test_rollout_list__viewer__lists_rollouts_with_their_state(viewer: User) -> None:
     rollout = make_running_rollout()
 
-    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:list")).content.decode()
 
     assert reverse("rollouts:detail", args=[rollout.pk]) in page
     assert "Running" in page
@@ -76,7 +71,7 @@ def test_rollout_list__a_rehearsals_canary__marked_as_a_rehearsal(viewer: User) 
         rollout=rollout,
     )
 
-    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:list")).content.decode()
     row = page[page.index(f'{reverse("rollouts:detail", args=[rollout.pk])}">#{rollout.pk}</a>') :]
 
     assert ">rehearsal</span>" in row[: row.index("</tr>")]
@@ -86,7 +81,7 @@ def test_rollout_detail__after_a_tick__shows_stages_guardrails_and_the_decision(
     rollout = make_running_rollout()
     ticks.tick_rollout(rollout_id=rollout.pk, now=timezone.now() + timedelta(minutes=2))
 
-    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
 
     assert "100 bp" in page
     assert "live pass rate (helpful)" in page
@@ -103,9 +98,9 @@ def test_rollout_detail__next_tick_already_past__says_the_analysis_is_due_now(vi
     rollout.refresh_from_db()
     url = reverse("rollouts:detail", args=[rollout.pk])
 
-    ahead = login(viewer).get(url).content.decode()
+    ahead = logged_in(viewer).get(url).content.decode()
     Rollout.objects.filter(pk=rollout.pk).update(next_tick_at=timezone.now() - timedelta(seconds=1))
-    late = login(viewer).get(url).content.decode()
+    late = logged_in(viewer).get(url).content.decode()
 
     assert f"next analysis at {rollout.next_tick_at:%H:%M:%S} UTC" in ahead
     assert ("next analysis due now" in late, "next analysis at" in late) == (True, False)
@@ -122,7 +117,7 @@ def test_rollout_detail__running_with_traffic__charts_decision_and_polling(viewe
     rollout = make_running_rollout()
     _healthy_tick(rollout)
 
-    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
 
     assert 'id="chart-pass_rate_helpful"' in page
     assert 'id="chart-latency_p95"' in page
@@ -178,7 +173,7 @@ def test_rollout_detail__htmx_poll__leaves_out_what_only_the_whole_page_shows(vi
 
 def test_rollout_detail__poll_after_the_state_changed__page_reloaded(viewer: User) -> None:
     rollout = make_running_rollout()
-    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
     assert """hx-vals='{"seen": "running:0"}'""" in page
     lifecycle.pause_rollout(rollout=rollout, actor=FACTORY_ACTOR, reason="look")
     url = reverse("rollouts:detail", args=[rollout.pk])
@@ -215,7 +210,7 @@ def test_rollout_detail__poll_url__keeps_the_log_page_and_drops_the_state_sent(v
 def test_rollout_detail__rolled_back__stops_polling_and_says_nothing_to_roll_back(editor: User) -> None:
     rollout = rollout_in("rolled_back")
 
-    page = login(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
 
     assert "hx-trigger" not in page
     assert "Nothing to roll back: this rollout is rolled back." in page
@@ -227,7 +222,7 @@ def test_rollout_detail__rolled_back__stops_polling_and_says_nothing_to_roll_bac
 def test_rollout_detail__promoted__points_to_the_flags_roll_back_page(editor: User) -> None:
     rollout = rollout_in("promoted")
 
-    page = login(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
 
     assert "Nothing to roll back: this rollout is promoted." in page
     rollback_page = reverse("rollouts:rollback", args=[rollout.flag.key, rollout.environment.key])
@@ -238,7 +233,7 @@ def test_rollout_detail__promoted__points_to_the_flags_roll_back_page(editor: Us
 def test_rollout_detail__viewer__roll_back_shown_disabled_with_the_reason(viewer: User) -> None:
     rollout = make_running_rollout()
 
-    page = login(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
 
     assert "Rolling back needs the Editor role." in page
     assert '<button type="submit" class="btn btn-danger" disabled>Roll back</button>' in page
@@ -247,7 +242,7 @@ def test_rollout_detail__viewer__roll_back_shown_disabled_with_the_reason(viewer
 def test_rollout_detail__ready__no_roll_back_form_and_abort_named_instead(editor: User) -> None:
     rollout = rollout_in("ready")
 
-    page = login(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
+    page = logged_in(editor).get(reverse("rollouts:detail", args=[rollout.pk])).content.decode()
 
     assert 'name="reason" id="id_rollback_reason"' not in page
     assert "Its candidate is not on traffic yet; to give it up, use Abort under Controls." in page
@@ -263,7 +258,9 @@ def test_rollout_rollback__ready__409_and_an_earlier_promotion_left_alone(editor
     )
     serving = promoted.candidate.number
 
-    response = login(editor).post(reverse("rollouts:rollout-rollback", args=[again.pk]), {"reason": "oops"})
+    response = logged_in(editor).post(
+        reverse("rollouts:rollout-rollback", args=[again.pk]), {"reason": "oops"}
+    )
 
     again.refresh_from_db()
     state = FlagState.objects.select_related("serving_version").get(
@@ -277,7 +274,7 @@ def test_rollout_rollback__ready__409_and_an_earlier_promotion_left_alone(editor
 def test_rollout_rollback__editor__candidate_off_traffic_in_one_motion(editor: User) -> None:
     rollout = make_running_rollout()
 
-    response = login(editor).post(
+    response = logged_in(editor).post(
         reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "users complain"}
     )
 
@@ -287,7 +284,7 @@ def test_rollout_rollback__editor__candidate_off_traffic_in_one_motion(editor: U
     assert not Split.objects.active().exists()
     entry = AuditEntry.objects.filter(action="rollout.rolled_back").get()
     assert (entry.reason, entry.actor_name) == ("users complain", editor.username)
-    page = login(editor).get(response["Location"]).content.decode()
+    page = logged_in(editor).get(response["Location"]).content.decode()
     assert f"Rolled back by {editor.username} at " in page
     assert ": users complain." in page
 
@@ -295,7 +292,9 @@ def test_rollout_rollback__editor__candidate_off_traffic_in_one_motion(editor: U
 def test_rollout_rollback__viewer__403_and_nothing_changed(viewer: User) -> None:
     rollout = make_running_rollout()
 
-    response = login(viewer).post(reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "no"})
+    response = logged_in(viewer).post(
+        reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "no"}
+    )
 
     rollout.refresh_from_db()
     assert (response.status_code, rollout.state) == (403, "running")
@@ -317,7 +316,9 @@ def test_rollout_rollback__protected_without_a_reason__400_and_nothing_changed(e
         environment=world.environment, protected=True, actor=FACTORY_ACTOR
     )
 
-    response = login(editor).post(reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "  "})
+    response = logged_in(editor).post(
+        reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "  "}
+    )
 
     rollout.refresh_from_db()
     assert (response.status_code, rollout.state) == (400, "running")
@@ -328,7 +329,9 @@ def test_rollout_rollback__protected_without_a_reason__400_and_nothing_changed(e
 def test_rollout_rollback__already_promoted__409_with_the_reason_and_nothing_changed(editor: User) -> None:
     rollout = rollout_in("promoted")
 
-    response = login(editor).post(reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "late"})
+    response = logged_in(editor).post(
+        reverse("rollouts:rollout-rollback", args=[rollout.pk]), {"reason": "late"}
+    )
 
     rollout.refresh_from_db()
     assert (response.status_code, rollout.state) == (409, "promoted")
@@ -338,14 +341,16 @@ def test_rollout_rollback__already_promoted__409_with_the_reason_and_nothing_cha
 def test_rollout_rollback__get__405(editor: User) -> None:
     rollout = make_running_rollout()
 
-    assert login(editor).get(reverse("rollouts:rollout-rollback", args=[rollout.pk])).status_code == 405
+    assert logged_in(editor).get(reverse("rollouts:rollout-rollback", args=[rollout.pk])).status_code == 405
 
 
 def test_rollout_list__htmx_poll__answers_what_moves_traffic_now(viewer: User) -> None:
     rollout = make_running_rollout()
     experiment = make_running_experiment()
 
-    response = login(viewer).get(reverse("rollouts:list"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="active")
+    response = logged_in(viewer).get(
+        reverse("rollouts:list"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="active"
+    )
 
     fragment = response.content.decode()
     assert fragment.lstrip().startswith('<section class="card card-flush" id="active"')
@@ -358,7 +363,7 @@ def test_rollout_list__htmx_poll__answers_what_moves_traffic_now(viewer: User) -
 def test_rollout_list__nothing_active__says_so(viewer: User) -> None:
     rollout_in("aborted")
 
-    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:list")).content.decode()
 
     assert "No rollout or experiment is moving traffic now." in page
 
@@ -376,7 +381,7 @@ def test_flag_detail__a_rollouts_canary__says_what_each_environment_serves_and_t
     flag_services.publish_version(flag=world.flag, environment=staging, number=2, actor=FACTORY_ACTOR)
     flag_services.set_flag_enabled(flag=world.flag, environment=staging, enabled=True, actor=FACTORY_ACTOR)
 
-    page = login(viewer).get(reverse("flags:detail", args=["support-chat"])).content.decode()
+    page = logged_in(viewer).get(reverse("flags:detail", args=["support-chat"])).content.decode()
 
     assert "everyone → <strong>v1 to 90 %, v2 to 10 % (canary, stage 2 of 3)</strong>" in page
     assert "everyone → <strong>v2</strong>" in page  # staging serves v2, no split there
@@ -391,7 +396,7 @@ def test_rollout_detail__anonymous__sent_to_login(client: Client) -> None:
 
 
 def test_rollout_detail__unknown__404(viewer: User) -> None:
-    assert login(viewer).get(reverse("rollouts:detail", args=[999])).status_code == 404
+    assert logged_in(viewer).get(reverse("rollouts:detail", args=[999])).status_code == 404
 
 
 def test_experiment_list__anonymous__sent_to_login(client: Client) -> None:
@@ -403,7 +408,7 @@ def test_experiment_list__anonymous__sent_to_login(client: Client) -> None:
 def test_experiment_list__viewer__lists_experiments_with_their_state(viewer: User) -> None:
     experiment = make_running_experiment()
 
-    page = login(viewer).get(reverse("rollouts:experiments")).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:experiments")).content.decode()
 
     assert reverse("rollouts:experiment", args=[experiment.pk]) in page
     assert "Running" in page
@@ -424,7 +429,7 @@ def test_experiment_detail__concluded__arms_side_by_side_and_the_cheapest_that_p
         add_arm_traffic(experiment, arm=arm, calls=1000, passed=passed, cost_usd=cost)
     experiments.conclude_experiment(experiment=experiment, actor=FACTORY_ACTOR, reason="enough")
 
-    page = login(viewer).get(reverse("rollouts:experiment", args=[experiment.pk])).content.decode()
+    page = logged_in(viewer).get(reverse("rollouts:experiment", args=[experiment.pk])).content.decode()
 
     cards = page[
         page.index('<div class="arm-cards">') : page.index(
@@ -471,7 +476,7 @@ def test_rollout_create__editor__draft_or_ready_rollout_and_its_page(editor: Use
     world = make_world()
     form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2, "reason": "v2"}
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     rollout = Rollout.objects.get(flag=world.flag)
     assert response.status_code == 302
@@ -486,7 +491,7 @@ def test_rollout_create__candidate_is_the_serving_version__400_at_the_field_and_
     world = make_world()
     form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 1}
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     assert response.status_code == 400
     assert "must differ from the serving version" in response.content.decode()
@@ -506,7 +511,7 @@ def test_rollout_create__plan_of_its_own__its_stages_guardrails_and_interval(edi
         "tick_interval_seconds": 1,
     }
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     rollout = Rollout.objects.get(flag=world.flag)
     assert response.status_code == 302
@@ -537,7 +542,7 @@ def test_rollout_create__plan_not_valid__400_at_its_field_and_nothing_created(
     world = make_world()
     form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2, field: value}
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     page = response.content.decode()
     assert response.status_code == 400
@@ -559,7 +564,7 @@ def test_rollout_create__stage_editor__percentages_and_minutes_become_the_stages
         "stage_minutes": "5",
     }
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     rollout = Rollout.objects.get(flag=world.flag)
     assert response.status_code == 302
@@ -594,7 +599,7 @@ def test_rollout_create__stage_editor_not_valid__400_at_its_field_and_nothing_cr
     world = make_world()
     form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": "2", **form}
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     page = response.content.decode()
     assert response.status_code == 400
@@ -614,7 +619,7 @@ def test_rollout_create__stage_editor_and_json_both__400_and_nothing_created(edi
         "stages": json.dumps([{"weight": 1000}, {"weight": 10000}]),
     }
 
-    response = login(editor).post(reverse("rollouts:create"), form)
+    response = logged_in(editor).post(reverse("rollouts:create"), form)
 
     assert response.status_code == 400
     assert "either in the stage fields or as JSON, not both" in response.content.decode()
@@ -625,8 +630,8 @@ def test_rollout_create__viewer__403_and_no_form_on_the_list(viewer: User) -> No
     world = make_world()
     form = {"flag": world.flag.key, "environment": world.environment.key, "candidate": 2}
 
-    refused = login(viewer).post(reverse("rollouts:create"), form)
-    page = login(viewer).get(reverse("rollouts:list")).content.decode()
+    refused = logged_in(viewer).post(reverse("rollouts:create"), form)
+    page = logged_in(viewer).get(reverse("rollouts:list")).content.decode()
 
     assert refused.status_code == 403
     assert not Rollout.objects.exists()
@@ -634,6 +639,6 @@ def test_rollout_create__viewer__403_and_no_form_on_the_list(viewer: User) -> No
 
 
 def test_rollout_list__editor__offers_the_new_rollout_form(editor: User) -> None:
-    page = login(editor).get(reverse("rollouts:list") + "?flag=support-chat").content.decode()
+    page = logged_in(editor).get(reverse("rollouts:list") + "?flag=support-chat").content.decode()
     assert 'id="new-rollout"' in page
     assert 'action="/rollouts/new/"' in page
