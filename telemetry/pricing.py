@@ -251,29 +251,13 @@ def priced(
         if prompt > threshold:
             rates = long_rates
             break
-    # Written out rather than looped over (token count, rate) pairs: ingest prices every call.
-    rate_input, rate_output, rate_5m, rate_1h, rate_read = rates
     total_pico = 0
-    if input_tokens:
-        if rate_input is None:
-            return None
-        total_pico += input_tokens * rate_input
-    if output_tokens:
-        if rate_output is None:
-            return None
-        total_pico += output_tokens * rate_output
-    if cache_write_5m:
-        if rate_5m is None:
-            return None
-        total_pico += cache_write_5m * rate_5m
-    if cache_write_1h:
-        if rate_1h is None:
-            return None
-        total_pico += cache_write_1h * rate_1h
-    if cache_read:
-        if rate_read is None:
-            return None
-        total_pico += cache_read * rate_read
+    counts = (input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read)
+    for count, rate in zip(counts, rates, strict=True):
+        if count:
+            if rate is None:
+                return None
+            total_pico += count * rate
     if plan.premium is not None:
         numerator, denominator = plan.premium
         divisor = PICO_PER_MICRO * denominator

@@ -88,10 +88,11 @@ class CallInput(NamedTuple):
 
 
 class CallRow(NamedTuple):
-    """One stored call, built by keyword: a missing or unknown column is a TypeError, never a
-    value in the wrong column. The one list of the columns: each field carries its PostgreSQL
-    type, from which the staging table and the COPY types are made; field order is the order of
-    COPY and INSERT. JSON columns are JSON text."""
+    """One stored call. The one list of the columns: each field carries its PostgreSQL type,
+    from which the staging table and the COPY types are made; field order is the order of COPY
+    and INSERT. Ingest builds it positionally (in Python and in telemetry/_speedups.c, which
+    checks this field list at load); test_ingest_calls__stored_record__keeps_every_column checks
+    every column. JSON columns are JSON text."""
 
     request_id: Annotated[str, "text"]
     timestamp: Annotated[datetime, "timestamptz"]

@@ -223,7 +223,6 @@ def _rows_of(
     rows: list[CallRow] = []
     seen: set[CallKey] = set()
     duplicates = 0
-    plans: dict[tuple[str, date, str, str], PricePlan | None] = {}
     for call in calls:
         # Every field at once, in CallInput's order (mypy checks each name's type): one
         # unpacking instead of an attribute read per use, 1,000 times a batch.
@@ -269,12 +268,7 @@ def _rows_of(
             if encoded is None:
                 continue
             json_texts = encoded
-        on = timestamp.date()
-        plan_key = (model, on, service_tier, inference_geo)
-        if plan_key in plans:
-            plan = plans[plan_key]
-        else:
-            plan = plans[plan_key] = plan_of(model, on, service_tier, inference_geo)
+        plan = plan_of(model, timestamp.date(), service_tier, inference_geo)
         cost = priced(plan, input_tokens, output_tokens, cache_5m, cache_1h, cache_read)
         if sample is not None:
             keep_sample(key, sample)

@@ -298,15 +298,12 @@ class RollupBatch:
     def __init__(self) -> None:
         self.groups: dict[RollupKey, _Group] = {}
 
-    def add_calls(self, rows: Iterable[CallRow]) -> None:
-        """Add stored calls, each once. Python only sorts the calls into their rollup keys (C
-        does, when telemetry/_speedups.c is built); every sum and count of a group is one
-        C-level pass over its calls (sum, map, Counter), not Python statements per call: this is
-        on the ingest path, 1,000 calls a batch (bench/bench_ingest.py measures it)."""
-        if speedups is not None and type(rows) is list:
-            by_key: dict[RollupKey, list[CallRow]] = speedups.group_rows(rows)
-        else:
-            by_key = group_rows(rows)
+    def add_calls(self, rows: list[CallRow]) -> None:
+        """Add stored calls, each once: sorted into their rollup keys, then each group's sums
+        and counts. On the ingest path, 1,000 calls a batch (bench/bench_ingest.py measures it):
+        both steps run in C when telemetry/_speedups.c is built; otherwise the grouping is a
+        Python loop and every sum of a group one C-level pass (sum, map, Counter)."""
+        by_key = speedups.group_rows(rows) if speedups is not None else group_rows(rows)
         add = speedups.tally if speedups is not None else _Group.add
         for key, calls in by_key.items():
             group = self.groups.get(key)
