@@ -53,6 +53,9 @@ static const char *ROW_FIELDS[] = {
 #define TOKEN_TYPES 5
 #define PICO_PER_MICRO 1000000
 
+/* "" and 0, the values of an absent text and count: made once, at import. */
+static PyObject *empty_text, *zero;
+
 static PyObject *
 names_tuple(const char **names)
 {
@@ -270,9 +273,8 @@ rows_of(PyObject *module, PyObject *args)
     PyObject *rows = PyList_New(0);
     PyObject *seen = PySet_New(NULL);
     PyObject *plans = PyDict_New();
-    PyObject *empty = PyUnicode_FromString("");
     long duplicates = 0;
-    if (rows == NULL || seen == NULL || plans == NULL || empty == NULL)
+    if (rows == NULL || seen == NULL || plans == NULL)
         goto error;
 
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(calls); i++) {
@@ -363,7 +365,7 @@ rows_of(PyObject *module, PyObject *args)
                 goto call_error;
         }
         else {
-            hashed = Py_NewRef(empty);
+            hashed = Py_NewRef(empty_text);
         }
         PyObject *const values[ROW_COUNT] = {
             request_id,
@@ -394,7 +396,7 @@ rows_of(PyObject *module, PyObject *args)
             PyTuple_GET_ITEM(attribution, 5), /* revision */
             PyTuple_GET_ITEM(attribution, 6), /* attributed */
             hashed,
-            store_raw_user ? user_id : empty,
+            store_raw_user ? user_id : empty_text,
             PyTuple_GET_ITEM(call, C_SESSION_ID),
             PyTuple_GET_ITEM(call, C_SURFACE),
             PyTuple_GET_ITEM(call, C_ERROR_TYPE),
@@ -420,7 +422,6 @@ rows_of(PyObject *module, PyObject *args)
     }
     Py_DECREF(seen);
     Py_DECREF(plans);
-    Py_DECREF(empty);
     PyObject *result = Py_BuildValue("(Nl)", rows, duplicates);
     return result;
 
@@ -428,7 +429,6 @@ error:
     Py_XDECREF(rows);
     Py_XDECREF(seen);
     Py_XDECREF(plans);
-    Py_XDECREF(empty);
     return NULL;
 }
 
@@ -458,7 +458,7 @@ static PyObject *attribute_names[A_COUNT];
 /* What parse_json_record makes of one decoded record: a new CallInput, NULL with an
  * exception, or NULL without one when the record is not the common case. */
 typedef struct {
-    PyObject *now, *latest, *known_stop_reasons, *fromisoformat, *call_type, *empty, *zero;
+    PyObject *now, *latest, *known_stop_reasons, *fromisoformat, *call_type;
 } ParseContext;
 
 /* Where each attribute sits in the decoded structs: msgspec's Struct fields are slots (member
@@ -610,30 +610,30 @@ common_call(ParseContext *context, PyObject *record, Py_ssize_t index)
 
     if (usage == Py_None) {
         for (int field = C_INPUT; field <= C_CACHE_READ; field++)
-            values[field] = Py_NewRef(context->zero);
-        values[C_SERVICE_TIER] = Py_NewRef(context->empty);
-        values[C_INFERENCE_GEO] = Py_NewRef(context->empty);
+            values[field] = Py_NewRef(zero);
+        values[C_SERVICE_TIER] = Py_NewRef(empty_text);
+        values[C_INFERENCE_GEO] = Py_NewRef(empty_text);
     }
     else {
-        if (!(values[C_INPUT] = or_default(usage, A_INPUT, context->zero)) ||
-            !(values[C_OUTPUT] = or_default(usage, A_OUTPUT, context->zero)) ||
-            !(values[C_CACHE_READ] = or_default(usage, A_CACHE_READ, context->zero)) ||
+        if (!(values[C_INPUT] = or_default(usage, A_INPUT, zero)) ||
+            !(values[C_OUTPUT] = or_default(usage, A_OUTPUT, zero)) ||
+            !(values[C_CACHE_READ] = or_default(usage, A_CACHE_READ, zero)) ||
             !(cache_creation = attribute(usage, A_CACHE_CREATION)))
             goto done;
         if (cache_creation == Py_None) { /* without the split, the 5-minute TTL */
-            if (!(values[C_CACHE_5M] = or_default(usage, A_CACHE_CREATION_INPUT, context->zero)))
+            if (!(values[C_CACHE_5M] = or_default(usage, A_CACHE_CREATION_INPUT, zero)))
                 goto done;
-            values[C_CACHE_1H] = Py_NewRef(context->zero);
+            values[C_CACHE_1H] = Py_NewRef(zero);
         }
-        else if (!(values[C_CACHE_5M] = or_default(cache_creation, A_5M, context->zero)) ||
-                 !(values[C_CACHE_1H] = or_default(cache_creation, A_1H, context->zero)))
+        else if (!(values[C_CACHE_5M] = or_default(cache_creation, A_5M, zero)) ||
+                 !(values[C_CACHE_1H] = or_default(cache_creation, A_1H, zero)))
             goto done;
-        if (!(values[C_SERVICE_TIER] = or_default(usage, A_SERVICE_TIER, context->empty)) ||
-            !(values[C_INFERENCE_GEO] = or_default(usage, A_INFERENCE_GEO, context->empty)))
+        if (!(values[C_SERVICE_TIER] = or_default(usage, A_SERVICE_TIER, empty_text)) ||
+            !(values[C_INFERENCE_GEO] = or_default(usage, A_INFERENCE_GEO, empty_text)))
             goto done;
     }
-    values[C_WEB_SEARCH] = Py_NewRef(context->zero);
-    values[C_WEB_FETCH] = Py_NewRef(context->zero);
+    values[C_WEB_SEARCH] = Py_NewRef(zero);
+    values[C_WEB_FETCH] = Py_NewRef(zero);
     values[C_SERVER_TOOL_USE] = Py_NewRef(Py_None);
     values[C_ITERATIONS] = Py_NewRef(Py_None);
     values[C_SAMPLE] = Py_NewRef(Py_None);
@@ -641,13 +641,13 @@ common_call(ParseContext *context, PyObject *record, Py_ssize_t index)
     if (!(values[C_INDEX] = PyLong_FromSsize_t(index)) ||
         !(values[C_REQUEST_ID] = attribute(record, A_REQUEST_ID)) ||
         !(values[C_MODEL] = attribute(record, A_MODEL)) ||
-        !(values[C_STOP_REASON] = or_default(record, A_STOP_REASON, context->empty)) ||
+        !(values[C_STOP_REASON] = or_default(record, A_STOP_REASON, empty_text)) ||
         !(values[C_LATENCY] = duration_of(record, A_LATENCY)) ||
         !(values[C_TTFT] = duration_of(record, A_TTFT)) ||
-        !(values[C_FLAG_STATE] = or_default(record, A_FLAG_STATE, context->empty)) ||
-        !(values[C_SESSION_ID] = or_default(record, A_SESSION_ID, context->empty)) ||
-        !(values[C_SURFACE] = or_default(record, A_SURFACE, context->empty)) ||
-        !(values[C_USER_ID] = or_default(record, A_USER_ID, context->empty)))
+        !(values[C_FLAG_STATE] = or_default(record, A_FLAG_STATE, empty_text)) ||
+        !(values[C_SESSION_ID] = or_default(record, A_SESSION_ID, empty_text)) ||
+        !(values[C_SURFACE] = or_default(record, A_SURFACE, empty_text)) ||
+        !(values[C_USER_ID] = or_default(record, A_USER_ID, empty_text)))
         goto done;
     if (!PyUnicode_Check(values[C_USER_ID])) { /* an integer id, stored as its text */
         PyObject *text = PyObject_Str(values[C_USER_ID]);
@@ -666,7 +666,7 @@ common_call(ParseContext *context, PyObject *record, Py_ssize_t index)
     if (error == NULL)
         goto done;
     if (error == Py_None) {
-        values[C_ERROR_TYPE] = Py_NewRef(context->empty);
+        values[C_ERROR_TYPE] = Py_NewRef(empty_text);
         values[C_ERROR_STATUS] = Py_NewRef(Py_None);
     }
     else if (!(values[C_ERROR_TYPE] = attribute(error, A_TYPE)) ||
@@ -708,9 +708,7 @@ parse_records(PyObject *module, PyObject *args)
     PyObject *calls = PyList_New(0);
     PyObject *rejected = PyDict_New();
     PyObject *flag_states = PySet_New(NULL);
-    context.empty = PyUnicode_FromString("");
-    context.zero = PyLong_FromLong(0);
-    if (calls == NULL || rejected == NULL || flag_states == NULL || context.empty == NULL || context.zero == NULL)
+    if (calls == NULL || rejected == NULL || flag_states == NULL)
         goto error;
     for (Py_ssize_t index = 0; index < PyList_GET_SIZE(records); index++) {
         PyObject *record = PyList_GET_ITEM(records, index);
@@ -759,16 +757,12 @@ parse_records(PyObject *module, PyObject *args)
         if (failed)
             goto error;
     }
-    Py_DECREF(context.empty);
-    Py_DECREF(context.zero);
     return Py_BuildValue("(NNN)", calls, rejected, flag_states);
 
 error:
     Py_XDECREF(calls);
     Py_XDECREF(rejected);
     Py_XDECREF(flag_states);
-    Py_XDECREF(context.empty);
-    Py_XDECREF(context.zero);
     return NULL;
 }
 
@@ -822,9 +816,8 @@ group_rows(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!:group_rows", &PyList_Type, &rows))
         return NULL;
     PyObject *groups = PyDict_New();
-    PyObject *empty = PyUnicode_FromString("");
-    if (groups == NULL || empty == NULL)
-        goto error;
+    if (groups == NULL)
+        return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
         PyObject *row = PyList_GET_ITEM(rows, i);
         if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ROW_COUNT) {
@@ -844,7 +837,7 @@ group_rows(PyObject *module, PyObject *args)
                 ? PyTuple_Pack(6, minute, PyTuple_GET_ITEM(row, R_ENVIRONMENT), PyTuple_GET_ITEM(row, R_FLAG),
                                PyTuple_GET_ITEM(row, R_VERSION), PyTuple_GET_ITEM(row, R_ARM),
                                PyTuple_GET_ITEM(row, R_MODEL))
-                : PyTuple_Pack(6, minute, PyTuple_GET_ITEM(row, R_ENVIRONMENT), Py_None, Py_None, empty,
+                : PyTuple_Pack(6, minute, PyTuple_GET_ITEM(row, R_ENVIRONMENT), Py_None, Py_None, empty_text,
                                PyTuple_GET_ITEM(row, R_MODEL));
         Py_DECREF(minute);
         if (key == NULL)
@@ -870,12 +863,10 @@ group_rows(PyObject *module, PyObject *args)
         if (failed)
             goto error;
     }
-    Py_DECREF(empty);
     return groups;
 
 error:
-    Py_XDECREF(groups);
-    Py_XDECREF(empty);
+    Py_DECREF(groups);
     return NULL;
 }
 
@@ -1488,6 +1479,8 @@ PyInit__speedups(void)
 {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL)
+        return NULL;
+    if ((empty_text = PyUnicode_FromString("")) == NULL || (zero = PyLong_FromLong(0)) == NULL)
         return NULL;
     if ((rollup.counters_name = PyUnicode_InternFromString("counters")) == NULL ||
         (rollup.cost_sq_name = PyUnicode_InternFromString("cost_sq")) == NULL ||
