@@ -1,5 +1,5 @@
-"""Helpers of the page (HTML) tests of every app: a logged-in client, the page's text, and the
-login redirect every page gives an anonymous visitor."""
+"""Helpers of the page (HTML) tests of every app: a logged-in client, the page's text, the
+errors a form shows at a field, and the login redirect every page gives an anonymous visitor."""
 
 import html
 from typing import Any
@@ -20,6 +20,12 @@ def logged_in(user: User | None) -> Client:
 def text(response: Any) -> str:
     """The page as the reader sees it: entities such as &#x27; unescaped."""
     return html.unescape(response.content.decode())
+
+
+def field_errors(page: str, field: str) -> str:
+    """The error list a form shows at its field `field` (Django's `id_<field>_error`), as HTML."""
+    errors = page[page.index(f'id="id_{field}_error"') :]
+    return errors[: errors.index("</ul>")]
 
 
 def assert_login_redirect(response: Any) -> None:

@@ -14,7 +14,7 @@ from controlplane.models import AuditEntry
 from flags import services as flag_services
 from rollouts.models import Experiment, Rollout
 from tests.factories import FACTORY_ACTOR, make_version
-from tests.pages import logged_in
+from tests.pages import field_errors, logged_in
 from tests.rollouts.factories import CANDIDATE_CONTENT, World, make_world
 
 pytestmark = pytest.mark.django_db
@@ -105,8 +105,7 @@ def test_experiment_create__bad_input__400_said_at_the_field_nothing_created(
     page = response.content.decode()
     assert response.status_code == 400
     assert '<details class="card" open id="new-experiment">' in page
-    errors = page[page.index(f'id="id_{at}_error"') :]
-    assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
+    assert html.escape(message, quote=True) in field_errors(page, at)
     assert not Experiment.objects.exists()
 
 

@@ -23,7 +23,7 @@ from flags.models import FlagState, Split
 from rollouts.models import RollbackRehearsal, Rollout
 from rollouts.services import experiments, lifecycle, ticks
 from tests.factories import FACTORY_ACTOR, make_environment
-from tests.pages import logged_in
+from tests.pages import field_errors, logged_in
 from tests.rollouts.factories import (
     add_arm_traffic,
     add_calls,
@@ -549,8 +549,7 @@ def test_rollout_create__plan_not_valid__400_at_its_field_and_nothing_created(
     assert (
         '<details id="rollout-plan" class="plan-fields stack" open>' in page
     )  # the plan's errors are shown unfolded
-    errors = page[page.index(f'id="id_{field}_error"') :]
-    assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
+    assert html.escape(message, quote=True) in field_errors(page, field)
     assert not Rollout.objects.exists()
 
 
@@ -604,8 +603,7 @@ def test_rollout_create__stage_editor_not_valid__400_at_its_field_and_nothing_cr
     page = response.content.decode()
     assert response.status_code == 400
     assert '<details id="rollout-plan" class="plan-fields stack" open>' in page
-    errors = page[page.index(f'id="id_{field}_error"') :]
-    assert html.escape(message, quote=True) in errors[: errors.index("</ul>")]
+    assert html.escape(message, quote=True) in field_errors(page, field)
     assert not Rollout.objects.exists()
 
 
