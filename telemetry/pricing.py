@@ -142,38 +142,13 @@ class PriceTable:
         inference_geo: str = "",
     ) -> int | None:
         """The call's cost in micro-USD, rounded half up; None when it cannot be known."""
-        return self.cost(
-            model,
-            on,
-            service_tier,
-            inference_geo,
+        return priced(
+            self.plan(model, on, service_tier, inference_geo),
             tokens.input,
             tokens.output,
             tokens.cache_write_5m,
             tokens.cache_write_1h,
             tokens.cache_read,
-        )
-
-    def cost(
-        self,
-        model: str,
-        on: date,
-        service_tier: str,
-        inference_geo: str,
-        input_tokens: int,
-        output_tokens: int,
-        cache_write_5m: int,
-        cache_write_1h: int,
-        cache_read: int,
-    ) -> int | None:
-        """`cost_micro_usd` with positional counts, for the ingest loop."""
-        return priced(
-            self.plan(model, on, service_tier, inference_geo),
-            input_tokens,
-            output_tokens,
-            cache_write_5m,
-            cache_write_1h,
-            cache_read,
         )
 
     def plan(self, model: str, on: date, service_tier: str, inference_geo: str) -> PricePlan | None:

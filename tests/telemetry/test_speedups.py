@@ -20,7 +20,7 @@ from psycopg.adapt import AdaptersMap, Transformer
 from psycopg.pq import Format
 
 from telemetry.models import CallRecord, Rollup, RollupCount, RollupHistogram
-from telemetry.pricing import ModelPricing, PriceTable
+from telemetry.pricing import ModelPricing, PriceTable, TokenCounts
 from telemetry.records import (
     KNOWN_STOP_REASONS,
     CallInput,
@@ -297,16 +297,18 @@ def test_rows_of__costs__same_as_price_table_cost():
         first.setdefault((call.request_id, environment_id), call)
     for row in rows:
         call = first[(row.request_id, row.environment_id)]
-        assert row.cost_micro_usd == table.cost(
-            call.model,
-            call.timestamp.date(),
-            call.service_tier,
-            call.inference_geo,
-            call.input_tokens,
-            call.output_tokens,
-            call.cache_write_5m_tokens,
-            call.cache_write_1h_tokens,
-            call.cache_read_tokens,
+        assert row.cost_micro_usd == table.cost_micro_usd(
+            model=call.model,
+            on=call.timestamp.date(),
+            tokens=TokenCounts(
+                call.input_tokens,
+                call.output_tokens,
+                call.cache_write_5m_tokens,
+                call.cache_write_1h_tokens,
+                call.cache_read_tokens,
+            ),
+            service_tier=call.service_tier,
+            inference_geo=call.inference_geo,
         )
 
 
